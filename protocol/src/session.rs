@@ -80,6 +80,13 @@ impl Session {
         &self.handshake_hash
     }
 
+    /// Moves both sequence counters, so tests can reach the 2²⁴−1 limit without sending 16
+    /// million frames. Never useful outside tests.
+    pub fn dangerous_set_sequence_for_testing(&mut self, write: u32, read: u32) {
+        self.write.counter = write;
+        self.read.counter = read;
+    }
+
     /// Pads and encrypts one plaintext (type byte included, if any).
     pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
         if plaintext.len() > MAX_MESSAGE {
@@ -236,11 +243,12 @@ pub struct Update {
 }
 
 impl Update {
-    /// Size Chromium's phone gives the plaintext (type byte + CBOR) so that every update
-    /// ciphertext is 528 bytes whatever the link holds.
+    /// Size of the padded plaintext of every update, so that its ciphertext is 528 bytes
+    /// whatever the link holds (as Chromium's phone does).
     pub const PADDED_PLAINTEXT: usize = 512;
 
-    /// The CBOR map, padded with key 0 so that `02 ‖ CBOR` is 512 bytes when it fits.
+    /// The CBOR map, padded with key 0 so that `02 ‖ CBOR` is 511 bytes when it fits (the
+    /// frame's own padding count then makes 512).
     pub fn encode(&self) -> Vec<u8> {
         let mut map = Vec::new();
         if let Some(l) = &self.linking {
@@ -248,7 +256,7 @@ impl Update {
         }
         let bare = cbor::encode(&Value::Map(map.clone()));
         // Key 0 costs one byte of key, a 1–3 byte string head and the zeros themselves.
-        let target = Self::PADDED_PLAINTEXT - 1;
+        let target = Self::PADDED_PLAINTEXT - 2;
         let most = target.saturating_sub(bare.len() + 2);
         for pad in (most.saturating_sub(3)..=most).rev() {
             let mut m = map.clone();
