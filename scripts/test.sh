@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every test in the workspace: unit, integration and end-to-end, including the btleplug
+# scanner against a mock BlueZ and the relay scale-out test behind nginx. Installs the Debian
+# packages those two need when they are missing (dbus, python3-dbusmock, nginx); run as root
+# or install them yourself first. Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus)
+/usr/bin/python3 -c 'import dbusmock, dbus' >/dev/null 2>&1 || need+=(python3-dbusmock python3-dbus)
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing test dependencies: ${need[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "the tests need Debian packages: sudo apt-get install -y ${need[*]}" >&2
+    exit 1
+  fi
+fi
+
+cargo test --workspace -j2 "$@"
