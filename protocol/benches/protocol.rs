@@ -14,7 +14,13 @@ fn benches(c: &mut Criterion) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let identity = IdentityKey::random(&mut rng);
     let secret = QrSecret::random(&mut rng).unwrap();
-    let qr = QrCode::new(identity.public_key(), secret.clone(), 1_700_000_000, true, RequestType::GetAssertion);
+    let qr = QrCode::new(
+        identity.public_key(),
+        secret.clone(),
+        1_700_000_000,
+        true,
+        RequestType::GetAssertion,
+    );
 
     c.bench_function("qr encode + parse", |b| {
         b.iter(|| QrCode::parse(&qr.to_url()).unwrap())
@@ -35,13 +41,15 @@ fn benches(c: &mut Criterion) {
     c.bench_function("KNpsk0 handshake, both roles", |b| {
         b.iter(|| {
             let (waiting, m1) = Initiator::start_qr(&identity, &psk, &mut rng).unwrap();
-            let (_, m2) = Responder::respond_qr(&identity.public_key(), &psk, &m1, &mut rng).unwrap();
+            let (_, m2) =
+                Responder::respond_qr(&identity.public_key(), &psk, &m1, &mut rng).unwrap();
             waiting.finish(&m2).unwrap()
         })
     });
 
     let (waiting, m1) = Initiator::start_qr(&identity, &psk, &mut rng).unwrap();
-    let (mut phone, m2) = Responder::respond_qr(&identity.public_key(), &psk, &m1, &mut rng).unwrap();
+    let (mut phone, m2) =
+        Responder::respond_qr(&identity.public_key(), &psk, &m1, &mut rng).unwrap();
     let mut desktop = waiting.finish(&m2).unwrap();
     let mut group = c.benchmark_group("frame encrypt + decrypt");
     for size in [256usize, 4096] {

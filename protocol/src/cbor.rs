@@ -76,7 +76,10 @@ pub fn decode(bytes: &[u8]) -> Result<Value, Error> {
     let value: Value = ciborium::de::from_reader_with_recursion_limit(&mut reader, MAX_DEPTH + 1)
         .map_err(|e| Error::cbor(format!("does not parse ({e})")))?;
     if !reader.is_empty() {
-        return Err(Error::cbor(format!("{} trailing bytes after the item", reader.len())));
+        return Err(Error::cbor(format!(
+            "{} trailing bytes after the item",
+            reader.len()
+        )));
     }
     check_value(&value, 0)?;
     if encode(&value) != bytes {
@@ -153,7 +156,10 @@ impl<'a> MapReader<'a> {
     pub fn new(what: &'static str, value: &'a Value) -> Result<Self, Error> {
         match value {
             Value::Map(entries) => Ok(Self { what, entries }),
-            other => Err(Error::cbor(format!("{what} must be a map, got {}", kind(other)))),
+            other => Err(Error::cbor(format!(
+                "{what} must be a map, got {}",
+                kind(other)
+            ))),
         }
     }
 
@@ -192,7 +198,9 @@ impl<'a> MapReader<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Bytes(b)) => Ok(Some(b)),
-            Some(other) => Err(self.err(&key, format!("must be a byte string, got {}", kind(other)))),
+            Some(other) => {
+                Err(self.err(&key, format!("must be a byte string, got {}", kind(other))))
+            }
         }
     }
 
@@ -205,8 +213,12 @@ impl<'a> MapReader<'a> {
     /// A required byte string of exactly `N` bytes.
     pub fn fixed_bytes<const N: usize>(&self, key: i64) -> Result<[u8; N], Error> {
         let b = self.bytes(key)?;
-        b.try_into()
-            .map_err(|_| self.err(&key, format!("must be a {N}-byte string, got {} bytes", b.len())))
+        b.try_into().map_err(|_| {
+            self.err(
+                &key,
+                format!("must be a {N}-byte string, got {} bytes", b.len()),
+            )
+        })
     }
 
     /// An optional text string.
@@ -214,7 +226,9 @@ impl<'a> MapReader<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Text(t)) => Ok(Some(t)),
-            Some(other) => Err(self.err(&key, format!("must be a text string, got {}", kind(other)))),
+            Some(other) => {
+                Err(self.err(&key, format!("must be a text string, got {}", kind(other))))
+            }
         }
     }
 
@@ -228,10 +242,16 @@ impl<'a> MapReader<'a> {
     pub fn opt_uint(&self, key: i64) -> Result<Option<u64>, Error> {
         match self.get(key) {
             None => Ok(None),
-            Some(Value::Integer(i)) => u64::try_from(*i)
-                .map(Some)
-                .map_err(|_| self.err(&key, "must be an unsigned integer, got a negative one".into())),
-            Some(other) => Err(self.err(&key, format!("must be an unsigned integer, got {}", kind(other)))),
+            Some(Value::Integer(i)) => u64::try_from(*i).map(Some).map_err(|_| {
+                self.err(
+                    &key,
+                    "must be an unsigned integer, got a negative one".into(),
+                )
+            }),
+            Some(other) => Err(self.err(
+                &key,
+                format!("must be an unsigned integer, got {}", kind(other)),
+            )),
         }
     }
 
@@ -303,13 +323,16 @@ mod tests {
         assert_eq!(&e[1..3], &[0x01, 0x05]);
         assert_eq!(&e[3..5], &[0x0a, 0x04]);
         assert_eq!(&e[5..7], &[0x20, 0x03]);
-        assert_eq!(decode(&e).unwrap(), Value::Map(vec![
-            (int(1), int(5)),
-            (int(10), int(4)),
-            (int(-1), int(3)),
-            (text("alg"), int(1)),
-            (text("type"), int(2)),
-        ]));
+        assert_eq!(
+            decode(&e).unwrap(),
+            Value::Map(vec![
+                (int(1), int(5)),
+                (int(10), int(4)),
+                (int(-1), int(3)),
+                (text("alg"), int(1)),
+                (text("type"), int(2)),
+            ])
+        );
     }
 
     #[test]

@@ -88,10 +88,23 @@ impl Status {
     pub fn from_byte(b: u8) -> Self {
         use Status::*;
         [
-            Ok, InvalidCommand, InvalidParameter, InvalidLength, CborUnexpectedType, InvalidCbor,
-            MissingParameter, UnsupportedExtension, CredentialExcluded, UnsupportedAlgorithm,
-            OperationDenied, KeyStoreFull, UnsupportedOption, InvalidOption, NoCredentials,
-            UserActionTimeout, NotAllowed,
+            Ok,
+            InvalidCommand,
+            InvalidParameter,
+            InvalidLength,
+            CborUnexpectedType,
+            InvalidCbor,
+            MissingParameter,
+            UnsupportedExtension,
+            CredentialExcluded,
+            UnsupportedAlgorithm,
+            OperationDenied,
+            KeyStoreFull,
+            UnsupportedOption,
+            InvalidOption,
+            NoCredentials,
+            UserActionTimeout,
+            NotAllowed,
         ]
         .into_iter()
         .find(|s| *s as u8 == b)
@@ -103,14 +116,21 @@ impl Status {
         match self {
             Self::Ok => "success",
             Self::InvalidCommand => "the phone does not support this command",
-            Self::InvalidParameter | Self::InvalidLength | Self::CborUnexpectedType | Self::InvalidCbor
+            Self::InvalidParameter
+            | Self::InvalidLength
+            | Self::CborUnexpectedType
+            | Self::InvalidCbor
             | Self::MissingParameter => "the phone rejected the request as malformed",
             Self::UnsupportedExtension => "the phone does not support a requested extension",
-            Self::CredentialExcluded => "the phone already holds a passkey for this account (excludeList)",
+            Self::CredentialExcluded => {
+                "the phone already holds a passkey for this account (excludeList)"
+            }
             Self::UnsupportedAlgorithm => "the phone supports none of the requested algorithms",
             Self::OperationDenied | Self::NotAllowed => "the request was denied on the phone",
             Self::KeyStoreFull => "the phone has no room for another passkey",
-            Self::UnsupportedOption | Self::InvalidOption => "the phone does not support a requested option",
+            Self::UnsupportedOption | Self::InvalidOption => {
+                "the phone does not support a requested option"
+            }
             Self::NoCredentials => "the phone has no passkey for this site",
             Self::UserActionTimeout => "nobody confirmed on the phone in time",
             Self::Other => "the phone reported an error",
@@ -130,7 +150,10 @@ pub struct CtapError {
 
 impl CtapError {
     fn new(status: Status, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
+        Self {
+            status,
+            message: message.into(),
+        }
     }
 
     fn from_cbor(e: Error) -> Self {
@@ -211,7 +234,12 @@ impl GetInfo {
         if !self.options.is_empty() {
             m.push((
                 cbor::int(4),
-                Value::Map(self.options.iter().map(|(k, v)| (cbor::text(k), Value::Bool(*v))).collect()),
+                Value::Map(
+                    self.options
+                        .iter()
+                        .map(|(k, v)| (cbor::text(k), Value::Bool(*v)))
+                        .collect(),
+                ),
             ));
         }
         if !self.transports.is_empty() {
@@ -223,7 +251,12 @@ impl GetInfo {
                 Value::Array(
                     self.algorithms
                         .iter()
-                        .map(|a| Value::Map(vec![(cbor::text("alg"), cbor::int(*a)), (cbor::text("type"), cbor::text("public-key"))]))
+                        .map(|a| {
+                            Value::Map(vec![
+                                (cbor::text("alg"), cbor::int(*a)),
+                                (cbor::text("type"), cbor::text("public-key")),
+                            ])
+                        })
                         .collect(),
                 ),
             ));
@@ -261,7 +294,12 @@ impl GetInfo {
             .opt_array(10)?
             .unwrap_or_default()
             .iter()
-            .filter_map(|p| MapReader::new("algorithm", p).ok()?.get_text_key("alg").cloned())
+            .filter_map(|p| {
+                MapReader::new("algorithm", p)
+                    .ok()?
+                    .get_text_key("alg")
+                    .cloned()
+            })
             .filter_map(|a| match a {
                 Value::Integer(i) => i64::try_from(i).ok(),
                 _ => None,
@@ -345,7 +383,8 @@ impl User {
     fn from_value(v: &Value) -> Result<Self, CtapError> {
         let m = MapReader::new("user", v).map_err(CtapError::from_cbor)?;
         Ok(Self {
-            id: text_key_bytes(&m, "id")?.ok_or_else(|| CtapError::new(Status::MissingParameter, "user.id is missing"))?,
+            id: text_key_bytes(&m, "id")?
+                .ok_or_else(|| CtapError::new(Status::MissingParameter, "user.id is missing"))?,
             name: text_key_text(&m, "name")?,
             display_name: text_key_text(&m, "displayName")?,
         })
@@ -355,17 +394,24 @@ impl User {
 impl CredentialDescriptor {
     /// The CBOR map.
     pub fn to_value(&self) -> Value {
-        let mut m = vec![(cbor::text("id"), cbor::bytes(&self.id)), (cbor::text("type"), cbor::text("public-key"))];
+        let mut m = vec![
+            (cbor::text("id"), cbor::bytes(&self.id)),
+            (cbor::text("type"), cbor::text("public-key")),
+        ];
         if let Some(t) = &self.transports {
-            m.push((cbor::text("transports"), Value::Array(t.iter().map(|s| cbor::text(s)).collect())));
+            m.push((
+                cbor::text("transports"),
+                Value::Array(t.iter().map(|s| cbor::text(s)).collect()),
+            ));
         }
         Value::Map(m)
     }
 
     fn from_value(v: &Value) -> Result<Self, CtapError> {
         let m = MapReader::new("credential descriptor", v).map_err(CtapError::from_cbor)?;
-        let id = text_key_bytes(&m, "id")?
-            .ok_or_else(|| CtapError::new(Status::MissingParameter, "credential descriptor has no id"))?;
+        let id = text_key_bytes(&m, "id")?.ok_or_else(|| {
+            CtapError::new(Status::MissingParameter, "credential descriptor has no id")
+        })?;
         let transports = match m.get_text_key("transports") {
             None => None,
             Some(Value::Array(a)) => Some(
@@ -376,7 +422,12 @@ impl CredentialDescriptor {
                     })
                     .collect(),
             ),
-            Some(_) => return Err(CtapError::new(Status::CborUnexpectedType, "transports must be an array")),
+            Some(_) => {
+                return Err(CtapError::new(
+                    Status::CborUnexpectedType,
+                    "transports must be an array",
+                ))
+            }
         };
         Ok(Self { id, transports })
     }
@@ -395,7 +446,10 @@ impl PrfValues {
         let m = MapReader::new("prf values", v).map_err(CtapError::from_cbor)?;
         let first = text_key_bytes(&m, "first")?
             .ok_or_else(|| CtapError::new(Status::MissingParameter, "prf values have no first"))?;
-        Ok(Self { first, second: text_key_bytes(&m, "second")? })
+        Ok(Self {
+            first,
+            second: text_key_bytes(&m, "second")?,
+        })
     }
 }
 
@@ -403,7 +457,10 @@ fn text_key_bytes(m: &MapReader<'_>, key: &str) -> Result<Option<Vec<u8>>, CtapE
     match m.get_text_key(key) {
         None => Ok(None),
         Some(Value::Bytes(b)) => Ok(Some(b.clone())),
-        Some(_) => Err(CtapError::new(Status::CborUnexpectedType, format!("{key} must be a byte string"))),
+        Some(_) => Err(CtapError::new(
+            Status::CborUnexpectedType,
+            format!("{key} must be a byte string"),
+        )),
     }
 }
 
@@ -411,7 +468,10 @@ fn text_key_text(m: &MapReader<'_>, key: &str) -> Result<Option<String>, CtapErr
     match m.get_text_key(key) {
         None => Ok(None),
         Some(Value::Text(t)) => Ok(Some(t.clone())),
-        Some(_) => Err(CtapError::new(Status::CborUnexpectedType, format!("{key} must be a text string"))),
+        Some(_) => Err(CtapError::new(
+            Status::CborUnexpectedType,
+            format!("{key} must be a text string"),
+        )),
     }
 }
 
@@ -419,12 +479,18 @@ fn text_key_bool(m: &MapReader<'_>, key: &str) -> Result<Option<bool>, CtapError
     match m.get_text_key(key) {
         None => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(CtapError::new(Status::CborUnexpectedType, format!("{key} must be a boolean"))),
+        Some(_) => Err(CtapError::new(
+            Status::CborUnexpectedType,
+            format!("{key} must be a boolean"),
+        )),
     }
 }
 
 fn descriptors(v: Option<&[Value]>) -> Result<Vec<CredentialDescriptor>, CtapError> {
-    v.unwrap_or_default().iter().map(CredentialDescriptor::from_value).collect()
+    v.unwrap_or_default()
+        .iter()
+        .map(CredentialDescriptor::from_value)
+        .collect()
 }
 
 fn descriptor_array(list: &[CredentialDescriptor]) -> Value {
@@ -432,9 +498,13 @@ fn descriptor_array(list: &[CredentialDescriptor]) -> Value {
 }
 
 fn parse_request(what: &'static str, bytes: &[u8]) -> Result<Value, CtapError> {
-    let v = cbor::decode(bytes).map_err(|e| CtapError::new(Status::InvalidCbor, format!("{what}: {e}")))?;
+    let v = cbor::decode(bytes)
+        .map_err(|e| CtapError::new(Status::InvalidCbor, format!("{what}: {e}")))?;
     if !matches!(v, Value::Map(_)) {
-        return Err(CtapError::new(Status::CborUnexpectedType, format!("{what} must be a map")));
+        return Err(CtapError::new(
+            Status::CborUnexpectedType,
+            format!("{what} must be a map"),
+        ));
     }
     Ok(v)
 }
@@ -461,9 +531,15 @@ pub struct Options {
 }
 
 fn parse_options(m: &MapReader<'_>, key: i64) -> Result<Options, CtapError> {
-    let Some(o) = m.opt_map(key).map_err(CtapError::from_cbor)? else { return Ok(Options::default()) };
+    let Some(o) = m.opt_map(key).map_err(CtapError::from_cbor)? else {
+        return Ok(Options::default());
+    };
     let o = MapReader::new("options", o).map_err(CtapError::from_cbor)?;
-    Ok(Options { rk: text_key_bool(&o, "rk")?, up: text_key_bool(&o, "up")?, uv: text_key_bool(&o, "uv")? })
+    Ok(Options {
+        rk: text_key_bool(&o, "rk")?,
+        up: text_key_bool(&o, "up")?,
+        uv: text_key_bool(&o, "uv")?,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -511,7 +587,12 @@ impl MakeCredentialRequest {
                 Value::Array(
                     self.algorithms
                         .iter()
-                        .map(|a| Value::Map(vec![(cbor::text("alg"), cbor::int(*a)), (cbor::text("type"), cbor::text("public-key"))]))
+                        .map(|a| {
+                            Value::Map(vec![
+                                (cbor::text("alg"), cbor::int(*a)),
+                                (cbor::text("type"), cbor::text("public-key")),
+                            ])
+                        })
                         .collect(),
                 ),
             ),
@@ -544,25 +625,55 @@ impl MakeCredentialRequest {
         let v = parse_request("makeCredential", bytes)?;
         let m = MapReader::new("makeCredential", &v).map_err(CtapError::from_cbor)?;
         let client_data_hash = m.fixed_bytes::<32>(1).map_err(CtapError::from_cbor)?;
-        let rp_v = m.opt_map(2).map_err(CtapError::from_cbor)?
-            .ok_or_else(|| CtapError::new(Status::MissingParameter, "makeCredential: rp (key 2) is missing"))?;
+        let rp_v = m.opt_map(2).map_err(CtapError::from_cbor)?.ok_or_else(|| {
+            CtapError::new(
+                Status::MissingParameter,
+                "makeCredential: rp (key 2) is missing",
+            )
+        })?;
         let rp_m = MapReader::new("rp", rp_v).map_err(CtapError::from_cbor)?;
         let rp = RelyingParty {
-            id: text_key_text(&rp_m, "id")?.ok_or_else(|| CtapError::new(Status::MissingParameter, "rp.id is missing"))?,
+            id: text_key_text(&rp_m, "id")?
+                .ok_or_else(|| CtapError::new(Status::MissingParameter, "rp.id is missing"))?,
             name: text_key_text(&rp_m, "name")?,
         };
-        let user_v = m.opt_map(3).map_err(CtapError::from_cbor)?
-            .ok_or_else(|| CtapError::new(Status::MissingParameter, "makeCredential: user (key 3) is missing"))?;
+        let user_v = m.opt_map(3).map_err(CtapError::from_cbor)?.ok_or_else(|| {
+            CtapError::new(
+                Status::MissingParameter,
+                "makeCredential: user (key 3) is missing",
+            )
+        })?;
         let user = User::from_value(user_v)?;
-        let params = m.opt_array(4).map_err(CtapError::from_cbor)?
-            .ok_or_else(|| CtapError::new(Status::MissingParameter, "makeCredential: pubKeyCredParams (key 4) is missing"))?;
+        let params = m
+            .opt_array(4)
+            .map_err(CtapError::from_cbor)?
+            .ok_or_else(|| {
+                CtapError::new(
+                    Status::MissingParameter,
+                    "makeCredential: pubKeyCredParams (key 4) is missing",
+                )
+            })?;
         let mut algorithms = Vec::new();
         for p in params {
             let pm = MapReader::new("pubKeyCredParams entry", p).map_err(CtapError::from_cbor)?;
             match pm.get_text_key("alg") {
-                Some(Value::Integer(i)) => algorithms.push(i64::try_from(*i).map_err(|_| CtapError::new(Status::InvalidParameter, "alg out of range"))?),
-                Some(_) => return Err(CtapError::new(Status::CborUnexpectedType, "alg must be an integer")),
-                None => return Err(CtapError::new(Status::MissingParameter, "pubKeyCredParams entry has no alg")),
+                Some(Value::Integer(i)) => {
+                    algorithms.push(i64::try_from(*i).map_err(|_| {
+                        CtapError::new(Status::InvalidParameter, "alg out of range")
+                    })?)
+                }
+                Some(_) => {
+                    return Err(CtapError::new(
+                        Status::CborUnexpectedType,
+                        "alg must be an integer",
+                    ))
+                }
+                None => {
+                    return Err(CtapError::new(
+                        Status::MissingParameter,
+                        "pubKeyCredParams entry has no alg",
+                    ))
+                }
             }
         }
         let exclude_list = descriptors(m.opt_array(5).map_err(CtapError::from_cbor)?)?;
@@ -580,7 +691,15 @@ impl MakeCredentialRequest {
             }
         }
         let options = parse_options(&m, 7)?;
-        Ok(Self { client_data_hash, rp, user, algorithms, exclude_list, extensions, options })
+        Ok(Self {
+            client_data_hash,
+            rp,
+            user,
+            algorithms,
+            exclude_list,
+            extensions,
+            options,
+        })
     }
 }
 
@@ -611,7 +730,10 @@ impl AttestationStatement {
     pub fn to_value(&self) -> Value {
         match self {
             Self::None => Value::Map(vec![]),
-            Self::PackedSelf { alg, sig } => Value::Map(vec![(cbor::text("alg"), cbor::int(*alg)), (cbor::text("sig"), cbor::bytes(sig))]),
+            Self::PackedSelf { alg, sig } => Value::Map(vec![
+                (cbor::text("alg"), cbor::int(*alg)),
+                (cbor::text("sig"), cbor::bytes(sig)),
+            ]),
         }
     }
 }
@@ -636,7 +758,13 @@ impl MakeCredentialResponse {
             (cbor::int(3), self.attestation.to_value()),
         ];
         if let Some(e) = self.prf_enabled {
-            m.push((cbor::int(6), Value::Map(vec![(cbor::text("prf"), Value::Map(vec![(cbor::text("enabled"), Value::Bool(e))]))])));
+            m.push((
+                cbor::int(6),
+                Value::Map(vec![(
+                    cbor::text("prf"),
+                    Value::Map(vec![(cbor::text("enabled"), Value::Bool(e))]),
+                )]),
+            ));
         }
         cbor::encode(&Value::Map(m))
     }
@@ -647,13 +775,17 @@ impl MakeCredentialResponse {
         let m = MapReader::new("makeCredential response", &v)?;
         let fmt = m.text(1)?;
         let auth_data = m.bytes(2)?.to_vec();
-        let st = m.opt_map(3)?.ok_or_else(|| Error::cbor("makeCredential response: key 3 (attStmt) is missing"))?;
+        let st = m
+            .opt_map(3)?
+            .ok_or_else(|| Error::cbor("makeCredential response: key 3 (attStmt) is missing"))?;
         let sm = MapReader::new("attStmt", st)?;
         let attestation = match fmt {
             "none" => AttestationStatement::None,
             "packed" => {
                 let alg = match sm.get_text_key("alg") {
-                    Some(Value::Integer(i)) => i64::try_from(*i).map_err(|_| Error::cbor("attStmt.alg out of range"))?,
+                    Some(Value::Integer(i)) => {
+                        i64::try_from(*i).map_err(|_| Error::cbor("attStmt.alg out of range"))?
+                    }
                     _ => return Err(Error::cbor("packed attStmt has no integer alg")),
                 };
                 let sig = match sm.get_text_key("sig") {
@@ -661,20 +793,38 @@ impl MakeCredentialResponse {
                     _ => return Err(Error::cbor("packed attStmt has no sig")),
                 };
                 if sm.get_text_key("x5c").is_some() {
-                    return Err(Malformed::Ctap("packed attestation with a certificate chain is not supported".into()).into());
+                    return Err(Malformed::Ctap(
+                        "packed attestation with a certificate chain is not supported".into(),
+                    )
+                    .into());
                 }
                 AttestationStatement::PackedSelf { alg, sig }
             }
-            other => return Err(Malformed::Ctap(format!("unsupported attestation format {other:?}")).into()),
+            other => {
+                return Err(
+                    Malformed::Ctap(format!("unsupported attestation format {other:?}")).into(),
+                )
+            }
         };
         let prf_enabled = m
             .opt_map(6)?
-            .and_then(|u| MapReader::new("unsigned outputs", u).ok()?.get_text_key("prf").cloned())
-            .and_then(|p| match MapReader::new("prf", &p).ok()?.get_text_key("enabled") {
-                Some(Value::Bool(b)) => Some(*b),
-                _ => None,
-            });
-        Ok(Self { attestation, auth_data, prf_enabled })
+            .and_then(|u| {
+                MapReader::new("unsigned outputs", u)
+                    .ok()?
+                    .get_text_key("prf")
+                    .cloned()
+            })
+            .and_then(
+                |p| match MapReader::new("prf", &p).ok()?.get_text_key("enabled") {
+                    Some(Value::Bool(b)) => Some(*b),
+                    _ => None,
+                },
+            );
+        Ok(Self {
+            attestation,
+            auth_data,
+            prf_enabled,
+        })
     }
 }
 
@@ -708,7 +858,10 @@ pub struct GetAssertionRequest {
 impl GetAssertionRequest {
     /// Canonical CBOR (without the command byte).
     pub fn to_cbor(&self) -> Vec<u8> {
-        let mut m = vec![(cbor::int(1), cbor::text(&self.rp_id)), (cbor::int(2), cbor::bytes(&self.client_data_hash))];
+        let mut m = vec![
+            (cbor::int(1), cbor::text(&self.rp_id)),
+            (cbor::int(2), cbor::bytes(&self.client_data_hash)),
+        ];
         if !self.allow_list.is_empty() {
             m.push((cbor::int(3), descriptor_array(&self.allow_list)));
         }
@@ -720,10 +873,18 @@ impl GetAssertionRequest {
             if !prf.eval_by_credential.is_empty() {
                 p.push((
                     cbor::text("evalByCredential"),
-                    Value::Map(prf.eval_by_credential.iter().map(|(id, v)| (cbor::text(&base64url(id)), v.to_value())).collect()),
+                    Value::Map(
+                        prf.eval_by_credential
+                            .iter()
+                            .map(|(id, v)| (cbor::text(&base64url(id)), v.to_value()))
+                            .collect(),
+                    ),
                 ));
             }
-            m.push((cbor::int(4), Value::Map(vec![(cbor::text("prf"), Value::Map(p))])));
+            m.push((
+                cbor::int(4),
+                Value::Map(vec![(cbor::text("prf"), Value::Map(p))]),
+            ));
         }
         if let Some(o) = options_value(None, self.options.up, self.options.uv) {
             m.push((cbor::int(5), o));
@@ -748,13 +909,24 @@ impl GetAssertionRequest {
                     inputs.eval = Some(PrfValues::from_value(e)?);
                 }
                 if let Some(by) = pm.get_text_key("evalByCredential") {
-                    let bm = MapReader::new("evalByCredential", by).map_err(CtapError::from_cbor)?;
+                    let bm =
+                        MapReader::new("evalByCredential", by).map_err(CtapError::from_cbor)?;
                     for (k, v) in bm.entries() {
                         let Value::Text(id) = k else {
-                            return Err(CtapError::new(Status::CborUnexpectedType, "evalByCredential keys must be base64url text"));
+                            return Err(CtapError::new(
+                                Status::CborUnexpectedType,
+                                "evalByCredential keys must be base64url text",
+                            ));
                         };
-                        let id = from_base64url(id).ok_or_else(|| CtapError::new(Status::InvalidParameter, "evalByCredential key is not base64url"))?;
-                        inputs.eval_by_credential.push((id, PrfValues::from_value(v)?));
+                        let id = from_base64url(id).ok_or_else(|| {
+                            CtapError::new(
+                                Status::InvalidParameter,
+                                "evalByCredential key is not base64url",
+                            )
+                        })?;
+                        inputs
+                            .eval_by_credential
+                            .push((id, PrfValues::from_value(v)?));
                     }
                 }
                 prf = Some(inputs);
@@ -762,9 +934,18 @@ impl GetAssertionRequest {
         }
         let options = parse_options(&m, 5)?;
         if options.rk.is_some() {
-            return Err(CtapError::new(Status::UnsupportedOption, "getAssertion does not take the rk option"));
+            return Err(CtapError::new(
+                Status::UnsupportedOption,
+                "getAssertion does not take the rk option",
+            ));
         }
-        Ok(Self { rp_id, client_data_hash, allow_list, prf, options })
+        Ok(Self {
+            rp_id,
+            client_data_hash,
+            allow_list,
+            prf,
+            options,
+        })
     }
 }
 
@@ -800,7 +981,13 @@ impl GetAssertionResponse {
             m.push((cbor::int(6), Value::Bool(s)));
         }
         if let Some(r) = &self.prf_results {
-            m.push((cbor::int(8), Value::Map(vec![(cbor::text("prf"), Value::Map(vec![(cbor::text("results"), r.to_value())]))])));
+            m.push((
+                cbor::int(8),
+                Value::Map(vec![(
+                    cbor::text("prf"),
+                    Value::Map(vec![(cbor::text("results"), r.to_value())]),
+                )]),
+            ));
         }
         cbor::encode(&Value::Map(m))
     }
@@ -809,13 +996,30 @@ impl GetAssertionResponse {
     pub fn from_cbor(bytes: &[u8]) -> Result<Self, Error> {
         let v = cbor::decode(bytes)?;
         let m = MapReader::new("getAssertion response", &v)?;
-        let cred = m.opt_map(1)?.ok_or_else(|| Error::cbor("getAssertion response: key 1 (credential) is missing"))?;
-        let credential = CredentialDescriptor::from_value(cred).map_err(|e| Malformed::Ctap(e.message))?;
-        let user = m.opt_map(4)?.map(User::from_value).transpose().map_err(|e| Malformed::Ctap(e.message))?;
+        let cred = m
+            .opt_map(1)?
+            .ok_or_else(|| Error::cbor("getAssertion response: key 1 (credential) is missing"))?;
+        let credential =
+            CredentialDescriptor::from_value(cred).map_err(|e| Malformed::Ctap(e.message))?;
+        let user = m
+            .opt_map(4)?
+            .map(User::from_value)
+            .transpose()
+            .map_err(|e| Malformed::Ctap(e.message))?;
         let prf_results = m
             .opt_map(8)?
-            .and_then(|u| MapReader::new("unsigned outputs", u).ok()?.get_text_key("prf").cloned())
-            .and_then(|p| MapReader::new("prf", &p).ok()?.get_text_key("results").cloned())
+            .and_then(|u| {
+                MapReader::new("unsigned outputs", u)
+                    .ok()?
+                    .get_text_key("prf")
+                    .cloned()
+            })
+            .and_then(|p| {
+                MapReader::new("prf", &p)
+                    .ok()?
+                    .get_text_key("results")
+                    .cloned()
+            })
             .map(|r| PrfValues::from_value(&r))
             .transpose()
             .map_err(|e| Malformed::Ctap(e.message))?;
@@ -837,7 +1041,9 @@ fn base64url(b: &[u8]) -> String {
 
 fn from_base64url(s: &str) -> Option<Vec<u8>> {
     use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok()
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .ok()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -872,23 +1078,33 @@ pub struct AuthenticatorData {
 /// The canonical CBOR of an ES256 COSE_Key for `key`, built with `coset`.
 pub fn cose_key_es256(key: &PublicKey) -> Vec<u8> {
     let point = key.to_uncompressed();
-    let cose = CoseKeyBuilder::new_ec2_pub_key(iana::EllipticCurve::P_256, point[1..33].to_vec(), point[33..].to_vec())
-        .algorithm(iana::Algorithm::ES256)
-        .build();
+    let cose = CoseKeyBuilder::new_ec2_pub_key(
+        iana::EllipticCurve::P_256,
+        point[1..33].to_vec(),
+        point[33..].to_vec(),
+    )
+    .algorithm(iana::Algorithm::ES256)
+    .build();
     let value = cose.to_cbor_value().expect("a COSE key always serializes");
     cbor::encode(&value)
 }
 
 /// Parses an ES256 COSE_Key.
 pub fn parse_cose_key_es256(value: Value) -> Result<PublicKey, Error> {
-    let key = CoseKey::from_cbor_value(value).map_err(|e| Malformed::Ctap(format!("COSE key: {e}")))?;
+    let key =
+        CoseKey::from_cbor_value(value).map_err(|e| Malformed::Ctap(format!("COSE key: {e}")))?;
     let param = |label: i64| {
-        key.params.iter().find(|(l, _)| *l == coset::Label::Int(label)).and_then(|(_, v)| match v {
-            Value::Bytes(b) => Some(b.clone()),
-            _ => None,
-        })
+        key.params
+            .iter()
+            .find(|(l, _)| *l == coset::Label::Int(label))
+            .and_then(|(_, v)| match v {
+                Value::Bytes(b) => Some(b.clone()),
+                _ => None,
+            })
     };
-    let (x, y) = param(-2).zip(param(-3)).ok_or_else(|| Malformed::Ctap("COSE key lacks x or y".into()))?;
+    let (x, y) = param(-2)
+        .zip(param(-3))
+        .ok_or_else(|| Malformed::Ctap("COSE key lacks x or y".into()))?;
     if key.alg != Some(coset::Algorithm::Assigned(iana::Algorithm::ES256)) {
         return Err(Malformed::Ctap("COSE key is not ES256".into()).into());
     }
@@ -948,7 +1164,11 @@ impl AuthenticatorData {
             rest = &rest[len..];
             let (key, used) = cbor::decode_prefix(rest)?;
             rest = &rest[used..];
-            Some(AttestedCredential { aaguid, credential_id, public_key: parse_cose_key_es256(key)? })
+            Some(AttestedCredential {
+                aaguid,
+                credential_id,
+                public_key: parse_cose_key_es256(key)?,
+            })
         } else {
             None
         };
@@ -962,6 +1182,12 @@ impl AuthenticatorData {
         if !rest.is_empty() {
             return Err(bad(&format!("{} trailing bytes", rest.len())));
         }
-        Ok(Self { rp_id_hash, flags, sign_count, attested_credential, extensions })
+        Ok(Self {
+            rp_id_hash,
+            flags,
+            sign_count,
+            attested_credential,
+            extensions,
+        })
     }
 }

@@ -71,16 +71,27 @@ impl Psk {
 impl RootSecret {
     /// The phone's long-term identity key: `derive_from_seed(Derive(root, ∅, 5, 32))`.
     pub fn identity_key(&self) -> IdentityKey {
-        let seed = zeroize::Zeroizing::new(derive_array::<32>(self.expose(), &[], Purpose::IdentityKeySeed));
+        let seed = zeroize::Zeroizing::new(derive_array::<32>(
+            self.expose(),
+            &[],
+            Purpose::IdentityKeySeed,
+        ));
         p256_from_seed(seed.as_ref())
     }
 
     /// The link secret for `pairing_id` under `contact_id`:
     /// `Derive(Derive(root, contact_id, 6, 32), pairing_id, 4, 32)`.
     pub fn paired_secret(&self, contact_id: &[u8], pairing_id: &[u8]) -> LinkSecret {
-        let per_contact =
-            zeroize::Zeroizing::new(derive_array::<32>(self.expose(), contact_id, Purpose::PerContactIdSecret));
-        LinkSecret::from_bytes(derive_array(per_contact.as_ref(), pairing_id, Purpose::PairedSecret))
+        let per_contact = zeroize::Zeroizing::new(derive_array::<32>(
+            self.expose(),
+            contact_id,
+            Purpose::PerContactIdSecret,
+        ));
+        LinkSecret::from_bytes(derive_array(
+            per_contact.as_ref(),
+            pairing_id,
+            Purpose::PairedSecret,
+        ))
     }
 }
 

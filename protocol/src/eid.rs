@@ -49,10 +49,19 @@ pub struct EidPlaintext {
 
 impl EidPlaintext {
     /// A plaintext with a fresh nonce from the caller's RNG.
-    pub fn new(routing_id: RoutingId, domain: Domain, rng: &mut impl CryptoRngCore) -> Result<Self, Error> {
+    pub fn new(
+        routing_id: RoutingId,
+        domain: Domain,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Self, Error> {
         let mut nonce = [0u8; 10];
-        rng.try_fill_bytes(&mut nonce).map_err(|e| Misuse::Rng(e.to_string()))?;
-        Ok(Self { nonce, routing_id, domain })
+        rng.try_fill_bytes(&mut nonce)
+            .map_err(|e| Misuse::Rng(e.to_string()))?;
+        Ok(Self {
+            nonce,
+            routing_id,
+            domain,
+        })
     }
 
     /// `0x00 ‖ nonce ‖ routing ID ‖ LE16(domain)`.
@@ -140,9 +149,12 @@ impl MatchedAdvert {
 }
 
 fn tag(key: &EidKey, block: &[u8]) -> [u8; 4] {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key.expose()[32..]).expect("any key length");
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(&key.expose()[32..]).expect("any key length");
     mac.update(block);
-    mac.finalize().into_bytes()[..4].try_into().expect("4 bytes")
+    mac.finalize().into_bytes()[..4]
+        .try_into()
+        .expect("4 bytes")
 }
 
 /// Encrypts a plaintext into 20 bytes of service data.
@@ -184,5 +196,9 @@ pub fn decrypt(key: &EidKey, service_data: &[u8]) -> Result<MatchedAdvert, Error
     let suffix = (service_data.len() > ADVERT_LEN)
         .then(|| AdvertSuffix::parse(&service_data[ADVERT_LEN..]))
         .flatten();
-    Ok(MatchedAdvert { plaintext_bytes, plaintext, suffix })
+    Ok(MatchedAdvert {
+        plaintext_bytes,
+        plaintext,
+        suffix,
+    })
 }

@@ -69,10 +69,14 @@ pub enum PeerMisbehaved {
     #[error("BLE advert is not for this session (tag mismatch)")]
     AdvertNotOurs,
     /// A decrypted advert whose reserved byte is not zero.
-    #[error("BLE advert has reserved byte {0:#04x} set; it needs a feature this client did not offer")]
+    #[error(
+        "BLE advert has reserved byte {0:#04x} set; it needs a feature this client did not offer"
+    )]
     AdvertReservedBits(u8),
     /// A tunnel domain number that is neither assigned (0, 1) nor hashed (≥ 256).
-    #[error("tunnel server domain {0} is not assigned (0 or 1) and not a hashed domain (256 or more)")]
+    #[error(
+        "tunnel server domain {0} is not assigned (0 or 1) and not a hashed domain (256 or more)"
+    )]
     UnknownDomain(u16),
     /// A handshake message whose authentication failed: wrong PSK, keys or tampering.
     #[error("handshake message failed authentication: the peer used other keys, or the message was altered")]

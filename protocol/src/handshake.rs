@@ -16,13 +16,13 @@
 use std::sync::Mutex;
 
 use rand_core::CryptoRngCore;
-use snow::resolvers::{CryptoResolver, DefaultResolver};
 use snow::params::{CipherChoice, DHChoice, HashChoice, NoiseParams};
+use snow::resolvers::{CryptoResolver, DefaultResolver};
 use snow::types::{Cipher, Dh, Hash, Random};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Malformed, Misuse, PeerMisbehaved};
-use crate::keys::{IdentityKey, PublicKey, Psk};
+use crate::keys::{IdentityKey, Psk, PublicKey};
 use crate::session::{Role, Session};
 
 /// Length of both handshake messages: a 65-byte point and a 16-byte tag.
@@ -93,7 +93,11 @@ impl AwaitingResponse {
     /// Processes message 2 and returns the client's session.
     pub fn finish(mut self, msg2: &[u8]) -> Result<Session, Error> {
         if msg2.len() != MESSAGE_LEN {
-            return Err(Malformed::HandshakeLength { expected: MESSAGE_LEN, got: msg2.len() }.into());
+            return Err(Malformed::HandshakeLength {
+                expected: MESSAGE_LEN,
+                got: msg2.len(),
+            }
+            .into());
         }
         read_empty(&mut self.state, msg2)?;
         into_session(self.state, Role::Client)
@@ -130,7 +134,11 @@ impl Responder {
         msg1: &[u8],
     ) -> Result<(Session, [u8; MESSAGE_LEN]), Error> {
         if msg1.len() != MESSAGE_LEN {
-            return Err(Malformed::HandshakeLength { expected: MESSAGE_LEN, got: msg1.len() }.into());
+            return Err(Malformed::HandshakeLength {
+                expected: MESSAGE_LEN,
+                got: msg1.len(),
+            }
+            .into());
         }
         let mut state = builder?.build_responder().map_err(snow_misuse)?;
         read_empty(&mut state, msg1)?;
@@ -184,7 +192,9 @@ fn builder<'a>(
         .map_err(|e| Misuse::Other(format!("Noise pattern {pattern}: {e}")))?;
     // Draw the ephemeral here, as a valid P-256 scalar, so snow never needs an RNG of its own.
     let ephemeral = IdentityKey::random(rng);
-    let resolver = EphemeralResolver { ephemeral: Mutex::new(Some(ephemeral.to_bytes())) };
+    let resolver = EphemeralResolver {
+        ephemeral: Mutex::new(Some(ephemeral.to_bytes())),
+    };
     snow::Builder::with_resolver(params, Box::new(resolver))
         .prologue(prologue)
         .and_then(|b| b.psk(0, psk.expose()))

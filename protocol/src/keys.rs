@@ -135,7 +135,9 @@ impl PublicKey {
     pub fn from_sec1(bytes: &[u8]) -> Result<Self, Error> {
         p256::PublicKey::from_sec1_bytes(bytes)
             .map(Self)
-            .map_err(|_| Malformed::Key(format!("{} bytes are not a valid P-256 point", bytes.len())).into())
+            .map_err(|_| {
+                Malformed::Key(format!("{} bytes are not a valid P-256 point", bytes.len())).into()
+            })
     }
 
     /// Parses exactly 33 bytes of SEC1 compressed form.
@@ -164,12 +166,20 @@ impl PublicKey {
 
     /// SEC1 compressed form (33 bytes), as in QR key 0.
     pub fn to_compressed(&self) -> [u8; 33] {
-        self.0.to_encoded_point(true).as_bytes().try_into().expect("33 bytes")
+        self.0
+            .to_encoded_point(true)
+            .as_bytes()
+            .try_into()
+            .expect("33 bytes")
     }
 
     /// SEC1 uncompressed form (65 bytes), as Noise and linking info use.
     pub fn to_uncompressed(&self) -> [u8; 65] {
-        self.0.to_encoded_point(false).as_bytes().try_into().expect("65 bytes")
+        self.0
+            .to_encoded_point(false)
+            .as_bytes()
+            .try_into()
+            .expect("65 bytes")
     }
 
     /// The underlying `p256` key, for signature verification.
@@ -201,7 +211,10 @@ mod tests {
         let k = IdentityKey::from_bytes(&[7; 32]).unwrap();
         let p = k.public_key();
         assert_eq!(PublicKey::from_compressed(&p.to_compressed()).unwrap(), p);
-        assert_eq!(PublicKey::from_uncompressed(&p.to_uncompressed()).unwrap(), p);
+        assert_eq!(
+            PublicKey::from_uncompressed(&p.to_uncompressed()).unwrap(),
+            p
+        );
         assert!(PublicKey::from_compressed(&p.to_uncompressed()).is_err());
         let mut bad = p.to_compressed();
         bad[0] = 5;

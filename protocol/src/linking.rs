@@ -46,7 +46,11 @@ impl core::fmt::Debug for LinkingInfo {
 /// The handshake signature: HMAC-SHA256 keyed by the X coordinate of ECDH(`ours`, `theirs`)
 /// over the handshake hash. The phone computes it with its identity key and the client's QR
 /// key; the client with its QR key and the phone's identity key.
-pub fn handshake_signature(ours: &IdentityKey, theirs: &PublicKey, handshake_hash: &[u8; 32]) -> [u8; 32] {
+pub fn handshake_signature(
+    ours: &IdentityKey,
+    theirs: &PublicKey,
+    handshake_hash: &[u8; 32],
+) -> [u8; 32] {
     let shared = ours.ecdh(theirs);
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(shared.as_ref()).expect("any key length");
     mac.update(handshake_hash);
@@ -77,8 +81,13 @@ impl VerifiedLink {
 impl LinkingInfo {
     /// Verifies the handshake signature with the client's QR identity key and the hash of the
     /// QR session it arrived in.
-    pub fn verify(self, qr_identity: &IdentityKey, handshake_hash: &[u8; 32]) -> Result<VerifiedLink, Error> {
-        let expected = handshake_signature(qr_identity, &self.authenticator_public_key, handshake_hash);
+    pub fn verify(
+        self,
+        qr_identity: &IdentityKey,
+        handshake_hash: &[u8; 32],
+    ) -> Result<VerifiedLink, Error> {
+        let expected =
+            handshake_signature(qr_identity, &self.authenticator_public_key, handshake_hash);
         if bool::from(expected.ct_eq(&self.handshake_signature)) {
             Ok(VerifiedLink(self))
         } else {
@@ -92,7 +101,10 @@ impl LinkingInfo {
             (cbor::int(1), cbor::bytes(&self.contact_id)),
             (cbor::int(2), cbor::bytes(&self.link_id)),
             (cbor::int(3), cbor::bytes(self.link_secret.expose())),
-            (cbor::int(4), cbor::bytes(&self.authenticator_public_key.to_uncompressed())),
+            (
+                cbor::int(4),
+                cbor::bytes(&self.authenticator_public_key.to_uncompressed()),
+            ),
             (cbor::int(5), cbor::text(&self.name)),
             (cbor::int(6), cbor::bytes(&self.handshake_signature)),
         ];
@@ -148,10 +160,19 @@ pub struct ClientPayload {
 
 impl ClientPayload {
     /// A payload with a fresh nonce.
-    pub fn new(link_id: [u8; 8], request_type: RequestType, rng: &mut impl CryptoRngCore) -> Result<Self, Error> {
+    pub fn new(
+        link_id: [u8; 8],
+        request_type: RequestType,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Self, Error> {
         let mut client_nonce = [0u8; 16];
-        rng.try_fill_bytes(&mut client_nonce).map_err(|e| Misuse::Rng(e.to_string()))?;
-        Ok(Self { link_id, client_nonce, request_type })
+        rng.try_fill_bytes(&mut client_nonce)
+            .map_err(|e| Misuse::Rng(e.to_string()))?;
+        Ok(Self {
+            link_id,
+            client_nonce,
+            request_type,
+        })
     }
 
     /// Canonical CBOR.
@@ -178,7 +199,9 @@ impl ClientPayload {
     /// Parses the CBOR.
     pub fn from_cbor(bytes: &[u8]) -> Result<Self, Error> {
         let link = |e: Error| match e {
-            Error::Malformed(Malformed::Cbor(m)) => Error::Malformed(Malformed::Linking(format!("client payload: {m}"))),
+            Error::Malformed(Malformed::Cbor(m)) => {
+                Error::Malformed(Malformed::Linking(format!("client payload: {m}")))
+            }
             other => other,
         };
         let v = cbor::decode(bytes).map_err(link)?;
@@ -196,6 +219,10 @@ impl ClientPayload {
                 .into())
             }
         };
-        Ok(Self { link_id, client_nonce, request_type })
+        Ok(Self {
+            link_id,
+            client_nonce,
+            request_type,
+        })
     }
 }

@@ -56,12 +56,15 @@ impl FromStr for AdvertLine {
         if uuid.len() != 4 {
             return Err(bad(format!("service UUID {uuid:?} must be 4 hex digits")));
         }
-        let uuid16 =
-            u16::from_str_radix(uuid, 16).map_err(|_| bad(format!("service UUID {uuid:?} is not hex")))?;
+        let uuid16 = u16::from_str_radix(uuid, 16)
+            .map_err(|_| bad(format!("service UUID {uuid:?} is not hex")))?;
         if data.len() > 2 * MAX_SERVICE_DATA {
-            return Err(bad(format!("service data longer than {MAX_SERVICE_DATA} bytes")));
+            return Err(bad(format!(
+                "service data longer than {MAX_SERVICE_DATA} bytes"
+            )));
         }
-        let data = hex::decode(data).map_err(|_| bad(format!("service data {data:?} is not hex")))?;
+        let data =
+            hex::decode(data).map_err(|_| bad(format!("service data {data:?} is not hex")))?;
         Ok(Self { uuid16, data, rssi })
     }
 }
@@ -72,14 +75,27 @@ mod tests {
 
     #[test]
     fn round_trip_and_errors() {
-        let l: AdvertLine = "fff9:336ad74cdadb806b05e968b87088c97928ec61cf -58".parse().unwrap();
+        let l: AdvertLine = "fff9:336ad74cdadb806b05e968b87088c97928ec61cf -58"
+            .parse()
+            .unwrap();
         assert_eq!(l.uuid16, 0xfff9);
         assert_eq!(l.data.len(), 20);
         assert_eq!(l.rssi, Some(-58));
-        assert_eq!(l.to_string(), "fff9:336ad74cdadb806b05e968b87088c97928ec61cf -58");
+        assert_eq!(
+            l.to_string(),
+            "fff9:336ad74cdadb806b05e968b87088c97928ec61cf -58"
+        );
         let n: AdvertLine = "FDE2:00".parse().unwrap();
         assert_eq!(n.rssi, None);
-        for bad in ["", "fff9", "fff9:zz", "ff:00", "fff9:00 x", "fff9:00 -1 2", "xyz9:00"] {
+        for bad in [
+            "",
+            "fff9",
+            "fff9:zz",
+            "ff:00",
+            "fff9:00 x",
+            "fff9:00 -1 2",
+            "xyz9:00",
+        ] {
             assert!(bad.parse::<AdvertLine>().is_err(), "{bad}");
         }
     }

@@ -56,7 +56,9 @@ pub fn digits_decode(digits: &str) -> Result<Vec<u8>, Error> {
             .parse()
             .map_err(|_| Malformed::Qr(format!("digit group {text} does not fit 64 bits")))?;
         if n < 8 && v >> (8 * n) != 0 {
-            return Err(Malformed::Qr(format!("digit group {text} is too large for {n} bytes")).into());
+            return Err(
+                Malformed::Qr(format!("digit group {text} is too large for {n} bytes")).into(),
+            );
         }
         out.extend_from_slice(&v.to_le_bytes()[..n]);
     }
@@ -154,7 +156,10 @@ impl QrCode {
     /// The canonical CBOR of the map.
     pub fn to_cbor(&self) -> Vec<u8> {
         let mut m = vec![
-            (cbor::int(0), cbor::bytes(&self.identity_key.to_compressed())),
+            (
+                cbor::int(0),
+                cbor::bytes(&self.identity_key.to_compressed()),
+            ),
             (cbor::int(1), cbor::bytes(self.secret.expose())),
             (cbor::int(2), cbor::int(self.known_domains as i64)),
         ];
@@ -184,7 +189,9 @@ impl QrCode {
     /// Parses `FIDO:/…` text (prefix case-insensitive; surrounding whitespace ignored).
     pub fn parse(text: &str) -> Result<Self, Error> {
         let text = text.trim();
-        let prefix = text.get(..PREFIX.len()).filter(|p| p.eq_ignore_ascii_case(PREFIX));
+        let prefix = text
+            .get(..PREFIX.len())
+            .filter(|p| p.eq_ignore_ascii_case(PREFIX));
         let Some(_) = prefix else {
             return Err(Malformed::Qr(format!(
                 "must start with {PREFIX:?}; this is not a passkey (hybrid) QR code"
@@ -215,7 +222,10 @@ impl QrCode {
             .map_err(|_| Malformed::Qr("key 0 is not a valid compressed P-256 point".into()))?;
         let key1 = m.bytes(1).map_err(qr_err)?;
         let secret = QrSecret::from_slice(key1).map_err(|_| {
-            Malformed::Qr(format!("key 1 must be a 16-byte string, got {} bytes", key1.len()))
+            Malformed::Qr(format!(
+                "key 1 must be a 16-byte string, got {} bytes",
+                key1.len()
+            ))
         })?;
         let known_domains = m.opt_uint(2).map_err(qr_err)?.unwrap_or(0);
         // Chromium ignores key 3's type; we keep it only when it is an unsigned integer.

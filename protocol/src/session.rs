@@ -37,7 +37,10 @@ struct Direction {
 
 impl Direction {
     fn new(key: &[u8; 32]) -> Self {
-        Self { cipher: Aes256Gcm::new(key.into()), counter: 0 }
+        Self {
+            cipher: Aes256Gcm::new(key.into()),
+            counter: 0,
+        }
     }
 
     fn nonce(&self) -> Nonce<aes_gcm::aead::consts::U12> {
@@ -66,8 +69,18 @@ impl core::fmt::Debug for Session {
 }
 
 impl Session {
-    pub(crate) fn new(role: Role, write: &[u8; 32], read: &[u8; 32], handshake_hash: [u8; 32]) -> Self {
-        Self { role, write: Direction::new(write), read: Direction::new(read), handshake_hash }
+    pub(crate) fn new(
+        role: Role,
+        write: &[u8; 32],
+        read: &[u8; 32],
+        handshake_hash: [u8; 32],
+    ) -> Self {
+        Self {
+            role,
+            write: Direction::new(write),
+            read: Direction::new(read),
+            handshake_hash,
+        }
     }
 
     /// Which end this is.
@@ -118,7 +131,9 @@ impl Session {
             .into());
         }
         if frame.len() > MAX_MESSAGE + PADDING_GRANULE + TAG_LEN {
-            return Err(Malformed::Frame(format!("{} bytes is over the 1 MiB limit", frame.len())).into());
+            return Err(
+                Malformed::Frame(format!("{} bytes is over the 1 MiB limit", frame.len())).into(),
+            );
         }
         if self.read.counter > MAX_SEQUENCE {
             return Err(Misuse::SequenceExhausted.into());
@@ -223,8 +238,12 @@ impl Message {
             .ok_or_else(|| Malformed::Message("empty message has no type byte".into()))?;
         match t {
             0x00 if payload.is_empty() => Ok(Self::Shutdown),
-            0x00 => Err(Malformed::Message(format!("shutdown carries {} bytes", payload.len())).into()),
-            0x01 if payload.is_empty() => Err(Malformed::Message("CTAP message has no command or status byte".into()).into()),
+            0x00 => {
+                Err(Malformed::Message(format!("shutdown carries {} bytes", payload.len())).into())
+            }
+            0x01 if payload.is_empty() => {
+                Err(Malformed::Message("CTAP message has no command or status byte".into()).into())
+            }
             0x01 => Ok(Self::Ctap(payload.to_vec())),
             0x02 => Ok(Self::Update(Update::decode(payload)?)),
             0x03 => String::from_utf8(payload.to_vec())
@@ -301,7 +320,11 @@ pub struct PostHandshake {
 impl PostHandshake {
     /// What a phone sends: getInfo and `features: ["ctap"]`.
     pub fn ctap(get_info: Vec<u8>) -> Self {
-        Self { get_info: Some(get_info), linking: None, features: vec!["ctap".into()] }
+        Self {
+            get_info: Some(get_info),
+            linking: None,
+            features: vec!["ctap".into()],
+        }
     }
 
     /// Whether the phone supports CTAP over this session.
@@ -320,7 +343,10 @@ impl PostHandshake {
         }
         let mut features = self.features.clone();
         features.sort();
-        m.push((cbor::int(3), Value::Array(features.iter().map(|f| cbor::text(f)).collect())));
+        m.push((
+            cbor::int(3),
+            Value::Array(features.iter().map(|f| cbor::text(f)).collect()),
+        ));
         cbor::encode(&Value::Map(m))
     }
 
@@ -338,7 +364,9 @@ impl PostHandshake {
                 2 => u16::from_le_bytes([plain[plain.len() - 2], plain[plain.len() - 1]]) as usize,
                 _ => plain[plain.len() - 1] as usize,
             };
-            let Some(end) = plain.len().checked_sub(zeros + count_len) else { continue };
+            let Some(end) = plain.len().checked_sub(zeros + count_len) else {
+                continue;
+            };
             if let Ok(v) = cbor::decode(&plain[..end]) {
                 return Ok((Self::from_value(&v)?, Revision::Zero));
             }
@@ -362,7 +390,11 @@ impl PostHandshake {
                 .collect(),
         };
         let get_info = m.opt_bytes(1)?.map(<[u8]>::to_vec);
-        let ph = Self { get_info, linking: m.opt_map(2)?.map(LinkingInfo::from_value).transpose()?, features };
+        let ph = Self {
+            get_info,
+            linking: m.opt_map(2)?.map(LinkingInfo::from_value).transpose()?,
+            features,
+        };
         match (ph.supports_ctap(), &ph.get_info) {
             (true, None) => Err(PeerMisbehaved::PostHandshake(
                 "the phone supports CTAP but sent no getInfo (key 1)".into(),

@@ -73,7 +73,9 @@ impl ContactId {
     pub fn from_base64url(s: &str) -> Result<Self, Error> {
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(s)
-            .map_err(|_| Malformed::Url(format!("contact ID {s:?} is not base64url without padding")))?;
+            .map_err(|_| {
+                Malformed::Url(format!("contact ID {s:?} is not base64url without padding"))
+            })?;
         if bytes.is_empty() {
             return Err(Malformed::Url("contact ID is empty".into()).into());
         }
@@ -126,7 +128,9 @@ impl Domain {
             return Ok((*name).to_string());
         }
         if self.0 < 256 {
-            return Err(Error::PeerMisbehaved(crate::error::PeerMisbehaved::UnknownDomain(self.0)));
+            return Err(Error::PeerMisbehaved(
+                crate::error::PeerMisbehaved::UnknownDomain(self.0),
+            ));
         }
         Ok(hashed_domain(self.0))
     }
@@ -137,7 +141,9 @@ impl Domain {
         if let Some(i) = ASSIGNED_DOMAINS.iter().position(|d| *d == host) {
             return Some(Self(i as u16));
         }
-        (256..=u16::MAX).find(|v| hashed_domain(*v) == host).map(Self)
+        (256..=u16::MAX)
+            .find(|v| hashed_domain(*v) == host)
+            .map(Self)
     }
 }
 
@@ -235,7 +241,10 @@ mod tests {
         assert!(Domain(2).name().is_err());
         assert!(Domain(255).name().is_err());
         assert!(!Domain(100).is_known());
-        assert_eq!(Domain::from_name("cable.wufkweyy3uaxb.com"), Some(Domain(266)));
+        assert_eq!(
+            Domain::from_name("cable.wufkweyy3uaxb.com"),
+            Some(Domain(266))
+        );
         assert_eq!(Domain::from_name("CABLE.AUTH.COM"), Some(Domain(1)));
         assert_eq!(Domain::from_name("example.com"), None);
     }
@@ -245,9 +254,15 @@ mod tests {
         let t = TunnelId([0xab; 16]);
         let r = RoutingId([1, 2, 0xcd]);
         let p = TunnelPath::Connect(r, t);
-        assert_eq!(p.to_path(), format!("/cable/connect/0102CD/{}", "AB".repeat(16)));
+        assert_eq!(
+            p.to_path(),
+            format!("/cable/connect/0102CD/{}", "AB".repeat(16))
+        );
         assert_eq!(TunnelPath::parse(&p.to_path().to_lowercase()).unwrap(), p);
-        assert_eq!(TunnelPath::parse(&TunnelPath::New(t).to_path()).unwrap(), TunnelPath::New(t));
+        assert_eq!(
+            TunnelPath::parse(&TunnelPath::New(t).to_path()).unwrap(),
+            TunnelPath::New(t)
+        );
         let c = TunnelPath::Contact(ContactId(vec![0xfb, 0xff, 1]));
         assert_eq!(TunnelPath::parse(&c.to_path()).unwrap(), c);
         for bad in [

@@ -50,15 +50,35 @@ fn variants(seed: &[u8], rng: &mut rand::rngs::StdRng) -> Vec<Vec<u8>> {
 fn seeds() -> Vec<Vec<u8>> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let id = IdentityKey::random(&mut rng);
-    let qr = QrCode::new(id.public_key(), QrSecret::random(&mut rng).unwrap(), 1_700_000_000, true, RequestType::MakeCredential);
+    let qr = QrCode::new(
+        id.public_key(),
+        QrSecret::random(&mut rng).unwrap(),
+        1_700_000_000,
+        true,
+        RequestType::MakeCredential,
+    );
     let ph = hex::decode("a101585ca50182684649444f5f325f30684649444f5f325f3102826c6465766963655075624b65796370726603500000000000000000000000000000000004a262726bf5627576f50983656361626c656668796272696468696e7465726e616c").unwrap();
-    let payload = ClientPayload { link_id: [1; 8], client_nonce: [2; 16], request_type: RequestType::GetAssertion };
+    let payload = ClientPayload {
+        link_id: [1; 8],
+        client_nonce: [2; 16],
+        request_type: RequestType::GetAssertion,
+    };
     let mc = MakeCredentialRequest {
         client_data_hash: [3; 32],
-        rp: hybrid_protocol::ctap::RelyingParty { id: "example.com".into(), name: Some("Example".into()) },
-        user: hybrid_protocol::ctap::User { id: vec![1, 2], name: Some("a".into()), display_name: Some("A".into()) },
+        rp: hybrid_protocol::ctap::RelyingParty {
+            id: "example.com".into(),
+            name: Some("Example".into()),
+        },
+        user: hybrid_protocol::ctap::User {
+            id: vec![1, 2],
+            name: Some("a".into()),
+            display_name: Some("A".into()),
+        },
         algorithms: vec![-7],
-        exclude_list: vec![hybrid_protocol::ctap::CredentialDescriptor { id: vec![9; 16], transports: None }],
+        exclude_list: vec![hybrid_protocol::ctap::CredentialDescriptor {
+            id: vec![9; 16],
+            transports: None,
+        }],
         extensions: Default::default(),
         options: Default::default(),
     };
@@ -69,11 +89,14 @@ fn seeds() -> Vec<Vec<u8>> {
 fn parsers_never_panic() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
     let key = EidKey::from_bytes([7; 64]);
-    let mut advert = eid::encrypt(&key, &eid::EidPlaintext {
-        nonce: [1; 10],
-        routing_id: hybrid_protocol::tunnel::RoutingId([1, 2, 3]),
-        domain: hybrid_protocol::tunnel::Domain(0),
-    })
+    let mut advert = eid::encrypt(
+        &key,
+        &eid::EidPlaintext {
+            nonce: [1; 10],
+            routing_id: hybrid_protocol::tunnel::RoutingId([1, 2, 3]),
+            domain: hybrid_protocol::tunnel::Domain(0),
+        },
+    )
     .to_vec();
     advert.extend_from_slice(&[0xa1, 0x01, 0x18, 0x80]);
     let mut all = seeds();

@@ -5,8 +5,8 @@ use ciborium::value::Value;
 use hybrid_protocol::cbor::{self, bytes, int, text};
 use hybrid_protocol::ctap::{
     self, flags, AttestationStatement, AttestedCredential, AuthenticatorData, CredentialDescriptor,
-    GetAssertionRequest, GetAssertionResponse, GetInfo, MakeCredentialRequest, MakeCredentialResponse,
-    PrfInputs, PrfValues, RelyingParty, Status, User,
+    GetAssertionRequest, GetAssertionResponse, GetInfo, MakeCredentialRequest,
+    MakeCredentialResponse, PrfInputs, PrfValues, RelyingParty, Status, User,
 };
 use hybrid_protocol::keys::{IdentityKey, QrSecret};
 use hybrid_protocol::qr::{DataChannels, QrCode, RequestType};
@@ -17,20 +17,36 @@ fn key() -> IdentityKey {
 }
 
 fn qr_map(entries: Vec<(Value, Value)>) -> String {
-    format!("FIDO:/{}", hybrid_protocol::qr::digits_encode(&cbor::encode(&Value::Map(entries))))
+    format!(
+        "FIDO:/{}",
+        hybrid_protocol::qr::digits_encode(&cbor::encode(&Value::Map(entries)))
+    )
 }
 
 fn base() -> Vec<(Value, Value)> {
-    vec![(int(0), bytes(&key().public_key().to_compressed())), (int(1), bytes(&[9; 16]))]
+    vec![
+        (int(0), bytes(&key().public_key().to_compressed())),
+        (int(1), bytes(&[9; 16])),
+    ]
 }
 
 #[test]
 fn qr_emits_keys_zero_to_five_and_round_trips() {
-    let q = QrCode::new(key().public_key(), QrSecret::from_bytes([9; 16]), 1_700_000_000, false, RequestType::GetAssertion);
+    let q = QrCode::new(
+        key().public_key(),
+        QrSecret::from_bytes([9; 16]),
+        1_700_000_000,
+        false,
+        RequestType::GetAssertion,
+    );
     let c = q.to_cbor();
     assert_eq!(c[0], 0xa6, "six keys");
     // HYBRID.md §2.4's example layout: … 02 02 03 1a6553f100 04 f4 05 626761
-    assert!(hex::encode(&c).ends_with("0202031a6553f10004f405626761"), "{}", hex::encode(&c));
+    assert!(
+        hex::encode(&c).ends_with("0202031a6553f10004f405626761"),
+        "{}",
+        hex::encode(&c)
+    );
     assert_eq!(QrCode::parse(&q.to_url()).unwrap(), q);
     assert!(q.to_url().starts_with("FIDO:/"));
 }
@@ -44,13 +60,20 @@ fn qr_strictness_and_leniency() {
     assert_eq!(q.request_type, RequestType::GetAssertion);
     // Unknown keys, unknown hints and both forms of key 6 are accepted.
     let mut m = base();
-    m.extend([(int(5), text("zz")), (int(6), Value::Bool(true)), (int(1000), text("x"))]);
+    m.extend([
+        (int(5), text("zz")),
+        (int(6), Value::Bool(true)),
+        (int(1000), text("x")),
+    ]);
     let q = QrCode::parse(&qr_map(m)).unwrap();
     assert_eq!(q.request_type, RequestType::GetAssertion);
     assert_eq!(q.data_channels, DataChannels::Bool(true));
     let mut m = base();
     m.push((int(6), Value::Array(vec![int(0), int(1)])));
-    assert_eq!(QrCode::parse(&qr_map(m)).unwrap().data_channels, DataChannels::Channels(vec![0, 1]));
+    assert_eq!(
+        QrCode::parse(&qr_map(m)).unwrap().data_channels,
+        DataChannels::Channels(vec![0, 1])
+    );
     // Errors a person can act on.
     let mut m = base();
     m[1] = (int(1), bytes(&[9; 12]));
@@ -60,14 +83,26 @@ fn qr_strictness_and_leniency() {
     );
     let mut m = base();
     m[0] = (int(0), bytes(&key().public_key().to_uncompressed()));
-    assert!(QrCode::parse(&qr_map(m)).unwrap_err().to_string().contains("key 0 must be a 33-byte"));
+    assert!(QrCode::parse(&qr_map(m))
+        .unwrap_err()
+        .to_string()
+        .contains("key 0 must be a 33-byte"));
     let mut bad_point = key().public_key().to_compressed();
     bad_point[1..].fill(0xff);
     let mut m = base();
     m[0] = (int(0), bytes(&bad_point));
-    assert!(QrCode::parse(&qr_map(m)).unwrap_err().to_string().contains("not a valid compressed P-256 point"));
-    assert!(QrCode::parse(&qr_map(vec![base()[1].clone()])).unwrap_err().to_string().contains("key 0 is missing"));
-    assert!(QrCode::parse("https://example.com").unwrap_err().to_string().contains("must start with"));
+    assert!(QrCode::parse(&qr_map(m))
+        .unwrap_err()
+        .to_string()
+        .contains("not a valid compressed P-256 point"));
+    assert!(QrCode::parse(&qr_map(vec![base()[1].clone()]))
+        .unwrap_err()
+        .to_string()
+        .contains("key 0 is missing"));
+    assert!(QrCode::parse("https://example.com")
+        .unwrap_err()
+        .to_string()
+        .contains("must start with"));
     assert!(QrCode::parse("FIDO:/12").is_err());
     // Non-canonical CBOR (keys out of order) is rejected as Chromium does.
     let mut raw = vec![0xa2];
@@ -75,18 +110,39 @@ fn qr_strictness_and_leniency() {
     raw.extend(cbor::encode(&bytes(&[9; 16])));
     raw.extend(cbor::encode(&int(0)));
     raw.extend(cbor::encode(&bytes(&key().public_key().to_compressed())));
-    assert!(QrCode::from_cbor(&raw).unwrap_err().to_string().contains("not canonical"));
+    assert!(QrCode::from_cbor(&raw)
+        .unwrap_err()
+        .to_string()
+        .contains("not canonical"));
 }
 
 fn mc() -> MakeCredentialRequest {
     MakeCredentialRequest {
         client_data_hash: [1; 32],
-        rp: RelyingParty { id: "example.com".into(), name: Some("Example".into()) },
-        user: User { id: vec![7; 16], name: Some("alice".into()), display_name: Some("Alice".into()) },
+        rp: RelyingParty {
+            id: "example.com".into(),
+            name: Some("Example".into()),
+        },
+        user: User {
+            id: vec![7; 16],
+            name: Some("alice".into()),
+            display_name: Some("Alice".into()),
+        },
         algorithms: vec![ctap::ES256, -257],
-        exclude_list: vec![CredentialDescriptor { id: vec![5; 32], transports: Some(vec!["hybrid".into()]) }],
-        extensions: ctap::MakeCredentialExtensions { cred_props: true, prf: true, prf_eval: None },
-        options: ctap::Options { rk: Some(true), up: None, uv: Some(true) },
+        exclude_list: vec![CredentialDescriptor {
+            id: vec![5; 32],
+            transports: Some(vec!["hybrid".into()]),
+        }],
+        extensions: ctap::MakeCredentialExtensions {
+            cred_props: true,
+            prf: true,
+            prf_eval: None,
+        },
+        options: ctap::Options {
+            rk: Some(true),
+            up: None,
+            uv: Some(true),
+        },
     }
 }
 
@@ -102,12 +158,28 @@ fn ctap_requests_round_trip_and_are_canonical() {
     let g = GetAssertionRequest {
         rp_id: "example.com".into(),
         client_data_hash: [2; 32],
-        allow_list: vec![CredentialDescriptor { id: vec![1, 2, 3], transports: None }],
+        allow_list: vec![CredentialDescriptor {
+            id: vec![1, 2, 3],
+            transports: None,
+        }],
         prf: Some(PrfInputs {
-            eval: Some(PrfValues { first: vec![1; 32], second: Some(vec![2; 32]) }),
-            eval_by_credential: vec![(vec![1, 2, 3], PrfValues { first: vec![3; 32], second: None })],
+            eval: Some(PrfValues {
+                first: vec![1; 32],
+                second: Some(vec![2; 32]),
+            }),
+            eval_by_credential: vec![(
+                vec![1, 2, 3],
+                PrfValues {
+                    first: vec![3; 32],
+                    second: None,
+                },
+            )],
         }),
-        options: ctap::Options { rk: None, up: Some(true), uv: Some(true) },
+        options: ctap::Options {
+            rk: None,
+            up: Some(true),
+            uv: Some(true),
+        },
     };
     assert_eq!(GetAssertionRequest::from_cbor(&g.to_cbor()).unwrap(), g);
 }
@@ -115,15 +187,26 @@ fn ctap_requests_round_trip_and_are_canonical() {
 #[test]
 fn ctap_requests_missing_fields_give_statuses() {
     let full = cbor::decode(&mc().to_cbor()).unwrap();
-    let Value::Map(entries) = full else { unreachable!() };
+    let Value::Map(entries) = full else {
+        unreachable!()
+    };
     for drop_key in 1..=4 {
-        let m: Vec<_> = entries.iter().filter(|(k, _)| *k != int(drop_key)).cloned().collect();
+        let m: Vec<_> = entries
+            .iter()
+            .filter(|(k, _)| *k != int(drop_key))
+            .cloned()
+            .collect();
         let err = MakeCredentialRequest::from_cbor(&cbor::encode(&Value::Map(m))).unwrap_err();
-        assert_eq!(err.status, Status::MissingParameter, "without key {drop_key}: {err}");
+        assert_eq!(
+            err.status,
+            Status::MissingParameter,
+            "without key {drop_key}: {err}"
+        );
     }
     let err = MakeCredentialRequest::from_cbor(&[0xa1, 0x02, 0x01, 0x01, 0x01]).unwrap_err();
     assert_eq!(err.status, Status::InvalidCbor);
-    let err = GetAssertionRequest::from_cbor(&cbor::encode(&Value::Map(vec![(int(1), int(5))]))).unwrap_err();
+    let err = GetAssertionRequest::from_cbor(&cbor::encode(&Value::Map(vec![(int(1), int(5))])))
+        .unwrap_err();
     assert_eq!(err.status, Status::CborUnexpectedType);
 }
 
@@ -134,29 +217,58 @@ fn authenticator_data_and_responses_round_trip() {
         rp_id_hash: [4; 32],
         flags: flags::UP | flags::UV | flags::BE | flags::BS,
         sign_count: 0,
-        attested_credential: Some(AttestedCredential { aaguid: [6; 16], credential_id: vec![1; 16], public_key: cred_key }),
-        extensions: Some(Value::Map(vec![(text("credProps"), Value::Map(vec![(text("rk"), Value::Bool(true))]))])),
+        attested_credential: Some(AttestedCredential {
+            aaguid: [6; 16],
+            credential_id: vec![1; 16],
+            public_key: cred_key,
+        }),
+        extensions: Some(Value::Map(vec![(
+            text("credProps"),
+            Value::Map(vec![(text("rk"), Value::Bool(true))]),
+        )])),
     };
     let raw = ad.to_bytes();
-    assert_eq!(raw[32], flags::UP | flags::UV | flags::BE | flags::BS | flags::AT | flags::ED);
+    assert_eq!(
+        raw[32],
+        flags::UP | flags::UV | flags::BE | flags::BS | flags::AT | flags::ED
+    );
     let parsed = AuthenticatorData::parse(&raw).unwrap();
     assert_eq!(parsed.attested_credential, ad.attested_credential);
-    assert!(AuthenticatorData::parse(&[&raw[..], &[0]].concat()).is_err(), "trailing byte");
-    assert!(AuthenticatorData::parse(&raw[..raw.len() - 1]).is_err(), "truncated");
+    assert!(
+        AuthenticatorData::parse(&[&raw[..], &[0]].concat()).is_err(),
+        "trailing byte"
+    );
+    assert!(
+        AuthenticatorData::parse(&raw[..raw.len() - 1]).is_err(),
+        "truncated"
+    );
 
     let r = MakeCredentialResponse {
-        attestation: AttestationStatement::PackedSelf { alg: -7, sig: vec![0x30, 1, 2] },
+        attestation: AttestationStatement::PackedSelf {
+            alg: -7,
+            sig: vec![0x30, 1, 2],
+        },
         auth_data: raw.clone(),
         prf_enabled: Some(true),
     };
     assert_eq!(MakeCredentialResponse::from_cbor(&r.to_cbor()).unwrap(), r);
     let a = GetAssertionResponse {
-        credential: CredentialDescriptor { id: vec![1; 16], transports: Some(vec!["internal".into(), "cable".into()]) },
+        credential: CredentialDescriptor {
+            id: vec![1; 16],
+            transports: Some(vec!["internal".into(), "cable".into()]),
+        },
         auth_data: raw,
         signature: vec![0x30, 2],
-        user: Some(User { id: vec![7; 16], name: Some(String::new()), display_name: Some(String::new()) }),
+        user: Some(User {
+            id: vec![7; 16],
+            name: Some(String::new()),
+            display_name: Some(String::new()),
+        }),
         user_selected: Some(true),
-        prf_results: Some(PrfValues { first: vec![1; 32], second: None }),
+        prf_results: Some(PrfValues {
+            first: vec![1; 32],
+            second: None,
+        }),
     };
     assert_eq!(GetAssertionResponse::from_cbor(&a.to_cbor()).unwrap(), a);
     let (status, body) = ctap::split_response(&[0x27]).unwrap();
@@ -178,7 +290,10 @@ fn get_info_round_trip_and_post_handshake_rules() {
     assert_eq!(GetInfo::from_cbor(&info.to_cbor()).unwrap(), info);
     // Features absent means ["ctap"], which requires getInfo.
     let bare = cbor::encode(&Value::Map(vec![]));
-    assert!(PostHandshake::decode(&bare).unwrap_err().to_string().contains("sent no getInfo"));
+    assert!(PostHandshake::decode(&bare)
+        .unwrap_err()
+        .to_string()
+        .contains("sent no getInfo"));
     let dc_only = cbor::encode(&Value::Map(vec![(int(3), Value::Array(vec![text("dc")]))]));
     assert!(!PostHandshake::decode(&dc_only).unwrap().0.supports_ctap());
     // Message types.
@@ -186,5 +301,8 @@ fn get_info_round_trip_and_post_handshake_rules() {
     assert!(Message::decode(&[0, 1]).is_err());
     assert!(Message::decode(&[]).is_err());
     assert!(Message::decode(&[1]).is_err());
-    assert_eq!(Message::decode(&[3, b'{', b'}']).unwrap(), Message::Json("{}".into()));
+    assert_eq!(
+        Message::decode(&[3, b'{', b'}']).unwrap(),
+        Message::Json("{}".into())
+    );
 }

@@ -77,12 +77,20 @@ impl Sym {
     fn new(name: &str, prologue: u8) -> Self {
         let mut h = [0u8; 32];
         h[..name.len()].copy_from_slice(name.as_bytes());
-        let mut s = Self { ck: h, h, k: [0; 32] };
+        let mut s = Self {
+            ck: h,
+            h,
+            k: [0; 32],
+        };
         s.mix_hash(&[prologue]);
         s
     }
     fn mix_hash(&mut self, data: &[u8]) {
-        self.h = Sha256::new().chain_update(self.h).chain_update(data).finalize().into();
+        self.h = Sha256::new()
+            .chain_update(self.h)
+            .chain_update(data)
+            .finalize()
+            .into();
     }
     fn mix_key(&mut self, ikm: &[u8]) {
         let (ck, k) = hkdf2(&self.ck, ikm);
@@ -97,7 +105,13 @@ impl Sym {
     }
     fn encrypt_and_hash_empty(&mut self) -> [u8; 16] {
         let tag = Aes256Gcm::new(&self.k.into())
-            .encrypt(&[0u8; 12].into(), Payload { msg: &[], aad: &self.h })
+            .encrypt(
+                &[0u8; 12].into(),
+                Payload {
+                    msg: &[],
+                    aad: &self.h,
+                },
+            )
             .unwrap();
         self.mix_hash(&tag);
         tag.try_into().unwrap()
@@ -108,16 +122,21 @@ fn dh(private: &[u8; 32], public: &PublicKey) -> [u8; 32] {
     *IdentityKey::from_bytes(private).unwrap().ecdh(public)
 }
 
+/// msg1, msg2, handshake hash, k1 and k2.
+type Transcript = ([u8; 81], [u8; 81], [u8; 32], [u8; 32], [u8; 32]);
+
 /// msg1, msg2, handshake hash and (k1, k2) of a KNpsk0 or NKpsk0 handshake, computed by hand.
-fn expected_handshake(
-    linked: bool,
-    static_private: &[u8; 32],
-    psk: &[u8; 32],
-) -> ([u8; 81], [u8; 81], [u8; 32], [u8; 32], [u8; 32]) {
-    let s = IdentityKey::from_bytes(static_private).unwrap().public_key();
+fn expected_handshake(linked: bool, static_private: &[u8; 32], psk: &[u8; 32]) -> Transcript {
+    let s = IdentityKey::from_bytes(static_private)
+        .unwrap()
+        .public_key();
     let e_i = IdentityKey::from_bytes(&E_I).unwrap().public_key();
     let e_r = IdentityKey::from_bytes(&E_R).unwrap().public_key();
-    let name = if linked { "Noise_NKpsk0_P256_AESGCM_SHA256" } else { "Noise_KNpsk0_P256_AESGCM_SHA256" };
+    let name = if linked {
+        "Noise_NKpsk0_P256_AESGCM_SHA256"
+    } else {
+        "Noise_KNpsk0_P256_AESGCM_SHA256"
+    };
     let mut sym = Sym::new(name, if linked { 0 } else { 1 });
     sym.mix_hash(&s.to_uncompressed());
     sym.mix_key_and_hash(psk);
@@ -154,15 +173,23 @@ fn qr_fixture() -> QrFixture {
     QrFixture {
         identity: IdentityKey::from_bytes(&[0x02; 32]).unwrap(),
         secret: QrSecret::from_bytes([0x33; 16]),
-        plaintext: eid::EidPlaintext { nonce: [0x44; 10], routing_id: RoutingId([1, 2, 3]), domain: Domain(0) },
+        plaintext: eid::EidPlaintext {
+            nonce: [0x44; 10],
+            routing_id: RoutingId([1, 2, 3]),
+            domain: Domain(0),
+        },
     }
 }
 
 fn qr_handshake(f: &QrFixture) -> ([u8; 81], [u8; 81], Session, Session) {
     let advert = eid::encrypt(&f.secret.eid_key(), &f.plaintext);
     let matched = eid::decrypt(&f.secret.eid_key(), &advert).unwrap();
-    let (waiting, msg1) =
-        Initiator::start_qr(&f.identity, &matched.psk(f.secret.expose()), &mut FixedRng(E_I)).unwrap();
+    let (waiting, msg1) = Initiator::start_qr(
+        &f.identity,
+        &matched.psk(f.secret.expose()),
+        &mut FixedRng(E_I),
+    )
+    .unwrap();
     let (phone, msg2) = Responder::respond_qr(
         &f.identity.public_key(),
         &f.plaintext.psk(f.secret.expose()),
@@ -194,8 +221,13 @@ fn qr_session_matches_independent_noise_and_carries_a_ceremony() {
     padded.resize(len.div_ceil(32) * 32, 0);
     let last = padded.len() - 1;
     padded[last] = (padded.len() - len - 1) as u8;
-    let by_hand = Aes256Gcm::new(&k2.into()).encrypt(&[0u8; 12].into(), padded.as_slice()).unwrap();
-    assert_eq!(frame, by_hand, "transport frame differs from the spec computation");
+    let by_hand = Aes256Gcm::new(&k2.into())
+        .encrypt(&[0u8; 12].into(), padded.as_slice())
+        .unwrap();
+    assert_eq!(
+        frame, by_hand,
+        "transport frame differs from the spec computation"
+    );
     let got = desktop.decrypt(&frame).unwrap();
     assert_eq!(got.as_slice(), ph.encode().as_slice());
 
@@ -205,7 +237,12 @@ fn qr_session_matches_independent_noise_and_carries_a_ceremony() {
     let mut expected_plain = request.encode();
     expected_plain.resize(32, 0);
     expected_plain[31] = 28;
-    assert_eq!(frame, Aes256Gcm::new(&k1.into()).encrypt(&[0u8; 12].into(), expected_plain.as_slice()).unwrap());
+    assert_eq!(
+        frame,
+        Aes256Gcm::new(&k1.into())
+            .encrypt(&[0u8; 12].into(), expected_plain.as_slice())
+            .unwrap()
+    );
     assert_eq!(phone.decrypt_message(&frame).unwrap(), request);
 
     // A bounded ceremony: reply, shutdown; sizes cover both padding edges.
@@ -236,36 +273,68 @@ fn linked_session_matches_independent_noise_and_links_verify() {
         link_secret: link_secret.clone(),
         authenticator_public_key: phone_identity.public_key(),
         name: "Test phone".into(),
-        handshake_signature: handshake_signature(&phone_identity, &f.identity.public_key(), phone.handshake_hash()),
+        handshake_signature: handshake_signature(
+            &phone_identity,
+            &f.identity.public_key(),
+            phone.handshake_hash(),
+        ),
         play_services_tag: None,
     };
-    let update = Message::Update(Update { linking: Some(info.clone()) });
+    let update = Message::Update(Update {
+        linking: Some(info.clone()),
+    });
     let frame = phone.encrypt_message(&update).unwrap();
-    assert_eq!(frame.len(), 528, "updates are sized to a 528-byte ciphertext, as Chromium's phone");
-    let Message::Update(Update { linking: Some(received) }) = desktop.decrypt_message(&frame).unwrap() else {
+    assert_eq!(
+        frame.len(),
+        528,
+        "updates are sized to a 528-byte ciphertext, as Chromium's phone"
+    );
+    let Message::Update(Update {
+        linking: Some(received),
+    }) = desktop.decrypt_message(&frame).unwrap()
+    else {
         panic!("expected an update with linking info");
     };
-    let verified = received.clone().verify(&f.identity, desktop.handshake_hash()).unwrap();
+    let verified = received
+        .clone()
+        .verify(&f.identity, desktop.handshake_hash())
+        .unwrap();
     assert_eq!(verified.info(), &info);
     // A signature over another session, or by another key, is rejected.
     let other = IdentityKey::from_bytes(&[0x09; 32]).unwrap();
-    assert_eq!(received.clone().verify(&other, desktop.handshake_hash()), Err(PeerMisbehaved::LinkSignature.into()));
-    assert_eq!(received.clone().verify(&f.identity, &[0; 32]), Err(PeerMisbehaved::LinkSignature.into()));
+    assert_eq!(
+        received.clone().verify(&other, desktop.handshake_hash()),
+        Err(PeerMisbehaved::LinkSignature.into())
+    );
+    assert_eq!(
+        received.clone().verify(&f.identity, &[0; 32]),
+        Err(PeerMisbehaved::LinkSignature.into())
+    );
 
     // ...and later the desktop reaches it without a QR code.
-    let payload = ClientPayload { link_id, client_nonce: [0x77; 16], request_type: RequestType::GetAssertion };
+    let payload = ClientPayload {
+        link_id,
+        client_nonce: [0x77; 16],
+        request_type: RequestType::GetAssertion,
+    };
     let header = payload.to_header();
     assert_eq!(header, header.to_uppercase());
     let on_phone = ClientPayload::from_header(&header.to_lowercase()).unwrap();
     assert_eq!(on_phone, payload);
     let phone_secret = root.paired_secret(&contact_id, &on_phone.link_id);
-    let plaintext = eid::EidPlaintext { nonce: [0x12; 10], routing_id: RoutingId([9, 9, 9]), domain: Domain(300) };
+    let plaintext = eid::EidPlaintext {
+        nonce: [0x12; 10],
+        routing_id: RoutingId([9, 9, 9]),
+        domain: Domain(300),
+    };
     let advert = eid::encrypt(&phone_secret.eid_key(&on_phone.client_nonce), &plaintext);
     let stored = verified.into_info();
-    let matched = eid::decrypt(&stored.link_secret.eid_key(&payload.client_nonce), &advert).unwrap();
+    let matched =
+        eid::decrypt(&stored.link_secret.eid_key(&payload.client_nonce), &advert).unwrap();
     let psk = matched.psk(stored.link_secret.expose());
     let (waiting, msg1) =
-        Initiator::start_linked(&stored.authenticator_public_key, &psk, &mut FixedRng(E_I)).unwrap();
+        Initiator::start_linked(&stored.authenticator_public_key, &psk, &mut FixedRng(E_I))
+            .unwrap();
     let (mut phone2, msg2) = Responder::respond_linked(
         &phone_identity,
         &plaintext.psk(phone_secret.expose()),
@@ -278,8 +347,13 @@ fn linked_session_matches_independent_noise_and_links_verify() {
     assert_eq!((msg1, msg2), (e1, e2));
     assert_eq!(desktop2.handshake_hash(), &hash);
     assert_eq!(phone2.handshake_hash(), &hash);
-    let frame = desktop2.encrypt_message(&Message::Ctap(vec![2, 0xa0])).unwrap();
-    assert_eq!(phone2.decrypt_message(&frame).unwrap(), Message::Ctap(vec![2, 0xa0]));
+    let frame = desktop2
+        .encrypt_message(&Message::Ctap(vec![2, 0xa0]))
+        .unwrap();
+    assert_eq!(
+        phone2.decrypt_message(&frame).unwrap(),
+        Message::Ctap(vec![2, 0xa0])
+    );
 
     // A link with the wrong secret never gets as far as a handshake.
     let wrong = root.paired_secret(b"other contact", &link_id);
@@ -305,7 +379,8 @@ fn tampering_with_any_handshake_byte_fails_on_the_receiving_side() {
         for flip in [0x01u8, 0x80] {
             let mut m = msg1;
             m[i] ^= flip;
-            let err = Responder::respond_qr(&f.identity.public_key(), &psk, &m, &mut FixedRng(E_R)).unwrap_err();
+            let err = Responder::respond_qr(&f.identity.public_key(), &psk, &m, &mut FixedRng(E_R))
+                .unwrap_err();
             expect_point_or_auth(&m, err, "responder (msg1)", i);
 
             let mut m = msg2;
@@ -319,16 +394,33 @@ fn tampering_with_any_handshake_byte_fails_on_the_receiving_side() {
     for len in [0, 65, 80, 82, 200] {
         let m = vec![4u8; len];
         let (waiting, _) = Initiator::start_qr(&f.identity, &psk, &mut FixedRng(E_I)).unwrap();
-        assert_eq!(waiting.finish(&m).unwrap_err(), Malformed::HandshakeLength { expected: 81, got: len }.into());
         assert_eq!(
-            Responder::respond_qr(&f.identity.public_key(), &psk, &m, &mut FixedRng(E_R)).unwrap_err(),
-            Malformed::HandshakeLength { expected: 81, got: len }.into()
+            waiting.finish(&m).unwrap_err(),
+            Malformed::HandshakeLength {
+                expected: 81,
+                got: len
+            }
+            .into()
+        );
+        assert_eq!(
+            Responder::respond_qr(&f.identity.public_key(), &psk, &m, &mut FixedRng(E_R))
+                .unwrap_err(),
+            Malformed::HandshakeLength {
+                expected: 81,
+                got: len
+            }
+            .into()
         );
     }
     // A different PSK (another advert) fails authentication, not anything else.
-    let other = eid::EidPlaintext { nonce: [0; 10], ..f.plaintext.clone() }.psk(f.secret.expose());
+    let other = eid::EidPlaintext {
+        nonce: [0; 10],
+        ..f.plaintext.clone()
+    }
+    .psk(f.secret.expose());
     assert_eq!(
-        Responder::respond_qr(&f.identity.public_key(), &other, &msg1, &mut FixedRng(E_R)).unwrap_err(),
+        Responder::respond_qr(&f.identity.public_key(), &other, &msg1, &mut FixedRng(E_R))
+            .unwrap_err(),
         PeerMisbehaved::HandshakeAuthentication.into()
     );
 }
@@ -337,29 +429,54 @@ fn tampering_with_any_handshake_byte_fails_on_the_receiving_side() {
 fn tampering_with_any_frame_byte_is_detected() {
     let f = qr_fixture();
     let (_, _, mut desktop, mut phone) = qr_handshake(&f);
-    let frame = phone.encrypt_message(&Message::Ctap(vec![0, 0xa1, 1, 2])).unwrap();
+    let frame = phone
+        .encrypt_message(&Message::Ctap(vec![0, 0xa1, 1, 2]))
+        .unwrap();
     for i in 0..frame.len() {
         let mut m = frame.clone();
         m[i] ^= 0x04;
-        assert_eq!(desktop.decrypt(&m).unwrap_err(), PeerMisbehaved::FrameAuthentication.into(), "byte {i}");
+        assert_eq!(
+            desktop.decrypt(&m).unwrap_err(),
+            PeerMisbehaved::FrameAuthentication.into(),
+            "byte {i}"
+        );
     }
-    assert!(matches!(desktop.decrypt(&frame[..16]).unwrap_err(), Error::Malformed(Malformed::Frame(_))));
-    assert_eq!(desktop.decrypt(&frame[..40]).unwrap_err(), PeerMisbehaved::FrameAuthentication.into());
+    assert!(matches!(
+        desktop.decrypt(&frame[..16]).unwrap_err(),
+        Error::Malformed(Malformed::Frame(_))
+    ));
+    assert_eq!(
+        desktop.decrypt(&frame[..40]).unwrap_err(),
+        PeerMisbehaved::FrameAuthentication.into()
+    );
     // Failures did not advance the counter: the genuine frame still decrypts, once.
     assert!(desktop.decrypt(&frame).is_ok());
-    assert_eq!(desktop.decrypt(&frame).unwrap_err(), PeerMisbehaved::FrameAuthentication.into(), "replay");
+    assert_eq!(
+        desktop.decrypt(&frame).unwrap_err(),
+        PeerMisbehaved::FrameAuthentication.into(),
+        "replay"
+    );
     // Out of order: frame 2 before frame 1.
     let a = phone.encrypt(b"a").unwrap();
     let b = phone.encrypt(b"b").unwrap();
-    assert_eq!(desktop.decrypt(&b).unwrap_err(), PeerMisbehaved::FrameAuthentication.into());
+    assert_eq!(
+        desktop.decrypt(&b).unwrap_err(),
+        PeerMisbehaved::FrameAuthentication.into()
+    );
     assert_eq!(desktop.decrypt(&a).unwrap().as_slice(), b"a");
     assert_eq!(desktop.decrypt(&b).unwrap().as_slice(), b"b");
     // Unknown message types and a shutdown with a payload are errors.
     let t9 = phone.encrypt(&[9, 1]).unwrap();
-    assert_eq!(desktop.decrypt_message(&t9).unwrap_err(), PeerMisbehaved::UnknownMessageType(9).into());
+    assert_eq!(
+        desktop.decrypt_message(&t9).unwrap_err(),
+        PeerMisbehaved::UnknownMessageType(9).into()
+    );
     // Frames in the other direction use the other key.
     let mine = desktop.encrypt(b"x").unwrap();
-    assert_eq!(desktop.decrypt(&mine).unwrap_err(), PeerMisbehaved::FrameAuthentication.into());
+    assert_eq!(
+        desktop.decrypt(&mine).unwrap_err(),
+        PeerMisbehaved::FrameAuthentication.into()
+    );
 }
 
 #[test]
@@ -370,6 +487,12 @@ fn sequence_limit_is_enforced() {
     desktop.dangerous_set_sequence_for_testing(0, (1 << 24) - 1);
     let last = phone.encrypt(b"last").unwrap();
     assert_eq!(desktop.decrypt(&last).unwrap().as_slice(), b"last");
-    assert_eq!(phone.encrypt(b"one more").unwrap_err(), Misuse::SequenceExhausted.into());
-    assert_eq!(desktop.decrypt(&last).unwrap_err(), Misuse::SequenceExhausted.into());
+    assert_eq!(
+        phone.encrypt(b"one more").unwrap_err(),
+        Misuse::SequenceExhausted.into()
+    );
+    assert_eq!(
+        desktop.decrypt(&last).unwrap_err(),
+        Misuse::SequenceExhausted.into()
+    );
 }

@@ -102,8 +102,18 @@ fn purpose(n: u32) -> Purpose {
 fn digits_encode_and_decode() {
     let v = vectors();
     for d in &v.digits {
-        assert_eq!(qr::digits_encode(&h(&d.bytes)), d.digits, "encode {}", d.bytes);
-        assert_eq!(qr::digits_decode(&d.digits).unwrap(), h(&d.bytes), "decode {}", d.digits);
+        assert_eq!(
+            qr::digits_encode(&h(&d.bytes)),
+            d.digits,
+            "encode {}",
+            d.bytes
+        );
+        assert_eq!(
+            qr::digits_decode(&d.digits).unwrap(),
+            h(&d.bytes),
+            "decode {}",
+            d.digits
+        );
     }
     for bad in &v.digits_invalid {
         assert!(qr::digits_decode(bad).is_err(), "{bad} accepted");
@@ -142,8 +152,14 @@ fn eid_decrypt_known_advert() {
     );
     assert_eq!(hex::encode(matched.psk(secret.expose()).expose()), e.psk);
     // And the authenticator side: the same plaintext encrypts to the same advert.
-    assert_eq!(hex::encode(eid::encrypt(&secret.eid_key(), &matched.plaintext)), e.advert);
-    assert_eq!(hex::encode(matched.plaintext.psk(secret.expose()).expose()), e.psk);
+    assert_eq!(
+        hex::encode(eid::encrypt(&secret.eid_key(), &matched.plaintext)),
+        e.advert
+    );
+    assert_eq!(
+        hex::encode(matched.plaintext.psk(secret.expose()).expose()),
+        e.psk
+    );
 }
 
 #[test]
@@ -157,7 +173,9 @@ fn eid_rejections_and_suffix() {
         a[i] ^= 0x01;
         assert!(matches!(
             eid::decrypt(&key, &a),
-            Err(hybrid_protocol::Error::PeerMisbehaved(hybrid_protocol::error::PeerMisbehaved::AdvertNotOurs))
+            Err(hybrid_protocol::Error::PeerMisbehaved(
+                hybrid_protocol::error::PeerMisbehaved::AdvertNotOurs
+            ))
         ));
     }
     assert!(eid::decrypt(&key, &advert[..19]).is_err());
@@ -167,16 +185,32 @@ fn eid_rejections_and_suffix() {
     let reserved = eid::encrypt_raw(&key, &pt.clone().try_into().unwrap());
     assert!(matches!(
         eid::decrypt(&key, &reserved),
-        Err(hybrid_protocol::Error::PeerMisbehaved(hybrid_protocol::error::PeerMisbehaved::AdvertReservedBits(0x80)))
+        Err(hybrid_protocol::Error::PeerMisbehaved(
+            hybrid_protocol::error::PeerMisbehaved::AdvertReservedBits(0x80)
+        ))
     ));
     for bad in vectors().domains_invalid {
-        let p = eid::EidPlaintext { nonce: [1; 10], routing_id: RoutingId([1, 2, 3]), domain: Domain(bad) };
-        assert!(eid::decrypt(&key, &eid::encrypt(&key, &p)).is_err(), "domain {bad} accepted");
+        let p = eid::EidPlaintext {
+            nonce: [1; 10],
+            routing_id: RoutingId([1, 2, 3]),
+            domain: Domain(bad),
+        };
+        assert!(
+            eid::decrypt(&key, &eid::encrypt(&key, &p)).is_err(),
+            "domain {bad} accepted"
+        );
     }
     // A CTAP 2.3 suffix is parsed; an ill-formed one is ignored and the advert kept.
     let mut with_suffix = advert.clone();
     with_suffix.extend_from_slice(&[0xa1, 0x01, 0x18, 0x80]);
-    assert_eq!(eid::decrypt(&key, &with_suffix).unwrap().suffix.unwrap().l2cap_psm, Some(0x80));
+    assert_eq!(
+        eid::decrypt(&key, &with_suffix)
+            .unwrap()
+            .suffix
+            .unwrap()
+            .l2cap_psm,
+        Some(0x80)
+    );
     let mut junk = advert.clone();
     junk.extend_from_slice(&[0xff, 0x00]);
     let m = eid::decrypt(&key, &junk).unwrap();
@@ -202,14 +236,24 @@ fn chrome_qr_code() {
     let q = vectors().qr_chrome;
     let parsed = QrCode::parse(&q.url).unwrap();
     assert_eq!(hex::encode(parsed.to_cbor()), q.cbor);
-    assert_eq!(parsed.to_url(), q.url, "re-encoding must reproduce the digits exactly");
+    assert_eq!(
+        parsed.to_url(),
+        q.url,
+        "re-encoding must reproduce the digits exactly"
+    );
     assert_eq!(parsed.known_domains, 2);
     assert_eq!(parsed.created_at, Some(1666589051));
     assert_eq!(parsed.supports_linking, Some(true));
     assert_eq!(parsed.request_type, RequestType::MakeCredential);
-    assert_eq!(hex::encode(parsed.identity_key.to_compressed()), &q.cbor[8..74]);
+    assert_eq!(
+        hex::encode(parsed.identity_key.to_compressed()),
+        &q.cbor[8..74]
+    );
     // The prefix is case-insensitive.
-    assert_eq!(QrCode::parse(&q.url.replacen("FIDO", "fido", 1)).unwrap(), parsed);
+    assert_eq!(
+        QrCode::parse(&q.url.replacen("FIDO", "fido", 1)).unwrap(),
+        parsed
+    );
 }
 
 #[test]

@@ -1,1 +1,5 @@
-//! End-to-end test harness.
+//! The end-to-end harness: an independent relying party ([`rp`]) and helpers that start the
+//! relay, a phone and the bridge in-process on loopback. All scenarios compile into one test
+//! binary, `tests/e2e.rs`, with one module per area.
+
+pub mod rp;
