@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
 use webauthn_rs_core::proto::{
-    AuthenticationResult, AuthenticationState, Credential, PublicKeyCredential, RegisterPublicKeyCredential,
-    RegistrationState, UserVerificationPolicy,
+    AuthenticationResult, AuthenticationState, Credential, PublicKeyCredential,
+    RegisterPublicKeyCredential, RegistrationState, UserVerificationPolicy,
 };
 use webauthn_rs_core::WebauthnCore;
 
@@ -47,7 +47,11 @@ impl RelyingParty {
     }
 
     /// Starts a registration requiring user verification and a discoverable credential.
-    pub fn start_registration(&self, user_id: &[u8], user_name: &str) -> Result<PendingRegistration> {
+    pub fn start_registration(
+        &self,
+        user_id: &[u8],
+        user_name: &str,
+    ) -> Result<PendingRegistration> {
         let builder = self
             .core
             .new_challenge_register_builder(user_id, user_name, user_name)
@@ -58,13 +62,20 @@ impl RelyingParty {
             .core
             .generate_challenge_register(builder)
             .map_err(|e| anyhow!("register challenge: {e:?}"))?;
-        Ok(PendingRegistration { options_json: serde_json::to_string(&ccr)?, state })
+        Ok(PendingRegistration {
+            options_json: serde_json::to_string(&ccr)?,
+            state,
+        })
     }
 
     /// Verifies the bridge's `RegistrationResponseJSON`.
-    pub fn finish_registration(&self, pending: &PendingRegistration, response_json: &str) -> Result<Credential> {
-        let reg: RegisterPublicKeyCredential =
-            serde_json::from_str(response_json).context("RegistrationResponseJSON does not parse")?;
+    pub fn finish_registration(
+        &self,
+        pending: &PendingRegistration,
+        response_json: &str,
+    ) -> Result<Credential> {
+        let reg: RegisterPublicKeyCredential = serde_json::from_str(response_json)
+            .context("RegistrationResponseJSON does not parse")?;
         self.core
             .register_credential(&reg, &pending.state, None)
             .map_err(|e| anyhow!("webauthn-rs rejected the registration: {e:?}"))
@@ -80,7 +91,10 @@ impl RelyingParty {
             .core
             .generate_challenge_authenticate(builder)
             .map_err(|e| anyhow!("authenticate challenge: {e:?}"))?;
-        Ok(PendingAuthentication { options_json: serde_json::to_string(&rcr)?, state })
+        Ok(PendingAuthentication {
+            options_json: serde_json::to_string(&rcr)?,
+            state,
+        })
     }
 
     /// Verifies the bridge's `AuthenticationResponseJSON`.
@@ -89,8 +103,8 @@ impl RelyingParty {
         pending: &PendingAuthentication,
         response_json: &str,
     ) -> Result<AuthenticationResult> {
-        let cred: PublicKeyCredential =
-            serde_json::from_str(response_json).context("AuthenticationResponseJSON does not parse")?;
+        let cred: PublicKeyCredential = serde_json::from_str(response_json)
+            .context("AuthenticationResponseJSON does not parse")?;
         self.core
             .authenticate_credential(&cred, &pending.state)
             .map_err(|e| anyhow!("webauthn-rs rejected the assertion: {e:?}"))
