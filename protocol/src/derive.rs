@@ -63,7 +63,9 @@ impl LinkSecret {
 
 impl Psk {
     /// `Derive(secret, eid_plaintext, 3, 32)`; `secret` is the QR secret or link secret.
-    pub fn derive(secret: &[u8], eid_plaintext: &[u8; 16]) -> Self {
+    /// Crate-private: a client gets its PSK only from a [`crate::eid::MatchedAdvert`] (an advert
+    /// that authenticated), a phone from the [`crate::eid::EidPlaintext`] it advertised.
+    pub(crate) fn derive(secret: &[u8], eid_plaintext: &[u8; 16]) -> Self {
         Self::from_bytes(derive_array(secret, eid_plaintext, Purpose::Psk))
     }
 }
