@@ -4,7 +4,7 @@
 //! `tunnel-server`) are thin shells around this crate. One module per topic, each citing the
 //! section of `HYBRID.md` it implements:
 //!
-//! - [`qr`]: `FIDO:/` codes; [`derive`]: HKDF purposes and P-256 keys from seeds;
+//! - [`qr`]: `FIDO:/` codes; [`derive`](mod@derive): HKDF purposes and P-256 keys from seeds;
 //! - [`eid`]: BLE adverts; [`tunnel`]: relay domains, IDs and paths; [`medium`]: the
 //!   simulated BLE medium's line format;
 //! - [`handshake`]: Noise KNpsk0/NKpsk0; [`session`]: framing and typed messages;
