@@ -3,3 +3,4 @@
 //! binary, `tests/e2e.rs`, with one module per area.
 
 pub mod rp;
+pub mod tap;

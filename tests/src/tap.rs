@@ -1,0 +1,181 @@
+//! A recording WebSocket proxy: sits between a client (phone or desktop) and the relay,
+//! forwards every request path and the headers the protocol uses, relays binary messages both
+//! ways and keeps a copy of each. Tests use it to prove that the relay sees only ciphertext.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use hybrid_protocol::tunnel::{
+    CLIENT_PAYLOAD_HEADER, ROUTING_ID_HEADER, SIGNAL_CONNECTION_HEADER, SUBPROTOCOL,
+};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+
+/// One relayed message: the request path of the socket it crossed, and its bytes.
+pub type Captured = (String, Vec<u8>);
+
+/// Everything that crossed the proxy, in order.
+#[derive(Default, Clone)]
+pub struct Capture {
+    /// `(request path, message bytes)` for every binary message, both directions.
+    pub messages: Arc<Mutex<Vec<Captured>>>,
+    /// Every request path and header value seen.
+    pub headers: Arc<Mutex<Vec<String>>>,
+}
+
+impl Capture {
+    /// All captured bytes (messages and header text) concatenated.
+    pub fn all_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (_, m) in self.messages.lock().expect("capture lock").iter() {
+            out.extend_from_slice(m);
+        }
+        for h in self.headers.lock().expect("capture lock").iter() {
+            out.extend_from_slice(h.as_bytes());
+        }
+        out
+    }
+
+    /// Number of binary messages relayed.
+    pub fn message_count(&self) -> usize {
+        self.messages.lock().expect("capture lock").len()
+    }
+}
+
+/// Starts the proxy on 127.0.0.1 in front of `upstream` (`ws://127.0.0.1:PORT`); returns its
+/// base URL and the capture.
+pub async fn start(upstream: String) -> anyhow::Result<(String, Capture)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr: SocketAddr = listener.local_addr()?;
+    let capture = Capture::default();
+    let cap = capture.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            let cap = cap.clone();
+            tokio::spawn(async move {
+                let _ = proxy_one(tcp, upstream, cap).await;
+            });
+        }
+    });
+    Ok((format!("ws://{addr}"), capture))
+}
+
+async fn proxy_one(
+    tcp: tokio::net::TcpStream,
+    upstream: String,
+    cap: Capture,
+) -> anyhow::Result<()> {
+    tcp.set_nodelay(true)?;
+    // Peek at the request head (bounded) to learn the path and headers, connect upstream with
+    // them, then complete the client's upgrade echoing what the relay answered.
+    let mut buf = vec![0u8; 8192];
+    let head = loop {
+        let n = tcp.peek(&mut buf).await?;
+        if let Some(end) = buf[..n].windows(4).position(|w| w == b"\r\n\r\n") {
+            break String::from_utf8_lossy(&buf[..end]).to_string();
+        }
+        anyhow::ensure!(n < buf.len(), "request head too large");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    };
+    let mut lines = head.lines();
+    let path = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("/")
+        .to_string();
+    cap.headers.lock().expect("lock").push(path.clone());
+    let mut request = format!("{upstream}{path}").into_client_request()?;
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static(SUBPROTOCOL),
+    );
+    for line in lines {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let (k, v) = (k.trim(), v.trim());
+        if [CLIENT_PAYLOAD_HEADER, SIGNAL_CONNECTION_HEADER]
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(k))
+        {
+            cap.headers.lock().expect("lock").push(format!("{k}: {v}"));
+            request.headers_mut().insert(
+                k.parse::<tokio_tungstenite::tungstenite::http::HeaderName>()?,
+                v.parse()?,
+            );
+        }
+    }
+    let (server, response) = tokio_tungstenite::connect_async(request).await?;
+    let echoed: Vec<(String, String)> = [
+        ROUTING_ID_HEADER,
+        SIGNAL_CONNECTION_HEADER,
+        "X-caBLE-Contact-ID",
+    ]
+    .iter()
+    .filter_map(|h| {
+        let v = response.headers().get(*h)?.to_str().ok()?;
+        Some((h.to_string(), v.to_string()))
+    })
+    .collect();
+    for (k, v) in &echoed {
+        cap.headers.lock().expect("lock").push(format!("{k}: {v}"));
+    }
+    // The callback's error type is tungstenite's; clippy's size lint does not apply to an API we
+    // do not own.
+    #[allow(clippy::result_large_err)]
+    let client =
+        tokio_tungstenite::accept_hdr_async(tcp, move |_req: &Request, mut resp: Response| {
+            resp.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                HeaderValue::from_static(SUBPROTOCOL),
+            );
+            for (k, v) in &echoed {
+                if let (Ok(k), Ok(v)) = (
+                    k.parse::<tokio_tungstenite::tungstenite::http::HeaderName>(),
+                    HeaderValue::from_str(v),
+                ) {
+                    resp.headers_mut().insert(k, v);
+                }
+            }
+            Ok(resp)
+        })
+        .await?;
+    let (mut c_tx, mut c_rx) = client.split();
+    let (mut s_tx, mut s_rx) = server.split();
+    let (cap1, cap2, p1, p2) = (cap.clone(), cap.clone(), path.clone(), path);
+    let up = async move {
+        while let Some(Ok(m)) = c_rx.next().await {
+            if let Message::Binary(b) = &m {
+                cap1.messages
+                    .lock()
+                    .expect("lock")
+                    .push((p1.clone(), b.to_vec()));
+            }
+            if m.is_close() || s_tx.send(m).await.is_err() {
+                break;
+            }
+        }
+        let _ = s_tx.close().await;
+    };
+    let down = async move {
+        while let Some(Ok(m)) = s_rx.next().await {
+            if let Message::Binary(b) = &m {
+                cap2.messages
+                    .lock()
+                    .expect("lock")
+                    .push((p2.clone(), b.to_vec()));
+            }
+            if m.is_close() || c_tx.send(m).await.is_err() {
+                break;
+            }
+        }
+        let _ = c_tx.close().await;
+    };
+    tokio::join!(up, down);
+    Ok(())
+}
