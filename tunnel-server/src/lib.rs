@@ -1,1 +1,149 @@
-//! placeholder
+//! A self-hostable caBLE v2 / CTAP 2.2 hybrid tunnel relay (HYBRID.md §5, §8).
+//!
+//! Phones open `/cable/new/<tunnel id>`, clients open `/cable/connect/<routing id>/<tunnel id>`,
+//! and the relay forwards binary WebSocket messages verbatim between the pair; it never parses
+//! or decrypts them. Linked phones hold a registration socket (`/cable/register`) through
+//! which `/cable/contact/<contact id>` wakes them; see the crate README, "Contact channel".
+//!
+//! # Starting a server
+//!
+//! A program (the binary, the demo, the end-to-end tests) either calls [`run`] with its own
+//! listener and shutdown future, or starts one on `127.0.0.1:0` in-process with
+//! [`RunningServer::start`] (alias [`spawn_for_testing`]):
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tunnel_server::ServerError> {
+//! let server = tunnel_server::RunningServer::start(tunnel_server::Config::default()).await?;
+//! let url = server.ws_url(); // "ws://127.0.0.1:<port>"
+//! # let _ = url;
+//! server.shutdown().await?; // graceful: stop accepting, drain, close with 1001
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - [`config`]: `Config`, limits and the command-line flags.
+//! - `server`: accept loop, connection limits, TLS, HTTP serving, shutdown.
+//! - `http`: routing and status codes. `relay`: the WebSocket tasks.
+//! - `table`: the routing table and contact registry, plain structs.
+//! - `metrics`: counters and Prometheus text. `tls`: rustls from PEM. [`domain`]: domain names.
+
+pub mod config;
+pub mod domain;
+mod error;
+mod http;
+mod metrics;
+mod relay;
+mod server;
+mod table;
+mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+pub use config::{Config, Limits, LogFormat, ServeArgs, TlsConfig};
+pub use error::ServerError;
+pub use http::CONTACT_ID_HEADER;
+pub use hybrid_protocol::tunnel::RoutingId;
+
+/// Serves the relay on `listener` until `shutdown` completes, then stops accepting, lets live
+/// tunnels finish for `limits.shutdown_grace`, closes the rest with 1001 (going away) and
+/// returns once every connection task has ended.
+///
+/// Refuses plain `ws://` on a non-loopback listener unless `config.insecure_plaintext`.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    server::run(listener, config, shutdown).await
+}
+
+/// A relay running in-process on a loopback port; dropping it shuts it down (without waiting).
+pub struct RunningServer {
+    addr: SocketAddr,
+    routing_id: RoutingId,
+    tls: bool,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), ServerError>>>,
+}
+
+impl RunningServer {
+    /// Binds `127.0.0.1:0` (ignoring `config.listen`) and runs [`run`] on a spawned task.
+    pub async fn start(config: Config) -> Result<Self, ServerError> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(ServerError::io("binding 127.0.0.1:0"))?;
+        Self::start_on(listener, config).await
+    }
+
+    /// Runs [`run`] on a spawned task with an already bound listener.
+    pub async fn start_on(
+        listener: tokio::net::TcpListener,
+        config: Config,
+    ) -> Result<Self, ServerError> {
+        config.validate()?;
+        if let Some(tls) = &config.tls {
+            // Fail here, not inside the task, on unreadable PEM files.
+            tls::acceptor(tls)?;
+        }
+        let addr = listener
+            .local_addr()
+            .map_err(ServerError::io("reading the listener address"))?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let routing_id = config.routing_id;
+        let tls = config.tls.is_some();
+        let task = tokio::spawn(run(listener, config, async move {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            addr,
+            routing_id,
+            tls,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The routing ID it announces.
+    pub fn routing_id(&self) -> RoutingId {
+        self.routing_id
+    }
+
+    /// `ws://127.0.0.1:<port>`, or `wss://localhost:<port>` with TLS (no trailing slash).
+    pub fn ws_url(&self) -> String {
+        if self.tls {
+            format!("wss://localhost:{}", self.addr.port())
+        } else {
+            format!("ws://{}", self.addr)
+        }
+    }
+
+    /// Graceful shutdown; returns when the server has stopped.
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or(Ok(())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// [`RunningServer::start`]: a relay on `127.0.0.1:0` in-process.
+pub async fn spawn_for_testing(config: Config) -> Result<RunningServer, ServerError> {
+    RunningServer::start(config).await
+}

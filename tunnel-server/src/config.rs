@@ -1,0 +1,402 @@
+//! The relay's configuration: [`Config`] (what `run` needs, serde-loadable from TOML, with
+//! sane defaults for every limit) and [`ServeArgs`] (the command-line flags and
+//! `TUNNEL_SERVER_*` environment variables that override it). Resolution is two-stage, as in
+//! the house style: raw flags → `Config::default()` overlaid with the TOML file (if
+//! `--config`) and then with every flag or variable that was given → `Config::validate`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hybrid_protocol::tunnel::RoutingId;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ServerError;
+
+/// Everything the relay needs to run. `Config::default()` is a working loopback relay.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The address `main` binds (`run` takes an already bound listener).
+    pub listen: SocketAddr,
+    /// This instance's routing ID, announced in `X-caBLE-Routing-ID` and embedded in every
+    /// contact ID it mints. Each instance behind one proxy needs its own.
+    #[serde(with = "routing_id_hex")]
+    pub routing_id: RoutingId,
+    /// TLS certificate chain and key; `None` serves plain `ws://`.
+    pub tls: Option<TlsConfig>,
+    /// Allow plain `ws://` on a non-loopback address (a TLS-terminating proxy in front).
+    pub insecure_plaintext: bool,
+    /// If non-empty, an `Origin` header that is present must be one of these (absent is fine).
+    pub allowed_origins: Vec<String>,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Log format used by the binary.
+    pub log_format: LogFormat,
+}
+
+/// PEM files for TLS 1.2/1.3 (rustls).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first, PEM.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1), PEM.
+    pub key: PathBuf,
+}
+
+/// Every limit the relay enforces. The defaults never limit a real ceremony (under 10 messages
+/// per side, each under 2 KiB) and make the relay useless as a general-purpose pipe: at most
+/// `messages_per_side × max_message_size` bytes per direction for `tunnel_lifetime`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// A tunnel is closed this long after its first socket connected.
+    #[serde(with = "duration_text")]
+    pub tunnel_lifetime: Duration,
+    /// A paired tunnel with no message in either direction for this long is closed.
+    #[serde(with = "duration_text")]
+    pub idle_timeout: Duration,
+    /// Messages each side may send over the life of a tunnel.
+    pub messages_per_side: u32,
+    /// Messages queued for a peer that has not connected yet.
+    pub max_queued_messages: u32,
+    /// Largest WebSocket message (and frame) accepted, in bytes.
+    pub max_message_size: usize,
+    /// Tunnels (waiting or paired) at once.
+    pub max_tunnels: usize,
+    /// TCP connections at once, over all clients.
+    pub max_connections: usize,
+    /// TCP connections at once from one IP address (0 = unlimited; use 0 behind a proxy and
+    /// limit in the proxy).
+    pub max_connections_per_ip: u32,
+    /// Time from TCP accept to a completed WebSocket upgrade (TLS handshake included).
+    #[serde(with = "duration_text")]
+    pub upgrade_timeout: Duration,
+    /// Contact IDs this instance keeps (linked phones).
+    pub max_contacts: usize,
+    /// Wake-ups kept for a phone whose registration socket is not connected.
+    pub max_pending_wakeups: usize,
+    /// Ping interval on registration sockets; two silent intervals close it.
+    #[serde(with = "duration_text")]
+    pub registration_ping_interval: Duration,
+    /// On shutdown, live tunnels may finish for this long before they are closed (1001).
+    #[serde(with = "duration_text")]
+    pub shutdown_grace: Duration,
+}
+
+/// How the binary writes logs.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            routing_id: RoutingId([0, 0, 0]),
+            tls: None,
+            insecure_plaintext: false,
+            allowed_origins: Vec::new(),
+            limits: Limits::default(),
+            log_format: LogFormat::Plain,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            tunnel_lifetime: Duration::from_secs(120),
+            idle_timeout: Duration::from_secs(60),
+            messages_per_side: 32,
+            max_queued_messages: 16,
+            max_message_size: 16 * 1024,
+            max_tunnels: 50_000,
+            max_connections: 100_000,
+            max_connections_per_ip: 256,
+            upgrade_timeout: Duration::from_secs(10),
+            max_contacts: 100_000,
+            max_pending_wakeups: 4,
+            registration_ping_interval: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// Checks that the values make sense together.
+    pub fn validate(&self) -> Result<(), ServerError> {
+        let l = &self.limits;
+        let bad = |m: &str| Err(ServerError::Config(m.to_string()));
+        if l.max_message_size < 256 {
+            return bad(
+                "max message size must be at least 256 bytes; ceremonies send up to ~2 KiB",
+            );
+        }
+        if l.messages_per_side == 0 || l.max_queued_messages == 0 {
+            return bad("messages per side and max queued messages must be at least 1");
+        }
+        if l.tunnel_lifetime.is_zero() || l.idle_timeout.is_zero() || l.upgrade_timeout.is_zero() {
+            return bad("tunnel lifetime, idle timeout and upgrade timeout must be non-zero");
+        }
+        if l.registration_ping_interval.is_zero() {
+            return bad("registration ping interval must be non-zero");
+        }
+        if l.max_tunnels == 0 || l.max_connections == 0 {
+            return bad("max tunnels and max connections must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// Loads a TOML file over the defaults.
+    pub fn from_toml_file(path: &std::path::Path) -> Result<Self, ServerError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ServerError::ConfigFile {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        toml::from_str(&text).map_err(|e| ServerError::ConfigFile {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// Command-line flags (each also a `TUNNEL_SERVER_*` environment variable). Every flag is
+/// optional: unset ones keep the value from `--config` or the default.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// TOML file with a `Config` (flags and environment variables override it).
+    #[arg(long, env = "TUNNEL_SERVER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "TUNNEL_SERVER_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// This instance's routing ID, 6 hex digits [default: 000000].
+    #[arg(long, env = "TUNNEL_SERVER_ROUTING_ID", value_parser = parse_routing_id)]
+    pub routing_id: Option<RoutingId>,
+    /// TLS certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "TUNNEL_SERVER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); needs --tls-cert.
+    #[arg(long, env = "TUNNEL_SERVER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain ws:// on a non-loopback address (only behind a TLS-terminating proxy).
+    #[arg(long, env = "TUNNEL_SERVER_INSECURE_PLAINTEXT")]
+    pub insecure_plaintext: bool,
+    /// Allowed Origin header value (repeatable); a request without Origin is always allowed.
+    #[arg(
+        long = "allowed-origin",
+        env = "TUNNEL_SERVER_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+    /// Tunnel lifetime from its first socket, e.g. 120s or 2m [default: 120s].
+    #[arg(long, env = "TUNNEL_SERVER_TUNNEL_LIFETIME", value_parser = parse_duration)]
+    pub tunnel_lifetime: Option<Duration>,
+    /// Close a paired tunnel after this long without messages [default: 60s].
+    #[arg(long, env = "TUNNEL_SERVER_IDLE_TIMEOUT", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Messages each side may send per tunnel [default: 32].
+    #[arg(long, env = "TUNNEL_SERVER_MESSAGES_PER_SIDE")]
+    pub messages_per_side: Option<u32>,
+    /// Messages queued for a peer not yet connected [default: 16].
+    #[arg(long, env = "TUNNEL_SERVER_MAX_QUEUED_MESSAGES")]
+    pub max_queued_messages: Option<u32>,
+    /// Largest message in bytes [default: 16384].
+    #[arg(long, env = "TUNNEL_SERVER_MAX_MESSAGE_SIZE")]
+    pub max_message_size: Option<usize>,
+    /// Tunnels at once [default: 50000].
+    #[arg(long, env = "TUNNEL_SERVER_MAX_TUNNELS")]
+    pub max_tunnels: Option<usize>,
+    /// TCP connections at once [default: 100000].
+    #[arg(long, env = "TUNNEL_SERVER_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// TCP connections at once per client IP, 0 = unlimited [default: 256].
+    #[arg(long, env = "TUNNEL_SERVER_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<u32>,
+    /// Time allowed from TCP accept to WebSocket upgrade [default: 10s].
+    #[arg(long, env = "TUNNEL_SERVER_UPGRADE_TIMEOUT", value_parser = parse_duration)]
+    pub upgrade_timeout: Option<Duration>,
+    /// Contact IDs kept for linked phones [default: 100000].
+    #[arg(long, env = "TUNNEL_SERVER_MAX_CONTACTS")]
+    pub max_contacts: Option<usize>,
+    /// Wake-ups kept for a disconnected phone [default: 4].
+    #[arg(long, env = "TUNNEL_SERVER_MAX_PENDING_WAKEUPS")]
+    pub max_pending_wakeups: Option<usize>,
+    /// Ping interval on registration sockets [default: 30s].
+    #[arg(long, env = "TUNNEL_SERVER_REGISTRATION_PING_INTERVAL", value_parser = parse_duration)]
+    pub registration_ping_interval: Option<Duration>,
+    /// Grace period for live tunnels on shutdown [default: 10s].
+    #[arg(long, env = "TUNNEL_SERVER_SHUTDOWN_GRACE", value_parser = parse_duration)]
+    pub shutdown_grace: Option<Duration>,
+    /// Log format [default: plain].
+    #[arg(long, env = "TUNNEL_SERVER_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+impl ServeArgs {
+    /// Defaults, overlaid with `--config`, overlaid with the flags given; then validated.
+    pub fn resolve(&self) -> Result<Config, ServerError> {
+        let mut c = match &self.config {
+            Some(path) => Config::from_toml_file(path)?,
+            None => Config::default(),
+        };
+        macro_rules! overlay {
+            ($($field:ident => $target:expr),* $(,)?) => {
+                $(if let Some(v) = self.$field.clone() { $target = v; })*
+            };
+        }
+        overlay!(
+            listen => c.listen,
+            routing_id => c.routing_id,
+            tunnel_lifetime => c.limits.tunnel_lifetime,
+            idle_timeout => c.limits.idle_timeout,
+            messages_per_side => c.limits.messages_per_side,
+            max_queued_messages => c.limits.max_queued_messages,
+            max_message_size => c.limits.max_message_size,
+            max_tunnels => c.limits.max_tunnels,
+            max_connections => c.limits.max_connections,
+            max_connections_per_ip => c.limits.max_connections_per_ip,
+            upgrade_timeout => c.limits.upgrade_timeout,
+            max_contacts => c.limits.max_contacts,
+            max_pending_wakeups => c.limits.max_pending_wakeups,
+            registration_ping_interval => c.limits.registration_ping_interval,
+            shutdown_grace => c.limits.shutdown_grace,
+            log_format => c.log_format,
+        );
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            c.tls = Some(TlsConfig {
+                cert: cert.clone(),
+                key: key.clone(),
+            });
+        }
+        if self.insecure_plaintext {
+            c.insecure_plaintext = true;
+        }
+        if !self.allowed_origins.is_empty() {
+            c.allowed_origins = self.allowed_origins.clone();
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// Parses 6 hex digits into a routing ID (clap value parser).
+pub fn parse_routing_id(s: &str) -> Result<RoutingId, String> {
+    RoutingId::from_hex(s).map_err(|e| format!("{e}; expected 6 hex digits such as 0A1B2C"))
+}
+
+/// Parses `500ms`, `30s`, `2m`, `1h` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration; write e.g. 500ms, 30s, 2m or 1h"))?;
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
+        "h" => Ok(Duration::from_secs(n.saturating_mul(3600))),
+        other => Err(format!(
+            "unknown duration unit {other:?} in {s:?}; use ms, s, m or h"
+        )),
+    }
+}
+
+fn format_duration(d: Duration) -> String {
+    if d.subsec_millis() != 0 || d.as_secs() == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs())
+    }
+}
+
+mod duration_text {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(*d))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Secs(n) => Ok(Duration::from_secs(n)),
+            Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+mod routing_id_hex {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(r: &RoutingId, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&r.to_hex())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RoutingId, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_routing_id(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("3d").is_err());
+    }
+
+    #[test]
+    fn default_is_valid_and_round_trips_through_toml() {
+        let c = Config::default();
+        c.validate().unwrap();
+        let text = toml::to_string(&c).unwrap();
+        let back: Config = toml::from_str(&text).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn toml_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "routing_id = \"0a0b0c\"\n[limits]\nidle_timeout = \"5s\"\nmessages_per_side = 8\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            messages_per_side: Some(9),
+            ..ServeArgs::default()
+        };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.routing_id, RoutingId([0x0a, 0x0b, 0x0c]));
+        assert_eq!(c.limits.idle_timeout, Duration::from_secs(5));
+        assert_eq!(c.limits.messages_per_side, 9);
+        assert_eq!(c.limits.tunnel_lifetime, Duration::from_secs(120));
+    }
+}

@@ -1,0 +1,349 @@
+//! The HTTP layer (HYBRID.md §5.2): routes `/healthz`, `/metrics`, `/cable/new`,
+//! `/cable/connect`, `/cable/contact` and `/cable/register`, checks the method, the WebSocket
+//! upgrade headers, the `fido.cable` subprotocol and the optional Origin allow-list, reserves
+//! the tunnel or contact slot, and answers 101 (spawning the relay task that takes over the
+//! upgraded socket) or a status: 400 malformed, 403 origin, 404 unknown, 405 non-GET,
+//! 409 duplicate, 410 gone contact, 503 full.
+
+use std::sync::Arc;
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hybrid_protocol::tunnel::{
+    ContactId, TunnelId, TunnelPath, CLIENT_PAYLOAD_HEADER, ROUTING_ID_HEADER,
+    SIGNAL_CONNECTION_HEADER, SUBPROTOCOL,
+};
+use hyper::body::{Bytes, Incoming};
+use rand::RngCore as _;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tracing::debug;
+
+use crate::metrics::Rejection;
+use crate::relay;
+use crate::server::ConnGuard;
+use crate::table::{Refusal, WakeUp, CONTACT_RANDOM_LEN};
+
+/// Response header of `/cable/register` carrying the contact ID, base64url without padding.
+pub const CONTACT_ID_HEADER: &str = "X-caBLE-Contact-ID";
+
+/// Longest accepted `X-caBLE-Client-Payload` value, in hex digits (the payload is ~40 bytes).
+const MAX_CLIENT_PAYLOAD_HEX: usize = 1024;
+
+type Body = Full<Bytes>;
+
+/// What a request asks for, once its path is understood.
+enum Route {
+    Health,
+    Metrics,
+    Tunnel(TunnelPath),
+    Register(Option<ContactId>),
+}
+
+/// Answers one request. Never panics on any input.
+pub(crate) fn handle(mut req: Request<Incoming>, guard: &Arc<ConnGuard>) -> Response<Body> {
+    let shared = guard.shared().clone();
+    let reject = |r: Rejection, status: StatusCode| {
+        shared.metrics.rejected(r);
+        debug!(reason = ?r, %status, "request rejected");
+        plain(status, status.canonical_reason().unwrap_or(""))
+    };
+    let route = match route(req.uri().path()) {
+        Ok(Some(r)) => r,
+        Ok(None) => return reject(Rejection::NotFound, StatusCode::NOT_FOUND),
+        Err(()) => return reject(Rejection::BadPath, StatusCode::BAD_REQUEST),
+    };
+    if req.method() != Method::GET {
+        let mut resp = reject(Rejection::MethodNotAllowed, StatusCode::METHOD_NOT_ALLOWED);
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET"));
+        return resp;
+    }
+    let tunnel = match route {
+        Route::Health => return plain(StatusCode::OK, "ok\n"),
+        Route::Metrics => {
+            let mut resp = plain(StatusCode::OK, &shared.metrics.render(&shared.gauges()));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            return resp;
+        }
+        Route::Tunnel(t) => Some(t),
+        Route::Register(c) => {
+            let headers = req.headers();
+            let accept = match check_upgrade(headers, &shared.config.allowed_origins) {
+                Ok(a) => a,
+                Err((r, s)) => return reject(r, s),
+            };
+            return register(c, accept, &mut req, guard, &reject);
+        }
+    };
+    let Some(tunnel) = tunnel else {
+        return reject(Rejection::NotFound, StatusCode::NOT_FOUND);
+    };
+    let accept = match check_upgrade(req.headers(), &shared.config.allowed_origins) {
+        Ok(a) => a,
+        Err((r, s)) => return reject(r, s),
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let mut resp = switching(&accept);
+    match tunnel {
+        TunnelPath::New(id) => {
+            let opened = shared.state().table.handle_open(id);
+            let (gen, rx) = match opened {
+                Ok(x) => x,
+                Err(r) => return refused(r, &reject),
+            };
+            insert(
+                &mut resp,
+                ROUTING_ID_HEADER,
+                &shared.config.routing_id.to_hex(),
+            );
+            tokio::spawn(relay::first(guard.clone(), on_upgrade, id, gen, rx, false));
+        }
+        TunnelPath::Connect(_routing, id) => {
+            // The routing ID chose the instance (the proxy's job); pairing is by tunnel ID.
+            let joined = shared.state().table.handle_connect(id);
+            let joiner = match joined {
+                Ok(j) => j,
+                Err(r) => return refused(r, &reject),
+            };
+            tokio::spawn(relay::join(guard.clone(), on_upgrade, joiner));
+        }
+        TunnelPath::Contact(contact) => {
+            let Some(payload) = client_payload(req.headers()) else {
+                return reject(Rejection::MissingClientPayload, StatusCode::BAD_REQUEST);
+            };
+            let signal = req
+                .headers()
+                .get(SIGNAL_CONNECTION_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+            let now = tokio::time::Instant::now().into_std();
+            let expiry = now + shared.config.limits.tunnel_lifetime;
+            let mut state = shared.state();
+            let key = match state.contacts.lookup(&contact) {
+                Ok(k) => k,
+                Err(r) => {
+                    drop(state);
+                    return refused(r, &reject);
+                }
+            };
+            let mut id = TunnelId([0; 16]);
+            rand::thread_rng().fill_bytes(&mut id.0);
+            let (gen, rx) = match state.table.handle_open(id) {
+                Ok(x) => x,
+                Err(r) => {
+                    drop(state);
+                    return refused(r, &reject);
+                }
+            };
+            let wake = WakeUp {
+                tunnel_id: id,
+                routing_id: shared.config.routing_id,
+                client_payload: payload,
+            };
+            if let Err(r) = state.contacts.handle_contact(key, wake, now, expiry) {
+                state.table.handle_closed(id, gen);
+                drop(state);
+                return refused(r, &reject);
+            }
+            drop(state);
+            shared.metrics.wakeup();
+            if signal {
+                insert(&mut resp, SIGNAL_CONNECTION_HEADER, "true");
+            }
+            tokio::spawn(relay::first(guard.clone(), on_upgrade, id, gen, rx, signal));
+        }
+    }
+    resp
+}
+
+fn register(
+    contact: Option<ContactId>,
+    accept: String,
+    req: &mut Request<Incoming>,
+    guard: &Arc<ConnGuard>,
+    reject: &dyn Fn(Rejection, StatusCode) -> Response<Body>,
+) -> Response<Body> {
+    let shared = guard.shared();
+    let (contact, key) = match contact {
+        Some(c) => match shared.state().contacts.lookup(&c) {
+            Ok(k) => (c, k),
+            Err(r) => return refused(r, reject),
+        },
+        None => {
+            let mut key = [0u8; CONTACT_RANDOM_LEN];
+            rand::thread_rng().fill_bytes(&mut key);
+            match shared.state().contacts.handle_register(key) {
+                Ok(c) => (c, key),
+                Err(r) => return refused(r, reject),
+            }
+        }
+    };
+    let on_upgrade = hyper::upgrade::on(req);
+    let mut resp = switching(&accept);
+    insert(&mut resp, CONTACT_ID_HEADER, &contact.to_base64url());
+    tokio::spawn(relay::registration(guard.clone(), on_upgrade, key));
+    resp
+}
+
+fn refused(r: Refusal, reject: &dyn Fn(Rejection, StatusCode) -> Response<Body>) -> Response<Body> {
+    match r {
+        Refusal::Conflict => reject(Rejection::Conflict, StatusCode::CONFLICT),
+        Refusal::UnknownTunnel => reject(Rejection::UnknownTunnel, StatusCode::NOT_FOUND),
+        Refusal::Gone => reject(Rejection::ContactGone, StatusCode::GONE),
+        Refusal::Full => reject(Rejection::Full, StatusCode::SERVICE_UNAVAILABLE),
+    }
+}
+
+/// `Ok(None)`: not ours (404); `Err`: a `/cable/` path that does not parse (400).
+fn route(path: &str) -> Result<Option<Route>, ()> {
+    match path {
+        "/healthz" => return Ok(Some(Route::Health)),
+        "/metrics" => return Ok(Some(Route::Metrics)),
+        "/cable/register" => return Ok(Some(Route::Register(None))),
+        _ => {}
+    }
+    if let Some(id) = path.strip_prefix("/cable/register/") {
+        return ContactId::from_base64url(id)
+            .map(|c| Some(Route::Register(Some(c))))
+            .map_err(|_| ());
+    }
+    if !path.starts_with("/cable/") {
+        return Ok(None);
+    }
+    TunnelPath::parse(path)
+        .map(|t| Some(Route::Tunnel(t)))
+        .map_err(|_| ())
+}
+
+/// Checks a WebSocket upgrade request; returns the `Sec-WebSocket-Accept` value.
+fn check_upgrade(
+    headers: &HeaderMap,
+    allowed_origins: &[String],
+) -> Result<String, (Rejection, StatusCode)> {
+    let bad = Err((Rejection::BadUpgrade, StatusCode::BAD_REQUEST));
+    if !has_token(headers, header::CONNECTION, "upgrade")
+        || !has_token(headers, header::UPGRADE, "websocket")
+    {
+        return bad;
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v.as_bytes() != b"13")
+    {
+        return bad;
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+        return bad;
+    };
+    if key.len() != 24 {
+        return bad;
+    }
+    if !has_token(headers, header::SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL) {
+        return Err((Rejection::NoSubprotocol, StatusCode::BAD_REQUEST));
+    }
+    if !allowed_origins.is_empty() {
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let ok = origin
+                .to_str()
+                .is_ok_and(|o| allowed_origins.iter().any(|a| a.eq_ignore_ascii_case(o)));
+            if !ok {
+                return Err((Rejection::Origin, StatusCode::FORBIDDEN));
+            }
+        }
+    }
+    Ok(derive_accept_key(key.as_bytes()))
+}
+
+/// Whether a comma-separated header (possibly repeated) contains `token`, ignoring case.
+fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// The client payload header: non-empty, even-length hex, bounded.
+fn client_payload(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(CLIENT_PAYLOAD_HEADER)?.to_str().ok()?.trim();
+    let ok = !v.is_empty()
+        && v.len() % 2 == 0
+        && v.len() <= MAX_CLIENT_PAYLOAD_HEX
+        && v.bytes().all(|b| b.is_ascii_hexdigit());
+    ok.then(|| v.to_string())
+}
+
+fn switching(accept: &str) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(
+        header::SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_static(SUBPROTOCOL),
+    );
+    insert(&mut resp, header::SEC_WEBSOCKET_ACCEPT.as_str(), accept);
+    resp
+}
+
+fn insert(resp: &mut Response<Body>, name: &str, value: &str) {
+    if let (Ok(n), Ok(v)) = (
+        header::HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_str(value),
+    ) {
+        resp.headers_mut().insert(n, v);
+    }
+}
+
+fn plain(status: StatusCode, body: &str) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert!(matches!(route("/healthz"), Ok(Some(Route::Health))));
+        assert!(matches!(route("/nope"), Ok(None)));
+        assert!(matches!(route("/cable/new/zz"), Err(())));
+        assert!(matches!(
+            route("/cable/register"),
+            Ok(Some(Route::Register(None)))
+        ));
+        assert!(matches!(
+            route("/cable/register/AQID"),
+            Ok(Some(Route::Register(Some(_))))
+        ));
+        assert!(matches!(route("/cable/register/a=b"), Err(())));
+        assert!(matches!(
+            route(&format!("/cable/new/{}", "ab".repeat(16))),
+            Ok(Some(Route::Tunnel(TunnelPath::New(_))))
+        ));
+    }
+
+    #[test]
+    fn payload_header() {
+        let mut h = HeaderMap::new();
+        assert_eq!(client_payload(&h), None);
+        h.insert(CLIENT_PAYLOAD_HEADER, HeaderValue::from_static("A1b2"));
+        assert_eq!(client_payload(&h).as_deref(), Some("A1b2"));
+        h.insert(CLIENT_PAYLOAD_HEADER, HeaderValue::from_static("A1b"));
+        assert_eq!(client_payload(&h), None);
+        h.insert(CLIENT_PAYLOAD_HEADER, HeaderValue::from_static("zz"));
+        assert_eq!(client_payload(&h), None);
+    }
+}

@@ -1,0 +1,278 @@
+//! Counters the relay keeps and their Prometheus text rendering for `GET /metrics`: tunnels
+//! open and paired (gauges read from the table), ceremonies completed, closes by reason,
+//! bytes and messages relayed, and rejected requests by reason. Counters are relaxed atomics;
+//! nothing here allocates per event.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a request or connection was turned away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rejection {
+    BadPath,
+    BadUpgrade,
+    Conflict,
+    ConnectionLimit,
+    ContactGone,
+    Full,
+    MethodNotAllowed,
+    MissingClientPayload,
+    NoSubprotocol,
+    NotFound,
+    Origin,
+    PerIpLimit,
+    UnknownTunnel,
+    UpgradeTimeout,
+}
+
+impl Rejection {
+    const ALL: [Self; 14] = [
+        Self::BadPath,
+        Self::BadUpgrade,
+        Self::Conflict,
+        Self::ConnectionLimit,
+        Self::ContactGone,
+        Self::Full,
+        Self::MethodNotAllowed,
+        Self::MissingClientPayload,
+        Self::NoSubprotocol,
+        Self::NotFound,
+        Self::Origin,
+        Self::PerIpLimit,
+        Self::UnknownTunnel,
+        Self::UpgradeTimeout,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::BadPath => "bad_path",
+            Self::BadUpgrade => "bad_upgrade",
+            Self::Conflict => "conflict",
+            Self::ConnectionLimit => "connection_limit",
+            Self::ContactGone => "contact_gone",
+            Self::Full => "full",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::MissingClientPayload => "missing_client_payload",
+            Self::NoSubprotocol => "no_subprotocol",
+            Self::NotFound => "not_found",
+            Self::Origin => "origin",
+            Self::PerIpLimit => "per_ip_limit",
+            Self::UnknownTunnel => "unknown_tunnel",
+            Self::UpgradeTimeout => "upgrade_timeout",
+        }
+    }
+}
+
+/// How a tunnel (or registration socket) ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CloseReason {
+    /// A side closed normally.
+    Normal,
+    /// A side vanished without a close frame, or never finished connecting.
+    PeerGone,
+    /// The tunnel lifetime ran out.
+    Lifetime,
+    /// No message for the idle timeout.
+    Idle,
+    /// A side sent more messages than allowed, or too many before its peer arrived.
+    TooManyMessages,
+    /// A message above the size limit.
+    TooBig,
+    /// A text frame or a WebSocket protocol error.
+    ProtocolViolation,
+    /// The server is shutting down.
+    Shutdown,
+    /// A registration was revoked or replaced.
+    Revoked,
+}
+
+impl CloseReason {
+    const ALL: [Self; 9] = [
+        Self::Normal,
+        Self::PeerGone,
+        Self::Lifetime,
+        Self::Idle,
+        Self::TooManyMessages,
+        Self::TooBig,
+        Self::ProtocolViolation,
+        Self::Shutdown,
+        Self::Revoked,
+    ];
+
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Normal => "normal",
+            Self::PeerGone => "peer_gone",
+            Self::Lifetime => "lifetime",
+            Self::Idle => "idle",
+            Self::TooManyMessages => "too_many_messages",
+            Self::TooBig => "too_big",
+            Self::ProtocolViolation => "protocol_violation",
+            Self::Shutdown => "shutdown",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// The relay's counters.
+#[derive(Default)]
+pub(crate) struct Metrics {
+    connections: AtomicU64,
+    ceremonies: AtomicU64,
+    bytes: AtomicU64,
+    messages: AtomicU64,
+    wakeups: AtomicU64,
+    rejected: [AtomicU64; Rejection::ALL.len()],
+    closes: [AtomicU64; CloseReason::ALL.len()],
+}
+
+/// Gauges sampled from the tables at render time.
+pub(crate) struct Gauges {
+    pub(crate) tunnels_open: usize,
+    pub(crate) tunnels_paired: usize,
+    pub(crate) contacts: usize,
+    pub(crate) registrations_connected: usize,
+}
+
+impl Metrics {
+    pub(crate) fn connection(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn rejected(&self, r: Rejection) {
+        let i = Rejection::ALL.iter().position(|x| *x == r).unwrap_or(0);
+        self.rejected[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn closed(&self, r: CloseReason) {
+        let i = CloseReason::ALL.iter().position(|x| *x == r).unwrap_or(0);
+        self.closes[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn ceremony(&self) {
+        self.ceremonies.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn wakeup(&self) {
+        self.wakeups.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn relayed(&self, bytes: usize) {
+        self.messages.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Prometheus text exposition format 0.0.4.
+    pub(crate) fn render(&self, g: &Gauges) -> String {
+        let mut out = String::with_capacity(2048);
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut metric = |name: &str, kind: &str, help: &str, rows: &[(String, u64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, v) in rows {
+                let _ = writeln!(out, "{name}{labels} {v}");
+            }
+        };
+        let one = |v: u64| vec![(String::new(), v)];
+        metric(
+            "tunnel_server_tunnels_open",
+            "gauge",
+            "Tunnels waiting or paired.",
+            &one(g.tunnels_open as u64),
+        );
+        metric(
+            "tunnel_server_tunnels_paired",
+            "gauge",
+            "Tunnels with both sides connected.",
+            &one(g.tunnels_paired as u64),
+        );
+        metric(
+            "tunnel_server_contacts",
+            "gauge",
+            "Contact IDs known to this instance.",
+            &one(g.contacts as u64),
+        );
+        metric(
+            "tunnel_server_registrations_connected",
+            "gauge",
+            "Registration sockets connected.",
+            &one(g.registrations_connected as u64),
+        );
+        metric(
+            "tunnel_server_connections_total",
+            "counter",
+            "TCP connections accepted.",
+            &one(load(&self.connections)),
+        );
+        metric(
+            "tunnel_server_ceremonies_completed_total",
+            "counter",
+            "Paired tunnels that relayed both ways and closed normally.",
+            &one(load(&self.ceremonies)),
+        );
+        metric(
+            "tunnel_server_wakeups_total",
+            "counter",
+            "Contact wake-ups accepted.",
+            &one(load(&self.wakeups)),
+        );
+        metric(
+            "tunnel_server_messages_relayed_total",
+            "counter",
+            "Binary messages relayed.",
+            &one(load(&self.messages)),
+        );
+        metric(
+            "tunnel_server_bytes_relayed_total",
+            "counter",
+            "Payload bytes relayed.",
+            &one(load(&self.bytes)),
+        );
+        let closes: Vec<_> = CloseReason::ALL
+            .iter()
+            .zip(&self.closes)
+            .map(|(r, a)| (format!("{{reason=\"{}\"}}", r.label()), load(a)))
+            .collect();
+        metric(
+            "tunnel_server_closes_total",
+            "counter",
+            "Tunnels and registrations closed, by reason.",
+            &closes,
+        );
+        let rejected: Vec<_> = Rejection::ALL
+            .iter()
+            .zip(&self.rejected)
+            .map(|(r, a)| (format!("{{reason=\"{}\"}}", r.label()), load(a)))
+            .collect();
+        metric(
+            "tunnel_server_rejected_total",
+            "counter",
+            "Requests and connections rejected, by reason.",
+            &rejected,
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        m.rejected(Rejection::Conflict);
+        m.closed(CloseReason::Idle);
+        m.relayed(10);
+        let text = m.render(&Gauges {
+            tunnels_open: 3,
+            tunnels_paired: 1,
+            contacts: 0,
+            registrations_connected: 0,
+        });
+        assert!(text.contains("tunnel_server_tunnels_open 3\n"));
+        assert!(text.contains("tunnel_server_rejected_total{reason=\"conflict\"} 1\n"));
+        assert!(text.contains("tunnel_server_closes_total{reason=\"idle\"} 1\n"));
+        assert!(text.contains("tunnel_server_bytes_relayed_total 10\n"));
+        assert!(text.contains("# TYPE tunnel_server_closes_total counter\n"));
+    }
+}

@@ -1,0 +1,501 @@
+//! The WebSocket side (HYBRID.md §5.3, §8): one task per tunnel owns both sockets. The first
+//! socket (`/cable/new`, or the client's `/cable/contact`) waits for its joiner, queueing what
+//! it sends (bounded); `/cable/connect` hands its socket over; then binary messages are
+//! relayed verbatim both ways, never parsed, under the message-count, size, idle and lifetime
+//! limits, and a close on one side closes the other with a meaningful code. Also the phone's
+//! long-lived registration socket of the contact channel (README "Contact channel").
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use hybrid_protocol::tunnel::TunnelId;
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{sleep_until, Instant};
+use tokio_tungstenite::tungstenite::error::Error as WsError;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+use tracing::{debug, info};
+
+use crate::metrics::CloseReason;
+use crate::server::{reached, ConnGuard, Phase, Shared};
+use crate::table::{WakeUp, CONTACT_RANDOM_LEN};
+
+pub(crate) type Ws = WebSocketStream<TokioIo<Upgraded>>;
+
+/// What `/cable/connect` hands the waiting socket's task.
+pub(crate) struct Joiner {
+    ws: Ws,
+    _guard: Arc<ConnGuard>,
+}
+
+/// How long a close handshake may take before the socket is simply dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Largest message accepted on a registration socket (`{"revoke":true}` is 15 bytes).
+const REGISTRATION_MAX_MESSAGE: usize = 1024;
+
+/// How a tunnel ends: the reason (metrics, logs) and the close code for each side.
+#[derive(Clone, Copy, Debug)]
+struct End {
+    reason: CloseReason,
+    code: CloseCode,
+    text: &'static str,
+}
+
+impl End {
+    const fn new(reason: CloseReason, code: CloseCode, text: &'static str) -> Self {
+        Self { reason, code, text }
+    }
+    const NORMAL: Self = Self::new(CloseReason::Normal, CloseCode::Normal, "peer closed");
+    const PEER_GONE: Self = Self::new(CloseReason::PeerGone, CloseCode::Away, "peer went away");
+    const LIFETIME: Self = Self::new(
+        CloseReason::Lifetime,
+        CloseCode::Policy,
+        "tunnel lifetime exceeded",
+    );
+    const IDLE: Self = Self::new(CloseReason::Idle, CloseCode::Policy, "tunnel idle too long");
+    const TOO_MANY: Self = Self::new(
+        CloseReason::TooManyMessages,
+        CloseCode::Policy,
+        "too many messages",
+    );
+    const TOO_BIG: Self = Self::new(CloseReason::TooBig, CloseCode::Size, "message too big");
+    const TEXT: Self = Self::new(
+        CloseReason::ProtocolViolation,
+        CloseCode::Unsupported,
+        "text frames are not allowed",
+    );
+    const PROTOCOL: Self = Self::new(
+        CloseReason::ProtocolViolation,
+        CloseCode::Protocol,
+        "websocket protocol error",
+    );
+    const SHUTDOWN: Self = Self::new(
+        CloseReason::Shutdown,
+        CloseCode::Away,
+        "server shutting down",
+    );
+}
+
+/// One message read from a socket, classified.
+enum Incoming {
+    Data(Vec<u8>),
+    /// Ping or pong (tungstenite answers pings itself).
+    Control,
+    /// A close frame (with its code) or the end of the stream.
+    Closed(Option<CloseCode>),
+    Violation(End),
+}
+
+fn classify(item: Option<Result<Message, WsError>>) -> Incoming {
+    match item {
+        Some(Ok(Message::Binary(b))) => Incoming::Data(b),
+        Some(Ok(Message::Text(_))) => Incoming::Violation(End::TEXT),
+        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Incoming::Control,
+        Some(Ok(Message::Close(frame))) => {
+            Incoming::Closed(Some(frame.map_or(CloseCode::Normal, |f| f.code)))
+        }
+        Some(Err(WsError::Capacity(_))) => Incoming::Violation(End::TOO_BIG),
+        Some(Err(WsError::Protocol(_) | WsError::Utf8)) => Incoming::Violation(End::PROTOCOL),
+        Some(Err(_)) | None => Incoming::Closed(None),
+    }
+}
+
+/// The end for the peer of a side that closed with `code`: application codes (3000–4999)
+/// pass through, anything else becomes a normal close.
+fn peer_end(code: Option<CloseCode>) -> (End, CloseCode) {
+    match code {
+        None => (End::PEER_GONE, CloseCode::Away),
+        Some(c) => {
+            let n = u16::from(c);
+            let forwarded = if (3000..5000).contains(&n) {
+                c
+            } else {
+                CloseCode::Normal
+            };
+            (End::NORMAL, forwarded)
+        }
+    }
+}
+
+pub(crate) fn ws_config(max_message: usize) -> WebSocketConfig {
+    WebSocketConfig {
+        max_message_size: Some(max_message),
+        max_frame_size: Some(max_message),
+        // Write each message straight through: no 128 KiB write buffer per socket.
+        write_buffer_size: 0,
+        max_write_buffer_size: max_message.saturating_mul(2).saturating_add(4096),
+        ..WebSocketConfig::default()
+    }
+}
+
+async fn upgrade(on: OnUpgrade, max_message: usize) -> Option<Ws> {
+    let upgraded = on.await.ok()?;
+    Some(
+        WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            Some(ws_config(max_message)),
+        )
+        .await,
+    )
+}
+
+async fn close(ws: &mut Ws, code: CloseCode, text: &'static str) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        let frame = CloseFrame {
+            code,
+            reason: text.into(),
+        };
+        if ws.close(Some(frame)).await.is_ok() {
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+    })
+    .await;
+}
+
+/// Removes the tunnel's table slot when its task ends, however it ends.
+struct SlotGuard {
+    shared: Arc<Shared>,
+    id: TunnelId,
+    gen: u64,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.shared.state().table.handle_closed(self.id, self.gen);
+    }
+}
+
+/// A short, non-secret tag for logs: the first 4 hex digits of the tunnel ID.
+fn tag(id: &TunnelId) -> String {
+    hex::encode_upper(&id.0[..2])
+}
+
+/// The first socket of a tunnel: waits for the joiner, then relays.
+pub(crate) async fn first(
+    guard: Arc<ConnGuard>,
+    on: OnUpgrade,
+    id: TunnelId,
+    gen: u64,
+    mut joiner: oneshot::Receiver<Joiner>,
+    signal: bool,
+) {
+    let shared = guard.shared().clone();
+    let _slot = SlotGuard {
+        shared: shared.clone(),
+        id,
+        gen,
+    };
+    let limits = &shared.config.limits;
+    let started = Instant::now();
+    let deadline = started + limits.tunnel_lifetime;
+    let Some(mut ws) = upgrade(on, limits.max_message_size).await else {
+        return;
+    };
+    let mut phase = shared.phase.clone();
+    let mut queue: VecDeque<Vec<u8>> = VecDeque::new();
+    let mut sent: u32 = 0;
+    let outcome = loop {
+        tokio::select! {
+            j = &mut joiner => match j {
+                Ok(j) => break Ok(j),
+                Err(_) => break Err(End::PEER_GONE),
+            },
+            m = ws.next() => match classify(m) {
+                Incoming::Data(b) => {
+                    sent += 1;
+                    if sent > limits.messages_per_side
+                        || queue.len() >= limits.max_queued_messages as usize
+                    {
+                        break Err(End::TOO_MANY);
+                    }
+                    queue.push_back(b);
+                }
+                Incoming::Control => {}
+                Incoming::Closed(code) => {
+                    let _ = ws.close(None).await;
+                    finish(&shared, id, started, peer_end(code).0, false, (sent, 0));
+                    return;
+                }
+                Incoming::Violation(end) => break Err(end),
+            },
+            () = sleep_until(deadline) => break Err(End::LIFETIME),
+            () = reached(&mut phase, Phase::Closing) => break Err(End::SHUTDOWN),
+        }
+    };
+    let joiner = match outcome {
+        Ok(j) => j,
+        Err(end) => {
+            close(&mut ws, end.code, end.text).await;
+            finish(&shared, id, started, end, false, (sent, 0));
+            return;
+        }
+    };
+    let mut pair = Pair {
+        shared: shared.clone(),
+        a: ws,
+        b: joiner.ws,
+        sent: [sent, 0],
+        deadline,
+    };
+    let end = pair.relay(queue, signal, &mut phase).await;
+    let sent = pair.sent;
+    finish(&shared, id, started, end, true, (sent[0], sent[1]));
+}
+
+/// The second socket (`/cable/connect`): hands itself to the waiting task.
+pub(crate) async fn join(guard: Arc<ConnGuard>, on: OnUpgrade, joiner: oneshot::Sender<Joiner>) {
+    let max = guard.shared().config.limits.max_message_size;
+    let Some(ws) = upgrade(on, max).await else {
+        // Dropping `joiner` tells the waiting side its peer is gone.
+        return;
+    };
+    if let Err(mut j) = joiner.send(Joiner { ws, _guard: guard }) {
+        close(&mut j.ws, CloseCode::Away, "peer went away").await;
+    }
+}
+
+fn finish(
+    shared: &Shared,
+    id: TunnelId,
+    started: Instant,
+    end: End,
+    paired: bool,
+    sent: (u32, u32),
+) {
+    shared.metrics.closed(end.reason);
+    if paired && end.reason == CloseReason::Normal && sent.0 > 0 && sent.1 > 0 {
+        shared.metrics.ceremony();
+    }
+    info!(
+        tunnel = %tag(&id),
+        outcome = end.reason.label(),
+        paired,
+        first_sent = sent.0,
+        joiner_sent = sent.1,
+        ms = started.elapsed().as_millis() as u64,
+        "tunnel closed"
+    );
+}
+
+/// A paired tunnel: `a` is the first socket, `b` the joiner.
+struct Pair {
+    shared: Arc<Shared>,
+    a: Ws,
+    b: Ws,
+    sent: [u32; 2],
+    deadline: Instant,
+}
+
+impl Pair {
+    async fn relay(
+        &mut self,
+        queue: VecDeque<Vec<u8>>,
+        signal: bool,
+        phase: &mut tokio::sync::watch::Receiver<Phase>,
+    ) -> End {
+        let limits = self.shared.config.limits.clone();
+        if signal && self.a.send(Message::Binary(vec![0])).await.is_err() {
+            return self.close_b(End::PEER_GONE, CloseCode::Away).await;
+        }
+        for m in queue {
+            let n = m.len();
+            if self.b.send(Message::Binary(m)).await.is_err() {
+                return self.close_a(End::PEER_GONE, CloseCode::Away).await;
+            }
+            self.shared.metrics.relayed(n);
+        }
+        let mut idle = Instant::now() + limits.idle_timeout;
+        loop {
+            let (from_a, item) = tokio::select! {
+                m = self.a.next() => (true, classify(m)),
+                m = self.b.next() => (false, classify(m)),
+                () = sleep_until(self.deadline) => return self.close_both(End::LIFETIME).await,
+                () = sleep_until(idle) => return self.close_both(End::IDLE).await,
+                () = reached(phase, Phase::Closing) => return self.close_both(End::SHUTDOWN).await,
+            };
+            let side = usize::from(!from_a);
+            match item {
+                Incoming::Data(m) => {
+                    self.sent[side] += 1;
+                    if self.sent[side] > limits.messages_per_side {
+                        return self.close_both(End::TOO_MANY).await;
+                    }
+                    idle = Instant::now() + limits.idle_timeout;
+                    let n = m.len();
+                    let to = if from_a { &mut self.b } else { &mut self.a };
+                    if to.send(Message::Binary(m)).await.is_err() {
+                        let end = End::PEER_GONE;
+                        return if from_a {
+                            self.close_a(end, CloseCode::Away).await
+                        } else {
+                            self.close_b(end, CloseCode::Away).await
+                        };
+                    }
+                    self.shared.metrics.relayed(n);
+                }
+                Incoming::Control => {}
+                Incoming::Closed(code) => {
+                    let (end, code) = peer_end(code);
+                    return if from_a {
+                        let _ = self.a.close(None).await;
+                        self.close_b(end, code).await
+                    } else {
+                        let _ = self.b.close(None).await;
+                        self.close_a(end, code).await
+                    };
+                }
+                Incoming::Violation(end) => return self.close_both(end).await,
+            }
+        }
+    }
+
+    async fn close_a(&mut self, end: End, code: CloseCode) -> End {
+        close(&mut self.a, code, end.text).await;
+        end
+    }
+
+    async fn close_b(&mut self, end: End, code: CloseCode) -> End {
+        close(&mut self.b, code, end.text).await;
+        end
+    }
+
+    async fn close_both(&mut self, end: End) -> End {
+        tokio::join!(
+            close(&mut self.a, end.code, end.text),
+            close(&mut self.b, end.code, end.text)
+        );
+        end
+    }
+}
+
+/// A phone's registration socket: delivers wake-ups, handles `{"revoke":true}`, pings.
+pub(crate) async fn registration(
+    guard: Arc<ConnGuard>,
+    on: OnUpgrade,
+    key: [u8; CONTACT_RANDOM_LEN],
+) {
+    let shared = guard.shared().clone();
+    let Some(mut ws) = upgrade(on, REGISTRATION_MAX_MESSAGE).await else {
+        return;
+    };
+    let (tx, mut rx) = mpsc::channel::<WakeUp>(8);
+    let now = Instant::now().into_std();
+    let attached = shared.state().contacts.handle_attach(key, tx, now);
+    let Ok((gen, pending)) = attached else {
+        // Revoked between the 101 and now.
+        close(&mut ws, CloseCode::Normal, "contact revoked").await;
+        return;
+    };
+    let end = serve_registration(&shared, &mut ws, &mut rx, pending, key).await;
+    shared.state().contacts.handle_detach(key, gen);
+    close(&mut ws, end.code, end.text).await;
+    shared.metrics.closed(end.reason);
+    debug!(outcome = end.reason.label(), "registration closed");
+}
+
+async fn serve_registration(
+    shared: &Shared,
+    ws: &mut Ws,
+    rx: &mut mpsc::Receiver<WakeUp>,
+    pending: Vec<WakeUp>,
+    key: [u8; CONTACT_RANDOM_LEN],
+) -> End {
+    let interval = shared.config.limits.registration_ping_interval;
+    let mut phase = shared.phase.clone();
+    for w in pending {
+        if !deliver(shared, ws, &w).await {
+            return End::PEER_GONE;
+        }
+    }
+    let mut last_heard = Instant::now();
+    let mut next_ping = Instant::now() + interval;
+    loop {
+        tokio::select! {
+            w = rx.recv() => match w {
+                Some(w) => {
+                    if !deliver(shared, ws, &w).await {
+                        return End::PEER_GONE;
+                    }
+                }
+                None => {
+                    return End::new(
+                        CloseReason::Revoked,
+                        CloseCode::Normal,
+                        "replaced by a newer registration",
+                    )
+                }
+            },
+            m = ws.next() => {
+                last_heard = Instant::now();
+                match classify(m) {
+                    Incoming::Data(b) => {
+                        if is_revoke(&b) {
+                            shared.state().contacts.handle_revoke(key);
+                            return End::new(CloseReason::Revoked, CloseCode::Normal, "contact revoked");
+                        }
+                    }
+                    Incoming::Control => {}
+                    Incoming::Closed(code) => return peer_end(code).0,
+                    Incoming::Violation(end) => return end,
+                }
+            },
+            () = sleep_until(next_ping) => {
+                if last_heard.elapsed() > interval * 2 {
+                    return End::new(CloseReason::Idle, CloseCode::Away, "no pong");
+                }
+                if ws.send(Message::Ping(Vec::new())).await.is_err() {
+                    return End::PEER_GONE;
+                }
+                next_ping = Instant::now() + interval;
+            },
+            () = reached(&mut phase, Phase::Draining) => return End::SHUTDOWN,
+        }
+    }
+}
+
+/// Sends a wake-up unless its tunnel is no longer waiting; false if the socket failed.
+async fn deliver(shared: &Shared, ws: &mut Ws, w: &WakeUp) -> bool {
+    if !shared.state().table.is_waiting(&w.tunnel_id) {
+        return true;
+    }
+    ws.send(Message::Binary(w.to_json().into_bytes()))
+        .await
+        .is_ok()
+}
+
+fn is_revoke(b: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(b)
+        .ok()
+        .and_then(|v| v.get("revoke").and_then(serde_json::Value::as_bool))
+        == Some(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revoke_message() {
+        assert!(is_revoke(br#"{"revoke":true}"#));
+        assert!(!is_revoke(br#"{"revoke":false}"#));
+        assert!(!is_revoke(b"\xff\x00"));
+        assert!(!is_revoke(b"[]"));
+    }
+
+    #[test]
+    fn close_codes_pass_application_codes_only() {
+        assert_eq!(
+            peer_end(Some(CloseCode::from(4000))).1,
+            CloseCode::from(4000)
+        );
+        assert_eq!(peer_end(Some(CloseCode::Away)).1, CloseCode::Normal);
+        assert_eq!(peer_end(None).1, CloseCode::Away);
+    }
+}
