@@ -15,7 +15,7 @@ use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
-use tokio_tungstenite::tungstenite::error::Error as WsError;
+use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
@@ -101,6 +101,9 @@ fn classify(item: Option<Result<Message, WsError>>) -> Incoming {
             Incoming::Closed(Some(frame.map_or(CloseCode::Normal, |f| f.code)))
         }
         Some(Err(WsError::Capacity(_))) => Incoming::Violation(End::TOO_BIG),
+        Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => {
+            Incoming::Closed(None)
+        }
         Some(Err(WsError::Protocol(_) | WsError::Utf8)) => Incoming::Violation(End::PROTOCOL),
         Some(Err(_)) | None => Incoming::Closed(None),
     }
@@ -144,6 +147,14 @@ async fn upgrade(on: OnUpgrade, max_message: usize) -> Option<Ws> {
         )
         .await,
     )
+}
+
+/// Completes a close the peer started: flushes tungstenite's close reply and waits for EOF.
+async fn closed_by_peer(ws: &mut Ws) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
 }
 
 async fn close(ws: &mut Ws, code: CloseCode, text: &'static str) {
@@ -219,7 +230,7 @@ pub(crate) async fn first(
                 }
                 Incoming::Control => {}
                 Incoming::Closed(code) => {
-                    let _ = ws.close(None).await;
+                    closed_by_peer(&mut ws).await;
                     finish(&shared, id, started, peer_end(code).0, false, (sent, 0));
                     return;
                 }
@@ -344,11 +355,17 @@ impl Pair {
                 Incoming::Closed(code) => {
                     let (end, code) = peer_end(code);
                     return if from_a {
-                        let _ = self.a.close(None).await;
-                        self.close_b(end, code).await
+                        tokio::join!(
+                            closed_by_peer(&mut self.a),
+                            close(&mut self.b, code, end.text)
+                        );
+                        end
                     } else {
-                        let _ = self.b.close(None).await;
-                        self.close_a(end, code).await
+                        tokio::join!(
+                            closed_by_peer(&mut self.b),
+                            close(&mut self.a, code, end.text)
+                        );
+                        end
                     };
                 }
                 Incoming::Violation(end) => return self.close_both(end).await,
@@ -442,7 +459,10 @@ async fn serve_registration(
                         }
                     }
                     Incoming::Control => {}
-                    Incoming::Closed(code) => return peer_end(code).0,
+                    Incoming::Closed(code) => {
+                        closed_by_peer(ws).await;
+                        return peer_end(code).0;
+                    }
                     Incoming::Violation(end) => return end,
                 }
             },

@@ -261,6 +261,7 @@ where
     tokio::select! {
         result = tokio::time::timeout(limit, conn) => match result {
             Ok(Ok(())) => {}
+            Ok(Err(e)) if e.is_timeout() => shared.metrics.rejected(Rejection::UpgradeTimeout),
             Ok(Err(e)) => debug!(error = %e, "http connection ended with an error"),
             Err(_) => shared.metrics.rejected(Rejection::UpgradeTimeout),
         },

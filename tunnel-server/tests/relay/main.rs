@@ -1,0 +1,11 @@
+//! Integration tests: real sockets on 127.0.0.1, the relay run in-process, tokio-tungstenite
+//! clients. One binary, one module per area.
+
+mod abuse;
+mod contact;
+mod limits;
+mod pairing;
+mod shutdown;
+mod status;
+mod support;
+mod tls;

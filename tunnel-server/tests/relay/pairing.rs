@@ -1,0 +1,108 @@
+//! Pairing, relaying both ways, queued early messages, close propagation.
+
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn pairs_and_relays_both_ways_with_headers() {
+    let server = start(config()).await;
+    let t = tunnel(1);
+    let (mut phone, resp) = open(&server, &new_path(t), &[]).await.unwrap();
+    assert_eq!(resp.headers()["X-caBLE-Routing-ID"], "0A0B0C");
+    assert_eq!(resp.headers()["Sec-WebSocket-Protocol"], "fido.cable");
+    let (mut desktop, resp) = open(&server, &connect_path(t), &[]).await.unwrap();
+    assert_eq!(resp.headers()["Sec-WebSocket-Protocol"], "fido.cable");
+    for i in 0..5u8 {
+        send(&mut desktop, &[i; 81]).await;
+        assert_eq!(recv(&mut phone).await, vec![i; 81]);
+        send(&mut phone, &[i, 1, 2]).await;
+        assert_eq!(recv(&mut desktop).await, vec![i, 1, 2]);
+    }
+    desktop.close(None).await.unwrap();
+    assert_eq!(closed(&mut phone).await, CloseCode::Normal);
+    await_metric(&server, "tunnel_server_ceremonies_completed_total", 1).await;
+    await_metric(&server, "tunnel_server_tunnels_open", 0).await;
+}
+
+#[tokio::test]
+async fn lower_case_paths_pair() {
+    let server = start(config()).await;
+    let t = tunnel(0xab);
+    let mut phone = ok(&server, &new_path(t).to_lowercase()).await;
+    let mut desktop = ok(&server, &connect_path(t).to_lowercase()).await;
+    send(&mut phone, b"x").await;
+    assert_eq!(recv(&mut desktop).await, b"x");
+}
+
+#[tokio::test]
+async fn early_messages_are_queued_in_order() {
+    let server = start(config()).await;
+    let t = tunnel(2);
+    let mut phone = ok(&server, &new_path(t)).await;
+    for i in 0..5u8 {
+        send(&mut phone, &[i]).await;
+    }
+    // The relay must have read them before the peer exists: wait until it has counted none
+    // relayed yet but holds the tunnel, then join.
+    await_metric(&server, "tunnel_server_tunnels_open", 1).await;
+    let mut desktop = ok(&server, &connect_path(t)).await;
+    send(&mut desktop, b"after").await;
+    for i in 0..5u8 {
+        assert_eq!(recv(&mut desktop).await, vec![i]);
+    }
+    assert_eq!(recv(&mut phone).await, b"after");
+}
+
+#[tokio::test]
+async fn connect_with_another_routing_id_still_pairs_by_tunnel_id() {
+    let server = start(config()).await;
+    let t = tunnel(3);
+    let mut phone = ok(&server, &new_path(t)).await;
+    let path = hybrid_protocol::tunnel::TunnelPath::Connect(
+        hybrid_protocol::tunnel::RoutingId([9, 9, 9]),
+        t,
+    )
+    .to_path();
+    let mut desktop = ok(&server, &path).await;
+    send(&mut desktop, b"hi").await;
+    assert_eq!(recv(&mut phone).await, b"hi");
+}
+
+#[tokio::test]
+async fn close_propagates_from_phone_with_application_code() {
+    let server = start(config()).await;
+    let t = tunnel(4);
+    let mut phone = ok(&server, &new_path(t)).await;
+    let mut desktop = ok(&server, &connect_path(t)).await;
+    phone
+        .close(Some(CloseFrame {
+            code: CloseCode::from(4001),
+            reason: "done".into(),
+        }))
+        .await
+        .unwrap();
+    assert_eq!(closed(&mut desktop).await, CloseCode::from(4001));
+}
+
+#[tokio::test]
+async fn abrupt_disconnect_closes_peer_going_away() {
+    let server = start(config()).await;
+    let t = tunnel(5);
+    let phone = ok(&server, &new_path(t)).await;
+    let mut desktop = ok(&server, &connect_path(t)).await;
+    drop(phone);
+    assert_eq!(closed(&mut desktop).await, CloseCode::Away);
+}
+
+#[tokio::test]
+async fn tunnel_id_is_reusable_after_close() {
+    let server = start(config()).await;
+    let t = tunnel(6);
+    let mut phone = ok(&server, &new_path(t)).await;
+    phone.close(None).await.unwrap();
+    let _ = closed(&mut phone).await;
+    await_metric(&server, "tunnel_server_tunnels_open", 0).await;
+    let _phone = ok(&server, &new_path(t)).await;
+}
