@@ -117,7 +117,7 @@ pub(crate) async fn run(
         .local_addr()
         .map_err(ServerError::io("reading the listener address"))?;
     let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
-    if tls.is_none() && !local.ip().is_loopback() && !config.insecure_plaintext {
+    if !plaintext_allowed(local, tls.is_some(), config.insecure_plaintext) {
         return Err(ServerError::PlaintextNotLoopback { addr: local });
     }
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
@@ -202,6 +202,11 @@ pub(crate) async fn run(
     Ok(())
 }
 
+/// Plain `ws://` only on loopback or when explicitly asked for.
+fn plaintext_allowed(local: SocketAddr, tls: bool, insecure_plaintext: bool) -> bool {
+    tls || insecure_plaintext || local.ip().is_loopback()
+}
+
 /// Applies the connection limits; `None` drops the connection.
 fn admit(
     shared: &Arc<Shared>,
@@ -266,5 +271,25 @@ where
             Err(_) => shared.metrics.rejected(Rejection::UpgradeTimeout),
         },
         () = reached(&mut phase, Phase::Draining) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plaintext_only_on_loopback_or_when_asked() {
+        let public: SocketAddr = "0.0.0.0:443".parse().unwrap();
+        let v6_loopback: SocketAddr = "[::1]:8080".parse().unwrap();
+        assert!(!plaintext_allowed(public, false, false));
+        assert!(plaintext_allowed(public, true, false));
+        assert!(plaintext_allowed(public, false, true));
+        assert!(plaintext_allowed(v6_loopback, false, false));
+        assert!(plaintext_allowed(
+            "127.0.0.1:1".parse().unwrap(),
+            false,
+            false
+        ));
     }
 }

@@ -2,9 +2,11 @@
 //! clients. One binary, one module per area.
 
 mod abuse;
+mod cli;
 mod contact;
 mod limits;
 mod pairing;
+mod scale_out;
 mod shutdown;
 mod status;
 mod support;

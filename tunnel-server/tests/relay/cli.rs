@@ -1,0 +1,58 @@
+//! The real binary: `domain` subcommand and configuration errors.
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tunnel-server"))
+        .args(args)
+        .output()
+        .expect("binary runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn domain_prints_names_ranges_and_searches() {
+    assert_eq!(run(&["domain", "266"]).1, "266 cable.wufkweyy3uaxb.com\n");
+    assert_eq!(
+        run(&["domain", "256..258"]).1,
+        "256 cable.qz2ekwmnd332c.info\n257 cable.4a6bwmj6hiyyd.net\n"
+    );
+    assert_eq!(
+        run(&["domain", "--find", "cable.my4kstlhndi4c.net"]).1,
+        "63872 cable.my4kstlhndi4c.net\n"
+    );
+    assert_eq!(
+        run(&["domain", "256..300", "--contains", "wufk"]).1,
+        "266 cable.wufkweyy3uaxb.com\n"
+    );
+    let (ok, _, err) = run(&["domain", "--find", "example.com"]);
+    assert!(!ok);
+    assert!(err.contains("no domain number has the name"), "{err}");
+}
+
+#[test]
+fn bad_configuration_is_reported_not_panicked() {
+    let (ok, _, err) = run(&["--routing-id", "XYZ"]);
+    assert!(!ok);
+    assert!(err.contains("6 hex digits"), "{err}");
+    let (ok, _, err) = run(&["--max-message-size", "10"]);
+    assert!(!ok);
+    assert!(
+        err.contains("max message size must be at least 256"),
+        "{err}"
+    );
+    let (ok, _, err) = run(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        "/nonexistent.pem",
+        "--tls-key",
+        "/nonexistent.pem",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("cannot read /nonexistent.pem"), "{err}");
+}
