@@ -174,9 +174,11 @@ async fn bench(cli: &Cli) -> Result<()> {
     )
     .await?;
     println!(
-        "loadgen: {} cores, tunnel server {}, baseline {}",
+        "loadgen: {} cores, {} at {}, {} at {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
+        server.name,
         server.url,
+        baseline.name,
         baseline.url
     );
 
