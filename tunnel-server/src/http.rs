@@ -5,7 +5,9 @@
 //! upgraded socket) or a status: 400 malformed, 403 origin, 404 unknown, 405 non-GET,
 //! 409 duplicate, 410 gone contact, 503 full.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -41,7 +43,11 @@ enum Route {
 }
 
 /// Answers one request. Never panics on any input.
-pub(crate) fn handle(mut req: Request<Incoming>, guard: &Arc<ConnGuard>) -> Response<Body> {
+pub(crate) fn handle(
+    mut req: Request<Incoming>,
+    guard: &Arc<ConnGuard>,
+    after: &Deferred,
+) -> Response<Body> {
     let shared = guard.shared().clone();
     let reject = |r: Rejection, status: StatusCode| {
         shared.metrics.rejected(r);
@@ -76,7 +82,7 @@ pub(crate) fn handle(mut req: Request<Incoming>, guard: &Arc<ConnGuard>) -> Resp
                 Ok(a) => a,
                 Err((r, s)) => return reject(r, s),
             };
-            return register(c, accept, &mut req, guard, &reject);
+            return register(c, accept, &mut req, guard, after, &reject);
         }
     };
     let Some(tunnel) = tunnel else {
@@ -100,7 +106,10 @@ pub(crate) fn handle(mut req: Request<Incoming>, guard: &Arc<ConnGuard>) -> Resp
                 ROUTING_ID_HEADER,
                 &shared.config.routing_id.to_hex(),
             );
-            tokio::spawn(relay::first(guard.clone(), on_upgrade, id, gen, rx, false));
+            defer(
+                after,
+                relay::first(guard.clone(), on_upgrade, id, gen, rx, false),
+            );
         }
         TunnelPath::Connect(_routing, id) => {
             // The routing ID chose the instance (the proxy's job); pairing is by tunnel ID.
@@ -109,7 +118,7 @@ pub(crate) fn handle(mut req: Request<Incoming>, guard: &Arc<ConnGuard>) -> Resp
                 Ok(j) => j,
                 Err(r) => return refused(r, &reject),
             };
-            tokio::spawn(relay::join(guard.clone(), on_upgrade, joiner));
+            defer(after, relay::join(guard.clone(), on_upgrade, joiner));
         }
         TunnelPath::Contact(contact) => {
             let Some(payload) = client_payload(req.headers()) else {
@@ -154,7 +163,10 @@ pub(crate) fn handle(mut req: Request<Incoming>, guard: &Arc<ConnGuard>) -> Resp
             if signal {
                 insert(&mut resp, SIGNAL_CONNECTION_HEADER, "true");
             }
-            tokio::spawn(relay::first(guard.clone(), on_upgrade, id, gen, rx, signal));
+            defer(
+                after,
+                relay::first(guard.clone(), on_upgrade, id, gen, rx, signal),
+            );
         }
     }
     resp
@@ -165,6 +177,7 @@ fn register(
     accept: String,
     req: &mut Request<Incoming>,
     guard: &Arc<ConnGuard>,
+    after: &Deferred,
     reject: &dyn Fn(Rejection, StatusCode) -> Response<Body>,
 ) -> Response<Body> {
     let shared = guard.shared();
@@ -185,8 +198,17 @@ fn register(
     let on_upgrade = hyper::upgrade::on(req);
     let mut resp = switching(&accept);
     insert(&mut resp, CONTACT_ID_HEADER, &contact.to_base64url());
-    tokio::spawn(relay::registration(guard.clone(), on_upgrade, key));
+    defer(after, relay::registration(guard.clone(), on_upgrade, key));
     resp
+}
+
+/// The WebSocket task of an upgraded connection. The connection's own task runs it once hyper
+/// hands over the socket (saving a spawn and a cross-thread wake-up per connection), and runs
+/// it even if the upgrade fails, so the task's cleanup (the table slot) always happens.
+pub(crate) type Deferred = Arc<Mutex<Option<Pin<Box<dyn Future<Output = ()> + Send>>>>>;
+
+fn defer(after: &Deferred, task: impl Future<Output = ()> + Send + 'static) {
+    *after.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::pin(task));
 }
 
 fn refused(r: Refusal, reject: &dyn Fn(Rejection, StatusCode) -> Response<Body>) -> Response<Body> {

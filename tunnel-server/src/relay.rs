@@ -322,14 +322,28 @@ impl Pair {
             }
             self.shared.metrics.relayed(n);
         }
-        let mut idle = Instant::now() + limits.idle_timeout;
+        // Timers are set up once: the idle timer is re-armed only when it fires early, so a
+        // relayed message costs no timer-wheel work.
+        let mut last_message = Instant::now();
+        let lifetime = sleep_until(self.deadline);
+        let idle = sleep_until(last_message + limits.idle_timeout);
+        tokio::pin!(lifetime, idle);
+        let closing = reached(phase, Phase::Closing);
+        tokio::pin!(closing);
         loop {
             let (from_a, item) = tokio::select! {
                 m = self.a.next() => (true, classify(m)),
                 m = self.b.next() => (false, classify(m)),
-                () = sleep_until(self.deadline) => return self.close_both(End::LIFETIME).await,
-                () = sleep_until(idle) => return self.close_both(End::IDLE).await,
-                () = reached(phase, Phase::Closing) => return self.close_both(End::SHUTDOWN).await,
+                () = &mut lifetime => return self.close_both(End::LIFETIME).await,
+                () = &mut idle => {
+                    let due = last_message + limits.idle_timeout;
+                    if due <= Instant::now() {
+                        return self.close_both(End::IDLE).await;
+                    }
+                    idle.as_mut().reset(due);
+                    continue;
+                }
+                () = &mut closing => return self.close_both(End::SHUTDOWN).await,
             };
             let side = usize::from(!from_a);
             match item {
@@ -338,7 +352,7 @@ impl Pair {
                     if self.sent[side] > limits.messages_per_side {
                         return self.close_both(End::TOO_MANY).await;
                     }
-                    idle = Instant::now() + limits.idle_timeout;
+                    last_message = Instant::now();
                     let n = m.len();
                     let to = if from_a { &mut self.b } else { &mut self.a };
                     if to.send(Message::Binary(m)).await.is_err() {

@@ -250,8 +250,10 @@ where
     let limit = shared.config.limits.upgrade_timeout;
     let mut phase = shared.phase.clone();
     let svc_guard = guard.clone();
+    let after = crate::http::Deferred::default();
+    let svc_after = after.clone();
     let service = service_fn(move |req| {
-        let response = crate::http::handle(req, &svc_guard);
+        let response = crate::http::handle(req, &svc_guard, &svc_after);
         async move { Ok::<_, std::convert::Infallible>(response) }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -271,6 +273,10 @@ where
             Err(_) => shared.metrics.rejected(Rejection::UpgradeTimeout),
         },
         () = reached(&mut phase, Phase::Draining) => {}
+    }
+    let task = after.lock().unwrap_or_else(PoisonError::into_inner).take();
+    if let Some(task) = task {
+        task.await;
     }
 }
 
