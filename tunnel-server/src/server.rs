@@ -13,8 +13,9 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
@@ -167,22 +168,7 @@ pub(crate) async fn run(
                     continue;
                 };
                 let _ = tcp.set_nodelay(true);
-                let tls = tls.clone();
-                tokio::spawn(async move {
-                    match tls {
-                        Some(acceptor) => {
-                            let guard = Arc::new(guard);
-                            let limit = guard.shared.config.limits.upgrade_timeout;
-                            let handshake = tokio::time::timeout(limit, acceptor.accept(tcp)).await;
-                            match handshake {
-                                Ok(Ok(stream)) => serve(stream, guard).await,
-                                Ok(Err(e)) => debug!(error = %e, "tls handshake failed"),
-                                Err(_) => guard.shared.metrics.rejected(Rejection::UpgradeTimeout),
-                            }
-                        }
-                        None => serve(tcp, Arc::new(guard)).await,
-                    }
-                });
+                tokio::spawn(connection(tcp, tls.clone(), guard));
             }
         }
     }
@@ -240,9 +226,39 @@ fn admit(
     })
 }
 
+/// One accepted connection: TLS, HTTP until the upgrade, then its WebSocket task in this same
+/// task. The phases before the upgrade are boxed so that their memory (hyper's connection,
+/// rustls' handshake state) is freed when they end and only the WebSocket state stays.
+async fn connection(tcp: TcpStream, tls: Option<TlsAcceptor>, guard: ConnGuard) {
+    let guard = Arc::new(guard);
+    let after = crate::http::Deferred::default();
+    match tls {
+        Some(acceptor) => Box::pin(serve_tls(tcp, acceptor, guard, after.clone())).await,
+        None => Box::pin(serve(tcp, guard, after.clone())).await,
+    }
+    let task = after.lock().unwrap_or_else(PoisonError::into_inner).take();
+    if let Some(task) = task {
+        task.await;
+    }
+}
+
+async fn serve_tls(
+    tcp: TcpStream,
+    acceptor: TlsAcceptor,
+    guard: Arc<ConnGuard>,
+    after: crate::http::Deferred,
+) {
+    let limit = guard.shared.config.limits.upgrade_timeout;
+    match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => serve(stream, guard, after).await,
+        Ok(Err(e)) => debug!(error = %e, "tls handshake failed"),
+        Err(_) => guard.shared.metrics.rejected(Rejection::UpgradeTimeout),
+    }
+}
+
 /// Serves HTTP/1.1 on one connection until it upgrades, closes, times out or the server
-/// starts draining.
-async fn serve<S>(io: S, guard: Arc<ConnGuard>)
+/// starts draining; an upgrade leaves its WebSocket task in `after`.
+async fn serve<S>(io: S, guard: Arc<ConnGuard>, after: crate::http::Deferred)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -250,8 +266,7 @@ where
     let limit = shared.config.limits.upgrade_timeout;
     let mut phase = shared.phase.clone();
     let svc_guard = guard.clone();
-    let after = crate::http::Deferred::default();
-    let svc_after = after.clone();
+    let svc_after = after;
     let service = service_fn(move |req| {
         let response = crate::http::handle(req, &svc_guard, &svc_after);
         async move { Ok::<_, std::convert::Infallible>(response) }
@@ -273,10 +288,6 @@ where
             Err(_) => shared.metrics.rejected(Rejection::UpgradeTimeout),
         },
         () = reached(&mut phase, Phase::Draining) => {}
-    }
-    let task = after.lock().unwrap_or_else(PoisonError::into_inner).take();
-    if let Some(task) = task {
-        task.await;
     }
 }
 
