@@ -185,21 +185,25 @@ async fn bench(cli: &Cli) -> Result<()> {
     println!("\n## RSS per idle tunnel\n");
     println!("| kind | tunnels | server KiB/tunnel | baseline KiB/tunnel | ratio | errors s/b |");
     println!("|---|---|---|---|---|---|");
-    // Paired tunnels are opened on top of the authenticator-only ones (still held), so freed
-    // memory from one phase is not reused by the next.
-    let mut hold = (Vec::new(), Vec::new());
-    for paired in [false, true] {
-        let n = if paired { cli.paired } else { cli.idle };
-        let (s, s_held) = idle_rss(&server, n, paired).await;
-        let (b, b_held) = idle_rss(&baseline, n, paired).await;
-        hold.0.push(s_held);
-        hold.1.push(b_held);
-        let kind = if paired {
-            "paired"
-        } else {
-            "authenticator-only"
-        };
-        let fmt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.1}"));
+    // Per server process: paired tunnels are opened on top of the authenticator-only ones
+    // (still held), so memory freed by one phase is not reused by the next. The servers are
+    // separate processes, so one's tunnels are closed before the other's are opened (this
+    // keeps loadgen's own descriptors under `ulimit -n`).
+    let mut rows = Vec::new();
+    for target in [&server, &baseline] {
+        let (idle, held_idle) = idle_rss(target, cli.idle, false).await;
+        let (paired, held_paired) = idle_rss(target, cli.paired, true).await;
+        rows.push((idle, paired));
+        drop((held_idle, held_paired));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let fmt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.1}"));
+    for (i, (kind, n)) in [("authenticator-only", cli.idle), ("paired", cli.paired)]
+        .into_iter()
+        .enumerate()
+    {
+        let pick = |r: &(Rss, Rss)| if i == 0 { r.0 } else { r.1 };
+        let (s, b) = (pick(&rows[0]), pick(&rows[1]));
         let ratio = match (s.0, b.0) {
             (Some(x), Some(y)) if y > 0.0 => format!("{:.2}", x / y),
             _ => "n/a".into(),
@@ -212,7 +216,6 @@ async fn bench(cli: &Cli) -> Result<()> {
             b.1
         );
     }
-    drop(hold);
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     println!("\n## Ceremonies (open /new, connect, 3 messages each way, close)\n");
@@ -418,9 +421,11 @@ fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 type Held = Vec<(Ws, Option<Ws>)>;
+/// KiB per tunnel (if RSS is readable) and failed opens.
+type Rss = (Option<f64>, usize);
 
 /// RSS growth per idle tunnel (KiB) and the number of failed opens, and the open tunnels.
-async fn idle_rss(target: &Target, n: usize, paired: bool) -> ((Option<f64>, usize), Held) {
+async fn idle_rss(target: &Target, n: usize, paired: bool) -> (Rss, Held) {
     // Let the previous phase's sockets go, then sample.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = target.pid.and_then(rss_kib);
