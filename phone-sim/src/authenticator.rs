@@ -1,0 +1,400 @@
+//! The software authenticator (CTAP 2.1, HYBRID.md §9): getInfo, makeCredential and
+//! getAssertion with ES256 keys, as a phone answers them over hybrid.
+//!
+//! Choices, like Chrome on Android / Google Password Manager:
+//! - UV is always performed: an approved request gets UP and UV; `uv: false` is ignored.
+//!   A getAssertion with `up: false` is answered silently (no approval, no UP or UV flag).
+//! - Credentials are synced-passkey-like: BE and BS are always set, and the signature counter
+//!   is always 0.
+//! - Discoverable credentials when `rk: true`; otherwise a non-discoverable credential whose ID
+//!   is a random handle kept in the store (found only through an allowList).
+//! - `prf` (§9): makeCredential answers `prf.enabled = true` in unsigned outputs (key 6);
+//!   getAssertion answers `prf.results` (key 8) = HMAC-SHA256(credential PRF secret, salt) for
+//!   each 32-byte (already hashed) salt, `evalByCredential` taking precedence over `eval`.
+//! - `credProps` is a client extension: the phone outputs nothing for it (the client reports
+//!   `rk` from the request), and its presence changes nothing.
+//! - Chromium's phone requires `rp.name`, `user.name` and `user.displayName`; so do we.
+//! - Attestation `none` or packed self attestation (signature by the credential key).
+
+use hmac::{Hmac, Mac as _};
+use hybrid_protocol::ctap::{
+    self, flags, AttestationStatement, AttestedCredential, AuthenticatorData, CredentialDescriptor,
+    CtapError, GetAssertionRequest, GetAssertionResponse, GetInfo, MakeCredentialRequest,
+    MakeCredentialResponse, PrfValues, Status, User, ES256,
+};
+use hybrid_protocol::keys::PublicKey;
+use p256::ecdsa::signature::Signer as _;
+use rand_core::CryptoRngCore;
+use sha2::{Digest as _, Sha256};
+
+use crate::store::{b64url, now_unix, SecretHex, Store, StoredCredential};
+
+/// The AAGUID phone-sim reports: ASCII "phone-sim hybrid" (16 bytes).
+pub const AAGUID: [u8; 16] = *b"phone-sim hybrid";
+
+/// Transports reported in getAssertion credential descriptors, as Chromium's phone does.
+const ASSERTION_TRANSPORTS: [&str; 2] = ["internal", "cable"];
+
+/// How the simulated user answers the phone's confirmation sheet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Approve {
+    /// Approve every request (with user verification).
+    #[default]
+    Auto,
+    /// Decline every request: the desktop gets `CTAP2_ERR_OPERATION_DENIED`.
+    Deny,
+    /// Ask `y/n` on the terminal, like a biometric sheet.
+    Prompt,
+}
+
+/// Attestation statement format for makeCredential.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Attestation {
+    /// `fmt: "none"`, empty statement (what phones send).
+    #[default]
+    None,
+    /// `fmt: "packed"`, self attestation signed by the credential key.
+    Packed,
+}
+
+/// The getInfo this phone reports (post-handshake key 1, §7.4).
+pub fn get_info() -> GetInfo {
+    GetInfo {
+        versions: vec!["FIDO_2_0".into(), "FIDO_2_1".into()],
+        extensions: vec!["prf".into()],
+        aaguid: AAGUID,
+        options: [("plat", false), ("rk", true), ("up", true), ("uv", true)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        transports: vec!["internal".into(), "hybrid".into()],
+        algorithms: vec![ES256],
+    }
+}
+
+/// What a completed CTAP operation did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Done {
+    Created {
+        rp_id: String,
+        credential_id: Vec<u8>,
+    },
+    Asserted {
+        rp_id: String,
+        credential_id: Vec<u8>,
+    },
+}
+
+/// A request as the approval sheet shows it.
+#[derive(Clone, Debug)]
+pub(crate) struct Ask {
+    pub(crate) text: String,
+}
+
+pub(crate) async fn approve(policy: Approve, ask: Ask) -> bool {
+    match policy {
+        Approve::Auto => true,
+        Approve::Deny => false,
+        Approve::Prompt => tokio::task::spawn_blocking(move || {
+            use std::io::{BufRead as _, Write as _};
+            let mut err = std::io::stderr();
+            let _ = write!(err, "phone-sim: {} Approve? [y/N] ", ask.text);
+            let _ = err.flush();
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).is_ok()
+                && matches!(line.trim(), "y" | "Y" | "yes" | "Yes")
+        })
+        .await
+        .unwrap_or(false),
+    }
+}
+
+fn err(status: Status, message: impl Into<String>) -> CtapError {
+    CtapError {
+        status,
+        message: message.into(),
+    }
+}
+
+/// makeCredential: parse is done by the caller; this checks, asks, creates and stores.
+/// The store is saved before the response is returned; nothing is stored on any error.
+pub(crate) async fn make_credential(
+    store: &mut Store,
+    req: &MakeCredentialRequest,
+    policy: Approve,
+    attestation: Attestation,
+    rng: &mut (impl CryptoRngCore + Send),
+) -> Result<(MakeCredentialResponse, Done), CtapError> {
+    if req.rp.name.is_none() {
+        return Err(err(
+            Status::MissingParameter,
+            "makeCredential: rp.name is missing",
+        ));
+    }
+    if req.user.name.is_none() || req.user.display_name.is_none() {
+        return Err(err(
+            Status::MissingParameter,
+            "makeCredential: user.name and user.displayName are required",
+        ));
+    }
+    if !req.algorithms.contains(&ES256) {
+        return Err(err(
+            Status::UnsupportedAlgorithm,
+            format!(
+                "makeCredential: only ES256 (-7) is supported, got {:?}",
+                req.algorithms
+            ),
+        ));
+    }
+    if req.options.up == Some(false) {
+        return Err(err(
+            Status::InvalidOption,
+            "makeCredential: up=false is not allowed",
+        ));
+    }
+    let excluded = req.exclude_list.iter().any(|d| {
+        store
+            .credentials()
+            .iter()
+            .any(|c| c.rp_id == req.rp.id && c.id_bytes() == d.id)
+    });
+    let rk = req.options.rk == Some(true);
+    let who = req.user.name.as_deref().unwrap_or_default();
+    let ok = approve(
+        policy,
+        Ask {
+            text: format!("create a passkey for {who:?} on {}?", req.rp.id),
+        },
+    )
+    .await;
+    if !ok {
+        return Err(err(
+            Status::OperationDenied,
+            "the user declined on the phone",
+        ));
+    }
+    if excluded {
+        return Err(err(
+            Status::CredentialExcluded,
+            "a credential in the excludeList is already on this phone",
+        ));
+    }
+
+    let signing = p256::ecdsa::SigningKey::random(rng);
+    let mut prf_secret = zeroize::Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(prf_secret.as_mut());
+    let mut id = [0u8; 16];
+    rng.fill_bytes(&mut id);
+    let public = PublicKey::from_sec1(signing.verifying_key().to_encoded_point(false).as_bytes())
+        .map_err(|e| err(Status::Other, format!("key generation: {e}")))?;
+    let auth_data = AuthenticatorData {
+        rp_id_hash: Sha256::digest(req.rp.id.as_bytes()).into(),
+        flags: flags::UP | flags::UV | flags::BE | flags::BS,
+        sign_count: 0,
+        attested_credential: Some(AttestedCredential {
+            aaguid: AAGUID,
+            credential_id: id.to_vec(),
+            public_key: public,
+        }),
+        extensions: None,
+    }
+    .to_bytes();
+    let attestation = match attestation {
+        Attestation::None => AttestationStatement::None,
+        Attestation::Packed => AttestationStatement::PackedSelf {
+            alg: ES256,
+            sig: sign(&signing, &auth_data, &req.client_data_hash),
+        },
+    };
+    let credential = StoredCredential {
+        id: b64url(&id),
+        rp_id: req.rp.id.clone(),
+        rp_name: req.rp.name.clone(),
+        user_id: b64url(&req.user.id),
+        user_name: req.user.name.clone(),
+        user_display_name: req.user.display_name.clone(),
+        discoverable: rk,
+        created_at: now_unix(),
+        private_key: SecretHex::new(&signing.to_bytes()),
+        prf_secret: SecretHex::new(prf_secret.as_ref()),
+    };
+    store.add_credential(credential);
+    if let Err(e) = store.save() {
+        // Keep memory in step with the file: the credential was not created.
+        let _ = store.delete_credential(&b64url(&id));
+        tracing::error!("{e}");
+        return Err(err(Status::Other, "the phone could not store the passkey"));
+    }
+    Ok((
+        MakeCredentialResponse {
+            attestation,
+            auth_data,
+            prf_enabled: req.extensions.prf.then_some(true),
+        },
+        Done::Created {
+            rp_id: req.rp.id.clone(),
+            credential_id: id.to_vec(),
+        },
+    ))
+}
+
+/// getAssertion: finds the credential, asks, signs. Never writes the store.
+pub(crate) async fn get_assertion(
+    store: &Store,
+    req: &GetAssertionRequest,
+    policy: Approve,
+) -> Result<(GetAssertionResponse, Done), CtapError> {
+    let candidates: Vec<&StoredCredential> = store
+        .credentials()
+        .iter()
+        .filter(|c| c.rp_id == req.rp_id)
+        .filter(|c| {
+            if req.allow_list.is_empty() {
+                c.discoverable
+            } else {
+                req.allow_list.iter().any(|d| d.id == c.id_bytes())
+            }
+        })
+        .collect();
+    // Newest first, as an account chooser would default to.
+    let Some(cred) = candidates.iter().max_by_key(|c| c.created_at).copied() else {
+        return Err(err(
+            Status::NoCredentials,
+            format!("no passkey for {} on this phone", req.rp_id),
+        ));
+    };
+    let silent = req.options.up == Some(false);
+    if !silent {
+        let who = cred.user_name.as_deref().unwrap_or("(unnamed)");
+        let ok = approve(
+            policy,
+            Ask {
+                text: format!("sign in to {} as {who:?}?", req.rp_id),
+            },
+        )
+        .await;
+        if !ok {
+            return Err(err(
+                Status::OperationDenied,
+                "the user declined on the phone",
+            ));
+        }
+    }
+    let id = cred.id_bytes();
+    let prf_results = match &req.prf {
+        None => None,
+        Some(inputs) => {
+            let values = inputs
+                .eval_by_credential
+                .iter()
+                .find(|(cid, _)| *cid == id)
+                .map(|(_, v)| v)
+                .or(inputs.eval.as_ref());
+            match values {
+                None => None,
+                Some(v) => Some(prf(cred, v)?),
+            }
+        }
+    };
+    let flags = if silent {
+        flags::BE | flags::BS
+    } else {
+        flags::UP | flags::UV | flags::BE | flags::BS
+    };
+    let auth_data = AuthenticatorData {
+        rp_id_hash: Sha256::digest(req.rp_id.as_bytes()).into(),
+        flags,
+        sign_count: 0,
+        attested_credential: None,
+        extensions: None,
+    }
+    .to_bytes();
+    let key = cred
+        .signing_key()
+        .map_err(|e| err(Status::Other, format!("stored key: {e}")))?;
+    let signature = sign(&key, &auth_data, &req.client_data_hash);
+    let discovered = req.allow_list.is_empty();
+    Ok((
+        GetAssertionResponse {
+            credential: CredentialDescriptor {
+                id: id.clone(),
+                transports: Some(ASSERTION_TRANSPORTS.iter().map(|s| s.to_string()).collect()),
+            },
+            auth_data,
+            signature,
+            user: discovered.then(|| User {
+                id: cred.user_id_bytes(),
+                name: Some(cred.user_name.clone().unwrap_or_default()),
+                display_name: Some(cred.user_display_name.clone().unwrap_or_default()),
+            }),
+            user_selected: discovered.then_some(true),
+            prf_results,
+        },
+        Done::Asserted {
+            rp_id: req.rp_id.clone(),
+            credential_id: id,
+        },
+    ))
+}
+
+fn prf(cred: &StoredCredential, v: &PrfValues) -> Result<PrfValues, CtapError> {
+    let secret = cred
+        .prf_secret
+        .bytes::<32>("prf secret")
+        .map_err(|e| err(Status::Other, e))?;
+    let eval = |salt: &[u8]| -> Result<Vec<u8>, CtapError> {
+        if salt.len() != 32 {
+            return Err(err(
+                Status::InvalidLength,
+                format!(
+                    "prf salts must be 32 bytes (already hashed), got {}",
+                    salt.len()
+                ),
+            ));
+        }
+        let mut mac =
+            <Hmac<Sha256> as hmac::Mac>::new_from_slice(secret.as_ref()).expect("any key length");
+        mac.update(salt);
+        Ok(mac.finalize().into_bytes().to_vec())
+    };
+    Ok(PrfValues {
+        first: eval(&v.first)?,
+        second: v.second.as_deref().map(eval).transpose()?,
+    })
+}
+
+fn sign(key: &p256::ecdsa::SigningKey, auth_data: &[u8], client_data_hash: &[u8; 32]) -> Vec<u8> {
+    let mut msg = auth_data.to_vec();
+    msg.extend_from_slice(client_data_hash);
+    let sig: p256::ecdsa::Signature = key.sign(&msg);
+    sig.to_der().as_bytes().to_vec()
+}
+
+/// The CTAP request kinds a phone handles; parsing errors carry their CTAP status.
+pub(crate) enum Request {
+    GetInfo,
+    MakeCredential(MakeCredentialRequest),
+    GetAssertion(GetAssertionRequest),
+    Selection,
+}
+
+/// Parses `cmd ‖ CBOR`. `Ok(None)` = a command phones end the session on without a reply.
+pub(crate) fn parse_request(bytes: &[u8]) -> Result<Option<Request>, CtapError> {
+    let Some((&cmd, body)) = bytes.split_first() else {
+        return Err(err(Status::InvalidLength, "empty CTAP request"));
+    };
+    Ok(Some(match ctap::Command::from_byte(cmd) {
+        Some(ctap::Command::GetInfo) if body.is_empty() => Request::GetInfo,
+        Some(ctap::Command::GetInfo) => {
+            return Err(err(Status::InvalidLength, "getInfo takes no parameters"))
+        }
+        Some(ctap::Command::MakeCredential) => {
+            Request::MakeCredential(MakeCredentialRequest::from_cbor(body)?)
+        }
+        Some(ctap::Command::GetAssertion) => {
+            Request::GetAssertion(GetAssertionRequest::from_cbor(body)?)
+        }
+        Some(ctap::Command::Selection) => Request::Selection,
+        None => return Ok(None),
+    }))
+}

@@ -1,0 +1,372 @@
+//! The `phone-sim` command line (STYLE §5: raw clap args, then a resolved [`PhoneConfig`]).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::authenticator::{Approve, Attestation};
+use crate::error::PhoneError;
+use crate::medium::{AdvertFault, AdvertFile, MediumKnobs};
+use crate::phone::{Operation, Phone, PhoneConfig};
+use crate::store::Store;
+
+const ABOUT: &str =
+    "Plays the phone in a FIDO hybrid (caBLE v2) sign-in: scans the desktop's QR code, \
+opens the tunnel on a relay, advertises on a simulated BLE medium (an advert file) and answers \
+one CTAP2 request as a software authenticator.";
+
+const AFTER: &str = "\
+Examples:
+  # a local relay and the bridge, all on this machine
+  tunnel-server --listen 127.0.0.1:8080 &
+  bridge --tunnel ws://127.0.0.1:8080 --medium-file /tmp/adverts ...   # prints a FIDO:/ QR
+  phone-sim scan --qr 'FIDO:/1234...' --tunnel ws://127.0.0.1:8080 --medium-file /tmp/adverts
+
+  # serve sessions from desktops that linked this phone
+  phone-sim linked --tunnel ws://127.0.0.1:8080 --medium-file /tmp/adverts
+
+  # look after the store
+  phone-sim credentials list
+  phone-sim links revoke 3f2a";
+
+/// `phone-sim`: the phone side of FIDO hybrid sign-in.
+#[derive(Debug, Parser)]
+#[command(name = "phone-sim", version, about = ABOUT, after_help = AFTER)]
+pub struct Cli {
+    /// The phone's credential store (one JSON file per phone identity; created if missing).
+    #[arg(
+        long,
+        global = true,
+        env = "PHONE_SIM_STORE",
+        default_value = "phone-sim.json"
+    )]
+    pub store: PathBuf,
+    /// Log filter (e.g. `debug`, `phone_sim=trace`); also `RUST_LOG`.
+    #[arg(long, global = true, default_value = "info")]
+    pub log: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The modes.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan a QR code and serve that one session.
+    #[command(after_help = "Examples:
+  phone-sim scan --qr 'FIDO:/0123...' --tunnel ws://127.0.0.1:8080 --medium-file /tmp/adverts
+  phone-sim scan --qr-image qr.png --medium-file /tmp/adverts --approve prompt
+  phone-sim scan --qr-file qr.txt --medium-file /tmp/adverts --fault corrupt-tag --timeout 5")]
+    Scan(ScanArgs),
+    /// Register with the relay's contact channel and serve linked (state-assisted) sessions.
+    #[command(after_help = "Example:
+  phone-sim linked --tunnel ws://127.0.0.1:8080 --medium-file /tmp/adverts --sessions 1
+
+The phone first needs a QR session whose QR allowed linking, so that the desktop holds a link.
+`--revoke` tells the relay to forget this phone's contact ID (every link dies) and exits.")]
+    Linked(LinkedArgs),
+    /// List or delete stored credentials.
+    Credentials {
+        /// list | delete
+        #[command(subcommand)]
+        action: CredentialsAction,
+    },
+    /// List or revoke links handed to desktops.
+    Links {
+        /// list | revoke
+        #[command(subcommand)]
+        action: LinksAction,
+    },
+}
+
+/// `credentials` actions.
+#[derive(Debug, Subcommand)]
+pub enum CredentialsAction {
+    /// One line per credential: ID, RP, user, discoverable, created.
+    List,
+    /// Delete a credential by its base64url ID (a unique prefix is enough).
+    Delete {
+        /// Credential ID (base64url) or a unique prefix.
+        id: String,
+    },
+}
+
+/// `links` actions.
+#[derive(Debug, Subcommand)]
+pub enum LinksAction {
+    /// One line per link: link ID, contact ID, desktop key, created.
+    List,
+    /// Forget a link (hex ID or unique prefix); wake-ups for it are then ignored.
+    Revoke {
+        /// Link ID (hex) or a unique prefix.
+        id: String,
+    },
+}
+
+/// Where the QR code comes from.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct QrSource {
+    /// The QR text, `FIDO:/<digits>`.
+    #[arg(long)]
+    pub qr: Option<String>,
+    /// A file holding the QR text.
+    #[arg(long)]
+    pub qr_file: Option<PathBuf>,
+    /// A PNG image of the QR code.
+    #[arg(long)]
+    pub qr_image: Option<PathBuf>,
+}
+
+/// Relay, medium and behaviour flags shared by `scan` and `linked`.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Relay base URL overriding the tunnel domain's host, e.g. `ws://127.0.0.1:8080`.
+    #[arg(long, env = "PHONE_SIM_TUNNEL")]
+    pub tunnel: Option<String>,
+    /// Extra CA certificate (PEM) to trust besides the system roots.
+    #[arg(long)]
+    pub extra_ca: Option<PathBuf>,
+    /// Tunnel domain number put in the advert: 0 (cable.ua5v.com), 1 (cable.auth.com) or ≥ 256.
+    #[arg(long, default_value_t = 0)]
+    pub domain: u16,
+    /// The simulated BLE medium: the advert file the desktop follows.
+    #[arg(long, env = "PHONE_SIM_MEDIUM")]
+    pub medium_file: PathBuf,
+    /// Milliseconds between adverts.
+    #[arg(long, default_value_t = 100)]
+    pub interval_ms: u64,
+    /// RSSI in dBm written with each advert.
+    #[arg(long, default_value_t = -58, allow_hyphen_values = true)]
+    pub rssi: i16,
+    /// Fraction (0..1) of adverts dropped.
+    #[arg(long, default_value_t = 0.0)]
+    pub drop: f64,
+    /// Seed for the dropped adverts.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Milliseconds before the first advert.
+    #[arg(long, default_value_t = 0)]
+    pub first_advert_delay_ms: u64,
+    /// Deliberate advert fault, to test desktops.
+    #[arg(long, value_enum)]
+    pub fault: Option<FaultArg>,
+    /// The simulated user's answer: auto (approve), deny, or prompt (ask y/n on the terminal).
+    #[arg(long, value_enum, default_value_t = ApproveArg::Auto)]
+    pub approve: ApproveArg,
+    /// makeCredential attestation format.
+    #[arg(long, value_enum, default_value_t = AttestationArg::None)]
+    pub attestation: AttestationArg,
+    /// Seconds to wait for the desktop at each step.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    /// Display name sent in linking info.
+    #[arg(long, default_value = "phone-sim")]
+    pub name: String,
+}
+
+/// `scan` flags.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    qr: QrSource,
+    #[command(flatten)]
+    common: Common,
+    /// Do not send linking info even if the QR code allows it.
+    #[arg(long)]
+    no_link: bool,
+}
+
+/// `linked` flags.
+#[derive(Debug, Args)]
+pub struct LinkedArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Exit after this many sessions (default: serve forever).
+    #[arg(long)]
+    sessions: Option<usize>,
+    /// Revoke this phone's contact ID at the relay and exit.
+    #[arg(long)]
+    revoke: bool,
+}
+
+/// `--fault`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FaultArg {
+    /// Encrypt under a random key (tag mismatch).
+    WrongKey,
+    /// Flip a bit of the HMAC tag.
+    CorruptTag,
+    /// Set reserved byte 0 of the plaintext.
+    ReservedBit,
+    /// Put unknown domain 7 in the plaintext.
+    UnknownDomain,
+}
+
+/// `--approve`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ApproveArg {
+    /// Approve everything.
+    Auto,
+    /// Decline everything.
+    Deny,
+    /// Ask on the terminal.
+    Prompt,
+}
+
+/// `--attestation`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum AttestationArg {
+    /// fmt "none".
+    None,
+    /// Packed self attestation.
+    Packed,
+}
+
+impl Common {
+    fn config(&self, link: bool) -> PhoneConfig {
+        PhoneConfig {
+            tunnel: self.tunnel.clone(),
+            extra_ca: self.extra_ca.clone(),
+            domain: self.domain,
+            approve: match self.approve {
+                ApproveArg::Auto => Approve::Auto,
+                ApproveArg::Deny => Approve::Deny,
+                ApproveArg::Prompt => Approve::Prompt,
+            },
+            attestation: match self.attestation {
+                AttestationArg::None => Attestation::None,
+                AttestationArg::Packed => Attestation::Packed,
+            },
+            fault: self.fault.map(|f| match f {
+                FaultArg::WrongKey => AdvertFault::WrongKey,
+                FaultArg::CorruptTag => AdvertFault::CorruptTag,
+                FaultArg::ReservedBit => AdvertFault::ReservedBit,
+                FaultArg::UnknownDomain => AdvertFault::UnknownDomain,
+            }),
+            link,
+            name: self.name.clone(),
+            timeout: Duration::from_secs(self.timeout),
+        }
+    }
+
+    fn medium(&self) -> Result<AdvertFile, PhoneError> {
+        AdvertFile::new(
+            &self.medium_file,
+            MediumKnobs {
+                interval: Duration::from_millis(self.interval_ms),
+                rssi: Some(self.rssi),
+                drop_fraction: self.drop,
+                seed: self.seed,
+                first_delay: Duration::from_millis(self.first_advert_delay_ms),
+            },
+        )
+    }
+}
+
+/// Runs a parsed command line; the binary maps the error to exit code 1.
+pub async fn run(cli: Cli) -> Result<(), PhoneError> {
+    match cli.command {
+        Command::Scan(a) => {
+            let qr = match (&a.qr.qr, &a.qr.qr_file, &a.qr.qr_image) {
+                (Some(t), _, _) => crate::scan::qr_from_text(t)?,
+                (_, Some(f), _) => crate::scan::qr_from_file(f)?,
+                (_, _, Some(i)) => crate::scan::qr_from_image(i)?,
+                _ => {
+                    return Err(PhoneError::Config(
+                        "give --qr, --qr-file or --qr-image".into(),
+                    ))
+                }
+            };
+            let mut medium = a.common.medium()?;
+            let mut phone = Phone::open(&cli.store, a.common.config(!a.no_link))?;
+            let outcome = phone.serve_qr(&qr, &mut medium).await?;
+            println!("{}", describe(&outcome.operation));
+            if let Some(l) = outcome.link_id {
+                println!("linked: link {}", hex::encode(l));
+            }
+            Ok(())
+        }
+        Command::Linked(a) => {
+            let mut medium = a.common.medium()?;
+            let mut phone = Phone::open(&cli.store, a.common.config(true))?;
+            if a.revoke {
+                phone.revoke_contact().await?;
+                println!("contact ID revoked; every link is dead");
+                return Ok(());
+            }
+            for r in phone.serve_linked(&mut medium, a.sessions).await? {
+                match r {
+                    Ok(o) => println!("{}", describe(&o.operation)),
+                    Err(e) => println!("session failed: {e}"),
+                }
+            }
+            Ok(())
+        }
+        Command::Credentials { action } => {
+            let mut store = Store::load(&cli.store)?;
+            match action {
+                CredentialsAction::List => {
+                    for c in store.credentials() {
+                        println!(
+                            "{}  {}  {}  {}  created {}",
+                            c.id,
+                            c.rp_id,
+                            c.user_name.as_deref().unwrap_or("-"),
+                            if c.discoverable {
+                                "discoverable"
+                            } else {
+                                "non-discoverable"
+                            },
+                            c.created_at
+                        );
+                    }
+                }
+                CredentialsAction::Delete { id } => {
+                    let c = store.delete_credential(&id)?;
+                    store.save()?;
+                    println!("deleted {} ({})", c.id, c.rp_id);
+                }
+            }
+            Ok(())
+        }
+        Command::Links { action } => {
+            let mut store = Store::load(&cli.store)?;
+            match action {
+                LinksAction::List => {
+                    for l in store.links() {
+                        println!(
+                            "{}  contact {}  desktop {}  created {}",
+                            l.link_id, l.contact_id, l.desktop_key, l.created_at
+                        );
+                    }
+                }
+                LinksAction::Revoke { id } => {
+                    let l = store.revoke_link(&id)?;
+                    store.save()?;
+                    println!("revoked link {}", l.link_id);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn describe(op: &Operation) -> String {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    match op {
+        Operation::MadeCredential {
+            rp_id,
+            credential_id,
+        } => format!("created a passkey for {rp_id}: {}", b64(credential_id)),
+        Operation::GotAssertion {
+            rp_id,
+            credential_id,
+        } => format!("signed in to {rp_id} with {}", b64(credential_id)),
+        Operation::Refused { status } => format!("answered {status:?}: {}", status.explain()),
+        Operation::Selected => "selected by the desktop (authenticatorSelection)".into(),
+        Operation::NoRequest => "the desktop shut down without a request".into(),
+    }
+}

@@ -1,0 +1,743 @@
+//! The phone: QR-initiated sessions (HYBRID.md §1, §7) and linked sessions woken through the
+//! relay's contact channel (§8.3). Only IO lives here: every wire step is a call into
+//! `hybrid-protocol`.
+//!
+//! A session, from the phone's side:
+//!
+//! ```text
+//! AwaitingTunnel --101 + routing ID--> Advertising --msg1 (81 B)--> Handshaken
+//!   --msg2, post-handshake (getInfo), [update with linking info]--> AwaitingRequest
+//!   --getInfo--> AwaitingRequest
+//!   --makeCredential | getAssertion--> Answered --shutdown | close--> Done
+//!   --selection--> Done
+//! ```
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hybrid_protocol::ctap::Status;
+use hybrid_protocol::eid::{EidPlaintext, SERVICE_UUID_FIDO};
+use hybrid_protocol::handshake::Responder;
+use hybrid_protocol::keys::{EidKey, Psk};
+use hybrid_protocol::linking::{self, ClientPayload, LinkingInfo};
+use hybrid_protocol::qr::QrCode;
+use hybrid_protocol::session::{Message, PostHandshake, Session, Update};
+use hybrid_protocol::tunnel::{
+    ContactId, Domain, RoutingId, TunnelId, TunnelPath, ROUTING_ID_HEADER,
+};
+use rand_core::{OsRng, RngCore as _};
+
+use crate::authenticator::{self, Approve, Attestation, Done, Request};
+use crate::error::PhoneError;
+use crate::medium::{build_advert, AdvertFault, Advertiser};
+use crate::net::{self, Incoming, Ws};
+use crate::store::{b64url, now_unix, Store, StoredLink};
+
+/// Response header of `/cable/register` carrying the contact ID (the relay's contact channel).
+pub const CONTACT_ID_HEADER: &str = "X-caBLE-Contact-ID";
+
+/// How the phone behaves. `PhoneConfig::default()` talks to the assigned domain 0 over TLS,
+/// approves everything and attests with `none`.
+#[derive(Clone, Debug)]
+pub struct PhoneConfig {
+    /// Relay base URL overriding the tunnel domain, e.g. `ws://127.0.0.1:8080` (no path).
+    pub tunnel: Option<String>,
+    /// Extra CA certificate (PEM) trusted besides the system roots.
+    pub extra_ca: Option<PathBuf>,
+    /// Tunnel domain number put in the advert (§5.1): 0, 1 or ≥ 256. Without `tunnel`, the
+    /// phone connects to this domain's host name.
+    pub domain: u16,
+    /// The simulated user's answer.
+    pub approve: Approve,
+    /// makeCredential attestation format.
+    pub attestation: Attestation,
+    /// A deliberate advert fault (the session then normally times out).
+    pub fault: Option<AdvertFault>,
+    /// Send linking info when the QR code allows it (needs a contact ID from the relay).
+    pub link: bool,
+    /// Display name in linking info (§8.1 key 5).
+    pub name: String,
+    /// How long to wait for the desktop at each step (Noise msg1, the request, shutdown).
+    pub timeout: Duration,
+}
+
+impl Default for PhoneConfig {
+    fn default() -> Self {
+        Self {
+            tunnel: None,
+            extra_ca: None,
+            domain: 0,
+            approve: Approve::Auto,
+            attestation: Attestation::None,
+            fault: None,
+            link: true,
+            name: "phone-sim".into(),
+            timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// What the one CTAP operation of a session did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// A credential was created and stored.
+    MadeCredential {
+        /// Relying party ID.
+        rp_id: String,
+        /// The new credential ID.
+        credential_id: Vec<u8>,
+    },
+    /// An assertion was signed.
+    GotAssertion {
+        /// Relying party ID.
+        rp_id: String,
+        /// The credential used.
+        credential_id: Vec<u8>,
+    },
+    /// The request was answered with a CTAP error status the protocol expects (the user
+    /// declined, no credential, credential excluded).
+    Refused {
+        /// The status sent.
+        status: Status,
+    },
+    /// authenticatorSelection ended the session.
+    Selected,
+    /// The desktop shut down without a request.
+    NoRequest,
+}
+
+/// The result of one served session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// What the CTAP operation did.
+    pub operation: Operation,
+    /// getInfo requests answered along the way.
+    pub get_info_served: usize,
+    /// The link ID handed to the desktop, if linking info was sent.
+    pub link_id: Option<[u8; 8]>,
+}
+
+/// A phone: one identity, its store and its behaviour.
+pub struct Phone {
+    store: Store,
+    config: PhoneConfig,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for Phone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Phone")
+            .field("store", &self.store.path())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Phone {
+    /// Opens (or creates) the store at `store_path` and checks the configuration.
+    pub fn open(store_path: impl Into<PathBuf>, config: PhoneConfig) -> Result<Self, PhoneError> {
+        let path = store_path.into();
+        if !Domain(config.domain).is_known() {
+            return Err(PhoneError::Config(format!(
+                "domain {} is neither assigned (0, 1) nor hashed (256 or more)",
+                config.domain
+            )));
+        }
+        if let Some(t) = &config.tunnel {
+            if !(t.starts_with("ws://") || t.starts_with("wss://")) {
+                return Err(PhoneError::Config(format!(
+                    "--tunnel must be a ws:// or wss:// base URL, got {t:?}"
+                )));
+            }
+        }
+        let tls = net::tls_config(config.extra_ca.as_deref())?;
+        let store = Store::open_or_create(&path, &mut OsRng)?;
+        Ok(Self { store, config, tls })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PhoneConfig {
+        &self.config
+    }
+
+    fn base_url(&self) -> Result<String, PhoneError> {
+        match &self.config.tunnel {
+            Some(t) => Ok(t.trim_end_matches('/').to_string()),
+            None => {
+                let host = Domain(self.config.domain)
+                    .name()
+                    .map_err(PhoneError::protocol("naming the tunnel domain"))?;
+                Ok(format!("wss://{host}"))
+            }
+        }
+    }
+
+    /// Serves one QR-initiated session (§1): opens `/cable/new/<tunnel id>`, advertises until
+    /// the desktop's Noise message 1 arrives, answers the KNpsk0 handshake, sends getInfo and
+    /// (if the QR allows linking) linking info, then serves one CTAP command.
+    pub async fn serve_qr(
+        &mut self,
+        qr: &QrCode,
+        advertiser: &mut dyn Advertiser,
+    ) -> Result<Outcome, PhoneError> {
+        let tunnel_id = qr.secret.tunnel_id();
+        let url = format!(
+            "{}{}",
+            self.base_url()?,
+            TunnelPath::New(tunnel_id).to_path()
+        );
+        tracing::info!(tunnel = %url, "opening the tunnel");
+        let (mut ws, resp) = net::connect(&url, &self.tls).await?;
+        let routing_id = RoutingId::from_hex(net::header(&resp, ROUTING_ID_HEADER, &url)?.trim())
+            .map_err(|e| PhoneError::RelayRefused {
+            url: url.clone(),
+            reason: format!("bad {ROUTING_ID_HEADER} header: {e}"),
+        })?;
+        let plaintext = EidPlaintext::new(routing_id, Domain(self.config.domain), &mut OsRng)
+            .map_err(PhoneError::protocol("building the EID"))?;
+        let psk = plaintext.psk(qr.secret.expose());
+        let msg1 = self
+            .advertise_until_msg1(&mut ws, &qr.secret.eid_key(), &plaintext, advertiser)
+            .await?;
+        let (mut session, msg2) = Responder::respond_qr(&qr.identity_key, &psk, &msg1, &mut OsRng)
+            .map_err(PhoneError::protocol("answering the QR handshake"))?;
+        net::send(&mut ws, msg2.to_vec(), "sending Noise message 2").await?;
+        self.send_post_handshake(&mut ws, &mut session).await?;
+        let mut link_id = None;
+        if qr.supports_linking == Some(true) && self.config.link {
+            link_id = self.send_linking_info(&mut ws, &mut session, qr).await?;
+        }
+        let mut outcome = self.serve_requests(&mut ws, &mut session).await?;
+        outcome.link_id = link_id;
+        Ok(outcome)
+    }
+
+    /// Holds the contact registration (§8, the relay's contact channel) and serves linked
+    /// sessions as wake-ups arrive, returning after `max_sessions` (forever if `None`).
+    /// Wake-ups for unknown links are ignored; a failed session is logged and the phone
+    /// keeps listening. A 410 on resume forgets the contact ID and every link, then
+    /// registers anew.
+    pub async fn serve_linked(
+        &mut self,
+        advertiser: &mut dyn Advertiser,
+        max_sessions: Option<usize>,
+    ) -> Result<Vec<Result<Outcome, PhoneError>>, PhoneError> {
+        let mut results = Vec::new();
+        let mut failures = 0u32;
+        loop {
+            if max_sessions.is_some_and(|m| results.len() >= m) {
+                return Ok(results);
+            }
+            let mut reg = match self.register().await {
+                Ok((ws, _)) => {
+                    failures = 0;
+                    ws
+                }
+                Err(e @ (PhoneError::RelayRefused { .. } | PhoneError::RelayDropped { .. }))
+                    if failures < 5 =>
+                {
+                    failures += 1;
+                    tracing::warn!("{e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(250 << failures)).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            loop {
+                if max_sessions.is_some_and(|m| results.len() >= m) {
+                    net::close(&mut reg).await;
+                    return Ok(results);
+                }
+                let msg = match net::next_binary(&mut reg, "waiting for wake-ups").await {
+                    Ok(Incoming::Binary(b)) => b,
+                    Ok(Incoming::Closed(why)) => {
+                        tracing::warn!("registration socket {why}; reconnecting");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!("{e}; reconnecting");
+                        break;
+                    }
+                };
+                let wake = match WakeUp::parse(&msg) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        tracing::warn!("ignoring a bad wake-up: {e}");
+                        continue;
+                    }
+                };
+                if self.store.link_secret(&wake.payload.link_id).is_none() {
+                    tracing::warn!(
+                        link = %hex::encode(wake.payload.link_id),
+                        "ignoring a wake-up for a link this phone does not have (revoked or from another phone)"
+                    );
+                    continue;
+                }
+                let r = self.serve_wake_up(&wake, advertiser).await;
+                if let Err(e) = &r {
+                    tracing::warn!("linked session failed: {e}");
+                }
+                results.push(r);
+            }
+        }
+    }
+
+    /// Sends `{"revoke":true}` on the registration socket: the relay forgets the contact ID
+    /// and every link made under it is dead. The store forgets them too.
+    pub async fn revoke_contact(&mut self) -> Result<(), PhoneError> {
+        let Some(id) = self.store.contact_id() else {
+            return Ok(());
+        };
+        let url = format!("{}/cable/register/{}", self.base_url()?, id.to_base64url());
+        match net::connect(&url, &self.tls).await {
+            Ok((mut ws, _)) => {
+                net::send(
+                    &mut ws,
+                    br#"{"revoke":true}"#.to_vec(),
+                    "revoking the contact ID",
+                )
+                .await?;
+                net::close(&mut ws).await;
+            }
+            Err(PhoneError::ContactGone) => {}
+            Err(e) => return Err(e),
+        }
+        self.store.set_contact_id(None);
+        self.store.save()
+    }
+
+    /// Opens `/cable/register[/<contact id>]`, storing a newly minted contact ID.
+    async fn register(&mut self) -> Result<(Ws, ContactId), PhoneError> {
+        let base = self.base_url()?;
+        if let Some(id) = self.store.contact_id() {
+            let url = format!("{base}/cable/register/{}", id.to_base64url());
+            match net::connect(&url, &self.tls).await {
+                Ok((ws, _)) => return Ok((ws, id)),
+                Err(PhoneError::ContactGone) => {
+                    tracing::warn!("the relay forgot this phone's contact ID (410); its links are dead, registering anew");
+                    self.store.set_contact_id(None);
+                    self.store.save()?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let url = format!("{base}/cable/register");
+        let (ws, resp) = net::connect(&url, &self.tls).await?;
+        let id = ContactId::from_base64url(net::header(&resp, CONTACT_ID_HEADER, &url)?.trim())
+            .map_err(|e| PhoneError::RelayRefused {
+                url: url.clone(),
+                reason: format!("bad {CONTACT_ID_HEADER} header: {e}"),
+            })?;
+        self.store.set_contact_id(Some(&id));
+        self.store.save()?;
+        tracing::info!(contact = ?id, "registered with the relay");
+        Ok((ws, id))
+    }
+
+    async fn serve_wake_up(
+        &mut self,
+        wake: &WakeUp,
+        advertiser: &mut dyn Advertiser,
+    ) -> Result<Outcome, PhoneError> {
+        let secret = self
+            .store
+            .link_secret(&wake.payload.link_id)
+            .ok_or_else(|| PhoneError::PeerMisbehaved("wake-up for an unknown link".into()))?;
+        let url = format!(
+            "{}{}",
+            self.base_url()?,
+            TunnelPath::Connect(wake.routing_id, wake.tunnel_id).to_path()
+        );
+        tracing::info!(tunnel = %url, "woken: joining the tunnel");
+        let (mut ws, _) = net::connect(&url, &self.tls).await?;
+        let plaintext = EidPlaintext::new(wake.routing_id, Domain(self.config.domain), &mut OsRng)
+            .map_err(PhoneError::protocol("building the EID"))?;
+        let psk: Psk = plaintext.psk(secret.expose());
+        let key = secret.eid_key(&wake.payload.client_nonce);
+        let msg1 = self
+            .advertise_until_msg1(&mut ws, &key, &plaintext, advertiser)
+            .await?;
+        let identity = self.store.identity_key();
+        let (mut session, msg2) = Responder::respond_linked(&identity, &psk, &msg1, &mut OsRng)
+            .map_err(PhoneError::protocol("answering the linked handshake"))?;
+        net::send(&mut ws, msg2.to_vec(), "sending Noise message 2").await?;
+        self.send_post_handshake(&mut ws, &mut session).await?;
+        self.serve_requests(&mut ws, &mut session).await
+    }
+
+    async fn advertise_until_msg1(
+        &self,
+        ws: &mut Ws,
+        key: &EidKey,
+        plaintext: &EidPlaintext,
+        advertiser: &mut dyn Advertiser,
+    ) -> Result<Vec<u8>, PhoneError> {
+        let advert = build_advert(key, plaintext, self.config.fault, &mut OsRng)?;
+        advertiser.start(SERVICE_UUID_FIDO, &advert).await?;
+        let waited = tokio::time::timeout(
+            self.config.timeout,
+            net::next_binary(ws, "waiting for the desktop's handshake"),
+        )
+        .await;
+        advertiser.stop().await?;
+        let msg1 = match waited {
+            Err(_) => {
+                return Err(PhoneError::Timeout {
+                    context: "advertising and waiting for the desktop's handshake",
+                    after: self.config.timeout,
+                })
+            }
+            Ok(r) => match r? {
+                Incoming::Binary(b) => b,
+                Incoming::Closed(why) => {
+                    return Err(PhoneError::RelayDropped {
+                        context: "waiting for the desktop's handshake",
+                        reason: why,
+                    })
+                }
+            },
+        };
+        tracing::debug!(
+            len = msg1.len(),
+            "Noise message 1 arrived; advertising stopped"
+        );
+        Ok(msg1)
+    }
+
+    async fn send_post_handshake(
+        &self,
+        ws: &mut Ws,
+        session: &mut Session,
+    ) -> Result<(), PhoneError> {
+        let ph = PostHandshake::ctap(authenticator::get_info().to_cbor());
+        let frame = session.encrypt(&ph.encode()).map_err(PhoneError::protocol(
+            "encrypting the post-handshake message",
+        ))?;
+        net::send(ws, frame, "sending the post-handshake message").await
+    }
+
+    async fn send_linking_info(
+        &mut self,
+        ws: &mut Ws,
+        session: &mut Session,
+        qr: &QrCode,
+    ) -> Result<Option<[u8; 8]>, PhoneError> {
+        let contact = match self.store.contact_id() {
+            Some(c) => c,
+            None => match self.register().await {
+                Ok((mut reg, id)) => {
+                    net::close(&mut reg).await;
+                    id
+                }
+                Err(e) => {
+                    tracing::warn!("not linking: cannot get a contact ID from the relay: {e}");
+                    return Ok(None);
+                }
+            },
+        };
+        let mut link_id = [0u8; 8];
+        OsRng.fill_bytes(&mut link_id);
+        let identity = self.store.identity_key();
+        let info = LinkingInfo {
+            contact_id: contact.0.clone(),
+            link_id,
+            link_secret: self.store.root_secret().paired_secret(&contact.0, &link_id),
+            authenticator_public_key: identity.public_key(),
+            name: self.config.name.clone(),
+            handshake_signature: linking::handshake_signature(
+                &identity,
+                &qr.identity_key,
+                session.handshake_hash(),
+            ),
+            play_services_tag: None,
+        };
+        self.store.add_link(StoredLink {
+            link_id: hex::encode(link_id),
+            created_at: now_unix(),
+            desktop_key: hex::encode(qr.identity_key.to_compressed()),
+            contact_id: contact.to_base64url(),
+        });
+        self.store.save()?;
+        let frame = session
+            .encrypt_message(&Message::Update(Update {
+                linking: Some(info),
+            }))
+            .map_err(PhoneError::protocol("encrypting the linking update"))?;
+        net::send(ws, frame, "sending linking info").await?;
+        tracing::info!(link = %hex::encode(link_id), "sent linking info");
+        Ok(Some(link_id))
+    }
+
+    /// The request loop: getInfo any number of times, one real command, then shutdown.
+    async fn serve_requests(
+        &mut self,
+        ws: &mut Ws,
+        session: &mut Session,
+    ) -> Result<Outcome, PhoneError> {
+        let mut get_info_served = 0;
+        let mut answered: Option<Operation> = None;
+        loop {
+            let waiting = if answered.is_some() {
+                "waiting for the desktop's shutdown"
+            } else {
+                "waiting for the desktop's request"
+            };
+            let incoming = match tokio::time::timeout(
+                self.config.timeout,
+                net::next_binary(ws, waiting),
+            )
+            .await
+            {
+                Err(_) => {
+                    if let Some(operation) = answered {
+                        // The request was answered; a desktop that never shuts down is its problem.
+                        net::close(ws).await;
+                        return Ok(Outcome {
+                            operation,
+                            get_info_served,
+                            link_id: None,
+                        });
+                    }
+                    return Err(PhoneError::Timeout {
+                        context: waiting,
+                        after: self.config.timeout,
+                    });
+                }
+                Ok(r) => r?,
+            };
+            let frame = match incoming {
+                Incoming::Binary(b) => b,
+                Incoming::Closed(why) => {
+                    return match answered {
+                        Some(operation) => Ok(Outcome {
+                            operation,
+                            get_info_served,
+                            link_id: None,
+                        }),
+                        None => Err(PhoneError::PeerMisbehaved(format!(
+                            "the tunnel {why} before any request (unexpected EOF)"
+                        ))),
+                    }
+                }
+            };
+            let message = match session.decrypt_message(&frame) {
+                Ok(m) => m,
+                Err(e) => {
+                    net::close(ws).await;
+                    return Err(PhoneError::Protocol {
+                        context: "reading a message from the desktop",
+                        source: e,
+                    });
+                }
+            };
+            match message {
+                Message::Shutdown => {
+                    net::close(ws).await;
+                    return Ok(Outcome {
+                        operation: answered.unwrap_or(Operation::NoRequest),
+                        get_info_served,
+                        link_id: None,
+                    });
+                }
+                Message::Update(_) => {
+                    tracing::debug!("ignoring an update message from the desktop")
+                }
+                Message::Json(_) => {
+                    net::close(ws).await;
+                    return Err(PhoneError::PeerMisbehaved(
+                        "a JSON message arrived, but this phone did not offer the \"dc\" feature"
+                            .into(),
+                    ));
+                }
+                Message::Ctap(bytes) => {
+                    let request = match authenticator::parse_request(&bytes) {
+                        Ok(Some(r)) => r,
+                        Ok(None) => {
+                            net::close(ws).await;
+                            return Err(PhoneError::PeerMisbehaved(format!(
+                                "unsupported CTAP command {:#04x}; phones end the session without a reply",
+                                bytes[0]
+                            )));
+                        }
+                        Err(e) => {
+                            let replied = self.reply(ws, session, e.status, &[]).await.is_ok();
+                            net::close(ws).await;
+                            return Err(PhoneError::BadRequest {
+                                status: e.status,
+                                message: e.message,
+                                replied,
+                            });
+                        }
+                    };
+                    if answered.is_some() && !matches!(request, Request::GetInfo) {
+                        let replied = self
+                            .reply(ws, session, Status::NotAllowed, &[])
+                            .await
+                            .is_ok();
+                        net::close(ws).await;
+                        return Err(PhoneError::BadRequest {
+                            status: Status::NotAllowed,
+                            message: "a second command in one session; phones serve exactly one"
+                                .into(),
+                            replied,
+                        });
+                    }
+                    match request {
+                        Request::GetInfo => {
+                            get_info_served += 1;
+                            self.reply(
+                                ws,
+                                session,
+                                Status::Ok,
+                                &authenticator::get_info().to_cbor(),
+                            )
+                            .await?;
+                        }
+                        Request::Selection => {
+                            net::close(ws).await;
+                            return Ok(Outcome {
+                                operation: Operation::Selected,
+                                get_info_served,
+                                link_id: None,
+                            });
+                        }
+                        Request::MakeCredential(req) => {
+                            let r = authenticator::make_credential(
+                                &mut self.store,
+                                &req,
+                                self.config.approve,
+                                self.config.attestation,
+                                &mut OsRng,
+                            )
+                            .await;
+                            answered = Some(
+                                self.finish(
+                                    ws,
+                                    session,
+                                    r.map(|(resp, done)| (resp.to_cbor(), done)),
+                                )
+                                .await?,
+                            );
+                        }
+                        Request::GetAssertion(req) => {
+                            let r = authenticator::get_assertion(
+                                &self.store,
+                                &req,
+                                self.config.approve,
+                            )
+                            .await;
+                            answered = Some(
+                                self.finish(
+                                    ws,
+                                    session,
+                                    r.map(|(resp, done)| (resp.to_cbor(), done)),
+                                )
+                                .await?,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn finish(
+        &self,
+        ws: &mut Ws,
+        session: &mut Session,
+        r: Result<(Vec<u8>, Done), hybrid_protocol::ctap::CtapError>,
+    ) -> Result<Operation, PhoneError> {
+        match r {
+            Ok((body, done)) => {
+                self.reply(ws, session, Status::Ok, &body).await?;
+                Ok(match done {
+                    Done::Created {
+                        rp_id,
+                        credential_id,
+                    } => {
+                        tracing::info!(rp = %rp_id, credential = %b64url(&credential_id), "created a passkey");
+                        Operation::MadeCredential {
+                            rp_id,
+                            credential_id,
+                        }
+                    }
+                    Done::Asserted {
+                        rp_id,
+                        credential_id,
+                    } => {
+                        tracing::info!(rp = %rp_id, credential = %b64url(&credential_id), "signed an assertion");
+                        Operation::GotAssertion {
+                            rp_id,
+                            credential_id,
+                        }
+                    }
+                })
+            }
+            Err(e) => {
+                self.reply(ws, session, e.status, &[]).await?;
+                match e.status {
+                    Status::OperationDenied
+                    | Status::NoCredentials
+                    | Status::CredentialExcluded => {
+                        tracing::info!("answered {:?}: {}", e.status, e.message);
+                        Ok(Operation::Refused { status: e.status })
+                    }
+                    status => {
+                        net::close(ws).await;
+                        Err(PhoneError::BadRequest {
+                            status,
+                            message: e.message,
+                            replied: true,
+                        })
+                    }
+                }
+            }
+        }
+    }
+
+    async fn reply(
+        &self,
+        ws: &mut Ws,
+        session: &mut Session,
+        status: Status,
+        body: &[u8],
+    ) -> Result<(), PhoneError> {
+        let mut payload = vec![status as u8];
+        payload.extend_from_slice(body);
+        let frame = session
+            .encrypt_message(&Message::Ctap(payload))
+            .map_err(PhoneError::protocol("encrypting the CTAP response"))?;
+        net::send(ws, frame, "sending the CTAP response").await
+    }
+}
+
+/// A wake-up from the contact channel.
+#[derive(Clone, Debug)]
+pub(crate) struct WakeUp {
+    pub(crate) tunnel_id: TunnelId,
+    pub(crate) routing_id: RoutingId,
+    pub(crate) payload: ClientPayload,
+}
+
+impl WakeUp {
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, String> {
+        #[derive(serde::Deserialize)]
+        struct Raw {
+            tunnel_id: String,
+            routing_id: String,
+            client_payload: String,
+        }
+        let raw: Raw =
+            serde_json::from_slice(bytes).map_err(|e| format!("not wake-up JSON: {e}"))?;
+        Ok(Self {
+            tunnel_id: TunnelId::from_hex(&raw.tunnel_id).map_err(|e| e.to_string())?,
+            routing_id: RoutingId::from_hex(&raw.routing_id).map_err(|e| e.to_string())?,
+            payload: ClientPayload::from_header(&raw.client_payload).map_err(|e| e.to_string())?,
+        })
+    }
+}
