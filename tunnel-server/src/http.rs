@@ -358,6 +358,31 @@ mod tests {
     }
 
     #[test]
+    fn route_never_panics_on_truncations_and_bit_flips() {
+        let paths = [
+            format!("/cable/new/{}", "ab".repeat(16)),
+            format!("/cable/connect/0A0B0C/{}", "AB".repeat(16)),
+            "/cable/contact/CgsMAQIDBAUGBwgJCgsMDQ4PEA".to_string(),
+            "/cable/register/CgsMAQIDBAUGBwgJCgsMDQ4PEA".to_string(),
+        ];
+        for p in paths {
+            let bytes = p.as_bytes();
+            for n in 0..=bytes.len() {
+                if let Ok(s) = std::str::from_utf8(&bytes[..n]) {
+                    let _ = route(s);
+                }
+            }
+            for i in 0..bytes.len() {
+                for bit in 0..8 {
+                    let mut b = bytes.to_vec();
+                    b[i] ^= 1 << bit;
+                    let _ = route(&String::from_utf8_lossy(&b));
+                }
+            }
+        }
+    }
+
+    #[test]
     fn payload_header() {
         let mut h = HeaderMap::new();
         assert_eq!(client_payload(&h), None);

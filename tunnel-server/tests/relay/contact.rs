@@ -190,3 +190,33 @@ async fn text_on_registration_socket_is_refused() {
     reg.send(Message::Text("{}".into())).await.unwrap();
     assert_eq!(closed(&mut reg).await, CloseCode::Unsupported);
 }
+
+#[tokio::test]
+async fn registration_pings_keep_a_reading_phone_and_close_a_silent_one() {
+    let mut c = config();
+    c.limits.registration_ping_interval = std::time::Duration::from_millis(50);
+    let server = start(c).await;
+    // A phone that reads answers pings (tungstenite does it) and stays registered.
+    let (mut alive, _) = register(&server).await;
+    let mut pings = 0;
+    while pings < 5 {
+        match tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut alive)).await {
+            Ok(Some(Ok(Message::Ping(_)))) => pings += 1,
+            other => panic!("expected pings, got {other:?}"),
+        }
+    }
+    // Keep reading (and so answering) in the background.
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(_)) = futures_util::StreamExt::next(&mut alive).await {}
+    });
+    // A phone that never reads never answers: closed as going away after two intervals.
+    let (mut silent, _) = register(&server).await;
+    await_metric(&server, "tunnel_server_closes_total{reason=\"idle\"}", 1).await;
+    assert_eq!(closed(&mut silent).await, CloseCode::Away);
+    assert_eq!(
+        metric(&server, "tunnel_server_registrations_connected").await,
+        1,
+        "the reading phone is still registered"
+    );
+    reader.abort();
+}

@@ -11,6 +11,14 @@ use tunnel_server::{Config, TlsConfig};
 use crate::support::*;
 
 async fn open_tls(url: &str, roots: &rustls::RootCertStore) -> Ws {
+    open_tls_versions(url, roots, rustls::DEFAULT_VERSIONS).await
+}
+
+async fn open_tls_versions(
+    url: &str,
+    roots: &rustls::RootCertStore,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Ws {
     let mut req = url.into_client_request().unwrap();
     req.headers_mut().insert(
         "Sec-WebSocket-Protocol",
@@ -18,7 +26,7 @@ async fn open_tls(url: &str, roots: &rustls::RootCertStore) -> Ws {
     );
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let client = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .with_root_certificates(roots.clone())
         .with_no_client_auth();
@@ -60,6 +68,10 @@ async fn pairs_over_tls_with_a_generated_certificate() {
     let mut desktop = open_tls(&format!("{}{}", server.ws_url(), connect_path(t)), &roots).await;
     send(&mut desktop, b"over tls").await;
     assert_eq!(recv(&mut phone).await, b"over tls");
+    // TLS 1.2 clients are served too.
+    let t12 = tunnel(3);
+    let url = format!("{}{}", server.ws_url(), new_path(t12));
+    let _old = open_tls_versions(&url, &roots, &[&rustls::version::TLS12]).await;
     // Plaintext against the TLS port does not get a WebSocket.
     assert!(open(&server, &new_path(tunnel(2)), &[]).await.is_err());
 }
