@@ -29,7 +29,8 @@ pub const STORE_VERSION: u32 = 1;
 pub struct SecretHex(String);
 
 impl SecretHex {
-    pub(crate) fn new(bytes: &[u8]) -> Self {
+    /// Wraps secret bytes.
+    pub fn new(bytes: &[u8]) -> Self {
         Self(hex::encode(bytes))
     }
 
@@ -286,7 +287,8 @@ impl Store {
         &self.data.credentials
     }
 
-    pub(crate) fn add_credential(&mut self, c: StoredCredential) {
+    /// Adds a credential (makeCredential does this; also for importing fixtures).
+    pub fn add_credential(&mut self, c: StoredCredential) {
         self.data.credentials.push(c);
     }
 
@@ -306,7 +308,8 @@ impl Store {
         &self.data.links
     }
 
-    pub(crate) fn add_link(&mut self, l: StoredLink) {
+    /// Adds a link record (a QR session with linking does this).
+    pub fn add_link(&mut self, l: StoredLink) {
         self.data.links.push(l);
     }
 

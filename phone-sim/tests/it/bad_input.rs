@@ -1,0 +1,328 @@
+//! Bad input ends the session with a clear error — a CTAP status where the protocol has one —
+//! never a panic, and never touches stored credentials.
+
+use hybrid_protocol::ctap::Status;
+use hybrid_protocol::error::{Malformed, PeerMisbehaved};
+use hybrid_protocol::session::Message;
+use phone_sim::{Phone, PhoneError};
+
+use crate::harness::*;
+
+fn protocol_error(r: Result<phone_sim::Outcome, PhoneError>) -> hybrid_protocol::Error {
+    match r {
+        Err(PhoneError::Protocol { source, .. }) => source,
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
+}
+
+/// Runs a session where the desktop alters msg1.
+async fn altered_msg1(alter: fn(Vec<u8>) -> Vec<u8>) -> hybrid_protocol::Error {
+    let relay = relay().await;
+    let f = files();
+    let phone = Phone::open(&f.store, config(&relay.ws_url())).unwrap();
+    let before = std::fs::read(&f.store).unwrap();
+    let desktop = Desktop::new(false);
+    let task = spawn_qr(phone, desktop.qr.clone(), f.adverts.clone());
+    let (mut ws, _) = desktop.start(&relay.ws_url(), &f.adverts, alter).await;
+    assert!(recv(&mut ws).await.is_none(), "no msg2");
+    let (_, r) = join(task).await;
+    assert_eq!(std::fs::read(&f.store).unwrap(), before);
+    protocol_error(r)
+}
+
+#[tokio::test]
+async fn handshake_message_of_the_wrong_size() {
+    let e = altered_msg1(|mut m| {
+        m.pop();
+        m
+    })
+    .await;
+    assert_eq!(
+        e,
+        Malformed::HandshakeLength {
+            expected: 81,
+            got: 80
+        }
+        .into()
+    );
+    let e = altered_msg1(|mut m| {
+        m.push(0);
+        m
+    })
+    .await;
+    assert_eq!(
+        e,
+        Malformed::HandshakeLength {
+            expected: 81,
+            got: 82
+        }
+        .into()
+    );
+}
+
+#[tokio::test]
+async fn handshake_message_with_a_bad_tag() {
+    let e = altered_msg1(|mut m| {
+        m[80] ^= 1;
+        m
+    })
+    .await;
+    assert_eq!(e, PeerMisbehaved::HandshakeAuthentication.into());
+}
+
+/// Opens a session and lets `script` misbehave; returns the phone's result.
+async fn session_with(
+    script: impl AsyncFnOnce(&mut Channel),
+) -> (Result<phone_sim::Outcome, PhoneError>, Files) {
+    let relay = relay().await;
+    let f = files();
+    let phone = Phone::open(&f.store, config(&relay.ws_url())).unwrap();
+    let desktop = Desktop::new(false);
+    let task = spawn_qr(phone, desktop.qr.clone(), f.adverts.clone());
+    let mut ch = desktop.open(&relay.ws_url(), &f.adverts).await;
+    script(&mut ch).await;
+    let (_, r) = join(task).await;
+    (r, f)
+}
+
+#[tokio::test]
+async fn unknown_message_type() {
+    let (r, _) = session_with(async |ch| {
+        ch.send_raw_plaintext(&[0x07, 1, 2]).await;
+        assert!(recv(&mut ch.ws).await.is_none());
+    })
+    .await;
+    assert_eq!(
+        protocol_error(r),
+        PeerMisbehaved::UnknownMessageType(7).into()
+    );
+}
+
+#[tokio::test]
+async fn garbage_frame() {
+    let (r, _) = session_with(async |ch| {
+        use futures_util::SinkExt as _;
+        ch.ws
+            .send(tokio_tungstenite::tungstenite::Message::Binary(vec![
+                0x55;
+                48
+            ]))
+            .await
+            .unwrap();
+        assert!(recv(&mut ch.ws).await.is_none());
+    })
+    .await;
+    assert_eq!(
+        protocol_error(r),
+        PeerMisbehaved::FrameAuthentication.into()
+    );
+}
+
+#[tokio::test]
+async fn text_frame() {
+    let (r, _) = session_with(async |ch| {
+        use futures_util::SinkExt as _;
+        ch.ws
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                "hello".into(),
+            ))
+            .await
+            .unwrap();
+        assert!(recv(&mut ch.ws).await.is_none());
+    })
+    .await;
+    let e = r.unwrap_err();
+    assert!(matches!(e, PhoneError::PeerMisbehaved(_)), "{e}");
+}
+
+fn bad_request(r: Result<phone_sim::Outcome, PhoneError>, expected: Status) {
+    match r {
+        Err(PhoneError::BadRequest {
+            status, replied, ..
+        }) => {
+            assert_eq!(status, expected);
+            assert!(replied);
+        }
+        other => panic!("expected BadRequest {expected:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn non_canonical_ctap() {
+    let mut body = mc_request("example.com", b"u", true).to_cbor();
+    assert_eq!(body[0], 0xa5);
+    body.splice(0..1, [0xb8, 0x05]); // the same map with a non-minimal length
+    let (r, f) = session_with(async |ch| {
+        assert_eq!(ch.ctap(MC, &body).await.unwrap().0, Status::InvalidCbor);
+        assert!(recv(&mut ch.ws).await.is_none());
+    })
+    .await;
+    bad_request(r, Status::InvalidCbor);
+    assert!(phone_sim::Store::load(&f.store)
+        .unwrap()
+        .credentials()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn missing_fields() {
+    let mut req = mc_request("example.com", b"u", true);
+    req.rp.name = None;
+    let (r, f) = session_with(async |ch| {
+        assert_eq!(
+            ch.ctap(MC, &req.to_cbor()).await.unwrap().0,
+            Status::MissingParameter
+        );
+    })
+    .await;
+    bad_request(r, Status::MissingParameter);
+    assert!(phone_sim::Store::load(&f.store)
+        .unwrap()
+        .credentials()
+        .is_empty());
+
+    // Only clientDataHash.
+    let body = [0xa1, 0x01, 0x58, 0x20]
+        .into_iter()
+        .chain([0u8; 32])
+        .collect::<Vec<u8>>();
+    let (r, _) = session_with(async |ch| {
+        assert_eq!(
+            ch.ctap(MC, &body).await.unwrap().0,
+            Status::MissingParameter
+        );
+    })
+    .await;
+    bad_request(r, Status::MissingParameter);
+
+    // getInfo with a payload; getAssertion with a wrong-typed field.
+    let (r, _) = session_with(async |ch| {
+        assert_eq!(
+            ch.ctap(0x04, &[0xa0]).await.unwrap().0,
+            Status::InvalidLength
+        );
+    })
+    .await;
+    bad_request(r, Status::InvalidLength);
+    let (r, _) = session_with(async |ch| {
+        // {1: 5, 2: h'..'}: rpId must be text.
+        let body: Vec<u8> = [0xa2, 0x01, 0x05, 0x02, 0x58, 0x20]
+            .into_iter()
+            .chain([0u8; 32])
+            .collect();
+        assert_eq!(
+            ch.ctap(GA, &body).await.unwrap().0,
+            Status::CborUnexpectedType
+        );
+    })
+    .await;
+    bad_request(r, Status::CborUnexpectedType);
+}
+
+#[tokio::test]
+async fn second_command() {
+    let (r, f) = session_with(async |ch| {
+        let req = mc_request("example.com", b"u", true).to_cbor();
+        assert_eq!(ch.ctap(MC, &req).await.unwrap().0, Status::Ok);
+        let req = mc_request("example.com", b"v", true).to_cbor();
+        assert_eq!(ch.ctap(MC, &req).await.unwrap().0, Status::NotAllowed);
+    })
+    .await;
+    bad_request(r, Status::NotAllowed);
+    assert_eq!(
+        phone_sim::Store::load(&f.store)
+            .unwrap()
+            .credentials()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn unsupported_command_ends_without_reply() {
+    let (r, _) = session_with(async |ch| {
+        ch.send(&Message::Ctap(vec![0x06])).await; // clientPIN
+        assert!(recv(&mut ch.ws).await.is_none());
+    })
+    .await;
+    let e = r.unwrap_err();
+    assert!(
+        e.to_string().contains("unsupported CTAP command 0x06"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn close_before_request() {
+    let (r, _) = session_with(async |ch| {
+        ch.ws.close(None).await.unwrap();
+    })
+    .await;
+    let e = r.unwrap_err();
+    assert!(e.to_string().contains("unexpected EOF"), "{e}");
+}
+
+#[tokio::test]
+async fn relay_refuses_or_drops() {
+    // Nothing listening.
+    let f = files();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut phone = Phone::open(&f.store, config(&format!("ws://127.0.0.1:{port}"))).unwrap();
+    let desktop = Desktop::new(false);
+    let e = phone
+        .serve_qr(&desktop.qr, &mut fast_medium(&f.adverts))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, PhoneError::RelayRefused { .. }), "{e}");
+    assert!(e.to_string().contains("is the relay running"), "{e}");
+
+    // The same tunnel ID twice: 409.
+    let mut cfg = tunnel_server::Config::default();
+    cfg.limits.shutdown_grace = std::time::Duration::from_millis(100);
+    let relay = tunnel_server::RunningServer::start(cfg).await.unwrap();
+    let p1 = Phone::open(&f.store, config(&relay.ws_url())).unwrap();
+    let first = spawn_qr(p1, desktop.qr.clone(), f.adverts.clone());
+    follow_until_match(&f.adverts, &desktop.eid_key()).await;
+    let mut p2 = Phone::open(&f.store, config(&relay.ws_url())).unwrap();
+    let e = p2
+        .serve_qr(&desktop.qr, &mut fast_medium(&f.adverts))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("409"), "{e}");
+
+    // The relay goes away while the first phone advertises.
+    relay.shutdown().await.unwrap();
+    let (_, r) = join(first).await;
+    let e = r.unwrap_err();
+    assert!(matches!(e, PhoneError::RelayDropped { .. }), "{e}");
+}
+
+#[tokio::test]
+#[allow(clippy::result_large_err)] // tungstenite's callback signature, not ours
+async fn relay_without_routing_id() {
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let _ = tokio_tungstenite::accept_hdr_async(tcp, |_: &Request, mut resp: Response| {
+            resp.headers_mut()
+                .insert("Sec-WebSocket-Protocol", "fido.cable".parse().unwrap());
+            Ok(resp)
+        })
+        .await;
+    });
+    let f = files();
+    let mut phone = Phone::open(&f.store, config(&url)).unwrap();
+    let e = phone
+        .serve_qr(&Desktop::new(false).qr, &mut fast_medium(&f.adverts))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("no X-caBLE-Routing-ID header"),
+        "{e}"
+    );
+}
