@@ -2,6 +2,7 @@
 //! desktop. One binary, one module per area.
 
 mod bad_input;
+mod cli;
 mod ctap_ops;
 mod faults;
 mod flow;
@@ -9,3 +10,4 @@ mod harness;
 mod linked;
 mod qr;
 mod store_atomic;
+mod tls;

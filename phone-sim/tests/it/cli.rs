@@ -1,0 +1,206 @@
+//! The real `phone-sim` binary: help, store commands, a full scan session, the terminal
+//! prompt, and a log guard (no secret hex in a debug log of a whole sign-in).
+
+use std::process::Stdio;
+
+use hybrid_protocol::ctap::Status;
+use tokio::io::AsyncWriteExt as _;
+use tokio::process::Command;
+
+use crate::harness::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_phone-sim");
+
+fn run(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN).args(args).output().unwrap()
+}
+
+#[test]
+fn help_explains_every_mode() {
+    let out = run(&["--help"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for mode in ["scan", "linked", "credentials", "links", "Examples:"] {
+        assert!(text.contains(mode), "{mode} missing from --help:\n{text}");
+    }
+    for (mode, needle) in [
+        ("scan", "--qr-image"),
+        ("scan", "--fault"),
+        ("scan", "--drop"),
+        ("linked", "--sessions"),
+        ("credentials", "delete"),
+        ("links", "revoke"),
+    ] {
+        let out = run(&[mode, "--help"]);
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            text.contains(needle),
+            "{needle} missing from {mode} --help:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn store_commands_and_corrupt_store() {
+    let f = files();
+    let store = f.store.to_str().unwrap();
+    let out = run(&["--store", store, "credentials", "list"]);
+    assert!(
+        !out.status.success(),
+        "a missing store is not created by list"
+    );
+    phone_sim::Store::open_or_create(&f.store, &mut rand_core::OsRng).unwrap();
+    let out = run(&["--store", store, "credentials", "list"]);
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+    let out = run(&["--store", store, "links", "revoke", "00"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no link has the ID"));
+    std::fs::write(&f.store, b"{\"version\":1,").unwrap();
+    let out = run(&["--store", store, "credentials", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("phone.json") && err.contains("corrupt"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&f.store).unwrap(), b"{\"version\":1,");
+}
+
+/// Runs `phone-sim scan` against a relay while the scripted desktop registers a passkey.
+async fn scan_session(
+    extra: &[&str],
+    stdin: Option<&[u8]>,
+) -> (Status, String, String, Files, Desktop) {
+    let relay = relay().await;
+    let url = relay.ws_url();
+    let f = files();
+    let desktop = Desktop::new(true);
+    let mut args = vec![
+        "--store".to_string(),
+        f.store.display().to_string(),
+        "scan".into(),
+        "--qr".into(),
+        desktop.qr.to_url(),
+        "--tunnel".into(),
+        url.clone(),
+        "--medium-file".into(),
+        f.adverts.display().to_string(),
+        "--interval-ms".into(),
+        "20".into(),
+        "--timeout".into(),
+        "10".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let mut child = Command::new(BIN)
+        .args(&args)
+        .env("RUST_LOG", "trace")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).await.unwrap();
+    }
+    drop(input);
+    let mut ch = desktop.open(&url, &f.adverts).await;
+    let (status, _) = ch
+        .ctap(MC, &mc_request("example.com", b"user", true).to_cbor())
+        .await
+        .unwrap();
+    ch.shutdown().await;
+    let out = tokio::time::timeout(STEP, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    (status, stdout, stderr, f, desktop)
+}
+
+#[tokio::test]
+async fn scan_with_the_binary_and_no_secrets_in_the_log() {
+    let (status, stdout, stderr, f, desktop) =
+        scan_session(&["--attestation", "packed"], None).await;
+    assert_eq!(status, Status::Ok);
+    assert!(
+        stdout.contains("created a passkey for example.com"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("linked: link "), "{stdout}");
+    let store = phone_sim::Store::load(&f.store).unwrap();
+    let mut secrets = vec![
+        hex::encode(store.root_secret().expose()),
+        hex::encode(desktop.qr.secret.expose()),
+        hex::encode(store.identity_key().to_bytes().as_ref()),
+    ];
+    let cred = &store.credentials()[0];
+    let raw = serde_json::to_value(cred).unwrap();
+    secrets.push(raw["private_key"].as_str().unwrap().to_string());
+    secrets.push(raw["prf_secret"].as_str().unwrap().to_string());
+    let link = &store.links()[0];
+    let mut link_id = [0u8; 8];
+    hex::decode_to_slice(&link.link_id, &mut link_id).unwrap();
+    secrets.push(hex::encode(store.link_secret(&link_id).unwrap().expose()));
+    assert!(!stderr.is_empty());
+    for s in secrets {
+        assert!(
+            !stderr.to_lowercase().contains(&s[..16]),
+            "secret {}… in the log:\n{stderr}",
+            &s[..8]
+        );
+    }
+    assert!(
+        !stderr.contains(" WARN ") && !stderr.contains("ERROR"),
+        "{stderr}"
+    );
+    let out = run(&["--store", f.store.to_str().unwrap(), "credentials", "list"]);
+    let list = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        list.contains("example.com") && list.contains("discoverable"),
+        "{list}"
+    );
+    let id = &cred.id[..6];
+    let out = run(&[
+        "--store",
+        f.store.to_str().unwrap(),
+        "credentials",
+        "delete",
+        id,
+    ]);
+    assert!(out.status.success());
+    assert!(phone_sim::Store::load(&f.store)
+        .unwrap()
+        .credentials()
+        .is_empty());
+    let out = run(&["--store", f.store.to_str().unwrap(), "links", "list"]);
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains(&link.link_id));
+}
+
+#[tokio::test]
+async fn prompt_reads_the_answer_from_the_terminal() {
+    let (status, stdout, stderr, f, _) =
+        scan_session(&["--approve", "prompt", "--no-link"], Some(b"n\n")).await;
+    assert_eq!(status, Status::OperationDenied);
+    assert!(stderr.contains("Approve? [y/N]"), "{stderr}");
+    assert!(stdout.contains("OperationDenied"), "{stdout}");
+    assert!(!stdout.contains("linked"), "{stdout}");
+    assert!(phone_sim::Store::load(&f.store)
+        .unwrap()
+        .credentials()
+        .is_empty());
+    let (status, _, _, f, _) = scan_session(&["--approve", "prompt"], Some(b"y\n")).await;
+    assert_eq!(status, Status::Ok);
+    assert_eq!(
+        phone_sim::Store::load(&f.store)
+            .unwrap()
+            .credentials()
+            .len(),
+        1
+    );
+}
