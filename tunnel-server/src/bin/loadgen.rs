@@ -41,9 +41,12 @@ struct Cli {
     /// Concurrencies for the ceremony benchmark.
     #[arg(long, value_delimiter = ',', default_value = "1,32,256")]
     concurrency: Vec<usize>,
-    /// Seconds per concurrency level and server.
-    #[arg(long, default_value_t = 2.0)]
+    /// Seconds per concurrency level and server, split over --rounds.
+    #[arg(long, default_value_t = 3.0)]
     seconds: f64,
+    /// Alternating rounds per measurement (the two servers take turns).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Idle authenticator-only tunnels for the RSS measurement.
     #[arg(long, default_value_t = 2000)]
     idle: usize,
@@ -222,8 +225,20 @@ async fn bench(cli: &Cli) -> Result<()> {
     println!("| concurrency | server cer/s | baseline cer/s | ratio | server p50 ms | baseline p50 ms | p50 ratio | server p99 ms | baseline p99 ms | errors s/b |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for &c in &cli.concurrency {
-        let s = ceremonies(&server.url, c, cli.seconds).await;
-        let b = ceremonies(&baseline.url, c, cli.seconds).await;
+        // Alternate the two servers over several short rounds (S B, B S, S B, ...), so
+        // background load on a shared machine hits both alike.
+        let (mut s_runs, mut b_runs) = (Vec::new(), Vec::new());
+        for round in 0..cli.rounds {
+            let per = cli.seconds / cli.rounds as f64;
+            if round % 2 == 0 {
+                s_runs.push(ceremonies(&server.url, c, per).await);
+                b_runs.push(ceremonies(&baseline.url, c, per).await);
+            } else {
+                b_runs.push(ceremonies(&baseline.url, c, per).await);
+                s_runs.push(ceremonies(&server.url, c, per).await);
+            }
+        }
+        let (s, b) = (stats(s_runs), stats(b_runs));
         println!(
             "| {c} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {}/{} |",
             s.rate,
@@ -243,8 +258,16 @@ async fn bench(cli: &Cli) -> Result<()> {
         "\n## Relayed messages (1 KiB, {} tunnels, 30 each way)\n",
         cli.pumps
     );
-    let s = throughput(&server.url, cli.pumps).await?;
-    let b = throughput(&baseline.url, cli.pumps).await?;
+    let (mut s, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..cli.rounds {
+        s.push(throughput(&server.url, cli.pumps).await?);
+        b.push(throughput(&baseline.url, cli.pumps).await?);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (s, b) = (median(s), median(b));
     println!(
         "| server msg/s | baseline msg/s | ratio |\n|---|---|---|\n| {s:.0} | {b:.0} | {:.2} |",
         s / b
@@ -328,7 +351,14 @@ struct CeremonyStats {
     errors: usize,
 }
 
-async fn ceremonies(base: &str, concurrency: usize, seconds: f64) -> CeremonyStats {
+/// One timed run of ceremonies at a concurrency.
+struct Run {
+    latencies: Vec<Duration>,
+    errors: usize,
+    elapsed: f64,
+}
+
+async fn ceremonies(base: &str, concurrency: usize, seconds: f64) -> Run {
     let until = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
     let results = Arc::new(Mutex::new((Vec::new(), 0usize)));
@@ -351,7 +381,19 @@ async fn ceremonies(base: &str, concurrency: usize, seconds: f64) -> CeremonySta
         let _ = w.await;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let (mut lat, errors) = std::mem::take(&mut *results.lock().unwrap_or_else(|e| e.into_inner()));
+    let (latencies, errors) =
+        std::mem::take(&mut *results.lock().unwrap_or_else(|e| e.into_inner()));
+    Run {
+        latencies,
+        errors,
+        elapsed,
+    }
+}
+
+fn stats(runs: Vec<Run>) -> CeremonyStats {
+    let elapsed: f64 = runs.iter().map(|r| r.elapsed).sum();
+    let errors = runs.iter().map(|r| r.errors).sum();
+    let mut lat: Vec<Duration> = runs.into_iter().flat_map(|r| r.latencies).collect();
     lat.sort();
     let pct = |p: f64| {
         if lat.is_empty() {
