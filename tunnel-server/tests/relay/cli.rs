@@ -56,3 +56,39 @@ fn bad_configuration_is_reported_not_panicked() {
     assert!(!ok);
     assert!(err.contains("cannot read /nonexistent.pem"), "{err}");
 }
+
+#[test]
+fn sigterm_shuts_the_binary_down_cleanly() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_tunnel-server"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--log-format",
+            "json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("binary runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "binary did not listen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let out = child.wait_with_output().expect("binary exits");
+    assert!(out.status.success(), "{:?}", out.status);
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(log.contains("\"message\":\"shut down\""), "{log}");
+}
