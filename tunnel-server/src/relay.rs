@@ -312,13 +312,15 @@ impl Pair {
         phase: &mut tokio::sync::watch::Receiver<Phase>,
     ) -> End {
         let limits = self.shared.config.limits.clone();
-        if signal && self.a.send(Message::Binary(vec![0])).await.is_err() {
-            return self.close_b(End::PEER_GONE, CloseCode::Away).await;
+        if signal {
+            if let Err(end) = self.forward(true, vec![0]).await {
+                return end;
+            }
         }
         for m in queue {
             let n = m.len();
-            if self.b.send(Message::Binary(m)).await.is_err() {
-                return self.close_a(End::PEER_GONE, CloseCode::Away).await;
+            if let Err(end) = self.forward(false, m).await {
+                return end;
             }
             self.shared.metrics.relayed(n);
         }
@@ -354,14 +356,8 @@ impl Pair {
                     }
                     last_message = Instant::now();
                     let n = m.len();
-                    let to = if from_a { &mut self.b } else { &mut self.a };
-                    if to.send(Message::Binary(m)).await.is_err() {
-                        let end = End::PEER_GONE;
-                        return if from_a {
-                            self.close_a(end, CloseCode::Away).await
-                        } else {
-                            self.close_b(end, CloseCode::Away).await
-                        };
+                    if let Err(end) = self.forward(!from_a, m).await {
+                        return end;
                     }
                     self.shared.metrics.relayed(n);
                 }
@@ -383,6 +379,31 @@ impl Pair {
                     };
                 }
                 Incoming::Violation(end) => return self.close_both(end).await,
+            }
+        }
+    }
+
+    /// Sends `m` to `a` (if `to_a`) or `b`. A peer that stops reading cannot hold the tunnel
+    /// past its lifetime or the idle timeout: the send gives up then and both sides close.
+    /// On failure the tunnel has been closed and the error says how it ended.
+    async fn forward(&mut self, to_a: bool, m: Vec<u8>) -> Result<(), End> {
+        let limits = &self.shared.config.limits;
+        let stall = self.deadline.min(Instant::now() + limits.idle_timeout);
+        let to = if to_a { &mut self.a } else { &mut self.b };
+        match tokio::time::timeout_at(stall, to.send(Message::Binary(m))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(if to_a {
+                self.close_b(End::PEER_GONE, CloseCode::Away).await
+            } else {
+                self.close_a(End::PEER_GONE, CloseCode::Away).await
+            }),
+            Err(_) => {
+                let end = if Instant::now() >= self.deadline {
+                    End::LIFETIME
+                } else {
+                    End::IDLE
+                };
+                Err(self.close_both(end).await)
             }
         }
     }
@@ -484,7 +505,8 @@ async fn serve_registration(
                 if last_heard.elapsed() > interval * 2 {
                     return End::new(CloseReason::Idle, CloseCode::Away, "no pong");
                 }
-                if ws.send(Message::Ping(Vec::new())).await.is_err() {
+                let ping = tokio::time::timeout(interval, ws.send(Message::Ping(Vec::new())));
+                if !matches!(ping.await, Ok(Ok(()))) {
                     return End::PEER_GONE;
                 }
                 next_ping = Instant::now() + interval;
@@ -499,9 +521,9 @@ async fn deliver(shared: &Shared, ws: &mut Ws, w: &WakeUp) -> bool {
     if !shared.state().table.is_waiting(&w.tunnel_id) {
         return true;
     }
-    ws.send(Message::Binary(w.to_json().into_bytes()))
-        .await
-        .is_ok()
+    let limit = shared.config.limits.registration_ping_interval;
+    let sent = tokio::time::timeout(limit, ws.send(Message::Binary(w.to_json().into_bytes())));
+    matches!(sent.await, Ok(Ok(())))
 }
 
 fn is_revoke(b: &[u8]) -> bool {

@@ -179,3 +179,30 @@ async fn await_metric_at_least(server: &tunnel_server::RunningServer, want: u64)
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_peer_that_never_reads_cannot_hold_the_tunnel() {
+    let mut c = config();
+    c.limits.messages_per_side = 1_000_000;
+    c.limits.max_message_size = 64 * 1024;
+    c.limits.idle_timeout = Duration::from_millis(300);
+    let server = start(c).await;
+    let t = tunnel(1);
+    // The phone never reads: its receive window fills, and the relay's sends to it stall.
+    let _phone = ok(&server, &new_path(t)).await;
+    let mut desktop = ok(&server, &connect_path(t)).await;
+    let pump = tokio::spawn(async move {
+        for _ in 0..400 {
+            if desktop
+                .send(Message::Binary(vec![0; 64 * 1024]))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    await_metric(&server, "tunnel_server_closes_total{reason=\"idle\"}", 1).await;
+    await_metric(&server, "tunnel_server_tunnels_open", 0).await;
+    pump.abort();
+}
