@@ -38,6 +38,11 @@ type Body = Full<Bytes>;
 enum Route {
     Health,
     Metrics,
+    Socket(Socket),
+}
+
+/// A WebSocket endpoint.
+enum Socket {
     Tunnel(TunnelPath),
     Register(Option<ContactId>),
 }
@@ -65,7 +70,7 @@ pub(crate) fn handle(
             .insert(header::ALLOW, HeaderValue::from_static("GET"));
         return resp;
     }
-    let tunnel = match route {
+    let socket = match route {
         Route::Health => return plain(StatusCode::OK, "ok\n"),
         Route::Metrics => {
             let mut resp = plain(StatusCode::OK, &shared.metrics.render(&shared.gauges()));
@@ -75,22 +80,15 @@ pub(crate) fn handle(
             );
             return resp;
         }
-        Route::Tunnel(t) => Some(t),
-        Route::Register(c) => {
-            let headers = req.headers();
-            let accept = match check_upgrade(headers, &shared.config.allowed_origins) {
-                Ok(a) => a,
-                Err((r, s)) => return reject(r, s),
-            };
-            return register(c, accept, &mut req, guard, after, &reject);
-        }
-    };
-    let Some(tunnel) = tunnel else {
-        return reject(Rejection::NotFound, StatusCode::NOT_FOUND);
+        Route::Socket(socket) => socket,
     };
     let accept = match check_upgrade(req.headers(), &shared.config.allowed_origins) {
         Ok(a) => a,
         Err((r, s)) => return reject(r, s),
+    };
+    let tunnel = match socket {
+        Socket::Tunnel(t) => t,
+        Socket::Register(c) => return register(c, accept, &mut req, guard, after, &reject),
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let mut resp = switching(&accept);
@@ -225,19 +223,19 @@ fn route(path: &str) -> Result<Option<Route>, ()> {
     match path {
         "/healthz" => return Ok(Some(Route::Health)),
         "/metrics" => return Ok(Some(Route::Metrics)),
-        "/cable/register" => return Ok(Some(Route::Register(None))),
+        "/cable/register" => return Ok(Some(Route::Socket(Socket::Register(None)))),
         _ => {}
     }
     if let Some(id) = path.strip_prefix("/cable/register/") {
         return ContactId::from_base64url(id)
-            .map(|c| Some(Route::Register(Some(c))))
+            .map(|c| Some(Route::Socket(Socket::Register(Some(c)))))
             .map_err(|_| ());
     }
     if !path.starts_with("/cable/") {
         return Ok(None);
     }
     TunnelPath::parse(path)
-        .map(|t| Some(Route::Tunnel(t)))
+        .map(|t| Some(Route::Socket(Socket::Tunnel(t))))
         .map_err(|_| ())
 }
 
@@ -344,16 +342,16 @@ mod tests {
         assert!(matches!(route("/cable/new/zz"), Err(())));
         assert!(matches!(
             route("/cable/register"),
-            Ok(Some(Route::Register(None)))
+            Ok(Some(Route::Socket(Socket::Register(None))))
         ));
         assert!(matches!(
             route("/cable/register/AQID"),
-            Ok(Some(Route::Register(Some(_))))
+            Ok(Some(Route::Socket(Socket::Register(Some(_)))))
         ));
         assert!(matches!(route("/cable/register/a=b"), Err(())));
         assert!(matches!(
             route(&format!("/cable/new/{}", "ab".repeat(16))),
-            Ok(Some(Route::Tunnel(TunnelPath::New(_))))
+            Ok(Some(Route::Socket(Socket::Tunnel(TunnelPath::New(_)))))
         ));
     }
 
