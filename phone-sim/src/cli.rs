@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::authenticator::{Approve, Attestation};
 use crate::error::PhoneError;
-use crate::medium::{AdvertFault, AdvertFile, MediumKnobs};
+use crate::medium::{AdvertFault, AdvertFile, Advertiser, MediumKnobs};
 use crate::phone::{Operation, Phone, PhoneConfig};
 use crate::store::Store;
 
@@ -132,8 +132,14 @@ pub struct Common {
     #[arg(long, default_value_t = 0)]
     pub domain: u16,
     /// The simulated BLE medium: the advert file the desktop follows.
-    #[arg(long, env = "PHONE_SIM_MEDIUM")]
-    pub medium_file: PathBuf,
+    #[arg(long, env = "PHONE_SIM_MEDIUM", required_unless_present = "bluez")]
+    pub medium_file: Option<PathBuf>,
+    /// Advertise through BlueZ (D-Bus) instead of an advert file (cargo feature `bluez`).
+    #[arg(long, conflicts_with = "medium_file")]
+    pub bluez: bool,
+    /// BlueZ adapter name (default: hci0 or the first adapter).
+    #[arg(long, requires = "bluez")]
+    pub adapter: Option<String>,
     /// Milliseconds between adverts.
     #[arg(long, default_value_t = 100)]
     pub interval_ms: u64,
@@ -251,9 +257,22 @@ impl Common {
         }
     }
 
-    fn medium(&self) -> Result<AdvertFile, PhoneError> {
-        AdvertFile::new(
-            &self.medium_file,
+    async fn medium(&self) -> Result<Box<dyn Advertiser>, PhoneError> {
+        if self.bluez {
+            #[cfg(feature = "bluez")]
+            return Ok(Box::new(
+                crate::bluez::BluezAdvertiser::new(self.adapter.as_deref()).await?,
+            ));
+            #[cfg(not(feature = "bluez"))]
+            return Err(PhoneError::Config(
+                "this phone-sim was built without BlueZ; rebuild with `--features bluez`".into(),
+            ));
+        }
+        let Some(path) = &self.medium_file else {
+            return Err(PhoneError::Config("give --medium-file or --bluez".into()));
+        };
+        Ok(Box::new(AdvertFile::new(
+            path,
             MediumKnobs {
                 interval: Duration::from_millis(self.interval_ms),
                 rssi: Some(self.rssi),
@@ -261,7 +280,7 @@ impl Common {
                 seed: self.seed,
                 first_delay: Duration::from_millis(self.first_advert_delay_ms),
             },
-        )
+        )?))
     }
 }
 
@@ -279,9 +298,9 @@ pub async fn run(cli: Cli) -> Result<(), PhoneError> {
                     ))
                 }
             };
-            let mut medium = a.common.medium()?;
+            let mut medium = a.common.medium().await?;
             let mut phone = Phone::open(&cli.store, a.common.config(!a.no_link))?;
-            let outcome = phone.serve_qr(&qr, &mut medium).await?;
+            let outcome = phone.serve_qr(&qr, medium.as_mut()).await?;
             println!("{}", describe(&outcome.operation));
             if let Some(l) = outcome.link_id {
                 println!("linked: link {}", hex::encode(l));
@@ -289,14 +308,14 @@ pub async fn run(cli: Cli) -> Result<(), PhoneError> {
             Ok(())
         }
         Command::Linked(a) => {
-            let mut medium = a.common.medium()?;
+            let mut medium = a.common.medium().await?;
             let mut phone = Phone::open(&cli.store, a.common.config(true))?;
             if a.revoke {
                 phone.revoke_contact().await?;
                 println!("contact ID revoked; every link is dead");
                 return Ok(());
             }
-            for r in phone.serve_linked(&mut medium, a.sessions).await? {
+            for r in phone.serve_linked(medium.as_mut(), a.sessions).await? {
                 match r {
                     Ok(o) => println!("{}", describe(&o.operation)),
                     Err(e) => println!("session failed: {e}"),

@@ -88,9 +88,9 @@ pub enum PhoneError {
     /// A configuration value is unusable.
     #[error("configuration: {0}")]
     Config(String),
-    /// The user (or the approval policy) declined on the phone.
-    #[error("the request was declined on the phone")]
-    Declined,
+    /// Bluetooth (BlueZ) is unavailable or refused to advertise.
+    #[error("bluetooth: {0}")]
+    Ble(String),
 }
 
 impl PhoneError {

@@ -29,9 +29,12 @@
 //! - `authenticator`: getInfo, makeCredential, getAssertion ([`Approve`], [`Attestation`]).
 //! - [`store`]: the atomic JSON credential store.
 //! - [`medium`]: the [`Advertiser`] trait, the [`AdvertFile`] medium and [`AdvertFault`]s.
+//! - `BluezAdvertiser` (cargo feature `bluez`): advertising through BlueZ over D-Bus.
 //! - `scan`: QR codes from text, files and PNG images. [`cli`]: the `phone-sim` command.
 
 mod authenticator;
+#[cfg(feature = "bluez")]
+mod bluez;
 pub mod cli;
 mod error;
 pub mod medium;
@@ -41,6 +44,8 @@ mod scan;
 pub mod store;
 
 pub use authenticator::{get_info, Approve, Attestation, AAGUID};
+#[cfg(feature = "bluez")]
+pub use bluez::BluezAdvertiser;
 pub use error::PhoneError;
 pub use medium::{
     build_advert, AdvertFault, AdvertFile, Advertiser, MediumKnobs, RecordingAdvertiser,

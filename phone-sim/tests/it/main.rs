@@ -2,6 +2,8 @@
 //! desktop. One binary, one module per area.
 
 mod bad_input;
+#[cfg(feature = "bluez")]
+mod bluez;
 mod cli;
 mod ctap_ops;
 mod faults;
