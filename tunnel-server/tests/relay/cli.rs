@@ -58,6 +58,39 @@ fn bad_configuration_is_reported_not_panicked() {
 }
 
 #[test]
+fn environment_variables_configure_the_server() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tunnel-server"))
+        .env("TUNNEL_SERVER_MAX_MESSAGE_SIZE", "10")
+        .output()
+        .expect("binary runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("max message size must be at least 256"),
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_tunnel-server"))
+        .env("TUNNEL_SERVER_IDLE_TIMEOUT", "soon")
+        .output()
+        .expect("binary runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("write e.g. 500ms, 30s, 2m or 1h"), "{err}");
+}
+
+#[test]
+fn toml_config_file_is_read_and_errors_name_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "routing_id = \"0A0B0C\"\nunknown_key = 1\n").expect("write");
+    let (ok, _, err) = run(&["--config", path.to_str().expect("utf-8 path")]);
+    assert!(!ok);
+    assert!(
+        err.contains("bad.toml") && err.contains("unknown_key"),
+        "{err}"
+    );
+}
+
+#[test]
 fn sigterm_shuts_the_binary_down_cleanly() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
