@@ -218,8 +218,11 @@ pub(crate) async fn make_credential(
         private_key: SecretHex::new(&signing.to_bytes()),
         prf_secret: SecretHex::new(prf_secret.as_ref()),
     };
-    store.add_credential(credential);
-    if let Err(e) = store.save() {
+    let saved = store.refresh().and_then(|()| {
+        store.add_credential(credential);
+        store.save()
+    });
+    if let Err(e) = saved {
         // Keep memory in step with the file: the credential was not created.
         let _ = store.delete_credential(&b64url(&id));
         tracing::error!("{e}");
@@ -397,4 +400,68 @@ pub(crate) fn parse_request(bytes: &[u8]) -> Result<Option<Request>, CtapError> 
         Some(ctap::Command::Selection) => Request::Selection,
         None => return Ok(None),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hybrid_protocol::ctap::{MakeCredentialExtensions, Options, RelyingParty};
+
+    fn mc() -> Vec<u8> {
+        let req = MakeCredentialRequest {
+            client_data_hash: [1; 32],
+            rp: RelyingParty {
+                id: "example.com".into(),
+                name: Some("Example".into()),
+            },
+            user: User {
+                id: vec![1, 2],
+                name: Some("a".into()),
+                display_name: Some("A".into()),
+            },
+            algorithms: vec![ES256],
+            exclude_list: Vec::new(),
+            extensions: MakeCredentialExtensions {
+                prf: true,
+                ..Default::default()
+            },
+            options: Options {
+                rk: Some(true),
+                ..Default::default()
+            },
+        };
+        ctap::encode_request(ctap::Command::MakeCredential, &req.to_cbor())
+    }
+
+    #[test]
+    fn parse_request_never_panics_on_truncations_and_bit_flips() {
+        let good = mc();
+        assert!(matches!(
+            parse_request(&good),
+            Ok(Some(Request::MakeCredential(_)))
+        ));
+        for n in 0..good.len() {
+            let _ = parse_request(&good[..n]);
+        }
+        for i in 0..good.len() {
+            for bit in 0..8 {
+                let mut b = good.clone();
+                b[i] ^= 1 << bit;
+                let _ = parse_request(&b);
+            }
+        }
+        assert!(matches!(parse_request(&[0x06]), Ok(None)));
+        assert_eq!(
+            parse_request(&[]).err().unwrap().status,
+            Status::InvalidLength
+        );
+    }
+
+    #[test]
+    fn get_info_is_what_phones_report() {
+        let info = get_info();
+        let back = GetInfo::from_cbor(&info.to_cbor()).unwrap();
+        assert_eq!(back, info);
+        assert_eq!(back.options.len(), 4);
+    }
 }

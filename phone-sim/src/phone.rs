@@ -185,6 +185,17 @@ impl Phone {
         qr: &QrCode,
         advertiser: &mut dyn Advertiser,
     ) -> Result<Outcome, PhoneError> {
+        self.store.refresh()?;
+        let linking = qr.supports_linking == Some(true) && self.config.link;
+        if linking && self.store.contact_id().is_none() {
+            // Get a contact ID before the desktop waits on us (a real phone has its push token).
+            match self.register().await {
+                Ok((mut reg, _)) => net::close(&mut reg).await,
+                Err(e) => {
+                    tracing::warn!("not linking: cannot get a contact ID from the relay: {e}")
+                }
+            }
+        }
         let tunnel_id = qr.secret.tunnel_id();
         let url = format!(
             "{}{}",
@@ -209,7 +220,7 @@ impl Phone {
         net::send(&mut ws, msg2.to_vec(), "sending Noise message 2").await?;
         self.send_post_handshake(&mut ws, &mut session).await?;
         let mut link_id = None;
-        if qr.supports_linking == Some(true) && self.config.link {
+        if linking {
             link_id = self.send_linking_info(&mut ws, &mut session, qr).await?;
         }
         let mut outcome = self.serve_requests(&mut ws, &mut session).await?;
@@ -271,6 +282,9 @@ impl Phone {
                         continue;
                     }
                 };
+                if let Err(e) = self.store.refresh() {
+                    tracing::warn!("{e}");
+                }
                 if self.store.link_secret(&wake.payload.link_id).is_none() {
                     tracing::warn!(
                         link = %hex::encode(wake.payload.link_id),
@@ -307,6 +321,7 @@ impl Phone {
             Err(PhoneError::ContactGone) => {}
             Err(e) => return Err(e),
         }
+        self.store.refresh()?;
         self.store.set_contact_id(None);
         self.store.save()
     }
@@ -320,6 +335,7 @@ impl Phone {
                 Ok((ws, _)) => return Ok((ws, id)),
                 Err(PhoneError::ContactGone) => {
                     tracing::warn!("the relay forgot this phone's contact ID (410); its links are dead, registering anew");
+                    self.store.refresh()?;
                     self.store.set_contact_id(None);
                     self.store.save()?;
                 }
@@ -333,6 +349,7 @@ impl Phone {
                 url: url.clone(),
                 reason: format!("bad {CONTACT_ID_HEADER} header: {e}"),
             })?;
+        self.store.refresh()?;
         self.store.set_contact_id(Some(&id));
         self.store.save()?;
         tracing::info!(contact = ?id, "registered with the relay");
@@ -427,18 +444,8 @@ impl Phone {
         session: &mut Session,
         qr: &QrCode,
     ) -> Result<Option<[u8; 8]>, PhoneError> {
-        let contact = match self.store.contact_id() {
-            Some(c) => c,
-            None => match self.register().await {
-                Ok((mut reg, id)) => {
-                    net::close(&mut reg).await;
-                    id
-                }
-                Err(e) => {
-                    tracing::warn!("not linking: cannot get a contact ID from the relay: {e}");
-                    return Ok(None);
-                }
-            },
+        let Some(contact) = self.store.contact_id() else {
+            return Ok(None);
         };
         let mut link_id = [0u8; 8];
         OsRng.fill_bytes(&mut link_id);
@@ -456,6 +463,7 @@ impl Phone {
             ),
             play_services_tag: None,
         };
+        self.store.refresh()?;
         self.store.add_link(StoredLink {
             link_id: hex::encode(link_id),
             created_at: now_unix(),
@@ -739,5 +747,71 @@ impl WakeUp {
             routing_id: RoutingId::from_hex(&raw.routing_id).map_err(|e| e.to_string())?,
             payload: ClientPayload::from_header(&raw.client_payload).map_err(|e| e.to_string())?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wake_up_parsing() {
+        let payload = ClientPayload::new(
+            [7; 8],
+            hybrid_protocol::qr::RequestType::GetAssertion,
+            &mut OsRng,
+        )
+        .unwrap();
+        let json = format!(
+            r#"{{"tunnel_id":"{}","routing_id":"0A0B0C","client_payload":"{}"}}"#,
+            "AB".repeat(16),
+            payload.to_header()
+        );
+        let w = WakeUp::parse(json.as_bytes()).unwrap();
+        assert_eq!(w.routing_id, RoutingId([10, 11, 12]));
+        assert_eq!(w.payload, payload);
+        for n in 0..json.len() {
+            assert!(WakeUp::parse(&json.as_bytes()[..n]).is_err());
+        }
+        assert!(WakeUp::parse(
+            br#"{"tunnel_id":"00","routing_id":"000000","client_payload":"a0"}"#
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn bad_configs_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("s.json");
+        let e = Phone::open(
+            &store,
+            PhoneConfig {
+                domain: 7,
+                ..PhoneConfig::default()
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("domain 7"), "{e}");
+        let e = Phone::open(
+            &store,
+            PhoneConfig {
+                tunnel: Some("http://x".into()),
+                ..PhoneConfig::default()
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("ws://"), "{e}");
+        let p = Phone::open(
+            &store,
+            PhoneConfig {
+                domain: 300,
+                ..PhoneConfig::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            p.base_url().unwrap(),
+            format!("wss://{}", Domain(300).name().unwrap())
+        );
     }
 }

@@ -170,7 +170,7 @@ impl Store {
     pub fn load(path: &Path) -> Result<Self, PhoneError> {
         let text =
             fs::read(path).map_err(|e| PhoneError::store(path, format!("cannot be read: {e}")))?;
-        let data: StoreFile = serde_json::from_slice(&text)
+        let data: StoreFile = serde_json::from_slice(text.as_slice())
             .map_err(|e| PhoneError::store(path, format!("is corrupt ({e})")))?;
         if data.version != STORE_VERSION {
             return Err(PhoneError::store(
@@ -192,6 +192,15 @@ impl Store {
             path: path.to_path_buf(),
             data,
         })
+    }
+
+    /// Re-reads the file, picking up what another phone-sim process on the same store wrote
+    /// (a `scan` adding links while `linked` serves). Called before every change, so that the
+    /// following [`Store::save`] loses nothing another process saved before.
+    pub fn refresh(&mut self) -> Result<(), PhoneError> {
+        let fresh = Self::load(&self.path)?;
+        self.data = fresh.data;
+        Ok(())
     }
 
     /// Writes the store atomically (temp file, fsync, rename, fsync directory), mode 0600.

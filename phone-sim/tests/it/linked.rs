@@ -187,3 +187,38 @@ async fn resume_after_relay_restart_registers_anew() {
     let e = PhoneError::ContactGone.to_string();
     assert!(e.contains("410"), "{e}");
 }
+
+#[tokio::test]
+async fn linked_phone_sees_links_made_by_another_process_on_the_same_store() {
+    let relay = relay().await;
+    let url = relay.ws_url();
+    let f = files();
+    // `phone-sim linked` starts first and registers…
+    let mut listener = Phone::open(&f.store, config(&url)).unwrap();
+    let adverts = f.adverts.clone();
+    let task = tokio::spawn(async move {
+        let mut medium = fast_medium(&adverts);
+        let r = listener.serve_linked(&mut medium, Some(1)).await;
+        (listener, r)
+    });
+    for _ in 0..500 {
+        if phone_sim::Store::load(&f.store)
+            .unwrap()
+            .contact_id()
+            .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let contact = phone_sim::Store::load(&f.store)
+        .unwrap()
+        .contact_id()
+        .expect("registered");
+    // …then `phone-sim scan` links a desktop under the same contact ID.
+    let (link, cred) = link(&url, &f).await;
+    assert_eq!(link.info().contact_id, contact.0);
+    assert_eq!(linked_sign_in(&url, &f, &link, &cred).await, Status::Ok);
+    let (_, results) = join(task).await;
+    assert!(results.unwrap()[0].is_ok());
+}
