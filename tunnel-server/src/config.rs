@@ -29,6 +29,9 @@ pub struct Config {
     pub insecure_plaintext: bool,
     /// If non-empty, an `Origin` header that is present must be one of these (absent is fine).
     pub allowed_origins: Vec<String>,
+    /// File that keeps minted contact IDs across restarts (`None`: memory only, so a restart
+    /// answers 410 to every linked phone). Keep `routing_id` unchanged with it.
+    pub contact_store: Option<PathBuf>,
     /// Resource limits.
     pub limits: Limits,
     /// Log format used by the binary.
@@ -104,6 +107,7 @@ impl Default for Config {
             tls: None,
             insecure_plaintext: false,
             allowed_origins: Vec::new(),
+            contact_store: None,
             limits: Limits::default(),
             log_format: LogFormat::Plain,
         }
@@ -197,6 +201,9 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub allowed_origins: Vec<String>,
+    /// File keeping minted contact IDs across restarts (default: memory only).
+    #[arg(long, env = "TUNNEL_SERVER_CONTACT_STORE")]
+    pub contact_store: Option<PathBuf>,
     /// Tunnel lifetime from its first socket, e.g. 120s or 2m [default: 120s].
     #[arg(long, env = "TUNNEL_SERVER_TUNNEL_LIFETIME", value_parser = parse_duration)]
     pub tunnel_lifetime: Option<Duration>,
@@ -276,6 +283,9 @@ impl ServeArgs {
                 cert: cert.clone(),
                 key: key.clone(),
             });
+        }
+        if let Some(p) = &self.contact_store {
+            c.contact_store = Some(p.clone());
         }
         if self.insecure_plaintext {
             c.insecure_plaintext = true;

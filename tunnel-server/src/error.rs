@@ -27,6 +27,16 @@ pub enum ServerError {
         /// The listening address.
         addr: std::net::SocketAddr,
     },
+    /// The contact store file could not be read or written.
+    #[error(
+        "contact store {path}: {reason}; fix its permissions or point --contact-store elsewhere"
+    )]
+    ContactStore {
+        /// The file given with `--contact-store`.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// The TLS certificate or key could not be loaded.
     #[error("tls: {0}")]
     Tls(String),

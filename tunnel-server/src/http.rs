@@ -187,8 +187,12 @@ fn register(
         None => {
             let mut key = [0u8; CONTACT_RANDOM_LEN];
             rand::thread_rng().fill_bytes(&mut key);
-            match shared.state().contacts.handle_register(key) {
-                Ok(c) => (c, key),
+            let minted = shared.state().contacts.handle_register(key);
+            match minted {
+                Ok(c) => {
+                    shared.contact_minted(&key);
+                    (c, key)
+                }
                 Err(r) => return refused(r, reject),
             }
         }

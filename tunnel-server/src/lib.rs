@@ -28,6 +28,7 @@
 //! - `metrics`: counters and Prometheus text. `tls`: rustls from PEM. [`domain`]: domain names.
 
 pub mod config;
+mod contact_store;
 pub mod domain;
 mod error;
 mod http;

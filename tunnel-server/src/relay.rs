@@ -490,6 +490,7 @@ async fn serve_registration(
                     Incoming::Data(b) => {
                         if is_revoke(&b) {
                             shared.state().contacts.handle_revoke(key);
+                            shared.contact_revoked(&key);
                             return End::new(CloseReason::Revoked, CloseCode::Normal, "contact revoked");
                         }
                     }

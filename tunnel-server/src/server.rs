@@ -19,10 +19,11 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
+use crate::contact_store::ContactStore;
 use crate::error::ServerError;
 use crate::metrics::{Gauges, Metrics, Rejection};
 use crate::relay::Joiner;
-use crate::table::{Contacts, Table};
+use crate::table::{Contacts, Table, CONTACT_RANDOM_LEN};
 
 /// Where the server is in its life; tasks watch this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -44,6 +45,7 @@ pub(crate) struct State {
 /// What every task shares.
 pub(crate) struct Shared {
     pub(crate) config: Config,
+    contact_store: Option<Mutex<ContactStore>>,
     pub(crate) metrics: Metrics,
     pub(crate) phase: watch::Receiver<Phase>,
     state: Mutex<State>,
@@ -55,6 +57,27 @@ impl Shared {
         // A panic while holding the lock cannot leave the tables inconsistent in a way that
         // matters more than stopping the relay would, so recover the guard.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Persists a newly minted contact ID (if a store is configured). A short blocking append
+    /// to the page cache, on the request path.
+    pub(crate) fn contact_minted(&self, key: &[u8; CONTACT_RANDOM_LEN]) {
+        if let Some(store) = &self.contact_store {
+            store
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .record_mint(key);
+        }
+    }
+
+    /// Persists a revocation (if a store is configured).
+    pub(crate) fn contact_revoked(&self, key: &[u8; CONTACT_RANDOM_LEN]) {
+        if let Some(store) = &self.contact_store {
+            store
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .record_revoke(key);
+        }
     }
 
     pub(crate) fn gauges(&self) -> Gauges {
@@ -121,18 +144,28 @@ pub(crate) async fn run(
     if !plaintext_allowed(local, tls.is_some(), config.insecure_plaintext) {
         return Err(ServerError::PlaintextNotLoopback { addr: local });
     }
+    let (contact_store, restored) = match &config.contact_store {
+        Some(path) => {
+            let (store, keys) = ContactStore::open(path)?;
+            (Some(Mutex::new(store)), keys)
+        }
+        None => (None, Vec::new()),
+    };
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
     let (drain_tx, mut drain_rx) = mpsc::channel::<()>(1);
     let limits = config.limits.clone();
+    let mut contacts = Contacts::new(
+        config.routing_id,
+        limits.max_contacts,
+        limits.max_pending_wakeups,
+    );
+    contacts.handle_restore(restored);
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             table: Table::new(limits.max_tunnels),
-            contacts: Contacts::new(
-                config.routing_id,
-                limits.max_contacts,
-                limits.max_pending_wakeups,
-            ),
+            contacts,
         }),
+        contact_store,
         metrics: Metrics::default(),
         phase: phase_rx,
         per_ip: Mutex::new(HashMap::new()),
@@ -143,6 +176,7 @@ pub(crate) async fn run(
         addr = %local,
         routing_id = %shared.config.routing_id,
         tls = tls.is_some(),
+        contacts_restored = shared.state().contacts.len(),
         "tunnel server listening"
     );
 

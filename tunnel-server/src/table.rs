@@ -196,6 +196,20 @@ impl Contacts {
         Ok(ContactId(id))
     }
 
+    /// Contact IDs minted before a restart (from the contact store); beyond `max`, the oldest
+    /// are kept.
+    pub(crate) fn handle_restore(
+        &mut self,
+        keys: impl IntoIterator<Item = [u8; CONTACT_RANDOM_LEN]>,
+    ) {
+        for key in keys {
+            if self.contacts.len() >= self.max {
+                break;
+            }
+            self.contacts.entry(key).or_default();
+        }
+    }
+
     /// The key of a contact ID this instance minted and still knows, else `Gone`.
     pub(crate) fn lookup(&self, id: &ContactId) -> Result<[u8; CONTACT_RANDOM_LEN], Refusal> {
         let key = self.key(id).ok_or(Refusal::Gone)?;

@@ -220,3 +220,45 @@ async fn registration_pings_keep_a_reading_phone_and_close_a_silent_one() {
     );
     reader.abort();
 }
+
+#[tokio::test]
+async fn contact_store_keeps_contact_ids_across_restarts_until_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("contacts");
+    let with_store = || tunnel_server::Config {
+        contact_store: Some(store.clone()),
+        ..config()
+    };
+    let server = start(with_store()).await;
+    let (reg, id) = register(&server).await;
+    let (_other, kept) = register(&server).await;
+    drop(reg);
+    server.shutdown().await.unwrap();
+
+    // A new process with the same store and routing ID knows both contact IDs.
+    let server = start(with_store()).await;
+    let resume = |id: &ContactId| format!("/cable/register/{}", id.to_base64url());
+    let (mut reg, _) = open(&server, &resume(&id), &[]).await.unwrap();
+    reg.send(Message::Binary(br#"{"revoke":true}"#.to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(closed(&mut reg).await, CloseCode::Normal);
+    server.shutdown().await.unwrap();
+
+    // The revocation survives the next restart; the other contact ID is still there.
+    let server = start(with_store()).await;
+    assert_eq!(status(open(&server, &resume(&id), &[]).await), 410);
+    let (mut reg, _) = open(&server, &resume(&kept), &[]).await.unwrap();
+    let mut client = open(
+        &server,
+        &contact_path(&kept),
+        &[("X-caBLE-Client-Payload", PAYLOAD)],
+    )
+    .await
+    .unwrap()
+    .0;
+    let (t, r, _) = wake_up(&mut reg).await;
+    let mut phone = ok(&server, &TunnelPath::Connect(r, t).to_path()).await;
+    send(&mut client, b"after restart").await;
+    assert_eq!(recv(&mut phone).await, b"after restart");
+}

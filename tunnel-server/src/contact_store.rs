@@ -1,0 +1,142 @@
+//! Optional persistence of minted contact IDs (`--contact-store`), so a restart or redeploy
+//! does not answer 410 to every linked phone and kill its links. An append-only text file:
+//! `+<32 hex>` when a contact ID is minted, `-<32 hex>` when it is revoked (only the 16 random
+//! bytes; the routing ID is the instance's). It is replayed and compacted at startup. Writes
+//! go to the page cache without fsync: a crash can lose the last registrations, whose phones
+//! then get 410 and register again.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+
+use crate::error::ServerError;
+use crate::table::CONTACT_RANDOM_LEN;
+
+type Key = [u8; CONTACT_RANDOM_LEN];
+
+/// The open store file.
+pub(crate) struct ContactStore {
+    path: PathBuf,
+    file: File,
+}
+
+impl ContactStore {
+    /// Opens (creating) the store, returning the live contact keys in minting order.
+    pub(crate) fn open(path: &Path) -> Result<(Self, Vec<Key>), ServerError> {
+        let fail = |what: &str, e: std::io::Error| ServerError::ContactStore {
+            path: path.to_owned(),
+            reason: format!("{what}: {e}"),
+        };
+        let mut live: Vec<Key> = Vec::new();
+        let mut seen: HashSet<Key> = HashSet::new();
+        match File::open(path) {
+            Ok(f) => {
+                for (n, line) in BufReader::new(f).lines().enumerate() {
+                    let line = line.map_err(|e| fail("cannot read", e))?;
+                    match parse(&line) {
+                        Some((true, key)) => {
+                            if seen.insert(key) {
+                                live.push(key);
+                            }
+                        }
+                        Some((false, key)) => {
+                            if seen.remove(&key) {
+                                live.retain(|k| *k != key);
+                            }
+                        }
+                        None => tracing::warn!(
+                            line = n + 1,
+                            path = %path.display(),
+                            "skipping a malformed contact store line"
+                        ),
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(fail("cannot open", e)),
+        }
+        // Compact: write the live set to a temporary file and rename it over the store.
+        let tmp = path.with_extension("tmp");
+        let mut out =
+            File::create(&tmp).map_err(|e| fail("cannot create the compacted copy", e))?;
+        let text: String = live
+            .iter()
+            .map(|k| format!("+{}\n", hex::encode(k)))
+            .collect();
+        out.write_all(text.as_bytes())
+            .and_then(|()| out.sync_all())
+            .map_err(|e| fail("cannot write the compacted copy", e))?;
+        std::fs::rename(&tmp, path).map_err(|e| fail("cannot replace", e))?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| fail("cannot open for appending", e))?;
+        Ok((
+            Self {
+                path: path.to_owned(),
+                file,
+            },
+            live,
+        ))
+    }
+
+    /// Records a newly minted contact ID.
+    pub(crate) fn record_mint(&mut self, key: &Key) {
+        self.append('+', key);
+    }
+
+    /// Records a revoked contact ID.
+    pub(crate) fn record_revoke(&mut self, key: &Key) {
+        self.append('-', key);
+    }
+
+    fn append(&mut self, sign: char, key: &Key) {
+        let line = format!("{sign}{}\n", hex::encode(key));
+        if let Err(e) = self.file.write_all(line.as_bytes()) {
+            tracing::warn!(
+                path = %self.path.display(),
+                error = %e,
+                "cannot append to the contact store; this contact ID will not survive a restart"
+            );
+        }
+    }
+}
+
+fn parse(line: &str) -> Option<(bool, Key)> {
+    let line = line.trim();
+    let (mint, hex_key) = match line.split_at_checked(1)? {
+        ("+", rest) => (true, rest),
+        ("-", rest) => (false, rest),
+        _ => return None,
+    };
+    let mut key = [0u8; CONTACT_RANDOM_LEN];
+    hex::decode_to_slice(hex_key, &mut key).ok()?;
+    Some((mint, key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replays_compacts_and_skips_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("contacts");
+        let (mut store, live) = ContactStore::open(&path).unwrap();
+        assert!(live.is_empty());
+        store.record_mint(&[1; 16]);
+        store.record_mint(&[2; 16]);
+        store.record_revoke(&[1; 16]);
+        drop(store);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("garbage\n+zz\n\n+0303\n");
+        std::fs::write(&path, text).unwrap();
+        let (_store, live) = ContactStore::open(&path).unwrap();
+        assert_eq!(live, vec![[2; 16]]);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("+{}\n", "02".repeat(16))
+        );
+    }
+}
