@@ -85,7 +85,7 @@ fn medium(path: &std::path::Path, knobs: MediumKnobs) -> AdvertFile {
     AdvertFile::new(path, knobs).unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn interval_rssi_and_first_delay() {
     let f = files();
     let mut m = medium(

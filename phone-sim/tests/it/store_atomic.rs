@@ -60,15 +60,23 @@ fn store_survives_kill_mid_write() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(40 + (round * 17) % 60));
+        // Let it save at least once more, then kill it at a varying point of its loop.
+        let announced = || -> usize {
+            std::fs::read_to_string(path.with_extension("saved"))
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .map_or(0, |n: usize| n + 1)
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while announced() <= last && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis((round * 7) % 23));
         child.kill().unwrap();
         child.wait().unwrap();
         let store = Store::load(&path).unwrap_or_else(|e| panic!("round {round}: {e}"));
         assert_eq!(store.root_secret(), root);
-        let saved: usize = std::fs::read_to_string(path.with_extension("saved"))
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .map_or(0, |n: usize| n + 1);
+        let saved = announced();
         let n = store.credentials().len();
         assert!(
             n >= saved,
