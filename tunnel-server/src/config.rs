@@ -78,6 +78,13 @@ pub struct Limits {
     pub upgrade_timeout: Duration,
     /// Contact IDs this instance keeps (linked phones).
     pub max_contacts: usize,
+    /// A contact ID whose phone has not been connected for this long may be forgotten (410)
+    /// to make room when the registry is full, and is refused from then on.
+    #[serde(with = "duration_text")]
+    pub contact_expiry: Duration,
+    /// New contact IDs minted per client IP per minute (0 = unlimited; behind a proxy use 0
+    /// and rate-limit `/cable/register` in the proxy). Resuming is not limited.
+    pub registrations_per_ip_per_minute: u32,
     /// Wake-ups kept for a phone whose registration socket is not connected.
     pub max_pending_wakeups: usize,
     /// Ping interval on registration sockets; two silent intervals close it.
@@ -127,6 +134,8 @@ impl Default for Limits {
             max_connections_per_ip: 256,
             upgrade_timeout: Duration::from_secs(10),
             max_contacts: 100_000,
+            contact_expiry: Duration::from_secs(90 * 24 * 3600),
+            registrations_per_ip_per_minute: 10,
             max_pending_wakeups: 4,
             registration_ping_interval: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
@@ -149,6 +158,9 @@ impl Config {
         }
         if l.tunnel_lifetime.is_zero() || l.idle_timeout.is_zero() || l.upgrade_timeout.is_zero() {
             return bad("tunnel lifetime, idle timeout and upgrade timeout must be non-zero");
+        }
+        if l.contact_expiry.is_zero() {
+            return bad("contact expiry must be non-zero");
         }
         if l.registration_ping_interval.is_zero() {
             return bad("registration ping interval must be non-zero");
@@ -234,6 +246,12 @@ pub struct ServeArgs {
     /// Contact IDs kept for linked phones [default: 100000].
     #[arg(long, env = "TUNNEL_SERVER_MAX_CONTACTS")]
     pub max_contacts: Option<usize>,
+    /// Forget contact IDs whose phone has not connected for this long [default: 2160h, 90 days].
+    #[arg(long, env = "TUNNEL_SERVER_CONTACT_EXPIRY", value_parser = parse_duration)]
+    pub contact_expiry: Option<Duration>,
+    /// New contact IDs per client IP per minute, 0 = unlimited [default: 10].
+    #[arg(long, env = "TUNNEL_SERVER_REGISTRATIONS_PER_IP_PER_MINUTE")]
+    pub registrations_per_ip_per_minute: Option<u32>,
     /// Wake-ups kept for a disconnected phone [default: 4].
     #[arg(long, env = "TUNNEL_SERVER_MAX_PENDING_WAKEUPS")]
     pub max_pending_wakeups: Option<usize>,
@@ -273,6 +291,8 @@ impl ServeArgs {
             max_connections_per_ip => c.limits.max_connections_per_ip,
             upgrade_timeout => c.limits.upgrade_timeout,
             max_contacts => c.limits.max_contacts,
+            contact_expiry => c.limits.contact_expiry,
+            registrations_per_ip_per_minute => c.limits.registrations_per_ip_per_minute,
             max_pending_wakeups => c.limits.max_pending_wakeups,
             registration_ping_interval => c.limits.registration_ping_interval,
             shutdown_grace => c.limits.shutdown_grace,

@@ -1,9 +1,9 @@
 //! The HTTP layer (HYBRID.md §5.2): routes `/healthz`, `/metrics`, `/cable/new`,
 //! `/cable/connect`, `/cable/contact` and `/cable/register`, checks the method, the WebSocket
 //! upgrade headers, the `fido.cable` subprotocol and the optional Origin allow-list, reserves
-//! the tunnel or contact slot, and answers 101 (spawning the relay task that takes over the
+//! the tunnel or contact slot, and answers 101 (leaving the relay task that takes over the
 //! upgraded socket) or a status: 400 malformed, 403 origin, 404 unknown, 405 non-GET,
-//! 409 duplicate, 410 gone contact, 503 full.
+//! 409 duplicate, 410 gone contact, 429 too many registrations, 503 full.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -130,7 +130,7 @@ pub(crate) fn handle(
             let now = tokio::time::Instant::now().into_std();
             let expiry = now + shared.config.limits.tunnel_lifetime;
             let mut state = shared.state();
-            let key = match state.contacts.lookup(&contact) {
+            let key = match state.contacts.lookup(&contact, now) {
                 Ok(k) => k,
                 Err(r) => {
                     drop(state);
@@ -179,17 +179,24 @@ fn register(
     reject: &dyn Fn(Rejection, StatusCode) -> Response<Body>,
 ) -> Response<Body> {
     let shared = guard.shared();
+    let now = tokio::time::Instant::now().into_std();
     let (contact, key) = match contact {
-        Some(c) => match shared.state().contacts.lookup(&c) {
+        Some(c) => match shared.state().contacts.lookup(&c, now) {
             Ok(k) => (c, k),
             Err(r) => return refused(r, reject),
         },
         None => {
+            if !guard.allow_registration(now) {
+                return reject(Rejection::RateLimited, StatusCode::TOO_MANY_REQUESTS);
+            }
             let mut key = [0u8; CONTACT_RANDOM_LEN];
             rand::thread_rng().fill_bytes(&mut key);
-            let minted = shared.state().contacts.handle_register(key);
+            let minted = shared.state().contacts.handle_register(key, now);
             match minted {
-                Ok(c) => {
+                Ok((c, expired)) => {
+                    for old in &expired {
+                        shared.contact_revoked(old);
+                    }
                     shared.contact_minted(&key);
                     (c, key)
                 }

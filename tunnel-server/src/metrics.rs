@@ -21,12 +21,13 @@ pub(crate) enum Rejection {
     NotFound,
     Origin,
     PerIpLimit,
+    RateLimited,
     UnknownTunnel,
     UpgradeTimeout,
 }
 
 impl Rejection {
-    const ALL: [Self; 14] = [
+    const ALL: [Self; 15] = [
         Self::BadPath,
         Self::BadUpgrade,
         Self::Conflict,
@@ -39,6 +40,7 @@ impl Rejection {
         Self::NotFound,
         Self::Origin,
         Self::PerIpLimit,
+        Self::RateLimited,
         Self::UnknownTunnel,
         Self::UpgradeTimeout,
     ];
@@ -57,6 +59,7 @@ impl Rejection {
             Self::NotFound => "not_found",
             Self::Origin => "origin",
             Self::PerIpLimit => "per_ip_limit",
+            Self::RateLimited => "registration_rate",
             Self::UnknownTunnel => "unknown_tunnel",
             Self::UpgradeTimeout => "upgrade_timeout",
         }

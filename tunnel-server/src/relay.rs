@@ -446,7 +446,8 @@ pub(crate) async fn registration(
         return;
     };
     let end = serve_registration(&shared, &mut ws, &mut rx, pending, key).await;
-    shared.state().contacts.handle_detach(key, gen);
+    let now = Instant::now().into_std();
+    shared.state().contacts.handle_detach(key, gen, now);
     close(&mut ws, end.code, end.text).await;
     shared.metrics.closed(end.reason);
     debug!(outcome = end.reason.label(), "registration closed");

@@ -50,7 +50,19 @@ pub(crate) struct Shared {
     pub(crate) phase: watch::Receiver<Phase>,
     state: Mutex<State>,
     per_ip: Mutex<HashMap<IpAddr, u32>>,
+    /// Token buckets for minting contact IDs, per client IP.
+    registrations: Mutex<HashMap<IpAddr, Bucket>>,
 }
+
+/// A token bucket refilled at `rate` per minute up to `rate` tokens.
+#[derive(Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+/// Buckets kept before full (idle) ones are dropped.
+const MAX_BUCKETS: usize = 10_000;
 
 impl Shared {
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
@@ -103,6 +115,40 @@ pub(crate) struct ConnGuard {
 impl ConnGuard {
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// Whether this client may mint another contact ID now (the per-IP rate limit).
+    pub(crate) fn allow_registration(&self, now: std::time::Instant) -> bool {
+        let rate = self.shared.config.limits.registrations_per_ip_per_minute;
+        if rate == 0 {
+            return true;
+        }
+        let rate = f64::from(rate);
+        let refill = |b: &Bucket| {
+            let minutes = now.saturating_duration_since(b.at).as_secs_f64() / 60.0;
+            (b.tokens + minutes * rate).min(rate)
+        };
+        let mut map = self
+            .shared
+            .registrations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= MAX_BUCKETS {
+            map.retain(|_, b| refill(b) < rate);
+        }
+        let bucket = map.entry(self.ip).or_insert(Bucket {
+            tokens: rate,
+            at: now,
+        });
+        let tokens = refill(bucket);
+        if tokens < 1.0 {
+            return false;
+        }
+        *bucket = Bucket {
+            tokens: tokens - 1.0,
+            at: now,
+        };
+        true
     }
 }
 
@@ -158,8 +204,9 @@ pub(crate) async fn run(
         config.routing_id,
         limits.max_contacts,
         limits.max_pending_wakeups,
+        limits.contact_expiry,
     );
-    contacts.handle_restore(restored);
+    contacts.handle_restore(restored, tokio::time::Instant::now().into_std());
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             table: Table::new(limits.max_tunnels),
@@ -169,6 +216,7 @@ pub(crate) async fn run(
         metrics: Metrics::default(),
         phase: phase_rx,
         per_ip: Mutex::new(HashMap::new()),
+        registrations: Mutex::new(HashMap::new()),
         config,
     });
     let permits = Arc::new(Semaphore::new(limits.max_connections));

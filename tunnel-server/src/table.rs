@@ -6,7 +6,7 @@
 //! newer tunnel with the same ID.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hybrid_protocol::tunnel::{ContactId, RoutingId, TunnelId};
 use tokio::sync::{mpsc, oneshot};
@@ -159,64 +159,108 @@ pub(crate) struct Contacts {
     routing_id: RoutingId,
     max: usize,
     max_pending: usize,
+    expiry: Duration,
     next_gen: u64,
     contacts: HashMap<[u8; CONTACT_RANDOM_LEN], Contact>,
 }
 
-#[derive(Default)]
 struct Contact {
+    /// When its phone last registered or was connected.
+    last_seen: Instant,
     /// The live registration socket: its generation and wake-up channel.
     socket: Option<(u64, mpsc::Sender<WakeUp>)>,
     /// Wake-ups waiting for the phone to reconnect, with their expiry.
     pending: VecDeque<(WakeUp, Instant)>,
 }
 
+impl Contact {
+    fn new(now: Instant) -> Self {
+        Self {
+            last_seen: now,
+            socket: None,
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// Not connected and not seen for `expiry`: its phone is gone or has re-registered.
+    fn expired(&self, now: Instant, expiry: Duration) -> bool {
+        self.socket.is_none() && now.saturating_duration_since(self.last_seen) >= expiry
+    }
+}
+
 impl Contacts {
-    pub(crate) fn new(routing_id: RoutingId, max: usize, max_pending: usize) -> Self {
+    pub(crate) fn new(
+        routing_id: RoutingId,
+        max: usize,
+        max_pending: usize,
+        expiry: Duration,
+    ) -> Self {
         Self {
             routing_id,
             max,
             max_pending,
+            expiry,
             next_gen: 0,
             contacts: HashMap::new(),
         }
     }
 
-    /// `/cable/register`: mints a contact ID from `random`.
+    /// `/cable/register`: mints a contact ID from `random`. When the registry is full, expired
+    /// contacts are forgotten first; their keys are returned so the caller can persist that.
     pub(crate) fn handle_register(
         &mut self,
         random: [u8; CONTACT_RANDOM_LEN],
-    ) -> Result<ContactId, Refusal> {
+        now: Instant,
+    ) -> Result<(ContactId, Vec<[u8; CONTACT_RANDOM_LEN]>), Refusal> {
+        let mut expired = Vec::new();
+        if self.contacts.len() >= self.max {
+            let expiry = self.expiry;
+            self.contacts.retain(|k, c| {
+                let keep = !c.expired(now, expiry);
+                if !keep {
+                    expired.push(*k);
+                }
+                keep
+            });
+        }
         if self.contacts.len() >= self.max || self.contacts.contains_key(&random) {
             return Err(Refusal::Full);
         }
-        self.contacts.insert(random, Contact::default());
+        self.contacts.insert(random, Contact::new(now));
         let mut id = self.routing_id.0.to_vec();
         id.extend_from_slice(&random);
-        Ok(ContactId(id))
+        Ok((ContactId(id), expired))
     }
 
     /// Contact IDs minted before a restart (from the contact store); beyond `max`, the oldest
     /// are kept.
+    /// Their expiry counts from `now`.
     pub(crate) fn handle_restore(
         &mut self,
         keys: impl IntoIterator<Item = [u8; CONTACT_RANDOM_LEN]>,
+        now: Instant,
     ) {
         for key in keys {
             if self.contacts.len() >= self.max {
                 break;
             }
-            self.contacts.entry(key).or_default();
+            self.contacts
+                .entry(key)
+                .or_insert_with(|| Contact::new(now));
         }
     }
 
-    /// The key of a contact ID this instance minted and still knows, else `Gone`.
-    pub(crate) fn lookup(&self, id: &ContactId) -> Result<[u8; CONTACT_RANDOM_LEN], Refusal> {
+    /// The key of a contact ID this instance minted and still knows (not revoked, not
+    /// expired), else `Gone`.
+    pub(crate) fn lookup(
+        &self,
+        id: &ContactId,
+        now: Instant,
+    ) -> Result<[u8; CONTACT_RANDOM_LEN], Refusal> {
         let key = self.key(id).ok_or(Refusal::Gone)?;
-        if self.contacts.contains_key(&key) {
-            Ok(key)
-        } else {
-            Err(Refusal::Gone)
+        match self.contacts.get(&key) {
+            Some(c) if !c.expired(now, self.expiry) => Ok(key),
+            _ => Err(Refusal::Gone),
         }
     }
 
@@ -239,6 +283,7 @@ impl Contacts {
         let contact = self.contacts.get_mut(&key).ok_or(Refusal::Gone)?;
         self.next_gen += 1;
         contact.socket = Some((self.next_gen, sink));
+        contact.last_seen = now;
         let pending = contact
             .pending
             .drain(..)
@@ -249,10 +294,11 @@ impl Contacts {
     }
 
     /// The registration socket with this generation closed.
-    pub(crate) fn handle_detach(&mut self, key: [u8; CONTACT_RANDOM_LEN], gen: u64) {
+    pub(crate) fn handle_detach(&mut self, key: [u8; CONTACT_RANDOM_LEN], gen: u64, now: Instant) {
         if let Some(c) = self.contacts.get_mut(&key) {
             if matches!(&c.socket, Some((g, _)) if *g == gen) {
                 c.socket = None;
+                c.last_seen = now;
             }
         }
     }
@@ -347,20 +393,20 @@ mod tests {
     #[test]
     fn contacts_mint_wake_revoke() {
         let r = RoutingId([1, 2, 3]);
-        let mut c = Contacts::new(r, 2, 2);
-        let id = c.handle_register([9; 16]).unwrap();
+        let mut c = Contacts::new(r, 2, 2, Duration::from_secs(3600));
+        let now = Instant::now();
+        let (id, _) = c.handle_register([9; 16], now).unwrap();
         assert_eq!(&id.0[..3], &[1, 2, 3]);
         assert_eq!(id.0.len(), 19);
-        let key = c.lookup(&id).unwrap();
+        let key = c.lookup(&id, now).unwrap();
         assert_eq!(
-            c.lookup(&ContactId(vec![9, 9, 9])).unwrap_err(),
+            c.lookup(&ContactId(vec![9, 9, 9]), now).unwrap_err(),
             Refusal::Gone
         );
         let mut other = id.clone();
         other.0[0] ^= 1;
-        assert_eq!(c.lookup(&other).unwrap_err(), Refusal::Gone);
+        assert_eq!(c.lookup(&other, now).unwrap_err(), Refusal::Gone);
 
-        let now = Instant::now();
         let wake = |n: u8| WakeUp {
             tunnel_id: TunnelId([n; 16]),
             routing_id: r,
@@ -380,15 +426,35 @@ mod tests {
         assert_eq!(c.connected(), 1);
         c.handle_contact(key, wake(4), now, later).unwrap();
         assert_eq!(rx.try_recv().unwrap(), wake(4));
-        c.handle_detach(key, gen);
+        c.handle_detach(key, gen, now);
         assert_eq!(c.connected(), 0);
         c.handle_contact(key, wake(5), now, now).unwrap();
         let (tx, _rx) = mpsc::channel(4);
         let (_, pending) = c.handle_attach(key, tx, later).unwrap();
         assert!(pending.is_empty(), "expired wake-ups are dropped");
         c.handle_revoke(key);
-        assert_eq!(c.lookup(&id).unwrap_err(), Refusal::Gone);
+        assert_eq!(c.lookup(&id, now).unwrap_err(), Refusal::Gone);
         assert!(c.handle_contact(key, wake(6), now, later).is_err());
+    }
+
+    #[test]
+    fn full_registry_forgets_only_expired_unconnected_contacts() {
+        let expiry = Duration::from_secs(100);
+        let mut c = Contacts::new(RoutingId([0; 3]), 2, 1, expiry);
+        let t0 = Instant::now();
+        let (a, _) = c.handle_register([1; 16], t0).unwrap();
+        let (b, _) = c.handle_register([2; 16], t0).unwrap();
+        let (tx, _rx) = mpsc::channel(1);
+        c.handle_attach([2; 16], tx, t0).unwrap();
+        assert_eq!(c.handle_register([3; 16], t0).unwrap_err(), Refusal::Full);
+        let later = t0 + expiry;
+        assert_eq!(c.lookup(&a, later).unwrap_err(), Refusal::Gone, "expired");
+        assert!(
+            c.lookup(&b, later).is_ok(),
+            "connected contacts never expire"
+        );
+        let (_, expired) = c.handle_register([3; 16], later).unwrap();
+        assert_eq!(expired, vec![[1; 16]]);
     }
 
     #[test]

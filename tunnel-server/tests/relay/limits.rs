@@ -140,3 +140,28 @@ async fn contact_registrations_are_bounded() {
     let _phone = ok(&server, "/cable/register").await;
     assert_eq!(status(open(&server, "/cable/register", &[]).await), 503);
 }
+
+#[tokio::test]
+async fn contact_minting_is_rate_limited_per_ip_but_resuming_is_not() {
+    let mut c = config();
+    c.limits.registrations_per_ip_per_minute = 2;
+    let server = start(c).await;
+    let (_a, resp) = open(&server, "/cable/register", &[]).await.unwrap();
+    let id = resp.headers()["X-caBLE-Contact-ID"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let _b = ok(&server, "/cable/register").await;
+    assert_eq!(status(open(&server, "/cable/register", &[]).await), 429);
+    for _ in 0..3 {
+        let _resumed = ok(&server, &format!("/cable/register/{id}")).await;
+    }
+    assert_eq!(
+        metric(
+            &server,
+            "tunnel_server_rejected_total{reason=\"registration_rate\"}"
+        )
+        .await,
+        1
+    );
+}
