@@ -40,6 +40,9 @@ pub enum ServerError {
     /// The TLS certificate or key could not be loaded.
     #[error("tls: {0}")]
     Tls(String),
+    /// The server task panicked or was cancelled: a bug in this crate.
+    #[error("the relay task ended abnormally ({0}); this is a bug, please report it")]
+    Misuse(String),
     /// A socket operation failed.
     #[error("i/o error {context}: {source}")]
     Io {

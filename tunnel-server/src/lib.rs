@@ -130,7 +130,9 @@ impl RunningServer {
             let _ = stop.send(());
         }
         match self.task.take() {
-            Some(task) => task.await.unwrap_or(Ok(())),
+            Some(task) => task
+                .await
+                .unwrap_or_else(|e| Err(ServerError::Misuse(e.to_string()))),
             None => Ok(()),
         }
     }
