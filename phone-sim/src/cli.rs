@@ -111,7 +111,7 @@ pub struct QrSource {
     /// The QR text, `FIDO:/<digits>`.
     #[arg(long)]
     pub qr: Option<String>,
-    /// A file holding the QR text.
+    /// A file holding the QR text (`-` = standard input).
     #[arg(long)]
     pub qr_file: Option<PathBuf>,
     /// A PNG image of the QR code.

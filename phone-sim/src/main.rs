@@ -14,7 +14,8 @@ async fn main() -> std::process::ExitCode {
     match phone_sim::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("phone-sim: {:#}", anyhow::Error::from(e));
+            // The error's own message already includes its cause.
+            eprintln!("phone-sim: {e}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -186,6 +186,15 @@ impl Phone {
         advertiser: &mut dyn Advertiser,
     ) -> Result<Outcome, PhoneError> {
         self.store.refresh()?;
+        if self.config.domain < 256 && u64::from(self.config.domain) >= qr.known_domains {
+            tracing::warn!(
+                domain = self.config.domain,
+                known = qr.known_domains,
+                "the QR code says the desktop knows only {} assigned tunnel domains; it may ignore adverts for domain {}",
+                qr.known_domains,
+                self.config.domain
+            );
+        }
         let linking = qr.supports_linking == Some(true) && self.config.link;
         if linking && self.store.contact_id().is_none() {
             // Get a contact ID before the desktop waits on us (a real phone has its push token).

@@ -12,10 +12,15 @@ pub fn qr_from_text(text: &str) -> Result<QrCode, PhoneError> {
     QrCode::parse(text).map_err(|e| PhoneError::Qr(e.to_string()))
 }
 
-/// Reads a file holding the `FIDO:/…` text (surrounding whitespace ignored).
+/// Reads a file holding the `FIDO:/…` text (surrounding whitespace ignored); `-` reads
+/// standard input, so a desktop's output can be piped in.
 pub fn qr_from_file(path: &Path) -> Result<QrCode, PhoneError> {
-    let text =
-        std::fs::read_to_string(path).map_err(PhoneError::file("cannot read the QR file", path))?;
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin())
+            .map_err(PhoneError::file("cannot read the QR from", path))?
+    } else {
+        std::fs::read_to_string(path).map_err(PhoneError::file("cannot read the QR file", path))?
+    };
     qr_from_text(&text)
 }
 

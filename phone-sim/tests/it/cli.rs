@@ -204,3 +204,38 @@ async fn prompt_reads_the_answer_from_the_terminal() {
         1
     );
 }
+
+#[test]
+fn qr_from_stdin_and_bad_qr_exit_code() {
+    use std::io::Write as _;
+    let f = files();
+    let mut child = std::process::Command::new(BIN)
+        .args([
+            "--store",
+            f.store.to_str().unwrap(),
+            "scan",
+            "--qr-file",
+            "-",
+        ])
+        .args(["--medium-file", f.adverts.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"FIDO:/12x\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot use this QR code") && err.contains("not a decimal digit"),
+        "{err}"
+    );
+    let out = run(&["scan", "--qr", "x"]);
+    assert!(!out.status.success(), "a medium is required");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--medium-file"));
+}
