@@ -1,0 +1,150 @@
+//! The real radio: a [`Scanner`] over btleplug, which on Linux talks to BlueZ on the D-Bus
+//! system bus (so it is testable against a mock BlueZ on a private bus). It scans **without** a
+//! service filter (BlueZ with a filter delivers nothing for some phones) and keeps service data
+//! under 0xFFF9 and 0xFDE2 (BlueZ reports 128-bit UUIDs) that is at least 20 bytes long.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+
+use btleplug::api::{
+    Central as _, CentralEvent, CentralState, Manager as _, Peripheral as _, ScanFilter,
+};
+use btleplug::platform::{Adapter, Manager};
+use futures_util::{Stream, StreamExt as _};
+use hybrid_protocol::eid::uuid128_to_16;
+
+use crate::error::BridgeError;
+use crate::scanner::{BoxFuture, HeardAdvert, Scanner};
+
+/// Scans with the first (or a named) Bluetooth adapter.
+pub struct BtleplugScanner {
+    adapter: Adapter,
+    events: Pin<Box<dyn Stream<Item = CentralEvent> + Send>>,
+    pending: VecDeque<HeardAdvert>,
+}
+
+impl std::fmt::Debug for BtleplugScanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BtleplugScanner").finish_non_exhaustive()
+    }
+}
+
+impl BtleplugScanner {
+    /// Opens the adapter whose info contains `adapter` (e.g. `hci0`), or the first one, and
+    /// starts scanning.
+    pub async fn start(adapter: Option<&str>) -> Result<Self, BridgeError> {
+        let manager = Manager::new().await.map_err(no_bus)?;
+        let adapters = manager.adapters().await.map_err(no_bus)?;
+        let mut chosen = None;
+        for a in adapters {
+            let info = a.adapter_info().await.unwrap_or_default();
+            tracing::debug!(adapter = %info, "found a Bluetooth adapter");
+            if adapter.is_none_or(|want| info.contains(want)) {
+                chosen = Some(a);
+                break;
+            }
+        }
+        let adapter = chosen.ok_or_else(|| {
+            BridgeError::Bluetooth(match adapter {
+                Some(want) => format!("no Bluetooth adapter named {want:?}; `bluetoothctl list` shows the adapters"),
+                None => "no Bluetooth adapter found; plug one in (or use --advert-file for the simulated medium)".into(),
+            })
+        })?;
+        if let Ok(CentralState::PoweredOff) = adapter.adapter_state().await {
+            return Err(powered_off());
+        }
+        let events = adapter.events().await.map_err(scan_error)?;
+        adapter
+            .start_scan(ScanFilter::default())
+            .await
+            .map_err(scan_error)?;
+        Ok(Self {
+            adapter,
+            events,
+            pending: VecDeque::new(),
+        })
+    }
+
+    async fn handle(&mut self, event: CentralEvent) {
+        let CentralEvent::ServiceDataAdvertisement { id, service_data } = event else {
+            if let CentralEvent::StateUpdate(CentralState::PoweredOff) = event {
+                tracing::warn!("Bluetooth was switched off");
+            }
+            return;
+        };
+        for (uuid, data) in service_data {
+            let Some(uuid16) = uuid128_to_16(&uuid.to_string()) else {
+                continue;
+            };
+            let mut heard = HeardAdvert {
+                uuid16,
+                data,
+                rssi: None,
+                address: None,
+            };
+            if !heard.is_candidate() {
+                continue;
+            }
+            if let Ok(p) = self.adapter.peripheral(&id).await {
+                if let Ok(Some(props)) = p.properties().await {
+                    heard.rssi = props.rssi;
+                    heard.address = Some(props.address.to_string());
+                }
+            }
+            self.pending.push_back(heard);
+        }
+    }
+}
+
+impl Scanner for BtleplugScanner {
+    fn next_advert(&mut self) -> BoxFuture<'_, Result<HeardAdvert, BridgeError>> {
+        Box::pin(async move {
+            loop {
+                if let Some(a) = self.pending.pop_front() {
+                    return Ok(a);
+                }
+                match self.events.next().await {
+                    Some(e) => self.handle(e).await,
+                    None => {
+                        return Err(BridgeError::Bluetooth(
+                            "the Bluetooth event stream ended; was bluetoothd restarted?".into(),
+                        ))
+                    }
+                }
+            }
+        })
+    }
+}
+
+impl Drop for BtleplugScanner {
+    fn drop(&mut self) {
+        let adapter = self.adapter.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = adapter.stop_scan().await;
+            });
+        }
+    }
+}
+
+fn no_bus(e: btleplug::Error) -> BridgeError {
+    BridgeError::Bluetooth(format!(
+        "cannot reach BlueZ on the D-Bus system bus ({e}); is bluetoothd running (`sudo systemctl start bluetooth`)? without Bluetooth, use --advert-file for the simulated medium"
+    ))
+}
+
+fn powered_off() -> BridgeError {
+    BridgeError::Bluetooth(
+        "Bluetooth is off; switch it on (`bluetoothctl power on`) and try again".into(),
+    )
+}
+
+fn scan_error(e: btleplug::Error) -> BridgeError {
+    let text = e.to_string();
+    if text.contains("NotReady") || text.contains("not ready") || text.contains("Powered") {
+        return powered_off();
+    }
+    BridgeError::Bluetooth(format!(
+        "cannot start a Bluetooth scan ({text}); is Bluetooth on, and may this user scan (`bluetoothctl scan on`)?"
+    ))
+}

@@ -1,0 +1,583 @@
+//! The orchestrator: one CTAP transaction with a phone, QR-initiated or linked (HYBRID.md §1,
+//! §6–§8). It turns scanner and tunnel events into protocol calls; all wire logic is in
+//! `hybrid_protocol`.
+//!
+//! ```text
+//!  QR:     ShowingQr → AwaitingAdvert ──match──→ Connecting ──101──→ Handshaking
+//!  linked: ContactingPhone (contact socket + advert wait) ─────────→ Handshaking
+//!  Handshaking ──msg2, post-handshake──→ AwaitingUser ──CTAP reply──→ Done
+//!                                          (shutdown; linger for a late linking update)
+//! ```
+//!
+//! Every stage has its own timeout ([`Timeouts`]) and its error names the stage.
+
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hybrid_protocol::ctap::{self, Command, GetInfo, Status};
+use hybrid_protocol::eid::{self, MatchedAdvert};
+use hybrid_protocol::error::PeerMisbehaved;
+use hybrid_protocol::handshake::Initiator;
+use hybrid_protocol::keys::{EidKey, IdentityKey, QrSecret};
+use hybrid_protocol::linking::{ClientPayload, LinkingInfo};
+use hybrid_protocol::qr::{QrCode, RequestType};
+use hybrid_protocol::session::{Message, PostHandshake, Revision, Session};
+use hybrid_protocol::tunnel::{TunnelPath, CLIENT_PAYLOAD_HEADER, SIGNAL_CONNECTION_HEADER};
+use rand_core::OsRng;
+
+use crate::error::BridgeError;
+use crate::links::{LinkStore, StoredLink};
+use crate::net::{Tunnel, TunnelConfig};
+use crate::progress::{Event, Phase, Progress};
+use crate::scanner::Scanner;
+
+/// Per-stage timeouts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// QR shown → matching advert (a person has to pick up the phone and scan).
+    pub advert: Duration,
+    /// Relay connection (TCP, TLS, upgrade).
+    pub connect: Duration,
+    /// Handshake reply and post-handshake message.
+    pub handshake: Duration,
+    /// CTAP request → reply (the person confirms on the phone).
+    pub user: Duration,
+    /// After the reply and shutdown: how long to keep reading for a late linking update.
+    pub linger: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            advert: Duration::from_secs(120),
+            connect: Duration::from_secs(20),
+            handshake: Duration::from_secs(20),
+            user: Duration::from_secs(120),
+            linger: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Everything a ceremony needs besides the request, the scanner and the progress sink.
+#[derive(Clone, Debug, Default)]
+pub struct BridgeConfig {
+    /// How to reach relays.
+    pub tunnel: TunnelConfig,
+    /// Stage timeouts.
+    pub timeouts: Timeouts,
+    /// Where verified links are stored. `None`: the QR code says the client cannot store
+    /// links (key 4 = false) and linking information is ignored.
+    pub links: Option<LinkStore>,
+    /// Ignore adverts weaker than this (dBm). Adverts without an RSSI are kept.
+    pub min_rssi: Option<i16>,
+    /// Linked flow: ask the relay to signal when the phone connects.
+    pub signal_connection: bool,
+}
+
+/// One CTAP command to send: the command byte and its CBOR.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CtapRequest {
+    /// makeCredential or getAssertion.
+    pub command: Command,
+    /// Canonical CBOR of the request.
+    pub body: Vec<u8>,
+}
+
+impl CtapRequest {
+    /// The QR / client-payload hint for this command.
+    pub fn request_type(&self) -> RequestType {
+        match self.command {
+            Command::MakeCredential => RequestType::MakeCredential,
+            _ => RequestType::GetAssertion,
+        }
+    }
+}
+
+/// What a successful transaction produced.
+#[derive(Clone, Debug)]
+pub struct CtapOutcome {
+    /// The response CBOR (after a `00` OK status).
+    pub response: Vec<u8>,
+    /// The phone's getInfo, from the post-handshake message.
+    pub get_info: GetInfo,
+    /// The protocol revision the phone spoke.
+    pub revision: Revision,
+    /// The name under which a verified link was stored, if any.
+    pub linked: Option<String>,
+    /// Time spent in each phase.
+    pub stages: Vec<(Phase, Duration)>,
+}
+
+/// Stopwatch and event fan-out for one ceremony.
+struct Run<'a> {
+    progress: &'a dyn Progress,
+    start: Instant,
+    phase: Phase,
+    phase_start: Instant,
+    stages: Vec<(Phase, Duration)>,
+}
+
+impl<'a> Run<'a> {
+    fn new(progress: &'a dyn Progress, first: Phase) -> Self {
+        let now = Instant::now();
+        let run = Self {
+            progress,
+            start: now,
+            phase: first,
+            phase_start: now,
+            stages: Vec::new(),
+        };
+        run.emit(Event::Phase { phase: first });
+        run
+    }
+
+    fn emit(&self, e: Event) {
+        self.progress.on_event(&e, self.start.elapsed());
+    }
+
+    fn enter(&mut self, phase: Phase) {
+        let now = Instant::now();
+        self.stages.push((self.phase, now - self.phase_start));
+        self.phase = phase;
+        self.phase_start = now;
+        tracing::debug!(
+            ?phase,
+            elapsed_ms = self.start.elapsed().as_millis() as u64,
+            "phase"
+        );
+        self.emit(Event::Phase { phase });
+    }
+
+    fn finish(&mut self) -> Vec<(Phase, Duration)> {
+        self.enter(Phase::Done);
+        let stages = std::mem::take(&mut self.stages);
+        self.emit(Event::Finished {
+            stages: stages.iter().map(|(p, d)| (*p, d.as_millis())).collect(),
+        });
+        stages
+    }
+
+    /// Runs `f` under the timeout of the current phase.
+    async fn timed<T>(
+        &self,
+        after: Duration,
+        f: impl Future<Output = Result<T, BridgeError>>,
+    ) -> Result<T, BridgeError> {
+        tokio::time::timeout(after, f)
+            .await
+            .map_err(|_| BridgeError::Timeout {
+                phase: self.phase,
+                after,
+            })?
+    }
+}
+
+/// A QR-initiated transaction: builds and reports the QR code ([`Event::QrCode`]), waits for
+/// the phone's advert, connects through the relay the advert names, runs the KNpsk0
+/// handshake, sends `request` and returns the phone's reply. A verified linking update is
+/// stored in `config.links`.
+pub async fn qr_transaction(
+    request: &CtapRequest,
+    config: &BridgeConfig,
+    scanner: &mut dyn Scanner,
+    progress: &dyn Progress,
+) -> Result<CtapOutcome, BridgeError> {
+    let mut rng = OsRng;
+    let mut run = Run::new(progress, Phase::ShowingQr);
+    let identity = IdentityKey::random(&mut rng);
+    let secret = QrSecret::random(&mut rng).map_err(|e| BridgeError::Internal(e.to_string()))?;
+    let qr = QrCode::new(
+        identity.public_key(),
+        secret,
+        unix_now(),
+        config.links.is_some(),
+        request.request_type(),
+    );
+    run.emit(Event::QrCode { url: qr.to_url() });
+    run.enter(Phase::AwaitingAdvert);
+    let eid_key = qr.secret.eid_key();
+    let matched = run
+        .timed(
+            config.timeouts.advert,
+            wait_for_advert(&eid_key, config.min_rssi, scanner, &run),
+        )
+        .await?;
+    let domain = matched
+        .plaintext
+        .domain
+        .name()
+        .map_err(BridgeError::peer("in its advert"))?;
+    run.enter(Phase::Connecting);
+    let path = TunnelPath::Connect(matched.plaintext.routing_id, qr.secret.tunnel_id());
+    let mut tunnel = run
+        .timed(
+            config.timeouts.connect,
+            config.tunnel.open(&domain, &path, &[]),
+        )
+        .await?;
+    run.enter(Phase::Handshaking);
+    let psk = matched.psk(qr.secret.expose());
+    let (waiting, msg1) = Initiator::start_qr(&identity, &psk, &mut rng)
+        .map_err(|e| BridgeError::Internal(e.to_string()))?;
+    tunnel.send(msg1.to_vec()).await?;
+    let (session, ph, revision) = run
+        .timed(config.timeouts.handshake, async {
+            let msg2 = tunnel.recv().await?.ok_or(BridgeError::Closed {
+                during: "during the handshake",
+            })?;
+            let mut session = waiting.finish(&msg2).map_err(BridgeError::Handshake)?;
+            let (ph, rev) = read_post_handshake(&mut tunnel, &mut session).await?;
+            Ok((session, ph, rev))
+        })
+        .await?;
+    let linking = LinkContext::Qr {
+        identity: &identity,
+        domain,
+        store: config.links.as_ref(),
+    };
+    talk(tunnel, session, ph, revision, request, linking, config, run).await
+}
+
+/// A state-assisted transaction with the linked phone `link_name` (HYBRID.md §8.3): no QR
+/// code; the relay wakes the phone through `/cable/contact/…`, the phone's advert proves
+/// proximity, then NKpsk0. HTTP 410 deletes the link ([`BridgeError::LinkGone`]).
+pub async fn linked_transaction(
+    link_name: &str,
+    request: &CtapRequest,
+    config: &BridgeConfig,
+    scanner: &mut dyn Scanner,
+    progress: &dyn Progress,
+) -> Result<CtapOutcome, BridgeError> {
+    let store = config
+        .links
+        .as_ref()
+        .ok_or_else(|| BridgeError::Usage("a linked sign-in needs a links file".into()))?;
+    let link = store.get(link_name)?;
+    linked_transaction_with(&link, store, request, config, scanner, progress).await
+}
+
+async fn linked_transaction_with(
+    link: &StoredLink,
+    store: &LinkStore,
+    request: &CtapRequest,
+    config: &BridgeConfig,
+    scanner: &mut dyn Scanner,
+    progress: &dyn Progress,
+) -> Result<CtapOutcome, BridgeError> {
+    let mut rng = OsRng;
+    let (contact, link_id, secret, phone_key) = link.decode()?;
+    let mut run = Run::new(progress, Phase::ContactingPhone);
+    let payload = ClientPayload::new(link_id, request.request_type(), &mut rng)
+        .map_err(|e| BridgeError::Internal(e.to_string()))?;
+    let eid_key = secret.eid_key(&payload.client_nonce);
+    let mut headers = vec![(CLIENT_PAYLOAD_HEADER, payload.to_header())];
+    if config.signal_connection {
+        headers.push((SIGNAL_CONNECTION_HEADER, "true".to_string()));
+    }
+    let path = TunnelPath::Contact(contact);
+    let opened = run
+        .timed(
+            config.timeouts.connect,
+            config.tunnel.open(&link.tunnel_domain, &path, &headers),
+        )
+        .await;
+    let mut tunnel = match opened {
+        Err(BridgeError::RelayRefused { status: 410, .. }) => {
+            store.forget(&link.name)?;
+            return Err(BridgeError::LinkGone {
+                name: link.name.clone(),
+            });
+        }
+        other => other?,
+    };
+    let matched = run
+        .timed(
+            config.timeouts.advert,
+            wait_for_advert(&eid_key, config.min_rssi, scanner, &run),
+        )
+        .await?;
+    run.enter(Phase::Handshaking);
+    let psk = matched.psk(secret.expose());
+    let (waiting, msg1) = Initiator::start_linked(&phone_key, &psk, &mut rng)
+        .map_err(|e| BridgeError::Internal(e.to_string()))?;
+    tunnel.send(msg1.to_vec()).await?;
+    let (session, ph, revision) = run
+        .timed(config.timeouts.handshake, async {
+            let mut msg2 = tunnel
+                .recv()
+                .await?
+                .ok_or(BridgeError::Closed { during: "during the handshake" })?;
+            if tunnel.signal_connection {
+                if msg2 != [0x00] {
+                    return Err(BridgeError::RelayProtocol(format!(
+                        "the relay promised a phone-connected signal but sent a {}-byte message first",
+                        msg2.len()
+                    )));
+                }
+                msg2 = tunnel
+                    .recv()
+                    .await?
+                    .ok_or(BridgeError::Closed { during: "during the handshake" })?;
+            }
+            let mut session = waiting.finish(&msg2).map_err(BridgeError::Handshake)?;
+            let (ph, rev) = read_post_handshake(&mut tunnel, &mut session).await?;
+            Ok((session, ph, rev))
+        })
+        .await?;
+    talk(
+        tunnel,
+        session,
+        ph,
+        revision,
+        request,
+        LinkContext::Linked,
+        config,
+        run,
+    )
+    .await
+}
+
+enum LinkContext<'a> {
+    /// A QR session: links can be verified with the QR identity key.
+    Qr {
+        identity: &'a IdentityKey,
+        domain: String,
+        store: Option<&'a LinkStore>,
+    },
+    /// A linked session: linking information cannot be verified and is ignored.
+    Linked,
+}
+
+async fn wait_for_advert(
+    key: &EidKey,
+    min_rssi: Option<i16>,
+    scanner: &mut dyn Scanner,
+    run: &Run<'_>,
+) -> Result<MatchedAdvert, BridgeError> {
+    loop {
+        let heard = scanner.next_advert().await?;
+        if let (Some(min), Some(rssi)) = (min_rssi, heard.rssi) {
+            if rssi < min {
+                tracing::debug!(rssi, min, "advert below --min-rssi, ignored");
+                continue;
+            }
+        }
+        match eid::decrypt(key, &heard.data) {
+            Ok(m) => {
+                run.emit(Event::AdvertMatched {
+                    uuid16: heard.uuid16,
+                    rssi: heard.rssi,
+                    address: heard.address.clone(),
+                });
+                return Ok(m);
+            }
+            Err(e) => tracing::debug!(len = heard.data.len(), "advert not ours: {e}"),
+        }
+    }
+}
+
+async fn read_post_handshake(
+    tunnel: &mut Tunnel,
+    session: &mut Session,
+) -> Result<(PostHandshake, Revision), BridgeError> {
+    const DURING: &str = "in its post-handshake message";
+    let frame = tunnel.recv().await?.ok_or(BridgeError::Closed {
+        during: "before the post-handshake message",
+    })?;
+    let plain = session.decrypt(&frame).map_err(BridgeError::peer(DURING))?;
+    let (ph, rev) = PostHandshake::decode(&plain).map_err(BridgeError::peer(DURING))?;
+    if !ph.supports_ctap() {
+        return Err(BridgeError::Peer {
+            during: DURING,
+            source: PeerMisbehaved::PostHandshake(format!(
+                "the phone offers only {:?}, not CTAP",
+                ph.features
+            ))
+            .into(),
+        });
+    }
+    Ok((ph, rev))
+}
+
+#[allow(clippy::too_many_arguments)] // one call site per flow; a struct would only rename them
+async fn talk(
+    mut tunnel: Tunnel,
+    mut session: Session,
+    ph: PostHandshake,
+    revision: Revision,
+    request: &CtapRequest,
+    linking: LinkContext<'_>,
+    config: &BridgeConfig,
+    mut run: Run<'_>,
+) -> Result<CtapOutcome, BridgeError> {
+    let hash = *session.handshake_hash();
+    // getInfo is answered locally from the post-handshake message (HYBRID.md §9).
+    let get_info_bytes = ph.get_info.clone().unwrap_or_default();
+    let get_info = GetInfo::from_cbor(&get_info_bytes).map_err(BridgeError::peer(
+        "in the getInfo of its post-handshake message",
+    ))?;
+    let mut linked = None;
+    if let Some(l) = ph.linking {
+        linked = handle_link(l, &hash, &linking, &run)?;
+    }
+    run.enter(Phase::AwaitingUser);
+    let wire = ctap::encode_request(request.command, &request.body);
+    let frame = match revision {
+        Revision::One => session.encrypt_message(&Message::Ctap(wire)),
+        Revision::Zero => session.encrypt(&wire),
+    }
+    .map_err(|e| BridgeError::Internal(e.to_string()))?;
+    tunnel.send(frame).await?;
+    const DURING: &str = "in its CTAP reply";
+    let reply = run
+        .timed(config.timeouts.user, async {
+            loop {
+                let frame = tunnel.recv().await?.ok_or(BridgeError::Closed {
+                    during: "before the phone answered",
+                })?;
+                if revision == Revision::Zero {
+                    return session
+                        .decrypt(&frame)
+                        .map(|p| p.to_vec())
+                        .map_err(BridgeError::peer(DURING));
+                }
+                match session
+                    .decrypt_message(&frame)
+                    .map_err(BridgeError::peer(DURING))?
+                {
+                    Message::Ctap(r) => return Ok(r),
+                    Message::Update(u) => {
+                        if let Some(l) = u.linking {
+                            if let Some(n) = handle_link(l, &hash, &linking, &run)? {
+                                linked = Some(n);
+                            }
+                        }
+                    }
+                    other => {
+                        return Err(BridgeError::Peer {
+                            during: DURING,
+                            source: PeerMisbehaved::UnexpectedMessage {
+                                expected: "a CTAP reply",
+                                got: format!("{other:?}"),
+                            }
+                            .into(),
+                        })
+                    }
+                }
+            }
+        })
+        .await?;
+    let (status, body) = ctap::split_response(&reply).map_err(BridgeError::peer(DURING))?;
+    if status != Status::Ok {
+        if revision == Revision::One {
+            if let Ok(f) = session.encrypt_message(&Message::Shutdown) {
+                let _ = tunnel.send(f).await;
+            }
+        }
+        tunnel.close().await;
+        return Err(BridgeError::Ctap { status });
+    }
+    let response = body.to_vec();
+    if revision == Revision::One {
+        if let Ok(f) = session.encrypt_message(&Message::Shutdown) {
+            let _ = tunnel.send(f).await;
+        }
+        let wants_link =
+            matches!(linking, LinkContext::Qr { store: Some(_), .. }) && linked.is_none();
+        if wants_link {
+            // A late linking update may follow the reply; an early close or a second
+            // shutdown is fine (we have the reply).
+            let late = tokio::time::timeout(config.timeouts.linger, async {
+                loop {
+                    let Ok(Some(frame)) = tunnel.recv().await else {
+                        return Ok(None);
+                    };
+                    match session.decrypt_message(&frame) {
+                        Ok(Message::Update(u)) => {
+                            if let Some(l) = u.linking {
+                                if let Some(n) = handle_link(l, &hash, &linking, &run)? {
+                                    return Ok(Some(n));
+                                }
+                            }
+                        }
+                        Ok(other) => tracing::debug!(?other, "after shutdown: ignored"),
+                        Err(e) => {
+                            tracing::debug!("after shutdown: {e}");
+                            return Ok::<_, BridgeError>(None);
+                        }
+                    }
+                }
+            })
+            .await;
+            if let Ok(Ok(Some(n))) = late {
+                linked = Some(n);
+            } else if let Ok(Err(e)) = late {
+                tracing::debug!("storing a late link failed: {e}");
+                run.emit(Event::LinkIgnored {
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    tunnel.close().await;
+    let stages = run.finish();
+    Ok(CtapOutcome {
+        response,
+        get_info,
+        revision,
+        linked,
+        stages,
+    })
+}
+
+/// Verifies linking information and stores it; never stores an unverified link.
+fn handle_link(
+    info: LinkingInfo,
+    hash: &[u8; 32],
+    ctx: &LinkContext<'_>,
+    run: &Run<'_>,
+) -> Result<Option<String>, BridgeError> {
+    let (identity, domain, store) = match ctx {
+        LinkContext::Linked => {
+            run.emit(Event::LinkIgnored {
+                reason: "linking information in a linked session cannot be verified".into(),
+            });
+            return Ok(None);
+        }
+        LinkContext::Qr {
+            identity,
+            domain,
+            store,
+        } => (identity, domain, store),
+    };
+    let verified = match info.verify(identity, hash) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!("{e}");
+            run.emit(Event::LinkIgnored {
+                reason: e.to_string(),
+            });
+            return Ok(None);
+        }
+    };
+    let Some(store) = store else {
+        run.emit(Event::LinkIgnored {
+            reason: "no links file configured".into(),
+        });
+        return Ok(None);
+    };
+    let name = store.store(StoredLink::from_verified(
+        &verified,
+        domain.clone(),
+        unix_now(),
+    ))?;
+    run.emit(Event::Linked { name: name.clone() });
+    Ok(Some(name))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}

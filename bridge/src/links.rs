@@ -1,0 +1,219 @@
+//! Linked phones (HYBRID.md §8): verified linking information stored in a per-user JSON file
+//! (written atomically: temp file, fsync, rename; mode 0600), so a later sign-in can reach the
+//! phone through `/cable/contact/…` without a QR code. Only a [`VerifiedLink`] can be stored.
+
+use std::path::{Path, PathBuf};
+
+use hybrid_protocol::keys::{LinkSecret, PublicKey};
+use hybrid_protocol::linking::VerifiedLink;
+use hybrid_protocol::tunnel::ContactId;
+use serde::{Deserialize, Serialize};
+
+use crate::error::BridgeError;
+
+/// One linked phone, as stored.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredLink {
+    /// The phone's display name (unique in the store).
+    pub name: String,
+    /// Contact ID, base64url.
+    pub contact_id: String,
+    /// Link ID, hex (8 bytes).
+    pub link_id: String,
+    /// Link secret, hex (32 bytes).
+    pub link_secret: String,
+    /// The phone's identity public key, uncompressed SEC1, hex (65 bytes).
+    pub phone_public_key: String,
+    /// The tunnel relay's domain name, from the QR session's advert.
+    pub tunnel_domain: String,
+    /// When it was linked, seconds since the Unix epoch.
+    pub linked_at: u64,
+}
+
+impl std::fmt::Debug for StoredLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredLink")
+            .field("name", &self.name)
+            .field("tunnel_domain", &self.tunnel_domain)
+            .field("link_secret", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoredLink {
+    /// From a link verified in a QR session whose advert named `tunnel_domain`.
+    pub fn from_verified(link: &VerifiedLink, tunnel_domain: String, now: u64) -> Self {
+        let i = link.info();
+        Self {
+            name: i.name.clone(),
+            contact_id: ContactId(i.contact_id.clone()).to_base64url(),
+            link_id: hex::encode(i.link_id),
+            link_secret: hex::encode(i.link_secret.expose()),
+            phone_public_key: hex::encode(i.authenticator_public_key.to_uncompressed()),
+            tunnel_domain,
+            linked_at: now,
+        }
+    }
+
+    /// The decoded secrets: contact ID, link ID, link secret, phone key.
+    pub(crate) fn decode(
+        &self,
+    ) -> Result<(ContactId, [u8; 8], LinkSecret, PublicKey), BridgeError> {
+        let bad = |what: &str| {
+            BridgeError::Usage(format!(
+                "the stored link {:?} has a corrupt {what}; `bridge phones forget {:?}` and link it again",
+                self.name, self.name
+            ))
+        };
+        let contact = ContactId::from_base64url(&self.contact_id).map_err(|_| bad("contact ID"))?;
+        let link_id: [u8; 8] = hex::decode(&self.link_id)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| bad("link ID"))?;
+        let secret = hex::decode(&self.link_secret)
+            .ok()
+            .and_then(|v| LinkSecret::from_slice(&v).ok())
+            .ok_or_else(|| bad("link secret"))?;
+        let key = hex::decode(&self.phone_public_key)
+            .ok()
+            .and_then(|v| PublicKey::from_uncompressed(&v).ok())
+            .ok_or_else(|| bad("phone public key"))?;
+        Ok((contact, link_id, secret, key))
+    }
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct File {
+    version: u32,
+    links: Vec<StoredLink>,
+}
+
+/// The link store file.
+#[derive(Clone, Debug)]
+pub struct LinkStore {
+    path: PathBuf,
+}
+
+impl LinkStore {
+    /// The store at `path` (created on first write).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    /// `$XDG_DATA_HOME/hybrid-bridge/links.json`, else `~/.local/share/hybrid-bridge/links.json`.
+    pub fn default_path() -> Result<PathBuf, BridgeError> {
+        let base = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+            Some(d) => PathBuf::from(d),
+            None => PathBuf::from(std::env::var_os("HOME").ok_or_else(|| {
+                BridgeError::Usage(
+                    "neither XDG_DATA_HOME nor HOME is set; pass --links-file".into(),
+                )
+            })?)
+            .join(".local/share"),
+        };
+        Ok(base.join("hybrid-bridge").join("links.json"))
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// All stored links.
+    pub fn list(&self) -> Result<Vec<StoredLink>, BridgeError> {
+        Ok(self.read()?.links)
+    }
+
+    /// The link named `name`.
+    pub fn get(&self, name: &str) -> Result<StoredLink, BridgeError> {
+        self.list()?
+            .into_iter()
+            .find(|l| l.name == name)
+            .ok_or_else(|| BridgeError::UnknownPhone(name.to_string()))
+    }
+
+    /// Stores a verified link. A link from the same phone (same public key) is replaced; a
+    /// different phone with the same name gets a suffix ` (2)`, ` (3)`… Returns the name used.
+    pub fn store(&self, mut link: StoredLink) -> Result<String, BridgeError> {
+        let mut f = self.read()?;
+        f.links
+            .retain(|l| l.phone_public_key != link.phone_public_key);
+        let base = link.name.clone();
+        let mut n = 1;
+        while f.links.iter().any(|l| l.name == link.name) {
+            n += 1;
+            link.name = format!("{base} ({n})");
+        }
+        let name = link.name.clone();
+        f.links.push(link);
+        self.write(&f)?;
+        Ok(name)
+    }
+
+    /// Removes the link named `name`; error if there is none.
+    pub fn forget(&self, name: &str) -> Result<(), BridgeError> {
+        let mut f = self.read()?;
+        let before = f.links.len();
+        f.links.retain(|l| l.name != name);
+        if f.links.len() == before {
+            return Err(BridgeError::UnknownPhone(name.to_string()));
+        }
+        self.write(&f)
+    }
+
+    fn read(&self) -> Result<File, BridgeError> {
+        match std::fs::read(&self.path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                BridgeError::Usage(format!(
+                    "the links file {} is not valid ({e}); fix or delete it",
+                    self.path.display()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(File {
+                version: 1,
+                links: vec![],
+            }),
+            Err(e) => Err(BridgeError::file("reading the links file", &self.path, e)),
+        }
+    }
+
+    fn write(&self, f: &File) -> Result<(), BridgeError> {
+        use std::io::Write as _;
+        let err = |e| BridgeError::file("writing the links file", &self.path, e);
+        let dir = self
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let tmp = dir.join(format!(
+            ".{}.tmp{}",
+            self.path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("links"),
+            std::process::id()
+        ));
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            opts.mode(0o600);
+        }
+        let mut file = opts.open(&tmp).map_err(err)?;
+        let json = serde_json::to_vec_pretty(&File {
+            version: 1,
+            links: f.links.clone(),
+        })
+        .map_err(|e| BridgeError::Internal(e.to_string()))?;
+        file.write_all(&json).map_err(err)?;
+        file.sync_all().map_err(err)?;
+        drop(file);
+        std::fs::rename(&tmp, &self.path).map_err(err)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
