@@ -33,10 +33,14 @@ async fn text_frame_while_waiting_closes() {
 
 /// Completes a raw upgrade on `/cable/new` and returns the socket.
 async fn raw_upgraded(server: &tunnel_server::RunningServer) -> TcpStream {
+    raw_upgraded_at(server, &new_path(tunnel(9))).await
+}
+
+async fn raw_upgraded_at(server: &tunnel_server::RunningServer, path: &str) -> TcpStream {
     let mut tcp = TcpStream::connect(server.addr()).await.unwrap();
     tcp.write_all(&upgrade_request(
         "GET",
-        &new_path(tunnel(9)),
+        path,
         "Sec-WebSocket-Protocol: fido.cable\r\n",
     ))
     .await
@@ -205,4 +209,21 @@ async fn a_peer_that_never_reads_cannot_hold_the_tunnel() {
     await_metric(&server, "tunnel_server_closes_total{reason=\"idle\"}", 1).await;
     await_metric(&server, "tunnel_server_tunnels_open", 0).await;
     pump.abort();
+}
+
+#[tokio::test]
+async fn a_half_sent_frame_does_not_keep_a_tunnel_alive() {
+    let mut c = config();
+    c.limits.idle_timeout = Duration::from_millis(300);
+    let server = start(c).await;
+    let t = tunnel(1);
+    let mut phone = ok(&server, &new_path(t)).await;
+    let mut desktop = raw_upgraded_at(&server, &connect_path(t)).await;
+    // A masked binary frame announcing 100 bytes, of which only 3 arrive; then silence.
+    desktop
+        .write_all(&[0x82, 0x80 | 100, 1, 2, 3, 4, 9, 9, 9])
+        .await
+        .unwrap();
+    assert_eq!(closed(&mut phone).await, CloseCode::Policy);
+    assert_eq!(raw_close_code(&mut desktop).await, 1008);
 }
