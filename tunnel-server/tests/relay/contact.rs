@@ -194,7 +194,7 @@ async fn text_on_registration_socket_is_refused() {
 #[tokio::test]
 async fn registration_pings_keep_a_reading_phone_and_close_a_silent_one() {
     let mut c = config();
-    c.limits.registration_ping_interval = std::time::Duration::from_millis(50);
+    c.limits.registration_ping_interval = std::time::Duration::from_millis(200);
     let server = start(c).await;
     // A phone that reads answers pings (tungstenite does it) and stays registered.
     let (mut alive, _) = register(&server).await;

@@ -62,7 +62,7 @@ async fn oversized_message_closes_both_with_1009() {
 #[tokio::test]
 async fn lifetime_closes_waiting_and_paired_tunnels() {
     let mut c = config();
-    c.limits.tunnel_lifetime = Duration::from_millis(300);
+    c.limits.tunnel_lifetime = Duration::from_millis(1000);
     let server = start(c).await;
     let mut waiting = ok(&server, &new_path(tunnel(1))).await;
     let mut phone = ok(&server, &new_path(tunnel(2))).await;

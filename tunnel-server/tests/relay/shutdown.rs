@@ -10,7 +10,7 @@ use crate::support::*;
 #[tokio::test]
 async fn live_tunnel_relays_during_grace_then_closes_going_away() {
     let mut c = config();
-    c.limits.shutdown_grace = Duration::from_millis(500);
+    c.limits.shutdown_grace = Duration::from_millis(2000);
     let server = start(c).await;
     let addr = server.addr();
     let t = tunnel(1);

@@ -120,7 +120,7 @@ pub(crate) async fn raw(server: &RunningServer, request: &[u8]) -> String {
     tcp.write_all(request).await.expect("write");
     let mut buf = vec![0u8; 8192];
     let mut got = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+    let _ = tokio::time::timeout(WAIT, async {
         loop {
             match tcp.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
