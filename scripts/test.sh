@@ -21,4 +21,5 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-cargo test --workspace -j2 "$@"
+# phone-sim's BlueZ advertiser is behind a feature; the tests exercise it against the mock BlueZ.
+cargo test --workspace -j2 --features phone-sim/bluez "$@"
