@@ -9,13 +9,9 @@ use phone_sim::{Store, StoredCredential};
 
 const CHILD_ENV: &str = "PHONE_SIM_STORE_WRITER";
 
-/// Not a test on its own: the body of the child process.
-#[test]
-#[ignore = "run by store_survives_kill_mid_write as a child process"]
-fn store_writer_child() {
-    let Ok(path) = std::env::var(CHILD_ENV) else {
-        return;
-    };
+/// The body of the child process: the same test binary, started by
+/// `store_survives_kill_mid_write` with `CHILD_ENV` set, writes until it is killed.
+fn store_writer_child(path: &str) -> ! {
     let path = std::path::PathBuf::from(path);
     let mut store = Store::load(&path).unwrap();
     let mut n = store.credentials().len();
@@ -41,6 +37,9 @@ fn store_writer_child() {
 
 #[test]
 fn store_survives_kill_mid_write() {
+    if let Ok(path) = std::env::var(CHILD_ENV) {
+        store_writer_child(&path);
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("phone.json");
     let root = Store::open_or_create(&path, &mut rand_core::OsRng)
@@ -50,9 +49,8 @@ fn store_survives_kill_mid_write() {
     for round in 0..15u64 {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
-                "store_atomic::store_writer_child",
+                "store_atomic::store_survives_kill_mid_write",
                 "--exact",
-                "--ignored",
                 "--nocapture",
             ])
             .env(CHILD_ENV, &path)
