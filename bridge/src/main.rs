@@ -1,1 +1,35 @@
-fn main() {}
+//! The `bridge` binary: logging, argument parsing, the library call, the exit code.
+
+use clap::Parser as _;
+
+fn main() {
+    let cli = bridge::cli::Cli::parse();
+    let default = match cli.verbose {
+        0 => "warn",
+        1 => "bridge=debug,hybrid_protocol=debug,info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = runtime.block_on(bridge::cli::run(cli));
+    if let Err(e) = result {
+        let code = e.exit_code();
+        eprintln!("error: {:#}", anyhow::Error::from(e));
+        std::process::exit(code);
+    }
+}
