@@ -150,15 +150,19 @@ async fn upgrade(on: OnUpgrade, max_message: usize) -> Option<Ws> {
 }
 
 /// Completes a close the peer started: flushes tungstenite's close reply and waits for EOF.
+///
+/// The closing futures are boxed: they run once per socket, and inline they would make every
+/// idle tunnel's task larger.
 async fn closed_by_peer(ws: &mut Ws) {
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+    let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, async {
         while let Some(Ok(_)) = ws.next().await {}
-    })
+    }))
     .await;
 }
 
+/// Sends a close frame and waits (bounded) for the peer's reply.
 async fn close(ws: &mut Ws, code: CloseCode, text: &'static str) {
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+    let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, async {
         let frame = CloseFrame {
             code,
             reason: text.into(),
@@ -166,7 +170,7 @@ async fn close(ws: &mut Ws, code: CloseCode, text: &'static str) {
         if ws.close(Some(frame)).await.is_ok() {
             while let Some(Ok(_)) = ws.next().await {}
         }
-    })
+    }))
     .await;
 }
 
@@ -255,7 +259,8 @@ pub(crate) async fn first(
         sent: [sent, 0],
         deadline,
     };
-    let end = pair.relay(queue, signal, &mut phase).await;
+    // Boxed: a waiting tunnel's task then does not carry the relay loop's state.
+    let end = Box::pin(pair.relay(queue, signal, &mut phase)).await;
     let sent = pair.sent;
     finish(&shared, id, started, end, true, (sent[0], sent[1]));
 }
