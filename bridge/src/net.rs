@@ -190,6 +190,11 @@ impl TunnelConfig {
                         "TLS failed: {e}; for a relay with a private CA pass --extra-ca FILE"
                     )),
                     tungstenite::Error::Io(e) => unreachable(e.to_string()),
+                    tungstenite::Error::Protocol(
+                        tungstenite::error::ProtocolError::SecWebSocketSubProtocolError(_),
+                    ) => BridgeError::RelayProtocol(format!(
+                        "the relay at {url} did not select the {SUBPROTOCOL} subprotocol; is it a caBLE tunnel server?"
+                    )),
                     e => BridgeError::RelayProtocol(format!("WebSocket upgrade failed: {e}")),
                 })?;
         let selected = response

@@ -1,0 +1,8 @@
+//! Integration tests of the bridge: ceremonies against a scripted phone behind an in-test
+//! relay, every bad-input case, QR rendering, the CLI, and btleplug against a mock BlueZ.
+
+mod bluez;
+mod ceremony;
+mod cli;
+mod harness;
+mod qr;
