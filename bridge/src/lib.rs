@@ -1,8 +1,51 @@
-//! The desktop side of FIDO cross-device sign-in (CTAP 2.2 "hybrid", caBLE v2).
+//! The desktop side of FIDO cross-device sign-in (CTAP 2.2 "hybrid", caBLE v2): show a QR
+//! code, hear the phone's BLE advert, connect through a tunnel relay, run the Noise KNpsk0
+//! handshake and exactly one CTAP2 command, and turn the reply into W3C WebAuthn JSON. All wire
+//! logic lives in `hybrid_protocol`; this crate is the IO around it (HYBRID.md §1, §4–§9).
 //!
-//! Modules: [`ceremony`] (the orchestrator), [`scanner`] and [`ble`] (hearing the phone),
-//! [`net`] (the relay), [`links`] (linked phones), [`render`] (QR output), [`progress`]
-//! (events), [`error`].
+//! # Driving a ceremony (the demo, end-to-end tests)
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), bridge::BridgeError> {
+//! use bridge::*;
+//! let config = BridgeConfig {
+//!     tunnel: TunnelConfig { tunnel_override: Some("ws://127.0.0.1:8080".into()), ..Default::default() },
+//!     links: Some(LinkStore::new("/tmp/links.json")), // None: don't offer linking
+//!     ..Default::default()
+//! };
+//! // One scanner for the whole run: it follows the shared advert file from its current end.
+//! let mut scanner = AdvertFileScanner::new("/tmp/adverts")?;
+//! // Progress: any `Fn(&Event, Duration)`; `Event::QrCode { url }` comes first, hand the URL
+//! // to the phone. `Recorder` keeps every event; `StderrProgress` prints them.
+//! let progress = |e: &Event, _elapsed: std::time::Duration| {
+//!     if let Event::QrCode { url } = e { println!("scan {url}") }
+//! };
+//! let reg = RegistrationOptions::from_json(r#"{"rp":{"id":"example.com","name":"Ex"},
+//!     "user":{"id":"dXNlcg","name":"alice"},"challenge":"AAECAwQFBgcICQoLDA0ODw"}"#, None)?;
+//! let registered = register(&reg, &config, &mut scanner, &progress).await?;
+//! println!("{}", serde_json::to_string(&registered.json).unwrap()); // RegistrationResponseJSON
+//! let get = AuthenticationOptions::from_json(
+//!     r#"{"rpId":"example.com","challenge":"AAECAwQFBgcICQoLDA0ODw"}"#, None)?;
+//! let signed = sign_in(&get, &config, &mut scanner, &progress).await?;
+//! // A phone that sent verified linking info during a QR ceremony can be used without a QR:
+//! if let Some(name) = &signed.outcome.linked {
+//!     let again = sign_in_linked(name, &get, &config, &mut scanner, &progress).await?;
+//!     let _ = again.json; // AuthenticationResponseJSON
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Lower level: [`qr_transaction`] / [`linked_transaction`] send any [`CtapRequest`] and return
+//! the raw reply in a [`CtapOutcome`] (with getInfo, revision, stored link name and per-phase
+//! durations). Errors are [`BridgeError`], each with [`BridgeError::exit_code`].
+//!
+//! # Layout
+//! - [`ceremony`]: the orchestrator and its [`Phase`]s and [`Timeouts`].
+//! - [`webauthn`]: options JSON in, `clientDataJSON`, RP ID check, response JSON out.
+//! - [`scanner`]: the [`Scanner`] trait, the advert-file medium; [`ble`]: btleplug/BlueZ.
+//! - [`net`]: relay URLs, overrides, TLS, HTTP statuses. [`links`]: the linked-phone store.
+//! - [`render`]: terminal, PNG and SVG QR codes. [`progress`]: events and their sinks.
+//! - [`cli`]: the `bridge` command line. [`error`]: the error type.
 
 pub mod ble;
 pub mod ceremony;
