@@ -115,7 +115,7 @@ pub struct RpArgs {
     /// Relying party ID, e.g. example.com.
     #[arg(long)]
     pub rp_id: Option<String>,
-    /// Web origin [default: `https://<rp id>`]. The RP ID must be its host or a parent domain.
+    /// Web origin (default: https://RP-ID). The RP ID must be its host or a parent domain.
     #[arg(long)]
     pub origin: Option<String>,
     /// Challenge, base64url [default: 32 random bytes].
