@@ -24,7 +24,9 @@ use hybrid_protocol::linking::{handshake_signature, ClientPayload, LinkingInfo};
 use hybrid_protocol::medium::AdvertLine;
 use hybrid_protocol::qr::QrCode;
 use hybrid_protocol::session::{Message, PostHandshake, Session, Update};
-use hybrid_protocol::tunnel::{Domain, RoutingId, TunnelPath, CLIENT_PAYLOAD_HEADER};
+use hybrid_protocol::tunnel::{
+    Domain, RoutingId, TunnelPath, CLIENT_PAYLOAD_HEADER, SIGNAL_CONNECTION_HEADER,
+};
 use rand_core::OsRng;
 use sha2::{Digest as _, Sha256};
 use tokio::net::TcpListener;
@@ -232,7 +234,7 @@ pub(crate) fn get_assertion(rp_id: &str) -> CtapRequest {
 type Ws_ = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
 async fn serve(tcp: tokio::net::TcpStream, s: Arc<Shared>) -> Result<(), String> {
-    let seen: Arc<Mutex<(String, Option<String>)>> = Default::default();
+    let seen: Arc<Mutex<(String, Option<String>, bool)>> = Default::default();
     let seen2 = seen.clone();
     let fault = s.fault.clone();
     // The callback's error type is fixed by tungstenite.
@@ -244,7 +246,12 @@ async fn serve(tcp: tokio::net::TcpStream, s: Arc<Shared>) -> Result<(), String>
                 .get(CLIENT_PAYLOAD_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
+            req.headers().contains_key(SIGNAL_CONNECTION_HEADER),
         );
+        if seen2.lock().unwrap().2 {
+            resp.headers_mut()
+                .insert(SIGNAL_CONNECTION_HEADER, "true".parse().unwrap());
+        }
         if let Fault::Refuse(code) = fault {
             let mut r = ErrorResponse::new(None);
             *r.status_mut() = code.try_into().unwrap();
@@ -259,7 +266,7 @@ async fn serve(tcp: tokio::net::TcpStream, s: Arc<Shared>) -> Result<(), String>
     let mut ws = tokio_tungstenite::accept_hdr_async(tcp, cb)
         .await
         .map_err(|e| e.to_string())?;
-    let (path, payload) = seen.lock().unwrap().clone();
+    let (path, payload, signal) = seen.lock().unwrap().clone();
     s.paths.lock().unwrap().push(path.clone());
     if s.fault == Fault::TextFrame {
         let _ = next(&mut ws).await?;
