@@ -226,6 +226,19 @@ async fn late_link_is_stored_then_linked_sign_in_works_then_410_forgets() {
         env.paths()
     );
 
+    // With the relay's phone-connected signal (a `00` message before message 2).
+    let mut config = env.config.clone();
+    config.signal_connection = true;
+    bridge::linked_transaction(
+        PHONE_NAME,
+        &get_assertion("example.com"),
+        &config,
+        &mut scanner,
+        &rec,
+    )
+    .await
+    .unwrap();
+
     // The relay says 410: the link is forgotten.
     let gone = Env::new(Fault::Refuse(410)).await;
     let mut config = gone.config.clone();

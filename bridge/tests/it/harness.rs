@@ -306,6 +306,11 @@ async fn serve(tcp: tokio::net::TcpStream, s: Arc<Shared>) -> Result<(), String>
                 );
                 let psk = pt.psk(s.phone.link_secret.expose());
                 let msg1 = next(&mut ws).await?;
+                if signal {
+                    ws.send(Ws::Binary(vec![0x00]))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
                 let (session, msg2) =
                     Responder::respond_linked(&s.phone.identity, &psk, &msg1, &mut OsRng)
                         .map_err(|e| e.to_string())?;
