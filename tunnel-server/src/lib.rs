@@ -25,6 +25,7 @@
 //! - `server`: accept loop, connection limits, TLS, HTTP serving, shutdown.
 //! - `http`: routing and status codes. `relay`: the WebSocket tasks.
 //! - `table`: the routing table and contact registry, plain structs.
+//! - `contact_store`: the optional file that keeps contact IDs across restarts.
 //! - `metrics`: counters and Prometheus text. `tls`: rustls from PEM. [`domain`]: domain names.
 
 pub mod config;

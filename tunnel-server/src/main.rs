@@ -16,6 +16,9 @@ struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     serve: ServeArgs,
+    /// Print the resolved configuration as TOML (defaults, file, environment, flags) and exit.
+    #[arg(long)]
+    print_config: bool,
 }
 
 #[derive(Subcommand)]
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
             find,
             contains,
         }) => domain_command(ids, find, contains),
+        None if cli.print_config => print_config(&cli.serve),
         None => serve(&cli.serve),
     };
     match result {
@@ -79,6 +83,15 @@ fn domain_command(
             }
         }
     }
+    Ok(())
+}
+
+fn print_config(args: &ServeArgs) -> anyhow::Result<()> {
+    let config = args.resolve()?;
+    print!(
+        "{}",
+        toml::to_string(&config).context("cannot render the configuration")?
+    );
     Ok(())
 }
 

@@ -78,6 +78,38 @@ fn environment_variables_configure_the_server() {
 }
 
 #[test]
+fn print_config_shows_the_resolved_configuration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        "routing_id = \"0a0b0c\"\n[limits]\nidle_timeout = \"5s\"\n",
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_tunnel-server"))
+        .args([
+            "--config",
+            path.to_str().expect("utf-8 path"),
+            "--print-config",
+        ])
+        .args(["--messages-per-side", "9"])
+        .env("TUNNEL_SERVER_MAX_TUNNELS", "77")
+        .output()
+        .expect("binary runs");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "routing_id = \"0A0B0C\"",
+        "idle_timeout = \"5s\"",
+        "messages_per_side = 9",
+        "max_tunnels = 77",
+        "tunnel_lifetime = \"120s\"",
+    ] {
+        assert!(text.contains(line), "{line} missing in {text}");
+    }
+}
+
+#[test]
 fn toml_config_file_is_read_and_errors_name_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bad.toml");
