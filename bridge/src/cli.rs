@@ -91,6 +91,10 @@ pub enum Command {
     },
     /// List the hybrid adverts heard, live; with --qr or --qr-secret, say which decrypt.
     Scan(ScanArgs),
+    /// The whole story on this machine: an embedded relay, a simulated phone and the bridge
+    /// register a passkey, sign in, and sign in again as a linked phone; every result is
+    /// verified as a relying party would. Needs no root, Bluetooth or network.
+    Demo(crate::demo::DemoArgs),
 }
 
 /// `bridge phones …`
@@ -429,6 +433,7 @@ impl Cli {
 pub async fn run(cli: Cli) -> Result<(), BridgeError> {
     let style = cli.style();
     match &cli.command {
+        Command::Demo(a) => crate::demo::run(a, style).await,
         Command::Register(a) => {
             let options = match &a.rp.options {
                 Some(src) => {

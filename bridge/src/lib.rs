@@ -50,6 +50,7 @@
 pub mod ble;
 pub mod ceremony;
 pub mod cli;
+pub mod demo;
 pub mod error;
 pub mod links;
 pub mod net;
