@@ -46,9 +46,27 @@ impl Capture {
     }
 }
 
+/// Cut a socket after it has carried `after` binary messages (both directions counted): the
+/// proxy closes the relay side normally and drops the client side without a close frame.
+#[derive(Clone, Copy, Debug)]
+pub struct Cut {
+    /// Only sockets whose request path starts with this.
+    pub path_prefix: &'static str,
+    /// Messages to let through first.
+    pub after: usize,
+}
+
 /// Starts the proxy on 127.0.0.1 in front of `upstream` (`ws://127.0.0.1:PORT`); returns its
 /// base URL and the capture.
 pub async fn start(upstream: String) -> anyhow::Result<(String, Capture)> {
+    start_cutting(upstream, None).await
+}
+
+/// Like [`start`], cutting matching sockets as `cut` says.
+pub async fn start_cutting(
+    upstream: String,
+    cut: Option<Cut>,
+) -> anyhow::Result<(String, Capture)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr: SocketAddr = listener.local_addr()?;
     let capture = Capture::default();
@@ -58,7 +76,7 @@ pub async fn start(upstream: String) -> anyhow::Result<(String, Capture)> {
             let upstream = upstream.clone();
             let cap = cap.clone();
             tokio::spawn(async move {
-                let _ = proxy_one(tcp, upstream, cap).await;
+                let _ = proxy_one(tcp, upstream, cap, cut).await;
             });
         }
     });
@@ -69,6 +87,7 @@ async fn proxy_one(
     tcp: tokio::net::TcpStream,
     upstream: String,
     cap: Capture,
+    cut: Option<Cut>,
 ) -> anyhow::Result<()> {
     tcp.set_nodelay(true)?;
     // Peek at the request head (bounded) to learn the path and headers, connect upstream with
@@ -145,37 +164,42 @@ async fn proxy_one(
             Ok(resp)
         })
         .await?;
+    let limit = cut
+        .filter(|c| path.starts_with(c.path_prefix))
+        .map(|c| c.after);
     let (mut c_tx, mut c_rx) = client.split();
     let (mut s_tx, mut s_rx) = server.split();
-    let (cap1, cap2, p1, p2) = (cap.clone(), cap.clone(), path.clone(), path);
-    let up = async move {
-        while let Some(Ok(m)) = c_rx.next().await {
-            if let Message::Binary(b) = &m {
-                cap1.messages
-                    .lock()
-                    .expect("lock")
-                    .push((p1.clone(), b.to_vec()));
+    let mut relayed = 0usize;
+    loop {
+        if limit.is_some_and(|l| relayed >= l) {
+            // Cut: a normal close towards the relay, nothing at all towards the client.
+            let _ = s_tx.send(Message::Close(None)).await;
+            return Ok(());
+        }
+        tokio::select! {
+            m = c_rx.next() => {
+                let Some(Ok(m)) = m else { break };
+                if let Message::Binary(b) = &m {
+                    cap.messages.lock().expect("lock").push((path.clone(), b.to_vec()));
+                    relayed += 1;
+                }
+                if m.is_close() || s_tx.send(m).await.is_err() {
+                    break;
+                }
             }
-            if m.is_close() || s_tx.send(m).await.is_err() {
-                break;
+            m = s_rx.next() => {
+                let Some(Ok(m)) = m else { break };
+                if let Message::Binary(b) = &m {
+                    cap.messages.lock().expect("lock").push((path.clone(), b.to_vec()));
+                    relayed += 1;
+                }
+                if m.is_close() || c_tx.send(m).await.is_err() {
+                    break;
+                }
             }
         }
-        let _ = s_tx.close().await;
-    };
-    let down = async move {
-        while let Some(Ok(m)) = s_rx.next().await {
-            if let Message::Binary(b) = &m {
-                cap2.messages
-                    .lock()
-                    .expect("lock")
-                    .push((p2.clone(), b.to_vec()));
-            }
-            if m.is_close() || c_tx.send(m).await.is_err() {
-                break;
-            }
-        }
-        let _ = c_tx.close().await;
-    };
-    tokio::join!(up, down);
+    }
+    let _ = s_tx.close().await;
+    let _ = c_tx.close().await;
     Ok(())
 }
