@@ -74,7 +74,7 @@ pub fn decode(bytes: &[u8]) -> Result<Value, Error> {
     }
     let mut reader = bytes;
     let value: Value = ciborium::de::from_reader_with_recursion_limit(&mut reader, MAX_DEPTH + 1)
-        .map_err(|e| Error::cbor(format!("does not parse ({e})")))?;
+        .map_err(describe)?;
     if !reader.is_empty() {
         return Err(Error::cbor(format!(
             "{} trailing bytes after the item",
@@ -95,13 +95,26 @@ pub fn decode(bytes: &[u8]) -> Result<Value, Error> {
 pub fn decode_prefix(bytes: &[u8]) -> Result<(Value, usize), Error> {
     let mut reader = bytes;
     let value: Value = ciborium::de::from_reader_with_recursion_limit(&mut reader, MAX_DEPTH + 1)
-        .map_err(|e| Error::cbor(format!("does not parse ({e})")))?;
+        .map_err(describe)?;
     let used = bytes.len() - reader.len();
     check_value(&value, 0)?;
     if encode(&value) != bytes[..used] {
         return Err(Error::cbor("not canonical"));
     }
     Ok((value, used))
+}
+
+fn describe(e: ciborium::de::Error<std::io::Error>) -> Error {
+    use ciborium::de::Error as E;
+    Error::cbor(match e {
+        E::Io(_) => "truncated: the data ends inside an item".to_string(),
+        E::Syntax(at) => format!("invalid CBOR at byte {at}"),
+        E::Semantic(at, msg) => match at {
+            Some(at) => format!("{msg} at byte {at}"),
+            None => msg,
+        },
+        E::RecursionLimitExceeded => format!("nested deeper than {MAX_DEPTH}"),
+    })
 }
 
 fn check_value(value: &Value, depth: usize) -> Result<(), Error> {

@@ -198,7 +198,14 @@ impl QrCode {
             ))
             .into());
         };
-        let bytes = digits_decode(&text[PREFIX.len()..])?;
+        let digits = &text[PREFIX.len()..];
+        if digits.is_empty() {
+            return Err(Malformed::Qr(format!(
+                "nothing follows {PREFIX:?}; the QR code is cut off"
+            ))
+            .into());
+        }
+        let bytes = digits_decode(digits)?;
         Self::from_cbor(&bytes)
     }
 

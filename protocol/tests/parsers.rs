@@ -306,3 +306,24 @@ fn get_info_round_trip_and_post_handshake_rules() {
         Message::Json("{}".into())
     );
 }
+
+#[test]
+fn cut_off_qr_codes_say_so() {
+    assert!(QrCode::parse("FIDO:/")
+        .unwrap_err()
+        .to_string()
+        .contains("cut off"));
+    let q = QrCode::new(
+        key().public_key(),
+        QrSecret::from_bytes([9; 16]),
+        1,
+        true,
+        RequestType::GetAssertion,
+    );
+    let url = q.to_url();
+    let cut = &url[..url.len() - 17];
+    assert_eq!(
+        QrCode::parse(cut).unwrap_err().to_string(),
+        "QR code: truncated: the data ends inside an item"
+    );
+}
