@@ -38,11 +38,7 @@ async fn register(
     rp: &RelyingParty,
     user: &str,
 ) -> webauthn_rs_core::proto::Credential {
-    let pending = rp
-        .start_registration(user.as_bytes(), user)
-        .expect("registration options");
-    let options = RegistrationOptions::from_json(&pending.options_json, Some(ORIGIN))
-        .expect("bridge reads the RP's JSON");
+    let (pending, options) = registration_options(rp, user);
     let run = stack
         .register(&options, &Silent)
         .await
@@ -63,6 +59,19 @@ fn sign_in_options(
         .start_authentication(vec![cred.clone()])
         .expect("authentication options");
     let options = AuthenticationOptions::from_json(&pending.options_json, Some(ORIGIN))
+        .expect("bridge reads the RP's JSON");
+    (pending, options)
+}
+
+/// The RP's registration options for `user`, as the bridge reads them.
+fn registration_options(
+    rp: &RelyingParty,
+    user: &str,
+) -> (hybrid_tests::rp::PendingRegistration, RegistrationOptions) {
+    let pending = rp
+        .start_registration(user.as_bytes(), user)
+        .expect("registration options");
+    let options = RegistrationOptions::from_json(&pending.options_json, Some(ORIGIN))
         .expect("bridge reads the RP's JSON");
     (pending, options)
 }
@@ -110,9 +119,7 @@ mod qr_flow {
         let mut lines_before = 0;
         let mut adverts = Vec::new();
         for user in ["first", "second"] {
-            let pending = rp.start_registration(user.as_bytes(), user).unwrap();
-            let options =
-                RegistrationOptions::from_json(&pending.options_json, Some(ORIGIN)).unwrap();
+            let (pending, options) = registration_options(&rp, user);
             let run = stack.register(&options, &record).await.expect("ceremony");
             rp.finish_registration(&pending, &serde_json::to_string(&run.bridge.json).unwrap())
                 .expect("webauthn-rs accepts it");
@@ -170,8 +177,7 @@ mod linked {
         )
         .await;
         let rp = rp();
-        let pending = rp.start_registration(b"bob", "bob").unwrap();
-        let options = RegistrationOptions::from_json(&pending.options_json, Some(ORIGIN)).unwrap();
+        let (pending, options) = registration_options(&rp, "bob");
         let run = stack
             .register(&options, &Silent)
             .await
@@ -223,8 +229,7 @@ mod failures {
         )
         .await;
         let rp = rp();
-        let pending = rp.start_registration(b"carol", "carol").unwrap();
-        let options = RegistrationOptions::from_json(&pending.options_json, Some(ORIGIN)).unwrap();
+        let (_, options) = registration_options(&rp, "carol");
         let err = stack
             .register(&options, &Silent)
             .await
@@ -256,9 +261,7 @@ mod failures {
             let mut stack = stack(&dir, phone).await;
             stack.config.timeouts.advert = Duration::from_millis(800);
             let rp = rp();
-            let pending = rp.start_registration(b"dave", "dave").unwrap();
-            let options =
-                RegistrationOptions::from_json(&pending.options_json, Some(ORIGIN)).unwrap();
+            let (_, options) = registration_options(&rp, "dave");
             let err = stack
                 .register(&options, &Silent)
                 .await
@@ -306,8 +309,7 @@ mod failures {
             .unwrap();
         stack.config.timeouts.advert = Duration::from_millis(500);
         let rp = rp();
-        let pending = rp.start_registration(b"erin", "erin").unwrap();
-        let options = RegistrationOptions::from_json(&pending.options_json, Some(ORIGIN)).unwrap();
+        let (_, options) = registration_options(&rp, "erin");
         let err = stack
             .register(&options, &Silent)
             .await
@@ -355,8 +357,7 @@ mod failures {
         .await;
         stack.config.timeouts.handshake = Duration::from_secs(3);
         let rp = rp();
-        let pending = rp.start_registration(b"frank", "frank").unwrap();
-        let options = RegistrationOptions::from_json(&pending.options_json, Some(ORIGIN)).unwrap();
+        let (_, options) = registration_options(&rp, "frank");
         let err = stack
             .register(&options, &Silent)
             .await
@@ -393,8 +394,7 @@ mod failures {
         )
         .await;
         let rp = rp();
-        let pending = rp.start_registration(b"grace", "grace").unwrap();
-        let options = RegistrationOptions::from_json(&pending.options_json, Some(ORIGIN)).unwrap();
+        let (_, options) = registration_options(&rp, "grace");
         let err = stack
             .register(&options, &Silent)
             .await
