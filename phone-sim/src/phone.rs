@@ -211,7 +211,9 @@ impl Phone {
             self.base_url()?,
             TunnelPath::New(tunnel_id).to_path()
         );
-        tracing::info!(tunnel = %url, "opening the tunnel");
+        // The full tunnel ID lets anyone race the desktop for the tunnel: debug level only.
+        tracing::info!(relay = %self.base_url()?, tunnel = ?tunnel_id, "opening the tunnel");
+        tracing::debug!(%url, "tunnel URL");
         let (mut ws, resp) = net::connect(&url, &self.tls).await?;
         let routing_id = RoutingId::from_hex(net::header(&resp, ROUTING_ID_HEADER, &url)?.trim())
             .map_err(|e| PhoneError::RelayRefused {
@@ -379,7 +381,8 @@ impl Phone {
             self.base_url()?,
             TunnelPath::Connect(wake.routing_id, wake.tunnel_id).to_path()
         );
-        tracing::info!(tunnel = %url, "woken: joining the tunnel");
+        tracing::info!(tunnel = ?wake.tunnel_id, "woken: joining the tunnel");
+        tracing::debug!(%url, "tunnel URL");
         let (mut ws, _) = net::connect(&url, &self.tls).await?;
         let plaintext = EidPlaintext::new(wake.routing_id, Domain(self.config.domain), &mut OsRng)
             .map_err(PhoneError::protocol("building the EID"))?;

@@ -4,5 +4,6 @@
 mod bluez;
 mod ceremony;
 mod cli;
+mod demo;
 mod harness;
 mod qr;

@@ -1,0 +1,64 @@
+//! The demo binary, as the README's first command runs it: it reaches its summary, logs
+//! nothing at warn or above on the happy path even at trace level, never logs the QR secret
+//! or the EID key in hex, and keeps full tunnel IDs out of INFO lines.
+
+use std::process::Command;
+
+#[test]
+fn demo_reaches_its_summary_without_warnings_or_secret_hex() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bridge"))
+        .args(["-vv", "demo", "--dir"])
+        .arg(dir.path())
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("bridge runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed:\n{stderr}");
+    assert!(
+        stdout.contains("all three ceremonies succeeded and verified"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&dir.path().display().to_string()),
+        "the summary says where the files are"
+    );
+    for file in ["phone.json", "links.json", "adverts.txt"] {
+        assert!(dir.path().join(file).exists(), "{file} was written");
+    }
+    let logs = format!("{stdout}\n{stderr}");
+    for line in logs.lines() {
+        assert!(
+            !line.contains(" WARN ") && !line.contains(" ERROR "),
+            "happy path logged: {line}"
+        );
+    }
+    // Every QR code the demo showed: none of its secrets may appear in the logs as hex.
+    let urls: Vec<&str> = logs
+        .split_whitespace()
+        .filter(|w| w.starts_with("FIDO:/"))
+        .collect();
+    assert_eq!(urls.len(), 2, "two QR ceremonies, two QR codes");
+    for url in urls {
+        let qr = hybrid_protocol::qr::QrCode::parse(url).unwrap();
+        let lower = logs.to_lowercase();
+        for (what, bytes) in [
+            ("QR secret", qr.secret.expose().to_vec()),
+            ("EID key", qr.secret.eid_key().expose()[..16].to_vec()),
+        ] {
+            assert!(
+                !lower.contains(&hex::encode(&bytes)),
+                "the {what} appears in the logs"
+            );
+        }
+        let tunnel = qr.secret.tunnel_id().to_hex();
+        for line in logs.lines().filter(|l| l.contains(" INFO ")) {
+            assert!(
+                !line.to_uppercase().contains(&tunnel),
+                "a full tunnel ID at INFO: {line}"
+            );
+        }
+    }
+}
