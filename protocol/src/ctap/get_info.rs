@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use ciborium::value::Value;
 
+use super::credential_params;
 use crate::cbor::{self, MapReader};
 use crate::error::{Error, Malformed};
 
@@ -48,20 +49,7 @@ impl GetInfo {
             m.push((cbor::int(9), strings(&self.transports)));
         }
         if !self.algorithms.is_empty() {
-            m.push((
-                cbor::int(10),
-                Value::Array(
-                    self.algorithms
-                        .iter()
-                        .map(|a| {
-                            Value::Map(vec![
-                                (cbor::text("alg"), cbor::int(*a)),
-                                (cbor::text("type"), cbor::text("public-key")),
-                            ])
-                        })
-                        .collect(),
-                ),
-            ));
+            m.push((cbor::int(10), credential_params(&self.algorithms)));
         }
         cbor::encode(&Value::Map(m))
     }

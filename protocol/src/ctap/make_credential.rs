@@ -43,20 +43,7 @@ impl MakeCredentialRequest {
             (cbor::int(1), cbor::bytes(&self.client_data_hash)),
             (cbor::int(2), self.rp.to_value()),
             (cbor::int(3), self.user.to_value()),
-            (
-                cbor::int(4),
-                Value::Array(
-                    self.algorithms
-                        .iter()
-                        .map(|a| {
-                            Value::Map(vec![
-                                (cbor::text("alg"), cbor::int(*a)),
-                                (cbor::text("type"), cbor::text("public-key")),
-                            ])
-                        })
-                        .collect(),
-                ),
-            ),
+            (cbor::int(4), credential_params(&self.algorithms)),
         ];
         if !self.exclude_list.is_empty() {
             m.push((cbor::int(5), descriptor_array(&self.exclude_list)));

@@ -387,6 +387,21 @@ fn descriptors(v: Option<&[Value]>) -> Result<Vec<CredentialDescriptor>, CtapErr
         .collect()
 }
 
+/// `[{"alg": a, "type": "public-key"}, …]`, as in pubKeyCredParams and getInfo key 10.
+fn credential_params(algorithms: &[i64]) -> Value {
+    Value::Array(
+        algorithms
+            .iter()
+            .map(|a| {
+                Value::Map(vec![
+                    (cbor::text("alg"), cbor::int(*a)),
+                    (cbor::text("type"), cbor::text("public-key")),
+                ])
+            })
+            .collect(),
+    )
+}
+
 fn descriptor_array(list: &[CredentialDescriptor]) -> Value {
     Value::Array(list.iter().map(CredentialDescriptor::to_value).collect())
 }
