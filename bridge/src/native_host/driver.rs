@@ -1,0 +1,160 @@
+//! One ceremony for the extension: check the browser-reported origin against the RP ID
+//! before anything else (WebAuthn L3 §5.1.3 step 7, §5.1.4 step 6), parse the W3C options,
+//! open the scanner, run the QR or linked transaction through the bridge's WebAuthn layer and
+//! return the W3C response JSON, or the [`DomError`] a browser would throw.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hybrid_protocol::ctap::Command;
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+use crate::ble::BtleplugScanner;
+use crate::ceremony::{self, BridgeConfig, CtapRequest};
+use crate::error::BridgeError;
+use crate::links::LinkStore;
+use crate::progress::Progress;
+use crate::scanner::{AdvertFileScanner, Scanner};
+use crate::webauthn::{self, AuthenticationOptions, RegistrationOptions};
+
+use super::dom::{DomError, DomName};
+use super::messages::{CeremonyKind, CeremonyRequest};
+
+/// Browsers clamp a relying party's `timeout` to this range (Chromium: 10 s to 10 min).
+const TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_secs(10), Duration::from_secs(600));
+
+/// What the host needs for every ceremony (from its command line).
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    /// Relay, timeouts and (unless `--no-link`) where QR ceremonies store new links.
+    pub bridge: BridgeConfig,
+    /// The linked phones, for `phones` and linked ceremonies.
+    pub links: LinkStore,
+    /// The simulated BLE medium instead of Bluetooth.
+    pub advert_file: Option<PathBuf>,
+    /// Bluetooth adapter.
+    pub adapter: Option<String>,
+}
+
+/// Checks the origin and RP ID; returns the RP ID. Runs before anything else, so a page
+/// that names another site's RP ID gets `SecurityError` before a QR code exists.
+pub fn check_origin(req: &CeremonyRequest) -> Result<String, DomError> {
+    let origin = req.origin.as_str();
+    let host = webauthn::origin_host(origin)
+        .map_err(|e| DomError::new(DomName::SecurityError, "insecure_origin", e.to_string()))?;
+    let pk = req.options.get("publicKey").unwrap_or(&req.options);
+    let rp = match req.kind {
+        CeremonyKind::Create => pk.get("rp").and_then(|r| r.get("id")),
+        CeremonyKind::Get => pk.get("rpId"),
+    };
+    let rp_id = match rp {
+        None | Some(Value::Null) => host,
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(DomError::bad_request("the RP ID must be a string")),
+    };
+    webauthn::check_rp_id(&rp_id, origin)
+        .map_err(|e| DomError::new(DomName::SecurityError, "rp_id_mismatch", e.to_string()))?;
+    Ok(rp_id)
+}
+
+/// Runs `req` to its W3C response JSON.
+pub async fn run(
+    req: &CeremonyRequest,
+    host: &HostConfig,
+    progress: &dyn Progress,
+) -> Result<Value, DomError> {
+    check_origin(req)?;
+    let pk = req.options.get("publicKey").unwrap_or(&req.options);
+    let limit = pk
+        .get("timeout")
+        .and_then(Value::as_f64)
+        .filter(|t| t.is_finite() && *t >= 0.0)
+        .map(|ms| Duration::from_millis(ms as u64).clamp(TIMEOUT_RANGE.0, TIMEOUT_RANGE.1));
+    let ceremony = ceremony(req, host, progress);
+    match limit {
+        None => ceremony.await,
+        Some(limit) => tokio::time::timeout(limit, ceremony)
+            .await
+            .unwrap_or_else(|_| {
+                Err(DomError::new(
+                    DomName::NotAllowedError,
+                    "timeout",
+                    format!(
+                        "the site's time limit of {} s ran out; try again",
+                        limit.as_secs()
+                    ),
+                ))
+            }),
+    }
+}
+
+async fn ceremony(
+    req: &CeremonyRequest,
+    host: &HostConfig,
+    progress: &dyn Progress,
+) -> Result<Value, DomError> {
+    let dom = |e: BridgeError| DomError::from_bridge(&e);
+    let options = req.options.to_string();
+    let origin = Some(req.origin.as_str());
+    let mut config = host.bridge.clone();
+    if let Some(phone) = &req.phone {
+        // Fail on an unknown phone before touching Bluetooth.
+        host.links.get(phone).map_err(dom)?;
+        config.links = Some(host.links.clone());
+    }
+    let json = match req.kind {
+        CeremonyKind::Create => {
+            let o = RegistrationOptions::from_json(&options, origin).map_err(dom)?;
+            let mut scanner = open_scanner(host).await.map_err(dom)?;
+            let r = match &req.phone {
+                None => webauthn::register(&o, &config, scanner.as_mut(), progress)
+                    .await
+                    .map(|r| r.json),
+                Some(phone) => {
+                    register_linked(phone, &o, &config, scanner.as_mut(), progress).await
+                }
+            };
+            serde_json::to_value(r.map_err(dom)?)
+        }
+        CeremonyKind::Get => {
+            let o = AuthenticationOptions::from_json(&options, origin).map_err(dom)?;
+            let mut scanner = open_scanner(host).await.map_err(dom)?;
+            let r = match &req.phone {
+                None => webauthn::sign_in(&o, &config, scanner.as_mut(), progress).await,
+                Some(phone) => {
+                    webauthn::sign_in_linked(phone, &o, &config, scanner.as_mut(), progress).await
+                }
+            };
+            serde_json::to_value(r.map_err(dom)?.json)
+        }
+    };
+    json.map_err(|e| DomError::new(DomName::UnknownError, "internal", e.to_string()))
+}
+
+/// Registration with a linked phone (no QR code): the same WebAuthn layer, sent through the
+/// linked transaction.
+async fn register_linked(
+    phone: &str,
+    o: &RegistrationOptions,
+    config: &BridgeConfig,
+    scanner: &mut dyn Scanner,
+    progress: &dyn Progress,
+) -> Result<webauthn::RegistrationResponseJson, BridgeError> {
+    o.validate()?;
+    let client_data = webauthn::client_data_json("webauthn.create", &o.challenge, &o.origin);
+    let hash: [u8; 32] = Sha256::digest(client_data.as_bytes()).into();
+    let request = CtapRequest {
+        command: Command::MakeCredential,
+        body: o.to_ctap(hash).to_cbor(),
+    };
+    let outcome = ceremony::linked_transaction(phone, &request, config, scanner, progress).await?;
+    webauthn::registration_json(o, &client_data, &outcome.response)
+}
+
+async fn open_scanner(host: &HostConfig) -> Result<Box<dyn Scanner>, BridgeError> {
+    Ok(match &host.advert_file {
+        Some(p) => Box::new(AdvertFileScanner::new(p)?),
+        None => Box::new(BtleplugScanner::start(host.adapter.as_deref()).await?),
+    })
+}

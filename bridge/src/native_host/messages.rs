@@ -1,0 +1,229 @@
+//! The messages between the extension and the host (browser/PROTOCOL.md is the reference):
+//! requests parsed from the extension's JSON, and the host's replies and progress events
+//! built as JSON. A request that cannot be understood becomes a [`BadRequest`] carrying the
+//! request `id` when one could be read, so the error reaches the right promise.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::links::StoredLink;
+use crate::progress::{Event, Phase};
+use crate::render;
+
+use super::dom::DomError;
+
+/// The longest request `id` accepted (ids are echoed in replies).
+pub const MAX_ID_LEN: usize = 128;
+
+/// `create` (registration) or `get` (sign-in).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CeremonyKind {
+    /// `navigator.credentials.create`.
+    Create,
+    /// `navigator.credentials.get`.
+    Get,
+}
+
+/// One ceremony to run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CeremonyRequest {
+    /// create or get.
+    pub kind: CeremonyKind,
+    /// The extension's request id, echoed in every event and the final reply.
+    pub id: String,
+    /// The page's origin as the browser reported it to the extension.
+    pub origin: String,
+    /// `PublicKeyCredentialCreationOptionsJSON` / `…RequestOptionsJSON` (or `{"publicKey":…}`).
+    pub options: Value,
+    /// A linked phone's id (from `phones`): no QR code.
+    pub phone: Option<String>,
+}
+
+/// A request from the extension.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Request {
+    /// Run a ceremony.
+    Ceremony(CeremonyRequest),
+    /// Abort the running ceremony (`id` of the request, or any when absent).
+    Cancel {
+        /// The request to cancel.
+        id: Option<String>,
+    },
+    /// List the linked phones.
+    Phones {
+        /// Echoed in the reply.
+        id: Option<String>,
+    },
+}
+
+/// A request the host cannot act on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BadRequest {
+    /// The request id, when it could be read.
+    pub id: Option<String>,
+    /// What was wrong.
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+struct CeremonyJson {
+    id: String,
+    origin: String,
+    options: Value,
+    #[serde(default)]
+    phone: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct IdJson {
+    #[serde(default)]
+    id: Option<String>,
+}
+
+impl Request {
+    /// Parses one message body.
+    pub fn parse(body: &[u8]) -> Result<Self, BadRequest> {
+        let v: Value = serde_json::from_slice(body).map_err(|e| BadRequest {
+            id: None,
+            message: format!("the message is not JSON ({e}); send one JSON object per message"),
+        })?;
+        let id = v
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|s| s.len() <= MAX_ID_LEN)
+            .map(str::to_string);
+        let bad = |message: String| BadRequest {
+            id: id.clone(),
+            message,
+        };
+        if let Some(raw) = v.get("id").filter(|i| !i.is_null()) {
+            if !raw.is_string() || id.is_none() {
+                return Err(bad(format!(
+                    "\"id\" must be a string of at most {MAX_ID_LEN} bytes"
+                )));
+            }
+        }
+        let ty = v
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                bad("the message has no \"type\"; expected create, get, cancel or phones".into())
+            })?
+            .to_string();
+        let ceremony = |kind| {
+            let c: CeremonyJson = serde_json::from_value(v.clone()).map_err(|e| {
+                bad(format!(
+                    "a {ty} request needs \"id\", \"origin\" and \"options\": {e}"
+                ))
+            })?;
+            if !c.options.is_object() {
+                return Err(bad(format!(
+                    "\"options\" of a {ty} request must be an object"
+                )));
+            }
+            Ok(Self::Ceremony(CeremonyRequest {
+                kind,
+                id: c.id,
+                origin: c.origin,
+                options: c.options,
+                phone: c.phone,
+            }))
+        };
+        match ty.as_str() {
+            "create" => ceremony(CeremonyKind::Create),
+            "get" => ceremony(CeremonyKind::Get),
+            "cancel" => Ok(Self::Cancel {
+                id: serde_json::from_value::<IdJson>(v.clone())
+                    .map_err(|e| bad(e.to_string()))?
+                    .id,
+            }),
+            "phones" => Ok(Self::Phones { id }),
+            other => Err(bad(format!(
+                "unknown message type {:?}; expected create, get, cancel or phones",
+                other.chars().take(40).collect::<String>()
+            ))),
+        }
+    }
+}
+
+/// `{"type":"error","id",…}`.
+pub fn error(id: Option<&str>, e: &DomError) -> Value {
+    json!({"type": "error", "id": id, "name": e.name, "code": e.code, "message": e.message})
+}
+
+/// `{"type":"result","id","credential"}`.
+pub fn result(id: &str, credential: Value) -> Value {
+    json!({"type": "result", "id": id, "credential": credential})
+}
+
+/// `{"type":"phones","id","phones":[{"id","name","relay","linkedAt"}]}`.
+pub fn phones(id: Option<&str>, links: &[StoredLink]) -> Value {
+    let list: Vec<Value> = links
+        .iter()
+        .map(|l| json!({"id": l.name, "name": l.name, "relay": l.tunnel_domain, "linkedAt": l.linked_at}))
+        .collect();
+    json!({"type": "phones", "id": id, "phones": list})
+}
+
+/// The progress event for the extension, if this ceremony event is one it shows.
+pub fn event(id: &str, e: &Event) -> Option<Value> {
+    let ev = |name: &str| json!({"type": "event", "id": id, "event": name});
+    Some(match e {
+        Event::QrCode { url } => {
+            let mut v = ev("qr");
+            v["url"] = url.clone().into();
+            match render::svg(url) {
+                Ok(svg) => v["svg"] = svg.into(),
+                Err(err) => tracing::warn!("cannot render the QR code as SVG: {err}"),
+            }
+            v
+        }
+        Event::AdvertMatched { rssi, .. } => {
+            let mut v = ev("advert");
+            v["rssi"] = (*rssi).into();
+            v
+        }
+        Event::Phase { phase } => match phase {
+            Phase::ContactingPhone => ev("contacting"),
+            Phase::Connecting => ev("connecting"),
+            Phase::Handshaking => ev("connected"),
+            Phase::AwaitingUser => ev("waiting"),
+            Phase::ShowingQr | Phase::AwaitingAdvert | Phase::Done => return None,
+        },
+        Event::Linked { name } => {
+            let mut v = ev("linked");
+            v["name"] = name.clone().into();
+            v
+        }
+        Event::LinkIgnored { .. } | Event::Finished { .. } => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_requests_and_keeps_the_id_of_bad_ones() {
+        let r = Request::parse(
+            br#"{"type":"get","id":"r1","origin":"https://a.example","options":{"challenge":"x"}}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            r,
+            Request::Ceremony(CeremonyRequest {
+                kind: CeremonyKind::Get,
+                ..
+            })
+        ));
+        let e = Request::parse(br#"{"type":"get","id":"r2","origin":"https://a.example"}"#)
+            .unwrap_err();
+        assert_eq!(e.id.as_deref(), Some("r2"));
+        assert!(e.message.contains("options"), "{}", e.message);
+        let e = Request::parse(br#"{"type":"nope","id":"r3"}"#).unwrap_err();
+        assert!(e.message.contains("unknown message type"), "{}", e.message);
+        let e = Request::parse(br#"{"type":"phones","id":7}"#).unwrap_err();
+        assert_eq!(e.id, None);
+        assert!(Request::parse(b"\xff\xfe").is_err());
+    }
+}

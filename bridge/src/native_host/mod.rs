@@ -1,0 +1,310 @@
+//! The native messaging host (`hybrid-bridge native-host`): the browser extension's way to
+//! the bridge. The browser starts it per connection and speaks [`framing`] on stdin/stdout;
+//! each `create`/`get` request runs one ceremony ([`driver`]) whose progress streams back as
+//! events ([`messages`]) and which ends with the W3C response JSON or a [`dom`] error. A
+//! `cancel` message or the browser closing stdin drops the ceremony at once. Logs go to
+//! stderr only. [`install`] writes the host manifests and the launcher the browsers run.
+//! The message protocol is specified in `browser/PROTOCOL.md`.
+
+pub mod dom;
+pub mod driver;
+pub mod framing;
+pub mod install;
+pub mod messages;
+
+use std::future::Future;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::ceremony::{BridgeConfig, Timeouts};
+use crate::error::BridgeError;
+use crate::links::LinkStore;
+use crate::progress::Event;
+use crate::TunnelConfig;
+
+use dom::DomError;
+use driver::HostConfig;
+use framing::{FrameError, FrameWriter, MAX_REQUEST};
+use messages::{BadRequest, Request};
+
+/// The host's name in the browsers' manifests and `runtime.connectNative`.
+pub const HOST_NAME: &str = "org.hybridbridge.host";
+
+/// The extension's Chromium ID, pinned by the `key` in its Chromium manifest.
+pub const CHROMIUM_EXTENSION_ID: &str = "ckbpebiaofifjhfhpogkdppbkdbkggce";
+
+/// The extension's Firefox (gecko) ID.
+pub const FIREFOX_EXTENSION_ID: &str = "hybrid-bridge@hybridbridge.org";
+
+const HOST_EXAMPLES: &str = "\
+The browser starts this itself (through the launcher `hybrid-bridge browser install` writes);
+people do not run it. The flags here are the host's settings: give them to `browser install`
+after `--` and the launcher passes them on.
+
+Examples:
+  # What the launcher runs for Bluetooth and the phone's own relay:
+  hybrid-bridge native-host
+
+  # Against a local relay and phone-sim's simulated Bluetooth medium (tests):
+  hybrid-bridge native-host --tunnel-override ws://127.0.0.1:8080 --advert-file /tmp/adverts
+
+Protocol: browser/PROTOCOL.md (32-bit native-endian length + UTF-8 JSON on stdin/stdout).";
+
+/// `hybrid-bridge native-host`: the host's settings.
+#[derive(Clone, Debug, Default, Args)]
+#[command(after_long_help = HOST_EXAMPLES)]
+pub struct HostArgs {
+    /// Listen on the simulated medium (an advert file phone-sim writes) instead of Bluetooth.
+    #[arg(long, env = "BRIDGE_ADVERT_FILE")]
+    pub advert_file: Option<PathBuf>,
+    /// Bluetooth adapter to use, e.g. hci0 [default: the first].
+    #[arg(long)]
+    pub adapter: Option<String>,
+    /// Ignore adverts weaker than this, in dBm (e.g. -80).
+    #[arg(long, allow_hyphen_values = true)]
+    pub min_rssi: Option<i16>,
+    /// Use this relay for every tunnel domain, e.g. ws://127.0.0.1:8080.
+    #[arg(long, env = "BRIDGE_TUNNEL_OVERRIDE")]
+    pub tunnel_override: Option<String>,
+    /// Connect to HOST:PORT for DOMAIN (keeps TLS name and Host header); repeatable.
+    #[arg(long, value_name = "DOMAIN=HOST:PORT", value_parser = tunnel_client::parse_connect_to)]
+    pub connect_to: Vec<(String, String)>,
+    /// Extra trusted CA certificates (PEM) for the relay's TLS.
+    #[arg(long)]
+    pub extra_ca: Option<PathBuf>,
+    /// Seconds to wait for the phone's advert after showing the QR code.
+    #[arg(long, default_value_t = 120.0)]
+    pub advert_timeout: f64,
+    /// Seconds to wait for the relay connection.
+    #[arg(long, default_value_t = 20.0)]
+    pub connect_timeout: f64,
+    /// Seconds to wait for the handshake.
+    #[arg(long, default_value_t = 20.0)]
+    pub handshake_timeout: f64,
+    /// Seconds to wait for the person to confirm on the phone.
+    #[arg(long, default_value_t = 120.0)]
+    pub user_timeout: f64,
+    /// Seconds to keep listening after the reply for a late linking update.
+    #[arg(long, default_value_t = 3.0)]
+    pub linger: f64,
+    /// Don't offer or store a link with the phone in QR ceremonies.
+    #[arg(long)]
+    pub no_link: bool,
+    /// Linked sign-in: ask the relay to signal when the phone connects.
+    #[arg(long)]
+    pub signal_connection: bool,
+    /// What the browser appends (Chromium: the caller's origin; Firefox: the manifest path
+    /// and the extension ID). Logged, not trusted: the manifest's allow-list is what limits
+    /// callers.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub browser_args: Vec<String>,
+}
+
+fn secs(s: f64, flag: &str) -> Result<Duration, BridgeError> {
+    Duration::try_from_secs_f64(s)
+        .map_err(|_| BridgeError::Usage(format!("{flag} must be a non-negative number of seconds")))
+}
+
+impl HostArgs {
+    /// The resolved settings; `links_file` is the global `--links-file` (default: the
+    /// per-user store).
+    pub fn config(&self, links_file: Option<PathBuf>) -> Result<HostConfig, BridgeError> {
+        let links = LinkStore::new(match links_file {
+            Some(p) => p,
+            None => LinkStore::default_path()?,
+        });
+        Ok(HostConfig {
+            bridge: BridgeConfig {
+                tunnel: TunnelConfig::new(
+                    self.tunnel_override.clone(),
+                    self.connect_to.clone(),
+                    self.extra_ca.clone(),
+                ),
+                timeouts: Timeouts {
+                    advert: secs(self.advert_timeout, "--advert-timeout")?,
+                    connect: secs(self.connect_timeout, "--connect-timeout")?,
+                    handshake: secs(self.handshake_timeout, "--handshake-timeout")?,
+                    user: secs(self.user_timeout, "--user-timeout")?,
+                    linger: secs(self.linger, "--linger")?,
+                },
+                links: (!self.no_link).then(|| links.clone()),
+                min_rssi: self.min_rssi,
+                signal_connection: self.signal_connection,
+            },
+            links,
+            advert_file: self.advert_file.clone(),
+            adapter: self.adapter.clone(),
+        })
+    }
+}
+
+/// `hybrid-bridge native-host`: serves the browser on stdin/stdout until it closes stdin.
+pub async fn run(args: &HostArgs, links_file: Option<PathBuf>) -> Result<(), BridgeError> {
+    if !args.browser_args.is_empty() {
+        tracing::info!(caller = ?args.browser_args, "started by the browser");
+    }
+    let config = args.config(links_file)?;
+    serve(std::io::stdin(), std::io::stdout(), &config).await
+}
+
+/// What the reader thread hands over.
+enum Incoming {
+    Request(Request),
+    Bad(BadRequest),
+    Fatal(FrameError),
+    Eof,
+}
+
+/// The shared, locked writer: events come from inside a ceremony, replies from the loop.
+#[derive(Clone)]
+struct Out(Arc<Mutex<FrameWriter<Box<dyn Write + Send>>>>);
+
+impl Out {
+    /// Sends; `false` when the browser is gone.
+    fn send(&self, v: &Value) -> bool {
+        let mut w = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match w.send(v) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::info!("cannot write to the browser ({e}); it has gone");
+                false
+            }
+        }
+    }
+}
+
+type Ceremony<'a> = Pin<Box<dyn Future<Output = Result<Value, DomError>> + 'a>>;
+
+/// Serves one browser connection: `input` and `output` are the browser's pipes. Returns
+/// when the browser closes `input` (dropping a running ceremony) or stops reading `output`;
+/// an unreadable frame is answered with an error and ends the connection with
+/// [`BridgeError::Usage`].
+pub async fn serve(
+    input: impl Read + Send + 'static,
+    output: impl Write + Send + 'static,
+    config: &HostConfig,
+) -> Result<(), BridgeError> {
+    let out = Out(Arc::new(Mutex::new(FrameWriter::new(Box::new(output)))));
+    let (tx, mut rx) = mpsc::channel(8);
+    // A plain thread, not the runtime's blocking pool: a blocked read must not keep the
+    // runtime (and the process) alive after we are done.
+    std::thread::Builder::new()
+        .name("native-host-stdin".into())
+        .spawn(move || read_loop(input, tx))
+        .map_err(|e| BridgeError::Internal(format!("cannot start the stdin reader: {e}")))?;
+    let mut running: Option<(String, Ceremony<'_>)> = None;
+    loop {
+        let step = tokio::select! {
+            m = rx.recv() => Ok(m.unwrap_or(Incoming::Eof)),
+            r = async {
+                match running.as_mut() {
+                    Some((_, f)) => f.await,
+                    None => std::future::pending().await,
+                }
+            } => Err(r),
+        };
+        let incoming = match step {
+            Err(result) => {
+                let (id, _) = running.take().expect("only polled while running");
+                let reply = match result {
+                    Ok(credential) => messages::result(&id, credential),
+                    Err(e) => {
+                        tracing::info!(code = e.code, "ceremony failed: {}", e.message);
+                        messages::error(Some(&id), &e)
+                    }
+                };
+                if !out.send(&reply) {
+                    return Ok(());
+                }
+                continue;
+            }
+            Ok(m) => m,
+        };
+        let reply = match incoming {
+            Incoming::Eof => {
+                if let Some((id, _)) = running.take() {
+                    tracing::info!(id, "the browser closed the connection; ceremony dropped");
+                }
+                return Ok(());
+            }
+            Incoming::Fatal(e) => {
+                drop(running.take());
+                out.send(&messages::error(
+                    None,
+                    &DomError::bad_request(e.to_string()),
+                ));
+                return Err(BridgeError::Usage(e.to_string()));
+            }
+            Incoming::Bad(b) => {
+                tracing::warn!("bad message from the extension: {}", b.message);
+                messages::error(b.id.as_deref(), &DomError::bad_request(b.message))
+            }
+            Incoming::Request(Request::Phones { id }) => match config.links.list() {
+                Ok(list) => messages::phones(id.as_deref(), &list),
+                Err(e) => messages::error(id.as_deref(), &DomError::from_bridge(&e)),
+            },
+            Incoming::Request(Request::Cancel { id }) => match &running {
+                Some((current, _)) if id.as_deref().is_none_or(|i| i == current) => {
+                    let (current, f) = running.take().expect("matched Some");
+                    drop(f);
+                    tracing::info!(id = current, "cancelled by the extension");
+                    messages::error(Some(&current), &DomError::cancelled())
+                }
+                // Nothing (or another request) is running: the ceremony already ended.
+                _ => continue,
+            },
+            Incoming::Request(Request::Ceremony(req)) => {
+                if running.is_some() {
+                    messages::error(
+                        Some(&req.id),
+                        &DomError::new(
+                            dom::DomName::NotAllowedError,
+                            "busy",
+                            "another request is already running; finish or cancel it first",
+                        ),
+                    )
+                } else {
+                    let id = req.id.clone();
+                    let sink = out.clone();
+                    let events_id = id.clone();
+                    let progress = move |e: &Event, _: Duration| {
+                        if let Some(v) = messages::event(&events_id, e) {
+                            sink.send(&v);
+                        }
+                    };
+                    let fut: Ceremony<'_> =
+                        Box::pin(async move { driver::run(&req, config, &progress).await });
+                    running = Some((id, fut));
+                    continue;
+                }
+            }
+        };
+        if !out.send(&reply) {
+            return Ok(());
+        }
+    }
+}
+
+fn read_loop(mut input: impl Read, tx: mpsc::Sender<Incoming>) {
+    loop {
+        let msg = match framing::read_frame(&mut input, MAX_REQUEST) {
+            Ok(None) => Incoming::Eof,
+            Ok(Some(body)) => match Request::parse(&body) {
+                Ok(r) => Incoming::Request(r),
+                Err(b) => Incoming::Bad(b),
+            },
+            Err(e) => Incoming::Fatal(e),
+        };
+        let last = matches!(msg, Incoming::Eof | Incoming::Fatal(_));
+        if tx.blocking_send(msg).is_err() || last {
+            return;
+        }
+    }
+}
