@@ -278,12 +278,22 @@ pub fn run(args: &BrowserArgs) -> Result<(), BridgeError> {
 
 /// Writes the manifests and launchers; returns the files written.
 pub fn install(a: &InstallArgs) -> Result<Vec<PathBuf>, BridgeError> {
-    HostFlags::try_parse_from(&a.host_flags).map_err(|e| {
+    let refused = |why: String| {
         BridgeError::Usage(format!(
-            "the flags after -- are for `hybrid-bridge native-host` and it would refuse them: {}",
-            e.render().to_string().trim()
+            "the flags after -- are for `hybrid-bridge native-host` and it would refuse them: {why}"
         ))
+    };
+    let flags = HostFlags::try_parse_from(&a.host_flags).map_err(|e| {
+        let text = e.render().to_string();
+        let first = text.lines().next().unwrap_or_default();
+        refused(first.trim_start_matches("error: ").to_string())
     })?;
+    if let Some(stray) = flags.host.browser_args.first() {
+        // The browser appends its own arguments after these; a stray word here would hide them.
+        return Err(refused(format!(
+            "unexpected argument {stray:?}; see `hybrid-bridge native-host --help`"
+        )));
+    }
     let binary = match &a.host_binary {
         Some(p) => p.clone(),
         None => std::env::current_exe().map_err(|e| {

@@ -103,7 +103,7 @@ pub struct HostArgs {
     /// What the browser appends (Chromium: the caller's origin; Firefox: the manifest path
     /// and the extension ID). Logged, not trusted: the manifest's allow-list is what limits
     /// callers.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    #[arg(trailing_var_arg = true, hide = true)]
     pub browser_args: Vec<String>,
 }
 

@@ -6,4 +6,5 @@ mod ceremony;
 mod cli;
 mod demo;
 mod harness;
+mod native_host;
 mod qr;

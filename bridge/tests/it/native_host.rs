@@ -1,0 +1,765 @@
+//! The native messaging host (issue 12), mostly through the real binary as a browser would
+//! run it: framing and its limits, bad messages, the RP ID check before any QR code, cancel
+//! and stdin EOF mid-ceremony, full create and get ceremonies against the scripted phone
+//! behind the in-test relay (QR and linked), phone errors as DOMException names, and the
+//! browser manifests' install and uninstall.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+use bridge::native_host::framing::{self, FrameError, FrameWriter};
+use bridge::native_host::{CHROMIUM_EXTENSION_ID, FIREFOX_EXTENSION_ID, HOST_NAME};
+use bridge::{Event, Progress as _, Recorder};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use crate::harness::{Env, Fault, CREDENTIAL_ID, PHONE_NAME};
+
+/// Generous bound for "promptly": a bug (waiting for a stage timeout of 60 s, or forever)
+/// clearly fails it.
+const PROMPT: Duration = Duration::from_secs(15);
+
+fn binary() -> &'static str {
+    option_env!("CARGO_BIN_EXE_hybrid-bridge")
+        .or(option_env!("CARGO_BIN_EXE_bridge"))
+        .expect("the bridge binary is built for integration tests")
+}
+
+struct Host {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: ChildStdout,
+    _dir: tempfile::TempDir,
+}
+
+impl Host {
+    /// `native-host` with these flags (after the global `--links-file`), stderr to a file.
+    fn spawn(links: &Path, flags: &[OsString]) -> Self {
+        let mut cmd = Command::new(binary());
+        cmd.arg("--links-file")
+            .arg(links)
+            .arg("native-host")
+            .args(flags);
+        Self::start(cmd)
+    }
+
+    fn start(mut cmd: Command) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("stderr")).unwrap();
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        Self {
+            stdin: child.stdin.take(),
+            stdout: child.stdout.take().unwrap(),
+            child,
+            _dir: dir,
+        }
+    }
+
+    /// A host with a QR-flow setup whose phone never answers (advert file nobody writes).
+    fn idle() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let adverts = dir.path().join("adverts");
+        std::fs::write(&adverts, "").unwrap();
+        let mut h = Self::spawn(
+            &dir.path().join("links.json"),
+            &[
+                "--advert-file".into(),
+                adverts.into(),
+                "--tunnel-override".into(),
+                "ws://127.0.0.1:9".into(),
+                "--advert-timeout".into(),
+                "60".into(),
+            ],
+        );
+        h._dir = dir;
+        h
+    }
+
+    async fn send_raw(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(bytes).await.unwrap();
+        stdin.flush().await.unwrap();
+    }
+
+    async fn send(&mut self, v: Value) {
+        self.send_raw(&framing::encode_frame(v.to_string().as_bytes()))
+            .await;
+    }
+
+    /// The next message, or `None` when the host closed stdout.
+    async fn recv_opt(&mut self) -> Option<Value> {
+        tokio::time::timeout(PROMPT, async {
+            let mut len = [0u8; 4];
+            self.stdout.read_exact(&mut len).await.ok()?;
+            let len = u32::from_ne_bytes(len) as usize;
+            assert!(len < 1024 * 1024, "host sent a {len}-byte message");
+            let mut body = vec![0; len];
+            self.stdout.read_exact(&mut body).await.unwrap();
+            Some(serde_json::from_slice(&body).unwrap())
+        })
+        .await
+        .expect("the host answers promptly")
+    }
+
+    async fn recv(&mut self) -> Value {
+        self.recv_opt().await.expect("a message from the host")
+    }
+
+    /// Messages up to and including the first that is not an event.
+    async fn until_reply(&mut self) -> (Vec<Value>, Value) {
+        let mut events = vec![];
+        loop {
+            let m = self.recv().await;
+            if m["type"] == "event" {
+                events.push(m);
+            } else {
+                return (events, m);
+            }
+        }
+    }
+
+    fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    async fn exit(&mut self) -> ExitStatus {
+        tokio::time::timeout(PROMPT, self.child.wait())
+            .await
+            .expect("the host exits promptly")
+            .unwrap()
+    }
+}
+
+fn assert_error(m: &Value, name: &str, code: &str) {
+    assert_eq!(m["type"], "error", "{m}");
+    assert_eq!(
+        (m["name"].as_str(), m["code"].as_str()),
+        (Some(name), Some(code)),
+        "{m}"
+    );
+    assert!(!m["message"].as_str().unwrap_or("").is_empty(), "{m}");
+}
+
+fn creation_options(rp_id: &str) -> Value {
+    json!({
+        "rp": {"id": rp_id, "name": "Example"},
+        "user": {"id": "dXNlcg", "name": "alice", "displayName": "Alice"},
+        "challenge": "AAECAwQFBgcICQoLDA0ODw",
+        "pubKeyCredParams": [{"type": "public-key", "alg": -7}],
+        "authenticatorSelection": {"residentKey": "required", "userVerification": "preferred"},
+    })
+}
+
+fn create(id: &str, origin: &str, rp_id: &str) -> Value {
+    json!({"type": "create", "id": id, "origin": origin, "options": creation_options(rp_id), "phone": null})
+}
+
+fn get(id: &str, origin: &str, rp_id: &str, phone: Option<&str>) -> Value {
+    json!({"type": "get", "id": id, "origin": origin, "phone": phone,
+        "options": {"rpId": rp_id, "challenge": "EBESExQVFhcYGRobHB0eHw", "userVerification": "preferred"}})
+}
+
+fn b64(s: &str) -> Vec<u8> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .unwrap()
+}
+
+#[test]
+fn framing_round_trip_and_limits() {
+    let mut w = FrameWriter::new(Vec::new());
+    let msg = json!({"type": "event", "id": "r1", "event": "qr", "url": "FIDO:/123"});
+    w.send(&msg).unwrap();
+    w.send(&json!({"type": "phones", "phones": []})).unwrap();
+    let bytes = w.into_inner();
+    let mut r = &bytes[..];
+    let first = framing::read_frame(&mut r, framing::MAX_REQUEST)
+        .unwrap()
+        .unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&first).unwrap(), msg);
+    assert!(framing::read_frame(&mut r, framing::MAX_REQUEST)
+        .unwrap()
+        .is_some());
+    assert!(framing::read_frame(&mut r, framing::MAX_REQUEST)
+        .unwrap()
+        .is_none());
+
+    // Every cut of a frame is either a clean end (nothing read) or a typed truncation.
+    let frame = framing::encode_frame(br#"{"type":"phones"}"#);
+    for cut in 0..frame.len() {
+        match framing::read_frame(&mut &frame[..cut], framing::MAX_REQUEST) {
+            Ok(None) => assert_eq!(cut, 0),
+            Err(FrameError::TruncatedLength { got }) => assert_eq!(got, cut),
+            Err(FrameError::TruncatedBody { got, len }) => assert_eq!((got, len), (cut - 4, 17)),
+            other => panic!("cut at {cut}: {other:?}"),
+        }
+    }
+    // A huge length is refused from the 4 length bytes alone.
+    let huge = u32::MAX.to_ne_bytes();
+    assert!(matches!(
+        framing::read_frame(&mut &huge[..], framing::MAX_REQUEST),
+        Err(FrameError::TooLarge {
+            len: 0xFFFF_FFFF,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn reply_over_the_limit_becomes_an_error_with_the_same_id() {
+    let mut w = FrameWriter::new(Vec::new());
+    let big = json!({"type": "result", "id": "r9", "credential": {"x": "a".repeat(2 << 20)}});
+    w.send(&big).unwrap();
+    let bytes = w.into_inner();
+    assert!(bytes.len() < 4096, "{} bytes sent", bytes.len());
+    let body = framing::read_frame(&mut &bytes[..], framing::MAX_REQUEST)
+        .unwrap()
+        .unwrap();
+    let m: Value = serde_json::from_slice(&body).unwrap();
+    assert_error(&m, "UnknownError", "too_large");
+    assert_eq!(m["id"], "r9");
+}
+
+#[tokio::test]
+async fn a_phones_list_over_1_mib_is_refused_and_the_host_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let links = dir.path().join("links.json");
+    let many: Vec<Value> = (0..700)
+        .map(|i| {
+            json!({"name": format!("{i:04} {}", "p".repeat(1000)), "contact_id": "AA",
+                "link_id": "0000000000000000", "link_secret": "00".repeat(32),
+                "phone_public_key": "04", "tunnel_domain": "cable.ua5v.com", "linked_at": 1})
+        })
+        .collect();
+    std::fs::write(&links, json!({"version": 1, "links": many}).to_string()).unwrap();
+    let mut host = Host::spawn(&links, &[]);
+    host.send(json!({"type": "phones", "id": "p1"})).await;
+    let m = host.recv().await;
+    assert_error(&m, "UnknownError", "too_large");
+    assert_eq!(m["id"], "p1");
+    std::fs::write(&links, json!({"version": 1, "links": []}).to_string()).unwrap();
+    host.send(json!({"type": "phones", "id": "p2"})).await;
+    assert_eq!(
+        host.recv().await,
+        json!({"type": "phones", "id": "p2", "phones": []})
+    );
+    host.close_stdin();
+    assert!(host.exit().await.success());
+}
+
+#[tokio::test]
+async fn truncated_length_is_a_clear_error_and_a_clean_exit() {
+    let mut host = Host::idle();
+    host.send_raw(&[7, 0]).await;
+    host.close_stdin();
+    let m = host.recv().await;
+    assert_error(&m, "TypeError", "bad_request");
+    assert!(
+        m["message"]
+            .as_str()
+            .unwrap()
+            .contains("message length (2 of 4 bytes)"),
+        "{m}"
+    );
+    assert_eq!(host.exit().await.code(), Some(2));
+}
+
+#[tokio::test]
+async fn truncated_body_is_a_clear_error_and_a_clean_exit() {
+    let mut host = Host::idle();
+    let frame = framing::encode_frame(br#"{"type":"phones","id":"x"}"#);
+    host.send_raw(&frame[..10]).await;
+    host.close_stdin();
+    let m = host.recv().await;
+    assert_error(&m, "TypeError", "bad_request");
+    assert!(
+        m["message"].as_str().unwrap().contains("6 of 26 bytes"),
+        "{m}"
+    );
+    assert_eq!(host.exit().await.code(), Some(2));
+}
+
+#[tokio::test]
+async fn huge_length_is_refused_at_once_without_waiting_for_the_body() {
+    let mut host = Host::idle();
+    // stdin stays open: the host must not wait for 4 GiB that never come.
+    host.send_raw(&u32::MAX.to_ne_bytes()).await;
+    let m = host.recv().await;
+    assert_error(&m, "TypeError", "bad_request");
+    assert!(
+        m["message"].as_str().unwrap().contains("4294967295 bytes"),
+        "{m}"
+    );
+    assert_eq!(host.exit().await.code(), Some(2));
+}
+
+#[tokio::test]
+async fn bad_messages_get_errors_and_the_host_keeps_serving() {
+    let mut host = Host::idle();
+    let cases: Vec<(Vec<u8>, Option<&str>, &str)> = vec![
+        (b"hello".to_vec(), None, "not JSON"),
+        (b"\xff\xfe{}".to_vec(), None, "not JSON"),
+        (vec![], None, "not JSON"),
+        (b"[1,2]".to_vec(), None, "no \"type\""),
+        (
+            br#"{"type":"frobnicate","id":"u1"}"#.to_vec(),
+            Some("u1"),
+            "unknown message type",
+        ),
+        (
+            br#"{"type":"create","id":"u2","origin":"https://example.com"}"#.to_vec(),
+            Some("u2"),
+            "options",
+        ),
+        (
+            br#"{"type":"get","id":"u3","origin":"https://example.com","options":"x"}"#.to_vec(),
+            Some("u3"),
+            "must be an object",
+        ),
+        (
+            br#"{"type":"phones","id":{"a":1}}"#.to_vec(),
+            None,
+            "\"id\" must be a string",
+        ),
+        (
+            format!(r#"{{"type":"phones","id":"{}"}}"#, "i".repeat(500)).into_bytes(),
+            None,
+            "\"id\" must be a string",
+        ),
+    ];
+    for (body, id, says) in cases {
+        host.send_raw(&framing::encode_frame(&body)).await;
+        let m = host.recv().await;
+        assert_error(&m, "TypeError", "bad_request");
+        assert_eq!(m["id"].as_str(), id, "{m}");
+        assert!(
+            m["message"].as_str().unwrap().contains(says),
+            "{says:?} in {m}"
+        );
+    }
+    // Malformed W3C options inside a well-formed request: TypeError too, after the RP check.
+    let mut bad = create("u4", "https://example.com", "example.com");
+    bad["options"]["challenge"] = "not base64!".into();
+    host.send(bad).await;
+    let (events, m) = host.until_reply().await;
+    assert!(events.is_empty(), "{events:?}");
+    assert_error(&m, "TypeError", "bad_request");
+    host.send(json!({"type": "phones"})).await;
+    assert_eq!(host.recv().await["type"], "phones");
+    host.close_stdin();
+    assert!(host.exit().await.success());
+}
+
+#[tokio::test]
+async fn rp_id_not_matching_the_origin_is_security_error_before_any_qr_code() {
+    let mut host = Host::idle();
+    let cases = [
+        create("s1", "https://example.com", "evil.com"),
+        create("s2", "https://example.com", "login.example.com"),
+        create("s3", "https://example.com", "com"),
+        create("s4", "http://example.com", "example.com"),
+        get("s5", "https://example.com", "other.example", None),
+        get("s6", "null", "example.com", None),
+        get("s7", "https://shop.co.uk", "co.uk", None),
+    ];
+    for req in cases {
+        let id = req["id"].clone();
+        host.send(req).await;
+        // The very next message is the error: no QR code, no other event.
+        let m = host.recv().await;
+        assert_error(&m, "SecurityError", m["code"].as_str().unwrap_or("?"));
+        assert!(
+            ["rp_id_mismatch", "insecure_origin"].contains(&m["code"].as_str().unwrap()),
+            "{m}"
+        );
+        assert_eq!(m["id"], id);
+    }
+    // A parent domain of the origin's host is fine: this one gets as far as the QR code.
+    host.send(get("ok", "https://login.example.com", "example.com", None))
+        .await;
+    let m = host.recv().await;
+    assert_eq!(
+        (m["type"].as_str(), m["event"].as_str()),
+        (Some("event"), Some("qr")),
+        "{m}"
+    );
+    host.close_stdin();
+    assert!(host.exit().await.success());
+}
+
+#[tokio::test]
+async fn cancel_ends_the_ceremony_with_not_allowed_error_promptly() {
+    let mut host = Host::idle();
+    host.send(create("c1", "https://example.com", "example.com"))
+        .await;
+    let qr = host.recv().await;
+    assert_eq!(qr["event"], "qr", "{qr}");
+    assert_eq!(qr["id"], "c1");
+    assert!(qr["url"].as_str().unwrap().starts_with("FIDO:/"), "{qr}");
+    assert!(qr["svg"].as_str().unwrap().contains("<svg"), "{qr}");
+    // One ceremony at a time.
+    host.send(get("c2", "https://example.com", "example.com", None))
+        .await;
+    assert_error(&host.recv().await, "NotAllowedError", "busy");
+    // Cancelling another id does nothing; cancelling ours ends it (the advert wait is 60 s).
+    host.send(json!({"type": "cancel", "id": "other"})).await;
+    host.send(json!({"type": "cancel", "id": "c1"})).await;
+    let m = host.recv().await;
+    assert_error(&m, "NotAllowedError", "cancelled");
+    assert_eq!(m["id"], "c1");
+    // The host serves the next request.
+    host.send(get("c3", "https://example.com", "example.com", None))
+        .await;
+    assert_eq!(host.recv().await["event"], "qr");
+    host.send(json!({"type": "cancel"})).await;
+    assert_error(&host.recv().await, "NotAllowedError", "cancelled");
+    host.close_stdin();
+    assert!(host.exit().await.success());
+}
+
+#[tokio::test]
+async fn stdin_eof_mid_ceremony_ends_the_process_promptly() {
+    let mut host = Host::idle();
+    host.send(create("e1", "https://example.com", "example.com"))
+        .await;
+    assert_eq!(host.recv().await["event"], "qr");
+    host.close_stdin();
+    assert!(host.exit().await.success());
+    assert_eq!(host.recv_opt().await, None);
+}
+
+fn env_flags(env: &Env) -> Vec<OsString> {
+    let relay = env.config.tunnel.tunnel_override.clone().unwrap();
+    let mut f: Vec<OsString> = vec!["--advert-file".into(), env.adverts.clone().into()];
+    for (k, v) in [
+        ("--tunnel-override", relay.as_str()),
+        ("--advert-timeout", "10"),
+        ("--connect-timeout", "10"),
+        ("--handshake-timeout", "10"),
+        ("--user-timeout", "10"),
+        ("--linger", "0.5"),
+    ] {
+        f.push(k.into());
+        f.push(v.into());
+    }
+    f
+}
+
+/// Runs one QR ceremony: the scripted phone "scans" the QR event's URL.
+async fn qr_ceremony(host: &mut Host, env: &Env, req: Value) -> (Vec<Value>, Value) {
+    host.send(req).await;
+    let qr = host.recv().await;
+    assert_eq!(qr["event"], "qr", "{qr}");
+    let recorder = Recorder::default();
+    recorder.on_event(
+        &Event::QrCode {
+            url: qr["url"].as_str().unwrap().to_string(),
+        },
+        Duration::ZERO,
+    );
+    env.phone_scans_qr(&recorder, &[]).await;
+    let (mut events, reply) = host.until_reply().await;
+    events.insert(0, qr);
+    (events, reply)
+}
+
+fn event_names(events: &[Value]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect()
+}
+
+fn client_data(credential: &Value) -> Value {
+    serde_json::from_slice(&b64(credential["response"]["clientDataJSON"]
+        .as_str()
+        .unwrap()))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn create_and_get_through_the_host_with_qr_and_linked_phone() {
+    let env = Env::new(Fault::GoodLink).await;
+    let mut host = Host::spawn(env.links.path(), &env_flags(&env));
+    let origin = "https://login.example.com";
+
+    let (events, m) = qr_ceremony(&mut host, &env, create("r1", origin, "example.com")).await;
+    assert_eq!(m["type"], "result", "{m}");
+    assert_eq!(m["id"], "r1");
+    assert_eq!(
+        event_names(&events),
+        [
+            "qr",
+            "advert",
+            "connecting",
+            "connected",
+            "waiting",
+            "linked"
+        ]
+    );
+    assert!(events.iter().all(|e| e["id"] == "r1"));
+    let cred = &m["credential"];
+    assert_eq!(b64(cred["rawId"].as_str().unwrap()), CREDENTIAL_ID);
+    assert_eq!(cred["type"], "public-key");
+    assert!(cred["response"]["attestationObject"].is_string());
+    let cd = client_data(cred);
+    assert_eq!(
+        (cd["type"].as_str(), cd["origin"].as_str()),
+        (Some("webauthn.create"), Some(origin))
+    );
+    assert_eq!(cd["challenge"], "AAECAwQFBgcICQoLDA0ODw");
+
+    host.send(json!({"type": "phones", "id": "p"})).await;
+    let phones = host.recv().await;
+    assert_eq!(phones["phones"][0]["name"], PHONE_NAME, "{phones}");
+    let phone_id = phones["phones"][0]["id"].as_str().unwrap().to_string();
+
+    let (_, m) = qr_ceremony(&mut host, &env, get("g1", origin, "example.com", None)).await;
+    assert_eq!(m["type"], "result", "{m}");
+    let cred = &m["credential"];
+    assert_eq!(b64(cred["id"].as_str().unwrap()), CREDENTIAL_ID);
+    assert_eq!(
+        b64(cred["response"]["userHandle"].as_str().unwrap()),
+        b"user"
+    );
+    assert_eq!(client_data(cred)["type"], "webauthn.get");
+
+    // The linked phone: no QR code at all.
+    host.send(get("g2", origin, "example.com", Some(&phone_id)))
+        .await;
+    let (events, m) = host.until_reply().await;
+    assert_eq!(m["type"], "result", "{m}");
+    assert_eq!(
+        event_names(&events),
+        ["contacting", "advert", "connected", "waiting"]
+    );
+    assert_eq!(client_data(&m["credential"])["origin"], origin);
+    assert!(env.paths().iter().any(|p| p.starts_with("/cable/contact/")));
+
+    // An unknown phone fails before anything happens.
+    host.send(get("g3", origin, "example.com", Some("no such phone")))
+        .await;
+    let (events, m) = host.until_reply().await;
+    assert!(events.is_empty());
+    assert_error(&m, "NotAllowedError", "unknown_phone");
+
+    host.close_stdin();
+    assert!(host.exit().await.success());
+}
+
+#[tokio::test]
+async fn phone_errors_are_the_dom_exceptions_a_browser_throws() {
+    for (status, name, code) in [
+        (0x19, "InvalidStateError", "excluded"),
+        (0x26, "NotSupportedError", "unsupported_algorithm"),
+        (0x27, "NotAllowedError", "denied"),
+    ] {
+        let env = Env::new(Fault::CtapStatus(status)).await;
+        let mut host = Host::spawn(env.links.path(), &env_flags(&env));
+        let (_, m) = qr_ceremony(
+            &mut host,
+            &env,
+            create("x", "https://example.com", "example.com"),
+        )
+        .await;
+        assert_error(&m, name, code);
+        assert_eq!(m["id"], "x");
+        host.close_stdin();
+        assert!(host.exit().await.success());
+    }
+}
+
+fn run_cli(home: &Path, args: &[&OsString]) -> std::process::Output {
+    std::process::Command::new(binary())
+        .env("HOME", home)
+        .env_remove("XDG_CONFIG_HOME")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn os(s: impl Into<OsString>) -> OsString {
+    s.into()
+}
+
+#[tokio::test]
+async fn install_writes_manifests_naming_only_our_extension_and_uninstall_removes_them() {
+    let home = tempfile::tempdir().unwrap();
+    let ud = home.path().join("chromium-profile");
+    let links = home.path().join("links.json");
+    let adverts = home.path().join("adverts");
+    let args = [
+        os("browser"),
+        os("install"),
+        os("--chromium-user-data-dir"),
+        os(&ud),
+        os("--"),
+        os("--links-file"),
+        os(&links),
+        os("--advert-file"),
+        os(&adverts),
+        os("--tunnel-override"),
+        os("ws://127.0.0.1:9"),
+    ];
+    let out = run_cli(home.path(), &args.iter().collect::<Vec<_>>());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let chromium_origin = format!("chrome-extension://{CHROMIUM_EXTENSION_ID}/");
+    let dirs: [(PathBuf, bool); 4] = [
+        (
+            home.path().join(".config/chromium/NativeMessagingHosts"),
+            false,
+        ),
+        (
+            home.path()
+                .join(".config/google-chrome/NativeMessagingHosts"),
+            false,
+        ),
+        (home.path().join(".mozilla/native-messaging-hosts"), true),
+        (ud.join("NativeMessagingHosts"), false),
+    ];
+    for (dir, firefox) in &dirs {
+        let manifest = dir.join(format!("{HOST_NAME}.json"));
+        let m: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+        assert_eq!(m["name"], HOST_NAME);
+        assert_eq!(m["type"], "stdio");
+        if *firefox {
+            assert_eq!(m["allowed_extensions"], json!([FIREFOX_EXTENSION_ID]));
+            assert!(m.get("allowed_origins").is_none());
+        } else {
+            assert_eq!(m["allowed_origins"], json!([chromium_origin]));
+            assert!(m.get("allowed_extensions").is_none());
+        }
+        let launcher = PathBuf::from(m["path"].as_str().unwrap());
+        assert!(
+            launcher.is_absolute() && launcher.starts_with(dir),
+            "{launcher:?}"
+        );
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&launcher).unwrap().permissions().mode() & 0o111,
+            0o111
+        );
+    }
+    // The launcher is what a browser runs: with the browser's own argument appended, it
+    // serves with the installed settings (the links file here).
+    std::fs::write(&links, json!({"version": 1, "links": []}).to_string()).unwrap();
+    let launcher = dirs[3].0.join(format!("{HOST_NAME}.sh"));
+    let mut cmd = Command::new(&launcher);
+    cmd.arg(&chromium_origin);
+    let mut host = Host::start(cmd);
+    host.send(json!({"type": "phones", "id": "l"})).await;
+    assert_eq!(
+        host.recv().await,
+        json!({"type": "phones", "id": "l", "phones": []})
+    );
+    host.close_stdin();
+    assert!(host.exit().await.success());
+    // Firefox appends the manifest path and the extension id.
+    let mut cmd = Command::new(dirs[2].0.join(format!("{HOST_NAME}.sh")));
+    cmd.arg(dirs[2].0.join(format!("{HOST_NAME}.json")))
+        .arg(FIREFOX_EXTENSION_ID);
+    let mut host = Host::start(cmd);
+    host.send(json!({"type": "phones"})).await;
+    assert_eq!(host.recv().await["type"], "phones");
+    host.close_stdin();
+    assert!(host.exit().await.success());
+
+    let un = [
+        os("browser"),
+        os("uninstall"),
+        os("--chromium-user-data-dir"),
+        os(&ud),
+    ];
+    let out = run_cli(home.path(), &un.iter().collect::<Vec<_>>());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("removed ")
+            .count(),
+        8
+    );
+    for (dir, _) in &dirs {
+        assert_eq!(
+            std::fs::read_dir(dir).unwrap().count(),
+            0,
+            "{dir:?} is empty"
+        );
+    }
+}
+
+#[test]
+fn install_only_into_a_user_data_dir_and_refuse_bad_host_flags() {
+    let home = tempfile::tempdir().unwrap();
+    let ud = home.path().join("ud");
+    let bad = [
+        os("browser"),
+        os("install"),
+        os("--chromium-user-data-dir"),
+        os(&ud),
+        os("--only-user-data-dir"),
+        os("--"),
+        os("--no-such-flag"),
+    ];
+    let out = run_cli(home.path(), &bad.iter().collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--no-such-flag") && err.contains("native-host"),
+        "{err}"
+    );
+    assert!(!ud.exists(), "nothing written");
+
+    let good = &bad[..5];
+    let out = run_cli(home.path(), &good.iter().collect::<Vec<_>>());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(ud
+        .join(format!("NativeMessagingHosts/{HOST_NAME}.json"))
+        .exists());
+    assert!(!home.path().join(".config").exists() && !home.path().join(".mozilla").exists());
+}
+
+#[test]
+fn help_teaches_install_and_the_host() {
+    let home = tempfile::tempdir().unwrap();
+    let args = [os("browser"), os("install"), os("--help")];
+    let out = run_cli(home.path(), &args.iter().collect::<Vec<_>>());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for want in [
+        "Examples:",
+        "--chromium-user-data-dir",
+        "--tunnel-override",
+        "uninstall",
+    ] {
+        assert!(text.contains(want), "{want} in {text}");
+    }
+    let args = [os("native-host"), os("--help")];
+    let out = run_cli(home.path(), &args.iter().collect::<Vec<_>>());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("PROTOCOL.md") && text.contains("--advert-file"),
+        "{text}"
+    );
+}
