@@ -24,10 +24,10 @@ use hybrid_protocol::qr::{QrCode, RequestType};
 use hybrid_protocol::session::{Message, PostHandshake, Revision, Session};
 use hybrid_protocol::tunnel::{TunnelPath, CLIENT_PAYLOAD_HEADER, SIGNAL_CONNECTION_HEADER};
 use rand_core::OsRng;
+use tunnel_client::{RelayError, Route, Tunnel, TunnelConfig};
 
 use crate::error::BridgeError;
 use crate::links::{LinkStore, StoredLink};
-use crate::net::{Tunnel, TunnelConfig};
 use crate::progress::{Event, Phase, Progress};
 use crate::scanner::Scanner;
 
@@ -210,10 +210,12 @@ pub async fn qr_transaction(
     run.enter(Phase::Connecting);
     let path = TunnelPath::Connect(matched.plaintext.routing_id, qr.secret.tunnel_id());
     let mut tunnel = run
-        .timed(
-            config.timeouts.connect,
-            config.tunnel.open(&domain, &path, &[]),
-        )
+        .timed(config.timeouts.connect, async {
+            Ok(config
+                .tunnel
+                .open(&domain, &Route::Tunnel(path), &[])
+                .await?)
+        })
         .await?;
     run.enter(Phase::Handshaking);
     let psk = matched.psk(qr.secret.expose());
@@ -276,13 +278,16 @@ async fn linked_transaction_with(
     }
     let path = TunnelPath::Contact(contact);
     let opened = run
-        .timed(
-            config.timeouts.connect,
-            config.tunnel.open(&link.tunnel_domain, &path, &headers),
-        )
+        .timed(config.timeouts.connect, async {
+            let route = Route::Tunnel(path);
+            Ok(config
+                .tunnel
+                .open(&link.tunnel_domain, &route, &headers)
+                .await?)
+        })
         .await;
     let mut tunnel = match opened {
-        Err(BridgeError::RelayRefused { status: 410, .. }) => {
+        Err(BridgeError::Relay(RelayError::Refused { status: 410, .. })) => {
             store.forget(&link.name)?;
             return Err(BridgeError::LinkGone {
                 name: link.name.clone(),
@@ -290,6 +295,11 @@ async fn linked_transaction_with(
         }
         other => other?,
     };
+    // Whether the relay echoed `X-caBLE-Signal-Connection: true`: it then sends `00` when
+    // the phone connects, before message 2.
+    let signal_connection = tunnel
+        .header(SIGNAL_CONNECTION_HEADER)?
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let matched = run
         .timed(
             config.timeouts.advert,
@@ -303,21 +313,23 @@ async fn linked_transaction_with(
     tunnel.send(msg1.to_vec()).await?;
     let (session, ph, revision) = run
         .timed(config.timeouts.handshake, async {
-            let mut msg2 = tunnel
-                .recv()
-                .await?
-                .ok_or(BridgeError::Closed { during: "during the handshake" })?;
-            if tunnel.signal_connection {
+            let mut msg2 = tunnel.recv().await?.ok_or(BridgeError::Closed {
+                during: "during the handshake",
+            })?;
+            if signal_connection {
                 if msg2 != [0x00] {
-                    return Err(BridgeError::RelayProtocol(format!(
-                        "the relay promised a phone-connected signal but sent a {}-byte message first",
-                        msg2.len()
-                    )));
+                    return Err(RelayError::Protocol {
+                        url: tunnel.url().to_string(),
+                        reason: format!(
+                            "it promised a phone-connected signal but sent a {}-byte message first",
+                            msg2.len()
+                        ),
+                    }
+                    .into());
                 }
-                msg2 = tunnel
-                    .recv()
-                    .await?
-                    .ok_or(BridgeError::Closed { during: "during the handshake" })?;
+                msg2 = tunnel.recv().await?.ok_or(BridgeError::Closed {
+                    during: "during the handshake",
+                })?;
             }
             let mut session = waiting.finish(&msg2).map_err(BridgeError::Handshake)?;
             let (ph, rev) = read_post_handshake(&mut tunnel, &mut session).await?;
@@ -389,7 +401,7 @@ async fn read_post_handshake(
     if !ph.supports_ctap() {
         return Err(BridgeError::Peer {
             during: DURING,
-            source: PeerMisbehaved::PostHandshake(format!(
+            error: PeerMisbehaved::PostHandshake(format!(
                 "the phone offers only {:?}, not CTAP",
                 ph.features
             ))
@@ -456,7 +468,7 @@ async fn talk(
                     other => {
                         return Err(BridgeError::Peer {
                             during: DURING,
-                            source: PeerMisbehaved::UnexpectedMessage {
+                            error: PeerMisbehaved::UnexpectedMessage {
                                 expected: "a CTAP reply",
                                 got: format!("{other:?}"),
                             }

@@ -15,11 +15,11 @@ use crate::ble::BtleplugScanner;
 use crate::ceremony::{BridgeConfig, Timeouts};
 use crate::error::BridgeError;
 use crate::links::LinkStore;
-use crate::net::{parse_connect_to, TunnelConfig};
 use crate::progress::{Event, Progress, ProgressStyle, StderrProgress};
 use crate::render;
 use crate::scanner::{AdvertFileScanner, Scanner};
 use crate::webauthn::{self, b64url, AuthenticationOptions, RegistrationOptions, UserVerification};
+use tunnel_client::{parse_connect_to, TunnelConfig};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -48,7 +48,7 @@ Exit codes: 0 ok, 1 local failure, 2 bad usage, 3 a stage timed out, 4 Bluetooth
 
 /// Sign in on this computer with a phone: FIDO cross-device authentication (hybrid / caBLE v2).
 #[derive(Debug, Parser)]
-#[command(name = "bridge", version, after_long_help = EXAMPLES)]
+#[command(name = "hybrid-bridge", version, after_long_help = EXAMPLES)]
 pub struct Cli {
     /// Print no progress (errors still go to stderr).
     #[arg(long, short, global = true)]
@@ -91,10 +91,10 @@ pub enum Command {
     },
     /// List the hybrid adverts heard, live; with --qr or --qr-secret, say which decrypt.
     Scan(ScanArgs),
-    /// The whole story on this machine: an embedded relay, a simulated phone and the bridge
-    /// register a passkey, sign in, and sign in again as a linked phone; every result is
-    /// verified as a relying party would. Needs no root, Bluetooth or network.
-    Demo(crate::demo::DemoArgs),
+    /// The browser extension's native messaging host (the browser starts it; see `browser`).
+    NativeHost(crate::native_host::HostArgs),
+    /// Install or remove the native messaging host for Chromium, Chrome and Firefox.
+    Browser(crate::native_host::install::BrowserArgs),
 }
 
 /// `bridge phones …`
@@ -295,11 +295,11 @@ fn secs(s: f64, flag: &str) -> Result<Duration, BridgeError> {
 impl ConnectArgs {
     fn config(&self, links: Option<LinkStore>) -> Result<BridgeConfig, BridgeError> {
         Ok(BridgeConfig {
-            tunnel: TunnelConfig {
-                tunnel_override: self.tunnel_override.clone(),
-                connect_to: self.connect_to.clone(),
-                extra_ca: self.extra_ca.clone(),
-            },
+            tunnel: TunnelConfig::new(
+                self.tunnel_override.clone(),
+                self.connect_to.clone(),
+                self.extra_ca.clone(),
+            ),
             timeouts: Timeouts {
                 advert: secs(self.advert_timeout, "--advert-timeout")?,
                 connect: secs(self.connect_timeout, "--connect-timeout")?,
@@ -433,7 +433,6 @@ impl Cli {
 pub async fn run(cli: Cli) -> Result<(), BridgeError> {
     let style = cli.style();
     match &cli.command {
-        Command::Demo(a) => crate::demo::run(a, style).await,
         Command::Register(a) => {
             let options = match &a.rp.options {
                 Some(src) => {
@@ -557,6 +556,8 @@ pub async fn run(cli: Cli) -> Result<(), BridgeError> {
             }
         }
         Command::Scan(a) => scan(a).await,
+        Command::NativeHost(a) => crate::native_host::run(a, cli.links_file.clone()).await,
+        Command::Browser(a) => crate::native_host::install::run(a),
     }
 }
 

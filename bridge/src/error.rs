@@ -6,7 +6,9 @@ use std::time::Duration;
 use hybrid_protocol::ctap::Status;
 use thiserror::Error;
 
-use crate::progress::Phase;
+use tunnel_client::RelayError;
+
+use crate::progress::{format_secs, Phase};
 
 /// Every error a ceremony, the link store or the scanners can return.
 #[derive(Debug, Error)]
@@ -26,26 +28,11 @@ pub enum BridgeError {
     /// Exit code 4.
     #[error("{0}")]
     Bluetooth(String),
-    /// The relay could not be reached (DNS, TCP, TLS). Exit code 5.
-    #[error("cannot reach the tunnel relay at {url}: {reason}")]
-    RelayUnreachable {
-        /// The URL tried.
-        url: String,
-        /// What failed.
-        reason: String,
-    },
-    /// The relay answered the WebSocket upgrade with an HTTP error. Exit code 5.
-    #[error("the tunnel relay refused {url} with HTTP {status}: {}", relay_status_meaning(*.status))]
-    RelayRefused {
-        /// The URL tried.
-        url: String,
-        /// The HTTP status.
-        status: u16,
-    },
-    /// The relay broke the WebSocket protocol (no `fido.cable` subprotocol, a text frame, an
-    /// oversized message). Exit code 5.
-    #[error("the tunnel relay misbehaved: {0}")]
-    RelayProtocol(String),
+    /// The relay could not be reached (DNS, TCP, TLS), refused the upgrade, broke the
+    /// WebSocket rules, or closed the tunnel on its own (limits, shutdown). Exit code 5, or
+    /// 2 when our own relay settings are unusable ([`RelayError::is_local`]).
+    #[error(transparent)]
+    Relay(#[from] RelayError),
     /// The linked phone's contact ID is permanently invalid (HTTP 410): the link was deleted.
     /// Exit code 8.
     #[error("the phone {name:?} no longer accepts this computer (HTTP 410 Gone); the link was removed, sign in with a QR code to link it again")]
@@ -57,12 +44,12 @@ pub enum BridgeError {
     #[error("handshake with the phone failed: {0}")]
     Handshake(hybrid_protocol::Error),
     /// The phone sent something that breaks the protocol after the handshake. Exit code 6.
-    #[error("the phone broke the protocol {during}: {source}")]
+    #[error("the phone broke the protocol {during}: {error}")]
     Peer {
         /// What the bridge was doing.
         during: &'static str,
-        /// The protocol error.
-        source: hybrid_protocol::Error,
+        /// The protocol error (in the message, not a separate cause: printed once).
+        error: hybrid_protocol::Error,
     },
     /// The phone (or relay) closed the connection before the ceremony finished. Exit code 6.
     #[error("the connection closed {during}; the phone may have cancelled, or lost its network")]
@@ -80,14 +67,14 @@ pub enum BridgeError {
     #[error("no linked phone named {0:?}; `bridge phones list` shows the linked phones")]
     UnknownPhone(String),
     /// Reading or writing a local file (links, QR output, results). Exit code 1.
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}: {error}")]
     File {
         /// What the bridge was doing.
         what: &'static str,
         /// The file.
         path: String,
-        /// The IO error.
-        source: std::io::Error,
+        /// The IO error (in the message, not a separate cause: printed once).
+        error: std::io::Error,
     },
     /// Anything else local (RNG failure, TLS setup). Exit code 1.
     #[error("{0}")]
@@ -103,23 +90,24 @@ impl BridgeError {
             Self::Usage(_) | Self::UnknownPhone(_) => 2,
             Self::Timeout { .. } => 3,
             Self::Bluetooth(_) => 4,
-            Self::RelayUnreachable { .. } | Self::RelayRefused { .. } | Self::RelayProtocol(_) => 5,
+            Self::Relay(e) if e.is_local() => 2,
+            Self::Relay(_) => 5,
             Self::Handshake(_) | Self::Peer { .. } | Self::Closed { .. } => 6,
             Self::Ctap { .. } => 7,
             Self::LinkGone { .. } => 8,
         }
     }
 
-    pub(crate) fn file(what: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
+    pub(crate) fn file(what: &'static str, path: &std::path::Path, error: std::io::Error) -> Self {
         Self::File {
             what,
             path: path.display().to_string(),
-            source,
+            error,
         }
     }
 
     pub(crate) fn peer(during: &'static str) -> impl FnOnce(hybrid_protocol::Error) -> Self {
-        move |source| Self::Peer { during, source }
+        move |error| Self::Peer { during, error }
     }
 }
 
@@ -142,33 +130,5 @@ fn timeout_message(phase: Phase, after: Duration) -> String {
             "nobody confirmed on the phone in {s}; try again and confirm on the phone"
         ),
         Phase::Done => format!("timed out after {s}"),
-    }
-}
-
-/// `60 s`, `1.5 s`, `250 ms`.
-pub(crate) fn format_secs(d: Duration) -> String {
-    if d.as_millis() < 1000 {
-        format!("{} ms", d.as_millis())
-    } else if d.subsec_millis() == 0 {
-        format!("{} s", d.as_secs())
-    } else {
-        format!("{:.1} s", d.as_secs_f64())
-    }
-}
-
-/// What an HTTP status from a tunnel relay means for the person at the desktop.
-pub fn relay_status_meaning(status: u16) -> &'static str {
-    match status {
-        400 => "the relay rejected the request as malformed (a relay that is not a caBLE tunnel server, or a missing fido.cable subprotocol)",
-        401 | 403 => "the relay does not allow this client; check --tunnel-override and the relay's access settings",
-        404 => "the relay does not know this tunnel; the phone's session may have ended, scan the QR code again",
-        405 => "the relay does not accept this request method; is this a caBLE tunnel server?",
-        408 => "the relay timed out waiting; try again",
-        409 => "the tunnel is already in use; scan a new QR code",
-        410 => "the phone's contact ID is no longer valid; link the phone again with a QR code",
-        426 => "the relay requires a WebSocket upgrade it did not get; check the relay address",
-        429 => "the relay is rate-limiting this client; wait a minute and try again",
-        500..=599 => "the relay has a server-side problem; try again later",
-        _ => "unexpected answer from the relay",
     }
 }

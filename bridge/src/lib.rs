@@ -43,17 +43,18 @@
 //! - [`ceremony`]: the orchestrator and its [`Phase`]s and [`Timeouts`].
 //! - [`webauthn`]: options JSON in, `clientDataJSON`, RP ID check, response JSON out.
 //! - [`scanner`]: the [`Scanner`] trait, the advert-file medium; [`ble`]: btleplug/BlueZ.
-//! - [`net`]: relay URLs, overrides, TLS, HTTP statuses. [`links`]: the linked-phone store.
+//! - the relay connection is the `tunnel-client` crate ([`TunnelConfig`], [`RelayError`]).
+//!   [`links`]: the linked-phone store.
 //! - [`render`]: terminal, PNG and SVG QR codes. [`progress`]: events and their sinks.
 //! - [`cli`]: the `bridge` command line. [`error`]: the error type.
 
 pub mod ble;
 pub mod ceremony;
 pub mod cli;
-pub mod demo;
+
 pub mod error;
 pub mod links;
-pub mod net;
+pub mod native_host;
 pub mod progress;
 pub mod render;
 pub mod scanner;
@@ -64,9 +65,9 @@ pub use ceremony::{
 };
 pub use error::BridgeError;
 pub use links::{LinkStore, StoredLink};
-pub use net::TunnelConfig;
 pub use progress::{Event, Phase, Progress, ProgressStyle, Recorder, Silent, StderrProgress};
 pub use scanner::{AdvertFileScanner, HeardAdvert, Scanner, ScriptedScanner};
+pub use tunnel_client::{RelayError, TunnelConfig};
 pub use webauthn::{
     register, sign_in, sign_in_linked, Authentication, AuthenticationOptions,
     AuthenticationResponseJson, Registration, RegistrationOptions, RegistrationResponseJson,

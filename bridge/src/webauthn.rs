@@ -704,7 +704,7 @@ fn check_rp_hash(auth: &AuthenticatorData, rp_id: &str) -> Result<(), BridgeErro
     if auth.rp_id_hash != want {
         return Err(BridgeError::Peer {
             during: DURING,
-            source: hybrid_protocol::error::PeerMisbehaved::UnexpectedMessage {
+            error: hybrid_protocol::error::PeerMisbehaved::UnexpectedMessage {
                 expected: "authenticator data for the requested RP ID",
                 got: "another RP ID hash".into(),
             }
@@ -728,7 +728,7 @@ pub fn registration_json(
         .as_ref()
         .ok_or_else(|| BridgeError::Peer {
             during: DURING,
-            source: hybrid_protocol::error::Malformed::Ctap(
+            error: hybrid_protocol::error::Malformed::Ctap(
                 "makeCredential authenticator data has no attested credential".into(),
             )
             .into(),
@@ -796,7 +796,7 @@ pub fn authentication_json(
     if !options.allow.is_empty() && !options.allow.contains(&r.credential.id) {
         return Err(BridgeError::Peer {
             during: DURING,
-            source: hybrid_protocol::error::PeerMisbehaved::UnexpectedMessage {
+            error: hybrid_protocol::error::PeerMisbehaved::UnexpectedMessage {
                 expected: "a credential from the allow list",
                 got: "another credential".into(),
             }

@@ -1,9 +1,12 @@
-//! `bridge demo`: the whole hybrid story on one machine with nothing else started — an
+//! `hybrid-demo`: the whole hybrid story on one machine with nothing else started — an
 //! embedded tunnel relay on loopback, a simulated phone with its own credential store, and
 //! the bridge, connected through the simulated BLE medium (an advert file). It registers a
 //! passkey for a demo relying party, signs in with it, signs in again as a linked phone
 //! without a QR code, verifies every result as a relying party would ([`verify`]), and ends
 //! with a summary. `--repeat N` instead runs N registrations and prints p50/p99 per stage.
+//!
+//! It lives in its own crate so that the desktop client a person installs (`hybrid-bridge`,
+//! the `bridge` crate) carries neither the relay nor the simulated phone.
 
 pub mod stack;
 pub mod verify;
@@ -15,9 +18,9 @@ use base64::Engine as _;
 use phone_sim::{Attestation, MediumKnobs, PhoneConfig};
 use rand_core::{OsRng, RngCore as _};
 
-use crate::progress::{Phase, Progress, ProgressStyle, Silent, StderrProgress};
-use crate::webauthn::{AuthenticationOptions, RegistrationOptions};
-use crate::BridgeError;
+use bridge::progress::{Phase, Progress, ProgressStyle, Silent, StderrProgress};
+use bridge::webauthn::{AuthenticationOptions, RegistrationOptions};
+use bridge::BridgeError;
 pub use stack::{Run, Stack};
 
 /// The demo relying party.
@@ -25,9 +28,16 @@ pub const RP_ID: &str = "demo.hybrid-bridge.test";
 /// Its origin.
 pub const ORIGIN: &str = "https://demo.hybrid-bridge.test";
 
-/// `bridge demo` arguments.
-#[derive(Debug, Clone, clap::Args)]
+/// `hybrid-demo` arguments.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "hybrid-demo", version)]
 pub struct DemoArgs {
+    /// Print no progress (the QR codes and the summary still show).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// More logging (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(long, short, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// Instead of the story, run N complete registrations through the embedded stack and
     /// print p50/p99 per stage (QR to advert, advert to tunnel, handshake, CTAP, total).
     #[arg(long, value_name = "N")]
@@ -235,10 +245,10 @@ struct QrShower<'a> {
 }
 
 impl Progress for QrShower<'_> {
-    fn on_event(&self, event: &crate::progress::Event, elapsed: Duration) {
-        if let crate::progress::Event::QrCode { url } = event {
+    fn on_event(&self, event: &bridge::progress::Event, elapsed: Duration) {
+        if let bridge::progress::Event::QrCode { url } = event {
             if !self.quiet {
-                if let Ok(q) = crate::render::terminal(url) {
+                if let Ok(q) = bridge::render::terminal(url) {
                     eprintln!("{q}{url}");
                 }
             }

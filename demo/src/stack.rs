@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use phone_sim::{AdvertFile, MediumKnobs, Outcome, Phone, PhoneConfig, PhoneError};
 
-use crate::progress::{Event, Progress};
-use crate::scanner::AdvertFileScanner;
-use crate::webauthn::{
+use bridge::progress::{Event, Progress};
+use bridge::scanner::AdvertFileScanner;
+use bridge::webauthn::{
     register, sign_in, sign_in_linked, Authentication, AuthenticationOptions, Registration,
     RegistrationOptions,
 };
-use crate::{BridgeConfig, BridgeError, LinkStore, Timeouts, TunnelConfig};
+use bridge::{BridgeConfig, BridgeError, LinkStore, Timeouts, TunnelConfig};
 
 /// The relay, the phone and the bridge's configuration, all on loopback.
 pub struct Stack {
@@ -80,10 +80,7 @@ impl Stack {
         let phone = Phone::open(dir.join("phone.json"), phone_config).map_err(phone_failed)?;
         let medium = AdvertFile::new(&adverts, knobs).map_err(phone_failed)?;
         let config = BridgeConfig {
-            tunnel: TunnelConfig {
-                tunnel_override: Some(relay_url.clone()),
-                ..TunnelConfig::default()
-            },
+            tunnel: TunnelConfig::new(Some(relay_url.clone()), vec![], None),
             timeouts: Timeouts {
                 advert: Duration::from_secs(10),
                 connect: Duration::from_secs(10),

@@ -7,8 +7,8 @@ use std::process::Command;
 #[test]
 fn demo_reaches_its_summary_without_warnings_or_secret_hex() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_bridge"))
-        .args(["-vv", "demo", "--dir"])
+    let out = Command::new(env!("CARGO_BIN_EXE_hybrid-demo"))
+        .args(["-vv", "--dir"])
         .arg(dir.path())
         .env("NO_COLOR", "1")
         .env_remove("RUST_LOG")

@@ -16,12 +16,12 @@ pub enum PhoneError {
     Qr(String),
     /// A protocol-level failure from `hybrid-protocol` (bad handshake, bad frame, unknown
     /// message type, malformed linking data).
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     Protocol {
         /// What the phone was doing.
         context: &'static str,
-        /// The protocol crate's error.
-        source: hybrid_protocol::Error,
+        /// The protocol crate's error (in the message, not a separate cause: printed once).
+        error: hybrid_protocol::Error,
     },
     /// The desktop sent a CTAP request the phone rejected; the status was sent back when
     /// `replied` is true.
@@ -37,25 +37,18 @@ pub enum PhoneError {
     /// The desktop broke the session rules (second command, unexpected message, early close).
     #[error("the desktop broke the hybrid session rules: {0}")]
     PeerMisbehaved(String),
-    /// The relay refused the WebSocket upgrade or answered without what the protocol needs.
-    #[error("the tunnel relay at {url} refused the connection: {reason}")]
-    RelayRefused {
-        /// The URL we opened.
-        url: String,
-        /// Status code and explanation.
-        reason: String,
+    /// The relay refused, closed or dropped a connection, or cannot be reached; `error`
+    /// says which and whose doing it was.
+    #[error("{error} (while {context})")]
+    Relay {
+        /// What the phone was doing.
+        context: &'static str,
+        /// What the relay did (in the message, not a separate cause: printed once).
+        error: tunnel_client::RelayError,
     },
     /// `/cable/register/<id>` answered 410: the contact ID (and every link) is gone.
     #[error("the relay no longer knows this phone's contact ID (410 Gone); its links are dead, register again")]
     ContactGone,
-    /// The relay closed or failed the socket mid-session.
-    #[error("the tunnel relay connection failed while {context}: {reason}")]
-    RelayDropped {
-        /// What the phone was doing.
-        context: &'static str,
-        /// What happened.
-        reason: String,
-    },
     /// Nothing arrived in time.
     #[error("timed out after {} s while {context}; is the desktop still waiting and following the same advert file or relay?", .after.as_secs())]
     Timeout {
@@ -73,18 +66,15 @@ pub enum PhoneError {
         reason: String,
     },
     /// Reading or writing a local file (advert file, QR file, CA file) failed.
-    #[error("{what} {}: {source}", .path.display())]
+    #[error("{what} {}: {error}", .path.display())]
     File {
         /// What the file is for.
         what: &'static str,
         /// Its path.
         path: PathBuf,
-        /// The IO error.
-        source: std::io::Error,
+        /// The IO error (in the message, not a separate cause: printed once).
+        error: std::io::Error,
     },
-    /// The TLS setup (extra CA file, root store) failed.
-    #[error("TLS setup: {0}")]
-    Tls(String),
     /// A configuration value is unusable.
     #[error("configuration: {0}")]
     Config(String),
@@ -95,7 +85,7 @@ pub enum PhoneError {
 
 impl PhoneError {
     pub(crate) fn protocol(context: &'static str) -> impl FnOnce(hybrid_protocol::Error) -> Self {
-        move |source| Self::Protocol { context, source }
+        move |error| Self::Protocol { context, error }
     }
 
     pub(crate) fn file(
@@ -103,7 +93,16 @@ impl PhoneError {
         path: &std::path::Path,
     ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.to_path_buf();
-        move |source| Self::File { what, path, source }
+        move |error| Self::File { what, path, error }
+    }
+
+    /// Whether the phone's own settings are at fault (bad relay URL, extra CA file).
+    pub fn is_local(&self) -> bool {
+        match self {
+            Self::Relay { error, .. } => error.is_local(),
+            Self::Config(_) | Self::File { .. } => true,
+            _ => false,
+        }
     }
 
     pub(crate) fn store(path: &std::path::Path, reason: impl Into<String>) -> Self {

@@ -38,7 +38,6 @@ mod bluez;
 pub mod cli;
 mod error;
 pub mod medium;
-mod net;
 mod phone;
 mod scan;
 pub mod store;

@@ -26,11 +26,11 @@ use hybrid_protocol::tunnel::{
     ContactId, Domain, RoutingId, TunnelId, TunnelPath, ROUTING_ID_HEADER,
 };
 use rand_core::{OsRng, RngCore as _};
+use tunnel_client::{Route, Tunnel, TunnelConfig};
 
 use crate::authenticator::{self, Approve, Attestation, Done, Request};
 use crate::error::PhoneError;
 use crate::medium::{build_advert, AdvertFault, Advertiser};
-use crate::net::{self, Incoming, Ws};
 use crate::store::{b64url, now_unix, Store, StoredLink};
 
 /// Response header of `/cable/register` carrying the contact ID (the relay's contact channel).
@@ -121,7 +121,7 @@ pub struct Outcome {
 pub struct Phone {
     store: Store,
     config: PhoneConfig,
-    tls: std::sync::Arc<rustls::ClientConfig>,
+    relay: TunnelConfig,
 }
 
 impl std::fmt::Debug for Phone {
@@ -150,9 +150,17 @@ impl Phone {
                 )));
             }
         }
-        let tls = net::tls_config(config.extra_ca.as_deref())?;
+        let relay = TunnelConfig::new(config.tunnel.clone(), vec![], config.extra_ca.clone());
+        relay.check().map_err(|error| PhoneError::Relay {
+            context: "checking the relay settings",
+            error,
+        })?;
         let store = Store::open_or_create(&path, &mut OsRng)?;
-        Ok(Self { store, config, tls })
+        Ok(Self {
+            store,
+            config,
+            relay,
+        })
     }
 
     /// The store.
@@ -165,16 +173,26 @@ impl Phone {
         &self.config
     }
 
+    /// The relay's host name: the tunnel domain this phone advertises.
+    fn domain(&self) -> Result<String, PhoneError> {
+        Domain(self.config.domain)
+            .name()
+            .map_err(PhoneError::protocol("naming the tunnel domain"))
+    }
+
     fn base_url(&self) -> Result<String, PhoneError> {
-        match &self.config.tunnel {
-            Some(t) => Ok(t.trim_end_matches('/').to_string()),
-            None => {
-                let host = Domain(self.config.domain)
-                    .name()
-                    .map_err(PhoneError::protocol("naming the tunnel domain"))?;
-                Ok(format!("wss://{host}"))
-            }
-        }
+        Ok(self.relay.base_url(&self.domain()?))
+    }
+
+    /// Opens `route` on this phone's relay.
+    async fn connect(&self, route: &Route, context: &'static str) -> Result<Tunnel, PhoneError> {
+        self.relay
+            .open(&self.domain()?, route, &[])
+            .await
+            .map_err(|error| match error.status() {
+                Some(410) => PhoneError::ContactGone,
+                _ => PhoneError::Relay { context, error },
+            })
     }
 
     /// Serves one QR-initiated session (§1): opens `/cable/new/<tunnel id>`, advertises until
@@ -199,27 +217,19 @@ impl Phone {
         if linking && self.store.contact_id().is_none() {
             // Get a contact ID before the desktop waits on us (a real phone has its push token).
             match self.register().await {
-                Ok((mut reg, _)) => net::close(&mut reg).await,
+                Ok((mut reg, _)) => reg.close().await,
                 Err(e) => {
                     tracing::warn!("not linking: cannot get a contact ID from the relay: {e}")
                 }
             }
         }
         let tunnel_id = qr.secret.tunnel_id();
-        let url = format!(
-            "{}{}",
-            self.base_url()?,
-            TunnelPath::New(tunnel_id).to_path()
-        );
         // The full tunnel ID lets anyone race the desktop for the tunnel: debug level only.
         tracing::info!(relay = %self.base_url()?, tunnel = ?tunnel_id, "opening the tunnel");
-        tracing::debug!(%url, "tunnel URL");
-        let (mut ws, resp) = net::connect(&url, &self.tls).await?;
-        let routing_id = RoutingId::from_hex(net::header(&resp, ROUTING_ID_HEADER, &url)?.trim())
-            .map_err(|e| PhoneError::RelayRefused {
-            url: url.clone(),
-            reason: format!("bad {ROUTING_ID_HEADER} header: {e}"),
-        })?;
+        let route = Route::Tunnel(TunnelPath::New(tunnel_id));
+        let mut ws = self.connect(&route, "opening the tunnel").await?;
+        tracing::debug!(url = ws.url(), "tunnel open");
+        let routing_id = header(&ws, ROUTING_ID_HEADER, RoutingId::from_hex)?;
         let plaintext = EidPlaintext::new(routing_id, Domain(self.config.domain), &mut OsRng)
             .map_err(PhoneError::protocol("building the EID"))?;
         let psk = plaintext.psk(qr.secret.expose());
@@ -228,7 +238,7 @@ impl Phone {
             .await?;
         let (mut session, msg2) = Responder::respond_qr(&qr.identity_key, &psk, &msg1, &mut OsRng)
             .map_err(PhoneError::protocol("answering the QR handshake"))?;
-        net::send(&mut ws, msg2.to_vec(), "sending Noise message 2").await?;
+        send(&mut ws, msg2.to_vec(), "sending Noise message 2").await?;
         self.send_post_handshake(&mut ws, &mut session).await?;
         let mut link_id = None;
         if linking {
@@ -260,9 +270,7 @@ impl Phone {
                     failures = 0;
                     ws
                 }
-                Err(e @ (PhoneError::RelayRefused { .. } | PhoneError::RelayDropped { .. }))
-                    if failures < 5 =>
-                {
+                Err(e @ PhoneError::Relay { .. }) if !e.is_local() && failures < 5 => {
                     failures += 1;
                     tracing::warn!("{e}; retrying");
                     tokio::time::sleep(Duration::from_millis(250 << failures)).await;
@@ -272,13 +280,13 @@ impl Phone {
             };
             loop {
                 if max_sessions.is_some_and(|m| results.len() >= m) {
-                    net::close(&mut reg).await;
+                    reg.close().await;
                     return Ok(results);
                 }
-                let msg = match net::next_binary(&mut reg, "waiting for wake-ups").await {
-                    Ok(Incoming::Binary(b)) => b,
-                    Ok(Incoming::Closed(why)) => {
-                        tracing::warn!("registration socket {why}; reconnecting");
+                let msg = match next(&mut reg, "waiting for wake-ups").await {
+                    Ok(Some(b)) => b,
+                    Ok(None) => {
+                        tracing::warn!("the relay ended the registration socket; reconnecting");
                         break;
                     }
                     Err(e) => {
@@ -318,16 +326,18 @@ impl Phone {
         let Some(id) = self.store.contact_id() else {
             return Ok(());
         };
-        let url = format!("{}/cable/register/{}", self.base_url()?, id.to_base64url());
-        match net::connect(&url, &self.tls).await {
-            Ok((mut ws, _)) => {
-                net::send(
+        match self
+            .connect(&Route::Register(Some(id)), "revoking the contact ID")
+            .await
+        {
+            Ok(mut ws) => {
+                send(
                     &mut ws,
                     br#"{"revoke":true}"#.to_vec(),
                     "revoking the contact ID",
                 )
                 .await?;
-                net::close(&mut ws).await;
+                ws.close().await;
             }
             Err(PhoneError::ContactGone) => {}
             Err(e) => return Err(e),
@@ -338,12 +348,14 @@ impl Phone {
     }
 
     /// Opens `/cable/register[/<contact id>]`, storing a newly minted contact ID.
-    async fn register(&mut self) -> Result<(Ws, ContactId), PhoneError> {
-        let base = self.base_url()?;
+    async fn register(&mut self) -> Result<(Tunnel, ContactId), PhoneError> {
+        const CONTEXT: &str = "registering with the relay";
         if let Some(id) = self.store.contact_id() {
-            let url = format!("{base}/cable/register/{}", id.to_base64url());
-            match net::connect(&url, &self.tls).await {
-                Ok((ws, _)) => return Ok((ws, id)),
+            match self
+                .connect(&Route::Register(Some(id.clone())), CONTEXT)
+                .await
+            {
+                Ok(ws) => return Ok((ws, id)),
                 Err(PhoneError::ContactGone) => {
                     tracing::warn!("the relay forgot this phone's contact ID (410); its links are dead, registering anew");
                     self.store.refresh()?;
@@ -353,13 +365,8 @@ impl Phone {
                 Err(e) => return Err(e),
             }
         }
-        let url = format!("{base}/cable/register");
-        let (ws, resp) = net::connect(&url, &self.tls).await?;
-        let id = ContactId::from_base64url(net::header(&resp, CONTACT_ID_HEADER, &url)?.trim())
-            .map_err(|e| PhoneError::RelayRefused {
-                url: url.clone(),
-                reason: format!("bad {CONTACT_ID_HEADER} header: {e}"),
-            })?;
+        let ws = self.connect(&Route::Register(None), CONTEXT).await?;
+        let id = header(&ws, CONTACT_ID_HEADER, ContactId::from_base64url)?;
         self.store.refresh()?;
         self.store.set_contact_id(Some(&id));
         self.store.save()?;
@@ -376,14 +383,9 @@ impl Phone {
             .store
             .link_secret(&wake.payload.link_id)
             .ok_or_else(|| PhoneError::PeerMisbehaved("wake-up for an unknown link".into()))?;
-        let url = format!(
-            "{}{}",
-            self.base_url()?,
-            TunnelPath::Connect(wake.routing_id, wake.tunnel_id).to_path()
-        );
         tracing::info!(tunnel = ?wake.tunnel_id, "woken: joining the tunnel");
-        tracing::debug!(%url, "tunnel URL");
-        let (mut ws, _) = net::connect(&url, &self.tls).await?;
+        let route = Route::Tunnel(TunnelPath::Connect(wake.routing_id, wake.tunnel_id));
+        let mut ws = self.connect(&route, "joining the tunnel").await?;
         let plaintext = EidPlaintext::new(wake.routing_id, Domain(self.config.domain), &mut OsRng)
             .map_err(PhoneError::protocol("building the EID"))?;
         let psk: Psk = plaintext.psk(secret.expose());
@@ -394,14 +396,14 @@ impl Phone {
         let identity = self.store.identity_key();
         let (mut session, msg2) = Responder::respond_linked(&identity, &psk, &msg1, &mut OsRng)
             .map_err(PhoneError::protocol("answering the linked handshake"))?;
-        net::send(&mut ws, msg2.to_vec(), "sending Noise message 2").await?;
+        send(&mut ws, msg2.to_vec(), "sending Noise message 2").await?;
         self.send_post_handshake(&mut ws, &mut session).await?;
         self.serve_requests(&mut ws, &mut session).await
     }
 
     async fn advertise_until_msg1(
         &self,
-        ws: &mut Ws,
+        ws: &mut Tunnel,
         key: &EidKey,
         plaintext: &EidPlaintext,
         advertiser: &mut dyn Advertiser,
@@ -410,7 +412,7 @@ impl Phone {
         advertiser.start(SERVICE_UUID_FIDO, &advert).await?;
         let waited = tokio::time::timeout(
             self.config.timeout,
-            net::next_binary(ws, "waiting for the desktop's handshake"),
+            next(ws, "waiting for the desktop's handshake"),
         )
         .await;
         advertiser.stop().await?;
@@ -421,15 +423,11 @@ impl Phone {
                     after: self.config.timeout,
                 })
             }
-            Ok(r) => match r? {
-                Incoming::Binary(b) => b,
-                Incoming::Closed(why) => {
-                    return Err(PhoneError::RelayDropped {
-                        context: "waiting for the desktop's handshake",
-                        reason: why,
-                    })
-                }
-            },
+            Ok(r) => r?.ok_or_else(|| {
+                PhoneError::PeerMisbehaved(
+                    "the desktop ended the tunnel before its handshake message".into(),
+                )
+            })?,
         };
         tracing::debug!(
             len = msg1.len(),
@@ -440,19 +438,19 @@ impl Phone {
 
     async fn send_post_handshake(
         &self,
-        ws: &mut Ws,
+        ws: &mut Tunnel,
         session: &mut Session,
     ) -> Result<(), PhoneError> {
         let ph = PostHandshake::ctap(authenticator::get_info().to_cbor());
         let frame = session.encrypt(&ph.encode()).map_err(PhoneError::protocol(
             "encrypting the post-handshake message",
         ))?;
-        net::send(ws, frame, "sending the post-handshake message").await
+        send(ws, frame, "sending the post-handshake message").await
     }
 
     async fn send_linking_info(
         &mut self,
-        ws: &mut Ws,
+        ws: &mut Tunnel,
         session: &mut Session,
         qr: &QrCode,
     ) -> Result<Option<[u8; 8]>, PhoneError> {
@@ -488,7 +486,7 @@ impl Phone {
                 linking: Some(info),
             }))
             .map_err(PhoneError::protocol("encrypting the linking update"))?;
-        net::send(ws, frame, "sending linking info").await?;
+        send(ws, frame, "sending linking info").await?;
         tracing::info!(link = %hex::encode(link_id), "sent linking info");
         Ok(Some(link_id))
     }
@@ -496,7 +494,7 @@ impl Phone {
     /// The request loop: getInfo any number of times, one real command, then shutdown.
     async fn serve_requests(
         &mut self,
-        ws: &mut Ws,
+        ws: &mut Tunnel,
         session: &mut Session,
     ) -> Result<Outcome, PhoneError> {
         let mut get_info_served = 0;
@@ -507,16 +505,12 @@ impl Phone {
             } else {
                 "waiting for the desktop's request"
             };
-            let incoming = match tokio::time::timeout(
-                self.config.timeout,
-                net::next_binary(ws, waiting),
-            )
-            .await
+            let incoming = match tokio::time::timeout(self.config.timeout, next(ws, waiting)).await
             {
                 Err(_) => {
                     if let Some(operation) = answered {
                         // The request was answered; a desktop that never shuts down is its problem.
-                        net::close(ws).await;
+                        ws.close().await;
                         return Ok(Outcome {
                             operation,
                             get_info_served,
@@ -530,34 +524,31 @@ impl Phone {
                 }
                 Ok(r) => r?,
             };
-            let frame = match incoming {
-                Incoming::Binary(b) => b,
-                Incoming::Closed(why) => {
-                    return match answered {
-                        Some(operation) => Ok(Outcome {
-                            operation,
-                            get_info_served,
-                            link_id: None,
-                        }),
-                        None => Err(PhoneError::PeerMisbehaved(format!(
-                            "the tunnel {why} before any request (unexpected EOF)"
-                        ))),
-                    }
-                }
+            let Some(frame) = incoming else {
+                return match answered {
+                    Some(operation) => Ok(Outcome {
+                        operation,
+                        get_info_served,
+                        link_id: None,
+                    }),
+                    None => Err(PhoneError::PeerMisbehaved(
+                        "the desktop ended the tunnel before any request".into(),
+                    )),
+                };
             };
             let message = match session.decrypt_message(&frame) {
                 Ok(m) => m,
                 Err(e) => {
-                    net::close(ws).await;
+                    ws.close().await;
                     return Err(PhoneError::Protocol {
                         context: "reading a message from the desktop",
-                        source: e,
+                        error: e,
                     });
                 }
             };
             match message {
                 Message::Shutdown => {
-                    net::close(ws).await;
+                    ws.close().await;
                     return Ok(Outcome {
                         operation: answered.unwrap_or(Operation::NoRequest),
                         get_info_served,
@@ -568,7 +559,7 @@ impl Phone {
                     tracing::debug!("ignoring an update message from the desktop")
                 }
                 Message::Json(_) => {
-                    net::close(ws).await;
+                    ws.close().await;
                     return Err(PhoneError::PeerMisbehaved(
                         "a JSON message arrived, but this phone did not offer the \"dc\" feature"
                             .into(),
@@ -578,7 +569,7 @@ impl Phone {
                     let request = match authenticator::parse_request(&bytes) {
                         Ok(Some(r)) => r,
                         Ok(None) => {
-                            net::close(ws).await;
+                            ws.close().await;
                             return Err(PhoneError::PeerMisbehaved(format!(
                                 "unsupported CTAP command {:#04x}; phones end the session without a reply",
                                 bytes[0]
@@ -586,7 +577,7 @@ impl Phone {
                         }
                         Err(e) => {
                             let replied = self.reply(ws, session, e.status, &[]).await.is_ok();
-                            net::close(ws).await;
+                            ws.close().await;
                             return Err(PhoneError::BadRequest {
                                 status: e.status,
                                 message: e.message,
@@ -599,7 +590,7 @@ impl Phone {
                             .reply(ws, session, Status::NotAllowed, &[])
                             .await
                             .is_ok();
-                        net::close(ws).await;
+                        ws.close().await;
                         return Err(PhoneError::BadRequest {
                             status: Status::NotAllowed,
                             message: "a second command in one session; phones serve exactly one"
@@ -619,7 +610,7 @@ impl Phone {
                             .await?;
                         }
                         Request::Selection => {
-                            net::close(ws).await;
+                            ws.close().await;
                             return Ok(Outcome {
                                 operation: Operation::Selected,
                                 get_info_served,
@@ -668,7 +659,7 @@ impl Phone {
 
     async fn finish(
         &self,
-        ws: &mut Ws,
+        ws: &mut Tunnel,
         session: &mut Session,
         r: Result<(Vec<u8>, Done), hybrid_protocol::ctap::CtapError>,
     ) -> Result<Operation, PhoneError> {
@@ -708,7 +699,7 @@ impl Phone {
                         Ok(Operation::Refused { status: e.status })
                     }
                     status => {
-                        net::close(ws).await;
+                        ws.close().await;
                         Err(PhoneError::BadRequest {
                             status,
                             message: e.message,
@@ -722,7 +713,7 @@ impl Phone {
 
     async fn reply(
         &self,
-        ws: &mut Ws,
+        ws: &mut Tunnel,
         session: &mut Session,
         status: Status,
         body: &[u8],
@@ -732,8 +723,40 @@ impl Phone {
         let frame = session
             .encrypt_message(&Message::Ctap(payload))
             .map_err(PhoneError::protocol("encrypting the CTAP response"))?;
-        net::send(ws, frame, "sending the CTAP response").await
+        send(ws, frame, "sending the CTAP response").await
     }
+}
+
+/// The next message on `ws`; `None` when the other side ended the tunnel.
+async fn next(ws: &mut Tunnel, context: &'static str) -> Result<Option<Vec<u8>>, PhoneError> {
+    ws.recv()
+        .await
+        .map_err(|error| PhoneError::Relay { context, error })
+}
+
+async fn send(ws: &mut Tunnel, data: Vec<u8>, context: &'static str) -> Result<(), PhoneError> {
+    ws.send(data)
+        .await
+        .map_err(|error| PhoneError::Relay { context, error })
+}
+
+/// Parses the relay's single response header `name` with `parse`.
+fn header<T, E: std::fmt::Display>(
+    ws: &Tunnel,
+    name: &'static str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, PhoneError> {
+    let relay_error = |error| PhoneError::Relay {
+        context: "reading the relay's answer",
+        error,
+    };
+    let value = ws.required_header(name).map_err(relay_error)?;
+    parse(value).map_err(|e| {
+        relay_error(tunnel_client::RelayError::Protocol {
+            url: ws.url().to_string(),
+            reason: format!("bad {name} header: {e}"),
+        })
+    })
 }
 
 /// A wake-up from the contact channel.

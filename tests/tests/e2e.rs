@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use bridge::demo::Stack;
 use bridge::progress::{Event, Phase, Silent};
 use bridge::webauthn::{AuthenticationOptions, RegistrationOptions};
 use bridge::BridgeError;
+use hybrid_demo::Stack;
 use hybrid_tests::rp::RelyingParty;
 use hybrid_tests::tap::{self, Cut};
 use phone_sim::{AdvertFault, Approve, MediumKnobs, PhoneConfig};
@@ -367,7 +367,7 @@ mod failures {
             matches!(
                 err,
                 BridgeError::Closed { .. }
-                    | BridgeError::RelayProtocol(_)
+                    | BridgeError::Relay(_)
                     | BridgeError::Timeout {
                         phase: Phase::Handshaking,
                         ..

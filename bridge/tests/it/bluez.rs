@@ -74,7 +74,7 @@ fn start(dir: &Path) -> Mock {
 
 #[test]
 fn no_system_bus_is_a_clear_bluetooth_error() {
-    let out = Command::new(env!("CARGO_BIN_EXE_bridge"))
+    let out = Command::new(env!("CARGO_BIN_EXE_hybrid-bridge"))
         .args(["scan", "--duration", "1"])
         .env(
             "DBUS_SYSTEM_BUS_ADDRESS",
@@ -113,7 +113,7 @@ fn btleplug_scanner_hears_and_decrypts_adverts_through_a_mock_bluez() {
     writeln!(stdin, "advert 11:22:33:44:55:02 fff9 0102 -40").unwrap();
     writeln!(stdin, "advert 11:22:33:44:55:03 fff9 {ours} -55").unwrap();
     stdin.flush().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_bridge"))
+    let out = Command::new(env!("CARGO_BIN_EXE_hybrid-bridge"))
         .args([
             "scan",
             "--duration",

@@ -100,11 +100,12 @@ async fn relay_statuses_map_to_clear_errors() {
         (400, "malformed"),
         (409, "already in use"),
         (429, "rate-limiting"),
-        (503, "server-side"),
+        (503, "full or shutting down"),
+        (502, "server-side"),
     ] {
         let err = qr_error(Fault::Refuse(status)).await;
         assert!(
-            matches!(err, BridgeError::RelayRefused { status: s, .. } if s == status),
+            matches!(&err, BridgeError::Relay(e) if e.status() == Some(status)),
             "{err:?}"
         );
         assert!(err.to_string().contains(words), "{status}: {err}");

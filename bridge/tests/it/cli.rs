@@ -3,7 +3,7 @@
 use std::process::Command;
 
 fn bridge() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_bridge"))
+    Command::new(env!("CARGO_BIN_EXE_hybrid-bridge"))
 }
 
 #[test]

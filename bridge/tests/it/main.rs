@@ -4,7 +4,6 @@
 mod bluez;
 mod ceremony;
 mod cli;
-mod demo;
 mod harness;
 mod native_host;
 mod qr;

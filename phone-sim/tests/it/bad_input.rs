@@ -10,7 +10,7 @@ use crate::harness::*;
 
 fn protocol_error(r: Result<phone_sim::Outcome, PhoneError>) -> hybrid_protocol::Error {
     match r {
-        Err(PhoneError::Protocol { source, .. }) => source,
+        Err(PhoneError::Protocol { error, .. }) => error,
         other => panic!("expected a protocol error, got {other:?}"),
     }
 }
@@ -132,7 +132,17 @@ async fn text_frame() {
     })
     .await;
     let e = r.unwrap_err();
-    assert!(matches!(e, PhoneError::PeerMisbehaved(_)), "{e}");
+    // The relay refuses text frames and closes the tunnel itself (1003): the phone says so.
+    assert!(
+        matches!(
+            &e,
+            PhoneError::Relay {
+                error: tunnel_client::RelayError::ClosedByRelay { code: 1003, .. },
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 }
 
 fn bad_request(r: Result<phone_sim::Outcome, PhoneError>, expected: Status) {
@@ -259,7 +269,12 @@ async fn close_before_request() {
     })
     .await;
     let e = r.unwrap_err();
-    assert!(e.to_string().contains("unexpected EOF"), "{e}");
+    assert!(matches!(e, PhoneError::PeerMisbehaved(_)), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("ended the tunnel before any request"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -276,8 +291,20 @@ async fn relay_refuses_or_drops() {
         .serve_qr(&desktop.qr, &mut fast_medium(&f.adverts))
         .await
         .unwrap_err();
-    assert!(matches!(e, PhoneError::RelayRefused { .. }), "{e}");
-    assert!(e.to_string().contains("is the relay running"), "{e}");
+    assert!(
+        matches!(
+            e,
+            PhoneError::Relay {
+                error: tunnel_client::RelayError::Unreachable { .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("cannot reach the tunnel relay"),
+        "{e}"
+    );
 
     // The same tunnel ID twice: 409.
     let mut cfg = tunnel_server::Config::default();
@@ -297,7 +324,22 @@ async fn relay_refuses_or_drops() {
     relay.shutdown().await.unwrap();
     let (_, r) = join(first).await;
     let e = r.unwrap_err();
-    assert!(matches!(e, PhoneError::RelayDropped { .. }), "{e}");
+    // The relay says it is going away (1001) rather than just dropping the socket.
+    assert!(
+        matches!(
+            &e,
+            PhoneError::Relay {
+                error: tunnel_client::RelayError::ClosedByRelay { code: 1001, .. },
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .contains("the relay closed the tunnel: going away (1001)"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
