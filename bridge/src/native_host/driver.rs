@@ -43,6 +43,17 @@ pub fn check_origin(req: &CeremonyRequest) -> Result<String, DomError> {
     let origin = req.origin.as_str();
     let host = webauthn::origin_host(origin)
         .map_err(|e| DomError::new(DomName::SecurityError, "insecure_origin", e.to_string()))?;
+    if let Some(top) = &req.top_origin {
+        if top.trim_end_matches('/') != origin.trim_end_matches('/') {
+            // clientDataJSON would need crossOrigin: true and topOrigin, which the WebAuthn
+            // layer does not write yet; refuse rather than sign a false statement.
+            return Err(DomError::new(
+                DomName::NotSupportedError,
+                "cross_origin",
+                "passkeys from a phone are not available in a cross-origin frame yet; use the browser's own dialog",
+            ));
+        }
+    }
     let pk = req.options.get("publicKey").unwrap_or(&req.options);
     let rp = match req.kind {
         CeremonyKind::Create => pk.get("rp").and_then(|r| r.get("id")),

@@ -37,6 +37,9 @@ pub struct CeremonyRequest {
     pub options: Value,
     /// A linked phone's id (from `phones`): no QR code.
     pub phone: Option<String>,
+    /// The top-level page's origin when the request comes from a frame (as the browser
+    /// reported it); `None` or equal to `origin` for a top-level page.
+    pub top_origin: Option<String>,
 }
 
 /// A request from the extension.
@@ -72,6 +75,8 @@ struct CeremonyJson {
     options: Value,
     #[serde(default)]
     phone: Option<String>,
+    #[serde(default, rename = "topOrigin")]
+    top_origin: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -127,6 +132,7 @@ impl Request {
                 origin: c.origin,
                 options: c.options,
                 phone: c.phone,
+                top_origin: c.top_origin,
             }))
         };
         match ty.as_str() {

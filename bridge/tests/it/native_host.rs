@@ -384,6 +384,14 @@ async fn rp_id_not_matching_the_origin_is_security_error_before_any_qr_code() {
         );
         assert_eq!(m["id"], id);
     }
+    // A request from a cross-origin frame is refused before anything happens (the
+    // extension falls back to the browser's own dialog on this code).
+    let mut framed = get("s8", "https://example.com", "example.com", None);
+    framed["topOrigin"] = "https://top.example".into();
+    host.send(framed).await;
+    let m = host.recv().await;
+    assert_error(&m, "NotSupportedError", "cross_origin");
+    assert_eq!(m["id"], "s8");
     // A parent domain of the origin's host is fine: this one gets as far as the QR code.
     host.send(get("ok", "https://login.example.com", "example.com", None))
         .await;
@@ -545,6 +553,18 @@ async fn create_and_get_through_the_host_with_qr_and_linked_phone() {
     );
     assert_eq!(client_data(&m["credential"])["origin"], origin);
     assert!(env.paths().iter().any(|p| p.starts_with("/cable/contact/")));
+
+    // Registration with the linked phone works the same way.
+    let mut req = create("r2", origin, "example.com");
+    req["phone"] = phone_id.clone().into();
+    host.send(req).await;
+    let (events, m) = host.until_reply().await;
+    assert_eq!(m["type"], "result", "{m}");
+    assert_eq!(
+        event_names(&events),
+        ["contacting", "advert", "connected", "waiting"]
+    );
+    assert_eq!(client_data(&m["credential"])["type"], "webauthn.create");
 
     // An unknown phone fails before anything happens.
     host.send(get("g3", origin, "example.com", Some("no such phone")))
