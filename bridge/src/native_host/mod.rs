@@ -37,8 +37,10 @@ use messages::{BadRequest, Request};
 /// The host's name in the browsers' manifests and `runtime.connectNative`.
 pub const HOST_NAME: &str = "org.hybridbridge.host";
 
-/// The extension's Chromium ID, pinned by the `key` in its Chromium manifest.
-pub const CHROMIUM_EXTENSION_ID: &str = "ckbpebiaofifjhfhpogkdppbkdbkggce";
+/// The extension's Chromium ID, pinned by the `key` in its Chromium manifest
+/// (`CHROMIUM_KEY` in browser/tools/build.mjs; the ID is the first 32 hex digits of the
+/// key's SHA-256, written with the letters a–p).
+pub const CHROMIUM_EXTENSION_ID: &str = "kbehonokcoobakmaiaaeeiedfmmjlope";
 
 /// The extension's Firefox (gecko) ID.
 pub const FIREFOX_EXTENSION_ID: &str = "hybrid-bridge@hybridbridge.org";
