@@ -1,0 +1,387 @@
+//! W3C options JSON in (`PublicKeyCredentialCreationOptionsJSON` /
+//! `PublicKeyCredentialRequestOptionsJSON`, bare or under `publicKey`), resolved into the
+//! [`RegistrationOptions`] / [`AuthenticationOptions`] a ceremony needs, and turned into the
+//! CTAP makeCredential / getAssertion requests (PRF salts hashed as WebAuthn defines).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hybrid_protocol::ctap::{
+    self, CredentialDescriptor, GetAssertionRequest, MakeCredentialExtensions,
+    MakeCredentialRequest, Options, PrfInputs, PrfValues, RelyingParty, User,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::BridgeError;
+
+use super::client_data::client_data_json;
+use super::origin::{check_rp_id, resolve_origin};
+
+/// WebAuthn-level PRF inputs: `first` and an optional `second` (hashed before sending).
+pub type PrfEval = (Vec<u8>, Option<Vec<u8>>);
+
+/// User verification preference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserVerification {
+    /// The phone must verify the user.
+    Required,
+    /// Verify if possible (phones always do).
+    #[default]
+    Preferred,
+    /// Don't ask for verification.
+    Discouraged,
+}
+
+impl UserVerification {
+    fn ctap_uv(self) -> Option<bool> {
+        match self {
+            Self::Required | Self::Preferred => Some(true),
+            Self::Discouraged => None,
+        }
+    }
+}
+
+/// A registration request, resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistrationOptions {
+    /// The web origin, e.g. `https://example.com`.
+    pub origin: String,
+    /// RP ID (defaults to the origin's host).
+    pub rp_id: String,
+    /// RP display name.
+    pub rp_name: String,
+    /// User handle.
+    pub user_id: Vec<u8>,
+    /// User name.
+    pub user_name: String,
+    /// User display name.
+    pub user_display_name: String,
+    /// Challenge bytes.
+    pub challenge: Vec<u8>,
+    /// COSE algorithms, in preference order.
+    pub algorithms: Vec<i64>,
+    /// Credential IDs the phone must not already hold.
+    pub exclude: Vec<Vec<u8>>,
+    /// Ask for a discoverable credential.
+    pub resident_key: bool,
+    /// User verification.
+    pub user_verification: UserVerification,
+    /// `credProps` extension requested.
+    pub cred_props: bool,
+    /// `prf` extension: `None` not requested; `Some(None)` enable only; `Some(Some(..))` with
+    /// eval inputs (WebAuthn-level, hashed before sending).
+    pub prf: Option<Option<PrfEval>>,
+}
+
+/// A sign-in request, resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthenticationOptions {
+    /// The web origin.
+    pub origin: String,
+    /// RP ID.
+    pub rp_id: String,
+    /// Challenge bytes.
+    pub challenge: Vec<u8>,
+    /// Allowed credential IDs (empty: discoverable credentials).
+    pub allow: Vec<Vec<u8>>,
+    /// User verification.
+    pub user_verification: UserVerification,
+    /// `prf` eval inputs (WebAuthn-level): first, second.
+    pub prf: Option<PrfEval>,
+}
+
+// ---- W3C JSON in ----
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreationJson {
+    rp: RpJson,
+    user: UserJson,
+    challenge: String,
+    #[serde(default)]
+    pub_key_cred_params: Vec<ParamJson>,
+    #[serde(default)]
+    exclude_credentials: Vec<DescriptorJson>,
+    #[serde(default)]
+    authenticator_selection: Option<SelectionJson>,
+    #[serde(default)]
+    extensions: Option<ExtensionsJson>,
+}
+
+#[derive(Deserialize)]
+struct RpJson {
+    id: Option<String>,
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserJson {
+    id: String,
+    name: String,
+    display_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ParamJson {
+    #[serde(rename = "type")]
+    ty: String,
+    alg: i64,
+}
+
+#[derive(Deserialize)]
+struct DescriptorJson {
+    id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SelectionJson {
+    resident_key: Option<String>,
+    #[serde(default)]
+    require_resident_key: bool,
+    user_verification: Option<UserVerification>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExtensionsJson {
+    #[serde(default)]
+    cred_props: bool,
+    prf: Option<PrfJson>,
+}
+
+#[derive(Deserialize)]
+struct PrfJson {
+    eval: Option<PrfEvalJson>,
+}
+
+#[derive(Deserialize)]
+struct PrfEvalJson {
+    first: String,
+    second: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestJson {
+    challenge: String,
+    rp_id: Option<String>,
+    #[serde(default)]
+    allow_credentials: Vec<DescriptorJson>,
+    user_verification: Option<UserVerification>,
+    extensions: Option<ExtensionsJson>,
+}
+
+fn b64(field: &str, s: &str) -> Result<Vec<u8>, BridgeError> {
+    URL_SAFE_NO_PAD
+        .decode(s.trim_end_matches('='))
+        .map_err(|_| BridgeError::Usage(format!("{field} must be base64url, got {s:?}")))
+}
+
+/// Accepts the options object itself or `{"publicKey": {...}}`.
+fn unwrap_public_key(json: &str) -> Result<serde_json::Value, BridgeError> {
+    let v: serde_json::Value = serde_json::from_str(json)
+        .map_err(|e| BridgeError::Usage(format!("options are not valid JSON: {e}")))?;
+    Ok(match v.get("publicKey") {
+        Some(inner) => inner.clone(),
+        None => v,
+    })
+}
+
+fn prf_eval(p: Option<PrfEvalJson>) -> Result<Option<PrfEval>, BridgeError> {
+    p.map(|e| {
+        Ok((
+            b64("extensions.prf.eval.first", &e.first)?,
+            e.second
+                .map(|s| b64("extensions.prf.eval.second", &s))
+                .transpose()?,
+        ))
+    })
+    .transpose()
+}
+
+impl RegistrationOptions {
+    /// From `PublicKeyCredentialCreationOptionsJSON` (or `{"publicKey": …}`). `origin`
+    /// defaults to `https://<rp.id>`.
+    pub fn from_json(json: &str, origin: Option<&str>) -> Result<Self, BridgeError> {
+        let c: CreationJson = serde_json::from_value(unwrap_public_key(json)?).map_err(|e| {
+            BridgeError::Usage(format!("not a PublicKeyCredentialCreationOptionsJSON: {e}"))
+        })?;
+        let (origin, rp_id) = resolve_origin(origin, c.rp.id.as_deref())?;
+        let mut algorithms: Vec<i64> = c
+            .pub_key_cred_params
+            .iter()
+            .filter(|p| p.ty == "public-key")
+            .map(|p| p.alg)
+            .collect();
+        if algorithms.is_empty() {
+            algorithms = vec![ctap::ES256, -257];
+        }
+        let sel = c.authenticator_selection;
+        let resident_key = sel.as_ref().is_some_and(|s| {
+            s.require_resident_key
+                || matches!(s.resident_key.as_deref(), Some("required" | "preferred"))
+        });
+        let uv = sel.and_then(|s| s.user_verification).unwrap_or_default();
+        let ext = c.extensions;
+        let o = Self {
+            origin,
+            rp_id,
+            rp_name: c.rp.name,
+            user_id: b64("user.id", &c.user.id)?,
+            user_display_name: c.user.display_name.unwrap_or_else(|| c.user.name.clone()),
+            user_name: c.user.name,
+            challenge: b64("challenge", &c.challenge)?,
+            algorithms,
+            exclude: c
+                .exclude_credentials
+                .iter()
+                .map(|d| b64("excludeCredentials.id", &d.id))
+                .collect::<Result<_, _>>()?,
+            resident_key,
+            user_verification: uv,
+            cred_props: ext.as_ref().is_some_and(|e| e.cred_props),
+            prf: match ext.and_then(|e| e.prf) {
+                None => None,
+                Some(p) => Some(prf_eval(p.eval)?),
+            },
+        };
+        o.validate()?;
+        Ok(o)
+    }
+
+    /// Checks the RP ID against the origin and the required fields.
+    pub fn validate(&self) -> Result<(), BridgeError> {
+        check_rp_id(&self.rp_id, &self.origin)?;
+        if self.challenge.len() < 16 {
+            return Err(BridgeError::Usage(format!(
+                "the challenge is {} bytes; WebAuthn needs at least 16 random bytes",
+                self.challenge.len()
+            )));
+        }
+        if self.user_id.is_empty() || self.user_id.len() > 64 {
+            return Err(BridgeError::Usage(
+                "the user ID must be 1 to 64 bytes".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn client_data(&self) -> String {
+        client_data_json("webauthn.create", &self.challenge, &self.origin)
+    }
+
+    /// The CTAP makeCredential request for `client_data_hash`.
+    pub fn to_ctap(&self, client_data_hash: [u8; 32]) -> MakeCredentialRequest {
+        MakeCredentialRequest {
+            client_data_hash,
+            rp: RelyingParty {
+                id: self.rp_id.clone(),
+                name: Some(self.rp_name.clone()),
+            },
+            user: User {
+                id: self.user_id.clone(),
+                name: Some(self.user_name.clone()),
+                display_name: Some(self.user_display_name.clone()),
+            },
+            algorithms: self.algorithms.clone(),
+            exclude_list: self.exclude.iter().map(|id| descriptor(id)).collect(),
+            extensions: MakeCredentialExtensions {
+                cred_props: self.cred_props,
+                prf: self.prf.is_some(),
+                prf_eval: self
+                    .prf
+                    .clone()
+                    .flatten()
+                    .map(|(a, b)| prf_values(&a, b.as_deref())),
+            },
+            options: Options {
+                rk: self.resident_key.then_some(true),
+                up: None,
+                uv: self.user_verification.ctap_uv(),
+            },
+        }
+    }
+}
+
+impl AuthenticationOptions {
+    /// From `PublicKeyCredentialRequestOptionsJSON` (or `{"publicKey": …}`); `rpId` or
+    /// `origin` must be given.
+    pub fn from_json(json: &str, origin: Option<&str>) -> Result<Self, BridgeError> {
+        let r: RequestJson = serde_json::from_value(unwrap_public_key(json)?).map_err(|e| {
+            BridgeError::Usage(format!("not a PublicKeyCredentialRequestOptionsJSON: {e}"))
+        })?;
+        let (origin, rp_id) = resolve_origin(origin, r.rp_id.as_deref())?;
+        let o = Self {
+            origin,
+            rp_id,
+            challenge: b64("challenge", &r.challenge)?,
+            allow: r
+                .allow_credentials
+                .iter()
+                .map(|d| b64("allowCredentials.id", &d.id))
+                .collect::<Result<_, _>>()?,
+            user_verification: r.user_verification.unwrap_or_default(),
+            prf: prf_eval(r.extensions.and_then(|e| e.prf).and_then(|p| p.eval))?,
+        };
+        o.validate()?;
+        Ok(o)
+    }
+
+    /// Checks the RP ID against the origin and the challenge length.
+    pub fn validate(&self) -> Result<(), BridgeError> {
+        check_rp_id(&self.rp_id, &self.origin)?;
+        if self.challenge.len() < 16 {
+            return Err(BridgeError::Usage(format!(
+                "the challenge is {} bytes; WebAuthn needs at least 16 random bytes",
+                self.challenge.len()
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn client_data(&self) -> String {
+        client_data_json("webauthn.get", &self.challenge, &self.origin)
+    }
+
+    /// The CTAP getAssertion request for `client_data_hash`.
+    pub fn to_ctap(&self, client_data_hash: [u8; 32]) -> GetAssertionRequest {
+        GetAssertionRequest {
+            rp_id: self.rp_id.clone(),
+            client_data_hash,
+            allow_list: self.allow.iter().map(|id| descriptor(id)).collect(),
+            prf: self.prf.as_ref().map(|(a, b)| PrfInputs {
+                eval: Some(prf_values(a, b.as_deref())),
+                eval_by_credential: vec![],
+            }),
+            options: Options {
+                rk: None,
+                up: None,
+                uv: self.user_verification.ctap_uv(),
+            },
+        }
+    }
+}
+
+fn descriptor(id: &[u8]) -> CredentialDescriptor {
+    CredentialDescriptor {
+        id: id.to_vec(),
+        transports: None,
+    }
+}
+
+/// WebAuthn PRF: salts are `SHA-256("WebAuthn PRF" ‖ 0x00 ‖ input)` before they reach CTAP.
+fn prf_values(first: &[u8], second: Option<&[u8]>) -> PrfValues {
+    let h = |x: &[u8]| {
+        let mut d = Sha256::new();
+        d.update(b"WebAuthn PRF\x00");
+        d.update(x);
+        d.finalize().to_vec()
+    };
+    PrfValues {
+        first: h(first),
+        second: second.map(h),
+    }
+}
