@@ -1,0 +1,251 @@
+// hybrid-bridge, background: one ceremony at a time per tab. It takes the page's origin from
+// the browser's sender information (never from the page), checks the RP ID against it, asks
+// the native host (runtime.connectNative, one port per ceremony) which phones are linked, and
+// drives the overlay: the person's choice goes to the host as a create/get request, the host's
+// progress events (the QR code among them) go only to the overlay, and the result or error
+// goes back to the page. See PROTOCOL.md for the host's messages.
+import { checkRpId, errorText, originOf, secureOrigin } from './lib.js';
+
+const api = globalThis.browser ?? globalThis.chrome;
+const HOST = 'org.hybridbridge.host';
+const OVERLAY_URL = api.runtime.getURL('overlay.html');
+const byTab = new Map(); // tabId -> Ceremony
+const byToken = new Map(); // overlay token -> Ceremony
+
+const randomToken = () => Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+
+class Ceremony {
+  constructor(port, msg, origin) {
+    this.page = port; // the content script's port
+    this.tabId = port.sender.tab.id;
+    this.frameId = port.sender.frameId ?? 0;
+    this.kind = msg.kind;
+    this.options = msg.options;
+    this.origin = origin;
+    this.id = randomToken();
+    this.host = null;
+    this.overlay = null;
+    this.phones = [];
+    this.hostProblem = null;
+    this.done = false;
+    this.running = false;
+    const t = Number(msg.options.timeout);
+    const ms = Number.isFinite(t) && t > 0 ? Math.min(Math.max(t, 30000), 600000) : 300000;
+    this.timer = setTimeout(() => this.fail({ name: 'NotAllowedError', code: 'timeout', message: 'the request timed out' }, true), ms);
+  }
+
+  get rpId() {
+    return this.kind === 'create' ? (this.options.rp?.id ?? new URL(this.origin).hostname)
+      : (this.options.rpId ?? new URL(this.origin).hostname);
+  }
+
+  toOverlay(msg) {
+    try { this.overlay?.postMessage(msg); } catch { /* the overlay went away */ }
+  }
+
+  toPage(msg) {
+    try { this.page.postMessage(msg); } catch { /* the page went away */ }
+  }
+
+  async start() {
+    byTab.set(this.tabId, this);
+    this.connectHost();
+    if (this.host) {
+      this.host.postMessage({ type: 'phones', id: this.id });
+      await new Promise((resolve) => {
+        this.onPhones = resolve;
+        setTimeout(resolve, 3000);
+      });
+    }
+    if (this.done) return;
+    const token = randomToken();
+    byToken.set(token, this);
+    this.token = token;
+    this.toPage({ type: 'overlay', token });
+  }
+
+  connectHost() {
+    let host;
+    try {
+      host = api.runtime.connectNative(HOST);
+    } catch (e) {
+      this.hostProblem = `${e.message ?? e}`;
+      return;
+    }
+    this.host = host;
+    host.onMessage.addListener((m) => this.fromHost(m));
+    host.onDisconnect.addListener(() => {
+      const why = api.runtime.lastError?.message ?? host.error?.message ?? 'the helper stopped';
+      this.host = null;
+      if (this.done) return;
+      if (!this.running) {
+        this.hostProblem = why;
+        this.onPhones?.();
+        this.toOverlay({ type: 'host-problem', message: errorText({ code: 'no_host', message: why }) });
+        return;
+      }
+      this.fail({ name: 'NotAllowedError', code: 'host_gone', message: why }, true);
+    });
+  }
+
+  fromHost(m) {
+    if (this.done || !m || typeof m !== 'object') return;
+    if (m.type === 'phones') {
+      this.phones = Array.isArray(m.phones) ? m.phones.filter((p) => p && typeof p.id === 'string') : [];
+      this.onPhones?.();
+      this.toOverlay({ type: 'phones', phones: this.phones.map((p) => ({ id: p.id, name: String(p.name ?? p.id) })) });
+      return;
+    }
+    if (m.id !== this.id) return;
+    if (m.type === 'event') {
+      this.toOverlay({ type: 'event', event: m.event, svg: m.event === 'qr' ? m.svg : undefined, name: m.name });
+    } else if (m.type === 'result') {
+      this.succeed(m.credential);
+    } else if (m.type === 'error') {
+      this.fail({ name: m.name, code: m.code, message: m.message }, m.code !== 'cancelled');
+    }
+  }
+
+  choose(choice) {
+    if (this.done || this.running) return;
+    if (choice.type === 'local') {
+      this.end();
+      this.toPage({ type: 'fallthrough' });
+      return;
+    }
+    if (!this.host) {
+      this.toOverlay({ type: 'host-problem', message: errorText({ code: 'no_host', message: this.hostProblem }) });
+      return;
+    }
+    const phone = choice.type === 'phone' && this.phones.some((p) => p.id === choice.phone) ? choice.phone : null;
+    this.running = true;
+    this.host.postMessage({ type: this.kind, id: this.id, origin: this.origin, options: this.options, phone });
+    this.toOverlay({ type: 'started', phone: phone && this.phones.find((p) => p.id === phone).name });
+  }
+
+  succeed(credential) {
+    this.end();
+    this.toPage({ type: 'result', credential });
+  }
+
+  // keepOverlay: show the error to the person until they close it.
+  fail(err, keepOverlay) {
+    if (this.done) return;
+    if (this.host && this.running) {
+      try { this.host.postMessage({ type: 'cancel', id: this.id }); } catch { /* gone */ }
+    }
+    const show = keepOverlay && !!this.overlay;
+    this.end(show);
+    if (show) this.toOverlay({ type: 'error', message: errorText(err) });
+    this.toPage({ type: 'error', name: err.name || 'NotAllowedError', message: err.message || '', keepOverlay: show });
+  }
+
+  cancel() {
+    this.fail({ name: 'NotAllowedError', code: 'cancelled', message: 'the request was cancelled' }, false);
+  }
+
+  // Ends the ceremony: the host port closes (which cancels anything still running there).
+  end(keepOverlay = false) {
+    if (this.done) return;
+    this.done = true;
+    clearTimeout(this.timer);
+    if (byTab.get(this.tabId) === this) byTab.delete(this.tabId);
+    if (this.token) byToken.delete(this.token);
+    const host = this.host;
+    this.host = null;
+    if (host) setTimeout(() => { try { host.disconnect(); } catch { /* gone */ } }, this.running ? 200 : 0);
+    if (!keepOverlay) {
+      const overlay = this.overlay;
+      this.overlay = null;
+      try { overlay?.disconnect(); } catch { /* gone */ }
+      this.toPage({ type: 'close-overlay' });
+    } else {
+      this.keptOverlay = true;
+    }
+  }
+}
+
+function reject(port, name, message) {
+  try { port.postMessage({ type: 'error', name, message }); } catch { /* gone */ }
+}
+
+function onCeremonyPort(port) {
+  let ceremony = null;
+  port.onMessage.addListener((msg) => {
+    if (msg?.type === 'begin' && !ceremony) {
+      const s = port.sender;
+      if (s.id !== api.runtime.id || !s.tab || typeof s.tab.id !== 'number') return reject(port, 'NotAllowedError', 'not from a tab');
+      if (msg.kind !== 'create' && msg.kind !== 'get') return reject(port, 'TypeError', 'unknown request');
+      if (!msg.options || typeof msg.options !== 'object') return reject(port, 'TypeError', 'the options are missing');
+      const origin = originOf(s);
+      if (!origin || !secureOrigin(origin)) return reject(port, 'SecurityError', 'This page is not a secure context.');
+      if (msg.crossOrigin) {
+        if (msg.policyAllows === false) {
+          return reject(port, 'NotAllowedError', `The 'publickey-credentials-${msg.kind}' feature is not enabled in this document. Permissions Policy may be used to delegate Web Authentication capabilities to cross-origin child frames.`);
+        }
+        // The browser cannot tell us the policy here: let its own implementation decide.
+        if (msg.policyAllows !== true) {
+          try { port.postMessage({ type: 'fallthrough' }); } catch { /* gone */ }
+          return;
+        }
+      }
+      if (byTab.has(s.tab.id)) return reject(port, 'NotAllowedError', 'A request is already pending.');
+      const c = new Ceremony(port, msg, origin);
+      const bad = checkRpId(c.rpId, origin);
+      if (bad) return reject(port, 'SecurityError', bad);
+      ceremony = c;
+      c.start();
+    } else if (ceremony && (msg?.type === 'abort' || msg?.type === 'cancel')) {
+      ceremony.cancel();
+    }
+  });
+  port.onDisconnect.addListener(() => ceremony?.cancel());
+}
+
+function onOverlayPort(port) {
+  let ceremony = null;
+  port.onMessage.addListener((msg) => {
+    if (msg?.type === 'hello' && !ceremony) {
+      const c = byToken.get(msg.token);
+      const s = port.sender;
+      if (!c || !s.url?.startsWith(OVERLAY_URL) || s.tab?.id !== c.tabId || c.overlay) {
+        port.disconnect();
+        return;
+      }
+      byToken.delete(msg.token);
+      ceremony = c;
+      c.overlay = port;
+      let rpId = c.rpId;
+      port.postMessage({
+        type: 'init',
+        kind: c.kind,
+        rpId,
+        origin: c.origin,
+        userName: c.kind === 'create' ? String(c.options.user?.name ?? '') : '',
+        phones: c.phones.map((p) => ({ id: p.id, name: String(p.name ?? p.id) })),
+        hostProblem: c.host ? null : errorText({ code: 'no_host', message: c.hostProblem }),
+      });
+    } else if (ceremony && msg?.type === 'choose') {
+      ceremony.choose(msg);
+    } else if (ceremony && msg?.type === 'cancel') {
+      ceremony.cancel();
+    } else if (ceremony && msg?.type === 'close') {
+      api.tabs.sendMessage(ceremony.tabId, { type: 'hybrid-bridge:close-overlay' }, { frameId: ceremony.frameId }).catch(() => {});
+    }
+  });
+  port.onDisconnect.addListener(() => {
+    // The page removed or hid the overlay's frame: the person can no longer see the
+    // ceremony, so it ends.
+    if (ceremony && ceremony.overlay === port) {
+      ceremony.overlay = null;
+      ceremony.cancel();
+    }
+  });
+}
+
+api.runtime.onConnect.addListener((port) => {
+  if (port.sender?.id !== api.runtime.id) return port.disconnect();
+  if (port.name === 'ceremony') onCeremonyPort(port);
+  else if (port.name === 'overlay') onOverlayPort(port);
+  else port.disconnect();
+});

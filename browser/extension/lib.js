@@ -1,0 +1,65 @@
+// hybrid-bridge: small pure helpers shared by the background and the overlay (and unit-tested
+// under node): the page's origin from the browser's sender information, the secure-context
+// and RP ID checks made before any UI appears, and the words a person sees for an error.
+
+/** The sender's origin as the browser reported it: `sender.origin` (Chromium) or the origin
+ * of `sender.url` (Firefox). `null` when it is opaque or missing. */
+export function originOf(sender) {
+  let origin = typeof sender?.origin === 'string' ? sender.origin : null;
+  if (!origin && typeof sender?.url === 'string') {
+    try { origin = new URL(sender.url).origin; } catch { origin = null; }
+  }
+  return origin && origin !== 'null' ? origin : null;
+}
+
+const isLoopbackHost = (h) => h === 'localhost' || h.endsWith('.localhost') || /^127(\.\d{1,3}){3}$/.test(h) || h === '[::1]';
+
+/** https:, or http: on a loopback host (the "potentially trustworthy" origins WebAuthn runs on). */
+export function secureOrigin(origin) {
+  let u;
+  try { u = new URL(origin); } catch { return false; }
+  return u.protocol === 'https:' || (u.protocol === 'http:' && isLoopbackHost(u.hostname));
+}
+
+const isIp = (h) => /^\d{1,3}(\.\d{1,3}){3}$/.test(h) || h.startsWith('[');
+
+/** Why `rpId` may not be used by `origin` (a SecurityError's message), or null when it may:
+ * it must be the origin's host or a parent domain of it. A parent with no dot (`com`) is
+ * refused here; the host also refuses other public suffixes with its public suffix list. */
+export function checkRpId(rpId, origin) {
+  const host = new URL(origin).hostname;
+  if (typeof rpId !== 'string' || rpId === '') return 'The relying party ID is empty.';
+  const id = rpId.toLowerCase();
+  if (isIp(host)) return `This page's address (${host}) is not a valid domain for passkeys.`;
+  if (id === host) return null;
+  if (host.endsWith(`.${id}`) && id.includes('.')) return null;
+  return `The relying party ID "${rpId}" is not a registrable domain suffix of, nor equal to, the current domain (${host}).`;
+}
+
+const TEXTS = {
+  bluetooth: 'Bluetooth is off or missing: turn it on so this computer can hear your phone, then try again.',
+  timeout: 'Your phone did not answer in time. Keep it near this computer and try again.',
+  denied: 'The request was declined on the phone.',
+  relay: 'Could not reach the phone through the internet: check this computer\'s connection and try again.',
+  link_gone: 'That phone no longer knows this computer. Scan the QR code to link it again.',
+  unknown_phone: 'That phone is no longer linked. Scan the QR code to link it again.',
+  no_credentials: 'The phone has no passkey for this site. Try another phone, or a security key.',
+  excluded: 'This phone already has a passkey for this account. Sign in with it instead.',
+  unsupported_algorithm: 'The phone cannot make the kind of passkey this site asks for.',
+  unsupported: 'The phone does not support what this site asks for.',
+  phone_protocol: 'The phone answered in a way this computer did not understand. Try again.',
+  phone_error: 'The phone reported an error. Try again.',
+  closed: 'The connection to the phone closed early. Try again.',
+  busy: 'Another passkey request is still running. Finish or cancel it first.',
+  host_gone: 'The hybrid-bridge helper stopped. Try again; if it keeps happening, reinstall it with `hybrid-bridge browser install`.',
+  no_host: 'The hybrid-bridge helper is not installed for this browser. Run `hybrid-bridge browser install`, then try again — or use this device or a security key.',
+};
+
+/** The sentence a person sees for a host error (`code` from PROTOCOL.md), falling back to
+ * the host's own message. */
+export function errorText(err) {
+  const text = TEXTS[err?.code];
+  if (text) return text;
+  const m = typeof err?.message === 'string' && err.message ? err.message : 'Something went wrong.';
+  return m.charAt(0).toUpperCase() + m.slice(1) + (/[.!?]$/.test(m) ? '' : '.');
+}

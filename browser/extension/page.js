@@ -1,0 +1,218 @@
+// hybrid-bridge, MAIN world: wraps navigator.credentials.create/get for `publicKey` requests.
+// Options become W3C JSON (as PublicKeyCredential*Options toJSON / parse*OptionsFromJSON
+// define), travel as a string through a DOM event to the isolated content script, and come
+// back as W3C response JSON, turned here into an object that behaves like a
+// PublicKeyCredential. Nothing secret passes through this script: the page can see all of it,
+// and the origin is never taken from here (the background reads it from the browser).
+(() => {
+  'use strict';
+  const container = globalThis.CredentialsContainer?.prototype;
+  if (!container || typeof container.create !== 'function' || !globalThis.isSecureContext) return;
+  const TO_EXT = 'hybrid-bridge:to-ext';
+  const TO_PAGE = 'hybrid-bridge:to-page';
+  const origCreate = container.create;
+  const origGet = container.get;
+  const pending = new Map(); // id -> {resolve, reject, fallthrough}
+
+  const b64u = (buf) => {
+    const bytes = buf instanceof ArrayBuffer ? new Uint8Array(buf)
+      : new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+    let s = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) {
+      s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    }
+    return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  };
+  const unb64u = (s) => {
+    if (typeof s !== 'string') throw new TypeError('expected a base64url string');
+    const bin = atob(s.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((s.length + 3) % 4));
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out.buffer;
+  };
+  const isBuf = (v) => v instanceof ArrayBuffer || ArrayBuffer.isView(v);
+  const needBuf = (v, what) => {
+    if (!isBuf(v)) throw new TypeError(`${what} must be an ArrayBuffer or a view of one`);
+    return b64u(v);
+  };
+  // Extension inputs: every BufferSource becomes base64url, recursively (prf, largeBlob …).
+  const extJSON = (v) => {
+    if (isBuf(v)) return b64u(v);
+    if (Array.isArray(v)) return v.map(extJSON);
+    if (v && typeof v === 'object') {
+      const o = {};
+      for (const [k, x] of Object.entries(v)) if (x !== undefined) o[k] = extJSON(x);
+      return o;
+    }
+    return v;
+  };
+  const descriptors = (list, what) => {
+    if (list === undefined) return undefined;
+    return Array.from(list, (d) => {
+      const o = { type: d.type, id: needBuf(d.id, `${what}[].id`) };
+      if (d.transports !== undefined) o.transports = Array.from(d.transports);
+      return o;
+    });
+  };
+  const clean = (o) => {
+    for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
+    return o;
+  };
+
+  function creationJSON(pk) {
+    if (!pk.rp || !pk.user) throw new TypeError('publicKey.rp and publicKey.user are required');
+    return clean({
+      rp: clean({ id: pk.rp.id, name: pk.rp.name }),
+      user: { id: needBuf(pk.user.id, 'user.id'), name: pk.user.name, displayName: pk.user.displayName },
+      challenge: needBuf(pk.challenge, 'challenge'),
+      pubKeyCredParams: Array.from(pk.pubKeyCredParams ?? [], (p) => ({ type: p.type, alg: p.alg })),
+      timeout: pk.timeout,
+      excludeCredentials: descriptors(pk.excludeCredentials, 'excludeCredentials'),
+      authenticatorSelection: pk.authenticatorSelection && clean({ ...pk.authenticatorSelection }),
+      hints: pk.hints && Array.from(pk.hints),
+      attestation: pk.attestation,
+      attestationFormats: pk.attestationFormats && Array.from(pk.attestationFormats),
+      extensions: pk.extensions && extJSON(pk.extensions),
+    });
+  }
+
+  function requestJSON(pk) {
+    return clean({
+      challenge: needBuf(pk.challenge, 'challenge'),
+      timeout: pk.timeout,
+      rpId: pk.rpId,
+      allowCredentials: descriptors(pk.allowCredentials, 'allowCredentials'),
+      userVerification: pk.userVerification,
+      hints: pk.hints && Array.from(pk.hints),
+      extensions: pk.extensions && extJSON(pk.extensions),
+    });
+  }
+
+  // Client extension outputs back from JSON: the binary ones as ArrayBuffers.
+  function extResults(json) {
+    const r = structuredClone(json ?? {});
+    const prf = r.prf?.results;
+    if (prf) for (const k of ['first', 'second']) if (typeof prf[k] === 'string') prf[k] = unb64u(prf[k]);
+    if (typeof r.largeBlob?.blob === 'string') r.largeBlob.blob = unb64u(r.largeBlob.blob);
+    return r;
+  }
+
+  const ro = (obj, props) => {
+    for (const [k, v] of Object.entries(props)) {
+      Object.defineProperty(obj, k, { value: v, enumerable: typeof v !== 'function', configurable: true });
+    }
+    return obj;
+  };
+
+  function credential(kind, json) {
+    const r = json.response ?? {};
+    const protoOf = (name) => globalThis[name]?.prototype ?? Object.prototype;
+    const response = Object.create(protoOf(kind === 'create'
+      ? 'AuthenticatorAttestationResponse' : 'AuthenticatorAssertionResponse'));
+    ro(response, { clientDataJSON: unb64u(r.clientDataJSON) });
+    if (kind === 'create') {
+      const authData = unb64u(r.authenticatorData);
+      const publicKey = typeof r.publicKey === 'string' ? unb64u(r.publicKey) : null;
+      const transports = Array.from(r.transports ?? []);
+      ro(response, {
+        attestationObject: unb64u(r.attestationObject),
+        getTransports: () => transports.slice(),
+        getAuthenticatorData: () => authData.slice(0),
+        getPublicKey: () => (publicKey ? publicKey.slice(0) : null),
+        getPublicKeyAlgorithm: () => r.publicKeyAlgorithm,
+      });
+    } else {
+      ro(response, {
+        authenticatorData: unb64u(r.authenticatorData),
+        signature: unb64u(r.signature),
+        userHandle: typeof r.userHandle === 'string' ? unb64u(r.userHandle) : null,
+      });
+    }
+    const cred = Object.create(protoOf('PublicKeyCredential'));
+    const snapshot = JSON.stringify(json);
+    ro(cred, {
+      id: json.id,
+      rawId: unb64u(json.rawId ?? json.id),
+      type: 'public-key',
+      response,
+      authenticatorAttachment: json.authenticatorAttachment ?? null,
+      getClientExtensionResults: () => extResults(json.clientExtensionResults),
+      toJSON: () => {
+        const j = JSON.parse(snapshot);
+        j.clientExtensionResults ??= {};
+        return j;
+      },
+    });
+    return cred;
+  }
+
+  function domError(name, message) {
+    if (name === 'TypeError') return new TypeError(message);
+    return new DOMException(message || 'The operation either timed out or was not allowed.', name || 'NotAllowedError');
+  }
+
+  window.addEventListener(TO_PAGE, (e) => {
+    if (typeof e.detail !== 'string') return;
+    let msg;
+    try { msg = JSON.parse(e.detail); } catch { return; }
+    const p = pending.get(msg.id);
+    if (!p) return;
+    pending.delete(msg.id);
+    p.cleanup();
+    if (msg.type === 'result') {
+      try { p.resolve(credential(p.kind, msg.credential)); } catch (err) {
+        p.reject(domError('UnknownError', `the credential could not be read: ${err.message}`));
+      }
+    } else if (msg.type === 'fallthrough') {
+      p.fallthrough();
+    } else {
+      p.reject(domError(msg.name, msg.message));
+    }
+  });
+
+  const send = (msg) => window.dispatchEvent(new CustomEvent(TO_EXT, { detail: JSON.stringify(msg) }));
+
+  function wrap(kind, original) {
+    return function (options) {
+      const pk = options?.publicKey;
+      // Only publicKey requests, and never conditional mediation (autofill UI): those are the
+      // browser's own.
+      if (!pk || options.mediation === 'conditional' || this !== navigator.credentials) {
+        return original.apply(this, arguments);
+      }
+      const signal = options.signal;
+      if (signal?.aborted) return Promise.reject(signal.reason);
+      let json;
+      try {
+        json = kind === 'create' ? creationJSON(pk) : requestJSON(pk);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      const id = crypto.randomUUID();
+      return new Promise((resolve, reject) => {
+        const onAbort = () => {
+          if (!pending.has(id)) return;
+          pending.delete(id);
+          send({ type: 'abort', id });
+          reject(signal.reason);
+        };
+        pending.set(id, {
+          kind,
+          resolve,
+          reject,
+          fallthrough: () => original.call(navigator.credentials, options).then(resolve, reject),
+          cleanup: () => signal?.removeEventListener('abort', onAbort),
+        });
+        signal?.addEventListener('abort', onAbort);
+        send({ type: 'begin', id, kind, options: json });
+      });
+    };
+  }
+
+  const define = (name, fn) => {
+    Object.defineProperty(fn, 'name', { value: name });
+    Object.defineProperty(container, name, { value: fn, writable: true, configurable: true, enumerable: true });
+  };
+  define('create', wrap('create', origCreate));
+  define('get', wrap('get', origGet));
+})();

@@ -1,0 +1,171 @@
+// Two small browser drivers with one interface (navigate, evaluate, screenshot, key): Debian's
+// Chromium over the DevTools protocol, and Firefox ESR over WebDriver BiDi, which it speaks
+// itself. Both load the unpacked extension and get everything from temp folders: no browser
+// download, no network beyond 127.0.0.1.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { child, freePort, sleep, waitFor } from './stack.mjs';
+
+class Rpc {
+  constructor(url) {
+    this.ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 256 << 20 });
+    this.next = 1;
+    this.calls = new Map();
+    this.listeners = new Set();
+    this.ws.on('message', (data) => {
+      const m = JSON.parse(data);
+      if (m.id !== undefined && this.calls.has(m.id)) {
+        const { resolve, reject, method } = this.calls.get(m.id);
+        this.calls.delete(m.id);
+        if (m.error) reject(new Error(`${method}: ${typeof m.error === 'string' ? `${m.error}: ${m.message}` : m.error.message}`));
+        else resolve(m.result);
+      } else {
+        for (const l of this.listeners) l(m);
+      }
+    });
+    this.ws.on('close', () => {
+      for (const { reject, method } of this.calls.values()) reject(new Error(`${method}: connection closed`));
+      this.calls.clear();
+    });
+    this.open = new Promise((resolve, reject) => {
+      this.ws.once('open', resolve);
+      this.ws.once('error', reject);
+    });
+  }
+
+  send(method, params = {}, extra = {}) {
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.calls.set(id, { resolve, reject, method });
+      this.ws.send(JSON.stringify({ id, method, params, ...extra }));
+    });
+  }
+
+  close() { this.ws.close(); }
+}
+
+const CHROMIUM_KEYS = {
+  Enter: { code: 'Enter', windowsVirtualKeyCode: 13, text: '\r' },
+  Tab: { code: 'Tab', windowsVirtualKeyCode: 9 },
+  Escape: { code: 'Escape', windowsVirtualKeyCode: 27 },
+};
+
+/** Debian's Chromium, headless, driven through the DevTools protocol. */
+export async function launchChromium({ extensionDir, userDataDir, log }) {
+  const args = [
+    '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--disable-default-apps', '--no-default-browser-check', '--disable-features=Translate,MediaRouter',
+    `--user-data-dir=${userDataDir}`, '--remote-debugging-port=0', '--remote-allow-origins=*',
+    `--load-extension=${extensionDir}`, '--window-size=900,760', 'about:blank',
+  ];
+  const proc = child('/usr/bin/chromium', args, { log });
+  const portFile = join(userDataDir, 'DevToolsActivePort');
+  const port = await waitFor('Chromium\'s DevTools port', () => existsSync(portFile) && readFileSync(portFile, 'utf8').split('\n')[0]);
+  const page = await waitFor('a page target', async () => {
+    const list = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json();
+    return list.find((t) => t.type === 'page' && t.url === 'about:blank');
+  });
+  const cdp = new Rpc(page.webSocketDebuggerUrl);
+  await cdp.open;
+  await cdp.send('Page.enable');
+  await cdp.send('Runtime.enable');
+  return {
+    name: 'chromium',
+    async navigate(url) {
+      const loaded = new Promise((resolve) => {
+        const l = (m) => { if (m.method === 'Page.loadEventFired') { cdp.listeners.delete(l); resolve(); } };
+        cdp.listeners.add(l);
+      });
+      await cdp.send('Page.navigate', { url });
+      await loaded;
+    },
+    /** Evaluates an expression in the page; its value must be JSON. */
+    async evaluate(expression) {
+      const r = await cdp.send('Runtime.evaluate', { expression, awaitPromise: true, returnByValue: true, userGesture: true });
+      if (r.exceptionDetails) throw new Error(`page: ${r.exceptionDetails.exception?.description ?? r.exceptionDetails.text}`);
+      return r.result.value;
+    },
+    async screenshot() {
+      const r = await cdp.send('Page.captureScreenshot', { format: 'png' });
+      return Buffer.from(r.data, 'base64');
+    },
+    async key(name) {
+      const k = CHROMIUM_KEYS[name];
+      await cdp.send('Input.dispatchKeyEvent', { type: 'keyDown', key: name, ...k });
+      await cdp.send('Input.dispatchKeyEvent', { type: 'keyUp', key: name, code: k.code, windowsVirtualKeyCode: k.windowsVirtualKeyCode });
+    },
+    async close() {
+      try { await cdp.send('Browser.close'); } catch { /* closing */ }
+      cdp.close();
+      await Promise.race([proc.exited, sleep(5000)]);
+      await proc.kill();
+    },
+  };
+}
+
+const BIDI_KEYS = { Enter: '\uE007', Tab: '\uE004', Escape: '\uE00C' };
+
+const FIREFOX_PREFS = {
+  'browser.shell.checkDefaultBrowser': false,
+  'browser.startup.homepage_override.mstone': 'ignore',
+  'datareporting.policy.dataSubmissionEnabled': false,
+  'toolkit.telemetry.reportingpolicy.firstRun': false,
+  'app.update.enabled': false,
+  'app.normandy.enabled': false,
+  'extensions.update.enabled': false,
+  'browser.safebrowsing.update.enabled': false,
+  'network.captive-portal-service.enabled': false,
+  'dom.security.https_first': false,
+  'security.webauth.webauthn_enable_usbtoken': true,
+};
+
+/** Firefox ESR, headless, driven through WebDriver BiDi. `home` is HOME for the browser (the
+ * native host manifest is read from HOME/.mozilla/native-messaging-hosts). */
+export async function launchFirefox({ extensionDir, profileDir, home, log }) {
+  mkdirSync(profileDir, { recursive: true });
+  writeFileSync(join(profileDir, 'user.js'), Object.entries(FIREFOX_PREFS)
+    .map(([k, v]) => `user_pref(${JSON.stringify(k)}, ${JSON.stringify(v)});`).join('\n') + '\n');
+  const port = await freePort();
+  const proc = child('/usr/bin/firefox-esr', ['--headless', '--no-remote', '--profile', profileDir,
+    '--remote-debugging-port', String(port), '--width', '900', '--height', '760', 'about:blank'],
+  { env: { HOME: home, MOZ_CRASHREPORTER_DISABLE: '1' }, log });
+  await waitFor('Firefox\'s WebDriver BiDi', () => /WebDriver BiDi listening/.test(proc.output()), { timeout: 40000 });
+  const bidi = new Rpc(`ws://127.0.0.1:${port}/session`);
+  await bidi.open;
+  await bidi.send('session.new', { capabilities: {} });
+  await bidi.send('webExtension.install', { extensionData: { type: 'path', path: extensionDir } });
+  const tree = await bidi.send('browsingContext.getTree', {});
+  const context = tree.contexts[0].context;
+  await bidi.send('browsingContext.setViewport', { context, viewport: { width: 900, height: 760 } });
+  return {
+    name: 'firefox',
+    async navigate(url) {
+      await bidi.send('browsingContext.navigate', { context, url, wait: 'complete' });
+    },
+    async evaluate(expression) {
+      const r = await bidi.send('script.evaluate', {
+        expression: `(async () => JSON.stringify(await (${expression})))()`,
+        target: { context }, awaitPromise: true, userActivation: true,
+      });
+      if (r.type === 'exception') throw new Error(`page: ${r.exceptionDetails.text}`);
+      const v = r.result.value;
+      return v === undefined ? undefined : JSON.parse(v);
+    },
+    async screenshot() {
+      const r = await bidi.send('browsingContext.captureScreenshot', { context });
+      return Buffer.from(r.data, 'base64');
+    },
+    async key(name) {
+      const value = BIDI_KEYS[name];
+      await bidi.send('input.performActions', { context, actions: [{ type: 'key', id: 'keyboard', actions: [{ type: 'keyDown', value }, { type: 'keyUp', value }] }] });
+    },
+    async close() {
+      try { await bidi.send('browser.close', {}); } catch { /* closing */ }
+      bidi.close();
+      await Promise.race([proc.exited, sleep(5000)]);
+      await proc.kill();
+    },
+  };
+}
