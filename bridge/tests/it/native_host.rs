@@ -783,3 +783,49 @@ fn help_teaches_install_and_the_host() {
         "{text}"
     );
 }
+
+/// The relying party's `timeout` ends the ceremony like a browser's timer: clamped to at
+/// least 10 s, `NotAllowedError`, long before the 600 s advert stage would. Paused time.
+#[tokio::test(start_paused = true)]
+async fn the_sites_timeout_is_clamped_and_ends_the_ceremony() {
+    use bridge::native_host::messages::{CeremonyKind, CeremonyRequest};
+    use bridge::native_host::{driver, HostArgs};
+    let dir = tempfile::tempdir().unwrap();
+    let args = HostArgs {
+        advert_file: Some(dir.path().join("adverts")),
+        tunnel_override: Some("ws://127.0.0.1:9".into()),
+        advert_timeout: 600.0,
+        connect_timeout: 600.0,
+        handshake_timeout: 600.0,
+        user_timeout: 600.0,
+        ..Default::default()
+    };
+    let config = args.config(Some(dir.path().join("links.json"))).unwrap();
+    for (timeout_ms, says) in [(1, "10 s"), (15_000, "15 s")] {
+        let req = CeremonyRequest {
+            kind: CeremonyKind::Get,
+            id: "t".into(),
+            origin: "https://example.com".into(),
+            options: json!({"challenge": "AAECAwQFBgcICQoLDA0ODw", "timeout": timeout_ms}),
+            phone: None,
+            top_origin: None,
+        };
+        let started = tokio::time::Instant::now();
+        let e = driver::run(&req, &config, &bridge::Silent)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.name, e.code),
+            (
+                bridge::native_host::dom::DomName::NotAllowedError,
+                "timeout"
+            )
+        );
+        assert!(e.message.contains(says), "{says} in {}", e.message);
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}
