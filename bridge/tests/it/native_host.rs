@@ -128,6 +128,11 @@ impl Host {
         }
     }
 
+    /// What the host logged.
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("stderr")).unwrap()
+    }
+
     fn close_stdin(&mut self) {
         self.stdin = None;
     }
@@ -498,10 +503,13 @@ fn client_data(credential: &Value) -> Value {
 #[tokio::test]
 async fn create_and_get_through_the_host_with_qr_and_linked_phone() {
     let env = Env::new(Fault::GoodLink).await;
-    let mut host = Host::spawn(env.links.path(), &env_flags(&env));
+    let mut flags = env_flags(&env);
+    flags.push("-vv".into());
+    let mut host = Host::spawn(env.links.path(), &flags);
     let origin = "https://login.example.com";
 
     let (events, m) = qr_ceremony(&mut host, &env, create("r1", origin, "example.com")).await;
+    let qr_url = events[0]["url"].as_str().unwrap().to_string();
     assert_eq!(m["type"], "result", "{m}");
     assert_eq!(m["id"], "r1");
     assert_eq!(
@@ -575,6 +583,18 @@ async fn create_and_get_through_the_host_with_qr_and_linked_phone() {
 
     host.close_stdin();
     assert!(host.exit().await.success());
+    // The QR code carries the session secret: it goes to the extension only, never into
+    // the log, even at trace level.
+    let log = host.stderr();
+    assert!(
+        log.contains("TRACE") || log.contains("DEBUG"),
+        "trace logging is on"
+    );
+    let digits = qr_url.trim_start_matches("FIDO:/");
+    assert!(
+        !log.contains("FIDO:/") && !log.contains(&digits[..40]),
+        "QR secret in the log"
+    );
 }
 
 #[tokio::test]
