@@ -224,7 +224,7 @@ pub fn launcher(binary: &Path, flags: &[String], log_file: Option<&Path>) -> Str
         cmd.push(format!("2>>{}", sh_quote(&l.to_string_lossy())));
     }
     format!(
-        "#!/bin/sh\n# Written by `hybrid-bridge browser install`; the browser runs this to start the\n# native messaging host. Change it with install again, remove it with uninstall.\nexec {}\n",
+        "#!/bin/sh\n# Written by `hybrid-bridge browser install`; the browser runs this to start the\n# native messaging host. Change it with install again, remove it with uninstall.\n# Logs go to a file or the browser's stderr, never a terminal: no colour codes.\nexport NO_COLOR=1\nexec {}\n",
         cmd.join(" ")
     )
 }
