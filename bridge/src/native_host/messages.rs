@@ -232,4 +232,18 @@ mod tests {
         assert_eq!(e.id, None);
         assert!(Request::parse(b"\xff\xfe").is_err());
     }
+
+    #[test]
+    fn never_panics_on_truncations_and_bit_flips() {
+        let good = br#"{"type":"create","id":"r1","origin":"https://a.example","phone":null,"topOrigin":"https://a.example","options":{"rp":{"id":"a.example","name":"A"},"user":{"id":"dXNlcg","name":"u"},"challenge":"AAECAwQFBgcICQoLDA0ODw"}}"#;
+        assert!(Request::parse(good).is_ok());
+        for cut in 0..good.len() {
+            let _ = Request::parse(&good[..cut]);
+        }
+        for i in 0..good.len() * 8 {
+            let mut b = good.to_vec();
+            b[i / 8] ^= 1 << (i % 8);
+            let _ = Request::parse(&b);
+        }
+    }
 }
