@@ -749,25 +749,35 @@ async fn install_writes_manifests_naming_only_our_extension_and_uninstall_remove
 fn install_only_into_a_user_data_dir_and_refuse_bad_host_flags() {
     let home = tempfile::tempdir().unwrap();
     let ud = home.path().join("ud");
-    let bad = [
+    let base = [
         os("browser"),
         os("install"),
         os("--chromium-user-data-dir"),
         os(&ud),
         os("--only-user-data-dir"),
         os("--"),
-        os("--no-such-flag"),
     ];
-    let out = run_cli(home.path(), &bad.iter().collect::<Vec<_>>());
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("--no-such-flag") && err.contains("native-host"),
-        "{err}"
-    );
-    assert!(!ud.exists(), "nothing written");
+    for (flags, says) in [
+        (vec!["--no-such-flag"], "--no-such-flag"),
+        (vec!["--advert-timeout", "nan"], "--advert-timeout must be"),
+        (
+            vec!["--advert-file", "/tmp/a", "stray"],
+            "unexpected argument \"stray\"",
+        ),
+    ] {
+        let mut args: Vec<OsString> = base.to_vec();
+        args.extend(flags.iter().map(os));
+        let out = run_cli(home.path(), &args.iter().collect::<Vec<_>>());
+        assert_eq!(out.status.code(), Some(2), "{flags:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(says) && err.contains("native-host"),
+            "{says} in {err}"
+        );
+        assert!(!ud.exists(), "nothing written for {flags:?}");
+    }
 
-    let good = &bad[..5];
+    let good = &base[..5];
     let out = run_cli(home.path(), &good.iter().collect::<Vec<_>>());
     assert!(
         out.status.success(),
