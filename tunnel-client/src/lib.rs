@@ -22,6 +22,10 @@
 //! # Ok(()) }
 //! ```
 
+mod probe;
+
+pub use probe::{ProbeReport, ProbeStep, StepOutcome, StepReport};
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
