@@ -108,7 +108,7 @@ class Ceremony {
 
   choose(choice) {
     if (this.done || this.running) return;
-    if (choice.type === 'local') {
+    if (choice.choice === 'local') {
       this.end();
       this.toPage({ type: 'fallthrough' });
       return;
@@ -117,7 +117,7 @@ class Ceremony {
       this.toOverlay({ type: 'host-problem', message: errorText({ code: 'no_host', message: this.hostProblem }) });
       return;
     }
-    const phone = choice.type === 'phone' && this.phones.some((p) => p.id === choice.phone) ? choice.phone : null;
+    const phone = choice.choice === 'phone' && this.phones.some((p) => p.id === choice.phone) ? choice.phone : null;
     this.running = true;
     this.host.postMessage({ type: this.kind, id: this.id, origin: this.origin, options: this.options, phone });
     this.toOverlay({ type: 'started', phone: phone && this.phones.find((p) => p.id === phone).name });
@@ -183,11 +183,11 @@ function onCeremonyPort(port) {
         if (msg.policyAllows === false) {
           return reject(port, 'NotAllowedError', `The 'publickey-credentials-${msg.kind}' feature is not enabled in this document. Permissions Policy may be used to delegate Web Authentication capabilities to cross-origin child frames.`);
         }
-        // The browser cannot tell us the policy here: let its own implementation decide.
-        if (msg.policyAllows !== true) {
-          try { port.postMessage({ type: 'fallthrough' }); } catch { /* gone */ }
-          return;
-        }
+        // Allowed, or the browser cannot tell us (Firefox): the browser's own implementation
+        // decides. The host cannot yet sign for a cross-origin frame (its clientDataJSON has
+        // no crossOrigin: true), see PROTOCOL.md `topOrigin`.
+        try { port.postMessage({ type: 'fallthrough' }); } catch { /* gone */ }
+        return;
       }
       if (byTab.has(s.tab.id)) return reject(port, 'NotAllowedError', 'A request is already pending.');
       const c = new Ceremony(port, msg, origin);
@@ -215,7 +215,7 @@ function onOverlayPort(port) {
       byToken.delete(msg.token);
       ceremony = c;
       c.overlay = port;
-      let rpId = c.rpId;
+      const rpId = c.rpId;
       port.postMessage({
         type: 'init',
         kind: c.kind,

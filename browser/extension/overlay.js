@@ -46,7 +46,7 @@ function choose(msg, label) {
   $('progress').hidden = false;
   setStage(label);
   $('cancel').focus();
-  port.postMessage({ type: 'choose', ...msg });
+  port.postMessage({ type: 'choose', choice: msg.type, phone: msg.phone });
 }
 
 function renderPhones(phones) {
@@ -86,6 +86,7 @@ port.onMessage.addListener((m) => {
       renderPhones(m.phones);
       $('choices').hidden = false;
       if (m.hostProblem) showProblem(m.hostProblem);
+      document.body.hidden = false; // drawn only once it can be used
       $('use-qr').focus();
       break;
     }
@@ -94,6 +95,12 @@ port.onMessage.addListener((m) => {
       break;
     case 'host-problem':
       showProblem(m.message);
+      if (!$('progress').hidden) {
+        // The choice could not start: offer the choices again.
+        $('progress').hidden = true;
+        $('choices').hidden = false;
+        $('use-local').focus();
+      }
       break;
     case 'started':
       if (m.phone) setStage(`Contacting ${m.phone}… Check your phone for a notification.`);

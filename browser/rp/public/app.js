@@ -59,3 +59,22 @@ $('signin-user').addEventListener('click', () => run('Sign in as user', async ()
 
 // The library's AbortSignal (the one it passed to navigator.credentials).
 $('abort').addEventListener('click', () => WebAuthnAbortService.cancelCeremony());
+
+// In a frame (the cross-origin tests): the top page asks, by postMessage, for a sign-in and
+// gets the outcome back the same way (it cannot script a cross-origin frame).
+if (window !== window.top) {
+  let started = false;
+  window.addEventListener('message', (e) => {
+    if (e.source !== window.parent || e.data?.run !== 'signin') return;
+    window.parent.postMessage({ started: true }, '*');
+    if (started) return;
+    started = true;
+    $('signin').click();
+    const t = setInterval(() => {
+      const s = $('status');
+      if (s.dataset.state === 'pending') return;
+      clearInterval(t);
+      window.parent.postMessage({ outcome: { state: s.dataset.state, error: s.dataset.errorName, text: s.textContent } }, '*');
+    }, 100);
+  });
+}

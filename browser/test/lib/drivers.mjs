@@ -71,6 +71,9 @@ export async function launchChromium({ extensionDir, userDataDir, log }) {
   await cdp.open;
   await cdp.send('Page.enable');
   await cdp.send('Runtime.enable');
+  // Headless windows are never focused; without this, key presses reach no frame.
+  await cdp.send('Page.bringToFront');
+  await cdp.send('Emulation.setFocusEmulationEnabled', { enabled: true });
   return {
     name: 'chromium',
     async navigate(url) {

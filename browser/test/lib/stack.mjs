@@ -3,7 +3,7 @@
 // profile with `hybrid-bridge browser install`, phone-sim runs, and reading the QR code out of
 // a screenshot (to know when it is on screen; phone-sim decodes the PNG itself).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -132,8 +132,11 @@ export async function startStack(name) {
       this.children.push(c);
       return c;
     },
-    async stop() {
+    /** Ends every child; removes the temp folder unless the tests failed or HB_KEEP_TMP is set. */
+    async stop({ keep = false } = {}) {
       for (const c of this.children) await c.kill();
+      if (keep || process.env.HB_KEEP_TMP) console.error(`kept ${dir} (logs: host.log, browser.log, *.phone.log)`);
+      else rmSync(dir, { recursive: true, force: true });
     },
   };
   return stack;

@@ -1,0 +1,249 @@
+// The end-to-end scenarios, the same for each browser: a real RP page (@simplewebauthn/browser,
+// verified by @simplewebauthn/server), the extension, the real native host, a local relay
+// and phone-sim. The person's part is played with the keyboard in the overlay; the QR code is
+// read from a screenshot of the overlay.
+import assert from 'node:assert/strict';
+import { after, afterEach, before, describe, it } from 'node:test';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PNG } from 'pngjs';
+import { startRp } from '../../rp/server.mjs';
+import { launchChromium, launchFirefox } from './drivers.mjs';
+import { BROWSER_DIR, qrText, sleep, startStack, waitFor } from './stack.mjs';
+
+const SHOTS = join(BROWSER_DIR, 'screenshots');
+
+const STATUS = `(() => { const s = document.querySelector('#status');
+  return { state: s.dataset.state, seq: Number(s.dataset.seq || 0), error: s.dataset.errorName, user: s.dataset.user, text: s.textContent }; })()`;
+// The overlay's host element as the page sees it (it can find it, but not into it).
+const OVERLAY_HOST = `[...document.documentElement.querySelectorAll('body > div')].find((e) => e.style.zIndex === '2147483647')`;
+
+/** Is the overlay drawn? Its backdrop darkens the page's white corner. */
+function overlayDrawn(png) {
+  const img = PNG.sync.read(png);
+  const i = ((img.height - 4) * img.width + 4) * 4;
+  return img.data[i] < 200 && img.data[i + 1] < 200;
+}
+
+export function browserSuite(name) {
+  describe(`${name}: extension + native host + phone-sim`, () => suite(name));
+}
+
+function suite(name) {
+  const ctx = {};
+
+  async function status(d) {
+    return d.evaluate(STATUS);
+  }
+
+  /** Clicks a page button; returns the status seq the outcome will carry. */
+  async function click(id) {
+    const before = (await status(ctx.d)).seq;
+    await ctx.d.evaluate(`(document.querySelector('#${id}').click(), true)`);
+    return before + 1;
+  }
+
+  async function outcome(seq, timeout = 40000) {
+    return waitFor(`the page's outcome #${seq}`, async () => {
+      const s = await status(ctx.d);
+      return s.seq === seq && s.state !== 'pending' ? s : null;
+    }, { timeout });
+  }
+
+  async function overlayReady() {
+    return waitFor('the overlay', async () => {
+      const png = await ctx.d.screenshot();
+      return overlayDrawn(png) ? png : null;
+    }, { timeout: 15000, interval: 150 });
+  }
+
+  async function overlayGone() {
+    await waitFor('the overlay to close', async () => !(await ctx.d.evaluate(`!!${OVERLAY_HOST}`)), { timeout: 10000 });
+  }
+
+  /** Chooses the QR code in the overlay and waits for it on screen: [png, text]. */
+  async function chooseQr(shotName) {
+    const chooser = await overlayReady();
+    if (shotName) writeFileSync(join(SHOTS, `${name}-${shotName}.png`), chooser);
+    await ctx.d.key('Enter'); // the focused first choice: "Use a phone or tablet (QR code)"
+    return waitFor('the QR code in a screenshot', async () => {
+      const png = await ctx.d.screenshot();
+      const text = qrText(png);
+      return text ? [png, text] : null;
+    }, { timeout: 15000, interval: 150 });
+  }
+
+  /** Hands the screenshot to phone-sim (which decodes it itself). */
+  function phoneScans(png, label, extra) {
+    const file = join(ctx.stack.dir, `${name}-${label}.png`);
+    writeFileSync(file, png);
+    return ctx.stack.scan(file, extra);
+  }
+
+  before(async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    ctx.stack = await startStack(name);
+    ctx.rp = await startRp();
+    const tmp = ctx.stack.dir;
+    if (name === 'chromium') {
+      const userDataDir = mkdtempSync(join(tmp, 'ud-'));
+      ctx.stack.install({ chromiumUserDataDir: userDataDir });
+      ctx.d = await launchChromium({ extensionDir: join(BROWSER_DIR, 'dist', 'chromium'), userDataDir, log: join(tmp, 'browser.log') });
+    } else {
+      const home = mkdtempSync(join(tmp, 'home-'));
+      ctx.stack.install({ firefoxHome: home });
+      ctx.d = await launchFirefox({ extensionDir: join(BROWSER_DIR, 'dist', 'firefox'), profileDir: join(tmp, 'profile'), home, log: join(tmp, 'browser.log') });
+    }
+    await ctx.d.navigate(ctx.rp.url);
+  });
+
+  afterEach((t) => {
+    if (t.passed === false) ctx.failed = true;
+  });
+
+  after(async () => {
+    await ctx.d?.close();
+    await ctx.rp?.close();
+    await ctx.stack?.stop({ keep: ctx.failed });
+  });
+
+  it('register: QR code read from a screenshot of the overlay, phone-sim, the RP verifies', async () => {
+    const seq = await click('register');
+    const [png, text] = await chooseQr('choose');
+    writeFileSync(join(SHOTS, `${name}-qr.png`), png);
+    // The page cannot read the QR code: not in its DOM, no way into the closed shadow root,
+    // and the overlay's frame is another origin.
+    const seen = await ctx.d.evaluate(`(() => {
+      const host = ${OVERLAY_HOST};
+      let frameRead = 'no frame';
+      for (let i = 0; i < window.frames.length; i++) {
+        try { frameRead = String(window.frames[i].document.body.innerHTML.length); } catch (e) { frameRead = e.name; }
+      }
+      return { host: !!host, shadow: host ? host.shadowRoot === null : null, frames: window.frames.length, frameRead,
+        inDom: document.documentElement.outerHTML.includes(${JSON.stringify(text)}) || document.documentElement.outerHTML.includes('FIDO:/') };
+    })()`);
+    // (A frame in a shadow tree is not even in window.frames; if it were, reading it throws.)
+    assert.deepEqual({ ...seen, frames: undefined }, { host: true, shadow: true, frames: undefined,
+      frameRead: seen.frames === 0 ? 'no frame' : 'SecurityError', inDom: false });
+    const phone = phoneScans(png, 'register');
+    const out = await outcome(seq);
+    assert.equal(out.state, 'ok', `${out.text}\nphone-sim: ${phone.output()}`);
+    assert.equal(out.user, 'alice');
+    assert.equal((await phone.exited).code, 0, phone.output());
+    await overlayGone();
+    assert.equal(ctx.rp.users.get('alice').credentials.length, 1);
+  });
+
+  it('sign in with a discoverable credential (no allowCredentials)', async () => {
+    const seq = await click('signin');
+    const [png] = await chooseQr();
+    const phone = phoneScans(png, 'signin');
+    const out = await outcome(seq);
+    assert.equal(out.state, 'ok', `${out.text}\nphone-sim: ${phone.output()}`);
+    assert.equal(out.user, 'alice');
+    await overlayGone();
+  });
+
+  it('sign in with allowCredentials', async () => {
+    const seq = await click('signin-user');
+    const [png] = await chooseQr();
+    const phone = phoneScans(png, 'signin-user');
+    const out = await outcome(seq);
+    assert.equal(out.state, 'ok', `${out.text}\nphone-sim: ${phone.output()}`);
+    assert.equal(out.user, 'alice');
+  });
+
+  it('sign in with the linked phone: no QR code', async () => {
+    const phone = ctx.stack.linked();
+    await waitFor('phone-sim to hold its contact channel', () => /regist|listening|waiting/i.test(phone.output()), { timeout: 15000 });
+    const seq = await click('signin');
+    const chooser = await overlayReady();
+    writeFileSync(join(SHOTS, `${name}-linked-choose.png`), chooser);
+    assert.equal(qrText(chooser), null);
+    await ctx.d.key('Tab'); // the second choice: "Sign in with Pixel"
+    await ctx.d.key('Enter');
+    const out = await outcome(seq);
+    assert.equal(out.state, 'ok', `${out.text}\nphone-sim: ${phone.output()}`);
+    assert.equal(out.user, 'alice');
+    assert.equal((await phone.exited).code, 0, phone.output());
+  });
+
+  it('cancel in the overlay (Escape) rejects with NotAllowedError', async () => {
+    const seq = await click('signin');
+    await chooseQr();
+    await ctx.d.key('Escape');
+    const out = await outcome(seq);
+    assert.equal(out.state, 'error');
+    assert.equal(out.error, 'NotAllowedError', out.text);
+    await overlayGone();
+  });
+
+  it('abort through the AbortSignal rejects with AbortError and closes the overlay', async () => {
+    const seq = await click('signin');
+    await chooseQr();
+    await ctx.d.evaluate(`(document.querySelector('#abort').click(), true)`);
+    const out = await outcome(seq);
+    assert.equal(out.error, 'AbortError', out.text);
+    await overlayGone();
+    // The host's ceremony ended too: the next request runs at once.
+  });
+
+  it('denied on the phone rejects with NotAllowedError and the overlay says so', async () => {
+    const seq = await click('signin');
+    const [png] = await chooseQr();
+    const phone = phoneScans(png, 'deny', ['--approve', 'deny']);
+    const out = await outcome(seq);
+    assert.equal(out.error, 'NotAllowedError', `${out.text}\nphone-sim: ${phone.output()}`);
+    await sleep(300);
+    const shot = await ctx.d.screenshot();
+    writeFileSync(join(SHOTS, `${name}-denied.png`), shot);
+    assert.ok(overlayDrawn(shot), 'the error stays on screen until the person closes it');
+    await ctx.d.key('Enter'); // focus is on "Close"
+    await overlayGone();
+  });
+
+  it('an RP ID that does not match the page rejects with SecurityError, with no overlay', async () => {
+    await ctx.d.evaluate(`(document.querySelector('#rpid').value = 'example.com', true)`);
+    try {
+      const seq = await click('signin');
+      const out = await outcome(seq);
+      assert.equal(out.error, 'SecurityError', out.text);
+      assert.equal(await ctx.d.evaluate(`!!${OVERLAY_HOST}`), false);
+    } finally {
+      await ctx.d.evaluate(`(document.querySelector('#rpid').value = '', true)`);
+    }
+  });
+
+  it('the page cannot choose the origin: a forged request naming another site is checked against the real one', async () => {
+    const r = await ctx.d.evaluate(`new Promise((resolve) => {
+      window.addEventListener('hybrid-bridge:to-page', (e) => { const m = JSON.parse(e.detail); if (m.id === 'forged') resolve(m); });
+      window.dispatchEvent(new CustomEvent('hybrid-bridge:to-ext', { detail: JSON.stringify({ type: 'begin', id: 'forged', kind: 'get',
+        origin: 'https://bank.example', options: { challenge: 'AAAAAAAAAAAAAAAAAAAAAA', rpId: 'bank.example' } }) }));
+    })`);
+    assert.equal(r.type, 'error');
+    assert.equal(r.name, 'SecurityError', r.message);
+    assert.match(r.message, /localhost/);
+  });
+
+  it('a cross-origin iframe without publickey-credentials-get gets NotAllowedError', async () => {
+    const top = ctx.rp.url.replace('localhost', '127.0.0.1');
+    await ctx.d.navigate(`${top}/frames.html`);
+    try {
+      await waitFor('the frames', () => ctx.d.evaluate(`document.querySelectorAll('iframe').length === 2 && window.frames.length === 2`));
+      // Each frame is cross-origin: the test clicks through a helper page in the frame itself
+      // (postMessage), since the top page cannot script it.
+      const name = await ctx.d.evaluate(`new Promise((resolve) => {
+        const f = document.getElementById('denied');
+        const t = setInterval(() => f.contentWindow.postMessage({ run: 'signin' }, '*'), 200);
+        window.addEventListener('message', (e) => {
+          if (e.data?.started) clearInterval(t);
+          if (e.data?.outcome) resolve(e.data.outcome);
+        });
+      })`);
+      assert.equal(name.error, 'NotAllowedError', name.text);
+    } finally {
+      await ctx.d.navigate(ctx.rp.url);
+    }
+  });
+}
+
