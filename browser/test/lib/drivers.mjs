@@ -121,6 +121,8 @@ const FIREFOX_PREFS = {
   'browser.safebrowsing.update.enabled': false,
   'network.captive-portal-service.enabled': false,
   'dom.security.https_first': false,
+  // Headless windows never get OS focus: let focus() and key events work as if they had.
+  'focusmanager.testmode': true,
   'security.webauth.webauthn_enable_usbtoken': true,
 };
 
@@ -146,6 +148,8 @@ export async function launchFirefox({ extensionDir, profileDir, home, log }) {
     name: 'firefox',
     async navigate(url) {
       await bidi.send('browsingContext.navigate', { context, url, wait: 'complete' });
+      // Headless windows start unfocused; without this, key presses reach no frame.
+      await bidi.send('browsingContext.activate', { context });
     },
     async evaluate(expression) {
       const r = await bidi.send('script.evaluate', {
@@ -159,6 +163,25 @@ export async function launchFirefox({ extensionDir, profileDir, home, log }) {
     async screenshot() {
       const r = await bidi.send('browsingContext.captureScreenshot', { context });
       return Buffer.from(r.data, 'base64');
+    },
+    /** Clicks, with the mouse, the overlay's element matching `selector`. Key presses do not
+     * reach the overlay's out-of-process frame here, so the person's part is played with the
+     * mouse; only the element's position is read from the overlay's frame. */
+    async clickOverlay(selector) {
+      const tree = await bidi.send('browsingContext.getTree', { root: context });
+      const frame = tree.contexts[0].children.find((c) => c.url.startsWith('moz-extension://') && c.url.includes('/overlay.html'));
+      if (!frame) throw new Error('no overlay frame');
+      const r = await bidi.send('script.evaluate', {
+        expression: `JSON.stringify(document.querySelector(${JSON.stringify(selector)})?.getBoundingClientRect() ?? null)`,
+        target: { context: frame.context }, awaitPromise: false,
+      });
+      const rect = JSON.parse(r.result.value);
+      if (!rect || !rect.width) throw new Error(`${selector} is not shown in the overlay`);
+      await this.click(rect.x + rect.width / 2, rect.y + rect.height / 2);
+    },
+    async click(x, y) {
+      await bidi.send('input.performActions', { context, actions: [{ type: 'pointer', id: 'mouse', parameters: { pointerType: 'mouse' }, actions: [
+        { type: 'pointerMove', x: Math.round(x), y: Math.round(y) }, { type: 'pointerDown', button: 0 }, { type: 'pointerUp', button: 0 }] }] });
     },
     async key(name) {
       const value = BIDI_KEYS[name];

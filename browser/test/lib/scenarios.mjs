@@ -50,6 +50,22 @@ function suite(name) {
     }, { timeout });
   }
 
+  /** The person's part in the overlay. Chromium: the keyboard only (focus starts on the
+   * first choice; Tab moves, Enter activates, Escape cancels). Firefox: the mouse. */
+  async function person(action) {
+    const d = ctx.d;
+    if (d.name === 'chromium') {
+      if (action === 'qr') await d.key('Enter');
+      else if (action === 'phone') { await d.key('Tab'); await d.key('Enter'); }
+      else if (action === 'cancel') await d.key('Escape');
+      else if (action === 'close') await d.key('Enter'); // focus is on "Close"
+    } else {
+      const sel = { qr: '#use-qr', phone: 'button.phone', close: '#cancel' }[action];
+      if (action === 'cancel') await d.key('Escape');
+      else await d.clickOverlay(sel);
+    }
+  }
+
   async function overlayReady() {
     return waitFor('the overlay', async () => {
       const png = await ctx.d.screenshot();
@@ -65,7 +81,7 @@ function suite(name) {
   async function chooseQr(shotName) {
     const chooser = await overlayReady();
     if (shotName) writeFileSync(join(SHOTS, `${name}-${shotName}.png`), chooser);
-    await ctx.d.key('Enter'); // the focused first choice: "Use a phone or tablet (QR code)"
+    await person('qr'); // "Use a phone or tablet (QR code)"
     return waitFor('the QR code in a screenshot', async () => {
       const png = await ctx.d.screenshot();
       const text = qrText(png);
@@ -160,8 +176,7 @@ function suite(name) {
     const chooser = await overlayReady();
     writeFileSync(join(SHOTS, `${name}-linked-choose.png`), chooser);
     assert.equal(qrText(chooser), null);
-    await ctx.d.key('Tab'); // the second choice: "Sign in with Pixel"
-    await ctx.d.key('Enter');
+    await person('phone'); // "Sign in with Pixel"
     const out = await outcome(seq);
     assert.equal(out.state, 'ok', `${out.text}\nphone-sim: ${phone.output()}`);
     assert.equal(out.user, 'alice');
@@ -171,7 +186,7 @@ function suite(name) {
   it('cancel in the overlay (Escape) rejects with NotAllowedError', async () => {
     const seq = await click('signin');
     await chooseQr();
-    await ctx.d.key('Escape');
+    await person('cancel');
     const out = await outcome(seq);
     assert.equal(out.state, 'error');
     assert.equal(out.error, 'NotAllowedError', out.text);
@@ -198,7 +213,7 @@ function suite(name) {
     const shot = await ctx.d.screenshot();
     writeFileSync(join(SHOTS, `${name}-denied.png`), shot);
     assert.ok(overlayDrawn(shot), 'the error stays on screen until the person closes it');
-    await ctx.d.key('Enter'); // focus is on "Close"
+    await person('close');
     await overlayGone();
   });
 
