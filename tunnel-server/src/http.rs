@@ -23,7 +23,7 @@ use tracing::debug;
 
 use crate::metrics::Rejection;
 use crate::relay;
-use crate::server::ConnGuard;
+use crate::state::ConnGuard;
 use crate::table::{Refusal, WakeUp, CONTACT_RANDOM_LEN};
 
 /// Response header of `/cable/register` carrying the contact ID, base64url without padding.

@@ -22,11 +22,16 @@
 //!
 //! # Layout
 //! - [`config`]: `Config`, limits and the command-line flags.
-//! - `server`: accept loop, connection limits, TLS, HTTP serving, shutdown.
+//! - `server`: the listener: accept loop, TLS, HTTP serving, shutdown.
 //! - `http`: routing and status codes. `relay`: the WebSocket tasks.
+//! - `state`: what the tasks share (phase, tables, metrics) and the per-connection guard.
 //! - `table`: the routing table and contact registry, plain structs.
 //! - `contact_store`: the optional file that keeps contact IDs across restarts.
 //! - `metrics`: counters and Prometheus text. `tls`: rustls from PEM. [`domain`]: domain names.
+//!
+//! Module imports run one way, listener → HTTP routing → tunnels → state
+//! (`server` → `http` → `relay` → `state`); `scripts/module-cycles.sh` checks there is no
+//! cycle.
 
 pub mod config;
 mod contact_store;
@@ -36,6 +41,7 @@ mod http;
 mod metrics;
 mod relay;
 mod server;
+mod state;
 mod table;
 mod tls;
 

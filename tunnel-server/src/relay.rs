@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use hybrid_protocol::tunnel::TunnelId;
-use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
@@ -23,16 +23,8 @@ use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, info};
 
 use crate::metrics::CloseReason;
-use crate::server::{reached, ConnGuard, Phase, Shared};
+use crate::state::{reached, ConnGuard, Joiner, Phase, Shared, Ws};
 use crate::table::{WakeUp, CONTACT_RANDOM_LEN};
-
-pub(crate) type Ws = WebSocketStream<TokioIo<Upgraded>>;
-
-/// What `/cable/connect` hands the waiting socket's task.
-pub(crate) struct Joiner {
-    ws: Ws,
-    _guard: Arc<ConnGuard>,
-}
 
 /// How long a close handshake may take before the socket is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);

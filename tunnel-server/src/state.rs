@@ -1,0 +1,233 @@
+//! What every connection task shares, and the guard each one holds: the server's [`Phase`],
+//! the routing table and contact registry behind one lock, the optional contact store, the
+//! metrics, the per-IP connection counts and registration token buckets, and [`ConnGuard`],
+//! which releases a connection's slots and keeps shutdown waiting until it is dropped. This is
+//! the bottom of the module graph: the listener (`server`), HTTP routing (`http`) and the
+//! WebSocket tasks (`relay`) all use it, and it uses none of them.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio_tungstenite::WebSocketStream;
+use tracing::debug;
+
+use crate::config::Config;
+use crate::contact_store::ContactStore;
+use crate::metrics::{Gauges, Metrics, Rejection};
+use crate::table::{Contacts, Table, CONTACT_RANDOM_LEN};
+
+/// An upgraded WebSocket connection (plain TCP or TLS underneath).
+pub(crate) type Ws = WebSocketStream<TokioIo<Upgraded>>;
+
+/// What `/cable/connect` hands the waiting socket's task through the table: its socket, and
+/// its connection guard, held until the tunnel ends.
+pub(crate) struct Joiner {
+    pub(crate) ws: Ws,
+    pub(crate) _guard: Arc<ConnGuard>,
+}
+
+/// Where the server is in its life; tasks watch this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Phase {
+    /// Accepting and relaying.
+    Running,
+    /// Not accepting; live tunnels may finish; registrations and unupgraded connections close.
+    Draining,
+    /// The grace period is over: everything closes with 1001.
+    Closing,
+}
+
+/// Waits until the server reaches `phase` (or is gone).
+pub(crate) async fn reached(rx: &mut watch::Receiver<Phase>, phase: Phase) {
+    let _ = rx.wait_for(|p| *p >= phase).await;
+}
+
+/// The mutable tables, behind one lock that is never held across an `.await`.
+pub(crate) struct State {
+    pub(crate) table: Table<Joiner>,
+    pub(crate) contacts: Contacts,
+}
+
+/// What every task shares.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    contact_store: Option<Mutex<ContactStore>>,
+    pub(crate) metrics: Metrics,
+    pub(crate) phase: watch::Receiver<Phase>,
+    state: Mutex<State>,
+    per_ip: Mutex<HashMap<IpAddr, u32>>,
+    /// Token buckets for minting contact IDs, per client IP.
+    registrations: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+/// A token bucket refilled at `rate` per minute up to `rate` tokens.
+#[derive(Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+/// Buckets kept before full (idle) ones are dropped.
+const MAX_BUCKETS: usize = 10_000;
+
+impl Shared {
+    pub(crate) fn new(
+        config: Config,
+        state: State,
+        contact_store: Option<ContactStore>,
+        phase: watch::Receiver<Phase>,
+    ) -> Self {
+        Self {
+            config,
+            contact_store: contact_store.map(Mutex::new),
+            metrics: Metrics::default(),
+            phase,
+            state: Mutex::new(state),
+            per_ip: Mutex::new(HashMap::new()),
+            registrations: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the tables inconsistent in a way that
+        // matters more than stopping the relay would, so recover the guard.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Persists a newly minted contact ID (if a store is configured). A short blocking append
+    /// to the page cache, on the request path.
+    pub(crate) fn contact_minted(&self, key: &[u8; CONTACT_RANDOM_LEN]) {
+        if let Some(store) = &self.contact_store {
+            store
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .record_mint(key);
+        }
+    }
+
+    /// Persists a revocation (if a store is configured).
+    pub(crate) fn contact_revoked(&self, key: &[u8; CONTACT_RANDOM_LEN]) {
+        if let Some(store) = &self.contact_store {
+            store
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .record_revoke(key);
+        }
+    }
+
+    pub(crate) fn gauges(&self) -> Gauges {
+        let s = self.state();
+        Gauges {
+            tunnels_open: s.table.len(),
+            tunnels_paired: s.table.paired(),
+            contacts: s.contacts.len(),
+            registrations_connected: s.contacts.connected(),
+        }
+    }
+}
+
+/// Held by every task that serves a connection: releases the connection slots and keeps
+/// shutdown waiting until it is dropped.
+pub(crate) struct ConnGuard {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+    _permit: OwnedSemaphorePermit,
+    _drain: mpsc::Sender<()>,
+}
+
+impl ConnGuard {
+    /// Applies the connection limits to a new connection from `peer`; `None` means drop it.
+    /// `drain` is the sender shutdown waits on: it closes once every guard is gone.
+    pub(crate) fn admit(
+        shared: &Arc<Shared>,
+        permits: &Arc<Semaphore>,
+        drain: &mpsc::Sender<()>,
+        peer: SocketAddr,
+    ) -> Option<Self> {
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            shared.metrics.rejected(Rejection::ConnectionLimit);
+            debug!("connection limit reached; dropping a connection");
+            return None;
+        };
+        let ip = peer.ip();
+        let per_ip = shared.config.limits.max_connections_per_ip;
+        if per_ip != 0 {
+            let mut map = shared.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+            let n = map.entry(ip).or_insert(0);
+            if *n >= per_ip {
+                drop(map);
+                shared.metrics.rejected(Rejection::PerIpLimit);
+                debug!("per-IP connection limit reached; dropping a connection");
+                return None;
+            }
+            *n += 1;
+        }
+        Some(Self {
+            shared: shared.clone(),
+            ip,
+            _permit: permit,
+            _drain: drain.clone(),
+        })
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Whether this client may mint another contact ID now (the per-IP rate limit).
+    pub(crate) fn allow_registration(&self, now: std::time::Instant) -> bool {
+        let rate = self.shared.config.limits.registrations_per_ip_per_minute;
+        if rate == 0 {
+            return true;
+        }
+        let rate = f64::from(rate);
+        let refill = |b: &Bucket| {
+            let minutes = now.saturating_duration_since(b.at).as_secs_f64() / 60.0;
+            (b.tokens + minutes * rate).min(rate)
+        };
+        let mut map = self
+            .shared
+            .registrations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= MAX_BUCKETS {
+            map.retain(|_, b| refill(b) < rate);
+        }
+        let bucket = map.entry(self.ip).or_insert(Bucket {
+            tokens: rate,
+            at: now,
+        });
+        let tokens = refill(bucket);
+        if tokens < 1.0 {
+            return false;
+        }
+        *bucket = Bucket {
+            tokens: tokens - 1.0,
+            at: now,
+        };
+        true
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        if self.shared.config.limits.max_connections_per_ip == 0 {
+            return;
+        }
+        let mut map = self
+            .shared
+            .per_ip
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
