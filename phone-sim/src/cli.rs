@@ -19,16 +19,20 @@ one CTAP2 request as a software authenticator.";
 const AFTER: &str = "\
 Examples:
   # a local relay and the bridge, all on this machine
-  tunnel-server --listen 127.0.0.1:8080 &
-  bridge --tunnel ws://127.0.0.1:8080 --medium-file /tmp/adverts ...   # prints a FIDO:/ QR
-  phone-sim scan --qr 'FIDO:/1234...' --tunnel ws://127.0.0.1:8080 --medium-file /tmp/adverts
+  tunnel-server serve --listen 127.0.0.1:8080 --insecure-plaintext &
+  hybrid-bridge register --rp-id example.com --user-name alice \\
+      --tunnel-override ws://127.0.0.1:8080 --advert-file /tmp/adverts --qr-file /tmp/qr.txt &
+  phone-sim --store /tmp/phone.json scan --qr-file /tmp/qr.txt \\
+      --tunnel-override ws://127.0.0.1:8080 --advert-file /tmp/adverts
 
   # serve sessions from desktops that linked this phone
-  phone-sim linked --tunnel ws://127.0.0.1:8080 --medium-file /tmp/adverts
+  phone-sim --store /tmp/phone.json linked --tunnel-override ws://127.0.0.1:8080 --advert-file /tmp/adverts
 
   # look after the store
-  phone-sim credentials list
-  phone-sim links revoke 3f2a";
+  phone-sim --store /tmp/phone.json credentials list
+  phone-sim --store /tmp/phone.json links revoke 3f2a
+
+Durations take a unit (30s, 2m, 100ms); a bare number is seconds.";
 
 /// `phone-sim`: the phone side of FIDO hybrid sign-in.
 #[derive(Debug, Parser)]
@@ -50,18 +54,29 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// A duration flag: `30s`, `2m`, `100ms`, or a bare number of seconds.
+fn duration(s: &str) -> Result<Duration, String> {
+    s.trim()
+        .parse::<u64>()
+        .map(Duration::from_secs)
+        .or_else(|_| {
+            humantime::parse_duration(s.trim())
+                .map_err(|e| format!("{s:?}: {e} (write e.g. 30s or 2m)"))
+        })
+}
+
 /// The modes.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Scan a QR code and serve that one session.
     #[command(after_help = "Examples:
-  phone-sim scan --qr 'FIDO:/0123...' --tunnel ws://127.0.0.1:8080 --medium-file /tmp/adverts
-  phone-sim scan --qr-image qr.png --medium-file /tmp/adverts --approve prompt
-  phone-sim scan --qr-file qr.txt --medium-file /tmp/adverts --fault corrupt-tag --timeout 5")]
+  phone-sim scan --qr 'FIDO:/0123...' --tunnel-override ws://127.0.0.1:8080 --advert-file /tmp/adverts
+  phone-sim scan --qr-image qr.png --advert-file /tmp/adverts --approve prompt
+  phone-sim scan --qr-file qr.txt --advert-file /tmp/adverts --fault corrupt-tag --timeout 5s")]
     Scan(ScanArgs),
     /// Register with the relay's contact channel and serve linked (state-assisted) sessions.
     #[command(after_help = "Example:
-  phone-sim linked --tunnel ws://127.0.0.1:8080 --medium-file /tmp/adverts --sessions 1
+  phone-sim linked --tunnel-override ws://127.0.0.1:8080 --advert-file /tmp/adverts --sessions 1
 
 The phone first needs a QR session whose QR allowed linking, so that the desktop holds a link.
 `--revoke` tells the relay to forget this phone's contact ID (every link dies) and exits.")]
@@ -78,6 +93,14 @@ The phone first needs a QR session whose QR allowed linking, so that the desktop
         #[command(subcommand)]
         action: LinksAction,
     },
+    /// Print a shell completion script, e.g. `phone-sim completions bash`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `phone-sim man | man -l -`.
+    Man,
 }
 
 /// `credentials` actions.
@@ -109,52 +132,93 @@ pub enum LinksAction {
 #[group(required = true, multiple = false)]
 pub struct QrSource {
     /// The QR text, `FIDO:/<digits>`.
-    #[arg(long)]
+    #[arg(long, value_name = "URL")]
     pub qr: Option<String>,
     /// A file holding the QR text (`-` = standard input).
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub qr_file: Option<PathBuf>,
     /// A PNG image of the QR code.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub qr_image: Option<PathBuf>,
 }
 
 /// Relay, medium and behaviour flags shared by `scan` and `linked`.
 #[derive(Debug, Args)]
 pub struct Common {
-    /// Relay base URL overriding the tunnel domain's host, e.g. `ws://127.0.0.1:8080`.
-    #[arg(long, env = "PHONE_SIM_TUNNEL")]
+    /// Relay base URL overriding the tunnel domain's host, e.g. `ws://127.0.0.1:8080` (the
+    /// bridge's flag of the same name). Also accepted as --tunnel.
+    #[arg(
+        long = "tunnel-override",
+        alias = "tunnel",
+        value_name = "URL",
+        env = "PHONE_SIM_TUNNEL",
+        help_heading = "Relay"
+    )]
     pub tunnel: Option<String>,
     /// Extra CA certificate (PEM) to trust besides the system roots.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE", help_heading = "Relay")]
     pub extra_ca: Option<PathBuf>,
     /// Tunnel domain number put in the advert: 0 (cable.ua5v.com), 1 (cable.auth.com) or ≥ 256.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Relay")]
     pub domain: u16,
-    /// The simulated BLE medium: the advert file the desktop follows.
-    #[arg(long, env = "PHONE_SIM_MEDIUM", required_unless_present = "bluez")]
+    /// The simulated BLE medium: the advert file the desktop follows (the bridge's
+    /// --advert-file). Also accepted as --medium-file.
+    #[arg(
+        long = "advert-file",
+        alias = "medium-file",
+        value_name = "FILE",
+        env = "PHONE_SIM_MEDIUM",
+        required_unless_present = "bluez",
+        help_heading = "Bluetooth"
+    )]
     pub medium_file: Option<PathBuf>,
     /// Advertise through BlueZ (D-Bus) instead of an advert file (cargo feature `bluez`).
-    #[arg(long, conflicts_with = "medium_file")]
+    #[arg(long, conflicts_with = "medium_file", help_heading = "Bluetooth")]
     pub bluez: bool,
     /// BlueZ adapter name (default: hci0 or the first adapter).
-    #[arg(long, requires = "bluez")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "bluez",
+        help_heading = "Bluetooth"
+    )]
     pub adapter: Option<String>,
-    /// Milliseconds between adverts.
-    #[arg(long, default_value_t = 100)]
-    pub interval_ms: u64,
+    /// Time between adverts.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "100ms", help_heading = "Bluetooth")]
+    pub interval: Duration,
+    /// Time between adverts in milliseconds (older spelling of --interval).
+    #[arg(long, value_name = "MS", hide = true, conflicts_with = "interval")]
+    pub interval_ms: Option<u64>,
     /// RSSI in dBm written with each advert.
-    #[arg(long, default_value_t = -58, allow_hyphen_values = true)]
+    #[arg(long, value_name = "DBM", default_value_t = -58, allow_hyphen_values = true, help_heading = "Bluetooth")]
     pub rssi: i16,
     /// Fraction (0..1) of adverts dropped.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(
+        long,
+        value_name = "FRACTION",
+        default_value_t = 0.0,
+        help_heading = "Bluetooth"
+    )]
     pub drop: f64,
     /// Seed for the dropped adverts.
-    #[arg(long, default_value_t = 0)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        help_heading = "Bluetooth"
+    )]
     pub seed: u64,
-    /// Milliseconds before the first advert.
-    #[arg(long, default_value_t = 0)]
-    pub first_advert_delay_ms: u64,
+    /// Silence before the first advert.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "0s", help_heading = "Bluetooth")]
+    pub first_advert_delay: Duration,
+    /// Silence before the first advert in milliseconds (older spelling).
+    #[arg(
+        long,
+        value_name = "MS",
+        hide = true,
+        conflicts_with = "first_advert_delay"
+    )]
+    pub first_advert_delay_ms: Option<u64>,
     /// Deliberate advert fault, to test desktops.
     #[arg(long, value_enum)]
     pub fault: Option<FaultArg>,
@@ -164,11 +228,11 @@ pub struct Common {
     /// makeCredential attestation format.
     #[arg(long, value_enum, default_value_t = AttestationArg::None)]
     pub attestation: AttestationArg,
-    /// Seconds to wait for the desktop at each step.
-    #[arg(long, default_value_t = 120)]
-    pub timeout: u64,
+    /// How long to wait for the desktop at each step.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "2m")]
+    pub timeout: Duration,
     /// Display name sent in linking info.
-    #[arg(long, default_value = "phone-sim")]
+    #[arg(long, value_name = "NAME", default_value = "phone-sim")]
     pub name: String,
 }
 
@@ -253,7 +317,7 @@ impl Common {
             }),
             link,
             name: self.name.clone(),
-            timeout: Duration::from_secs(self.timeout),
+            timeout: self.timeout,
         }
     }
 
@@ -269,16 +333,20 @@ impl Common {
             ));
         }
         let Some(path) = &self.medium_file else {
-            return Err(PhoneError::Config("give --medium-file or --bluez".into()));
+            return Err(PhoneError::Config("give --advert-file or --bluez".into()));
         };
         Ok(Box::new(AdvertFile::new(
             path,
             MediumKnobs {
-                interval: Duration::from_millis(self.interval_ms),
+                interval: self
+                    .interval_ms
+                    .map_or(self.interval, Duration::from_millis),
                 rssi: Some(self.rssi),
                 drop_fraction: self.drop,
                 seed: self.seed,
-                first_delay: Duration::from_millis(self.first_advert_delay_ms),
+                first_delay: self
+                    .first_advert_delay_ms
+                    .map_or(self.first_advert_delay, Duration::from_millis),
             },
         )?))
     }
@@ -302,6 +370,9 @@ pub async fn run(cli: Cli) -> Result<(), PhoneError> {
             let mut phone = Phone::open(&cli.store, a.common.config(!a.no_link))?;
             let outcome = phone.serve_qr(&qr, medium.as_mut()).await?;
             println!("{}", describe(&outcome.operation));
+            if let Operation::MadeCredential { credential_id, .. } = &outcome.operation {
+                println!("{}", kind_of(&phone, credential_id));
+            }
             if let Some(l) = outcome.link_id {
                 println!("linked: link {}", hex::encode(l));
             }
@@ -338,7 +409,7 @@ pub async fn run(cli: Cli) -> Result<(), PhoneError> {
                             } else {
                                 "non-discoverable"
                             },
-                            c.created_at
+                            human_time(c.created_at)
                         );
                     }
                 }
@@ -356,8 +427,11 @@ pub async fn run(cli: Cli) -> Result<(), PhoneError> {
                 LinksAction::List => {
                     for l in store.links() {
                         println!(
-                            "{}  contact {}  desktop {}  created {}",
-                            l.link_id, l.contact_id, l.desktop_key, l.created_at
+                            "{}  contact {}…  desktop {}  created {}",
+                            l.link_id,
+                            l.contact_id.chars().take(8).collect::<String>(),
+                            l.desktop_key,
+                            human_time(l.created_at)
                         );
                     }
                 }
@@ -369,6 +443,38 @@ pub async fn run(cli: Cli) -> Result<(), PhoneError> {
             }
             Ok(())
         }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "phone-sim", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+            .render(&mut std::io::stdout())
+            .map_err(PhoneError::file(
+                "writing the manual page to",
+                "stdout".as_ref(),
+            )),
+    }
+}
+
+/// `2026-11-28 15:04:05 UTC` for a Unix time in seconds.
+fn human_time(unix: u64) -> String {
+    let at = std::time::UNIX_EPOCH + Duration::from_secs(unix);
+    let text = humantime::format_rfc3339_seconds(at).to_string();
+    format!("{} UTC", text.trim_end_matches('Z').replacen('T', " ", 1))
+}
+
+/// Whether the credential just made is a passkey (discoverable: the desktop can sign in
+/// without naming it) or a server-side credential (the relying party must send its ID).
+fn kind_of(phone: &Phone, credential_id: &[u8]) -> String {
+    use base64::Engine as _;
+    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(credential_id);
+    match phone.store().credentials().iter().find(|c| c.id == id) {
+        Some(c) if c.discoverable => {
+            "kind: discoverable (a passkey: sign in with just the RP ID)".into()
+        }
+        Some(_) => "kind: non-discoverable (signing in needs its credential ID, --allow)".into(),
+        None => "kind: unknown (not found in the store)".into(),
     }
 }
 
@@ -379,7 +485,7 @@ fn describe(op: &Operation) -> String {
         Operation::MadeCredential {
             rp_id,
             credential_id,
-        } => format!("created a passkey for {rp_id}: {}", b64(credential_id)),
+        } => format!("created a credential for {rp_id}: {}", b64(credential_id)),
         Operation::GotAssertion {
             rp_id,
             credential_id,

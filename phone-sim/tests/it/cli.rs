@@ -127,9 +127,11 @@ async fn scan_with_the_binary_and_no_secrets_in_the_log() {
         scan_session(&["--attestation", "packed"], None).await;
     assert_eq!(status, Status::Ok);
     assert!(
-        stdout.contains("created a passkey for example.com"),
+        stdout.contains("created a credential for example.com"),
         "{stdout}"
     );
+    // The request asked for a discoverable credential: the phone says it made a passkey.
+    assert!(stdout.contains("kind: discoverable (a passkey"), "{stdout}");
     assert!(stdout.contains("linked: link "), "{stdout}");
     let store = phone_sim::Store::load(&f.store).unwrap();
     let mut secrets = vec![
@@ -237,5 +239,5 @@ fn qr_from_stdin_and_bad_qr_exit_code() {
     );
     let out = run(&["scan", "--qr", "x"]);
     assert!(!out.status.success(), "a medium is required");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--medium-file"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--advert-file"));
 }
