@@ -3,7 +3,7 @@
 //! maps the result to an exit code.
 
 use std::io::{Read as _, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -15,7 +15,7 @@ use crate::ble::BtleplugScanner;
 use crate::ceremony::{BridgeConfig, Timeouts};
 use crate::error::BridgeError;
 use crate::links::LinkStore;
-use crate::progress::{Event, Progress, ProgressStyle, StderrProgress};
+use crate::progress::{Event, Phase, Progress, ProgressStyle, StderrProgress};
 use crate::render;
 use crate::scanner::{AdvertFileScanner, Scanner};
 use crate::webauthn::{self, b64url, AuthenticationOptions, RegistrationOptions, UserVerification};
@@ -24,24 +24,30 @@ use tunnel_client::{parse_connect_to, TunnelConfig};
 const EXAMPLES: &str = "\
 Examples:
   # Register a passkey for example.com on your phone (scan the QR code it shows):
-  bridge register --rp-id example.com --user-name alice
+  hybrid-bridge register --rp-id example.com --user-name alice
 
   # Sign in with it; the result is W3C AuthenticationResponseJSON on stdout:
-  bridge sign-in --rp-id example.com --out assertion.json
+  hybrid-bridge sign-in --rp-id example.com --out assertion.json
 
   # Use a relying party's own options JSON (from navigator.credentials.create's input):
-  bridge register --options creation-options.json --origin https://example.com
+  hybrid-bridge register --options creation-options.json --origin https://example.com
 
   # Sign in again without a QR code, with a phone linked during an earlier ceremony:
-  bridge phones list
-  bridge sign-in --rp-id example.com --phone 'Pixel 8'
+  hybrid-bridge phones list
+  hybrid-bridge sign-in --rp-id example.com --phone 'Pixel 8'
 
   # Against a self-hosted relay and phone-sim's simulated Bluetooth medium:
-  bridge sign-in --rp-id example.com --tunnel-override ws://127.0.0.1:8080 \\
+  hybrid-bridge sign-in --rp-id example.com --tunnel-override ws://127.0.0.1:8080 \\
       --advert-file /tmp/adverts --qr-file /tmp/qr.txt
 
   # See which hybrid adverts are around, and whether they belong to a QR code:
-  bridge scan --qr 'FIDO:/1234…'
+  hybrid-bridge scan --qr 'FIDO:/1234…'
+
+  # Shell completions and the manual page:
+  hybrid-bridge completions bash > ~/.local/share/bash-completion/completions/hybrid-bridge
+  hybrid-bridge man > hybrid-bridge.1
+
+Durations take a unit (120s, 2m, 1m30s); a bare number is seconds.
 
 Exit codes: 0 ok, 1 local failure, 2 bad usage, 3 a stage timed out, 4 Bluetooth,
 5 tunnel relay, 6 phone protocol error, 7 refused on the phone, 8 linked phone gone.";
@@ -50,12 +56,16 @@ Exit codes: 0 ok, 1 local failure, 2 bad usage, 3 a stage timed out, 4 Bluetooth
 #[derive(Debug, Parser)]
 #[command(name = "hybrid-bridge", version, after_long_help = EXAMPLES)]
 pub struct Cli {
-    /// Print no progress (errors still go to stderr).
+    /// Print no progress (the QR code and errors still show).
     #[arg(long, short, global = true)]
     pub quiet: bool,
-    /// Progress format on stderr: text for people, json for programs (one object per line).
+    /// Progress format on stderr: text for people, json for programs (one object per line,
+    /// ending with a `result` or an `error` event).
     #[arg(long, global = true, value_enum, default_value_t = EventsFormat::Text)]
     pub events: EventsFormat,
+    /// Colour (the terminal QR code, logs): auto uses it on a terminal unless NO_COLOR is set.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -74,6 +84,32 @@ pub enum EventsFormat {
     Text,
     /// JSON lines.
     Json,
+}
+
+/// `--color`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless NO_COLOR is set or TERM is dumb.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to write ANSI colour codes to a stream that is (`is_terminal`) a terminal.
+    pub fn enabled(self, is_terminal: bool) -> bool {
+        match self {
+            Self::Always => true,
+            Self::Never => false,
+            Self::Auto => {
+                is_terminal
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+            }
+        }
+    }
 }
 
 /// Subcommands.
@@ -95,6 +131,16 @@ pub enum Command {
     NativeHost(crate::native_host::HostArgs),
     /// Install or remove the native messaging host for Chromium, Chrome and Firefox.
     Browser(crate::native_host::install::BrowserArgs),
+    /// Check Bluetooth, the browser host, relays, the clock and linked phones; say what to fix.
+    Doctor(crate::doctor::DoctorArgs),
+    /// Print a shell completion script, e.g. `hybrid-bridge completions bash`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `hybrid-bridge man | man -l -`.
+    Man,
 }
 
 /// `bridge phones …`
@@ -104,7 +150,7 @@ pub enum PhonesAction {
     List,
     /// Delete a linked phone.
     Forget {
-        /// Its name, as `bridge phones list` shows it.
+        /// Its name, as `hybrid-bridge phones list` shows it.
         name: String,
     },
 }
@@ -114,22 +160,23 @@ pub enum PhonesAction {
 pub struct RpArgs {
     /// W3C options JSON file (PublicKeyCredentialCreationOptionsJSON or …RequestOptionsJSON),
     /// or - for stdin. Flags below are then ignored except --origin.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE", help_heading = "Relying party")]
     pub options: Option<String>,
     /// Relying party ID, e.g. example.com.
-    #[arg(long)]
+    #[arg(long, value_name = "DOMAIN", help_heading = "Relying party")]
     pub rp_id: Option<String>,
     /// Web origin (default: https://RP-ID). The RP ID must be its host or a parent domain.
-    #[arg(long)]
+    #[arg(long, value_name = "URL", help_heading = "Relying party")]
     pub origin: Option<String>,
     /// Challenge, base64url [default: 32 random bytes].
-    #[arg(long)]
+    #[arg(long, value_name = "BASE64URL", help_heading = "Relying party")]
     pub challenge: Option<String>,
     /// User verification.
-    #[arg(long, value_enum, default_value_t = UvArg::Preferred)]
+    #[arg(long, value_enum, default_value_t = UvArg::Preferred, help_heading = "Relying party")]
     pub uv: UvArg,
-    /// Write the JSON result here instead of stdout.
-    #[arg(long)]
+    /// Write the JSON result here instead of stdout (checked before the QR code shows; if
+    /// writing still fails, the result goes to stdout).
+    #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
 
@@ -154,52 +201,64 @@ impl From<UvArg> for UserVerification {
     }
 }
 
-/// `bridge register`.
+/// `--resident-key`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ResidentKeyArg {
+    /// A discoverable credential (a passkey): sign in without naming it.
+    Required,
+    /// Discoverable if the phone can.
+    Preferred,
+    /// A server-side credential: signing in needs its ID (--allow).
+    Discouraged,
+}
+
+/// `hybrid-bridge register`.
 #[derive(Debug, Args)]
 pub struct RegisterArgs {
     #[command(flatten)]
     rp: RpArgs,
     /// Relying party display name [default: the RP ID].
-    #[arg(long)]
+    #[arg(long, value_name = "NAME", help_heading = "Relying party")]
     rp_name: Option<String>,
     /// User name (account), e.g. alice@example.com.
-    #[arg(long)]
+    #[arg(long, value_name = "NAME", help_heading = "Relying party")]
     user_name: Option<String>,
     /// User display name [default: the user name].
-    #[arg(long)]
+    #[arg(long, value_name = "NAME", help_heading = "Relying party")]
     display_name: Option<String>,
     /// User handle, base64url [default: 16 random bytes].
-    #[arg(long)]
+    #[arg(long, value_name = "BASE64URL", help_heading = "Relying party")]
     user_id: Option<String>,
-    /// Ask for a discoverable credential (a passkey).
-    #[arg(long)]
-    resident_key: bool,
+    /// What kind of credential to ask for: required makes a passkey that `sign-in --rp-id`
+    /// finds without naming it.
+    #[arg(long, value_enum, value_name = "KIND", default_value_t = ResidentKeyArg::Required, help_heading = "Relying party")]
+    resident_key: ResidentKeyArg,
     /// Request the credProps extension.
-    #[arg(long)]
+    #[arg(long, help_heading = "Relying party")]
     cred_props: bool,
     /// Request the prf extension.
-    #[arg(long)]
+    #[arg(long, help_heading = "Relying party")]
     prf: bool,
     /// Credential IDs (base64url) the phone must not already hold.
-    #[arg(long)]
+    #[arg(long, value_name = "BASE64URL", help_heading = "Relying party")]
     exclude: Vec<String>,
     #[command(flatten)]
     conn: ConnectArgs,
 }
 
-/// `bridge sign-in`.
+/// `hybrid-bridge sign-in`.
 #[derive(Debug, Args)]
 pub struct SignInArgs {
     #[command(flatten)]
     rp: RpArgs,
     /// Allowed credential IDs, base64url [default: any passkey for the RP].
-    #[arg(long)]
+    #[arg(long, value_name = "BASE64URL", help_heading = "Relying party")]
     allow: Vec<String>,
     /// PRF input (base64url) to evaluate.
-    #[arg(long)]
+    #[arg(long, value_name = "BASE64URL", help_heading = "Relying party")]
     prf_first: Option<String>,
-    /// Sign in with this linked phone, without a QR code.
-    #[arg(long)]
+    /// Sign in with this linked phone, without a QR code (`hybrid-bridge phones list`).
+    #[arg(long, value_name = "NAME")]
     phone: Option<String>,
     #[command(flatten)]
     conn: ConnectArgs,
@@ -209,59 +268,74 @@ pub struct SignInArgs {
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
     /// Listen on the simulated medium (an advert file phone-sim writes) instead of Bluetooth.
-    #[arg(long, env = "BRIDGE_ADVERT_FILE")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "BRIDGE_ADVERT_FILE",
+        help_heading = "Bluetooth"
+    )]
     pub advert_file: Option<PathBuf>,
     /// Bluetooth adapter to use, e.g. hci0 [default: the first].
-    #[arg(long)]
+    #[arg(long, value_name = "NAME", help_heading = "Bluetooth")]
     pub adapter: Option<String>,
     /// Ignore adverts weaker than this, in dBm (e.g. -80).
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "DBM",
+        allow_hyphen_values = true,
+        help_heading = "Bluetooth"
+    )]
     pub min_rssi: Option<i16>,
     /// Use this relay for every tunnel domain, e.g. ws://127.0.0.1:8080 or wss://relay.example.
-    #[arg(long, env = "BRIDGE_TUNNEL_OVERRIDE")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "BRIDGE_TUNNEL_OVERRIDE",
+        help_heading = "Relay"
+    )]
     pub tunnel_override: Option<String>,
     /// Connect to HOST:PORT for DOMAIN (keeps TLS name and Host header); repeatable.
-    #[arg(long, value_name = "DOMAIN=HOST:PORT", value_parser = parse_connect_to)]
+    #[arg(long, value_name = "DOMAIN=HOST:PORT", value_parser = parse_connect_to, help_heading = "Relay")]
     pub connect_to: Vec<(String, String)>,
     /// Extra trusted CA certificates (PEM) for the relay's TLS.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE", help_heading = "Relay")]
     pub extra_ca: Option<PathBuf>,
     /// Write the FIDO:/ URL to this file (tools and tests "scan" it from there).
-    #[arg(long)]
+    #[arg(long, value_name = "FILE", help_heading = "QR code")]
     pub qr_file: Option<PathBuf>,
     /// Write the QR code as PNG.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE", help_heading = "QR code")]
     pub qr_png: Option<PathBuf>,
     /// Write the QR code as SVG.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE", help_heading = "QR code")]
     pub qr_svg: Option<PathBuf>,
     /// Don't draw the QR code in the terminal.
-    #[arg(long)]
+    #[arg(long, help_heading = "QR code")]
     pub no_qr: bool,
-    /// Seconds to wait for the phone's advert after showing the QR code.
-    #[arg(long, default_value_t = 120.0)]
-    pub advert_timeout: f64,
-    /// Seconds to wait for the relay connection.
-    #[arg(long, default_value_t = 20.0)]
-    pub connect_timeout: f64,
-    /// Seconds to wait for the handshake.
-    #[arg(long, default_value_t = 20.0)]
-    pub handshake_timeout: f64,
-    /// Seconds to wait for the person to confirm on the phone.
-    #[arg(long, default_value_t = 120.0)]
-    pub user_timeout: f64,
-    /// Seconds to keep listening after the reply for a late linking update.
-    #[arg(long, default_value_t = 3.0)]
-    pub linger: f64,
+    /// How long to wait for the phone's advert after showing the QR code.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2m", help_heading = "Timeouts")]
+    pub advert_timeout: Duration,
+    /// How long to wait for the relay connection.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "20s", help_heading = "Timeouts")]
+    pub connect_timeout: Duration,
+    /// How long to wait for the handshake.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "20s", help_heading = "Timeouts")]
+    pub handshake_timeout: Duration,
+    /// How long to wait for the person to confirm on the phone.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2m", help_heading = "Timeouts")]
+    pub user_timeout: Duration,
+    /// How long to keep listening after the reply for a late linking update.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "3s", help_heading = "Timeouts")]
+    pub linger: Duration,
     /// Don't offer or store a link with the phone.
-    #[arg(long)]
+    #[arg(long, help_heading = "Linked phones")]
     pub no_link: bool,
     /// Linked sign-in: ask the relay to signal when the phone connects.
-    #[arg(long)]
+    #[arg(long, help_heading = "Linked phones")]
     pub signal_connection: bool,
 }
 
-/// `bridge scan`.
+/// `hybrid-bridge scan`.
 #[derive(Debug, Args)]
 pub struct ScanArgs {
     /// A FIDO:/ URL whose adverts to recognise.
@@ -292,6 +366,55 @@ fn secs(s: f64, flag: &str) -> Result<Duration, BridgeError> {
         .map_err(|_| BridgeError::Usage(format!("{flag} must be a non-negative number of seconds")))
 }
 
+/// A duration flag: `120s`, `2m`, `1m30s`, `500ms` (humantime), or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<f64>() {
+        return Duration::try_from_secs_f64(n)
+            .map_err(|_| format!("{s:?} is not a duration (a non-negative number of seconds)"));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. 120s, 2m or 1m30s"))
+}
+
+/// Checks that `path` can be written (its folder exists and takes a new file), before a
+/// ceremony starts: a phone's passkey must not be created only for its result to be lost.
+fn check_writable(flag: &str, path: &Path) -> Result<(), BridgeError> {
+    if path.is_dir() {
+        return Err(BridgeError::Usage(format!(
+            "{flag} {} is a folder; give a file name",
+            path.display()
+        )));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(BridgeError::Usage(format!(
+            "{flag} {}: the folder {} does not exist; create it first",
+            path.display(),
+            dir.display()
+        )));
+    }
+    let probe = dir.join(format!(".hybrid-bridge-write-check-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(BridgeError::Usage(format!(
+            "{flag} {}: cannot write in {} ({e})",
+            path.display(),
+            dir.display()
+        ))),
+    }
+}
+
 impl ConnectArgs {
     fn config(&self, links: Option<LinkStore>) -> Result<BridgeConfig, BridgeError> {
         Ok(BridgeConfig {
@@ -301,16 +424,50 @@ impl ConnectArgs {
                 self.extra_ca.clone(),
             ),
             timeouts: Timeouts {
-                advert: secs(self.advert_timeout, "--advert-timeout")?,
-                connect: secs(self.connect_timeout, "--connect-timeout")?,
-                handshake: secs(self.handshake_timeout, "--handshake-timeout")?,
-                user: secs(self.user_timeout, "--user-timeout")?,
-                linger: secs(self.linger, "--linger")?,
+                advert: self.advert_timeout,
+                connect: self.connect_timeout,
+                handshake: self.handshake_timeout,
+                user: self.user_timeout,
+                linger: self.linger,
             },
             links: if self.no_link { None } else { links },
             min_rssi: self.min_rssi,
             signal_connection: self.signal_connection,
         })
+    }
+
+    /// Everything that can be checked before the QR code shows: output files, the advert
+    /// file's folder, the relay settings.
+    fn check(&self, out: Option<&PathBuf>) -> Result<(), BridgeError> {
+        for (flag, path) in [
+            ("--out", out),
+            ("--qr-file", self.qr_file.as_ref()),
+            ("--qr-png", self.qr_png.as_ref()),
+            ("--qr-svg", self.qr_svg.as_ref()),
+        ] {
+            if let Some(p) = path {
+                check_writable(flag, p)?;
+            }
+        }
+        if let Some(p) = &self.advert_file {
+            match p.parent() {
+                Some(d) if !d.as_os_str().is_empty() && !d.is_dir() => {
+                    return Err(BridgeError::Usage(format!(
+                        "--advert-file {}: the folder {} does not exist",
+                        p.display(),
+                        d.display()
+                    )))
+                }
+                _ => {}
+            }
+        }
+        let tunnel = TunnelConfig::new(
+            self.tunnel_override.clone(),
+            self.connect_to.clone(),
+            self.extra_ca.clone(),
+        );
+        tunnel.check()?;
+        Ok(())
     }
 }
 
@@ -326,25 +483,93 @@ async fn open_scanner(
     })
 }
 
-/// Shows the QR code (terminal, files) when the ceremony reports it, then forwards events.
+/// Shows the QR code (terminal, files) when the ceremony reports it, remembers the phase for
+/// an error report, then forwards events.
 struct CliProgress<'a> {
     inner: StderrProgress,
     style: ProgressStyle,
+    color: bool,
     conn: &'a ConnectArgs,
+    /// The RP ID, for the "next time" hint after linking.
+    rp_id: &'a str,
+    phase: &'a PhaseTracker,
+}
+
+/// The last phase a ceremony entered (for `--events json` error events).
+#[derive(Debug, Default)]
+pub struct PhaseTracker(std::sync::Mutex<Option<Phase>>);
+
+impl PhaseTracker {
+    fn set(&self, phase: Phase) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(phase);
+    }
+
+    fn get(&self) -> Option<Phase> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Progress for CliProgress<'_> {
     fn on_event(&self, event: &Event, elapsed: Duration) {
-        if let Event::QrCode { url } = event {
-            if let Err(e) = self.show_qr(url) {
-                eprintln!("warning: {e:#}");
+        match event {
+            Event::QrCode { url } => {
+                if let Err(e) = self.show_qr(url) {
+                    self.warn(&e.to_string());
+                }
             }
+            Event::Phase { phase } => self.phase.set(*phase),
+            _ => {}
         }
         self.inner.on_event(event, elapsed);
+        if let (Event::Linked { name }, ProgressStyle::Text) = (event, self.style) {
+            eprintln!("next time, no QR code: {}", self.next_time(name));
+        }
     }
 }
 
 impl CliProgress<'_> {
+    fn warn(&self, message: &str) {
+        match self.style {
+            ProgressStyle::Json => {
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"event": "warning", "message": message})
+                )
+            }
+            _ => eprintln!("warning: {message}"),
+        }
+    }
+
+    /// The command that signs in with the phone just linked, with the flags this run used
+    /// to reach it.
+    fn next_time(&self, name: &str) -> String {
+        let quote = |s: &str| {
+            if s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./:=@".contains(c))
+            {
+                s.to_string()
+            } else {
+                format!("'{}'", s.replace('\'', "'\\''"))
+            }
+        };
+        let mut cmd = format!(
+            "hybrid-bridge sign-in --rp-id {} --phone {}",
+            quote(self.rp_id),
+            quote(name)
+        );
+        let c = self.conn;
+        if let Some(t) = &c.tunnel_override {
+            cmd += &format!(" --tunnel-override {}", quote(t));
+        }
+        if let Some(f) = &c.advert_file {
+            cmd += &format!(" --advert-file {}", quote(&f.display().to_string()));
+        }
+        if let Some(f) = &c.extra_ca {
+            cmd += &format!(" --extra-ca {}", quote(&f.display().to_string()));
+        }
+        cmd
+    }
+
     fn show_qr(&self, url: &str) -> Result<(), BridgeError> {
         let c = self.conn;
         if let Some(p) = &c.qr_file {
@@ -360,9 +585,15 @@ impl CliProgress<'_> {
         if let Some(p) = &c.qr_svg {
             render::write_svg(url, p)?;
         }
-        if self.style == ProgressStyle::Text && !c.no_qr {
+        // -q hides progress, not the QR code; JSON mode has the URL in its qr_code event.
+        if self.style != ProgressStyle::Json && !c.no_qr {
+            let drawn = if self.color {
+                render::terminal(url)?
+            } else {
+                render::terminal_plain(url)?
+            };
             let mut err = std::io::stderr().lock();
-            let _ = write!(err, "{}", render::terminal(url)?);
+            let _ = write!(err, "{drawn}");
             let _ = writeln!(err, "{url}");
         }
         Ok(())
@@ -372,14 +603,13 @@ impl CliProgress<'_> {
 fn read_options(src: &str) -> Result<String, BridgeError> {
     if src == "-" {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).map_err(|e| {
-            BridgeError::file("reading options from", std::path::Path::new("stdin"), e)
-        })?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| BridgeError::file("reading options from", Path::new("stdin"), e))?;
         Ok(s)
     } else {
-        std::fs::read_to_string(src).map_err(|e| {
-            BridgeError::file("reading the options file", std::path::Path::new(src), e)
-        })
+        std::fs::read_to_string(src)
+            .map_err(|e| BridgeError::file("reading the options file", Path::new(src), e))
     }
 }
 
@@ -397,17 +627,45 @@ fn b64_arg(flag: &str, s: &str) -> Result<Vec<u8>, BridgeError> {
         .map_err(|_| BridgeError::Usage(format!("{flag} must be base64url, got {s:?}")))
 }
 
-fn emit_json(out: Option<&PathBuf>, value: &impl serde::Serialize) -> Result<(), BridgeError> {
+/// Writes the result to `out` (or stdout). If `out` cannot be written after all, the result
+/// goes to stdout before the error is returned: the phone already did its part.
+fn emit_json(
+    out: Option<&PathBuf>,
+    value: &impl serde::Serialize,
+    style: ProgressStyle,
+    kind: &str,
+    id: &str,
+) -> Result<(), BridgeError> {
     let text =
         serde_json::to_string_pretty(value).map_err(|e| BridgeError::Internal(e.to_string()))?;
-    match out {
-        Some(p) => std::fs::write(p, format!("{text}\n"))
-            .map_err(|e| BridgeError::file("writing the result", p, e)),
+    let written = match out {
+        Some(p) => match std::fs::write(p, format!("{text}\n")) {
+            Ok(()) => Ok(Some(p.display().to_string())),
+            Err(e) => {
+                println!("{text}");
+                Err(BridgeError::file(
+                    "writing the result (printed to stdout instead)",
+                    p,
+                    e,
+                ))
+            }
+        },
         None => {
             println!("{text}");
-            Ok(())
+            Ok(None)
         }
+    };
+    if style == ProgressStyle::Json {
+        let (out, ok) = match &written {
+            Ok(path) => (path.clone(), true),
+            Err(_) => (None, false),
+        };
+        eprintln!(
+            "{}",
+            serde_json::json!({"event": "result", "kind": kind, "id": id, "out": out, "stdout": !ok || out.is_none()})
+        );
     }
+    written.map(|_| ())
 }
 
 impl Cli {
@@ -421,6 +679,11 @@ impl Cli {
         }
     }
 
+    fn color(&self) -> bool {
+        use std::io::IsTerminal as _;
+        self.color.enabled(std::io::stderr().is_terminal())
+    }
+
     fn links(&self) -> Result<LinkStore, BridgeError> {
         Ok(LinkStore::new(match &self.links_file {
             Some(p) => p.clone(),
@@ -429,9 +692,36 @@ impl Cli {
     }
 }
 
+/// Runs the parsed command line and reports a failure (a line for a person, or an `error`
+/// event with `--events json`); returns the process exit code.
+pub async fn main(cli: Cli) -> i32 {
+    let phase = PhaseTracker::default();
+    match run(&cli, &phase).await {
+        Ok(()) => 0,
+        Err(e) => {
+            let code = e.exit_code();
+            let message = crate::sanitize::for_terminal(&e.to_string());
+            if cli.events == EventsFormat::Json {
+                let phase = match &e {
+                    BridgeError::Timeout { phase, .. } => Some(*phase),
+                    _ => phase.get(),
+                };
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"event": "error", "message": message, "exit_code": code, "phase": phase})
+                );
+            } else {
+                eprintln!("error: {message}");
+            }
+            code
+        }
+    }
+}
+
 /// Runs the parsed command line.
-pub async fn run(cli: Cli) -> Result<(), BridgeError> {
+pub async fn run(cli: &Cli, phase: &PhaseTracker) -> Result<(), BridgeError> {
     let style = cli.style();
+    let color = cli.color();
     match &cli.command {
         Command::Register(a) => {
             let options = match &a.rp.options {
@@ -456,7 +746,11 @@ pub async fn run(cli: Cli) -> Result<(), BridgeError> {
                         "pubKeyCredParams": [{"type": "public-key", "alg": -7}],
                         "excludeCredentials": a.exclude.iter().map(|id| serde_json::json!({"type": "public-key", "id": id})).collect::<Vec<_>>(),
                         "authenticatorSelection": {
-                            "residentKey": if a.resident_key { "required" } else { "discouraged" },
+                            "residentKey": match a.resident_key {
+                                ResidentKeyArg::Required => "required",
+                                ResidentKeyArg::Preferred => "preferred",
+                                ResidentKeyArg::Discouraged => "discouraged",
+                            },
                             "userVerification": UserVerification::from(a.rp.uv),
                         },
                         "extensions": if a.prf {
@@ -469,6 +763,7 @@ pub async fn run(cli: Cli) -> Result<(), BridgeError> {
                 }
             };
             let config = a.conn.config(Some(cli.links()?))?;
+            a.conn.check(a.rp.out.as_ref())?;
             let mut scanner = open_scanner(
                 a.conn.advert_file.as_ref(),
                 a.conn.adapter.as_deref(),
@@ -478,10 +773,19 @@ pub async fn run(cli: Cli) -> Result<(), BridgeError> {
             let progress = CliProgress {
                 inner: StderrProgress::new(style),
                 style,
+                color,
                 conn: &a.conn,
+                rp_id: &options.rp_id,
+                phase,
             };
             let r = webauthn::register(&options, &config, scanner.as_mut(), &progress).await?;
-            emit_json(a.rp.out.as_ref(), &r.json)
+            emit_json(
+                a.rp.out.as_ref(),
+                &r.json,
+                style,
+                "registration",
+                &r.json.id,
+            )
         }
         Command::SignIn(a) => {
             let options = match &a.rp.options {
@@ -505,6 +809,7 @@ pub async fn run(cli: Cli) -> Result<(), BridgeError> {
                 }
             };
             let config = a.conn.config(Some(cli.links()?))?;
+            a.conn.check(a.rp.out.as_ref())?;
             if let Some(phone) = &a.phone {
                 // Fail on an unknown name before touching Bluetooth.
                 cli.links()?.get(phone)?;
@@ -518,7 +823,10 @@ pub async fn run(cli: Cli) -> Result<(), BridgeError> {
             let progress = CliProgress {
                 inner: StderrProgress::new(style),
                 style,
+                color,
                 conn: &a.conn,
+                rp_id: &options.rp_id,
+                phase,
             };
             let r = match &a.phone {
                 Some(phone) => {
@@ -531,7 +839,13 @@ pub async fn run(cli: Cli) -> Result<(), BridgeError> {
                 }
                 None => webauthn::sign_in(&options, &config, scanner.as_mut(), &progress).await?,
             };
-            emit_json(a.rp.out.as_ref(), &r.json)
+            emit_json(
+                a.rp.out.as_ref(),
+                &r.json,
+                style,
+                "authentication",
+                &r.json.id,
+            )
         }
         Command::Phones { action } => {
             let store = cli.links()?;
@@ -542,7 +856,12 @@ pub async fn run(cli: Cli) -> Result<(), BridgeError> {
                         eprintln!("no linked phones in {}", store.path().display());
                     }
                     for l in links {
-                        println!("{}\t{}\tlinked at {}", l.name, l.tunnel_domain, l.linked_at);
+                        println!(
+                            "{}\t{}\tlinked {}",
+                            crate::sanitize::for_terminal(&l.name),
+                            crate::sanitize::for_terminal(&l.tunnel_domain),
+                            human_time(l.linked_at)
+                        );
                     }
                     Ok(())
                 }
@@ -558,7 +877,28 @@ pub async fn run(cli: Cli) -> Result<(), BridgeError> {
         Command::Scan(a) => scan(a).await,
         Command::NativeHost(a) => crate::native_host::run(a, cli.links_file.clone()).await,
         Command::Browser(a) => crate::native_host::install::run(a),
+        Command::Doctor(a) => crate::doctor::run(a, cli.links_file.clone()).await,
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "hybrid-bridge", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .map_err(|e| BridgeError::file("writing the manual page", Path::new("stdout"), e))
+        }
     }
+}
+
+/// `2026-11-28 15:04:05 UTC` for a Unix time in seconds.
+pub fn human_time(unix: u64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_secs(unix);
+    humantime::format_rfc3339_seconds(t)
+        .to_string()
+        .replacen('T', " ", 1)
+        .replace('Z', " UTC")
 }
 
 async fn scan(a: &ScanArgs) -> Result<(), BridgeError> {

@@ -51,12 +51,13 @@
 pub mod ble;
 pub mod ceremony;
 pub mod cli;
-
+pub mod doctor;
 pub mod error;
 pub mod links;
 pub mod native_host;
 pub mod progress;
 pub mod render;
+pub mod sanitize;
 pub mod scanner;
 pub mod webauthn;
 

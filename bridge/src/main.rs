@@ -1,4 +1,4 @@
-//! The `bridge` binary: logging, argument parsing, the library call, the exit code.
+//! The `hybrid-bridge` binary: logging, argument parsing, the library call, the exit code.
 
 use clap::Parser as _;
 
@@ -6,15 +6,22 @@ fn main() {
     let cli = bridge::cli::Cli::parse();
     let default = match cli.verbose {
         0 => "warn",
-        1 => "bridge=debug,hybrid_protocol=debug,info",
+        1 => "bridge=debug,tunnel_client=debug,hybrid_protocol=debug,info",
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    // With --events json every stderr line is JSON, logs included.
+    if cli.events == bridge::cli::EventsFormat::Json {
+        logs.json().init();
+    } else {
+        use std::io::IsTerminal as _;
+        logs.with_ansi(cli.color.enabled(std::io::stderr().is_terminal()))
+            .init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -26,10 +33,6 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let result = runtime.block_on(bridge::cli::run(cli));
-    if let Err(e) = result {
-        let code = e.exit_code();
-        eprintln!("error: {:#}", anyhow::Error::from(e));
-        std::process::exit(code);
-    }
+    let code = runtime.block_on(bridge::cli::main(cli));
+    std::process::exit(code);
 }
