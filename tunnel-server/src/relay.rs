@@ -13,6 +13,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use hybrid_protocol::tunnel::TunnelId;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
@@ -141,29 +142,47 @@ async fn upgrade(on: OnUpgrade, max_message: usize) -> Option<Ws> {
     )
 }
 
-/// Completes a close the peer started: flushes tungstenite's close reply and waits for EOF.
+/// Completes a close the peer started: flushes tungstenite's close reply, then closes this
+/// side's TCP connection at once (RFC 6455 §5.5.1, §7.1.1: the server closes first), whatever
+/// the tunnel's other side is doing.
 ///
 /// The closing futures are boxed: they run once per socket, and inline they would make every
 /// idle tunnel's task larger.
 async fn closed_by_peer(ws: &mut Ws) {
-    let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, async {
-        while let Some(Ok(_)) = ws.next().await {}
-    }))
+    Box::pin(async {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            // A server's read returns the end of the stream once the reply is flushed.
+            while let Some(Ok(_)) = ws.next().await {}
+        })
+        .await;
+        shut(ws).await;
+    })
     .await;
 }
 
-/// Sends a close frame and waits (bounded) for the peer's reply.
+/// Sends a close frame, waits (bounded) for the peer's reply, then closes this side's TCP
+/// connection, without waiting for anything on the tunnel's other side.
 async fn close(ws: &mut Ws, code: CloseCode, text: &'static str) {
-    let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, async {
-        let frame = CloseFrame {
-            code,
-            reason: text.into(),
-        };
-        if ws.close(Some(frame)).await.is_ok() {
-            while let Some(Ok(_)) = ws.next().await {}
-        }
-    }))
+    Box::pin(async {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            let frame = CloseFrame {
+                code,
+                reason: text.into(),
+            };
+            if ws.close(Some(frame)).await.is_ok() {
+                while let Some(Ok(_)) = ws.next().await {}
+            }
+        })
+        .await;
+        shut(ws).await;
+    })
     .await;
+}
+
+/// Shuts down the socket's sending side (a FIN, after TLS' close_notify), so the peer reads
+/// the end of the stream now rather than when the tunnel's task drops the socket.
+async fn shut(ws: &mut Ws) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.get_mut().shutdown()).await;
 }
 
 /// Removes the tunnel's table slot when its task ends, however it ends.

@@ -106,3 +106,72 @@ async fn tunnel_id_is_reusable_after_close() {
     await_metric(&server, "tunnel_server_tunnels_open", 0).await;
     let _phone = ok(&server, &new_path(t)).await;
 }
+
+/// Generous enough for a loaded 2-core machine, and well under the relay's 1 s close timeout,
+/// which a close that waits on the other side's acknowledgement runs into.
+const PROMPT_CLOSE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Reads `ws` to its end (the server closing TCP); returns the close frame's code, if any.
+async fn read_to_end(ws: &mut Ws) -> Option<CloseCode> {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut code = None;
+    loop {
+        let m = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("the socket ends within the bound");
+        match m {
+            Some(Ok(Message::Close(f))) => code = Some(f.map_or(CloseCode::Status, |f| f.code)),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return code,
+        }
+    }
+}
+
+/// A client that reads its sockets one at a time (close one side and read it to its end, then
+/// read the other) sees both close handshakes finish at once: the relay completes each side's
+/// handshake and closes its TCP connection on its own (RFC 6455 §5.5.1, §7.1.1), never
+/// waiting for the other side's acknowledgement. Both orders: the desktop closing first, and
+/// the phone.
+#[tokio::test]
+async fn sequential_reader_sees_both_closes_complete_promptly() {
+    let server = start(config()).await;
+    for (n, desktop_closes) in [(10u8, true), (11, false)] {
+        let t = tunnel(n);
+        let mut phone = ok(&server, &new_path(t)).await;
+        let mut desktop = ok(&server, &connect_path(t)).await;
+        send(&mut desktop, b"request").await;
+        assert_eq!(recv(&mut phone).await, b"request");
+        send(&mut phone, b"response").await;
+        assert_eq!(recv(&mut desktop).await, b"response");
+        let (initiator, other) = if desktop_closes {
+            (&mut desktop, &mut phone)
+        } else {
+            (&mut phone, &mut desktop)
+        };
+
+        let started = std::time::Instant::now();
+        initiator
+            .close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            }))
+            .await
+            .unwrap();
+        assert_eq!(read_to_end(initiator).await, Some(CloseCode::Normal));
+        let initiator_done = started.elapsed();
+        assert_eq!(read_to_end(other).await, Some(CloseCode::Normal));
+        let other_done = started.elapsed() - initiator_done;
+
+        assert!(
+            initiator_done < PROMPT_CLOSE,
+            "desktop closes first: {desktop_closes}; the initiator's close took {initiator_done:?}"
+        );
+        assert!(
+            other_done < PROMPT_CLOSE,
+            "desktop closes first: {desktop_closes}; the other side's close took {other_done:?}"
+        );
+    }
+    await_metric(&server, "tunnel_server_tunnels_open", 0).await;
+    await_metric(&server, "tunnel_server_ceremonies_completed_total", 2).await;
+}
