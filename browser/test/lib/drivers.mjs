@@ -34,11 +34,17 @@ class Rpc {
     });
   }
 
-  send(method, params = {}, extra = {}) {
+  /** One command; a browser that does not answer within `timeout` ms fails it (no hang). */
+  send(method, params = {}, { timeout = 60000 } = {}) {
     const id = this.next++;
     return new Promise((resolve, reject) => {
-      this.calls.set(id, { resolve, reject, method });
-      this.ws.send(JSON.stringify({ id, method, params, ...extra }));
+      const t = setTimeout(() => {
+        this.calls.delete(id);
+        reject(new Error(`${method}: no answer in ${timeout / 1000} s`));
+      }, timeout);
+      const done = (f) => (v) => { clearTimeout(t); f(v); };
+      this.calls.set(id, { resolve: done(resolve), reject: done(reject), method });
+      this.ws.send(JSON.stringify({ id, method, params }));
     });
   }
 
@@ -96,8 +102,11 @@ export async function launchChromium({ extensionDir, userDataDir, log }) {
     },
     async key(name) {
       const k = CHROMIUM_KEYS[name];
-      await cdp.send('Input.dispatchKeyEvent', { type: 'keyDown', key: name, ...k });
-      await cdp.send('Input.dispatchKeyEvent', { type: 'keyUp', key: name, code: k.code, windowsVirtualKeyCode: k.windowsVirtualKeyCode });
+      // A key that closes the overlay removes the frame that handles it; Chromium then never
+      // acknowledges that event over CDP. The key has been delivered by then: don't wait.
+      const ack = (p) => Promise.race([p, sleep(3000)]);
+      await ack(cdp.send('Input.dispatchKeyEvent', { type: 'keyDown', key: name, ...k }));
+      await ack(cdp.send('Input.dispatchKeyEvent', { type: 'keyUp', key: name, code: k.code, windowsVirtualKeyCode: k.windowsVirtualKeyCode }));
     },
     async close() {
       try { await cdp.send('Browser.close'); } catch { /* closing */ }

@@ -11,7 +11,9 @@ import { startRp } from '../../rp/server.mjs';
 import { launchChromium, launchFirefox } from './drivers.mjs';
 import { BROWSER_DIR, qrText, sleep, startStack, waitFor } from './stack.mjs';
 
-const SHOTS = join(BROWSER_DIR, 'screenshots');
+// The overlay's screenshots: into test-output/ on every run; into the committed screenshots/
+// (for the README) with HB_SCREENSHOTS=1 (`npm run screenshots`).
+const SHOTS = join(BROWSER_DIR, process.env.HB_SCREENSHOTS ? 'screenshots' : 'test-output');
 
 const STATUS = `(() => { const s = document.querySelector('#status');
   return { state: s.dataset.state, seq: Number(s.dataset.seq || 0), error: s.dataset.errorName, user: s.dataset.user, text: s.textContent }; })()`;
@@ -169,10 +171,77 @@ function suite(name) {
     assert.equal(out.user, 'alice');
   });
 
+  it('the credentials behave like PublicKeyCredentials (create and get called directly, verified from toJSON())', async () => {
+    const POST = `(path, body) => fetch(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.json())`;
+    await ctx.d.evaluate(`(window.__create = (async () => {
+      const post = ${POST};
+      const { base64URLStringToBuffer: b } = await import('/lib/index.js');
+      const o = await post('/api/register/options', { username: 'bob' });
+      const cred = await navigator.credentials.create({ publicKey: { ...o, challenge: b(o.challenge), user: { ...o.user, id: b(o.user.id) },
+        excludeCredentials: [] } });
+      const r = cred.response;
+      const shape = { pkc: cred instanceof PublicKeyCredential, att: r instanceof AuthenticatorAttestationResponse, type: cred.type,
+        rawId: cred.rawId instanceof ArrayBuffer && cred.rawId.byteLength > 0, attachment: cred.authenticatorAttachment,
+        clientData: JSON.parse(new TextDecoder().decode(r.clientDataJSON)).type, attObj: r.attestationObject instanceof ArrayBuffer,
+        transports: r.getTransports().includes('hybrid'), alg: r.getPublicKeyAlgorithm(), spki: r.getPublicKey()?.byteLength,
+        authData: r.getAuthenticatorData() instanceof ArrayBuffer, ext: typeof cred.getClientExtensionResults(), json: cred.toJSON().id === cred.id };
+      const v = await post('/api/register/verify', { response: cred.toJSON() });
+      return { shape, verified: v.verified === true };
+    })(), true)`);
+    let [png] = await chooseQr();
+    phoneScans(png, 'direct-create');
+    const created = await ctx.d.evaluate('window.__create');
+    assert.deepEqual(created, { verified: true, shape: { pkc: true, att: true, type: 'public-key', rawId: true, attachment: 'cross-platform',
+      clientData: 'webauthn.create', attObj: true, transports: true, alg: -7, spki: 91, authData: true, ext: 'object', json: true } });
+    await overlayGone();
+
+    await ctx.d.evaluate(`(window.__get = (async () => {
+      const post = ${POST};
+      const { base64URLStringToBuffer: b } = await import('/lib/index.js');
+      const o = await post('/api/auth/options', { username: 'bob' });
+      const cred = await navigator.credentials.get({ publicKey: { ...o, challenge: b(o.challenge),
+        allowCredentials: o.allowCredentials.map((c) => ({ ...c, id: b(c.id) })) } });
+      const r = cred.response;
+      const shape = { pkc: cred instanceof PublicKeyCredential, ass: r instanceof AuthenticatorAssertionResponse,
+        rawId: cred.rawId instanceof ArrayBuffer, clientData: JSON.parse(new TextDecoder().decode(r.clientDataJSON)).type,
+        authData: r.authenticatorData instanceof ArrayBuffer, sig: r.signature instanceof ArrayBuffer && r.signature.byteLength > 8,
+        userHandle: r.userHandle === null || r.userHandle instanceof ArrayBuffer, attachment: cred.authenticatorAttachment, json: cred.toJSON().response.signature.length > 8 };
+      const v = await post('/api/auth/verify', { response: cred.toJSON() });
+      return { shape, verified: v.verified === true, user: v.user };
+    })(), true)`);
+    [png] = await chooseQr();
+    phoneScans(png, 'direct-get');
+    const got = await ctx.d.evaluate('window.__get');
+    assert.deepEqual(got, { verified: true, user: 'bob', shape: { pkc: true, ass: true, rawId: true, clientData: 'webauthn.get', authData: true,
+      sig: true, userHandle: true, attachment: 'cross-platform', json: true } });
+    await overlayGone();
+  });
+
+  it('one ceremony at a time: a second request while one runs gets NotAllowedError', async () => {
+    await ctx.d.evaluate(`(window.__first = navigator.credentials.get({ publicKey: { challenge: new Uint8Array(32) } })
+      .then(() => 'resolved', (e) => e.name), true)`);
+    await overlayReady();
+    const second = await ctx.d.evaluate(`navigator.credentials.get({ publicKey: { challenge: new Uint8Array(32) } })
+      .then(() => 'resolved', (e) => e.name)`);
+    assert.equal(second, 'NotAllowedError');
+    await person('cancel');
+    assert.equal(await ctx.d.evaluate('window.__first'), 'NotAllowedError');
+    await overlayGone();
+  });
+
+  it('conditional mediation is left to the browser: no overlay', async () => {
+    await ctx.d.evaluate(`(window.__ac = new AbortController(), window.__cond = navigator.credentials.get({ mediation: 'conditional',
+      publicKey: { challenge: new Uint8Array(32) }, signal: window.__ac.signal }).then(() => 'resolved', (e) => e.name), true)`);
+    await sleep(1000);
+    assert.equal(await ctx.d.evaluate(`!!${OVERLAY_HOST}`), false);
+    await ctx.d.evaluate('(window.__ac.abort(), true)');
+    assert.equal(typeof await ctx.d.evaluate('window.__cond'), 'string');
+  });
+
   it('sign in with the linked phone: no QR code', async () => {
     const phone = ctx.stack.linked();
     await waitFor('phone-sim to hold its contact channel', () => /regist|listening|waiting/i.test(phone.output()), { timeout: 15000 });
-    const seq = await click('signin');
+    const seq = await click('signin-user');
     const chooser = await overlayReady();
     writeFileSync(join(SHOTS, `${name}-linked-choose.png`), chooser);
     assert.equal(qrText(chooser), null);
