@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test in the workspace: unit, integration and end-to-end, including the btleplug
-# scanner against a mock BlueZ and the relay scale-out test behind nginx. Installs the Debian
-# packages those two need when they are missing (dbus, python3-dbusmock, nginx); run as root
+# scanner against a mock BlueZ and the relay scale-out test behind nginx, and the browser
+# extension's tests. Installs the Debian packages those need when they are missing (dbus,
+# python3-dbusmock, nginx, chromium, firefox-esr); run as root
 # or install them yourself first. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,9 @@ need=()
 command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus)
 /usr/bin/python3 -c 'import dbusmock, dbus' >/dev/null 2>&1 || need+=(python3-dbusmock python3-dbus)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
+# The browser extension's end-to-end tests (browser/README.md) drive Debian's browsers.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v firefox-esr >/dev/null 2>&1 || need+=(firefox-esr)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing test dependencies: ${need[*]}" >&2
@@ -23,3 +27,7 @@ fi
 
 # phone-sim's BlueZ advertiser is behind a feature; the tests exercise it against the mock BlueZ.
 cargo test --workspace -j2 --features phone-sim/bluez "$@"
+
+# The browser extension: unit tests, web-ext lint, and end-to-end in Chromium and Firefox ESR
+# against the binaries cargo test just built.
+(cd browser && npm ci --no-audit --no-fund --loglevel=error && HYBRID_BRIDGE_SKIP_BUILD=1 npm test)

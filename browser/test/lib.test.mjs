@@ -1,0 +1,69 @@
+// Unit tests of the extension's pure helpers (extension/lib.js) and of the manifests build.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { checkRpId, errorText, originOf, secureOrigin } from '../extension/lib.js';
+import { build, CHROMIUM_ID, CHROMIUM_KEY, FIREFOX_ID } from '../tools/build.mjs';
+
+test('the origin comes from the sender: sender.origin, else the origin of sender.url; opaque is refused', () => {
+  assert.equal(originOf({ origin: 'https://a.example', url: 'https://evil.example/x' }), 'https://a.example');
+  assert.equal(originOf({ url: 'https://a.example:8443/path?q#f' }), 'https://a.example:8443');
+  assert.equal(originOf({ origin: 'null', url: 'about:blank' }), null);
+  assert.equal(originOf({ url: 'data:text/html,hi' }), null);
+  assert.equal(originOf({}), null);
+});
+
+test('secure contexts: https anywhere, http only on loopback', () => {
+  for (const o of ['https://a.example', 'http://localhost:8080', 'http://app.localhost', 'http://127.0.0.1:1', 'http://[::1]:3']) {
+    assert.equal(secureOrigin(o), true, o);
+  }
+  for (const o of ['http://a.example', 'http://10.0.0.1', 'ftp://a.example', 'file:///x', 'nonsense']) {
+    assert.equal(secureOrigin(o), false, o);
+  }
+});
+
+test('RP ID: the host or a parent domain of it, nothing else', () => {
+  assert.equal(checkRpId('example.com', 'https://example.com'), null);
+  assert.equal(checkRpId('example.com', 'https://login.example.com:8443'), null);
+  assert.equal(checkRpId('localhost', 'http://localhost:9000'), null);
+  assert.match(checkRpId('example.com', 'http://localhost:9000'), /not a registrable domain suffix/);
+  assert.match(checkRpId('ample.com', 'https://example.com'), /not a registrable/);
+  assert.match(checkRpId('com', 'https://example.com'), /not a registrable/);
+  assert.match(checkRpId('login.example.com', 'https://example.com'), /not a registrable/);
+  assert.match(checkRpId('', 'https://example.com'), /empty/);
+  assert.match(checkRpId('127.0.0.1', 'http://127.0.0.1:80'), /not a valid domain/);
+  assert.equal(checkRpId('Example.COM', 'https://example.com'), null);
+});
+
+test('errors read as something a person can act on', () => {
+  assert.match(errorText({ code: 'bluetooth', message: 'x' }), /Bluetooth is off.*turn it on/);
+  assert.match(errorText({ code: 'no_host' }), /hybrid-bridge browser install/);
+  assert.equal(errorText({ code: 'something_new', message: 'the phone is on fire' }), 'The phone is on fire.');
+  assert.equal(errorText({}), 'Something went wrong.');
+});
+
+test('the two manifests: one source, the pinned Chromium ID, the Firefox ID', () => {
+  const dirs = build();
+  const chromium = JSON.parse(readFileSync(join(dirs.chromium, 'manifest.json'), 'utf8'));
+  const firefox = JSON.parse(readFileSync(join(dirs.firefox, 'manifest.json'), 'utf8'));
+  const digest = createHash('sha256').update(Buffer.from(chromium.key, 'base64')).digest('hex').slice(0, 32);
+  const id = [...digest].map((c) => String.fromCharCode(97 + parseInt(c, 16))).join('');
+  assert.equal(chromium.key, CHROMIUM_KEY);
+  assert.equal(id, CHROMIUM_ID);
+  assert.equal(chromium.background.service_worker, 'background.js');
+  assert.equal(chromium.browser_specific_settings, undefined);
+  assert.equal(firefox.browser_specific_settings.gecko.id, FIREFOX_ID);
+  assert.deepEqual(firefox.background.scripts, ['background.js']);
+  assert.equal(firefox.key, undefined);
+  // The host's allow-list names this same ID.
+  const host = readFileSync(join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bridge', 'src', 'native_host', 'mod.rs'), 'utf8');
+  assert.ok(host.includes(`"${CHROMIUM_ID}"`), 'CHROMIUM_EXTENSION_ID in the host matches');
+  assert.ok(host.includes(`"${FIREFOX_ID}"`), 'FIREFOX_EXTENSION_ID in the host matches');
+  for (const m of [chromium, firefox]) {
+    assert.deepEqual(m.permissions, ['nativeMessaging']);
+    assert.equal(m.content_scripts.find((c) => c.world === 'MAIN').js[0], 'page.js');
+  }
+});
