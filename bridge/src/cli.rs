@@ -133,6 +133,8 @@ pub enum Command {
     Browser(crate::native_host::install::BrowserArgs),
     /// Check Bluetooth, the browser host, relays, the clock and linked phones; say what to fix.
     Doctor(crate::doctor::DoctorArgs),
+    /// Check Bluetooth, the browser host, relays, the clock and linked phones; say what to fix.
+    Doctor(crate::doctor::DoctorArgs),
     /// Print a shell completion script, e.g. `hybrid-bridge completions bash`.
     Completions {
         /// The shell.
@@ -877,6 +879,7 @@ pub async fn run(cli: &Cli, phase: &PhaseTracker) -> Result<(), BridgeError> {
         Command::Scan(a) => scan(a).await,
         Command::NativeHost(a) => crate::native_host::run(a, cli.links_file.clone()).await,
         Command::Browser(a) => crate::native_host::install::run(a),
+        Command::Doctor(a) => crate::doctor::run(a, cli.links_file.clone()).await,
         Command::Doctor(a) => crate::doctor::run(a, cli.links_file.clone()).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

@@ -52,6 +52,7 @@ pub mod ble;
 pub mod ceremony;
 pub mod cli;
 pub mod doctor;
+pub mod doctor;
 pub mod error;
 pub mod links;
 pub mod native_host;

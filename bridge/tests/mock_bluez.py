@@ -8,7 +8,8 @@ hci0, prints "ready", then reads commands from stdin, one per line:
                                   {UUID16 as 128-bit: bytes}; re-set every 100 ms, like a
                                   phone's advert interval
 
-and exits (stopping the template) at end of input.
+and exits (stopping the template) at end of input. MOCK_BLUEZ_ADAPTER=off adds hci0 powered
+off, =none adds no adapter (doctor's tests).
 
 Needs: apt-get install -y dbus python3-dbusmock   (run with Debian's /usr/bin/python3)
 """
@@ -41,7 +42,13 @@ while not bus.name_has_owner("org.bluez"):
     time.sleep(0.02)
 
 mock = dbus.Interface(bus.get_object("org.bluez", "/org/bluez"), "org.bluez.Mock")
-mock.AddAdapter("hci0", "mock")
+adapter_mode = os.environ.get("MOCK_BLUEZ_ADAPTER", "on")
+if adapter_mode != "none":
+    adapter_path = mock.AddAdapter("hci0", "mock")
+    if adapter_mode == "off":
+        dbus.Interface(bus.get_object("org.bluez", adapter_path),
+                       "org.freedesktop.DBus.Properties").Set(
+            "org.bluez.Adapter1", "Powered", dbus.Boolean(False))
 print("ready", flush=True)
 
 devices = {}  # MAC -> (path, uuid128, bytes, rssi)

@@ -4,6 +4,7 @@
 mod bluez;
 mod ceremony;
 mod cli;
+mod doctor;
 mod harness;
 mod native_host;
 mod qr;

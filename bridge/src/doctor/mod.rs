@@ -1,0 +1,282 @@
+//! `hybrid-bridge doctor`: answers "why does the phone never connect?" with a list of checks,
+//! each ✓ or ✗ with what to do next — Bluetooth ([`bluetooth`]: the D-Bus system bus, BlueZ,
+//! the adapter and its power, LE scanning, hybrid adverts heard in a short scan), the browser
+//! host ([`browser`]: per-browser manifests, the binary they start, the extension they allow),
+//! the relays ([`relays`]: DNS, TCP, TLS 1.3 and the `fido.cable` upgrade to Google's and
+//! Apple's tunnel domains and to a configured relay, each step timed), the system clock (phones
+//! check a QR code's timestamp, HYBRID.md §3) and the linked-phones file. `--json` prints the
+//! same report for a support ticket. Every network step is bounded by `--step-timeout`.
+
+pub mod bluetooth;
+pub mod browser;
+pub mod relays;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use crate::error::BridgeError;
+use crate::native_host::install::Targets;
+
+/// `hybrid-bridge doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print the report as JSON (for a support ticket).
+    #[arg(long)]
+    pub json: bool,
+    /// Only these groups of checks (repeatable) [default: all].
+    #[arg(long, value_enum)]
+    pub only: Vec<Section>,
+    /// Bluetooth adapter to check, e.g. hci0 [default: the first].
+    #[arg(long)]
+    pub adapter: Option<String>,
+    /// How long to listen for adverts (a phone showing "connecting" should be heard).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "3s")]
+    pub scan_time: Duration,
+    /// Also check this relay, e.g. wss://relay.example or ws://127.0.0.1:8080 (repeatable).
+    #[arg(long, value_name = "URL")]
+    pub relay: Vec<String>,
+    /// The relay you configured for ceremonies (`--tunnel-override`); checked like --relay.
+    #[arg(long, env = "BRIDGE_TUNNEL_OVERRIDE")]
+    pub tunnel_override: Option<String>,
+    /// Connect to HOST:PORT for DOMAIN (keeps TLS name and Host header); repeatable.
+    #[arg(long, value_name = "DOMAIN=HOST:PORT", value_parser = tunnel_client::parse_connect_to)]
+    pub connect_to: Vec<(String, String)>,
+    /// Extra trusted CA certificates (PEM) for relays' TLS.
+    #[arg(long, value_name = "FILE")]
+    pub extra_ca: Option<PathBuf>,
+    /// Skip Google's and Apple's tunnel domains (e.g. on a network that only reaches your relay).
+    #[arg(long)]
+    pub no_public_relays: bool,
+    /// Bound on each network step (DNS, TCP, TLS, WebSocket upgrade).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    pub step_timeout: Duration,
+    /// Which browsers' host manifests to check.
+    #[command(flatten)]
+    pub browsers: Targets,
+}
+
+/// A group of checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Section {
+    /// D-Bus, BlueZ, the adapter, scanning, adverts.
+    Bluetooth,
+    /// The native messaging host manifests.
+    Browser,
+    /// Tunnel relays.
+    Relays,
+    /// The system clock.
+    Clock,
+    /// The linked-phones file.
+    Links,
+}
+
+impl Section {
+    fn title(self) -> &'static str {
+        match self {
+            Self::Bluetooth => "Bluetooth",
+            Self::Browser => "Browser host",
+            Self::Relays => "Relays",
+            Self::Clock => "Clock",
+            Self::Links => "Linked phones",
+        }
+    }
+}
+
+/// How a check went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// ✓
+    Pass,
+    /// ✗: something to fix.
+    Fail,
+    /// ○: worth knowing, not a fault (nothing heard, not installed for a browser).
+    Info,
+    /// –: not run, because an earlier check failed.
+    Skip,
+}
+
+impl Status {
+    fn mark(self) -> &'static str {
+        match self {
+            Self::Pass => "✓",
+            Self::Fail => "✗",
+            Self::Info => "○",
+            Self::Skip => "–",
+        }
+    }
+}
+
+/// One check.
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    /// Its group.
+    pub section: Section,
+    /// What was checked, e.g. "adapter powered".
+    pub name: String,
+    /// How it went.
+    pub status: Status,
+    /// What was found.
+    pub detail: String,
+    /// What to do next, for a failure (or a hint for info).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    /// How long it took, in milliseconds (network steps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elapsed_ms: Option<f64>,
+}
+
+impl Check {
+    /// A check without timing.
+    pub fn new(
+        section: Section,
+        name: impl Into<String>,
+        status: Status,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            section,
+            name: name.into(),
+            status,
+            detail: detail.into(),
+            next: None,
+            elapsed_ms: None,
+        }
+    }
+
+    /// With what to do next.
+    pub fn next(mut self, next: impl Into<String>) -> Self {
+        self.next = Some(next.into());
+        self
+    }
+
+    /// With a duration.
+    pub fn timed(mut self, d: Duration) -> Self {
+        self.elapsed_ms = Some(d.as_secs_f64() * 1e3);
+        self
+    }
+}
+
+/// The whole report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// This program's version.
+    pub version: &'static str,
+    /// When the checks ran (RFC 3339, UTC).
+    pub at: String,
+    /// Every check, in order.
+    pub checks: Vec<Check>,
+    /// Number of failed checks.
+    pub failed: usize,
+}
+
+impl Report {
+    fn new(checks: Vec<Check>) -> Self {
+        let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
+        Self {
+            version: env!("CARGO_PKG_VERSION"),
+            at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            checks,
+            failed,
+        }
+    }
+
+    /// The report for a person: a heading per group, a line per check.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let mut section = None;
+        for c in &self.checks {
+            if section != Some(c.section) {
+                if section.is_some() {
+                    out.push('\n');
+                }
+                out.push_str(c.section.title());
+                out.push('\n');
+                section = Some(c.section);
+            }
+            let took = c
+                .elapsed_ms
+                .map(|ms| format!(" ({ms:.0} ms)"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  {} {}: {}{took}\n",
+                c.status.mark(),
+                c.name,
+                c.detail
+            ));
+            if let Some(n) = &c.next {
+                out.push_str(&format!("      → {n}\n"));
+            }
+        }
+        out.push('\n');
+        if self.failed == 0 {
+            out.push_str("all checks passed\n");
+        } else {
+            out.push_str(&format!(
+                "{} check{} failed; fix the ✗ lines above (→ says how)\n",
+                self.failed,
+                if self.failed == 1 { "" } else { "s" }
+            ));
+        }
+        out
+    }
+}
+
+/// A duration flag: `3s`, `500ms`, `1m` (humantime), or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.trim().parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("{s:?} is not a duration (a non-negative number of seconds)"));
+    }
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. 3s, 500ms or 1m"))
+}
+
+/// Runs the checks and returns the report (printing is the caller's choice).
+pub async fn checks(args: &DoctorArgs, links_file: Option<PathBuf>) -> Report {
+    let wanted = |s: Section| args.only.is_empty() || args.only.contains(&s);
+    let mut checks = Vec::new();
+    if wanted(Section::Bluetooth) {
+        checks.extend(bluetooth::checks(args.adapter.as_deref(), args.scan_time).await);
+    }
+    if wanted(Section::Browser) {
+        checks.extend(browser::checks(&args.browsers));
+    }
+    let mut dates = Vec::new();
+    if wanted(Section::Relays) || wanted(Section::Links) || wanted(Section::Clock) {
+        let (relay_checks, seen) = relays::checks(args, links_file, &wanted).await;
+        dates = seen;
+        checks.extend(relay_checks);
+    }
+    if wanted(Section::Clock) {
+        checks.extend(relays::clock(std::time::SystemTime::now(), &dates));
+    }
+    Report::new(checks)
+}
+
+/// `hybrid-bridge doctor`: prints the report; fails (exit 1) when a check failed.
+pub async fn run(args: &DoctorArgs, links_file: Option<PathBuf>) -> Result<(), BridgeError> {
+    use std::io::Write as _;
+    let report = checks(args, links_file).await;
+    let text = if args.json {
+        let json = serde_json::to_string_pretty(&report)
+            .map_err(|e| BridgeError::Internal(e.to_string()))?;
+        format!("{json}\n")
+    } else {
+        report.to_text()
+    };
+    // A closed pipe (`doctor | head`) is not worth a panic; the exit code still says it all.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    if report.failed > 0 {
+        return Err(BridgeError::Internal(format!(
+            "doctor: {} check{} failed",
+            report.failed,
+            if report.failed == 1 { "" } else { "s" }
+        )));
+    }
+    Ok(())
+}

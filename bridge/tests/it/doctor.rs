@@ -1,0 +1,539 @@
+//! `hybrid-bridge doctor` through the real binary, one test per ✗ path: no system bus, a bus
+//! without BlueZ, mock BlueZ (python-dbusmock's `bluez5` template, `tests/mock_bluez.py`)
+//! without an adapter or with it powered off, a relay that upgrades without `fido.cable`, a
+//! TLS 1.2-only relay (trusted through `--extra-ca`), an unresolvable relay, bad manifests and
+//! a corrupt links file; plus the passing paths (adapter and adverts heard, an installed host).
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hybrid_protocol::eid::{self, EidPlaintext};
+use hybrid_protocol::keys::QrSecret;
+use hybrid_protocol::tunnel::{Domain, RoutingId};
+
+const INSTALL: &str = "apt-get install -y dbus python3-dbusmock";
+
+fn doctor(args: &[&str], env: &[(&str, &str)]) -> (Output, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hybrid-bridge"));
+    cmd.arg("doctor").args(args).env("NO_COLOR", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    // Bounded: a hanging check fails the test instead of hanging it.
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("doctor {args:?} did not finish in 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out, text)
+}
+
+/// The line of check `name` (after its mark), e.g. `line(t, "adapter")` → "✗ adapter: …".
+fn line<'a>(text: &'a str, name: &str) -> &'a str {
+    text.lines()
+        .map(str::trim)
+        .find(|l| {
+            l.get(4..)
+                .is_some_and(|rest| rest.starts_with(&format!("{name}:")))
+        })
+        .unwrap_or_else(|| panic!("no check {name:?} in:\n{text}"))
+}
+
+struct Bus {
+    bus: Child,
+    address: String,
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = self.bus.kill();
+        let _ = self.bus.wait();
+    }
+}
+
+fn bus(dir: &Path) -> Bus {
+    let socket = dir.join("system_bus");
+    let mut bus = Command::new("dbus-daemon")
+        .args(["--session", "--nofork", "--print-address"])
+        .arg(format!("--address=unix:path={}", socket.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start dbus-daemon ({e}): {INSTALL}"));
+    let mut address = String::new();
+    BufReader::new(bus.stdout.take().unwrap())
+        .read_line(&mut address)
+        .unwrap();
+    Bus {
+        bus,
+        address: address.trim().to_string(),
+    }
+}
+
+struct MockBluez {
+    mock: Child,
+}
+
+impl Drop for MockBluez {
+    fn drop(&mut self) {
+        drop(self.mock.stdin.take());
+        let _ = self.mock.wait();
+    }
+}
+
+/// The mock BlueZ on `bus` with hci0 `on`, `off`, or `none` (no adapter).
+fn mock_bluez(bus: &Bus, adapter: &str) -> MockBluez {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mock_bluez.py");
+    let mut mock = Command::new("/usr/bin/python3")
+        .arg(script)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+        .env("MOCK_BLUEZ_ADAPTER", adapter)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(mock.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(
+        ready.trim(),
+        "ready",
+        "mock BlueZ did not start ({INSTALL})"
+    );
+    MockBluez { mock }
+}
+
+#[test]
+fn no_system_bus_is_a_failed_dbus_check_and_the_rest_are_skipped() {
+    let (out, text) = doctor(
+        &["--only", "bluetooth"],
+        &[(
+            "DBUS_SYSTEM_BUS_ADDRESS",
+            "unix:path=/nonexistent/system_bus",
+        )],
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let l = line(&text, "D-Bus system bus");
+    assert!(
+        l.starts_with('✗') && l.contains("/nonexistent/system_bus"),
+        "{l}"
+    );
+    assert!(text.contains("→ start D-Bus"), "{text}");
+    for later in ["BlueZ", "adapter", "adapter powered", "LE scanning"] {
+        assert!(line(&text, later).starts_with('–'), "{text}");
+    }
+    // The same as JSON, for a support ticket.
+    let (out, json) = doctor(
+        &["--only", "bluetooth", "--json"],
+        &[(
+            "DBUS_SYSTEM_BUS_ADDRESS",
+            "unix:path=/nonexistent/system_bus",
+        )],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["failed"], 1);
+    assert_eq!(v["checks"][0]["name"], "D-Bus system bus");
+    assert_eq!(v["checks"][0]["status"], "fail");
+    assert!(v["checks"][0]["next"].as_str().unwrap().contains("dbus"));
+    assert_eq!(v["checks"][1]["status"], "skip");
+}
+
+#[test]
+fn a_bus_without_bluez_fails_the_bluez_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = bus(dir.path());
+    let (out, text) = doctor(
+        &["--only", "bluetooth"],
+        &[("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)],
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(line(&text, "D-Bus system bus").starts_with('✓'), "{text}");
+    let l = line(&text, "BlueZ");
+    assert!(l.starts_with('✗') && l.contains("org.bluez"), "{text}");
+    assert!(text.contains("systemctl start bluetooth"), "{text}");
+}
+
+#[test]
+fn mock_bluez_without_an_adapter_fails_the_adapter_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = bus(dir.path());
+    let _mock = mock_bluez(&bus, "none");
+    let (out, text) = doctor(
+        &["--only", "bluetooth"],
+        &[("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)],
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(line(&text, "BlueZ").starts_with('✓'), "{text}");
+    let l = line(&text, "adapter");
+    assert!(
+        l.starts_with('✗') && l.contains("no Bluetooth adapter"),
+        "{text}"
+    );
+    assert!(line(&text, "adapter powered").starts_with('–'), "{text}");
+}
+
+#[test]
+fn mock_bluez_with_the_adapter_off_fails_the_power_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = bus(dir.path());
+    let _mock = mock_bluez(&bus, "off");
+    let (out, text) = doctor(
+        &["--only", "bluetooth"],
+        &[("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)],
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        line(&text, "adapter").starts_with("✓ adapter: hci0"),
+        "{text}"
+    );
+    let l = line(&text, "adapter powered");
+    assert!(l.starts_with('✗') && l.contains("off"), "{text}");
+    assert!(text.contains("bluetoothctl power on"), "{text}");
+    assert!(line(&text, "LE scanning").starts_with('–'), "{text}");
+}
+
+#[test]
+fn mock_bluez_reports_the_adapter_and_the_hybrid_adverts_it_hears() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = bus(dir.path());
+    let mut mock = mock_bluez(&bus, "on");
+    let secret = QrSecret::from_bytes([0x22; 16]);
+    let pt = EidPlaintext::new(RoutingId([1, 2, 3]), Domain(0), &mut rand_core::OsRng).unwrap();
+    let advert = hex::encode(eid::encrypt(&secret.eid_key(), &pt));
+    let stdin = mock.mock.stdin.as_mut().unwrap();
+    writeln!(stdin, "advert 11:22:33:44:55:66 fff9 {advert} -61").unwrap();
+    writeln!(stdin, "advert 11:22:33:44:55:67 180f 64 -70").unwrap();
+    stdin.flush().unwrap();
+    let (out, text) = doctor(
+        &["--only", "bluetooth", "--scan-time", "2s"],
+        &[("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)],
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(
+        line(&text, "adapter").starts_with("✓ adapter: hci0"),
+        "{text}"
+    );
+    assert!(line(&text, "adapter powered").starts_with('✓'), "{text}");
+    assert!(line(&text, "LE scanning").starts_with('✓'), "{text}");
+    let l = line(&text, "adverts heard");
+    assert!(l.starts_with('✓'), "{text}");
+    assert!(l.contains("hybrid advert(s) from 1 device(s)"), "{l}");
+    assert!(
+        l.contains("from 2 device(s)"),
+        "the battery advert counts as service data: {l}"
+    );
+    assert!(text.contains("all checks passed"), "{text}");
+}
+
+/// A WebSocket server on 127.0.0.1 that upgrades without any subprotocol.
+async fn not_a_relay() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let _ = tokio_tungstenite::accept_async(tcp).await;
+            });
+        }
+    });
+    port
+}
+
+async fn doctor_async(args: Vec<String>) -> (Output, String) {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        doctor(&args, &[])
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_the_fido_cable_subprotocol_fails_the_upgrade() {
+    let port = not_a_relay().await;
+    let url = format!("ws://127.0.0.1:{port}");
+    let (out, text) = doctor_async(
+        ["--only", "relays", "--no-public-relays", "--relay", &url]
+            .map(String::from)
+            .to_vec(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        line(&text, &format!("{url} dns")).starts_with('✓'),
+        "{text}"
+    );
+    assert!(
+        line(&text, &format!("{url} tcp")).starts_with('✓'),
+        "{text}"
+    );
+    assert!(
+        line(&text, &format!("{url} tls")).starts_with('–'),
+        "{text}"
+    );
+    let l = line(&text, &format!("{url} websocket"));
+    assert!(
+        l.starts_with('✗') && l.contains("did not select the fido.cable subprotocol"),
+        "{text}"
+    );
+    assert!(text.contains("→ it is not a caBLE tunnel relay"), "{text}");
+    assert!(l.contains(" ms)"), "each step is timed: {l}");
+}
+
+/// A relay on 127.0.0.1 speaking only TLS 1.2 (certificate for localhost), which upgrades
+/// with `fido.cable`; returns its port and the CA file.
+async fn tls12_relay(dir: &Path) -> (u16, std::path::PathBuf) {
+    use rustls_pki_types::pem::PemObject as _;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    let key =
+        rustls_pki_types::PrivateKeyDer::from_pem_slice(cert.key_pair.serialize_pem().as_bytes())
+            .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let cb = |_req: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                          mut resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
+                    resp.headers_mut()
+                        .insert("Sec-WebSocket-Protocol", "fido.cable".parse().unwrap());
+                    Ok(resp)
+                };
+                let _ = tokio_tungstenite::accept_hdr_async(tls, cb).await;
+            });
+        }
+    });
+    (port, ca)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_1_2_only_relay_fails_the_tls_check_but_still_upgrades() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, ca) = tls12_relay(dir.path()).await;
+    let url = format!("wss://localhost:{port}");
+    let (out, text) = doctor_async(vec![
+        "--only".into(),
+        "relays".into(),
+        "--no-public-relays".into(),
+        "--relay".into(),
+        url.clone(),
+        "--extra-ca".into(),
+        ca.display().to_string(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let l = line(&text, &format!("{url} tls"));
+    assert!(
+        l.starts_with('✗') && l.contains("TLS 1.2 instead of TLS 1.3"),
+        "{text}"
+    );
+    assert!(text.contains("enable it on the relay"), "{text}");
+    let l = line(&text, &format!("{url} websocket"));
+    assert!(l.starts_with('✓') && l.contains("fido.cable"), "{text}");
+
+    // Without the CA the certificate is not trusted, and doctor says how to fix that.
+    let (_, text) = doctor_async(vec![
+        "--only".into(),
+        "relays".into(),
+        "--no-public-relays".into(),
+        "--relay".into(),
+        url.clone(),
+    ])
+    .await;
+    let l = line(&text, &format!("{url} tls"));
+    assert!(
+        l.starts_with('✗') && l.to_lowercase().contains("certificate"),
+        "{text}"
+    );
+    assert!(text.contains("--extra-ca"), "{text}");
+}
+
+#[test]
+fn an_unresolvable_relay_fails_at_dns_quickly_and_public_relays_are_checked() {
+    let start = Instant::now();
+    let (out, text) = doctor(
+        &[
+            "--only",
+            "relays",
+            "--relay",
+            "wss://relay.invalid",
+            "--step-timeout",
+            "3s",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let l = line(&text, "wss://relay.invalid dns");
+    assert!(
+        l.starts_with('✗') && l.contains("cannot resolve relay.invalid"),
+        "{text}"
+    );
+    for later in ["tcp", "tls", "websocket"] {
+        assert!(line(&text, &format!("wss://relay.invalid {later}")).starts_with('–'));
+    }
+    // Google's and Apple's domains: checked (passing or not, depending on the network).
+    for d in ["cable.ua5v.com (Google) dns", "cable.auth.com (Apple) dns"] {
+        let l = line(&text, d);
+        assert!(l.starts_with('✓') || l.starts_with('✗'), "{l}");
+    }
+    // Every step is bounded: 3 s each at most, four steps, run concurrently; generous.
+    assert!(
+        start.elapsed() < Duration::from_secs(40),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn bad_manifests_fail_and_an_installed_host_passes() {
+    let home = tempfile::tempdir().unwrap();
+    let home_s = home.path().display().to_string();
+    let config = home.path().join(".config");
+    let env = [("HOME", home_s.as_str()), ("XDG_CONFIG_HOME", "")];
+    // Nothing installed: information, not failure.
+    let (out, text) = doctor(&["--only", "browser"], &env);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        line(&text, "Chromium").starts_with("○ Chromium: not installed"),
+        "{text}"
+    );
+
+    // Install for Firefox and Chrome with this binary: both pass.
+    let status = Command::new(env!("CARGO_BIN_EXE_hybrid-bridge"))
+        .args([
+            "browser",
+            "install",
+            "--browser",
+            "firefox",
+            "--browser",
+            "chrome",
+        ])
+        .env("HOME", &home_s)
+        .env_remove("XDG_CONFIG_HOME")
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{status:?}");
+    let (out, text) = doctor(&["--only", "browser"], &env);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        line(&text, "Firefox").starts_with("✓ Firefox: installed"),
+        "{text}"
+    );
+    assert!(
+        line(&text, "Chrome").starts_with("✓ Chrome: installed"),
+        "{text}"
+    );
+
+    // Chromium's manifest is not JSON; Chrome's allows another extension; Firefox's launcher
+    // starts another binary.
+    let chromium = config.join("chromium/NativeMessagingHosts");
+    std::fs::create_dir_all(&chromium).unwrap();
+    std::fs::write(chromium.join("org.hybridbridge.host.json"), "{ not json").unwrap();
+    let chrome = config.join("google-chrome/NativeMessagingHosts/org.hybridbridge.host.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&chrome).unwrap()).unwrap();
+    m["allowed_origins"] =
+        serde_json::json!(["chrome-extension://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/"]);
+    std::fs::write(&chrome, m.to_string()).unwrap();
+    let launcher = home
+        .path()
+        .join(".mozilla/native-messaging-hosts/org.hybridbridge.host.sh");
+    std::fs::write(
+        &launcher,
+        "#!/bin/sh\nexec '/usr/bin/other-bridge' native-host \"$@\"\n",
+    )
+    .unwrap();
+    let (out, text) = doctor(&["--only", "browser"], &env);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let l = line(&text, "Chromium");
+    assert!(l.starts_with('✗') && l.contains("not valid JSON"), "{text}");
+    let l = line(&text, "Chrome");
+    assert!(
+        l.starts_with('✗') && l.contains("does not allow the hybrid-bridge extension"),
+        "{text}"
+    );
+    let l = line(&text, "Firefox");
+    assert!(
+        l.starts_with('✗') && l.contains("does not start this binary"),
+        "{text}"
+    );
+    assert!(text.contains("3 checks failed"), "{text}");
+}
+
+#[test]
+fn a_corrupt_links_file_fails_and_a_linked_phones_relay_is_probed() {
+    let dir = tempfile::tempdir().unwrap();
+    let links = dir.path().join("links.json");
+    std::fs::write(&links, "[not json").unwrap();
+    let links_s = links.display().to_string();
+    let (out, text) = doctor(&["--only", "links", "--links-file", &links_s], &[]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(line(&text, "links file").starts_with('✗'), "{text}");
+
+    // A linked phone whose relay cannot be reached (a closed port on loopback).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        &links,
+        serde_json::json!({"version": 1, "links": [{
+            "name": "Pixel", "contact_id": "AAAA", "link_id": "00".repeat(8),
+            "link_secret": "11".repeat(32), "phone_public_key": "04".repeat(65),
+            "tunnel_domain": "cable.ua5v.com", "linked_at": 1_700_000_000u64,
+        }]})
+        .to_string(),
+    )
+    .unwrap();
+    let (out, text) = doctor(
+        &[
+            "--only",
+            "links",
+            "--links-file",
+            &links_s,
+            "--tunnel-override",
+            &format!("ws://127.0.0.1:{port}"),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        line(&text, "links file").starts_with("✓ links file: 1 linked"),
+        "{text}"
+    );
+    let l = line(&text, "\"Pixel\"");
+    assert!(
+        l.starts_with('✗') && l.contains("unreachable: tcp"),
+        "{text}"
+    );
+}
