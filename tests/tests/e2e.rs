@@ -406,6 +406,9 @@ mod failures {
     }
 }
 
+/// The relay closing tunnels on its own (limits).
+mod relay_limits;
+
 mod privacy {
     use super::*;
 
