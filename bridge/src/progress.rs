@@ -44,6 +44,19 @@ impl Phase {
             Self::Done => "done",
         }
     }
+
+    /// A short name for tables and summaries: `advert`, `connect`, `handshake`, …
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::ShowingQr => "QR shown",
+            Self::AwaitingAdvert => "advert",
+            Self::ContactingPhone => "contact phone",
+            Self::Connecting => "connect",
+            Self::Handshaking => "handshake",
+            Self::AwaitingUser => "on the phone",
+            Self::Done => "done",
+        }
+    }
 }
 
 /// Something a ceremony reports.
@@ -109,7 +122,7 @@ impl Progress for Silent {
 /// How [`StderrProgress`] writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProgressStyle {
-    /// Lines for a person: `[  0.4 s] waiting for the phone (Bluetooth)`.
+    /// Lines for a person: `[  0.412 s] waiting for the phone (Bluetooth)`.
     Text,
     /// One JSON object per line: `{"event":"phase","phase":"awaiting_advert","elapsed_ms":412}`.
     Json,
@@ -154,18 +167,32 @@ impl Progress for StderrProgress {
                     Event::Phase { phase } => phase.describe().to_string(),
                     Event::AdvertMatched { rssi, address, .. } => format!(
                         "heard the phone{}{}",
-                        address.as_deref().map(|a| format!(" at {a}")).unwrap_or_default(),
+                        address
+                            .as_deref()
+                            .map(|a| format!(" at {a}"))
+                            .unwrap_or_default(),
                         rssi.map(|r| format!(" ({r} dBm)")).unwrap_or_default()
                     ),
-                    Event::Linked { name } => format!("linked {name:?}: next time, `bridge sign-in --phone {name:?}` needs no QR code"),
-                    Event::LinkIgnored { reason } => format!("linking information ignored: {reason}"),
+                    Event::Linked { name } => format!(
+                        "linked the phone {:?}: next time it needs no QR code (--phone)",
+                        crate::sanitize::for_terminal(name)
+                    ),
+                    Event::LinkIgnored { reason } => {
+                        format!("linking information ignored: {reason}")
+                    }
                     Event::Finished { stages } => stages
                         .iter()
-                        .map(|(p, ms)| format!("{p:?} {}", format_secs(Duration::from_millis(*ms as u64))))
+                        .map(|(p, ms)| {
+                            format!(
+                                "{} {}",
+                                p.label(),
+                                format_secs(Duration::from_millis(*ms as u64))
+                            )
+                        })
                         .collect::<Vec<_>>()
                         .join(", "),
                 };
-                let _ = writeln!(err, "[{:>6.1} s] {line}", elapsed.as_secs_f64());
+                let _ = writeln!(err, "[{:>7.3} s] {line}", elapsed.as_secs_f64());
             }
         }
     }

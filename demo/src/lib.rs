@@ -215,27 +215,61 @@ pub async fn run(args: &DemoArgs, style: ProgressStyle) -> Result<(), BridgeErro
     stack.stop_relay().await;
 
     // Summary.
-    let stages = |s: &[(Phase, Duration)]| {
-        s.iter()
-            .filter(|(p, _)| !matches!(p, Phase::ShowingQr))
-            .map(|(p, d)| format!("{} {:.1} ms", p.describe(), d.as_secs_f64() * 1e3))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     println!("\nhybrid-bridge demo: all three ceremonies succeeded and verified");
-    println!(
-        "  registered   credential {} for {RP_ID}",
-        b64(&credential.id)
+    println!("credential {} for {RP_ID}\n", b64(&credential.id));
+    print!(
+        "{}",
+        summary_table(&[
+            ("register", &reg.bridge.outcome.stages),
+            ("sign in", &auth.bridge.outcome.stages),
+            ("linked", &linked.bridge.outcome.stages),
+        ])
     );
-    println!("               {}", stages(&reg.bridge.outcome.stages));
-    println!("  signed in    {}", stages(&auth.bridge.outcome.stages));
-    println!(
-        "  linked       {link:?}: {}",
-        stages(&linked.bridge.outcome.stages)
-    );
-    println!("  files        {}", dir.display());
-    println!("               phone.json (the phone's passkeys), links.json (the desktop's linked phones), adverts.txt (the simulated BLE medium)");
+    println!("\nlinked phone: {link:?}");
+    println!("files: {}", dir.display());
+    println!("  phone.json   the phone's passkeys");
+    println!("  links.json   the desktop's linked phones");
+    println!("  adverts.txt  the simulated Bluetooth medium");
     Ok(())
+}
+
+/// The stage timings of each ceremony as a table that fits 80 columns: waiting for the
+/// phone (its advert, or waking a linked phone), the relay connection, the handshake, the
+/// time on the phone (CTAP), and the total, in milliseconds.
+pub fn summary_table(rows: &[(&str, &[(Phase, Duration)])]) -> String {
+    let ms = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1e3);
+    let mut out = format!(
+        "{:<10} {:>12} {:>9} {:>10} {:>13} {:>9}\n",
+        "ceremony", "phone heard", "connect", "handshake", "on the phone", "total"
+    );
+    out += &format!(
+        "{:<10} {:>12} {:>9} {:>10} {:>13} {:>9}\n",
+        "", "ms", "ms", "ms", "ms", "ms"
+    );
+    for (name, stages) in rows {
+        let sum = |phases: &[Phase]| -> Duration {
+            stages
+                .iter()
+                .filter(|(p, _)| phases.contains(p))
+                .map(|(_, d)| *d)
+                .sum()
+        };
+        let connect = sum(&[Phase::Connecting]);
+        out += &format!(
+            "{:<10} {:>12} {:>9} {:>10} {:>13} {:>9}\n",
+            name,
+            ms(sum(&[Phase::AwaitingAdvert, Phase::ContactingPhone])),
+            if connect.is_zero() {
+                "-".into()
+            } else {
+                ms(connect)
+            },
+            ms(sum(&[Phase::Handshaking])),
+            ms(sum(&[Phase::AwaitingUser])),
+            ms(stages.iter().map(|(_, d)| *d).sum()),
+        );
+    }
+    out
 }
 
 /// Prints the QR code when the bridge reports it, then forwards events.

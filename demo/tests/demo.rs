@@ -62,3 +62,68 @@ fn demo_reaches_its_summary_without_warnings_or_secret_hex() {
         }
     }
 }
+
+#[test]
+fn the_summary_is_an_80_column_table_and_progress_shows_milliseconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hybrid-demo"))
+        .arg("--dir")
+        .arg(dir.path())
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the demo runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let summary = stdout
+        .split("all three ceremonies succeeded and verified")
+        .nth(1)
+        .expect("the summary");
+    for line in summary.lines() {
+        assert!(
+            line.chars().count() <= 80,
+            "wider than 80 columns: {line:?}"
+        );
+        for enum_name in [
+            "AwaitingAdvert",
+            "Handshaking",
+            "AwaitingUser",
+            "Connecting",
+        ] {
+            assert!(!line.contains(enum_name), "a Rust enum name: {line}");
+        }
+    }
+    let header = summary
+        .lines()
+        .find(|l| l.starts_with("ceremony"))
+        .expect("a table header");
+    assert!(
+        header.contains("handshake") && header.contains("total"),
+        "{header}"
+    );
+    for row in ["register", "sign in", "linked"] {
+        let line = summary
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("a {row} row in {summary}"));
+        let total: f64 = line
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|_| panic!("a number at the end of {line:?}"));
+        assert!(total > 0.0, "{line}");
+    }
+    // Progress lines carry milliseconds, and not all of them read 0.000.
+    let stamps: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix('[')?.split(" s]").next())
+        .collect();
+    assert!(stamps.len() > 5, "{stderr}");
+    for s in &stamps {
+        let (_, frac) = s.trim().split_once('.').expect("a decimal stamp");
+        assert_eq!(frac.len(), 3, "milliseconds in {s:?}");
+    }
+    assert!(stamps.iter().any(|s| s.trim() != "0.000"), "{stamps:?}");
+}
