@@ -133,8 +133,6 @@ pub enum Command {
     Browser(crate::native_host::install::BrowserArgs),
     /// Check Bluetooth, the browser host, relays, the clock and linked phones; say what to fix.
     Doctor(crate::doctor::DoctorArgs),
-    /// Check Bluetooth, the browser host, relays, the clock and linked phones; say what to fix.
-    Doctor(crate::doctor::DoctorArgs),
     /// Print a shell completion script, e.g. `hybrid-bridge completions bash`.
     Completions {
         /// The shell.
@@ -355,12 +353,14 @@ pub struct ScanArgs {
     /// Bluetooth adapter.
     #[arg(long)]
     pub adapter: Option<String>,
-    /// Stop after this many seconds [default: run until interrupted].
-    #[arg(long)]
-    pub duration: Option<f64>,
+    /// Stop after this long, e.g. 30s or 2m [default: run until interrupted].
+    #[arg(long, value_name = "DURATION", value_parser = crate::doctor::parse_duration)]
+    pub duration: Option<Duration>,
     /// Stop after this many adverts.
     #[arg(long)]
     pub count: Option<usize>,
+    #[command(flatten)]
+    pub report: crate::report::ReportArgs,
 }
 
 fn secs(s: f64, flag: &str) -> Result<Duration, BridgeError> {
@@ -575,10 +575,8 @@ impl CliProgress<'_> {
     fn show_qr(&self, url: &str) -> Result<(), BridgeError> {
         let c = self.conn;
         if let Some(p) = &c.qr_file {
-            // Written whole, then renamed, so a reader never sees half a URL.
-            let tmp = p.with_extension("tmp");
-            std::fs::write(&tmp, format!("{url}\n"))
-                .and_then(|_| std::fs::rename(&tmp, p))
+            // Whole or not at all, and 0600: the URL holds the QR secret.
+            fsutil::write_atomic(p, format!("{url}\n").as_bytes())
                 .map_err(|e| BridgeError::file("writing the QR URL", p, e))?;
         }
         if let Some(p) = &c.qr_png {
@@ -694,6 +692,52 @@ impl Cli {
     }
 }
 
+impl RegisterArgs {
+    /// The registration options: the `--options` JSON, or built from the flags the way a
+    /// relying party would (a discoverable credential unless `--resident-key` says otherwise).
+    pub fn options(&self) -> Result<RegistrationOptions, BridgeError> {
+        let a = self;
+        Ok(match &a.rp.options {
+            Some(src) => {
+                RegistrationOptions::from_json(&read_options(src)?, a.rp.origin.as_deref())?
+            }
+            None => {
+                let rp_id = a.rp.rp_id.clone().ok_or_else(|| {
+                    BridgeError::Usage("register needs --rp-id (or --options FILE)".into())
+                })?;
+                let user_name = a.user_name.clone().ok_or_else(|| {
+                    BridgeError::Usage("register needs --user-name (or --options FILE)".into())
+                })?;
+                let json = serde_json::json!({
+                    "rp": {"id": rp_id, "name": a.rp_name.clone().unwrap_or_else(|| rp_id.clone())},
+                    "user": {
+                        "id": a.user_id.clone().unwrap_or_else(|| random_b64(16)),
+                        "name": user_name,
+                        "displayName": a.display_name.clone().unwrap_or_else(|| user_name.clone()),
+                    },
+                    "challenge": a.rp.challenge.clone().unwrap_or_else(|| random_b64(32)),
+                    "pubKeyCredParams": [{"type": "public-key", "alg": -7}],
+                    "excludeCredentials": a.exclude.iter().map(|id| serde_json::json!({"type": "public-key", "id": id})).collect::<Vec<_>>(),
+                    "authenticatorSelection": {
+                        "residentKey": match a.resident_key {
+                            ResidentKeyArg::Required => "required",
+                            ResidentKeyArg::Preferred => "preferred",
+                            ResidentKeyArg::Discouraged => "discouraged",
+                        },
+                        "userVerification": UserVerification::from(a.rp.uv),
+                    },
+                    "extensions": if a.prf {
+                        serde_json::json!({"credProps": a.cred_props, "prf": {}})
+                    } else {
+                        serde_json::json!({"credProps": a.cred_props})
+                    },
+                });
+                RegistrationOptions::from_json(&json.to_string(), a.rp.origin.as_deref())?
+            }
+        })
+    }
+}
+
 /// Runs the parsed command line and reports a failure (a line for a person, or an `error`
 /// event with `--events json`); returns the process exit code.
 pub async fn main(cli: Cli) -> i32 {
@@ -726,44 +770,7 @@ pub async fn run(cli: &Cli, phase: &PhaseTracker) -> Result<(), BridgeError> {
     let color = cli.color();
     match &cli.command {
         Command::Register(a) => {
-            let options = match &a.rp.options {
-                Some(src) => {
-                    RegistrationOptions::from_json(&read_options(src)?, a.rp.origin.as_deref())?
-                }
-                None => {
-                    let rp_id = a.rp.rp_id.clone().ok_or_else(|| {
-                        BridgeError::Usage("register needs --rp-id (or --options FILE)".into())
-                    })?;
-                    let user_name = a.user_name.clone().ok_or_else(|| {
-                        BridgeError::Usage("register needs --user-name (or --options FILE)".into())
-                    })?;
-                    let json = serde_json::json!({
-                        "rp": {"id": rp_id, "name": a.rp_name.clone().unwrap_or_else(|| rp_id.clone())},
-                        "user": {
-                            "id": a.user_id.clone().unwrap_or_else(|| random_b64(16)),
-                            "name": user_name,
-                            "displayName": a.display_name.clone().unwrap_or_else(|| user_name.clone()),
-                        },
-                        "challenge": a.rp.challenge.clone().unwrap_or_else(|| random_b64(32)),
-                        "pubKeyCredParams": [{"type": "public-key", "alg": -7}],
-                        "excludeCredentials": a.exclude.iter().map(|id| serde_json::json!({"type": "public-key", "id": id})).collect::<Vec<_>>(),
-                        "authenticatorSelection": {
-                            "residentKey": match a.resident_key {
-                                ResidentKeyArg::Required => "required",
-                                ResidentKeyArg::Preferred => "preferred",
-                                ResidentKeyArg::Discouraged => "discouraged",
-                            },
-                            "userVerification": UserVerification::from(a.rp.uv),
-                        },
-                        "extensions": if a.prf {
-                            serde_json::json!({"credProps": a.cred_props, "prf": {}})
-                        } else {
-                            serde_json::json!({"credProps": a.cred_props})
-                        },
-                    });
-                    RegistrationOptions::from_json(&json.to_string(), a.rp.origin.as_deref())?
-                }
-            };
+            let options = a.options()?;
             let config = a.conn.config(Some(cli.links()?))?;
             a.conn.check(a.rp.out.as_ref())?;
             let mut scanner = open_scanner(
@@ -880,7 +887,6 @@ pub async fn run(cli: &Cli, phase: &PhaseTracker) -> Result<(), BridgeError> {
         Command::NativeHost(a) => crate::native_host::run(a, cli.links_file.clone()).await,
         Command::Browser(a) => crate::native_host::install::run(a),
         Command::Doctor(a) => crate::doctor::run(a, cli.links_file.clone()).await,
-        Command::Doctor(a) => crate::doctor::run(a, cli.links_file.clone()).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(*shell, &mut cmd, "hybrid-bridge", &mut std::io::stdout());
@@ -925,28 +931,29 @@ async fn scan(a: &ScanArgs) -> Result<(), BridgeError> {
         }
         (None, None) => None,
     };
+    let mut recorder = crate::report::Recorder::new(&a.report, key.as_ref().map(|(k, _)| k))?;
     let mut scanner =
         open_scanner(a.advert_file.as_ref(), a.adapter.as_deref(), a.from_start).await?;
-    let deadline = a
-        .duration
-        .map(|d| secs(d, "--duration"))
-        .transpose()?
-        .map(|d| tokio::time::Instant::now() + d);
+    let deadline = a.duration.map(|d| tokio::time::Instant::now() + d);
     let mut seen = 0usize;
     println!("UUID  RSSI   LEN  SUFFIX    ADDRESS            MATCH");
     loop {
         if a.count.is_some_and(|c| seen >= c) {
-            return Ok(());
+            break;
         }
         let next = scanner.next_advert();
         let heard = match deadline {
             Some(d) => match tokio::time::timeout_at(d, next).await {
                 Ok(h) => h?,
-                Err(_) => return Ok(()),
+                Err(_) => break,
             },
-            None => next.await?,
+            None => tokio::select! {
+                h = next => h?,
+                _ = tokio::signal::ctrl_c() => break,
+            },
         };
         seen += 1;
+        recorder.record(&heard);
         let suffix = if heard.data.len() > eid::ADVERT_LEN {
             format!("{}B", heard.data.len() - eid::ADVERT_LEN)
         } else {
@@ -985,4 +992,5 @@ async fn scan(a: &ScanArgs) -> Result<(), BridgeError> {
             verdict
         );
     }
+    recorder.finish()
 }

@@ -75,3 +75,214 @@ fn phones_forget_unknown_is_usage_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A sign-in that can only time out (nobody advertises), with the QR URL in a file.
+fn waiting_sign_in(dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    bridge()
+        .args(extra)
+        .args([
+            "sign-in",
+            "--rp-id",
+            "example.com",
+            "--advert-timeout",
+            "300ms",
+            "--no-link",
+        ])
+        .arg("--advert-file")
+        .arg(dir.join("adverts"))
+        .arg("--qr-file")
+        .arg(dir.join("qr.txt"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn an_error_with_a_cause_prints_it_once() {
+    let out = bridge()
+        .args(["register", "--options", "/nonexistent/options.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+}
+
+#[test]
+fn unusable_outputs_and_relays_are_refused_before_the_qr_code_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, std::path::PathBuf, &str); 4] = [
+        (
+            "--out",
+            dir.path().join("missing/result.json"),
+            "does not exist",
+        ),
+        (
+            "--qr-png",
+            dir.path().join("missing/qr.png"),
+            "does not exist",
+        ),
+        ("--out", dir.path().to_path_buf(), "is a folder"),
+        ("--tunnel-override", "http://relay.example".into(), "ws://"),
+    ];
+    for (flag, value, words) in cases {
+        let out = bridge()
+            .args(["register", "--rp-id", "example.com", "--user-name", "a"])
+            .args(["--advert-timeout", "5s"])
+            .arg("--advert-file")
+            .arg(dir.path().join("adverts"))
+            .arg("--qr-file")
+            .arg(dir.path().join("qr.txt"))
+            .arg(flag)
+            .arg(&value)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value:?}: {err}");
+        assert!(err.contains(words), "{flag}: {err}");
+        assert!(
+            !dir.path().join("qr.txt").exists(),
+            "{flag}: no QR code may be shown before the check"
+        );
+    }
+}
+
+#[test]
+fn events_json_is_json_lines_to_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = waiting_sign_in(dir.path(), &["--events", "json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let events: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
+        .collect();
+    assert_eq!(events[0]["event"], "phase", "{err}");
+    assert!(events.iter().any(|e| e["event"] == "qr_code"), "{err}");
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "error", "{err}");
+    assert_eq!(last["exit_code"], 3);
+    assert_eq!(last["phase"], "awaiting_advert");
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .contains("no advert matched"),
+        "{last}"
+    );
+}
+
+#[test]
+fn no_colour_off_a_terminal_and_quiet_keeps_the_qr_code() {
+    let dir = tempfile::tempdir().unwrap();
+    // stderr is a pipe here: no ANSI codes by default, the QR code in plain blocks.
+    let out = waiting_sign_in(dir.path(), &["-q"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains('\u{1b}'),
+        "ANSI codes off a terminal: {err:?}"
+    );
+    assert!(
+        err.contains('█') && err.contains("FIDO:/"),
+        "-q keeps the QR: {err}"
+    );
+    assert!(
+        !err.contains("waiting for the phone"),
+        "-q hides progress: {err}"
+    );
+    // --color always forces colour; NO_COLOR does not override an explicit flag.
+    let out = bridge()
+        .env("NO_COLOR", "1")
+        .args(["--color", "always"])
+        .args([
+            "sign-in",
+            "--rp-id",
+            "example.com",
+            "--advert-timeout",
+            "200ms",
+            "--no-link",
+        ])
+        .arg("--advert-file")
+        .arg(dir.path().join("adverts"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\u{1b}[30;47m"));
+}
+
+#[test]
+fn completions_and_a_manual_page() {
+    let out = bridge().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("hybrid-bridge") && text.contains("sign-in"),
+        "{text}"
+    );
+    let out = bridge().arg("man").output().unwrap();
+    assert!(out.status.success());
+    let roff = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        roff.starts_with(".ie") || roff.contains(".TH hybrid-bridge"),
+        "{roff}"
+    );
+}
+
+#[test]
+fn help_names_values_and_groups_flags() {
+    let out = bridge().args(["sign-in", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for words in [
+        "--advert-timeout <DURATION>",
+        "--advert-file <FILE>",
+        "--tunnel-override <URL>",
+        "Timeouts:",
+        "Relay:",
+        "QR code:",
+    ] {
+        assert!(text.contains(words), "{words} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn register_asks_for_a_discoverable_credential_by_default() {
+    use clap::Parser as _;
+    let parse = |extra: &[&str]| {
+        let mut args = vec![
+            "hybrid-bridge",
+            "register",
+            "--rp-id",
+            "example.com",
+            "--user-name",
+            "alice",
+        ];
+        args.extend_from_slice(extra);
+        match bridge::cli::Cli::try_parse_from(args).unwrap().command {
+            bridge::cli::Command::Register(a) => a.options().unwrap(),
+            _ => unreachable!(),
+        }
+    };
+    assert!(parse(&[]).resident_key, "a passkey by default");
+    assert!(!parse(&["--resident-key", "discouraged"]).resident_key);
+}
+
+#[test]
+fn durations_take_units() {
+    use bridge::cli::parse_duration;
+    assert_eq!(
+        parse_duration("2m").unwrap(),
+        std::time::Duration::from_secs(120)
+    );
+    assert_eq!(
+        parse_duration("1m30s").unwrap(),
+        std::time::Duration::from_secs(90)
+    );
+    assert_eq!(
+        parse_duration("250ms").unwrap(),
+        std::time::Duration::from_millis(250)
+    );
+    assert_eq!(
+        parse_duration("0.5").unwrap(),
+        std::time::Duration::from_millis(500)
+    );
+    assert!(parse_duration("soon").unwrap_err().contains("120s"));
+}
