@@ -1,7 +1,8 @@
 //! The line format of the simulated BLE medium's advert file, shared by `phone-sim` (which
 //! appends) and `bridge` (which follows the file like `tail -f`): `UUID16:HEX`, optionally a
-//! space and an RSSI in dBm, e.g. `fff9:336ad74cdadb806b05e968b87088c97928ec61cf -58`. Only the
-//! format lives here; reading and writing files is the IO crates' job.
+//! space and an RSSI in dBm, e.g. `fff9:336ad74cdadb806b05e968b87088c97928ec61cf -58`. A bare
+//! `HEX` line (as other tools write captured service data) is taken as FIDO service data
+//! (UUID `fff9`). Only the format lives here; reading and writing files is the IO crates' job.
 
 use core::fmt;
 use core::str::FromStr;
@@ -33,6 +34,9 @@ impl fmt::Display for AdvertLine {
     }
 }
 
+/// The service UUID of a bare `HEX` line: the FIDO service's.
+const BARE_UUID: &str = "fff9"; // crate::eid::SERVICE_UUID_FIDO
+
 impl FromStr for AdvertLine {
     type Err = Error;
 
@@ -50,9 +54,7 @@ impl FromStr for AdvertLine {
         if let Some(extra) = parts.next() {
             return Err(bad(format!("unexpected {extra:?} after the RSSI")));
         }
-        let (uuid, data) = main
-            .split_once(':')
-            .ok_or_else(|| bad(format!("{main:?} is not UUID16:HEX")))?;
+        let (uuid, data) = main.split_once(':').unwrap_or((BARE_UUID, main));
         if uuid.len() != 4 {
             return Err(bad(format!("service UUID {uuid:?} must be 4 hex digits")));
         }
@@ -87,9 +89,18 @@ mod tests {
         );
         let n: AdvertLine = "FDE2:00".parse().unwrap();
         assert_eq!(n.rssi, None);
+        // Bare hex, with or without an RSSI, is FIDO service data.
+        let b: AdvertLine = "336ad74cdadb806b05e968b87088c97928ec61cf".parse().unwrap();
+        assert_eq!((b.uuid16, b.data.len(), b.rssi), (0xfff9, 20, None));
+        let b: AdvertLine = "336AD74C -71".parse().unwrap();
+        assert_eq!(
+            (b.uuid16, b.data, b.rssi),
+            (0xfff9, vec![0x33, 0x6a, 0xd7, 0x4c], Some(-71))
+        );
         for bad in [
             "",
-            "fff9",
+            "fff",
+            "zz -50",
             "fff9:zz",
             "ff:00",
             "fff9:00 x",
