@@ -8,3 +8,4 @@ mod doctor;
 mod harness;
 mod native_host;
 mod qr;
+mod report;
