@@ -20,6 +20,17 @@ const STATUS = `(() => { const s = document.querySelector('#status');
 // The overlay's host element as the page sees it (it can find it, but not into it).
 const OVERLAY_HOST = `[...document.documentElement.querySelectorAll('body > div')].find((e) => e.style.zIndex === '2147483647')`;
 
+/** Saves a screenshot for the README, cropped to the overlay's dialog and a margin of page. */
+function saveShot(file, png) {
+  const img = PNG.sync.read(png);
+  const [x0, y0] = [170, 20];
+  const w = Math.min(560, img.width - x0);
+  const h = Math.min(560, img.height - y0);
+  const out = new PNG({ width: w, height: h });
+  PNG.bitblt(img, out, x0, y0, w, h, 0, 0);
+  writeFileSync(join(SHOTS, file), PNG.sync.write(out, { colorType: 2, deflateLevel: 9 }));
+}
+
 /** Is the overlay drawn? Its backdrop darkens the page's white corner. */
 function overlayDrawn(png) {
   const img = PNG.sync.read(png);
@@ -82,7 +93,7 @@ function suite(name) {
   /** Chooses the QR code in the overlay and waits for it on screen: [png, text]. */
   async function chooseQr(shotName) {
     const chooser = await overlayReady();
-    if (shotName) writeFileSync(join(SHOTS, `${name}-${shotName}.png`), chooser);
+    if (shotName) saveShot(`${name}-${shotName}.png`, chooser);
     await person('qr'); // "Use a phone or tablet (QR code)"
     return waitFor('the QR code in a screenshot', async () => {
       const png = await ctx.d.screenshot();
@@ -128,7 +139,7 @@ function suite(name) {
   it('register: QR code read from a screenshot of the overlay, phone-sim, the RP verifies', async () => {
     const seq = await click('register');
     const [png, text] = await chooseQr('choose');
-    writeFileSync(join(SHOTS, `${name}-qr.png`), png);
+    saveShot(`${name}-qr.png`, png);
     // The page cannot read the QR code: not in its DOM, no way into the closed shadow root,
     // and the overlay's frame is another origin.
     const seen = await ctx.d.evaluate(`(() => {
@@ -243,7 +254,7 @@ function suite(name) {
     await waitFor('phone-sim to hold its contact channel', () => /regist|listening|waiting/i.test(phone.output()), { timeout: 15000 });
     const seq = await click('signin-user');
     const chooser = await overlayReady();
-    writeFileSync(join(SHOTS, `${name}-linked-choose.png`), chooser);
+    saveShot(`${name}-linked-choose.png`, chooser);
     assert.equal(qrText(chooser), null);
     await person('phone'); // "Sign in with Pixel"
     const out = await outcome(seq);
@@ -280,7 +291,7 @@ function suite(name) {
     assert.equal(out.error, 'NotAllowedError', `${out.text}\nphone-sim: ${phone.output()}`);
     await sleep(300);
     const shot = await ctx.d.screenshot();
-    writeFileSync(join(SHOTS, `${name}-denied.png`), shot);
+    saveShot(`${name}-denied.png`, shot);
     assert.ok(overlayDrawn(shot), 'the error stays on screen until the person closes it');
     await person('close');
     await overlayGone();
