@@ -2,19 +2,25 @@
 //! secret (§3: identity key and paired secrets derive from it), the relay contact ID, the links
 //! the phone handed out (§8.1) and the credentials with their private keys.
 //!
-//! Writes are atomic: a temporary file in the same directory, `fsync`, `rename` over the store,
-//! `fsync` of the directory; the file is created with mode 0600. A store that exists but cannot
-//! be read or parsed is an error naming the file and is never replaced. Secret fields are
-//! zeroized on drop and print as `[redacted]`.
+//! Several phone-sim processes may share one store (a `scan` adding links while `linked`
+//! serves). Changes are made in memory and remembered; [`Store::save`] takes the store's
+//! advisory lock (`fsutil::LockFile`, the sidecar `.<name>.lock`), re-reads the file, replays
+//! the remembered changes onto it and writes it atomically (`fsutil::write_atomic`: a 0600
+//! temporary file created exclusively, `fsync`, rename, directory `fsync`), so no process loses
+//! a change another saved. Opening takes the lock too and deletes temporary files a killed
+//! writer left (they hold the root secret and private keys). A store that exists but cannot be
+//! read or parsed is an error naming the file and is never replaced. Loading checks the secrets'
+//! encodings and that each private key is a P-256 scalar, but derives no public key (that costs
+//! a scalar multiplication per credential, paid only when a credential signs). Secret fields
+//! are zeroized on drop and print as `[redacted]`.
 
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use hybrid_protocol::keys::{IdentityKey, LinkSecret, RootSecret};
 use hybrid_protocol::tunnel::ContactId;
-use rand_core::{CryptoRngCore, RngCore as _};
+use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
@@ -126,51 +132,49 @@ struct StoreFile {
     credentials: Vec<StoredCredential>,
 }
 
-/// The loaded store. Mutations change memory only; call [`Store::save`] to persist.
-#[derive(Debug)]
-pub struct Store {
-    path: PathBuf,
-    data: StoreFile,
+/// A change made in memory and not yet saved, replayed onto the file's current contents
+/// under the lock by [`Store::save`] (and onto a re-read by [`Store::refresh`]).
+#[derive(Clone, Debug)]
+enum Change {
+    AddCredential(StoredCredential),
+    DeleteCredential(String),
+    AddLink(StoredLink),
+    RevokeLink(String),
+    SetContactId(Option<String>),
 }
 
-impl Store {
-    /// Loads `path`, or creates a new phone identity there if the file does not exist.
-    /// An existing file that cannot be read or parsed is an error and is left untouched.
-    pub fn open_or_create(path: &Path, rng: &mut impl CryptoRngCore) -> Result<Self, PhoneError> {
-        match fs::metadata(path) {
-            Ok(_) => Self::load(path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut root = zeroize::Zeroizing::new([0u8; 32]);
-                rng.try_fill_bytes(root.as_mut()).map_err(|e| {
-                    PhoneError::store(path, format!("random number generator failed: {e}"))
-                })?;
-                let store = Self {
-                    path: path.to_path_buf(),
-                    data: StoreFile {
-                        version: STORE_VERSION,
-                        root_secret: SecretHex::new(root.as_ref()),
-                        contact_id: None,
-                        links: Vec::new(),
-                        credentials: Vec::new(),
-                    },
-                };
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    fs::create_dir_all(dir).map_err(|e| {
-                        PhoneError::store(path, format!("cannot create its directory: {e}"))
-                    })?;
-                }
-                store.save()?;
-                Ok(store)
+impl StoreFile {
+    fn apply(&mut self, change: &Change) {
+        match change {
+            // Replace rather than duplicate: a save that failed after its rename is retried.
+            Change::AddCredential(c) => {
+                self.credentials.retain(|o| o.id != c.id);
+                self.credentials.push(c.clone());
             }
-            Err(e) => Err(PhoneError::store(path, format!("cannot be read: {e}"))),
+            Change::DeleteCredential(id) => self.credentials.retain(|c| &c.id != id),
+            Change::AddLink(l) => {
+                self.links.retain(|o| o.link_id != l.link_id);
+                self.links.push(l.clone());
+            }
+            Change::RevokeLink(id) => self.links.retain(|l| &l.link_id != id),
+            Change::SetContactId(new) => {
+                // A changed contact ID kills every link made under the old one.
+                if *new != self.contact_id {
+                    self.links.retain(|l| Some(&l.contact_id) == new.as_ref());
+                }
+                self.contact_id = new.clone();
+            }
         }
     }
 
-    /// Loads an existing store.
-    pub fn load(path: &Path) -> Result<Self, PhoneError> {
-        let text =
-            fs::read(path).map_err(|e| PhoneError::store(path, format!("cannot be read: {e}")))?;
-        let data: StoreFile = serde_json::from_slice(text.as_slice())
+    /// Reads and checks `path`; `Ok(None)` if it does not exist.
+    fn read(path: &Path) -> Result<Option<Self>, PhoneError> {
+        let text = match fs::read(path) {
+            Ok(t) => zeroize::Zeroizing::new(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(PhoneError::store(path, format!("cannot be read: {e}"))),
+        };
+        let data: Self = serde_json::from_slice(text.as_slice())
             .map_err(|e| PhoneError::store(path, format!("is corrupt ({e})")))?;
         if data.version != STORE_VERSION {
             return Err(PhoneError::store(
@@ -185,71 +189,148 @@ impl Store {
             .bytes::<32>("root secret")
             .map_err(|e| PhoneError::store(path, e))?;
         for c in &data.credentials {
-            c.signing_key()
+            // The scalar's range only: `signing_key` derives the public key where it is used.
+            let k = c
+                .private_key
+                .bytes::<32>("private key")
                 .map_err(|e| PhoneError::store(path, format!("credential {}: {e}", c.id)))?;
+            p256::SecretKey::from_slice(k.as_ref()).map_err(|_| {
+                PhoneError::store(
+                    path,
+                    format!("credential {}: private key is not a P-256 scalar", c.id),
+                )
+            })?;
         }
-        Ok(Self {
-            path: path.to_path_buf(),
-            data,
-        })
+        Ok(Some(data))
     }
 
-    /// Re-reads the file, picking up what another phone-sim process on the same store wrote
-    /// (a `scan` adding links while `linked` serves). Called before every change, so that the
-    /// following [`Store::save`] loses nothing another process saved before.
-    pub fn refresh(&mut self) -> Result<(), PhoneError> {
-        let fresh = Self::load(&self.path)?;
-        self.data = fresh.data;
-        Ok(())
-    }
-
-    /// Writes the store atomically (temp file, fsync, rename, fsync directory), mode 0600.
-    pub fn save(&self) -> Result<(), PhoneError> {
-        let path = &self.path;
-        let err = |what: &str, e: std::io::Error| PhoneError::store(path, format!("{what}: {e}"));
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let mut suffix = [0u8; 6];
-        rand::rngs::OsRng.fill_bytes(&mut suffix);
-        let tmp = dir.join(format!(".{name}.{}.tmp", hex::encode(suffix)));
+    fn encode(&self, path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, PhoneError> {
         let mut json = zeroize::Zeroizing::new(
-            serde_json::to_vec_pretty(&self.data)
+            serde_json::to_vec_pretty(self)
                 .map_err(|e| PhoneError::store(path, format!("cannot encode: {e}")))?,
         );
         json.push(b'\n');
-        let result = (|| {
-            let mut opts = fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt as _;
-                opts.mode(0o600);
-            }
-            let mut f = opts
-                .open(&tmp)
-                .map_err(|e| err("cannot create a temporary file", e))?;
-            f.write_all(&json).map_err(|e| err("cannot write", e))?;
-            f.sync_all().map_err(|e| err("cannot fsync", e))?;
-            drop(f);
-            fs::rename(&tmp, path)
-                .map_err(|e| err("cannot rename the temporary file over it", e))?;
-            #[cfg(unix)]
-            if let Ok(d) = fs::File::open(&dir) {
-                d.sync_all()
-                    .map_err(|e| err("cannot fsync its directory", e))?;
-            }
-            Ok(())
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
+        Ok(json)
+    }
+}
+
+/// The loaded store. Mutations change memory only; call [`Store::save`] to persist.
+#[derive(Debug)]
+pub struct Store {
+    path: PathBuf,
+    data: StoreFile,
+    /// Changes since the last save, oldest first.
+    pending: Vec<Change>,
+}
+
+/// Opens `path`'s lock file (and creates its directory).
+fn lock(path: &Path) -> Result<fsutil::LockFile, PhoneError> {
+    fsutil::LockFile::open(path)
+        .map_err(|e| PhoneError::store(path, format!("cannot create its lock file: {e}")))
+}
+
+/// Waits for the lock, then removes the temporary files a killed writer left.
+fn locked<'a>(
+    path: &Path,
+    lock: &'a mut fsutil::LockFile,
+) -> Result<fsutil::Locked<'a>, PhoneError> {
+    let locked = lock
+        .lock()
+        .map_err(|e| PhoneError::store(path, format!("cannot be locked: {e}")))?;
+    locked.remove_stale_temps().map_err(|e| {
+        PhoneError::store(
+            path,
+            format!("cannot remove a temporary file a killed writer left beside it: {e}"),
+        )
+    })?;
+    Ok(locked)
+}
+
+impl Store {
+    /// Loads `path`, or creates a new phone identity there if the file does not exist.
+    /// An existing file that cannot be read or parsed is an error and is left untouched.
+    /// Under the lock, so two processes creating one store agree on one identity.
+    pub fn open_or_create(path: &Path, rng: &mut impl CryptoRngCore) -> Result<Self, PhoneError> {
+        let mut lock = lock(path)?;
+        let locked = locked(path, &mut lock)?;
+        if let Some(data) = StoreFile::read(path)? {
+            return Ok(Self::new(path, data));
         }
-        result
+        let mut root = zeroize::Zeroizing::new([0u8; 32]);
+        rng.try_fill_bytes(root.as_mut())
+            .map_err(|e| PhoneError::store(path, format!("random number generator failed: {e}")))?;
+        let data = StoreFile {
+            version: STORE_VERSION,
+            root_secret: SecretHex::new(root.as_ref()),
+            contact_id: None,
+            links: Vec::new(),
+            credentials: Vec::new(),
+        };
+        locked
+            .write(&data.encode(path)?)
+            .map_err(|e| PhoneError::store(path, format!("cannot be written: {e}")))?;
+        Ok(Self::new(path, data))
+    }
+
+    fn new(path: &Path, data: StoreFile) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            data,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Loads an existing store (removing temporary files a killed writer left).
+    pub fn load(path: &Path) -> Result<Self, PhoneError> {
+        let mut lock = lock(path)?;
+        let _locked = locked(path, &mut lock)?;
+        match StoreFile::read(path)? {
+            Some(data) => Ok(Self::new(path, data)),
+            None => Err(PhoneError::store(path, "cannot be read: it does not exist")),
+        }
+    }
+
+    /// Re-reads the file, picking up what another phone-sim process on the same store saved,
+    /// with this store's unsaved changes replayed on top. No lock: every write is a rename,
+    /// so the file read is always a whole one.
+    pub fn refresh(&mut self) -> Result<(), PhoneError> {
+        let mut data = StoreFile::read(&self.path)?
+            .ok_or_else(|| PhoneError::store(&self.path, "cannot be read: it was deleted"))?;
+        for c in &self.pending {
+            data.apply(c);
+        }
+        self.data = data;
+        Ok(())
+    }
+
+    /// Saves the changes made since the last save: under the store's lock, re-reads the file,
+    /// replays the changes onto it and writes it atomically (mode 0600). Afterwards memory
+    /// holds the file as written, including what other processes saved. A file deleted
+    /// meanwhile is written again from memory.
+    pub fn save(&mut self) -> Result<(), PhoneError> {
+        let path = self.path.clone();
+        let mut lock = lock(&path)?;
+        let locked = locked(&path, &mut lock)?;
+        let data = match StoreFile::read(&path)? {
+            Some(mut data) => {
+                for c in &self.pending {
+                    data.apply(c);
+                }
+                data
+            }
+            None => self.data.clone(),
+        };
+        locked
+            .write(&data.encode(&path)?)
+            .map_err(|e| PhoneError::store(&path, format!("cannot be written: {e}")))?;
+        self.data = data;
+        self.pending.clear();
+        Ok(())
+    }
+
+    fn change(&mut self, change: Change) {
+        self.data.apply(&change);
+        self.pending.push(change);
     }
 
     /// The store file.
@@ -282,13 +363,7 @@ impl Store {
 
     /// Sets the contact ID. A changed contact ID kills every link made under the old one.
     pub fn set_contact_id(&mut self, id: Option<&ContactId>) {
-        let new = id.map(ContactId::to_base64url);
-        if new != self.data.contact_id {
-            self.data
-                .links
-                .retain(|l| Some(&l.contact_id) == new.as_ref());
-        }
-        self.data.contact_id = new;
+        self.change(Change::SetContactId(id.map(ContactId::to_base64url)));
     }
 
     /// All credentials, oldest first.
@@ -298,7 +373,7 @@ impl Store {
 
     /// Adds a credential (makeCredential does this; also for importing fixtures).
     pub fn add_credential(&mut self, c: StoredCredential) {
-        self.data.credentials.push(c);
+        self.change(Change::AddCredential(c));
     }
 
     /// Deletes the credential whose base64url ID (or a unique prefix of it) is `id`.
@@ -309,7 +384,9 @@ impl Store {
             "credential",
         )
         .map_err(PhoneError::Config)?;
-        Ok(self.data.credentials.remove(i))
+        let c = self.data.credentials[i].clone();
+        self.change(Change::DeleteCredential(c.id.clone()));
+        Ok(c)
     }
 
     /// All links.
@@ -319,7 +396,7 @@ impl Store {
 
     /// Adds a link record (a QR session with linking does this).
     pub fn add_link(&mut self, l: StoredLink) {
-        self.data.links.push(l);
+        self.change(Change::AddLink(l));
     }
 
     /// The link with this 8-byte ID under the current contact ID.
@@ -347,7 +424,9 @@ impl Store {
             "link",
         )
         .map_err(PhoneError::Config)?;
-        Ok(self.data.links.remove(i))
+        let l = self.data.links[i].clone();
+        self.change(Change::RevokeLink(l.link_id.clone()));
+        Ok(l)
     }
 }
 
