@@ -1,6 +1,10 @@
-//! Linked phones (HYBRID.md §8): verified linking information stored in a per-user JSON file
-//! (written atomically: temp file, fsync, rename; mode 0600), so a later sign-in can reach the
-//! phone through `/cable/contact/…` without a QR code. Only a [`VerifiedLink`] can be stored.
+//! Linked phones (HYBRID.md §8): verified linking information stored in a per-user JSON file,
+//! so a later sign-in can reach the phone through `/cable/contact/…` without a QR code. Only a
+//! [`VerifiedLink`] can be stored. Every change holds the file's advisory lock
+//! (`fsutil::LockFile`, the sidecar `.<name>.lock`) across read, modify and write, so two
+//! bridges linking at once lose neither link; the write is atomic and 0600
+//! (`fsutil::write_atomic`), and temporary files a killed writer left (link secrets inside)
+//! are deleted at the next change. Link secrets live in zeroizing memory.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +12,7 @@ use hybrid_protocol::keys::{LinkSecret, PublicKey};
 use hybrid_protocol::linking::VerifiedLink;
 use hybrid_protocol::tunnel::ContactId;
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::error::BridgeError;
 
@@ -20,8 +25,8 @@ pub struct StoredLink {
     pub contact_id: String,
     /// Link ID, hex (8 bytes).
     pub link_id: String,
-    /// Link secret, hex (32 bytes).
-    pub link_secret: String,
+    /// Link secret, hex (32 bytes), wiped from memory on drop.
+    pub link_secret: Zeroizing<String>,
     /// The phone's identity public key, uncompressed SEC1, hex (65 bytes).
     pub phone_public_key: String,
     /// The tunnel relay's domain name, from the QR session's advert.
@@ -48,7 +53,7 @@ impl StoredLink {
             name: i.name.clone(),
             contact_id: ContactId(i.contact_id.clone()).to_base64url(),
             link_id: hex::encode(i.link_id),
-            link_secret: hex::encode(i.link_secret.expose()),
+            link_secret: Zeroizing::new(hex::encode(i.link_secret.expose())),
             phone_public_key: hex::encode(i.authenticator_public_key.to_uncompressed()),
             tunnel_domain,
             linked_at: now,
@@ -70,8 +75,9 @@ impl StoredLink {
             .ok()
             .and_then(|v| v.try_into().ok())
             .ok_or_else(|| bad("link ID"))?;
-        let secret = hex::decode(&self.link_secret)
+        let secret = hex::decode(self.link_secret.as_str())
             .ok()
+            .map(Zeroizing::new)
             .and_then(|v| LinkSecret::from_slice(&v).ok())
             .ok_or_else(|| bad("link secret"))?;
         let key = hex::decode(&self.phone_public_key)
@@ -135,6 +141,8 @@ impl LinkStore {
     /// Stores a verified link. A link from the same phone (same public key) is replaced; a
     /// different phone with the same name gets a suffix ` (2)`, ` (3)`… Returns the name used.
     pub fn store(&self, mut link: StoredLink) -> Result<String, BridgeError> {
+        let mut lock = self.lock_file()?;
+        let locked = self.lock(&mut lock)?;
         let mut f = self.read()?;
         f.links
             .retain(|l| l.phone_public_key != link.phone_public_key);
@@ -146,23 +154,42 @@ impl LinkStore {
         }
         let name = link.name.clone();
         f.links.push(link);
-        self.write(&f)?;
+        self.write(&locked, &f)?;
         Ok(name)
     }
 
     /// Removes the link named `name`; error if there is none.
     pub fn forget(&self, name: &str) -> Result<(), BridgeError> {
+        let mut lock = self.lock_file()?;
+        let locked = self.lock(&mut lock)?;
         let mut f = self.read()?;
         let before = f.links.len();
         f.links.retain(|l| l.name != name);
         if f.links.len() == before {
             return Err(BridgeError::UnknownPhone(name.to_string()));
         }
-        self.write(&f)
+        self.write(&locked, &f)
+    }
+
+    /// The file's lock file (created, with the file's directory, if need be).
+    fn lock_file(&self) -> Result<fsutil::LockFile, BridgeError> {
+        fsutil::LockFile::open(&self.path)
+            .map_err(|e| BridgeError::file("creating the links file's lock", &self.path, e))
+    }
+
+    /// Waits for the lock, then deletes temporary files a killed writer left.
+    fn lock<'a>(&self, lock: &'a mut fsutil::LockFile) -> Result<fsutil::Locked<'a>, BridgeError> {
+        let locked = lock
+            .lock()
+            .map_err(|e| BridgeError::file("locking the links file", &self.path, e))?;
+        locked.remove_stale_temps().map_err(|e| {
+            BridgeError::file("removing a stale temporary file beside", &self.path, e)
+        })?;
+        Ok(locked)
     }
 
     fn read(&self) -> Result<File, BridgeError> {
-        match std::fs::read(&self.path) {
+        match std::fs::read(&self.path).map(Zeroizing::new) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| {
                 BridgeError::Usage(format!(
                     "the links file {} is not valid ({e}); fix or delete it",
@@ -177,43 +204,17 @@ impl LinkStore {
         }
     }
 
-    fn write(&self, f: &File) -> Result<(), BridgeError> {
-        use std::io::Write as _;
-        let err = |e| BridgeError::file("writing the links file", &self.path, e);
-        let dir = self
-            .path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(err)?;
-        let tmp = dir.join(format!(
-            ".{}.tmp{}",
-            self.path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("links"),
-            std::process::id()
-        ));
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            opts.mode(0o600);
-        }
-        let mut file = opts.open(&tmp).map_err(err)?;
-        let json = serde_json::to_vec_pretty(&File {
-            version: 1,
-            links: f.links.clone(),
-        })
-        .map_err(|e| BridgeError::Internal(e.to_string()))?;
-        file.write_all(&json).map_err(err)?;
-        file.sync_all().map_err(err)?;
-        drop(file);
-        std::fs::rename(&tmp, &self.path).map_err(err)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+    /// Writes `f` whole (the caller holds the lock).
+    fn write(&self, locked: &fsutil::Locked<'_>, f: &File) -> Result<(), BridgeError> {
+        let json = Zeroizing::new(
+            serde_json::to_vec_pretty(&File {
+                version: 1,
+                links: f.links.clone(),
+            })
+            .map_err(|e| BridgeError::Internal(e.to_string()))?,
+        );
+        locked
+            .write(&json)
+            .map_err(|e| BridgeError::file("writing the links file", &self.path, e))
     }
 }

@@ -5,6 +5,7 @@ mod bluez;
 mod ceremony;
 mod cli;
 mod doctor;
+mod files;
 mod harness;
 mod native_host;
 mod qr;

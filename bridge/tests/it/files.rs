@@ -1,0 +1,201 @@
+//! Files that hold secrets. The links file under concurrency and kills: two bridges storing
+//! links at once lose none (each `store` holds the file's lock across read, modify, write), a
+//! temporary file a killed writer left (link secrets inside) is removed at the next write,
+//! and the file is 0600. The `--qr-file` (the QR secret) is 0600 too. A phone-chosen link name
+//! reaches the terminal without its control characters.
+
+use std::process::Command;
+use std::time::Duration;
+
+use bridge::links::{LinkStore, StoredLink};
+
+const ADDER_ENV: &str = "BRIDGE_LINKS_ADDER";
+const PER_PROCESS: usize = 30;
+
+fn link(name: String, key_byte: u8, n: usize) -> StoredLink {
+    let mut key = vec![0x04, key_byte];
+    key.extend_from_slice(&(n as u32).to_be_bytes());
+    key.resize(65, 0x11);
+    StoredLink {
+        name,
+        contact_id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+        link_id: "0011223344556677".into(),
+        link_secret: "ab".repeat(32).into(),
+        phone_public_key: hex::encode(key),
+        tunnel_domain: "cable.ua5v.com".into(),
+        linked_at: n as u64,
+    }
+}
+
+/// The body of an adder process: stores `PER_PROCESS` links (distinct phones) once a `go`
+/// file appears, so that both adders run at once.
+fn links_adder_child(spec: &str) -> ! {
+    let (path, tag) = spec.split_once('|').unwrap();
+    let path = std::path::PathBuf::from(path);
+    let go = path.with_extension("go");
+    while !go.exists() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let store = LinkStore::new(&path);
+    for i in 0..PER_PROCESS {
+        store
+            .store(link(format!("{tag}{i:03}"), tag.as_bytes()[0], i))
+            .unwrap();
+    }
+    std::process::exit(0);
+}
+
+#[test]
+fn two_bridges_storing_links_lose_none() {
+    if let Ok(spec) = std::env::var(ADDER_ENV) {
+        links_adder_child(&spec);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("links.json");
+    let children: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|tag| {
+            Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "files::two_bridges_storing_links_lose_none",
+                    "--exact",
+                    "--nocapture",
+                ])
+                .env(ADDER_ENV, format!("{}|{tag}", path.display()))
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::fs::write(path.with_extension("go"), b"").unwrap();
+    for mut c in children {
+        assert!(c.wait().unwrap().success(), "an adder failed");
+    }
+    let mut names: Vec<String> = LinkStore::new(&path)
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|l| l.name)
+        .collect();
+    names.sort_unstable();
+    let want: Vec<String> = ["a", "b"]
+        .iter()
+        .flat_map(|t| (0..PER_PROCESS).map(move |i| format!("{t}{i:03}")))
+        .collect();
+    let lost: Vec<&String> = want.iter().filter(|w| !names.contains(w)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} stored links lost: {lost:?}",
+        lost.len(),
+        want.len()
+    );
+    assert_eq!(names.len(), want.len());
+}
+
+#[test]
+fn a_stale_temporary_file_is_removed_and_the_file_is_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("links.json");
+    let store = LinkStore::new(&path);
+    store.store(link("one".into(), 1, 1)).unwrap();
+    // What a writer killed before its rename leaves: today's name and the older one.
+    let stale = [
+        dir.path().join(".links.json.Xy12ab.tmp"),
+        dir.path().join(".links.json.tmp4242"),
+    ];
+    for s in &stale {
+        std::fs::copy(&path, s).unwrap();
+    }
+    store.store(link("two".into(), 2, 2)).unwrap();
+    for s in &stale {
+        assert!(
+            !s.exists(),
+            "{} (link secrets inside) is still there",
+            s.display()
+        );
+    }
+    store.forget("one").unwrap();
+    let names: Vec<String> = store.list().unwrap().into_iter().map(|l| l.name).collect();
+    assert_eq!(names, ["two"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
+
+fn bridge() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hybrid-bridge"))
+}
+
+#[cfg(unix)]
+#[test]
+fn the_qr_file_is_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let qr = dir.path().join("qr.txt");
+    let out = bridge()
+        .args([
+            "-q",
+            "sign-in",
+            "--rp-id",
+            "example.com",
+            "--advert-timeout",
+            "0.2",
+            "--no-link",
+        ])
+        .arg("--advert-file")
+        .arg(dir.path().join("adverts"))
+        .arg("--qr-file")
+        .arg(&qr)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read_to_string(&qr).unwrap().starts_with("FIDO:/"));
+    let mode = std::fs::metadata(&qr).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the QR file holds the QR secret: {mode:o}");
+}
+
+#[test]
+fn phones_list_prints_no_control_characters_a_phone_chose() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("links.json");
+    // Clear the screen, set the window title, ring the bell, C1 CSI.
+    let hostile = "Pixel\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31m";
+    LinkStore::new(&path)
+        .store(link(hostile.into(), 1, 1))
+        .unwrap();
+    let out = bridge()
+        .arg("--links-file")
+        .arg(&path)
+        .args(["phones", "list"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = String::from_utf8(out.stdout).unwrap();
+    assert!(shown.contains("Pixel"), "{shown}");
+    assert!(
+        !shown
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t'),
+        "a control character reached the terminal: {shown:?}"
+    );
+}
+#[test]
+fn a_stored_link_keeps_its_secret_in_zeroizing_memory() {
+    let l = link("one".into(), 1, 1);
+    // A compile-time property: the secret is wiped when the link is dropped.
+    let secret: &zeroize::Zeroizing<String> = &l.link_secret;
+    assert_eq!(secret.len(), 64);
+    assert!(!format!("{l:?}").contains(secret.as_str()));
+}
