@@ -96,6 +96,14 @@ export async function launchChromium({ extensionDir, userDataDir, log }) {
       if (r.exceptionDetails) throw new Error(`page: ${r.exceptionDetails.exception?.description ?? r.exceptionDetails.text}`);
       return r.result.value;
     },
+    /** A DevTools virtual authenticator (USB, resident keys, presence and UV automatic): what
+     * Chromium's own WebAuthn then uses. */
+    async addVirtualAuthenticator() {
+      await cdp.send('WebAuthn.enable', { enableUI: false });
+      const r = await cdp.send('WebAuthn.addVirtualAuthenticator', { options: { protocol: 'ctap2', transport: 'usb',
+        hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true } });
+      return r.authenticatorId;
+    },
     async screenshot() {
       const r = await cdp.send('Page.captureScreenshot', { format: 'png' });
       return Buffer.from(r.data, 'base64');

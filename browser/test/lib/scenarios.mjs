@@ -263,6 +263,31 @@ function suite(name) {
     assert.equal((await phone.exited).code, 0, phone.output());
   });
 
+  if (name === 'chromium') {
+    // Chromium only: its DevTools virtual authenticator stands in for "this device", so the
+    // browser's own implementation can finish the request (BiDi has no such authenticator).
+    it('"Use this device / a security key" hands the request to the browser\'s own WebAuthn', async () => {
+      await ctx.d.addVirtualAuthenticator();
+      await ctx.d.evaluate(`(document.querySelector('#username').value = 'carol', true)`);
+      try {
+        const seq = await click('register');
+        await overlayReady();
+        await ctx.d.key('Tab'); // "Create it on Pixel" (linked above)
+        await ctx.d.key('Tab'); // "Use this device / a security key"
+        await ctx.d.key('Enter');
+        const out = await outcome(seq);
+        assert.equal(out.state, 'ok', out.text);
+        assert.equal(out.user, 'carol');
+        await overlayGone();
+        // The credential is the virtual authenticator's (USB), not the phone's.
+        const c = ctx.rp.users.get('carol').credentials[0];
+        assert.deepEqual(c.transports, ['usb']);
+      } finally {
+        await ctx.d.evaluate(`(document.querySelector('#username').value = 'alice', true)`);
+      }
+    });
+  }
+
   it('cancel in the overlay (Escape) rejects with NotAllowedError', async () => {
     const seq = await click('signin');
     await chooseQr();
