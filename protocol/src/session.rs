@@ -69,7 +69,11 @@ impl core::fmt::Debug for Session {
 }
 
 impl Session {
-    pub(crate) fn new(
+    /// A session from raw transport keys, as the handshake builds it. Public only so the fuzz
+    /// targets can put chosen plaintexts (any padding, any type byte) through
+    /// [`Session::decrypt`] without a P-256 handshake per input; callers use the handshake.
+    #[doc(hidden)]
+    pub fn new(
         role: Role,
         write: &[u8; 32],
         read: &[u8; 32],
