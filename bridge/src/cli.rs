@@ -143,7 +143,7 @@ pub enum Command {
     Man,
 }
 
-/// `bridge phones …`
+/// `hybrid-bridge phones …`
 #[derive(Debug, Subcommand)]
 pub enum PhonesAction {
     /// Show the linked phones.
@@ -363,10 +363,6 @@ pub struct ScanArgs {
     pub report: crate::report::ReportArgs,
 }
 
-fn secs(s: f64, flag: &str) -> Result<Duration, BridgeError> {
-    Duration::try_from_secs_f64(s)
-        .map_err(|_| BridgeError::Usage(format!("{flag} must be a non-negative number of seconds")))
-}
 
 /// A duration flag: `120s`, `2m`, `1m30s`, `500ms` (humantime), or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -64,7 +64,7 @@ pub enum BridgeError {
         status: Status,
     },
     /// A linked phone name that is not in the link store. Exit code 2.
-    #[error("no linked phone named {0:?}; `bridge phones list` shows the linked phones")]
+    #[error("no linked phone named {0:?}; `hybrid-bridge phones list` shows the linked phones")]
     UnknownPhone(String),
     /// Reading or writing a local file (links, QR output, results). Exit code 1.
     #[error("{what} {path}: {error}")]

@@ -84,7 +84,7 @@ impl AdvertFileScanner {
         })
     }
 
-    /// Follows `path` from its first line (for `bridge scan --from-start`).
+    /// Follows `path` from its first line (for `hybrid-bridge scan --from-start`).
     pub fn from_start(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
