@@ -31,3 +31,7 @@ cargo test --workspace -j2 --features phone-sim/bluez "$@"
 # The browser extension: unit tests, web-ext lint, and end-to-end in Chromium and Firefox ESR
 # against the binaries cargo test just built.
 (cd browser && npm ci --no-audit --no-fund --loglevel=error && HYBRID_BRIDGE_SKIP_BUILD=1 npm test)
+
+# Every command the READMEs show parses with the real programs; walkthroughs run as written.
+cargo build --workspace -j2 --bins --features phone-sim/bluez
+python3 scripts/check-readme-commands.py --bin-dir target/debug
