@@ -34,4 +34,4 @@ cargo test --workspace -j2 --features phone-sim/bluez "$@"
 
 # Every command the READMEs show parses with the real programs; walkthroughs run as written.
 cargo build --workspace -j2 --bins --features phone-sim/bluez
-python3 scripts/check-readme-commands.py --bin-dir target/debug
+python3 scripts/check-readme-commands.py --bin-dir "${CARGO_TARGET_DIR:-target}/debug"
