@@ -298,6 +298,14 @@ function suite(name) {
     await overlayGone();
   });
 
+  it('a page that removes the overlay ends the ceremony (NotAllowedError)', async () => {
+    const seq = await click('signin');
+    await chooseQr();
+    await ctx.d.evaluate(`(${OVERLAY_HOST}.remove(), true)`);
+    const out = await outcome(seq);
+    assert.equal(out.error, 'NotAllowedError', out.text);
+  });
+
   it('abort through the AbortSignal rejects with AbortError and closes the overlay', async () => {
     const seq = await click('signin');
     await chooseQr();
