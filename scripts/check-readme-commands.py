@@ -175,8 +175,10 @@ def main():
                     calls.append((call, line))
         for (program, argv), line in calls:
             try:
+                # --help goes before a `--` (what follows it is not parsed as flags).
+                cut = argv.index("--") if "--" in argv else len(argv)
                 r = subprocess.run(
-                    [os.path.join(bin_dir, program), *argv, "--help"],
+                    [os.path.join(bin_dir, program), *argv[:cut], "--help"],
                     env=env, capture_output=True, text=True, timeout=20,
                 )
                 ok, why = r.returncode == 0, r.stderr.strip()
