@@ -153,14 +153,12 @@ class Ceremony {
     if (this.token) byToken.delete(this.token);
     const host = this.host;
     this.host = null;
-    if (host) setTimeout(() => { try { host.disconnect(); } catch { /* gone */ } }, this.running ? 200 : 0);
+    try { host?.disconnect(); } catch { /* gone */ }
     if (!keepOverlay) {
       const overlay = this.overlay;
       this.overlay = null;
       try { overlay?.disconnect(); } catch { /* gone */ }
       this.toPage({ type: 'close-overlay' });
-    } else {
-      this.keptOverlay = true;
     }
   }
 }
