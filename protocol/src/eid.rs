@@ -202,3 +202,16 @@ pub fn decrypt(key: &EidKey, service_data: &[u8]) -> Result<MatchedAdvert, Error
         suffix,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    /// The AES key schedule expanded from an EID key is wiped when the cipher drops (the
+    /// `aes` crate's `zeroize` feature; without it this does not compile).
+    #[test]
+    fn the_aes_key_schedule_is_zeroized_on_drop() {
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wiped_on_drop::<aes::Aes256>();
+        wiped_on_drop::<aes::Aes256Enc>();
+        wiped_on_drop::<aes::Aes256Dec>();
+    }
+}

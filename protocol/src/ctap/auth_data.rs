@@ -49,25 +49,36 @@ pub fn cose_key_es256(key: &PublicKey) -> Vec<u8> {
     cbor::encode(&value)
 }
 
-/// Parses an ES256 COSE_Key.
+/// Parses an ES256 COSE_Key: `alg` ES256, `kty` EC2, `crv` P-256, and an `x`, `y` on the curve.
 pub fn parse_cose_key_es256(value: Value) -> Result<PublicKey, Error> {
     let key =
         CoseKey::from_cbor_value(value).map_err(|e| Malformed::Ctap(format!("COSE key: {e}")))?;
-    let param = |label: i64| {
+    let find = |label: i64| {
         key.params
             .iter()
             .find(|(l, _)| *l == coset::Label::Int(label))
-            .and_then(|(_, v)| match v {
-                Value::Bytes(b) => Some(b.clone()),
-                _ => None,
-            })
+            .map(|(_, v)| v)
     };
-    let (x, y) = param(-2)
-        .zip(param(-3))
-        .ok_or_else(|| Malformed::Ctap("COSE key lacks x or y".into()))?;
+    let param = |label: i64| match find(label) {
+        Some(Value::Bytes(b)) => Some(b.clone()),
+        _ => None,
+    };
     if key.alg != Some(coset::Algorithm::Assigned(iana::Algorithm::ES256)) {
         return Err(Malformed::Ctap("COSE key is not ES256".into()).into());
     }
+    // RFC 9053 §2.1: ES256 is ECDSA on P-256, so an EC2 key (kty 2) with crv 1.
+    if key.kty != coset::KeyType::Assigned(iana::KeyType::EC2) {
+        return Err(
+            Malformed::Ctap(format!("ES256 COSE key has kty {:?}, not EC2", key.kty)).into(),
+        );
+    }
+    let p256 = Value::Integer((iana::EllipticCurve::P_256 as i64).into());
+    if find(iana::Ec2KeyParameter::Crv as i64) != Some(&p256) {
+        return Err(Malformed::Ctap("ES256 COSE key's crv is not P-256".into()).into());
+    }
+    let (x, y) = param(iana::Ec2KeyParameter::X as i64)
+        .zip(param(iana::Ec2KeyParameter::Y as i64))
+        .ok_or_else(|| Malformed::Ctap("COSE key lacks x or y".into()))?;
     let mut point = vec![4u8];
     point.extend_from_slice(&x);
     point.extend_from_slice(&y);
@@ -149,5 +160,52 @@ impl AuthenticatorData {
             attested_credential,
             extensions,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> PublicKey {
+        crate::keys::IdentityKey::from_bytes(&[7; 32])
+            .expect("a valid scalar")
+            .public_key()
+    }
+
+    /// The COSE key map of `key()` with `label` set to `value` (or removed if `None`).
+    fn with(label: i64, value: Option<Value>) -> Value {
+        let Value::Map(mut m) = cbor::decode(&cose_key_es256(&key())).unwrap() else {
+            panic!("a COSE key is a map")
+        };
+        m.retain(|(l, _)| *l != Value::Integer(label.into()));
+        if let Some(v) = value {
+            m.push((Value::Integer(label.into()), v));
+        }
+        Value::Map(m)
+    }
+
+    #[test]
+    fn es256_keys_round_trip() {
+        let v = cbor::decode(&cose_key_es256(&key())).unwrap();
+        assert_eq!(parse_cose_key_es256(v).unwrap(), key());
+    }
+
+    #[test]
+    fn es256_needs_an_ec2_key_on_p256() {
+        for (what, label, value) in [
+            ("kty OKP", 1, Some(Value::Integer(1.into()))),
+            ("kty RSA", 1, Some(Value::Integer(3.into()))),
+            ("crv P-384", -1, Some(Value::Integer(2.into()))),
+            ("crv Ed25519", -1, Some(Value::Integer(6.into()))),
+            ("no crv", -1, None),
+            ("crv as text", -1, Some(Value::Text("P-256".into()))),
+        ] {
+            let r = parse_cose_key_es256(with(label, value));
+            assert!(
+                matches!(r, Err(Error::Malformed(Malformed::Ctap(_)))),
+                "{what}: {r:?}"
+            );
+        }
     }
 }
