@@ -40,7 +40,7 @@ const rpId = () => $('rpid').value.trim() || undefined;
 const username = () => $('username').value.trim();
 
 $('register').addEventListener('click', () => run('Register', async () => {
-  const optionsJSON = await post('/api/register/options', { username: username(), rpId: rpId() });
+  const optionsJSON = await post('/api/register/options', { username: username(), rpId: rpId(), exclude: $('exclude').checked });
   const response = await startRegistration({ optionsJSON });
   return post('/api/register/verify', { response });
 }));

@@ -330,6 +330,22 @@ function suite(name) {
     await overlayGone();
   });
 
+  it('registering again on a phone that holds an excluded credential rejects with InvalidStateError', async () => {
+    await ctx.d.evaluate(`(document.querySelector('#exclude').checked = true, true)`);
+    try {
+      const seq = await click('register');
+      const [png] = await chooseQr();
+      const phone = phoneScans(png, 'excluded');
+      const out = await outcome(seq);
+      assert.equal(out.error, 'InvalidStateError', `${out.text}\nphone-sim: ${phone.output()}`);
+      await person('close');
+      await overlayGone();
+      assert.equal(ctx.rp.users.get('alice').credentials.length, 1);
+    } finally {
+      await ctx.d.evaluate(`(document.querySelector('#exclude').checked = false, true)`);
+    }
+  });
+
   it('an RP ID that does not match the page rejects with SecurityError, with no overlay', async () => {
     await ctx.d.evaluate(`(document.querySelector('#rpid').value = 'example.com', true)`);
     try {
