@@ -368,3 +368,45 @@ async fn relay_without_routing_id() {
         "{e}"
     );
 }
+
+/// A relay (or a desktop behind one) sending a message over 1 MiB is refused: phone-sim
+/// once accepted up to 64 MiB per message. 1 MiB exactly still arrives.
+#[tokio::test]
+#[allow(clippy::result_large_err)] // tungstenite's callback signature, not ours
+async fn a_message_over_one_mib_is_refused() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+    for (len, refused) in [((1 << 20) + 1, true), (2 << 20, true), (1 << 20, false)] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws =
+                tokio_tungstenite::accept_hdr_async(tcp, |_: &Request, mut resp: Response| {
+                    let h = resp.headers_mut();
+                    h.insert("Sec-WebSocket-Protocol", "fido.cable".parse().unwrap());
+                    h.insert("X-caBLE-Routing-ID", "010203".parse().unwrap());
+                    Ok(resp)
+                })
+                .await
+                .unwrap();
+            let _ = ws.send(WsMessage::Binary(vec![0x55; len].into())).await;
+            // Hold the socket open until the phone is done with it.
+            while let Some(Ok(_)) = ws.next().await {}
+        });
+        let f = files();
+        let mut phone = Phone::open(&f.store, config(&url)).unwrap();
+        let e = phone
+            .serve_qr(&Desktop::new(false).qr, &mut fast_medium(&f.adverts))
+            .await
+            .unwrap_err()
+            .to_string();
+        // Accepted, the message is a (bad) Noise message 1; refused, the read itself fails.
+        assert_eq!(
+            e.contains("over the 1024 KiB limit"),
+            refused,
+            "{len} bytes: {e}"
+        );
+    }
+}
