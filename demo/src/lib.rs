@@ -8,6 +8,7 @@
 //! It lives in its own crate so that the desktop client a person installs (`hybrid-bridge`,
 //! the `bridge` crate) carries neither the relay nor the simulated phone.
 
+pub mod proximity;
 pub mod stack;
 pub mod verify;
 
@@ -48,6 +49,8 @@ pub struct DemoArgs {
     /// The simulated phone's advert interval in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 100)]
     pub advert_interval: u64,
+    #[command(flatten)]
+    pub proximity: proximity::ProximityArgs,
 }
 
 fn b64(b: &[u8]) -> String {
@@ -116,6 +119,9 @@ fn demo_failed(what: &str, e: String) -> BridgeError {
 pub async fn run(args: &DemoArgs, style: ProgressStyle) -> Result<(), BridgeError> {
     if let Some(n) = args.repeat {
         return repeat(args, n).await;
+    }
+    if args.proximity.proximity {
+        return proximity::run(args).await;
     }
     let dir = demo_dir(args);
     let phone = PhoneConfig {

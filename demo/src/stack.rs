@@ -106,6 +106,11 @@ impl Stack {
         &self.adverts
     }
 
+    /// The phone's simulated medium, between ceremonies (e.g. to set an RSSI profile).
+    pub fn medium_mut(&mut self) -> Option<&mut AdvertFile> {
+        self.phone.as_mut().map(|(_, m)| m)
+    }
+
     /// The phone, between ceremonies.
     pub fn phone(&self) -> Option<&Phone> {
         self.phone.as_ref().map(|(p, _)| p)
