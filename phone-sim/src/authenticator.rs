@@ -4,8 +4,9 @@
 //! Choices, like Chrome on Android / Google Password Manager:
 //! - UV is always performed: an approved request gets UP and UV; `uv: false` is ignored.
 //!   A getAssertion with `up: false` is answered silently (no approval, no UP or UV flag).
-//! - Credentials are synced-passkey-like: BE and BS are always set, and the signature counter
-//!   is always 0.
+//! - Each credential is a synced passkey (BE and BS set, as phones' passkeys are) or
+//!   device-bound (BE and BS clear), chosen at creation ([`CredentialKind`]) and kept in the
+//!   store; assertions carry the flags it was created with. The signature counter is always 0.
 //! - Discoverable credentials when `rk: true`; otherwise a non-discoverable credential whose ID
 //!   is a random handle kept in the store (found only through an allowList).
 //! - `prf` (§9): makeCredential answers `prf.enabled = true` in unsigned outputs (key 6);
@@ -14,8 +15,12 @@
 //! - `credProps` is a client extension: the phone outputs nothing for it (the client reports
 //!   `rk` from the request), and its presence changes nothing.
 //! - Chromium's phone requires `rp.name`, `user.name` and `user.displayName`; so do we.
-//! - Attestation `none` or packed self attestation (signature by the credential key).
+//! - Attestation ([`Attestation`]): `none`; packed self attestation (signature by the credential
+//!   key); packed with an `x5c` chain from an attestation CA made for this run
+//!   ([`AttestationCa`], WebAuthn §8.2.1 certificate requirements); or a format no registry
+//!   knows ([`UNKNOWN_FORMAT`]), to test that clients carry attestation verbatim.
 
+use ciborium::value::Value;
 use hmac::{Hmac, Mac as _};
 use hybrid_protocol::ctap::{
     self, flags, AttestationStatement, AttestedCredential, AuthenticatorData, CredentialDescriptor,
@@ -55,6 +60,181 @@ pub enum Attestation {
     None,
     /// `fmt: "packed"`, self attestation signed by the credential key.
     Packed,
+    /// `fmt: "packed"` basic attestation: signed by an attestation key whose certificate,
+    /// issued by this run's [`AttestationCa`], is the `x5c` chain.
+    PackedX5c,
+    /// `fmt:` [`UNKNOWN_FORMAT`], a TPM-shaped statement map no relying party knows.
+    Unknown,
+}
+
+/// The `fmt` of [`Attestation::Unknown`].
+pub const UNKNOWN_FORMAT: &str = "x-phone-sim";
+
+/// Whether a new credential is a synced passkey or bound to this phone (WebAuthn §6.1 flags
+/// BE = backup eligible, BS = backed up).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CredentialKind {
+    /// BE and BS set: the passkey provider syncs it (what phones create).
+    #[default]
+    Synced,
+    /// BE and BS clear: the key never leaves this phone.
+    DeviceBound,
+}
+
+impl CredentialKind {
+    /// The BE and BS bits of authenticator data flags.
+    pub fn flags(self) -> u8 {
+        match self {
+            Self::Synced => flags::BE | flags::BS,
+            Self::DeviceBound => 0,
+        }
+    }
+
+    /// `"synced passkey"` or `"device-bound passkey"`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Synced => "synced passkey",
+            Self::DeviceBound => "device-bound passkey",
+        }
+    }
+}
+
+/// An attestation CA and the attestation certificate it issued for [`AAGUID`], meeting WebAuthn
+/// §8.2.1 (version 3; subject C, O, OU = "Authenticator Attestation", CN; basic constraints
+/// CA = false; the non-critical id-fido-gen-ce-aaguid extension holding the AAGUID). Made fresh
+/// for each phone run; a relying party trusts [`AttestationCa::ca_der`] to verify the chain.
+pub struct AttestationCa {
+    ca_der: Vec<u8>,
+    ca_pem: String,
+    leaf_der: Vec<u8>,
+    leaf_key: p256::ecdsa::SigningKey,
+}
+
+impl std::fmt::Debug for AttestationCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttestationCa")
+            .field("ca_der", &self.ca_der.len())
+            .field("leaf_der", &self.leaf_der.len())
+            .field("leaf_key", &"[redacted]")
+            .finish()
+    }
+}
+
+/// id-fido-gen-ce-aaguid (WebAuthn §8.2.1).
+const OID_FIDO_GEN_CE_AAGUID: [u64; 9] = [1, 3, 6, 1, 4, 1, 45724, 1, 1];
+
+/// A P-256 key handed to rcgen as a "remote" key, so certificates are signed (and the
+/// attestation key kept) with the same `p256` code as everything else.
+struct P256Signer {
+    key: p256::ecdsa::SigningKey,
+    public: Vec<u8>,
+}
+
+impl rcgen::RemoteKeyPair for P256Signer {
+    fn public_key(&self) -> &[u8] {
+        &self.public
+    }
+
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        let sig: p256::ecdsa::Signature = self.key.sign(msg);
+        Ok(sig.to_der().as_bytes().to_vec())
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
+impl AttestationCa {
+    /// A new CA (P-256, self-signed) and an attestation certificate for [`AAGUID`].
+    pub fn generate(rng: &mut impl CryptoRngCore) -> Result<Self, String> {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
+            DnValue, IsCa, KeyPair, KeyUsagePurpose,
+        };
+        fn e(what: &'static str) -> impl Fn(rcgen::Error) -> String {
+            move |err| format!("{what}: {err}")
+        }
+        let dn = |ou: &str, cn: &str| -> Result<DistinguishedName, String> {
+            let mut dn = DistinguishedName::new();
+            let country = "ZZ"
+                .try_into()
+                .map_err(|err: rcgen::Error| format!("country: {err}"))?;
+            dn.push(DnType::CountryName, DnValue::PrintableString(country));
+            dn.push(DnType::OrganizationName, "hybrid-bridge phone-sim");
+            dn.push(DnType::OrganizationalUnitName, ou);
+            dn.push(DnType::CommonName, cn);
+            Ok(dn)
+        };
+
+        let ca_signer = P256Signer::new(rng);
+        let ca_key = KeyPair::from_remote(Box::new(ca_signer)).map_err(e("CA key"))?;
+        let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(e("CA"))?;
+        ca.distinguished_name = dn("Attestation CA", "phone-sim attestation root")?;
+        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca = ca.self_signed(&ca_key).map_err(e("CA certificate"))?;
+
+        let leaf_signer = P256Signer::new(rng);
+        let leaf_key = leaf_signer.key.clone();
+        let leaf_pair = KeyPair::from_remote(Box::new(leaf_signer)).map_err(e("leaf key"))?;
+        let mut leaf = CertificateParams::new(Vec::<String>::new()).map_err(e("leaf"))?;
+        leaf.distinguished_name = dn("Authenticator Attestation", "phone-sim attestation")?;
+        leaf.is_ca = IsCa::ExplicitNoCa;
+        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        // extnValue: OCTET STRING (the AAGUID), DER.
+        let mut aaguid = vec![0x04, AAGUID.len() as u8];
+        aaguid.extend_from_slice(&AAGUID);
+        let mut oid = OID_FIDO_GEN_CE_AAGUID.to_vec();
+        oid.push(4);
+        leaf.custom_extensions = vec![CustomExtension::from_oid_content(&oid, aaguid)];
+        let leaf = leaf
+            .signed_by(&leaf_pair, &ca, &ca_key)
+            .map_err(e("attestation certificate"))?;
+        Ok(Self {
+            ca_der: ca.der().to_vec(),
+            ca_pem: ca.pem(),
+            leaf_der: leaf.der().to_vec(),
+            leaf_key,
+        })
+    }
+
+    /// The CA certificate (DER), the trust anchor a relying party configures.
+    pub fn ca_der(&self) -> &[u8] {
+        &self.ca_der
+    }
+
+    /// The CA certificate, PEM.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The attestation certificate (DER), `x5c[0]`.
+    pub fn leaf_der(&self) -> &[u8] {
+        &self.leaf_der
+    }
+}
+
+impl P256Signer {
+    fn new(rng: &mut impl CryptoRngCore) -> Self {
+        let key = p256::ecdsa::SigningKey::random(rng);
+        let public = key
+            .verifying_key()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec();
+        Self { key, public }
+    }
+}
+
+/// How makeCredential attests and what kind of credential it makes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Creation<'a> {
+    pub(crate) attestation: Attestation,
+    /// Needed for [`Attestation::PackedX5c`].
+    pub(crate) ca: Option<&'a AttestationCa>,
+    pub(crate) kind: CredentialKind,
 }
 
 /// The getInfo this phone reports (post-handshake key 1, §7.4).
@@ -109,6 +289,10 @@ pub(crate) async fn approve(policy: Approve, ask: Ask) -> bool {
     }
 }
 
+fn text(s: &str) -> Value {
+    Value::Text(s.to_string())
+}
+
 fn err(status: Status, message: impl Into<String>) -> CtapError {
     CtapError {
         status,
@@ -122,7 +306,7 @@ pub(crate) async fn make_credential(
     store: &mut Store,
     req: &MakeCredentialRequest,
     policy: Approve,
-    attestation: Attestation,
+    creation: Creation<'_>,
     rng: &mut (impl CryptoRngCore + Send),
 ) -> Result<(MakeCredentialResponse, Done), CtapError> {
     if req.rp.name.is_none() {
@@ -189,7 +373,7 @@ pub(crate) async fn make_credential(
         .map_err(|e| err(Status::Other, format!("key generation: {e}")))?;
     let auth_data = AuthenticatorData {
         rp_id_hash: Sha256::digest(req.rp.id.as_bytes()).into(),
-        flags: flags::UP | flags::UV | flags::BE | flags::BS,
+        flags: flags::UP | flags::UV | creation.kind.flags(),
         sign_count: 0,
         attested_credential: Some(AttestedCredential {
             aaguid: AAGUID,
@@ -199,12 +383,46 @@ pub(crate) async fn make_credential(
         extensions: None,
     }
     .to_bytes();
-    let attestation = match attestation {
-        Attestation::None => AttestationStatement::None,
-        Attestation::Packed => AttestationStatement::PackedSelf {
-            alg: ES256,
-            sig: sign(&signing, &auth_data, &req.client_data_hash),
-        },
+    let attestation = match creation.attestation {
+        Attestation::None => AttestationStatement::none(),
+        Attestation::Packed => AttestationStatement::packed_self(
+            ES256,
+            sign(&signing, &auth_data, &req.client_data_hash),
+        ),
+        Attestation::PackedX5c => {
+            let ca = creation.ca.ok_or_else(|| {
+                err(
+                    Status::Other,
+                    "packed-x5c attestation without an attestation CA",
+                )
+            })?;
+            AttestationStatement::packed_x5c(
+                ES256,
+                sign(&ca.leaf_key, &auth_data, &req.client_data_hash),
+                vec![ca.leaf_der.clone()],
+            )
+        }
+        Attestation::Unknown => AttestationStatement::new(
+            UNKNOWN_FORMAT,
+            Value::Map(vec![
+                (text("ver"), text("2.0")),
+                (text("alg"), Value::Integer(ES256.into())),
+                (
+                    text("sig"),
+                    Value::Bytes(sign(&signing, &auth_data, &req.client_data_hash)),
+                ),
+                (
+                    text("info"),
+                    Value::Map(vec![
+                        (Value::Integer(1.into()), Value::Bytes(AAGUID.to_vec())),
+                        (
+                            Value::Integer((-1).into()),
+                            Value::Array(vec![Value::Bool(true), Value::Null]),
+                        ),
+                    ]),
+                ),
+            ]),
+        ),
     };
     let credential = StoredCredential {
         id: b64url(&id),
@@ -214,6 +432,7 @@ pub(crate) async fn make_credential(
         user_name: req.user.name.clone(),
         user_display_name: req.user.display_name.clone(),
         discoverable: rk,
+        kind: creation.kind,
         created_at: now_unix(),
         private_key: SecretHex::new(&signing.to_bytes()),
         prf_secret: SecretHex::new(prf_secret.as_ref()),
@@ -299,10 +518,12 @@ pub(crate) async fn get_assertion(
             }
         }
     };
+    // The flags the credential was created with: BS could change for a synced passkey (a
+    // provider that lost its backup), but phones keep it set.
     let flags = if silent {
-        flags::BE | flags::BS
+        cred.kind.flags()
     } else {
-        flags::UP | flags::UV | flags::BE | flags::BS
+        flags::UP | flags::UV | cred.kind.flags()
     };
     let auth_data = AuthenticatorData {
         rp_id_hash: Sha256::digest(req.rp_id.as_bytes()).into(),
@@ -455,6 +676,24 @@ mod tests {
             parse_request(&[]).err().unwrap().status,
             Status::InvalidLength
         );
+    }
+
+    #[test]
+    fn credentials_stored_before_kinds_existed_load_as_synced_passkeys() {
+        let old = serde_json::json!({
+            "id": "AAAA", "rp_id": "example.com", "rp_name": null, "user_id": "AQ",
+            "user_name": null, "user_display_name": null, "discoverable": true,
+            "created_at": 1, "private_key": "01".repeat(32), "prf_secret": "02".repeat(32),
+        });
+        let c: StoredCredential = serde_json::from_value(old).unwrap();
+        assert_eq!(c.kind, CredentialKind::Synced);
+        let mut j = serde_json::to_value(&c).unwrap();
+        assert_eq!(j["kind"], "synced");
+        j["kind"] = "device-bound".into();
+        let c: StoredCredential = serde_json::from_value(j).unwrap();
+        assert_eq!(c.kind, CredentialKind::DeviceBound);
+        assert_eq!(c.kind.flags(), 0);
+        assert_eq!(CredentialKind::Synced.flags(), flags::BE | flags::BS);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::authenticator::{Approve, Attestation};
+use crate::authenticator::{Approve, Attestation, CredentialKind};
 use crate::error::PhoneError;
 use crate::medium::{AdvertFault, AdvertFile, Advertiser, MediumKnobs};
 use crate::phone::{Operation, Phone, PhoneConfig};
@@ -106,7 +106,7 @@ The phone first needs a QR session whose QR allowed linking, so that the desktop
 /// `credentials` actions.
 #[derive(Debug, Subcommand)]
 pub enum CredentialsAction {
-    /// One line per credential: ID, RP, user, discoverable, created.
+    /// One line per credential: ID, RP, user, discoverable, synced or device-bound, created.
     List,
     /// Delete a credential by its base64url ID (a unique prefix is enough).
     Delete {
@@ -225,9 +225,19 @@ pub struct Common {
     /// The simulated user's answer: auto (approve), deny, or prompt (ask y/n on the terminal).
     #[arg(long, value_enum, default_value_t = ApproveArg::Auto)]
     pub approve: ApproveArg,
-    /// makeCredential attestation format.
-    #[arg(long, value_enum, default_value_t = AttestationArg::None)]
+    /// makeCredential attestation: none, packed (self), packed-x5c (a certificate chain from an
+    /// attestation CA made for this run; --attestation-ca-out writes the CA) or unknown (a
+    /// format no relying party knows, to test clients).
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = AttestationArg::None)]
     pub attestation: AttestationArg,
+    /// With --attestation packed-x5c: write this run's attestation CA certificate (PEM) here,
+    /// for a relying party to trust.
+    #[arg(long, value_name = "FILE")]
+    pub attestation_ca_out: Option<PathBuf>,
+    /// Kind of credential makeCredential creates: synced (a passkey the provider backs up:
+    /// flags BE and BS set) or device-bound (BE and BS clear). Each credential keeps its kind.
+    #[arg(long, value_name = "KIND", value_enum, default_value_t = KindArg::Synced)]
+    pub credential_kind: KindArg,
     /// How long to wait for the desktop at each step.
     #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "2m")]
     pub timeout: Duration,
@@ -292,6 +302,19 @@ pub enum AttestationArg {
     None,
     /// Packed self attestation.
     Packed,
+    /// Packed with an x5c chain from this run's attestation CA.
+    PackedX5c,
+    /// A format no registry knows ("x-phone-sim").
+    Unknown,
+}
+
+/// `--credential-kind`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum KindArg {
+    /// A synced passkey (BE and BS set).
+    Synced,
+    /// Device-bound (BE and BS clear).
+    DeviceBound,
 }
 
 impl Common {
@@ -308,6 +331,12 @@ impl Common {
             attestation: match self.attestation {
                 AttestationArg::None => Attestation::None,
                 AttestationArg::Packed => Attestation::Packed,
+                AttestationArg::PackedX5c => Attestation::PackedX5c,
+                AttestationArg::Unknown => Attestation::Unknown,
+            },
+            credential_kind: match self.credential_kind {
+                KindArg::Synced => CredentialKind::Synced,
+                KindArg::DeviceBound => CredentialKind::DeviceBound,
             },
             fault: self.fault.map(|f| match f {
                 FaultArg::WrongKey => AdvertFault::WrongKey,
@@ -319,6 +348,20 @@ impl Common {
             name: self.name.clone(),
             timeout: self.timeout,
         }
+    }
+
+    /// `--attestation-ca-out`: writes this run's attestation CA (PEM) before any session.
+    fn write_attestation_ca(&self, phone: &mut Phone) -> Result<(), PhoneError> {
+        let Some(path) = &self.attestation_ca_out else {
+            return Ok(());
+        };
+        if !matches!(self.attestation, AttestationArg::PackedX5c) {
+            return Err(PhoneError::Config(
+                "--attestation-ca-out needs --attestation packed-x5c".into(),
+            ));
+        }
+        let pem = phone.attestation_ca()?.ca_pem().to_string();
+        std::fs::write(path, pem).map_err(PhoneError::file("writing the attestation CA to", path))
     }
 
     async fn medium(&self) -> Result<Box<dyn Advertiser>, PhoneError> {
@@ -368,6 +411,7 @@ pub async fn run(cli: Cli) -> Result<(), PhoneError> {
             };
             let mut medium = a.common.medium().await?;
             let mut phone = Phone::open(&cli.store, a.common.config(!a.no_link))?;
+            a.common.write_attestation_ca(&mut phone)?;
             let outcome = phone.serve_qr(&qr, medium.as_mut()).await?;
             println!("{}", describe(&outcome.operation));
             if let Operation::MadeCredential { credential_id, .. } = &outcome.operation {
@@ -381,6 +425,7 @@ pub async fn run(cli: Cli) -> Result<(), PhoneError> {
         Command::Linked(a) => {
             let mut medium = a.common.medium().await?;
             let mut phone = Phone::open(&cli.store, a.common.config(true))?;
+            a.common.write_attestation_ca(&mut phone)?;
             if a.revoke {
                 phone.revoke_contact().await?;
                 println!("contact ID revoked; every link is dead");
@@ -400,7 +445,7 @@ pub async fn run(cli: Cli) -> Result<(), PhoneError> {
                 CredentialsAction::List => {
                     for c in store.credentials() {
                         println!(
-                            "{}  {}  {}  {}  created {}",
+                            "{}  {}  {}  {}  {}  created {}",
                             c.id,
                             c.rp_id,
                             c.user_name.as_deref().unwrap_or("-"),
@@ -408,6 +453,10 @@ pub async fn run(cli: Cli) -> Result<(), PhoneError> {
                                 "discoverable"
                             } else {
                                 "non-discoverable"
+                            },
+                            match c.kind {
+                                CredentialKind::Synced => "synced",
+                                CredentialKind::DeviceBound => "device-bound",
                             },
                             human_time(c.created_at)
                         );
@@ -470,10 +519,18 @@ fn kind_of(phone: &Phone, credential_id: &[u8]) -> String {
     use base64::Engine as _;
     let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(credential_id);
     match phone.store().credentials().iter().find(|c| c.id == id) {
-        Some(c) if c.discoverable => {
-            "kind: discoverable (a passkey: sign in with just the RP ID)".into()
+        Some(c) => {
+            let what = if c.discoverable {
+                "discoverable (a passkey: sign in with just the RP ID)"
+            } else {
+                "non-discoverable (signing in needs its credential ID, --allow)"
+            };
+            let backup = match c.kind {
+                CredentialKind::Synced => "synced (backup flags BE and BS set)",
+                CredentialKind::DeviceBound => "device-bound (backup flags BE and BS clear)",
+            };
+            format!("kind: {what}; {backup}")
         }
-        Some(_) => "kind: non-discoverable (signing in needs its credential ID, --allow)".into(),
         None => "kind: unknown (not found in the store)".into(),
     }
 }

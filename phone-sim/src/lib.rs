@@ -42,7 +42,9 @@ mod phone;
 mod scan;
 pub mod store;
 
-pub use authenticator::{get_info, Approve, Attestation, AAGUID};
+pub use authenticator::{
+    get_info, Approve, Attestation, AttestationCa, CredentialKind, AAGUID, UNKNOWN_FORMAT,
+};
 #[cfg(feature = "bluez")]
 pub use bluez::BluezAdvertiser;
 pub use error::PhoneError;

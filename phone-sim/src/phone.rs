@@ -28,7 +28,9 @@ use hybrid_protocol::tunnel::{
 use rand_core::{OsRng, RngCore as _};
 use tunnel_client::{Route, Tunnel, TunnelConfig};
 
-use crate::authenticator::{self, Approve, Attestation, Done, Request};
+use crate::authenticator::{
+    self, Approve, Attestation, AttestationCa, Creation, CredentialKind, Done, Request,
+};
 use crate::error::PhoneError;
 use crate::medium::{build_advert, AdvertFault, Advertiser};
 use crate::store::{b64url, now_unix, Store, StoredLink};
@@ -51,6 +53,9 @@ pub struct PhoneConfig {
     pub approve: Approve,
     /// makeCredential attestation format.
     pub attestation: Attestation,
+    /// Whether new credentials are synced passkeys or device-bound (chosen per credential:
+    /// each one keeps the kind it was created with).
+    pub credential_kind: CredentialKind,
     /// A deliberate advert fault (the session then normally times out).
     pub fault: Option<AdvertFault>,
     /// Send linking info when the QR code allows it (needs a contact ID from the relay).
@@ -69,6 +74,7 @@ impl Default for PhoneConfig {
             domain: 0,
             approve: Approve::Auto,
             attestation: Attestation::None,
+            credential_kind: CredentialKind::Synced,
             fault: None,
             link: true,
             name: "phone-sim".into(),
@@ -122,6 +128,8 @@ pub struct Phone {
     store: Store,
     config: PhoneConfig,
     relay: TunnelConfig,
+    /// Made on the first packed-x5c makeCredential of this run.
+    attestation_ca: Option<AttestationCa>,
 }
 
 impl std::fmt::Debug for Phone {
@@ -160,6 +168,7 @@ impl Phone {
             store,
             config,
             relay,
+            attestation_ca: None,
         })
     }
 
@@ -171,6 +180,22 @@ impl Phone {
     /// The configuration.
     pub fn config(&self) -> &PhoneConfig {
         &self.config
+    }
+
+    /// The configuration, to change between sessions (e.g. the kind of the next credential).
+    pub fn config_mut(&mut self) -> &mut PhoneConfig {
+        &mut self.config
+    }
+
+    /// This run's attestation CA ([`Attestation::PackedX5c`]), made on first use: a relying
+    /// party that should trust this phone's attestation trusts [`AttestationCa::ca_der`].
+    pub fn attestation_ca(&mut self) -> Result<&AttestationCa, PhoneError> {
+        if self.attestation_ca.is_none() {
+            let ca = AttestationCa::generate(&mut OsRng)
+                .map_err(|e| PhoneError::Config(format!("cannot make the attestation CA: {e}")))?;
+            self.attestation_ca = Some(ca);
+        }
+        Ok(self.attestation_ca.as_ref().expect("made above"))
     }
 
     /// The relay's host name: the tunnel domain this phone advertises.
@@ -618,11 +643,19 @@ impl Phone {
                             });
                         }
                         Request::MakeCredential(req) => {
+                            if self.config.attestation == Attestation::PackedX5c {
+                                self.attestation_ca()?;
+                            }
+                            let creation = Creation {
+                                attestation: self.config.attestation,
+                                ca: self.attestation_ca.as_ref(),
+                                kind: self.config.credential_kind,
+                            };
                             let r = authenticator::make_credential(
                                 &mut self.store,
                                 &req,
                                 self.config.approve,
-                                self.config.attestation,
+                                creation,
                                 &mut OsRng,
                             )
                             .await;

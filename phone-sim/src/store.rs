@@ -80,6 +80,10 @@ pub struct StoredCredential {
     pub user_display_name: Option<String>,
     /// Discoverable (resident) credential: found without an allowList.
     pub discoverable: bool,
+    /// Synced passkey (BE and BS set) or device-bound (clear). Stores written before this
+    /// field existed hold only synced passkeys, hence the default.
+    #[serde(default)]
+    pub kind: crate::authenticator::CredentialKind,
     /// Unix seconds of creation.
     pub created_at: u64,
     /// P-256 private key (32 bytes).

@@ -244,10 +244,7 @@ fn authenticator_data_and_responses_round_trip() {
     );
 
     let r = MakeCredentialResponse {
-        attestation: AttestationStatement::PackedSelf {
-            alg: -7,
-            sig: vec![0x30, 1, 2],
-        },
+        attestation: AttestationStatement::packed_self(-7, vec![0x30, 1, 2]),
         auth_data: raw.clone(),
         prf_enabled: Some(true),
     };

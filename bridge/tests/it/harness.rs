@@ -372,7 +372,7 @@ fn answer(req: &[u8]) -> Vec<u8> {
             };
             out.extend(
                 MakeCredentialResponse {
-                    attestation: AttestationStatement::None,
+                    attestation: AttestationStatement::none(),
                     auth_data: auth.to_bytes(),
                     prf_enabled: None,
                 }

@@ -6,7 +6,7 @@ use hybrid_protocol::ctap::{
 };
 use hybrid_protocol::keys::PublicKey;
 use p256::ecdsa::signature::Verifier as _;
-use phone_sim::{Approve, Attestation, Operation, Store};
+use phone_sim::{Approve, Attestation, CredentialKind, Operation, Store};
 use sha2::{Digest as _, Sha256};
 
 use crate::harness::*;
@@ -19,18 +19,41 @@ fn verify(key: &PublicKey, auth_data: &[u8], cdh: &[u8; 32], der: &[u8]) {
     vk.verify(&msg, &sig).expect("signature verifies");
 }
 
-/// Registers a credential and returns (credential ID, public key).
+/// Registers a synced credential and returns (credential ID, public key).
 async fn register(
     relay_url: &str,
     f: &Files,
     rk: bool,
     attestation: Attestation,
 ) -> (Vec<u8>, PublicKey) {
+    register_as(relay_url, f, rk, attestation, CredentialKind::Synced).await
+}
+
+/// The P-256 public key in a DER certificate (the point after the P-256 SPKI prefix).
+fn cert_key(der: &[u8]) -> PublicKey {
+    let prefix = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
+    let at = der
+        .windows(prefix.len())
+        .position(|w| w == prefix)
+        .expect("a P-256 SubjectPublicKeyInfo")
+        + prefix.len();
+    PublicKey::from_sec1(&der[at..at + 65]).unwrap()
+}
+
+/// Registers a credential of `kind` and returns (credential ID, public key).
+async fn register_as(
+    relay_url: &str,
+    f: &Files,
+    rk: bool,
+    attestation: Attestation,
+    kind: CredentialKind,
+) -> (Vec<u8>, PublicKey) {
     let mut req = mc_request("example.com", b"user-1", rk);
     req.extensions.prf = true;
     req.extensions.cred_props = true;
     let cfg = phone_sim::PhoneConfig {
         attestation,
+        credential_kind: kind,
         ..config(relay_url)
     };
     let run = one_request(relay_url, f, cfg, MC, &req.to_cbor()).await;
@@ -43,10 +66,11 @@ async fn register(
         ad.rp_id_hash,
         <[u8; 32]>::from(Sha256::digest(b"example.com"))
     );
-    assert_eq!(
-        ad.flags,
-        flags::UP | flags::UV | flags::BE | flags::BS | flags::AT
-    );
+    let backup = match kind {
+        CredentialKind::Synced => flags::BE | flags::BS,
+        CredentialKind::DeviceBound => 0,
+    };
+    assert_eq!(ad.flags, flags::UP | flags::UV | backup | flags::AT);
     assert_eq!(ad.sign_count, 0);
     assert!(
         ad.extensions.is_none(),
@@ -54,18 +78,50 @@ async fn register(
     );
     let cred = ad.attested_credential.unwrap();
     assert_eq!(cred.aaguid, phone_sim::AAGUID);
-    match (&resp.attestation, attestation) {
-        (AttestationStatement::None, Attestation::None) => {}
-        (AttestationStatement::PackedSelf { alg, sig }, Attestation::Packed) => {
-            assert_eq!(*alg, -7);
+    let st = &resp.attestation;
+    let sig = || match st.get("sig") {
+        Some(ciborium::value::Value::Bytes(b)) => b.clone(),
+        other => panic!("no sig: {other:?}"),
+    };
+    let alg = || st.get("alg").cloned();
+    match (st.format(), attestation) {
+        ("none", Attestation::None) => assert_eq!(st, &AttestationStatement::none()),
+        ("packed", Attestation::Packed) => {
+            assert_eq!(alg(), Some(ciborium::value::Value::Integer((-7).into())));
+            assert!(st.get("x5c").is_none(), "self attestation has no chain");
             verify(
                 &cred.public_key,
                 &resp.auth_data,
                 &req.client_data_hash,
-                sig,
+                &sig(),
             );
         }
-        other => panic!("unexpected attestation {other:?}"),
+        ("packed", Attestation::PackedX5c) => {
+            assert_eq!(alg(), Some(ciborium::value::Value::Integer((-7).into())));
+            let Some(ciborium::value::Value::Array(chain)) = st.get("x5c") else {
+                panic!("no x5c: {st:?}")
+            };
+            let Some(ciborium::value::Value::Bytes(leaf)) = chain.first() else {
+                panic!("x5c[0] is not a certificate")
+            };
+            let leaf_key = cert_key(leaf);
+            assert_ne!(leaf_key, cred.public_key, "signed by the attestation key");
+            verify(&leaf_key, &resp.auth_data, &req.client_data_hash, &sig());
+            let aaguid_ext = [&[0x04, 16][..], &phone_sim::AAGUID[..]].concat();
+            assert!(
+                leaf.windows(aaguid_ext.len()).any(|w| w == aaguid_ext),
+                "the certificate carries the AAGUID extension"
+            );
+        }
+        (phone_sim::UNKNOWN_FORMAT, Attestation::Unknown) => {
+            verify(
+                &cred.public_key,
+                &resp.auth_data,
+                &req.client_data_hash,
+                &sig(),
+            );
+        }
+        other => panic!("unexpected attestation {other:?}: {st:?}"),
     }
     assert_eq!(
         run.outcome.unwrap().operation,
@@ -76,6 +132,7 @@ async fn register(
     );
     let stored = Store::load(&f.store).unwrap();
     assert_eq!(stored.credentials().last().unwrap().discoverable, rk);
+    assert_eq!(stored.credentials().last().unwrap().kind, kind);
     (cred.credential_id, cred.public_key)
 }
 
@@ -277,4 +334,38 @@ async fn exclude_list_deny_and_silent_assertions() {
     .await;
     assert_eq!(run.response.unwrap().0, Status::UnsupportedAlgorithm);
     assert_eq!(std::fs::read(&f.store).unwrap(), before, "store untouched");
+}
+
+#[tokio::test]
+async fn every_attestation_mode_and_credential_kind_and_assertions_keep_the_kind() {
+    let relay = relay().await;
+    let f = files();
+    let mut made = Vec::new();
+    for (attestation, kind) in [
+        (Attestation::PackedX5c, CredentialKind::DeviceBound),
+        (Attestation::Unknown, CredentialKind::Synced),
+        (Attestation::PackedX5c, CredentialKind::Synced),
+        (Attestation::Unknown, CredentialKind::DeviceBound),
+    ] {
+        let (id, key) = register_as(&relay.ws_url(), &f, true, attestation, kind).await;
+        made.push((id, key, kind));
+    }
+    // Each credential signs with the BE/BS it was created with, whatever the phone's
+    // setting for new credentials is now.
+    for (id, key, kind) in made {
+        let ga = ga_request("example.com", &[&id]);
+        let cfg = phone_sim::PhoneConfig {
+            credential_kind: CredentialKind::DeviceBound,
+            ..config(&relay.ws_url())
+        };
+        let run = one_request(&relay.ws_url(), &f, cfg, GA, &ga.to_cbor()).await;
+        let resp = GetAssertionResponse::from_cbor(&run.response.unwrap().1).unwrap();
+        let ad = AuthenticatorData::parse(&resp.auth_data).unwrap();
+        let backup = match kind {
+            CredentialKind::Synced => flags::BE | flags::BS,
+            CredentialKind::DeviceBound => 0,
+        };
+        assert_eq!(ad.flags, flags::UP | flags::UV | backup, "{kind:?}");
+        verify(&key, &resp.auth_data, &ga.client_data_hash, &resp.signature);
+    }
 }

@@ -22,6 +22,7 @@ fn credential(id: String, n: u64) -> StoredCredential {
         user_name: Some("x".repeat(200)),
         user_display_name: Some("X".into()),
         discoverable: true,
+        kind: Default::default(),
         created_at: n,
         private_key: SecretHex::new(&[0x42; 32]),
         prf_secret: SecretHex::new(&[0x43; 32]),

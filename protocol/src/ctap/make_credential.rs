@@ -4,7 +4,7 @@ use ciborium::value::Value;
 
 use super::*;
 use crate::cbor::{self, MapReader};
-use crate::error::{Error, Malformed};
+use crate::error::Error;
 
 /// Extensions a makeCredential request may carry.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -151,43 +151,94 @@ impl MakeCredentialRequest {
     }
 }
 
-/// An attestation statement.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AttestationStatement {
-    /// `fmt: "none"`, `attStmt: {}`.
-    None,
-    /// `fmt: "packed"` self attestation: `{alg, sig}` signed by the credential key itself.
-    PackedSelf {
-        /// COSE algorithm.
-        alg: i64,
-        /// DER ECDSA signature over authData ‖ clientDataHash.
-        sig: Vec<u8>,
-    },
+/// An attestation statement: the format identifier (`fmt`, key 1) and the statement
+/// (`attStmt`, key 3) exactly as the authenticator sent them.
+///
+/// The client does not judge attestation (WebAuthn §6.5, §7.1 step 19 is the relying party's
+/// job): any format — `none`, `packed` with or without an `x5c` chain, `tpm`, `fido-u2f`, one
+/// no registry knows — and any statement map are carried verbatim. Since the response is
+/// canonical CBOR ([`cbor::decode`]), re-encoding [`AttestationStatement::to_value`] gives back
+/// the authenticator's bytes exactly.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttestationStatement {
+    /// `fmt`, e.g. `"none"`, `"packed"`, `"tpm"`.
+    pub format: String,
+    /// `attStmt`: a CBOR map, whatever it holds.
+    pub statement: Value,
 }
 
 impl AttestationStatement {
-    /// The `fmt` string.
-    pub fn format(&self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::PackedSelf { .. } => "packed",
+    /// `fmt: "none"`, `attStmt: {}`.
+    pub fn none() -> Self {
+        Self::new("none", Value::Map(vec![]))
+    }
+
+    /// `fmt: "packed"` self attestation: `{alg, sig}` signed by the credential key itself
+    /// (DER ECDSA over authData ‖ clientDataHash).
+    pub fn packed_self(alg: i64, sig: Vec<u8>) -> Self {
+        Self::new(
+            "packed",
+            Value::Map(vec![
+                (cbor::text("alg"), cbor::int(alg)),
+                (cbor::text("sig"), Value::Bytes(sig)),
+            ]),
+        )
+    }
+
+    /// `fmt: "packed"` basic/full attestation: `{alg, sig, x5c}`, signed by the key of the
+    /// first certificate in `x5c` (DER certificates, attestation certificate first).
+    pub fn packed_x5c(alg: i64, sig: Vec<u8>, x5c: Vec<Vec<u8>>) -> Self {
+        Self::new(
+            "packed",
+            Value::Map(vec![
+                (cbor::text("alg"), cbor::int(alg)),
+                (cbor::text("sig"), Value::Bytes(sig)),
+                (
+                    cbor::text("x5c"),
+                    Value::Array(x5c.into_iter().map(Value::Bytes).collect()),
+                ),
+            ]),
+        )
+    }
+
+    /// Any format and statement map.
+    pub fn new(format: impl Into<String>, statement: Value) -> Self {
+        Self {
+            format: format.into(),
+            statement,
         }
+    }
+
+    /// The `fmt` string.
+    pub fn format(&self) -> &str {
+        &self.format
     }
 
     /// The `attStmt` map.
     pub fn to_value(&self) -> Value {
-        match self {
-            Self::None => Value::Map(vec![]),
-            Self::PackedSelf { alg, sig } => Value::Map(vec![
-                (cbor::text("alg"), cbor::int(*alg)),
-                (cbor::text("sig"), cbor::bytes(sig)),
-            ]),
+        self.statement.clone()
+    }
+
+    /// `attStmt[key]` for a text key, if the statement has it.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match &self.statement {
+            Value::Map(m) => m
+                .iter()
+                .find(|(k, _)| k.as_text() == Some(key))
+                .map(|(_, v)| v),
+            _ => None,
         }
+    }
+
+    /// Self attestation or none as WebAuthn's client steps recognise it (§5.1.3, the `none`
+    /// conveyance branch): `fmt` is `"none"`, or `"packed"` without `x5c`.
+    pub fn is_self_or_none(&self) -> bool {
+        self.format == "none" || (self.format == "packed" && self.get("x5c").is_none())
     }
 }
 
 /// authenticatorMakeCredential response.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct MakeCredentialResponse {
     /// Keys 1 and 3.
     pub attestation: AttestationStatement,
@@ -223,37 +274,11 @@ impl MakeCredentialResponse {
         let m = MapReader::new("makeCredential response", &v)?;
         let fmt = m.text(1)?;
         let auth_data = m.bytes(2)?.to_vec();
-        let st = m
+        let statement = m
             .opt_map(3)?
-            .ok_or_else(|| Error::cbor("makeCredential response: key 3 (attStmt) is missing"))?;
-        let sm = MapReader::new("attStmt", st)?;
-        let attestation = match fmt {
-            "none" => AttestationStatement::None,
-            "packed" => {
-                let alg = match sm.get_text_key("alg") {
-                    Some(Value::Integer(i)) => {
-                        i64::try_from(*i).map_err(|_| Error::cbor("attStmt.alg out of range"))?
-                    }
-                    _ => return Err(Error::cbor("packed attStmt has no integer alg")),
-                };
-                let sig = match sm.get_text_key("sig") {
-                    Some(Value::Bytes(b)) => b.clone(),
-                    _ => return Err(Error::cbor("packed attStmt has no sig")),
-                };
-                if sm.get_text_key("x5c").is_some() {
-                    return Err(Malformed::Ctap(
-                        "packed attestation with a certificate chain is not supported".into(),
-                    )
-                    .into());
-                }
-                AttestationStatement::PackedSelf { alg, sig }
-            }
-            other => {
-                return Err(
-                    Malformed::Ctap(format!("unsupported attestation format {other:?}")).into(),
-                )
-            }
-        };
+            .ok_or_else(|| Error::cbor("makeCredential response: key 3 (attStmt) is missing"))?
+            .clone();
+        let attestation = AttestationStatement::new(fmt, statement);
         let prf_enabled = m
             .opt_map(6)?
             .and_then(|u| {
@@ -273,5 +298,59 @@ impl MakeCredentialResponse {
             auth_data,
             prf_enabled,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(fmt: &str, att_stmt: Value) -> Vec<u8> {
+        cbor::encode(&Value::Map(vec![
+            (cbor::int(1), cbor::text(fmt)),
+            (cbor::int(2), cbor::bytes(&[0xab; 40])),
+            (cbor::int(3), att_stmt),
+        ]))
+    }
+
+    #[test]
+    fn any_attestation_format_and_statement_parse_and_reencode_verbatim() {
+        let t = cbor::text;
+        let cases = [
+            (
+                "packed",
+                Value::Map(vec![
+                    (t("alg"), cbor::int(-7)),
+                    (t("sig"), cbor::bytes(&[0x30, 0x44, 1])),
+                    (t("x5c"), Value::Array(vec![cbor::bytes(&[0x30, 0x82])])),
+                ]),
+            ),
+            (
+                "tpm",
+                Value::Map(vec![
+                    (t("ver"), t("2.0")),
+                    (t("alg"), cbor::int(-65535)),
+                    (t("sig"), cbor::bytes(&[2; 256])),
+                    (t("certInfo"), cbor::bytes(&[3; 100])),
+                    (t("pubArea"), cbor::bytes(&[4; 60])),
+                ]),
+            ),
+            (
+                "x-test",
+                Value::Map(vec![
+                    (cbor::int(1), Value::Bool(true)),
+                    (t("nested"), Value::Map(vec![(cbor::int(-3), Value::Null)])),
+                ]),
+            ),
+            ("none", Value::Map(vec![])),
+        ];
+        for (fmt, st) in cases {
+            let bytes = response(fmt, st.clone());
+            let r = MakeCredentialResponse::from_cbor(&bytes)
+                .unwrap_or_else(|e| panic!("{fmt}: refused: {e}"));
+            assert_eq!(r.attestation.format(), fmt);
+            assert_eq!(cbor::encode(&r.attestation.to_value()), cbor::encode(&st));
+            assert_eq!(r.to_cbor(), bytes, "{fmt}: the response re-encodes byte for byte");
+        }
     }
 }
