@@ -461,11 +461,36 @@ impl Tunnel {
     }
 }
 
+/// `url` for messages and logs: each ID in a `/cable/…` path (tunnel ID, contact ID) cut to
+/// its first 8 characters, as the IDs' `Debug` forms do. The full tunnel ID lets anyone race
+/// the desktop for the tunnel, the full contact ID lets anyone take the phone's wake-ups; the
+/// error's `url` field keeps the whole URL.
+pub fn shown(url: &str) -> String {
+    let Some(at) = url.find("/cable/") else {
+        return url.to_string();
+    };
+    let (base, path) = url.split_at(at);
+    let mut out = base.to_string();
+    for (i, seg) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        // "", "cable", the route's name, then its IDs (a 6-hex-digit routing ID stays whole).
+        if i > 2 && seg.chars().count() > 8 {
+            out.extend(seg.chars().take(8));
+            out.push('…');
+        } else {
+            out.push_str(seg);
+        }
+    }
+    out
+}
+
 /// What went wrong talking to a relay, and whose doing it was.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
     /// A relay URL or request header we were given is unusable (our caller's input).
-    #[error("bad relay address {url:?}: {reason}")]
+    #[error("bad relay address {:?}: {reason}", shown(.url))]
     BadUrl {
         /// The URL.
         url: String,
@@ -484,7 +509,7 @@ pub enum RelayError {
     #[error("TLS setup failed: {0}")]
     Tls(String),
     /// DNS, TCP or TLS to the relay failed.
-    #[error("cannot reach the tunnel relay at {url}: {reason}")]
+    #[error("cannot reach the tunnel relay at {}: {reason}", shown(.url))]
     Unreachable {
         /// The URL tried.
         url: String,
@@ -492,7 +517,7 @@ pub enum RelayError {
         reason: String,
     },
     /// The relay answered the WebSocket upgrade with an HTTP error status.
-    #[error("the tunnel relay refused {url} with HTTP {status}: {}", status_meaning(*.status))]
+    #[error("the tunnel relay refused {} with HTTP {status}: {}", shown(.url), status_meaning(*.status))]
     Refused {
         /// The URL tried.
         url: String,
@@ -500,14 +525,14 @@ pub enum RelayError {
         status: u16,
     },
     /// The server did not select the `fido.cable` subprotocol.
-    #[error("{url} did not select the fido.cable subprotocol; is it a caBLE tunnel relay?")]
+    #[error("{} did not select the fido.cable subprotocol; is it a caBLE tunnel relay?", shown(.url))]
     NotARelay {
         /// The URL tried.
         url: String,
     },
     /// The relay broke the WebSocket or hybrid rules (text frame, oversized message, a
     /// missing or bad response header).
-    #[error("the tunnel relay at {url} misbehaved: {reason}")]
+    #[error("the tunnel relay at {} misbehaved: {reason}", shown(.url))]
     Protocol {
         /// The URL.
         url: String,
@@ -586,6 +611,49 @@ pub fn status_meaning(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_cut_ids_in_urls_to_a_prefix() {
+        let tunnel = "B2392008F851D909E1DD0984019DA00B";
+        let contact = "p6enp6enp6enp6enp6enp6enp6enp6en";
+        for (url, want) in [
+            (
+                format!("wss://r.example/cable/new/{tunnel}"),
+                "wss://r.example/cable/new/B2392008…",
+            ),
+            (
+                format!("ws://127.0.0.1:9/cable/connect/010203/{tunnel}"),
+                "ws://127.0.0.1:9/cable/connect/010203/B2392008…",
+            ),
+            (
+                format!("wss://r.example/cable/contact/{contact}"),
+                "wss://r.example/cable/contact/p6enp6en…",
+            ),
+            (
+                format!("wss://r.example/cable/register/{contact}"),
+                "wss://r.example/cable/register/p6enp6en…",
+            ),
+            (
+                "wss://r.example/cable/register".to_string(),
+                "wss://r.example/cable/register",
+            ),
+            ("ws://127.0.0.1:8080".to_string(), "ws://127.0.0.1:8080"),
+        ] {
+            assert_eq!(shown(&url), want);
+            let e = RelayError::Refused {
+                url: url.clone(),
+                status: 410,
+            }
+            .to_string();
+            assert!(!e.contains(tunnel) && !e.contains(contact), "{e}");
+            let e = RelayError::Unreachable {
+                url,
+                reason: "refused".into(),
+            }
+            .to_string();
+            assert!(e.contains(want), "{e}");
+        }
+    }
 
     #[test]
     fn urls_and_overrides() {

@@ -410,3 +410,37 @@ async fn a_message_over_one_mib_is_refused() {
         );
     }
 }
+
+/// Relay errors (printed, and logged at WARN when the phone retries) name the URL with the
+/// tunnel or contact ID cut to a prefix, as INFO logs do: the full tunnel ID lets anyone race
+/// the desktop for the tunnel, the full contact ID lets anyone take the phone's wake-ups.
+#[tokio::test]
+async fn relay_errors_show_no_full_tunnel_or_contact_id() {
+    let f = files();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let relay_url = format!("ws://127.0.0.1:{port}");
+    let desktop = Desktop::new(false);
+    let tunnel = desktop.qr.secret.tunnel_id().to_hex();
+    let mut phone = Phone::open(&f.store, config(&relay_url)).unwrap();
+    let e = phone
+        .serve_qr(&desktop.qr, &mut fast_medium(&f.adverts))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cannot reach the tunnel relay"), "{e}");
+    assert!(e.contains(&tunnel[..8]), "a prefix names the tunnel: {e}");
+    assert!(!e.contains(&tunnel), "the full tunnel ID: {e}");
+
+    let contact = hybrid_protocol::tunnel::ContactId(vec![0xA7; 24]);
+    let full = contact.to_base64url();
+    let mut store = phone_sim::Store::load(&f.store).unwrap();
+    store.set_contact_id(Some(&contact));
+    store.save().unwrap();
+    let mut phone = Phone::open(&f.store, config(&relay_url)).unwrap();
+    let e = phone.revoke_contact().await.unwrap_err().to_string();
+    assert!(e.contains("/cable/register/"), "{e}");
+    assert!(!e.contains(&full), "the full contact ID: {e}");
+}
