@@ -37,7 +37,7 @@ pub struct ProximityArgs {
     pub ceremonies: usize,
     /// How the phone's RSSI moves, advert by advert: fixed:RSSI, ramp:FROM:TO:ADVERTS,
     /// walk:START:STEP:MIN:MAX or dropouts:RSSI:PERIOD:SILENT.
-    #[arg(long, value_name = "PROFILE", value_parser = RssiProfile::parse, default_value = "walk:-72:4:-95:-50", allow_hyphen_values = true, help_heading = "Proximity experiments")]
+    #[arg(long, value_name = "PROFILE", value_parser = RssiProfile::parse, default_value = "walk:-70:8:-95:-45", allow_hyphen_values = true, help_heading = "Proximity experiments")]
     pub rssi_profile: RssiProfile,
     /// The bridge ignores adverts weaker than this (dBm).
     #[arg(long, value_name = "DBM", default_value_t = -75, allow_hyphen_values = true, help_heading = "Proximity experiments")]

@@ -72,7 +72,8 @@ impl Verdict {
 pub struct ScanEvent {
     /// Milliseconds since the scan started.
     pub t_ms: f64,
-    /// The advertiser: its address on BLE, `medium` on the simulated medium.
+    /// The advertiser: its address on BLE; on the simulated medium, which has no addresses,
+    /// `medium` and the service UUID.
     pub device: String,
     /// The 16-bit service UUID.
     pub uuid16: u16,
@@ -198,7 +199,10 @@ impl Recorder {
         let (verdict, flags) = classify(heard, self.key.as_ref());
         self.events.push(ScanEvent {
             t_ms: self.start.elapsed().as_secs_f64() * 1e3,
-            device: heard.address.clone().unwrap_or_else(|| "medium".into()),
+            device: heard
+                .address
+                .clone()
+                .unwrap_or_else(|| format!("medium {:04x}", heard.uuid16)),
             uuid16: heard.uuid16,
             len: heard.data.len(),
             rssi: heard.rssi,

@@ -116,7 +116,7 @@ fn scan_report_csv_matches_the_medium_and_html_shows_gaps_tunnels_and_violations
         "one row per advert written:\n{csv}"
     );
     for (row, (rssi, verdict)) in rows.iter().zip(&written) {
-        assert_eq!(row[1], "medium");
+        assert_eq!(row[1], "medium fff9");
         assert_eq!(row[2], "fff9");
         assert_eq!(row[4], rssi.to_string(), "{row:?}");
         assert_eq!(row[5], *verdict, "{row:?}");
@@ -170,7 +170,7 @@ fn scan_report_csv_matches_the_medium_and_html_shows_gaps_tunnels_and_violations
     );
     let gap_row = html
         .lines()
-        .find(|l| l.starts_with("<tr><td class=\"l\">medium</td>"))
+        .find(|l| l.starts_with("<tr><td class=\"l\">medium fff9</td>"))
         .unwrap();
     assert!(gap_row.contains(" ms at "), "the gap is listed: {gap_row}");
     assert!(
@@ -204,8 +204,8 @@ fn scan_report_svg_parses_and_has_the_rssi_rate_and_decrypted_series() {
     for want in [
         "RSSI over time",
         "RSSI (dBm)",
-        "RSSI medium",
-        "rate medium",
+        "RSSI medium fff9",
+        "rate medium fff9",
         "decrypted with the QR code",
     ] {
         assert!(texts.iter().any(|t| t == want), "no {want:?} in {texts:?}");
