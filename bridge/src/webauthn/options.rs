@@ -42,6 +42,32 @@ impl UserVerification {
     }
 }
 
+/// The RP's `attestation` conveyance preference (WebAuthn §5.4.7). Unknown values count as
+/// `none`, as the spec says clients treat them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AttestationConveyance {
+    /// `none` (the default): the client may replace attestation with `fmt: "none"`.
+    #[default]
+    None,
+    /// `indirect`: the client may anonymise; the bridge passes attestation verbatim.
+    Indirect,
+    /// `direct`: the authenticator's attestation, verbatim.
+    Direct,
+    /// `enterprise`: verbatim (the bridge asks for no enterprise attestation itself).
+    Enterprise,
+}
+
+impl AttestationConveyance {
+    fn from_json(s: Option<&str>) -> Self {
+        match s {
+            Some("indirect") => Self::Indirect,
+            Some("direct") => Self::Direct,
+            Some("enterprise") => Self::Enterprise,
+            _ => Self::None,
+        }
+    }
+}
+
 /// A registration request, resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegistrationOptions {
@@ -69,6 +95,8 @@ pub struct RegistrationOptions {
     pub user_verification: UserVerification,
     /// `credProps` extension requested.
     pub cred_props: bool,
+    /// `attestation`: whether the RP wants the authenticator's attestation.
+    pub attestation: AttestationConveyance,
     /// `prf` extension: `None` not requested; `Some(None)` enable only; `Some(Some(..))` with
     /// eval inputs (WebAuthn-level, hashed before sending).
     pub prf: Option<Option<PrfEval>>,
@@ -107,6 +135,8 @@ struct CreationJson {
     authenticator_selection: Option<SelectionJson>,
     #[serde(default)]
     extensions: Option<ExtensionsJson>,
+    #[serde(default)]
+    attestation: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -243,6 +273,7 @@ impl RegistrationOptions {
             resident_key,
             user_verification: uv,
             cred_props: ext.as_ref().is_some_and(|e| e.cred_props),
+            attestation: AttestationConveyance::from_json(c.attestation.as_deref()),
             prf: match ext.and_then(|e| e.prf) {
                 None => None,
                 Some(p) => Some(prf_eval(p.eval)?),

@@ -5,7 +5,7 @@
 use ciborium::value::Value;
 use hybrid_protocol::cbor;
 use hybrid_protocol::ctap::{
-    self, AuthenticatorData, GetAssertionResponse, MakeCredentialResponse,
+    self, AttestationStatement, AuthenticatorData, GetAssertionResponse, MakeCredentialResponse,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -14,7 +14,7 @@ use crate::ceremony::CtapOutcome;
 use crate::error::BridgeError;
 
 use super::b64url;
-use super::options::{AuthenticationOptions, RegistrationOptions};
+use super::options::{AttestationConveyance, AuthenticationOptions, RegistrationOptions};
 
 /// `RegistrationResponseJSON`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,9 +144,10 @@ pub fn registration_json(
             )
             .into(),
         })?;
+    let attestation = conveyed(options.attestation, r.attestation, &cred.aaguid);
     let attestation_object = cbor::encode(&Value::Map(vec![
-        (cbor::text("fmt"), cbor::text(r.attestation.format())),
-        (cbor::text("attStmt"), r.attestation.to_value()),
+        (cbor::text("fmt"), cbor::text(attestation.format())),
+        (cbor::text("attStmt"), attestation.to_value()),
         (cbor::text("authData"), cbor::bytes(&r.auth_data)),
     ]));
     let mut spki =
@@ -179,6 +180,37 @@ pub fn registration_json(
         authenticator_attachment: "cross-platform".into(),
         client_extension_results: serde_json::Value::Object(ext),
     })
+}
+
+/// The attestation the relying party gets. The bridge never judges attestation: with
+/// `attestation: "direct"`, `"indirect"` or `"enterprise"` the phone's `fmt` and `attStmt` go
+/// into the `attestationObject` verbatim, whatever the format, and the RP verifies them.
+///
+/// With `"none"` (or no preference) the bridge does what browsers do (WebAuthn L3 §5.1.3, the
+/// `none` branch of the attestation conveyance step): self attestation (AAGUID all zero,
+/// `packed`, no `x5c`) is kept; anything else becomes `fmt: "none"`, `attStmt: {}`. The AAGUID
+/// is kept: WebAuthn L2 also replaced it with zeros, L3 no longer does (its change log:
+/// "aaguid … is no longer zeroed"), and keeping it leaves `authData` byte for byte what the
+/// phone produced (the RP sees one authenticatorData in the object and in the JSON).
+fn conveyed(
+    preference: AttestationConveyance,
+    phone: AttestationStatement,
+    aaguid: &[u8; 16],
+) -> AttestationStatement {
+    match preference {
+        AttestationConveyance::Direct
+        | AttestationConveyance::Indirect
+        | AttestationConveyance::Enterprise => phone,
+        AttestationConveyance::None => {
+            let self_attestation =
+                *aaguid == [0; 16] && phone.format() == "packed" && phone.get("x5c").is_none();
+            if self_attestation {
+                phone
+            } else {
+                AttestationStatement::none()
+            }
+        }
+    }
 }
 
 fn auth_ext_bool(auth: &AuthenticatorData, ext: &str, key: &str) -> Option<bool> {
@@ -245,4 +277,173 @@ pub fn authentication_json(
         authenticator_attachment: "cross-platform".into(),
         client_extension_results: serde_json::Value::Object(ext),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hybrid_protocol::ctap::{flags, AttestedCredential};
+    use hybrid_protocol::keys::PublicKey;
+
+    const ORIGIN: &str = "https://att.example.com";
+
+    fn options(attestation: Option<&str>) -> RegistrationOptions {
+        let mut json = serde_json::json!({
+            "rp": {"id": "att.example.com", "name": "Att"},
+            "user": {"id": "dXNlcg", "name": "u", "displayName": "U"},
+            "challenge": b64url(&[7; 32]),
+            "pubKeyCredParams": [{"type": "public-key", "alg": -7}],
+        });
+        if let Some(a) = attestation {
+            json["attestation"] = a.into();
+        }
+        RegistrationOptions::from_json(&json.to_string(), Some(ORIGIN)).unwrap()
+    }
+
+    fn auth_data(aaguid: [u8; 16]) -> Vec<u8> {
+        let key = p256::ecdsa::SigningKey::from_slice(&[3; 32]).unwrap();
+        AuthenticatorData {
+            rp_id_hash: Sha256::digest(b"att.example.com").into(),
+            flags: flags::UP | flags::UV | flags::BE | flags::BS,
+            sign_count: 0,
+            attested_credential: Some(AttestedCredential {
+                aaguid,
+                credential_id: vec![9; 16],
+                public_key: PublicKey::from_sec1(
+                    key.verifying_key().to_encoded_point(false).as_bytes(),
+                )
+                .unwrap(),
+            }),
+            extensions: None,
+        }
+        .to_bytes()
+    }
+
+    /// A makeCredential response (canonical CBOR) with `fmt` and `attStmt` as given.
+    fn response(fmt: &str, att_stmt: Value, auth_data: &[u8]) -> Vec<u8> {
+        cbor::encode(&Value::Map(vec![
+            (cbor::int(1), cbor::text(fmt)),
+            (cbor::int(2), cbor::bytes(auth_data)),
+            (cbor::int(3), att_stmt),
+        ]))
+    }
+
+    /// `attStmt`s of several shapes: packed with a certificate chain, a TPM-shaped map, a
+    /// fido-u2f one and a format no one registered.
+    fn statements() -> Vec<(&'static str, Value)> {
+        let t = cbor::text;
+        vec![
+            (
+                "packed",
+                Value::Map(vec![
+                    (t("alg"), cbor::int(-7)),
+                    (t("sig"), cbor::bytes(&[0x30, 0x44, 1, 2, 3])),
+                    (
+                        t("x5c"),
+                        Value::Array(vec![cbor::bytes(&[0x30, 0x82, 1]), cbor::bytes(&[0x30, 2])]),
+                    ),
+                ]),
+            ),
+            (
+                "tpm",
+                Value::Map(vec![
+                    (t("ver"), t("2.0")),
+                    (t("alg"), cbor::int(-65535)),
+                    (t("x5c"), Value::Array(vec![cbor::bytes(&[1; 40])])),
+                    (t("sig"), cbor::bytes(&[2; 256])),
+                    (t("certInfo"), cbor::bytes(&[3; 100])),
+                    (t("pubArea"), cbor::bytes(&[4; 60])),
+                ]),
+            ),
+            (
+                "fido-u2f",
+                Value::Map(vec![
+                    (t("sig"), cbor::bytes(&[5; 70])),
+                    (t("x5c"), Value::Array(vec![cbor::bytes(&[6; 300])])),
+                ]),
+            ),
+            (
+                "x-test",
+                Value::Map(vec![
+                    (cbor::int(1), Value::Bool(true)),
+                    (t("nested"), Value::Map(vec![(cbor::int(-3), Value::Null)])),
+                    (t("list"), Value::Array(vec![cbor::int(1_000_000), t("é")])),
+                ]),
+            ),
+        ]
+    }
+
+    fn attestation_object(json: &RegistrationResponseJson) -> Value {
+        use base64::Engine as _;
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&json.response.attestation_object)
+            .unwrap();
+        cbor::decode(&raw).expect("the attestationObject is canonical CBOR")
+    }
+
+    fn field<'v>(m: &'v Value, key: &str) -> &'v Value {
+        cbor::MapReader::new("attestationObject", m)
+            .unwrap()
+            .get_text_key(key)
+            .unwrap_or_else(|| panic!("no {key}"))
+    }
+
+    #[test]
+    fn without_an_attestation_preference_the_statement_is_stripped_and_the_aaguid_kept() {
+        for pref in [None, Some("none"), Some("no-such-preference")] {
+            let o = options(pref);
+            assert_eq!(o.attestation, AttestationConveyance::None);
+            for (fmt, st) in statements() {
+                let ad = auth_data(*b"0123456789abcdef");
+                let json =
+                    registration_json(&o, &o.client_data(), &response(fmt, st, &ad)).unwrap();
+                let att = attestation_object(&json);
+                assert_eq!(field(&att, "fmt"), &cbor::text("none"), "{pref:?}/{fmt}");
+                assert_eq!(
+                    field(&att, "attStmt"),
+                    &Value::Map(vec![]),
+                    "{pref:?}/{fmt}"
+                );
+                assert_eq!(
+                    field(&att, "authData"),
+                    &cbor::bytes(&ad),
+                    "{pref:?}/{fmt}: authData (and its AAGUID) untouched"
+                );
+                assert_eq!(json.response.authenticator_data, b64url(&ad));
+            }
+        }
+        // Self attestation with a zero AAGUID is not identifying: kept even under `none`.
+        let o = options(None);
+        let ad = auth_data([0; 16]);
+        let st = AttestationStatement::packed_self(-7, vec![0x30, 1]);
+        let json = registration_json(
+            &o,
+            &o.client_data(),
+            &response("packed", st.to_value(), &ad),
+        )
+        .unwrap();
+        let att = attestation_object(&json);
+        assert_eq!(field(&att, "fmt"), &cbor::text("packed"));
+        assert_eq!(field(&att, "attStmt"), &st.to_value());
+    }
+
+    #[test]
+    fn any_format_and_statement_pass_through_verbatim_when_the_rp_asks_for_attestation() {
+        for pref in ["direct", "indirect", "enterprise"] {
+            let o = options(Some(pref));
+            for (fmt, st) in statements() {
+                let ad = auth_data(*b"0123456789abcdef");
+                let json = registration_json(&o, &o.client_data(), &response(fmt, st.clone(), &ad))
+                    .unwrap_or_else(|e| panic!("{pref}/{fmt}: the bridge refused it: {e}"));
+                let att = attestation_object(&json);
+                assert_eq!(field(&att, "fmt"), &cbor::text(fmt), "{pref}/{fmt}");
+                assert_eq!(
+                    cbor::encode(field(&att, "attStmt")),
+                    cbor::encode(&st),
+                    "{pref}/{fmt}: attStmt byte for byte"
+                );
+                assert_eq!(field(&att, "authData"), &cbor::bytes(&ad), "{pref}/{fmt}");
+            }
+        }
+    }
 }
