@@ -35,7 +35,7 @@ class Rpc {
   }
 
   /** One command; a browser that does not answer within `timeout` ms fails it (no hang). */
-  send(method, params = {}, { timeout = 60000 } = {}) {
+  send(method, params = {}, { timeout = 60000, sessionId } = {}) {
     const id = this.next++;
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => {
@@ -44,7 +44,7 @@ class Rpc {
       }, timeout);
       const done = (f) => (v) => { clearTimeout(t); f(v); };
       this.calls.set(id, { resolve: done(resolve), reject: done(reject), method });
-      this.ws.send(JSON.stringify({ id, method, params }));
+      this.ws.send(JSON.stringify(sessionId ? { id, method, params, sessionId } : { id, method, params }));
     });
   }
 
@@ -80,6 +80,19 @@ export async function launchChromium({ extensionDir, userDataDir, log }) {
   // Headless windows are never focused; without this, key presses reach no frame.
   await cdp.send('Page.bringToFront');
   await cdp.send('Emulation.setFocusEmulationEnabled', { enabled: true });
+  // The overlay's frame (an extension page, out of process) as its own session, so the test
+  // can read what the person sees in it.
+  const frames = new Map(); // targetId -> {sessionId, url}
+  cdp.listeners.add((m) => {
+    if (m.method === 'Target.attachedToTarget' && m.params.targetInfo.type === 'iframe') {
+      frames.set(m.params.targetInfo.targetId, { sessionId: m.params.sessionId, url: m.params.targetInfo.url });
+    } else if (m.method === 'Target.targetInfoChanged' && frames.has(m.params.targetInfo.targetId)) {
+      frames.get(m.params.targetInfo.targetId).url = m.params.targetInfo.url;
+    } else if (m.method === 'Target.detachedFromTarget') {
+      for (const [id, f] of frames) if (f.sessionId === m.params.sessionId) frames.delete(id);
+    }
+  });
+  await cdp.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: true });
   return {
     name: 'chromium',
     async navigate(url) {
@@ -94,6 +107,14 @@ export async function launchChromium({ extensionDir, userDataDir, log }) {
     async evaluate(expression) {
       const r = await cdp.send('Runtime.evaluate', { expression, awaitPromise: true, returnByValue: true, userGesture: true });
       if (r.exceptionDetails) throw new Error(`page: ${r.exceptionDetails.exception?.description ?? r.exceptionDetails.text}`);
+      return r.result.value;
+    },
+    /** Evaluates `expression` in the overlay's frame (test-only: the page cannot). */
+    async overlayEval(expression) {
+      const sessionId = [...frames.values()].reverse().find((f) => f.url.startsWith('chrome-extension://') && f.url.includes('/overlay.html'))?.sessionId;
+      if (!sessionId) throw new Error('no overlay frame');
+      const r = await cdp.send('Runtime.evaluate', { expression, returnByValue: true }, { sessionId });
+      if (r.exceptionDetails) throw new Error(`overlay: ${r.exceptionDetails.text}`);
       return r.result.value;
     },
     /** A DevTools virtual authenticator (USB, resident keys, presence and UV automatic): what
@@ -185,16 +206,20 @@ export async function launchFirefox({ extensionDir, profileDir, home, log }) {
      * reach the overlay's out-of-process frame here, so the person's part is played with the
      * mouse; only the element's position is read from the overlay's frame. */
     async clickOverlay(selector) {
+      const rect = await this.overlayEval(`document.querySelector(${JSON.stringify(selector)})?.getBoundingClientRect() ?? null`);
+      if (!rect || !rect.width) throw new Error(`${selector} is not shown in the overlay`);
+      await this.click(rect.x + rect.width / 2, rect.y + rect.height / 2);
+    },
+    /** Evaluates `expression` in the overlay's frame (test-only: the page cannot). */
+    async overlayEval(expression) {
       const tree = await bidi.send('browsingContext.getTree', { root: context });
       const frame = tree.contexts[0].children.find((c) => c.url.startsWith('moz-extension://') && c.url.includes('/overlay.html'));
       if (!frame) throw new Error('no overlay frame');
       const r = await bidi.send('script.evaluate', {
-        expression: `JSON.stringify(document.querySelector(${JSON.stringify(selector)})?.getBoundingClientRect() ?? null)`,
-        target: { context: frame.context }, awaitPromise: false,
+        expression: `JSON.stringify(${expression})`, target: { context: frame.context }, awaitPromise: false,
       });
-      const rect = JSON.parse(r.result.value);
-      if (!rect || !rect.width) throw new Error(`${selector} is not shown in the overlay`);
-      await this.click(rect.x + rect.width / 2, rect.y + rect.height / 2);
+      if (r.type === 'exception') throw new Error(`overlay: ${r.exceptionDetails.text}`);
+      return r.result.value === undefined ? undefined : JSON.parse(r.result.value);
     },
     async click(x, y) {
       await bidi.send('input.performActions', { context, actions: [{ type: 'pointer', id: 'mouse', parameters: { pointerType: 'mouse' }, actions: [

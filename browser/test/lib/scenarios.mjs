@@ -79,6 +79,22 @@ function suite(name) {
     }
   }
 
+  /** What the person sees and what a screen reader gets, read from the overlay's frame. */
+  function overlayState() {
+    return ctx.d.overlayEval(`(() => {
+      const $ = (id) => document.getElementById(id);
+      const shown = (e) => !!e && !e.closest('[hidden]');
+      return {
+        role: $('dialog').getAttribute('role'), modal: $('dialog').getAttribute('aria-modal'),
+        title: $('title').textContent, focused: document.activeElement?.id || document.activeElement?.className || '',
+        choices: [...document.querySelectorAll('#choices button')].filter(shown).map((b) => [...b.childNodes].filter((n) => n.getAttribute?.('aria-hidden') !== 'true').map((n) => n.textContent).join('').trim()),
+        stage: shown($('stage')) ? $('stage').textContent : null, stageLive: $('stage').getAttribute('aria-live'),
+        problem: shown($('problem')) ? $('problem').textContent : null, problemRole: $('problem').getAttribute('role'),
+        qr: shown($('qr')), button: $('cancel').textContent,
+      };
+    })()`);
+  }
+
   async function overlayReady() {
     return waitFor('the overlay', async () => {
       const png = await ctx.d.screenshot();
@@ -116,11 +132,13 @@ function suite(name) {
     const tmp = ctx.stack.dir;
     if (name === 'chromium') {
       const userDataDir = mkdtempSync(join(tmp, 'ud-'));
-      ctx.stack.install({ chromiumUserDataDir: userDataDir });
+      ctx.where = { chromiumUserDataDir: userDataDir };
+      ctx.stack.install(ctx.where);
       ctx.d = await launchChromium({ extensionDir: join(BROWSER_DIR, 'dist', 'chromium'), userDataDir, log: join(tmp, 'browser.log') });
     } else {
       const home = mkdtempSync(join(tmp, 'home-'));
-      ctx.stack.install({ firefoxHome: home });
+      ctx.where = { firefoxHome: home };
+      ctx.stack.install(ctx.where);
       ctx.d = await launchFirefox({ extensionDir: join(BROWSER_DIR, 'dist', 'firefox'), profileDir: join(tmp, 'profile'), home, log: join(tmp, 'browser.log') });
     }
     await ctx.d.navigate(ctx.rp.url);
@@ -138,7 +156,16 @@ function suite(name) {
 
   it('register: QR code read from a screenshot of the overlay, phone-sim, the RP verifies', async () => {
     const seq = await click('register');
+    await overlayReady();
+    const chooser = await overlayState();
+    assert.deepEqual(chooser, { role: 'dialog', modal: 'true', title: 'Create a passkey', focused: 'use-qr',
+      choices: ['Use a phone or tablet (QR code)', 'Use this device / a security key'], stage: null, stageLive: 'polite',
+      problem: null, problemRole: 'alert', qr: false, button: 'Cancel' });
     const [png, text] = await chooseQr('choose');
+    const showing = await overlayState();
+    assert.equal(showing.qr, true);
+    assert.equal(showing.stage, "Scan this QR code with your phone or tablet's camera.");
+    assert.equal(showing.focused, 'cancel');
     saveShot(`${name}-qr.png`, png);
     // The page cannot read the QR code: not in its DOM, no way into the closed shadow root,
     // and the overlay's frame is another origin.
@@ -256,6 +283,8 @@ function suite(name) {
     const chooser = await overlayReady();
     saveShot(`${name}-linked-choose.png`, chooser);
     assert.equal(qrText(chooser), null);
+    assert.deepEqual((await overlayState()).choices,
+      ['Use a phone or tablet (QR code)', 'Sign in with Pixel', 'Use this device / a security key']);
     await person('phone'); // "Sign in with Pixel"
     const out = await outcome(seq);
     assert.equal(out.state, 'ok', `${out.text}\nphone-sim: ${phone.output()}`);
@@ -326,6 +355,9 @@ function suite(name) {
     const shot = await ctx.d.screenshot();
     saveShot(`${name}-denied.png`, shot);
     assert.ok(overlayDrawn(shot), 'the error stays on screen until the person closes it');
+    const st = await overlayState();
+    assert.deepEqual([st.problem, st.problemRole, st.button, st.focused, st.qr],
+      ['The request was declined on the phone.', 'alert', 'Close', 'cancel', false]);
     await person('close');
     await overlayGone();
   });
@@ -343,6 +375,22 @@ function suite(name) {
       assert.equal(ctx.rp.users.get('alice').credentials.length, 1);
     } finally {
       await ctx.d.evaluate(`(document.querySelector('#exclude').checked = false, true)`);
+    }
+  });
+
+  it('without the host installed, the overlay says how to install it and the page can still cancel', async () => {
+    ctx.stack.uninstall(ctx.where);
+    try {
+      const seq = await click('signin');
+      await overlayReady();
+      const st = await overlayState();
+      assert.match(st.problem ?? '', /not installed for this browser\. Run `hybrid-bridge browser install`/);
+      await person('cancel');
+      const out = await outcome(seq);
+      assert.equal(out.error, 'NotAllowedError', out.text);
+      await overlayGone();
+    } finally {
+      ctx.stack.install(ctx.where);
     }
   });
 

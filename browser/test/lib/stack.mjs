@@ -118,6 +118,15 @@ export async function startStack(name) {
       if (r.status !== 0) throw new Error(`browser install failed: ${r.stderr}`);
       return r.stdout;
     },
+    /** `hybrid-bridge browser uninstall`, same locations as install. */
+    uninstall(opts) {
+      const args = ['browser', 'uninstall'];
+      const env = { ...process.env };
+      if (opts.chromiumUserDataDir) args.push('--chromium-user-data-dir', opts.chromiumUserDataDir, '--only-user-data-dir');
+      if (opts.firefoxHome) { args.push('--browser', 'firefox'); env.HOME = opts.firefoxHome; }
+      const r = spawnSync(bins.bridge, args, { env, encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`browser uninstall failed: ${r.stderr}`);
+    },
     /** phone-sim scan of a screenshot PNG. */
     scan(png, extra = []) {
       const c = child(bins.phoneSim, ['scan', '--qr-image', png, '--tunnel', tunnel, '--medium-file', adverts,
