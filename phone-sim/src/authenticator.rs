@@ -347,7 +347,10 @@ pub(crate) async fn make_credential(
     let ok = approve(
         policy,
         Ask {
-            text: format!("create a passkey for {who:?} on {}?", req.rp.id),
+            text: format!(
+                "create a passkey for {who:?} on {}?",
+                crate::terminal::shown(&req.rp.id)
+            ),
         },
     )
     .await;
@@ -491,7 +494,10 @@ pub(crate) async fn get_assertion(
         let ok = approve(
             policy,
             Ask {
-                text: format!("sign in to {} as {who:?}?", req.rp_id),
+                text: format!(
+                    "sign in to {} as {who:?}?",
+                    crate::terminal::shown(&req.rp_id)
+                ),
             },
         )
         .await;

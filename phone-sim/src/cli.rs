@@ -10,6 +10,7 @@ use crate::error::PhoneError;
 use crate::medium::{AdvertFault, AdvertFile, Advertiser, MediumKnobs};
 use crate::phone::{Operation, Phone, PhoneConfig};
 use crate::store::Store;
+use crate::terminal::shown;
 
 const ABOUT: &str =
     "Plays the phone in a FIDO hybrid (caBLE v2) sign-in: scans the desktop's QR code, \
@@ -447,8 +448,8 @@ pub async fn run(cli: Cli) -> Result<(), PhoneError> {
                         println!(
                             "{}  {}  {}  {}  {}  created {}",
                             c.id,
-                            c.rp_id,
-                            c.user_name.as_deref().unwrap_or("-"),
+                            shown(&c.rp_id),
+                            shown(c.user_name.as_deref().unwrap_or("-")),
                             if c.discoverable {
                                 "discoverable"
                             } else {
@@ -465,7 +466,7 @@ pub async fn run(cli: Cli) -> Result<(), PhoneError> {
                 CredentialsAction::Delete { id } => {
                     let c = store.delete_credential(&id)?;
                     store.save()?;
-                    println!("deleted {} ({})", c.id, c.rp_id);
+                    println!("deleted {} ({})", c.id, shown(&c.rp_id));
                 }
             }
             Ok(())
@@ -542,11 +543,15 @@ fn describe(op: &Operation) -> String {
         Operation::MadeCredential {
             rp_id,
             credential_id,
-        } => format!("created a credential for {rp_id}: {}", b64(credential_id)),
+        } => format!(
+            "created a credential for {}: {}",
+            shown(rp_id),
+            b64(credential_id)
+        ),
         Operation::GotAssertion {
             rp_id,
             credential_id,
-        } => format!("signed in to {rp_id} with {}", b64(credential_id)),
+        } => format!("signed in to {} with {}", shown(rp_id), b64(credential_id)),
         Operation::Refused { status } => format!("answered {status:?}: {}", status.explain()),
         Operation::Selected => "selected by the desktop (authenticatorSelection)".into(),
         Operation::NoRequest => "the desktop shut down without a request".into(),

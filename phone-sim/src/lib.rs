@@ -41,6 +41,7 @@ pub mod medium;
 mod phone;
 mod scan;
 pub mod store;
+mod terminal;
 
 pub use authenticator::{
     get_info, Approve, Attestation, AttestationCa, CredentialKind, AAGUID, UNKNOWN_FORMAT,

@@ -241,3 +241,44 @@ fn qr_from_stdin_and_bad_qr_exit_code() {
     assert!(!out.status.success(), "a medium is required");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--advert-file"));
 }
+
+/// The RP ID, user name and display name are the desktop's choice: listing and deleting
+/// credentials print them without their control characters (no screen clear, no title change).
+#[test]
+fn credentials_list_prints_no_control_characters_a_desktop_chose() {
+    let f = files();
+    let store_path = f.store.display().to_string();
+    let mut store = phone_sim::Store::open_or_create(&f.store, &mut rand_core::OsRng).unwrap();
+    let hostile = "example.com\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31m";
+    store.add_credential(phone_sim::StoredCredential {
+        id: "AAAA".into(),
+        rp_id: hostile.into(),
+        rp_name: Some(hostile.into()),
+        user_id: "dXNlcg".into(),
+        user_name: Some(hostile.into()),
+        user_display_name: Some(hostile.into()),
+        discoverable: true,
+        kind: Default::default(),
+        created_at: 1,
+        private_key: phone_sim::store::SecretHex::new(&[0x42; 32]),
+        prf_secret: phone_sim::store::SecretHex::new(&[0x43; 32]),
+    });
+    store.save().unwrap();
+    for args in [
+        ["--store", &store_path, "credentials", "list"].as_slice(),
+        ["--store", &store_path, "credentials", "delete", "AAAA"].as_slice(),
+    ] {
+        let out = run(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let shown = String::from_utf8(out.stdout).unwrap();
+        assert!(shown.contains("example.com"), "{shown}");
+        assert!(
+            !shown.chars().any(|c| c.is_control() && c != '\n'),
+            "{args:?}: a control character reached the terminal: {shown:?}"
+        );
+    }
+}
