@@ -320,11 +320,13 @@ function suite(name) {
   it('cancel in the overlay (Escape) rejects with NotAllowedError', async () => {
     const seq = await click('signin');
     await chooseQr();
+    assert.ok(ctx.stack.hostPids().length >= 1, 'the host runs the ceremony');
     await person('cancel');
     const out = await outcome(seq);
     assert.equal(out.state, 'error');
     assert.equal(out.error, 'NotAllowedError', out.text);
     await overlayGone();
+    await waitFor('the host to end', () => ctx.stack.hostPids().length === 0, { timeout: 10000 });
   });
 
   it('a page that removes the overlay ends the ceremony (NotAllowedError)', async () => {
@@ -338,11 +340,13 @@ function suite(name) {
   it('abort through the AbortSignal rejects with AbortError and closes the overlay', async () => {
     const seq = await click('signin');
     await chooseQr();
+    assert.ok(ctx.stack.hostPids().length >= 1, 'the host runs the ceremony');
     await ctx.d.evaluate(`(document.querySelector('#abort').click(), true)`);
     const out = await outcome(seq);
     assert.equal(out.error, 'AbortError', out.text);
     await overlayGone();
-    // The host's ceremony ended too: the next request runs at once.
+    // The host's ceremony ended too (its port closed: the host exits).
+    await waitFor('the host to end', () => ctx.stack.hostPids().length === 0, { timeout: 10000 });
   });
 
   it('denied on the phone rejects with NotAllowedError and the overlay says so', async () => {

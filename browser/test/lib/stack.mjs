@@ -3,7 +3,7 @@
 // profile with `hybrid-bridge browser install`, phone-sim runs, and reading the QR code out of
 // a screenshot (to know when it is on screen; phone-sim decodes the PNG itself).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -126,6 +126,16 @@ export async function startStack(name) {
       if (opts.firefoxHome) { args.push('--browser', 'firefox'); env.HOME = opts.firefoxHome; }
       const r = spawnSync(bins.bridge, args, { env, encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`browser uninstall failed: ${r.stderr}`);
+    },
+    /** Process ids of this stack's running native hosts (the browser starts them). */
+    hostPids() {
+      const pids = [];
+      for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+        let cmd;
+        try { cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0'); } catch { continue; }
+        if (cmd.includes('native-host') && cmd.includes(this.links)) pids.push(Number(pid));
+      }
+      return pids;
     },
     /** phone-sim scan of a screenshot PNG. */
     scan(png, extra = []) {
