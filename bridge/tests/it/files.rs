@@ -199,3 +199,40 @@ fn a_stored_link_keeps_its_secret_in_zeroizing_memory() {
     assert_eq!(secret.len(), 64);
     assert!(!format!("{l:?}").contains(secret.as_str()));
 }
+
+/// A linked sign-in whose relay cannot be reached prints the `/cable/contact/…` URL with the
+/// contact ID cut to a prefix: the full contact ID would let anyone take the phone's wake-ups.
+#[test]
+fn a_relay_error_prints_no_full_contact_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("links.json");
+    let mut l = link("Pixel".into(), 1, 1);
+    l.contact_id = "p6enp6enp6enp6enp6enp6enp6enp6en".into();
+    let phone = hybrid_protocol::keys::IdentityKey::from_bytes(&[7; 32]).unwrap();
+    l.phone_public_key = hex::encode(phone.public_key().to_uncompressed());
+    LinkStore::new(&path).store(l.clone()).unwrap();
+    let port = {
+        let s = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let out = bridge()
+        .arg("--links-file")
+        .arg(&path)
+        .args([
+            "-q",
+            "sign-in",
+            "--rp-id",
+            "example.com",
+            "--phone",
+            "Pixel",
+        ])
+        .args(["--tunnel-override", &format!("ws://127.0.0.1:{port}")])
+        .arg("--advert-file")
+        .arg(dir.path().join("adverts"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("/cable/contact/p6enp6en"), "{err}");
+    assert!(!err.contains(&l.contact_id), "the full contact ID: {err}");
+}
