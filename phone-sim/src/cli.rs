@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tunnel_client::RelayArgs;
 
 use crate::authenticator::{Approve, Attestation, CredentialKind};
 use crate::error::PhoneError;
@@ -146,19 +147,10 @@ pub struct QrSource {
 /// Relay, medium and behaviour flags shared by `scan` and `linked`.
 #[derive(Debug, Args)]
 pub struct Common {
-    /// Relay base URL overriding the tunnel domain's host, e.g. `ws://127.0.0.1:8080` (the
-    /// bridge's flag of the same name). Also accepted as --tunnel.
-    #[arg(
-        long = "tunnel-override",
-        alias = "tunnel",
-        value_name = "URL",
-        env = "PHONE_SIM_TUNNEL",
-        help_heading = "Relay"
-    )]
-    pub tunnel: Option<String>,
-    /// Extra CA certificate (PEM) to trust besides the system roots.
-    #[arg(long, value_name = "FILE", help_heading = "Relay")]
-    pub extra_ca: Option<PathBuf>,
+    /// The relay (its base URL replaces the tunnel domain's host; the advert still names
+    /// --domain, so the desktop must use the same override).
+    #[command(flatten)]
+    pub relay: RelayArgs,
     /// Tunnel domain number put in the advert: 0 (cable.ua5v.com), 1 (cable.auth.com) or ≥ 256.
     #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Relay")]
     pub domain: u16,
@@ -321,8 +313,9 @@ pub enum KindArg {
 impl Common {
     fn config(&self, link: bool) -> PhoneConfig {
         PhoneConfig {
-            tunnel: self.tunnel.clone(),
-            extra_ca: self.extra_ca.clone(),
+            tunnel: self.relay.tunnel_override.clone(),
+            connect_to: self.relay.connect_to.clone(),
+            extra_ca: self.relay.extra_ca.clone(),
             domain: self.domain,
             approve: match self.approve {
                 ApproveArg::Auto => Approve::Auto,
@@ -361,7 +354,7 @@ impl Common {
                 "--attestation-ca-out needs --attestation packed-x5c".into(),
             ));
         }
-        let pem = phone.attestation_ca()?.ca_pem().to_string();
+        let pem = phone.make_attestation_ca()?.ca_pem().to_string();
         std::fs::write(path, pem).map_err(PhoneError::file("writing the attestation CA to", path))
     }
 

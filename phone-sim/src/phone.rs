@@ -44,6 +44,8 @@ pub const CONTACT_ID_HEADER: &str = "X-caBLE-Contact-ID";
 pub struct PhoneConfig {
     /// Relay base URL overriding the tunnel domain, e.g. `ws://127.0.0.1:8080` (no path).
     pub tunnel: Option<String>,
+    /// `(domain, host:port)`: connect there for `domain`, keeping the TLS name.
+    pub connect_to: Vec<(String, String)>,
     /// Extra CA certificate (PEM) trusted besides the system roots.
     pub extra_ca: Option<PathBuf>,
     /// Tunnel domain number put in the advert (§5.1): 0, 1 or ≥ 256. Without `tunnel`, the
@@ -70,6 +72,7 @@ impl Default for PhoneConfig {
     fn default() -> Self {
         Self {
             tunnel: None,
+            connect_to: Vec::new(),
             extra_ca: None,
             domain: 0,
             approve: Approve::Auto,
@@ -158,7 +161,11 @@ impl Phone {
                 )));
             }
         }
-        let relay = TunnelConfig::new(config.tunnel.clone(), vec![], config.extra_ca.clone());
+        let relay = TunnelConfig::new(
+            config.tunnel.clone(),
+            config.connect_to.clone(),
+            config.extra_ca.clone(),
+        );
         relay.check().map_err(|error| PhoneError::Relay {
             context: "checking the relay settings",
             error,
@@ -187,9 +194,15 @@ impl Phone {
         &mut self.config
     }
 
-    /// This run's attestation CA ([`Attestation::PackedX5c`]), made on first use: a relying
-    /// party that should trust this phone's attestation trusts [`AttestationCa::ca_der`].
-    pub fn attestation_ca(&mut self) -> Result<&AttestationCa, PhoneError> {
+    /// This run's attestation CA ([`Attestation::PackedX5c`]), once made: a relying party that
+    /// should trust this phone's attestation trusts [`AttestationCa::ca_der`].
+    pub fn attestation_ca(&self) -> Option<&AttestationCa> {
+        self.attestation_ca.as_ref()
+    }
+
+    /// This run's attestation CA, made now if it was not yet (the first packed-x5c
+    /// makeCredential makes it otherwise).
+    pub fn make_attestation_ca(&mut self) -> Result<&AttestationCa, PhoneError> {
         if self.attestation_ca.is_none() {
             let ca = AttestationCa::generate(&mut OsRng)
                 .map_err(|e| PhoneError::Config(format!("cannot make the attestation CA: {e}")))?;
@@ -644,7 +657,7 @@ impl Phone {
                         }
                         Request::MakeCredential(req) => {
                             if self.config.attestation == Attestation::PackedX5c {
-                                self.attestation_ca()?;
+                                self.make_attestation_ca()?;
                             }
                             let creation = Creation {
                                 attestation: self.config.attestation,

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
 use webauthn_rs_core::proto::{
-    AuthenticationResult, AuthenticationState, Credential, PublicKeyCredential,
-    RegisterPublicKeyCredential, RegistrationState, UserVerificationPolicy,
+    AttestationCaList, AttestationConveyancePreference, AuthenticationResult, AuthenticationState,
+    Credential, PublicKeyCredential, RegisterPublicKeyCredential, RegistrationState,
+    UserVerificationPolicy,
 };
 use webauthn_rs_core::WebauthnCore;
 
@@ -21,6 +22,24 @@ pub struct PendingRegistration {
     /// `{"publicKey": PublicKeyCredentialCreationOptionsJSON}`.
     pub options_json: String,
     state: RegistrationState,
+}
+
+/// How the RP asks for a registration.
+#[derive(Clone, Debug)]
+pub struct Registration {
+    /// The `attestation` conveyance preference sent (webauthn-rs's default: `none`).
+    pub attestation: AttestationConveyancePreference,
+    /// Refuse backup-eligible (synced) credentials.
+    pub reject_synced: bool,
+}
+
+impl Default for Registration {
+    fn default() -> Self {
+        Self {
+            attestation: AttestationConveyancePreference::None,
+            reject_synced: false,
+        }
+    }
 }
 
 /// A sign-in in progress.
@@ -52,12 +71,25 @@ impl RelyingParty {
         user_id: &[u8],
         user_name: &str,
     ) -> Result<PendingRegistration> {
+        self.start_registration_with(user_id, user_name, Registration::default())
+    }
+
+    /// Like [`RelyingParty::start_registration`], with an attestation preference and
+    /// whether synced (backup-eligible) credentials are refused.
+    pub fn start_registration_with(
+        &self,
+        user_id: &[u8],
+        user_name: &str,
+        how: Registration,
+    ) -> Result<PendingRegistration> {
         let builder = self
             .core
             .new_challenge_register_builder(user_id, user_name, user_name)
             .map_err(|e| anyhow!("register builder: {e:?}"))?
             .user_verification_policy(UserVerificationPolicy::Required)
-            .require_resident_key(true);
+            .require_resident_key(true)
+            .attestation(how.attestation)
+            .reject_synchronised_authenticators(how.reject_synced);
         let (ccr, state) = self
             .core
             .generate_challenge_register(builder)
@@ -74,10 +106,21 @@ impl RelyingParty {
         pending: &PendingRegistration,
         response_json: &str,
     ) -> Result<Credential> {
+        self.finish_registration_trusting(pending, response_json, None)
+    }
+
+    /// Verifies the bridge's `RegistrationResponseJSON`; with `cas`, the attestation must
+    /// chain to one of them (for an AAGUID they list).
+    pub fn finish_registration_trusting(
+        &self,
+        pending: &PendingRegistration,
+        response_json: &str,
+        cas: Option<&AttestationCaList>,
+    ) -> Result<Credential> {
         let reg: RegisterPublicKeyCredential = serde_json::from_str(response_json)
             .context("RegistrationResponseJSON does not parse")?;
         self.core
-            .register_credential(&reg, &pending.state, None)
+            .register_credential(&reg, &pending.state, cas)
             .map_err(|e| anyhow!("webauthn-rs rejected the registration: {e:?}"))
     }
 
