@@ -4,9 +4,6 @@
 //! `RegistrationResponseJSON` / `AuthenticationResponseJSON` out, ready for any relying-party
 //! library.
 //!
-//! RP ID check limitation: public suffixes are recognised from a small built-in list of common
-//! ones ([`PUBLIC_SUFFIXES`]), not the full Public Suffix List.
-//!
 //! Layout: [`options`] (W3C options JSON in, CTAP requests out), [`origin`] (origin and RP ID
 //! policy), [`client_data`] (`clientDataJSON`), [`response`] (W3C response JSON out). This
 //! module ties them to a ceremony: [`register`], [`sign_in`], [`sign_in_linked`].

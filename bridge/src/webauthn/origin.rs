@@ -1,71 +1,26 @@
-//! Origins and RP IDs as a browser judges them: which origins WebAuthn accepts (https, or
-//! http on localhost), the host of an origin, and whether an RP ID may be used from an
-//! origin (equal to its host, or a registrable parent domain that is not a public suffix).
+//! Origins and RP IDs as a browser judges them. Origins are parsed and serialised by the
+//! WHATWG URL rules (the `url` crate): scheme and host lowercased, the default port dropped,
+//! IDNs in punycode, IPv6 hosts compressed in brackets, so `HTTPS://Example.COM:443` is
+//! `https://example.com` everywhere, clientDataJSON included. WebAuthn accepts https origins,
+//! and http ones only on this machine (`localhost`, `*.localhost`, loopback addresses). An RP
+//! ID may be used from an origin when it equals the origin's host, or is a parent domain of
+//! it that is not a public suffix by the Public Suffix List (the `psl` crate, which compiles
+//! the list in: `co.nz` and `github.io` are refused, `alice.github.io` is registrable). As in
+//! browsers, an origin whose host is an IP address cannot use WebAuthn.
+
+use url::{Host, Url};
 
 use crate::error::BridgeError;
 
-/// Public suffixes refused as RP IDs (a small built-in subset of the Public Suffix List).
-pub const PUBLIC_SUFFIXES: &[&str] = &[
-    "com",
-    "org",
-    "net",
-    "edu",
-    "gov",
-    "mil",
-    "int",
-    "io",
-    "dev",
-    "app",
-    "info",
-    "biz",
-    "co",
-    "me",
-    "uk",
-    "co.uk",
-    "org.uk",
-    "ac.uk",
-    "gov.uk",
-    "de",
-    "fr",
-    "nl",
-    "eu",
-    "it",
-    "es",
-    "ch",
-    "jp",
-    "co.jp",
-    "cn",
-    "com.cn",
-    "au",
-    "com.au",
-    "br",
-    "com.br",
-    "in",
-    "co.in",
-    "ru",
-    "ca",
-    "us",
-    "github.io",
-    "gitlab.io",
-    "herokuapp.com",
-    "pages.dev",
-    "vercel.app",
-    "netlify.app",
-    "appspot.com",
-    "blogspot.com",
-    "cloudfront.net",
-    "azurewebsites.net",
-    "localhost.localdomain",
-];
-
-/// `(origin, rp_id)`, each defaulting from the other.
+/// `(origin, rp_id)`, each defaulting from the other; the origin normalised, the RP ID
+/// lowercased.
 pub(crate) fn resolve_origin(
     origin: Option<&str>,
     rp_id: Option<&str>,
 ) -> Result<(String, String), BridgeError> {
     match (origin, rp_id) {
-        (Some(o), Some(r)) => Ok((o.trim_end_matches('/').to_string(), r.to_ascii_lowercase())),
-        (Some(o), None) => Ok((o.trim_end_matches('/').to_string(), origin_host(o)?)),
+        (Some(o), Some(r)) => Ok((normalize_origin(o)?, r.to_ascii_lowercase())),
+        (Some(o), None) => Ok((normalize_origin(o)?, origin_host(o)?)),
         (None, Some(r)) => Ok((
             format!("https://{}", r.to_ascii_lowercase()),
             r.to_ascii_lowercase(),
@@ -76,65 +31,206 @@ pub(crate) fn resolve_origin(
     }
 }
 
-/// The host of an origin that WebAuthn accepts: `https://host[:port]`, or
-/// `http://localhost[:port]`.
-pub fn origin_host(origin: &str) -> Result<String, BridgeError> {
+/// Parses an origin WebAuthn accepts: `https://host[:port]` (a trailing `/` is allowed), or
+/// `http://` on this machine.
+fn parse_origin(origin: &str) -> Result<Url, BridgeError> {
     let bad = |why: &str| BridgeError::Usage(format!("origin {origin:?} {why}"));
-    let o = origin.trim_end_matches('/');
-    let (secure, rest) = if let Some(r) = o.strip_prefix("https://") {
-        (true, r)
-    } else if let Some(r) = o.strip_prefix("http://") {
-        (false, r)
-    } else {
-        return Err(bad("must start with https:// (or http://localhost)"));
+    let url = Url::parse(origin).map_err(|e| match e {
+        url::ParseError::InvalidPort => bad("has an invalid port"),
+        url::ParseError::EmptyHost => bad("has no host"),
+        url::ParseError::RelativeUrlWithoutBase => {
+            bad("must start with https:// (or http://localhost)")
+        }
+        e => bad(&format!(
+            "is not a valid origin ({e}); write it as https://host[:port]"
+        )),
+    })?;
+    let secure = match url.scheme() {
+        "https" => true,
+        "http" => false,
+        _ => return Err(bad("must start with https:// (or http://localhost)")),
     };
-    if rest.contains(['/', '?', '#', '@']) {
+    if !url.username().is_empty()
+        || url.password().is_some()
+        || url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
         return Err(bad("must be scheme://host[:port] with no path"));
     }
-    let host = match rest.rsplit_once(':') {
-        Some((h, p)) if !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) => h,
-        Some(_) => return Err(bad("has an invalid port")),
-        None => rest,
-    }
-    .to_ascii_lowercase();
-    if host.is_empty() {
-        return Err(bad("has no host"));
-    }
-    if !secure && host != "localhost" && !host.ends_with(".localhost") {
+    let local = match url.host() {
+        Some(Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Err(bad("has no host")),
+    };
+    if !secure && !local {
         return Err(bad(
             "is not secure: use https:// (only http://localhost is allowed)",
         ));
     }
-    Ok(host)
+    Ok(url)
+}
+
+/// An origin as a browser serialises it (`HTTPS://Example.COM:443/` →
+/// `https://example.com`), after checking WebAuthn accepts it.
+pub fn normalize_origin(origin: &str) -> Result<String, BridgeError> {
+    Ok(parse_origin(origin)?.origin().ascii_serialization())
+}
+
+/// The host of an origin that WebAuthn accepts (`https://host[:port]`, or `http://` on this
+/// machine): lowercase, punycode for IDNs, `[::1]` for IPv6.
+pub fn origin_host(origin: &str) -> Result<String, BridgeError> {
+    let url = parse_origin(origin)?;
+    Ok(url.host_str().unwrap_or_default().to_string())
 }
 
 /// Whether `rp_id` may be used from `origin`, as a browser decides: the origin is https (or
-/// http://localhost), and the RP ID equals its host or is a parent domain of it that is not a
-/// public suffix.
+/// http on this machine) with a domain name, not an IP address, as its host, and the RP ID
+/// equals that host or is a parent domain of it that is not a public suffix.
 pub fn check_rp_id(rp_id: &str, origin: &str) -> Result<(), BridgeError> {
-    let host = origin_host(origin)?;
-    let rp = rp_id.to_ascii_lowercase();
-    if rp.is_empty() {
+    let url = parse_origin(origin)?;
+    let host = match url.host() {
+        Some(Host::Domain(d)) => d.to_string(),
+        _ => {
+            return Err(BridgeError::Usage(format!(
+                "origin {origin:?} has an IP address as its host, and browsers allow WebAuthn \
+                 only on domain names; use a name such as localhost"
+            )))
+        }
+    };
+    if rp_id.is_empty() {
         return Err(BridgeError::Usage("the RP ID is empty".into()));
     }
-    if PUBLIC_SUFFIXES.contains(&rp.as_str()) {
-        return Err(BridgeError::Usage(format!(
-            "RP ID {rp_id:?} is a public suffix; use a registrable domain such as example.com"
-        )));
-    }
+    let rp = match Host::parse(rp_id) {
+        Ok(Host::Domain(d)) => d,
+        Ok(Host::Ipv4(_) | Host::Ipv6(_)) => {
+            return Err(BridgeError::Usage(format!(
+                "RP ID {rp_id:?} is an IP address; an RP ID must be a domain name"
+            )))
+        }
+        Err(_) if rp_id.parse::<std::net::Ipv6Addr>().is_ok() => {
+            return Err(BridgeError::Usage(format!(
+                "RP ID {rp_id:?} is an IP address; an RP ID must be a domain name"
+            )))
+        }
+        Err(e) => {
+            return Err(BridgeError::Usage(format!(
+                "RP ID {rp_id:?} is not a valid domain name ({e})"
+            )))
+        }
+    };
     if rp == host {
         return Ok(());
     }
-    let is_ip = host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[');
-    if is_ip || !host.ends_with(&format!(".{rp}")) {
+    if !host.ends_with(&format!(".{rp}")) {
         return Err(BridgeError::Usage(format!(
             "RP ID {rp_id:?} is not {host:?} or a parent domain of it; a browser would refuse it for origin {origin:?}"
         )));
     }
-    if !rp.contains('.') {
+    let is_public_suffix = psl::suffix(rp.as_bytes()).is_none_or(|s| s.as_bytes() == rp.as_bytes());
+    if is_public_suffix {
         return Err(BridgeError::Usage(format!(
-            "RP ID {rp_id:?} is a public suffix; use a registrable domain such as the origin's host {host:?}"
+            "RP ID {rp_id:?} is a public suffix (by the Public Suffix List), which no site \
+             may claim; use a registrable domain such as the origin's host {host:?}"
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_loopback_origins_parse_and_cannot_name_an_rp_id() {
+        assert_eq!(origin_host("https://[::1]").unwrap(), "[::1]");
+        assert_eq!(origin_host("https://[::1]:8443/").unwrap(), "[::1]");
+        // Loopback is a secure context over http, like localhost.
+        assert_eq!(origin_host("http://[::1]:8080").unwrap(), "[::1]");
+        assert_eq!(origin_host("http://127.0.0.1:8080").unwrap(), "127.0.0.1");
+        assert!(origin_host("http://[2001:db8::1]").is_err());
+        // An IP address is not a valid domain: browsers refuse WebAuthn there.
+        for (rp, origin) in [
+            ("[::1]", "https://[::1]"),
+            ("::1", "https://[::1]"),
+            ("127.0.0.1", "http://127.0.0.1"),
+        ] {
+            let e = check_rp_id(rp, origin).unwrap_err().to_string();
+            assert!(e.contains("IP address"), "{rp} for {origin}: {e}");
+        }
+    }
+
+    #[test]
+    fn origins_are_normalised_case_default_port_and_idn() {
+        for (given, want) in [
+            ("HTTPS://Example.COM:443", "https://example.com"),
+            ("https://example.com/", "https://example.com"),
+            (
+                "https://Login.Example.com:8443",
+                "https://login.example.com:8443",
+            ),
+            ("http://LOCALHOST:80", "http://localhost"),
+            ("https://[0:0:0:0:0:0:0:1]:443", "https://[::1]"),
+            ("https://bücher.example", "https://xn--bcher-kva.example"),
+        ] {
+            assert_eq!(normalize_origin(given).unwrap(), want, "{given}");
+        }
+        for bad in [
+            "example.com",
+            "ftp://example.com",
+            "https://",
+            "https://example.com/path",
+            "https://example.com?q=1",
+            "https://example.com#frag",
+            "https://user@example.com",
+            "https://example.com:99999",
+            "http://example.com",
+            "null",
+        ] {
+            assert!(normalize_origin(bad).is_err(), "{bad} must be refused");
+        }
+    }
+
+    #[test]
+    fn public_suffix_list_decides_rp_ids() {
+        for (rp, origin) in [
+            ("co.nz", "https://shop.co.nz"),
+            ("github.io", "https://alice.github.io"),
+            ("com.au", "https://shop.com.au"),
+            ("pvt.k12.ma.us", "https://school.pvt.k12.ma.us"),
+            ("localhost", "http://app.localhost"),
+        ] {
+            let e = check_rp_id(rp, origin).unwrap_err().to_string();
+            assert!(e.contains("public suffix"), "{rp} for {origin}: {e}");
+        }
+        for (rp, origin) in [
+            ("shop.co.nz", "https://www.shop.co.nz"),
+            ("alice.github.io", "https://alice.github.io"),
+            ("alice.github.io", "https://docs.alice.github.io"),
+            ("EXAMPLE.com", "HTTPS://Login.Example.COM:443"),
+            ("xn--bcher-kva.example", "https://www.bücher.example"),
+            ("bücher.example", "https://www.xn--bcher-kva.example"),
+            ("corp.internal", "https://sso.corp.internal"),
+            ("localhost", "http://localhost:8080"),
+        ] {
+            assert!(
+                check_rp_id(rp, origin).is_ok(),
+                "{rp} for {origin}: {:?}",
+                check_rp_id(rp, origin)
+            );
+        }
+    }
+
+    #[test]
+    fn resolved_origin_is_normalised() {
+        assert_eq!(
+            resolve_origin(Some("HTTPS://Example.COM:443/"), None).unwrap(),
+            ("https://example.com".to_string(), "example.com".to_string())
+        );
+        assert_eq!(
+            resolve_origin(Some("https://[::1]:443"), Some("Example.com")).unwrap(),
+            ("https://[::1]".to_string(), "example.com".to_string())
+        );
+    }
 }
