@@ -3,9 +3,12 @@
 //! `TUNNEL_SERVER_*` environment variables that override it). Resolution is two-stage, as in
 //! the house style: raw flags → `Config::default()` overlaid with the TOML file (if
 //! `--config`) and then with every flag or variable that was given → `Config::validate`.
+//! `Config::check` adds what starting would find (TLS files, plaintext on a public address).
+//! Durations are written as `humantime` writes them (`30s`, `1m 30s`, `90days`), in flags,
+//! variables, the TOML file and `--print-config` alike; a bare number is seconds.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hybrid_protocol::tunnel::RoutingId;
@@ -171,8 +174,43 @@ impl Config {
         Ok(())
     }
 
+    /// What starting the relay with this configuration would check, without binding:
+    /// [`validate`](Self::validate), the TLS certificate and key files (read, parsed and
+    /// belonging together; errors name the file), plain `ws://` only on a loopback address
+    /// unless `insecure_plaintext`, and that the contact store's folder exists and the store,
+    /// if present, can be read.
+    pub fn check(&self) -> Result<(), ServerError> {
+        self.validate()?;
+        match &self.tls {
+            Some(tls) => {
+                crate::tls::acceptor(tls).map_err(|e| name_tls_files(e, tls))?;
+            }
+            None if !self.insecure_plaintext && !self.listen.ip().is_loopback() => {
+                return Err(ServerError::PlaintextNotLoopback { addr: self.listen });
+            }
+            None => {}
+        }
+        if let Some(path) = &self.contact_store {
+            let fail = |reason: String| ServerError::ContactStore {
+                path: path.clone(),
+                reason,
+            };
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            if !dir.is_dir() {
+                return Err(fail(format!("its folder {} does not exist", dir.display())));
+            }
+            if path.exists() {
+                std::fs::File::open(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Loads a TOML file over the defaults.
-    pub fn from_toml_file(path: &std::path::Path) -> Result<Self, ServerError> {
+    pub fn from_toml_file(path: &Path) -> Result<Self, ServerError> {
         let text = std::fs::read_to_string(path).map_err(|e| ServerError::ConfigFile {
             path: path.to_owned(),
             reason: e.to_string(),
@@ -318,35 +356,60 @@ impl ServeArgs {
     }
 }
 
+/// A TLS error that names neither file (the certificate and key do not match) names both.
+fn name_tls_files(e: ServerError, tls: &TlsConfig) -> ServerError {
+    let (cert, key) = (
+        tls.cert.display().to_string(),
+        tls.key.display().to_string(),
+    );
+    match e {
+        ServerError::Tls(m) if !m.contains(&cert) && !m.contains(&key) => {
+            ServerError::Tls(format!("certificate {cert} and key {key}: {m}"))
+        }
+        e => e,
+    }
+}
+
 /// Parses 6 hex digits into a routing ID (clap value parser).
 pub fn parse_routing_id(s: &str) -> Result<RoutingId, String> {
     RoutingId::from_hex(s).map_err(|e| format!("{e}; expected 6 hex digits such as 0A1B2C"))
 }
 
-/// Parses `500ms`, `30s`, `2m`, `1h` or a bare number of seconds.
+/// Parses a duration as `humantime` writes it (`500ms`, `30s`, `2m`, `1m 30s`, `1h`,
+/// `90days`), or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration; write e.g. 500ms, 30s, 2m or 1h"))?;
-    match unit.trim() {
-        "ms" => Ok(Duration::from_millis(n)),
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
-        "h" => Ok(Duration::from_secs(n.saturating_mul(3600))),
-        other => Err(format!(
-            "unknown duration unit {other:?} in {s:?}; use ms, s, m or h"
-        )),
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
     }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. 500ms, 30s, 2m or 1h"))
 }
 
+/// A duration in units `humantime` reads back, largest first and days at most (humantime's own
+/// formatter writes 90 days as `2months 29days 2h 52m 48s`): `10s`, `2m`, `1m 30s`, `90days`.
 fn format_duration(d: Duration) -> String {
-    if d.subsec_millis() != 0 || d.as_secs() == 0 {
-        format!("{}ms", d.as_millis())
+    let secs = d.as_secs();
+    let nanos = d.subsec_nanos();
+    let days = secs / 86_400;
+    let parts = [
+        (days, if days == 1 { "day" } else { "days" }),
+        (secs / 3600 % 24, "h"),
+        (secs / 60 % 60, "m"),
+        (secs % 60, "s"),
+        (u64::from(nanos / 1_000_000), "ms"),
+        (u64::from(nanos / 1_000 % 1_000), "us"),
+        (u64::from(nanos % 1_000), "ns"),
+    ];
+    let text: Vec<String> = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if text.is_empty() {
+        "0s".to_string()
     } else {
-        format!("{}s", d.as_secs())
+        text.join(" ")
     }
 }
 
@@ -396,8 +459,30 @@ mod tests {
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(
+            parse_duration("90days"),
+            Ok(Duration::from_secs(90 * 86_400))
+        );
         assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("3d").is_err());
+        assert!(parse_duration("3 parsecs").is_err());
+        for (ms, text) in [
+            (500, "500ms"),
+            (10_000, "10s"),
+            (90_000, "1m 30s"),
+            (120_000, "2m"),
+            (1_500, "1s 500ms"),
+            (86_400_000, "1day"),
+            (90 * 86_400_000, "90days"),
+            (90 * 86_400_000 + 3_600_000, "90days 1h"),
+        ] {
+            let d = Duration::from_millis(ms);
+            assert_eq!(format_duration(d), text);
+            assert_eq!(parse_duration(text), Ok(d), "{text}");
+        }
+        assert_eq!(format_duration(Duration::ZERO), "0s");
+        let odd = Duration::new(3, 1_002_003);
+        assert_eq!(parse_duration(&format_duration(odd)), Ok(odd));
     }
 
     #[test]

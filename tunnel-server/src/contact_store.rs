@@ -3,7 +3,7 @@
 //! `+<32 hex>` when a contact ID is minted, `-<32 hex>` when it is revoked (only the 16 random
 //! bytes; the routing ID is the instance's). It is replayed and compacted at startup. Writes
 //! go to the page cache without fsync: a crash can lose the last registrations, whose phones
-//! then get 410 and register again.
+//! then get 410 and register again. The file is created readable by its owner only (0600).
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -57,9 +57,17 @@ impl ContactStore {
             Err(e) => return Err(fail("cannot open", e)),
         }
         // Compact: write the live set to a temporary file and rename it over the store.
+        // Owner-only whatever the umask: the IDs are bearer tokens. The rename gives the store
+        // these permissions, so one left readable by an older version is tightened too.
         let tmp = path.with_extension("tmp");
-        let mut out =
-            File::create(&tmp).map_err(|e| fail("cannot create the compacted copy", e))?;
+        let _ = std::fs::remove_file(&tmp);
+        let mut create = OpenOptions::new();
+        create.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut create, 0o600);
+        let mut out = create
+            .open(&tmp)
+            .map_err(|e| fail("cannot create the compacted copy", e))?;
         let text: String = live
             .iter()
             .map(|k| format!("+{}\n", hex::encode(k)))
@@ -138,5 +146,25 @@ mod tests {
             std::fs::read_to_string(&path).unwrap(),
             format!("+{}\n", "02".repeat(16))
         );
+    }
+
+    /// The file holds bearer IDs: whoever reads it can wake linked phones. It is created
+    /// owner-only whatever the umask, and a store left readable by an older version is
+    /// tightened when it is compacted.
+    #[cfg(unix)]
+    #[test]
+    fn store_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("contacts");
+        let (mut store, _) = ContactStore::open(&path).unwrap();
+        store.record_mint(&[7; 16]);
+        assert_eq!(mode(&path), 0o600, "a new store");
+        drop(store);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (_store, live) = ContactStore::open(&path).unwrap();
+        assert_eq!(live, vec![[7; 16]]);
+        assert_eq!(mode(&path), 0o600, "an old store after compaction");
     }
 }

@@ -1,11 +1,17 @@
 //! The `tunnel-server` binary: sets up logging, parses flags, binds, runs the relay until
 //! SIGTERM or ctrl-c, and maps the result to an exit code. `tunnel-server domain` prints
-//! tunnel domain names.
+//! tunnel domain names; `tunnel-server health` checks a running relay (exit 0 or 1);
+//! `--check` checks a configuration and `--print-config` prints it.
 
+mod health;
+
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use tunnel_server::config::parse_duration;
 use tunnel_server::{domain, LogFormat, ServeArgs};
 
 /// A self-hostable caBLE v2 (CTAP 2.2 hybrid) tunnel relay.
@@ -17,8 +23,13 @@ struct Cli {
     #[command(flatten)]
     serve: ServeArgs,
     /// Print the resolved configuration as TOML (defaults, file, environment, flags) and exit.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "check")]
     print_config: bool,
+    /// Check the resolved configuration as starting would (limits, TLS certificate and key
+    /// files, plaintext on a public address, the contact store's folder), print it is ok and
+    /// exit, without binding.
+    #[arg(long)]
+    check: bool,
 }
 
 #[derive(Subcommand)]
@@ -35,6 +46,19 @@ enum Command {
         #[arg(long)]
         contains: Option<String>,
     },
+    /// Check a running relay: GET /healthz, exit 0 if it answers 200 OK, 1 if not (for
+    /// container health checks). Reads the same configuration as serving does.
+    Health {
+        /// Address to check [default: the configured --listen; 0.0.0.0 and [::] mean this
+        /// machine].
+        #[arg(long, value_name = "ADDR")]
+        address: Option<SocketAddr>,
+        /// Give up after this long.
+        #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+        timeout: Duration,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,7 +69,13 @@ fn main() -> ExitCode {
             find,
             contains,
         }) => domain_command(ids, find, contains),
+        Some(Command::Health {
+            address,
+            timeout,
+            serve,
+        }) => health_command(address, timeout, &serve),
         None if cli.print_config => print_config(&cli.serve),
+        None if cli.check => check_config(&cli.serve),
         None => serve(&cli.serve),
     };
     match result {
@@ -92,6 +122,30 @@ fn print_config(args: &ServeArgs) -> anyhow::Result<()> {
         "{}",
         toml::to_string(&config).context("cannot render the configuration")?
     );
+    Ok(())
+}
+
+fn check_config(args: &ServeArgs) -> anyhow::Result<()> {
+    let config = args.resolve()?;
+    config.check()?;
+    let tls = match &config.tls {
+        Some(t) => format!("TLS {} and {}", t.cert.display(), t.key.display()),
+        None if config.insecure_plaintext => "plaintext behind a TLS proxy".to_string(),
+        None => "plaintext on loopback".to_string(),
+    };
+    println!("configuration ok: listen {}, {tls}", config.listen);
+    Ok(())
+}
+
+fn health_command(
+    address: Option<SocketAddr>,
+    timeout: Duration,
+    args: &ServeArgs,
+) -> anyhow::Result<()> {
+    let config = args.resolve()?;
+    let target = health::local_target(address.unwrap_or(config.listen));
+    let ok = health::check(target, config.tls.as_ref(), timeout).context("unhealthy")?;
+    println!("{ok}");
     Ok(())
 }
 

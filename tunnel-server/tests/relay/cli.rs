@@ -103,7 +103,7 @@ fn print_config_shows_the_resolved_configuration() {
         "idle_timeout = \"5s\"",
         "messages_per_side = 9",
         "max_tunnels = 77",
-        "tunnel_lifetime = \"120s\"",
+        "tunnel_lifetime = \"2m\"",
     ] {
         assert!(text.contains(line), "{line} missing in {text}");
     }

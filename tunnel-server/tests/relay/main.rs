@@ -5,6 +5,7 @@ mod abuse;
 mod cli;
 mod contact;
 mod limits;
+mod operator;
 mod pairing;
 mod scale_out;
 mod shutdown;
