@@ -1,9 +1,7 @@
 #![no_main]
+//! libFuzzer entry point; the body is `protocol_targets::qr` (see fuzz/src/protocol_targets.rs).
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = hybrid_protocol::qr::QrCode::from_cbor(data);
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = hybrid_protocol::qr::QrCode::parse(text);
-    }
+    let _ = hybrid_protocol_fuzz::protocol_targets::qr(data);
 });
