@@ -19,7 +19,7 @@ use crate::progress::{Event, Phase, Progress, ProgressStyle, StderrProgress};
 use crate::render;
 use crate::scanner::{AdvertFileScanner, Scanner};
 use crate::webauthn::{self, b64url, AuthenticationOptions, RegistrationOptions, UserVerification};
-use tunnel_client::{parse_connect_to, TunnelConfig};
+use tunnel_client::RelayArgs;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -286,20 +286,9 @@ pub struct ConnectArgs {
         help_heading = "Bluetooth"
     )]
     pub min_rssi: Option<i16>,
-    /// Use this relay for every tunnel domain, e.g. ws://127.0.0.1:8080 or wss://relay.example.
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "BRIDGE_TUNNEL_OVERRIDE",
-        help_heading = "Relay"
-    )]
-    pub tunnel_override: Option<String>,
-    /// Connect to HOST:PORT for DOMAIN (keeps TLS name and Host header); repeatable.
-    #[arg(long, value_name = "DOMAIN=HOST:PORT", value_parser = parse_connect_to, help_heading = "Relay")]
-    pub connect_to: Vec<(String, String)>,
-    /// Extra trusted CA certificates (PEM) for the relay's TLS.
-    #[arg(long, value_name = "FILE", help_heading = "Relay")]
-    pub extra_ca: Option<PathBuf>,
+    /// The relay.
+    #[command(flatten)]
+    pub relay: RelayArgs,
     /// Write the FIDO:/ URL to this file (tools and tests "scan" it from there).
     #[arg(long, value_name = "FILE", help_heading = "QR code")]
     pub qr_file: Option<PathBuf>,
@@ -363,7 +352,6 @@ pub struct ScanArgs {
     pub report: crate::report::ReportArgs,
 }
 
-
 /// A duration flag: `120s`, `2m`, `1m30s`, `500ms` (humantime), or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -416,11 +404,7 @@ fn check_writable(flag: &str, path: &Path) -> Result<(), BridgeError> {
 impl ConnectArgs {
     fn config(&self, links: Option<LinkStore>) -> Result<BridgeConfig, BridgeError> {
         Ok(BridgeConfig {
-            tunnel: TunnelConfig::new(
-                self.tunnel_override.clone(),
-                self.connect_to.clone(),
-                self.extra_ca.clone(),
-            ),
+            tunnel: self.relay.config(),
             timeouts: Timeouts {
                 advert: self.advert_timeout,
                 connect: self.connect_timeout,
@@ -459,12 +443,7 @@ impl ConnectArgs {
                 _ => {}
             }
         }
-        let tunnel = TunnelConfig::new(
-            self.tunnel_override.clone(),
-            self.connect_to.clone(),
-            self.extra_ca.clone(),
-        );
-        tunnel.check()?;
+        self.relay.config().check()?;
         Ok(())
     }
 }
@@ -556,13 +535,13 @@ impl CliProgress<'_> {
             quote(name)
         );
         let c = self.conn;
-        if let Some(t) = &c.tunnel_override {
+        if let Some(t) = &c.relay.tunnel_override {
             cmd += &format!(" --tunnel-override {}", quote(t));
         }
         if let Some(f) = &c.advert_file {
             cmd += &format!(" --advert-file {}", quote(&f.display().to_string()));
         }
-        if let Some(f) = &c.extra_ca {
+        if let Some(f) = &c.relay.extra_ca {
             cmd += &format!(" --extra-ca {}", quote(&f.display().to_string()));
         }
         cmd
@@ -767,6 +746,7 @@ pub async fn run(cli: &Cli, phase: &PhaseTracker) -> Result<(), BridgeError> {
     match &cli.command {
         Command::Register(a) => {
             let options = a.options()?;
+            options.validate()?;
             let config = a.conn.config(Some(cli.links()?))?;
             a.conn.check(a.rp.out.as_ref())?;
             let mut scanner = open_scanner(

@@ -18,7 +18,7 @@ async fn limited_stack(
         PhoneConfig {
             timeout: Duration::from_secs(5),
             // Packed attestation makes the makeCredential reply well over 256 bytes.
-            attestation: phone_sim::Attestation::Packed,
+            attestation: Attestation::Packed,
             ..PhoneConfig::default()
         },
         knobs(),

@@ -22,8 +22,12 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "cli")]
+mod cli;
 mod probe;
 
+#[cfg(feature = "cli")]
+pub use cli::RelayArgs;
 pub use probe::{ProbeReport, ProbeStep, StepOutcome, StepReport};
 
 use std::path::{Path, PathBuf};

@@ -23,7 +23,9 @@ fn public_suffix_rp_id_is_a_usage_error() {
         .args([
             "register",
             "--rp-id",
-            "com",
+            "co.uk",
+            "--origin",
+            "https://shop.co.uk",
             "--user-name",
             "a",
             "--advert-file",
