@@ -1,7 +1,10 @@
 //! One ceremony for the extension: check the browser-reported origin against the RP ID
 //! before anything else (WebAuthn L3 §5.1.3 step 7, §5.1.4 step 6), parse the W3C options,
 //! open the scanner, run the QR or linked transaction through the bridge's WebAuthn layer and
-//! return the W3C response JSON, or the [`DomError`] a browser would throw.
+//! return the W3C response JSON, or the [`DomError`] a browser would throw. A request from a
+//! cross-origin frame (`topOrigin`) gets the `clientDataJSON` a browser writes there
+//! (`crossOrigin: true`, `topOrigin`); whether the frame may use WebAuthn at all (permissions
+//! policy) is the extension's check, made with what the browser tells it.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,15 +47,14 @@ pub fn check_origin(req: &CeremonyRequest) -> Result<String, DomError> {
     let host = webauthn::origin_host(origin)
         .map_err(|e| DomError::new(DomName::SecurityError, "insecure_origin", e.to_string()))?;
     if let Some(top) = &req.top_origin {
-        if top.trim_end_matches('/') != origin.trim_end_matches('/') {
-            // clientDataJSON would need crossOrigin: true and topOrigin, which the WebAuthn
-            // layer does not write yet; refuse rather than sign a false statement.
-            return Err(DomError::new(
-                DomName::NotSupportedError,
-                "cross_origin",
-                "passkeys from a phone are not available in a cross-origin frame yet; use the browser's own dialog",
-            ));
-        }
+        // A cross-origin frame: the top-level page must be a secure context too.
+        webauthn::origin_host(top).map_err(|e| {
+            DomError::new(
+                DomName::SecurityError,
+                "insecure_origin",
+                format!("top-level {e}"),
+            )
+        })?;
     }
     let pk = req.options.get("publicKey").unwrap_or(&req.options);
     let rp = match req.kind {
@@ -108,6 +110,7 @@ async fn ceremony(
     let dom = |e: BridgeError| DomError::from_bridge(&e);
     let options = req.options.to_string();
     let origin = Some(req.origin.as_str());
+    let top = cross_origin_top(req).map_err(dom)?;
     let mut config = host.bridge.clone();
     if let Some(phone) = &req.phone {
         // Fail on an unknown phone before touching Bluetooth.
@@ -117,50 +120,83 @@ async fn ceremony(
     let json = match req.kind {
         CeremonyKind::Create => {
             let o = RegistrationOptions::from_json(&options, origin).map_err(dom)?;
-            let mut scanner = open_scanner(host).await.map_err(dom)?;
-            let r = match &req.phone {
-                None => webauthn::register(&o, &config, scanner.as_mut(), progress)
-                    .await
-                    .map(|r| r.json),
-                Some(phone) => {
-                    register_linked(phone, &o, &config, scanner.as_mut(), progress).await
-                }
+            let client_data = client_data("webauthn.create", &o.challenge, &o.origin, top)?;
+            let request = CtapRequest {
+                command: Command::MakeCredential,
+                body: o.to_ctap(hash(&client_data)).to_cbor(),
             };
-            serde_json::to_value(r.map_err(dom)?)
+            let response = transaction(req, &request, &config, host, progress).await?;
+            serde_json::to_value(
+                webauthn::registration_json(&o, &client_data, &response).map_err(dom)?,
+            )
         }
         CeremonyKind::Get => {
             let o = AuthenticationOptions::from_json(&options, origin).map_err(dom)?;
-            let mut scanner = open_scanner(host).await.map_err(dom)?;
-            let r = match &req.phone {
-                None => webauthn::sign_in(&o, &config, scanner.as_mut(), progress).await,
-                Some(phone) => {
-                    webauthn::sign_in_linked(phone, &o, &config, scanner.as_mut(), progress).await
-                }
+            let client_data = client_data("webauthn.get", &o.challenge, &o.origin, top)?;
+            let request = CtapRequest {
+                command: Command::GetAssertion,
+                body: o.to_ctap(hash(&client_data)).to_cbor(),
             };
-            serde_json::to_value(r.map_err(dom)?.json)
+            let response = transaction(req, &request, &config, host, progress).await?;
+            serde_json::to_value(
+                webauthn::authentication_json(&o, &client_data, &response).map_err(dom)?,
+            )
         }
     };
     json.map_err(|e| DomError::new(DomName::UnknownError, "internal", e.to_string()))
 }
 
-/// Registration with a linked phone (no QR code): the same WebAuthn layer, sent through the
-/// linked transaction.
-async fn register_linked(
-    phone: &str,
-    o: &RegistrationOptions,
+/// The QR or linked transaction; the phone's response CBOR.
+async fn transaction(
+    req: &CeremonyRequest,
+    request: &CtapRequest,
     config: &BridgeConfig,
-    scanner: &mut dyn Scanner,
+    host: &HostConfig,
     progress: &dyn Progress,
-) -> Result<webauthn::RegistrationResponseJson, BridgeError> {
-    o.validate()?;
-    let client_data = webauthn::client_data_json("webauthn.create", &o.challenge, &o.origin);
-    let hash: [u8; 32] = Sha256::digest(client_data.as_bytes()).into();
-    let request = CtapRequest {
-        command: Command::MakeCredential,
-        body: o.to_ctap(hash).to_cbor(),
+) -> Result<Vec<u8>, DomError> {
+    let dom = |e: BridgeError| DomError::from_bridge(&e);
+    let mut scanner = open_scanner(host).await.map_err(dom)?;
+    let outcome = match &req.phone {
+        None => ceremony::qr_transaction(request, config, scanner.as_mut(), progress).await,
+        Some(phone) => {
+            ceremony::linked_transaction(phone, request, config, scanner.as_mut(), progress).await
+        }
     };
-    let outcome = ceremony::linked_transaction(phone, &request, config, scanner, progress).await?;
-    webauthn::registration_json(o, &client_data, &outcome.response)
+    Ok(outcome.map_err(dom)?.response)
+}
+
+/// The top-level origin when it differs from the caller's (a cross-origin frame).
+fn cross_origin_top(req: &CeremonyRequest) -> Result<Option<String>, BridgeError> {
+    let Some(top) = &req.top_origin else {
+        return Ok(None);
+    };
+    let top = webauthn::normalize_origin(top)?;
+    Ok((top != webauthn::normalize_origin(&req.origin)?).then_some(top))
+}
+
+/// `clientDataJSON` (WebAuthn §5.8.1.1): the bridge's own for a top-level page; for a
+/// cross-origin frame the same members in the same order with `"crossOrigin":true` and
+/// `"topOrigin"`, as a browser writes them.
+fn client_data(
+    ty: &str,
+    challenge: &[u8],
+    origin: &str,
+    top: Option<String>,
+) -> Result<String, DomError> {
+    let Some(top) = top else {
+        return Ok(webauthn::client_data_json(ty, challenge, origin));
+    };
+    let origin = webauthn::normalize_origin(origin).map_err(|e| DomError::from_bridge(&e))?;
+    Ok(format!(
+        r#"{{"type":"{ty}","challenge":"{}","origin":{},"crossOrigin":true,"topOrigin":{}}}"#,
+        webauthn::b64url(challenge),
+        Value::String(origin),
+        Value::String(top)
+    ))
+}
+
+fn hash(client_data: &str) -> [u8; 32] {
+    Sha256::digest(client_data.as_bytes()).into()
 }
 
 async fn open_scanner(host: &HostConfig) -> Result<Box<dyn Scanner>, BridgeError> {

@@ -288,11 +288,6 @@ pub fn install(a: &InstallArgs) -> Result<Vec<PathBuf>, BridgeError> {
         let first = text.lines().next().unwrap_or_default();
         refused(first.trim_start_matches("error: ").to_string())
     })?;
-    // The values too (timeouts), with a stand-in links file: only the flags are checked.
-    flags
-        .host
-        .config(Some(PathBuf::from("links.json")))
-        .map_err(|e| refused(e.to_string()))?;
     if let Some(stray) = flags.host.browser_args.first() {
         // The browser appends its own arguments after these; a stray word here would hide them.
         return Err(refused(format!(

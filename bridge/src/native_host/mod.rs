@@ -81,21 +81,21 @@ pub struct HostArgs {
     /// Extra trusted CA certificates (PEM) for the relay's TLS.
     #[arg(long)]
     pub extra_ca: Option<PathBuf>,
-    /// Seconds to wait for the phone's advert after showing the QR code.
-    #[arg(long, default_value_t = 120.0)]
-    pub advert_timeout: f64,
-    /// Seconds to wait for the relay connection.
-    #[arg(long, default_value_t = 20.0)]
-    pub connect_timeout: f64,
-    /// Seconds to wait for the handshake.
-    #[arg(long, default_value_t = 20.0)]
-    pub handshake_timeout: f64,
-    /// Seconds to wait for the person to confirm on the phone.
-    #[arg(long, default_value_t = 120.0)]
-    pub user_timeout: f64,
-    /// Seconds to keep listening after the reply for a late linking update.
-    #[arg(long, default_value_t = 3.0)]
-    pub linger: f64,
+    /// How long to wait for the phone's advert after showing the QR code (120s, 2m, or seconds).
+    #[arg(long, default_value = "120s", value_parser = crate::cli::parse_duration)]
+    pub advert_timeout: Duration,
+    /// How long to wait for the relay connection.
+    #[arg(long, default_value = "20s", value_parser = crate::cli::parse_duration)]
+    pub connect_timeout: Duration,
+    /// How long to wait for the handshake.
+    #[arg(long, default_value = "20s", value_parser = crate::cli::parse_duration)]
+    pub handshake_timeout: Duration,
+    /// How long to wait for the person to confirm on the phone.
+    #[arg(long, default_value = "120s", value_parser = crate::cli::parse_duration)]
+    pub user_timeout: Duration,
+    /// How long to keep listening after the reply for a late linking update.
+    #[arg(long, default_value = "3s", value_parser = crate::cli::parse_duration)]
+    pub linger: Duration,
     /// Don't offer or store a link with the phone in QR ceremonies.
     #[arg(long)]
     pub no_link: bool,
@@ -107,11 +107,6 @@ pub struct HostArgs {
     /// callers.
     #[arg(trailing_var_arg = true, hide = true)]
     pub browser_args: Vec<String>,
-}
-
-fn secs(s: f64, flag: &str) -> Result<Duration, BridgeError> {
-    Duration::try_from_secs_f64(s)
-        .map_err(|_| BridgeError::Usage(format!("{flag} must be a non-negative number of seconds")))
 }
 
 impl HostArgs {
@@ -130,11 +125,11 @@ impl HostArgs {
                     self.extra_ca.clone(),
                 ),
                 timeouts: Timeouts {
-                    advert: secs(self.advert_timeout, "--advert-timeout")?,
-                    connect: secs(self.connect_timeout, "--connect-timeout")?,
-                    handshake: secs(self.handshake_timeout, "--handshake-timeout")?,
-                    user: secs(self.user_timeout, "--user-timeout")?,
-                    linger: secs(self.linger, "--linger")?,
+                    advert: self.advert_timeout,
+                    connect: self.connect_timeout,
+                    handshake: self.handshake_timeout,
+                    user: self.user_timeout,
+                    linger: self.linger,
                 },
                 links: (!self.no_link).then(|| links.clone()),
                 min_rssi: self.min_rssi,

@@ -389,13 +389,12 @@ async fn rp_id_not_matching_the_origin_is_security_error_before_any_qr_code() {
         );
         assert_eq!(m["id"], id);
     }
-    // A request from a cross-origin frame is refused before anything happens (the
-    // extension falls back to the browser's own dialog on this code).
+    // A cross-origin frame inside a page that is not a secure context is refused too.
     let mut framed = get("s8", "https://example.com", "example.com", None);
-    framed["topOrigin"] = "https://top.example".into();
+    framed["topOrigin"] = "http://top.example".into();
     host.send(framed).await;
     let m = host.recv().await;
-    assert_error(&m, "NotSupportedError", "cross_origin");
+    assert_error(&m, "SecurityError", "insecure_origin");
     assert_eq!(m["id"], "s8");
     // A parent domain of the origin's host is fine: this one gets as far as the QR code.
     host.send(get("ok", "https://login.example.com", "example.com", None))
@@ -460,7 +459,7 @@ fn env_flags(env: &Env) -> Vec<OsString> {
         ("--connect-timeout", "10"),
         ("--handshake-timeout", "10"),
         ("--user-timeout", "10"),
-        ("--linger", "0.5"),
+        ("--linger", "500ms"),
     ] {
         f.push(k.into());
         f.push(v.into());
@@ -549,6 +548,28 @@ async fn create_and_get_through_the_host_with_qr_and_linked_phone() {
         b"user"
     );
     assert_eq!(client_data(cred)["type"], "webauthn.get");
+
+    // From a cross-origin frame: clientDataJSON says so, with the top-level origin, in the
+    // order a browser writes it.
+    let mut framed = get("g0", origin, "example.com", None);
+    framed["topOrigin"] = "https://top.example/".into();
+    let (_, m) = qr_ceremony(&mut host, &env, framed).await;
+    assert_eq!(m["type"], "result", "{m}");
+    let raw = b64(m["credential"]["response"]["clientDataJSON"]
+        .as_str()
+        .unwrap());
+    assert_eq!(
+        String::from_utf8(raw).unwrap(),
+        format!(
+            r#"{{"type":"webauthn.get","challenge":"EBESExQVFhcYGRobHB0eHw","origin":"{origin}","crossOrigin":true,"topOrigin":"https://top.example"}}"#
+        )
+    );
+    // A topOrigin equal to the origin is a top-level page.
+    let mut same = get("g00", origin, "example.com", None);
+    same["topOrigin"] = origin.into();
+    let (_, m) = qr_ceremony(&mut host, &env, same).await;
+    assert_eq!(client_data(&m["credential"])["crossOrigin"], false, "{m}");
+    assert!(client_data(&m["credential"]).get("topOrigin").is_none());
 
     // The linked phone: no QR code at all.
     host.send(get("g2", origin, "example.com", Some(&phone_id)))
@@ -759,7 +780,7 @@ fn install_only_into_a_user_data_dir_and_refuse_bad_host_flags() {
     ];
     for (flags, says) in [
         (vec!["--no-such-flag"], "--no-such-flag"),
-        (vec!["--advert-timeout", "nan"], "--advert-timeout must be"),
+        (vec!["--advert-timeout", "nan"], "\"nan\" is not a duration"),
         (
             vec!["--advert-file", "/tmp/a", "stray"],
             "unexpected argument \"stray\"",
@@ -824,10 +845,10 @@ async fn the_sites_timeout_is_clamped_and_ends_the_ceremony() {
     let args = HostArgs {
         advert_file: Some(dir.path().join("adverts")),
         tunnel_override: Some("ws://127.0.0.1:9".into()),
-        advert_timeout: 600.0,
-        connect_timeout: 600.0,
-        handshake_timeout: 600.0,
-        user_timeout: 600.0,
+        advert_timeout: Duration::from_secs(600),
+        connect_timeout: Duration::from_secs(600),
+        handshake_timeout: Duration::from_secs(600),
+        user_timeout: Duration::from_secs(600),
         ..Default::default()
     };
     let config = args.config(Some(dir.path().join("links.json"))).unwrap();
