@@ -2,7 +2,9 @@
 //! embedded tunnel relay on loopback, a simulated phone with its own credential store, and
 //! the bridge, connected through the simulated BLE medium (an advert file). It registers a
 //! passkey for a demo relying party, signs in with it, signs in again as a linked phone
-//! without a QR code, verifies every result as a relying party would ([`verify`]), and ends
+//! without a QR code, registers a device-bound credential (the RP reports synced or
+//! device-bound from the BE/BS flags it sees), verifies every result as a relying party would
+//! ([`verify`]: packed attestation with an x5c chain checked against the phone's CA), and ends
 //! with a summary. `--repeat N` instead runs N registrations and prints p50/p99 per stage.
 //!
 //! It lives in its own crate so that the desktop client a person installs (`hybrid-bridge`,
@@ -16,7 +18,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use phone_sim::{Attestation, MediumKnobs, PhoneConfig};
+use phone_sim::{Attestation, CredentialKind, MediumKnobs, PhoneConfig};
 use rand_core::{OsRng, RngCore as _};
 
 use bridge::progress::{Phase, Progress, ProgressStyle, Silent, StderrProgress};
@@ -125,7 +127,7 @@ pub async fn run(args: &DemoArgs, style: ProgressStyle) -> Result<(), BridgeErro
     }
     let dir = demo_dir(args);
     let phone = PhoneConfig {
-        attestation: Attestation::Packed,
+        attestation: Attestation::PackedX5c,
         name: "Demo phone".into(),
         ..PhoneConfig::default()
     };
@@ -150,8 +152,17 @@ pub async fn run(args: &DemoArgs, style: ProgressStyle) -> Result<(), BridgeErro
             .unwrap_or_default()
     ));
 
+    // The RP trusts the demo phone's attestation CA, as an RP would trust a phone maker's.
+    let attestation_ca = stack
+        .phone_mut()
+        .ok_or_else(|| BridgeError::Internal("demo: no phone".into()))?
+        .make_attestation_ca()
+        .map_err(|e| BridgeError::Internal(format!("demo: {e}")))?
+        .ca_der()
+        .to_vec();
+
     // 1. Register.
-    say("1/3  register a passkey for demo.hybrid-bridge.test: scan this QR code with the (simulated) phone");
+    say("1/4  register a passkey for demo.hybrid-bridge.test: scan this QR code with the (simulated) phone");
     let challenge = random(32);
     let reg = stack
         .register(&registration_options("alice@demo", &challenge)?, &display)
@@ -162,13 +173,19 @@ pub async fn run(args: &DemoArgs, style: ProgressStyle) -> Result<(), BridgeErro
         rp_id: RP_ID,
         origin: ORIGIN,
         challenge: &challenge,
+        attestation_ca: Some(&attestation_ca),
     };
     let mut credential =
         verify::registration(&reg_json, &expected).map_err(|e| demo_failed("registration", e))?;
-    say("     the relying party verified the registration: challenge, origin, RP ID hash, UP+UV flags, packed self-attestation");
+    say(&format!(
+        "     the relying party verified the registration: challenge, origin, RP ID hash, UP+UV \
+         flags, {}\n     it got a {}",
+        credential.attestation,
+        credential.kind()
+    ));
 
     // 2. Sign in with a QR code.
-    say("2/3  sign in with the phone (QR code again)");
+    say("2/4  sign in with the phone (QR code again)");
     let challenge = random(32);
     let auth = stack
         .sign_in(
@@ -182,6 +199,7 @@ pub async fn run(args: &DemoArgs, style: ProgressStyle) -> Result<(), BridgeErro
         rp_id: RP_ID,
         origin: ORIGIN,
         challenge: &challenge,
+        attestation_ca: None,
     };
     verify::assertion(&auth_json, &expected, &mut credential)
         .map_err(|e| demo_failed("sign-in", e))?;
@@ -198,7 +216,7 @@ pub async fn run(args: &DemoArgs, style: ProgressStyle) -> Result<(), BridgeErro
             BridgeError::Internal("demo: the phone sent no linking information".into())
         })?;
     say(&format!(
-        "3/3  sign in again with the linked phone {link:?}: no QR code, the relay wakes the phone"
+        "3/4  sign in again with the linked phone {link:?}: no QR code, the relay wakes the phone"
     ));
     let challenge = random(32);
     let linked = stack
@@ -214,21 +232,53 @@ pub async fn run(args: &DemoArgs, style: ProgressStyle) -> Result<(), BridgeErro
         rp_id: RP_ID,
         origin: ORIGIN,
         challenge: &challenge,
+        attestation_ca: None,
     };
     verify::assertion(&linked_json, &expected, &mut credential)
         .map_err(|e| demo_failed("linked sign-in", e))?;
     say("     the relying party verified the linked sign-in");
+
+    // 4. A device-bound credential: the phone makes this one with BE and BS clear.
+    say(
+        "4/4  register a device-bound credential (the phone keeps it; no backup): scan the QR code",
+    );
+    if let Some(p) = stack.phone_mut() {
+        p.config_mut().credential_kind = CredentialKind::DeviceBound;
+    }
+    let challenge = random(32);
+    let bound = stack
+        .register(&registration_options("bob@demo", &challenge)?, &display)
+        .await?;
+    let bound_json = serde_json::to_value(&bound.bridge.json)
+        .map_err(|e| BridgeError::Internal(e.to_string()))?;
+    let expected = verify::Expected {
+        rp_id: RP_ID,
+        origin: ORIGIN,
+        challenge: &challenge,
+        attestation_ca: Some(&attestation_ca),
+    };
+    let bound_credential = verify::registration(&bound_json, &expected)
+        .map_err(|e| demo_failed("device-bound registration", e))?;
+    say(&format!(
+        "     the relying party verified it and got a {}",
+        bound_credential.kind()
+    ));
     stack.stop_relay().await;
 
     // Summary.
-    println!("\nhybrid-bridge demo: all three ceremonies succeeded and verified");
-    println!("credential {} for {RP_ID}\n", b64(&credential.id));
+    println!("\nhybrid-bridge demo: all four ceremonies succeeded and verified");
+    println!("credentials for {RP_ID}, as the relying party saw them:");
+    for c in [&credential, &bound_credential] {
+        println!("  {}  {}", b64(&c.id), c.kind());
+    }
+    println!();
     print!(
         "{}",
         summary_table(&[
             ("register", &reg.bridge.outcome.stages),
             ("sign in", &auth.bridge.outcome.stages),
             ("linked", &linked.bridge.outcome.stages),
+            ("register 2", &bound.bridge.outcome.stages),
         ])
     );
     println!("\nlinked phone: {link:?}");

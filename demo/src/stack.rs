@@ -116,6 +116,11 @@ impl Stack {
         self.phone.as_ref().map(|(p, _)| p)
     }
 
+    /// The phone, between ceremonies, e.g. to change its configuration.
+    pub fn phone_mut(&mut self) -> Option<&mut Phone> {
+        self.phone.as_mut().map(|(p, _)| p)
+    }
+
     /// Registers a passkey on the phone through a QR ceremony.
     pub async fn register(
         &mut self,

@@ -3,6 +3,13 @@
 //! them — client data type, challenge and origin, RP ID hash, user present and verified flags,
 //! the signature, and the signature counter. (The end-to-end tests use webauthn-rs instead, so
 //! this code is checked against an independent implementation.)
+//!
+//! Attestation: `none`; `packed` self attestation (signature by the credential key); `packed`
+//! with an `x5c` chain — the signature is verified with the attestation certificate's P-256 key,
+//! and, when the demo is given a trust anchor ([`Expected::attestation_ca`]), the certificate's
+//! own signature with the CA's key (no dates, names or extensions are checked: this is a demo,
+//! not a certificate validator). Other formats are refused, as an RP that does not know them
+//! would. The RP also reports what kind of credential it got, from the BE/BS flags.
 
 use base64::Engine as _;
 use hybrid_protocol::cbor::{self, MapReader};
@@ -20,6 +27,8 @@ pub struct Expected<'a> {
     pub origin: &'a str,
     /// The challenge it issued.
     pub challenge: &'a [u8],
+    /// An attestation CA (DER) the RP trusts for `packed` attestation with `x5c`.
+    pub attestation_ca: Option<&'a [u8]>,
 }
 
 /// A registered credential as the RP stores it.
@@ -31,6 +40,132 @@ pub struct StoredCredential {
     pub key: VerifyingKey,
     /// The last signature counter seen.
     pub sign_count: u32,
+    /// Backup eligible (BE) at registration: a synced passkey if set, device-bound if not.
+    pub backup_eligible: bool,
+    /// Backed up (BS) at registration.
+    pub backup_state: bool,
+    /// How the registration was attested, in words.
+    pub attestation: &'static str,
+}
+
+impl StoredCredential {
+    /// "synced passkey (BE=1, BS=1)" or "device-bound credential (BE=0, BS=0)".
+    pub fn kind(&self) -> String {
+        format!(
+            "{} (BE={}, BS={})",
+            if self.backup_eligible {
+                "synced passkey"
+            } else {
+                "device-bound credential"
+            },
+            u8::from(self.backup_eligible),
+            u8::from(self.backup_state)
+        )
+    }
+}
+
+/// One DER TLV at the start of `der`: (tag, the whole TLV, its contents, the rest).
+fn tlv(der: &[u8]) -> Result<(u8, &[u8], &[u8], &[u8]), String> {
+    let bad = || "attestation certificate: bad DER".to_string();
+    let (&tag, rest) = der.split_first().ok_or_else(bad)?;
+    let (&first, rest) = rest.split_first().ok_or_else(bad)?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 3 || rest.len() < n {
+            return Err(bad());
+        }
+        let len = rest[..n].iter().fold(0usize, |a, b| (a << 8) | *b as usize);
+        (len, &rest[n..])
+    };
+    if rest.len() < len {
+        return Err(bad());
+    }
+    let head = der.len() - rest.len();
+    Ok((tag, &der[..head + len], &rest[..len], &rest[len..]))
+}
+
+/// A certificate's parts: the raw TBSCertificate, its P-256 public key and its signature.
+struct Cert<'a> {
+    tbs: &'a [u8],
+    key: VerifyingKey,
+    signature: &'a [u8],
+}
+
+/// SubjectPublicKeyInfo AlgorithmIdentifier for id-ecPublicKey on prime256v1.
+const P256_ALG: [u8; 21] = [
+    0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+    0xce, 0x3d, 0x03, 0x01, 0x07,
+];
+
+fn parse_cert(der: &[u8]) -> Result<Cert<'_>, String> {
+    let (_, _, cert, _) = tlv(der)?;
+    let (_, tbs, tbs_body, rest) = tlv(cert)?;
+    let (_, _, _alg, rest) = tlv(rest)?;
+    let (tag, _, sig_bits, _) = tlv(rest)?;
+    if tag != 0x03 || sig_bits.first() != Some(&0) {
+        return Err("attestation certificate: the signature is not a BIT STRING".into());
+    }
+    // TBSCertificate: [0] version, serial, signature, issuer, validity, subject, SPKI.
+    let mut body = tbs_body;
+    let mut fields = Vec::new();
+    while !body.is_empty() && fields.len() < 7 {
+        let (tag, whole, contents, rest) = tlv(body)?;
+        fields.push((tag, whole, contents));
+        body = rest;
+    }
+    let spki = match fields.first() {
+        Some((0xa0, ..)) => fields.get(6),
+        _ => fields.get(5),
+    }
+    .ok_or("attestation certificate: no subject public key")?
+    .2;
+    let (_, alg, _, rest) = tlv(spki)?;
+    if alg != P256_ALG {
+        return Err("attestation certificate: not a P-256 key".into());
+    }
+    let (_, _, bits, _) = tlv(rest)?;
+    let point = bits.get(1..).ok_or("attestation certificate: empty key")?;
+    let key = VerifyingKey::from_sec1_bytes(point)
+        .map_err(|_| "attestation certificate: bad P-256 point")?;
+    Ok(Cert {
+        tbs,
+        key,
+        signature: &sig_bits[1..],
+    })
+}
+
+/// Verifies `packed` attestation with an `x5c` chain: the signature with x5c[0]'s key, and
+/// x5c[0] against the trusted CA when there is one. Returns how it was attested.
+fn verify_x5c(
+    x5c: &[ciborium::value::Value],
+    sig: &DerSignature,
+    signed: &[u8],
+    ca: Option<&[u8]>,
+) -> Result<&'static str, String> {
+    let Some(ciborium::value::Value::Bytes(leaf)) = x5c.first() else {
+        return Err("packed attStmt x5c holds no certificate".into());
+    };
+    let leaf = parse_cert(leaf)?;
+    leaf.key
+        .verify(signed, sig)
+        .map_err(|_| "packed attestation signature does not verify with the x5c certificate")?;
+    let Some(ca) = ca else {
+        return Ok("packed attestation, x5c chain (no trust anchor configured)");
+    };
+    issued_by(&leaf, ca)?;
+    Ok("packed attestation, x5c chain to the trusted attestation CA")
+}
+
+/// Checks that `ca_der`'s key signed `cert`.
+fn issued_by(cert: &Cert<'_>, ca_der: &[u8]) -> Result<(), String> {
+    let ca = parse_cert(ca_der)?;
+    let sig = DerSignature::try_from(cert.signature)
+        .map_err(|_| "attestation certificate signature is not DER")?;
+    ca.key.verify(cert.tbs, &sig).map_err(|_| {
+        "the attestation certificate was not issued by the trusted attestation CA".into()
+    })
 }
 
 fn b64(v: &Value, what: &str) -> Result<Vec<u8>, String> {
@@ -96,8 +231,8 @@ pub fn registration(json: &Value, e: &Expected<'_>) -> Result<StoredCredential, 
     }
     let key = VerifyingKey::from_sec1_bytes(&cred.public_key.to_uncompressed())
         .map_err(|e| e.to_string())?;
-    match m.get_text_key("fmt") {
-        Some(ciborium::value::Value::Text(f)) if f == "none" => {}
+    let attestation = match m.get_text_key("fmt") {
+        Some(ciborium::value::Value::Text(f)) if f == "none" => "no attestation (fmt none)",
         Some(ciborium::value::Value::Text(f)) if f == "packed" => {
             let st = MapReader::new("attStmt", m.get_text_key("attStmt").ok_or("no attStmt")?)
                 .map_err(|e| e.to_string())?;
@@ -107,15 +242,31 @@ pub fn registration(json: &Value, e: &Expected<'_>) -> Result<StoredCredential, 
             };
             let sig = DerSignature::try_from(sig.as_slice())
                 .map_err(|_| "attestation signature is not DER")?;
-            key.verify(&[auth_data_raw.as_slice(), &cd_hash].concat(), &sig)
-                .map_err(|_| "self-attestation signature does not verify")?;
+            let signed = [auth_data_raw.as_slice(), &cd_hash].concat();
+            match st.get_text_key("x5c") {
+                Some(ciborium::value::Value::Array(x5c)) => {
+                    verify_x5c(x5c, &sig, &signed, e.attestation_ca)?
+                }
+                Some(_) => return Err("packed attStmt x5c is not an array".into()),
+                None => {
+                    key.verify(&signed, &sig)
+                        .map_err(|_| "self-attestation signature does not verify")?;
+                    "packed self-attestation"
+                }
+            }
         }
         other => return Err(format!("unsupported attestation format {other:?}")),
+    };
+    if ad.flags & flags::BS != 0 && ad.flags & flags::BE == 0 {
+        return Err("backed up (BS) but not backup eligible (BE)".into());
     }
     Ok(StoredCredential {
         id: raw_id,
         key,
         sign_count: ad.sign_count,
+        backup_eligible: ad.flags & flags::BE != 0,
+        backup_state: ad.flags & flags::BS != 0,
+        attestation,
     })
 }
 
@@ -144,6 +295,43 @@ pub fn assertion(
             cred.sign_count, ad.sign_count
         ));
     }
+    if (ad.flags & flags::BE != 0) != cred.backup_eligible {
+        return Err("backup eligibility (BE) changed since registration".into());
+    }
     cred.sign_count = ad.sign_count;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ca(dir: &std::path::Path, name: &str) -> (Vec<u8>, Vec<u8>) {
+        let mut phone =
+            phone_sim::Phone::open(dir.join(name), phone_sim::PhoneConfig::default()).unwrap();
+        let ca = phone.make_attestation_ca().unwrap();
+        (ca.ca_der().to_vec(), ca.leaf_der().to_vec())
+    }
+
+    #[test]
+    fn the_attestation_certificate_is_checked_against_the_trusted_ca_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca_a, leaf_a) = ca(dir.path(), "a.json");
+        let (ca_b, _) = ca(dir.path(), "b.json");
+        let leaf = parse_cert(&leaf_a).unwrap();
+        issued_by(&leaf, &ca_a).expect("issued by its own CA");
+        let err = issued_by(&leaf, &ca_b).unwrap_err();
+        assert!(err.contains("not issued by the trusted"), "{err}");
+        // Truncated or bit-flipped certificates are errors, never panics.
+        for n in 0..leaf_a.len() {
+            assert!(parse_cert(&leaf_a[..n]).is_err());
+        }
+        for i in 0..leaf_a.len() {
+            let mut b = leaf_a.clone();
+            b[i] ^= 0x80;
+            if let Ok(c) = parse_cert(&b) {
+                let _ = issued_by(&c, &ca_a);
+            }
+        }
+    }
 }

@@ -18,7 +18,13 @@ fn demo_reaches_its_summary_without_warnings_or_secret_hex() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "demo failed:\n{stderr}");
     assert!(
-        stdout.contains("all three ceremonies succeeded and verified"),
+        stdout.contains("all four ceremonies succeeded and verified"),
+        "{stdout}"
+    );
+    // The relying party says which kind of credential it got, from the BE/BS flags it saw.
+    assert!(stdout.contains("synced passkey (BE=1, BS=1)"), "{stdout}");
+    assert!(
+        stdout.contains("device-bound credential (BE=0, BS=0)"),
         "{stdout}"
     );
     assert!(
@@ -40,7 +46,7 @@ fn demo_reaches_its_summary_without_warnings_or_secret_hex() {
         .split_whitespace()
         .filter(|w| w.starts_with("FIDO:/"))
         .collect();
-    assert_eq!(urls.len(), 2, "two QR ceremonies, two QR codes");
+    assert_eq!(urls.len(), 3, "three QR ceremonies, three QR codes");
     for url in urls {
         let qr = hybrid_protocol::qr::QrCode::parse(url).unwrap();
         let lower = logs.to_lowercase();
@@ -77,7 +83,7 @@ fn the_summary_is_an_80_column_table_and_progress_shows_milliseconds() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let summary = stdout
-        .split("all three ceremonies succeeded and verified")
+        .split("all four ceremonies succeeded and verified")
         .nth(1)
         .expect("the summary");
     for line in summary.lines() {
