@@ -391,7 +391,7 @@ async fn a_message_over_one_mib_is_refused() {
                 })
                 .await
                 .unwrap();
-            let _ = ws.send(WsMessage::Binary(vec![0x55; len].into())).await;
+            let _ = ws.send(WsMessage::Binary(vec![0x55; len])).await;
             // Hold the socket open until the phone is done with it.
             while let Some(Ok(_)) = ws.next().await {}
         });
