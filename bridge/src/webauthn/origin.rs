@@ -87,7 +87,8 @@ pub fn origin_host(origin: &str) -> Result<String, BridgeError> {
 
 /// Whether `rp_id` may be used from `origin`, as a browser decides: the origin is https (or
 /// http on this machine) with a domain name, not an IP address, as its host, and the RP ID
-/// equals that host or is a parent domain of it that is not a public suffix.
+/// equals that host or is a parent domain of it, and is not a public suffix (stricter than
+/// browsers in one case: see the comment in the body).
 pub fn check_rp_id(rp_id: &str, origin: &str) -> Result<(), BridgeError> {
     let url = parse_origin(origin)?;
     let host = match url.host() {
@@ -120,15 +121,19 @@ pub fn check_rp_id(rp_id: &str, origin: &str) -> Result<(), BridgeError> {
             )))
         }
     };
-    if rp == host {
+    // Browsers let an origin whose host is itself a public suffix (https://github.io) use it
+    // as its RP ID; this client refuses it, as a mistake far likelier than a real site (the
+    // CLI's `--rp-id com` would otherwise default to the origin https://com). `localhost` is
+    // one by the list's default rule, and allowed on its own origin.
+    let is_public_suffix = psl::suffix(rp.as_bytes()).is_none_or(|s| s.as_bytes() == rp.as_bytes());
+    if rp == host && (rp == "localhost" || !is_public_suffix) {
         return Ok(());
     }
-    if !host.ends_with(&format!(".{rp}")) {
+    if rp != host && !host.ends_with(&format!(".{rp}")) {
         return Err(BridgeError::Usage(format!(
             "RP ID {rp_id:?} is not {host:?} or a parent domain of it; a browser would refuse it for origin {origin:?}"
         )));
     }
-    let is_public_suffix = psl::suffix(rp.as_bytes()).is_none_or(|s| s.as_bytes() == rp.as_bytes());
     if is_public_suffix {
         return Err(BridgeError::Usage(format!(
             "RP ID {rp_id:?} is a public suffix (by the Public Suffix List), which no site \
@@ -200,6 +205,8 @@ mod tests {
             ("com.au", "https://shop.com.au"),
             ("pvt.k12.ma.us", "https://school.pvt.k12.ma.us"),
             ("localhost", "http://app.localhost"),
+            ("com", "https://com"),
+            ("github.io", "https://github.io"),
         ] {
             let e = check_rp_id(rp, origin).unwrap_err().to_string();
             assert!(e.contains("public suffix"), "{rp} for {origin}: {e}");
