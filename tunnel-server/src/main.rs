@@ -56,8 +56,9 @@ enum Command {
         /// Give up after this long.
         #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
         timeout: Duration,
+        // The configuration, boxed: it is much larger than the other subcommands' args.
         #[command(flatten)]
-        serve: ServeArgs,
+        serve: Box<ServeArgs>,
     },
 }
 
