@@ -5,14 +5,17 @@
 #   bash scripts/fuzz.sh seeds        write the seed inputs into fuzz/corpus/ and minimize it
 #   bash scripts/fuzz.sh merge        minimize what the last run found into fuzz/corpus/
 #
+#   FUZZ_DIR=fuzz/bridge      the bridge's targets (native messaging, W3C options JSON), a
+#                             package of their own because they build the bridge's dependencies
+#
 #   FUZZ_TARGETS="frame qr"   only these targets (default: all, from `cargo fuzz list`)
 #   FUZZ_SECONDS=3600         seconds per target (default: FUZZ_BUDGET / number of targets)
 #   FUZZ_BUDGET=210           seconds for all targets together (default 210)
 #   FUZZ_MIN_EXECS=1000       fail a target that runs fewer executions per second
 #
-# Each target starts from the committed corpus (fuzz/corpus/<target>, read-only) and writes new
-# inputs to fuzz/target/fuzz-corpus/<target>. A crash, hang (10 s per input) or out-of-memory
-# fails the run, and the input is copied to fuzz/regressions/<target>/, which `cargo test`
+# Each target starts from the committed corpus ($FUZZ_DIR/corpus/<target>, read-only) and writes
+# new inputs to $FUZZ_DIR/target/fuzz-corpus/<target>. A crash, hang (10 s per input) or
+# out-of-memory fails the run, and the input is copied to $FUZZ_DIR/regressions/<target>/, which `cargo test`
 # replays: fix the bug and commit the input with the fix. Without a nightly toolchain this
 # says so and exits 0, so the rest of CI still runs.
 set -euo pipefail
@@ -30,9 +33,17 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
   cargo install --locked cargo-fuzz
 fi
 
-cd fuzz
-# The targets' own lock file; `cargo fuzz` builds into fuzz/target.
-fuzz() { CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2} cargo +nightly fuzz "$@"; }
+fuzz_dir=${FUZZ_DIR:-fuzz}
+dir="$root/$fuzz_dir"
+cd "$dir"
+mkdir -p target
+# `cargo fuzz <command> --fuzz-dir`: cargo-fuzz would otherwise take fuzz/ from any folder
+# below the repository. Each fuzz dir builds into its own target/.
+fuzz() {
+  local command=$1
+  shift
+  CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2} cargo +nightly fuzz "$command" --fuzz-dir "$dir" "$@"
+}
 targets=${FUZZ_TARGETS:-$(fuzz list)}
 count=$(echo "$targets" | wc -w)
 budget=${FUZZ_BUDGET:-210}
@@ -46,9 +57,9 @@ build_flags=(--release --sanitizer none)
 
 case "$mode" in
   seeds)
-    cargo +nightly run -q --example seeds
+    cargo +nightly run -q --manifest-path "$dir/Cargo.toml" --example seeds
     for t in $targets; do
-      fuzz cmin "${build_flags[@]}" "$t" "corpus/$t" -- -rss_limit_mb=2048 >"target/cmin-$t.log" 2>&1 \
+      fuzz cmin "${build_flags[@]}" "$t" "$dir/corpus/$t" -- -rss_limit_mb=2048 >"target/cmin-$t.log" 2>&1 \
         || { tail -20 "target/cmin-$t.log"; exit 1; }
       echo "fuzz: corpus/$t: $(ls "corpus/$t" | wc -l) inputs after cmin"
     done
@@ -59,7 +70,7 @@ case "$mode" in
       if [ -d "target/fuzz-corpus/$t" ]; then
         cp -n "target/fuzz-corpus/$t"/* "corpus/$t"/ 2>/dev/null || true
       fi
-      fuzz cmin "${build_flags[@]}" "$t" "corpus/$t" -- -rss_limit_mb=2048 >"target/cmin-$t.log" 2>&1 \
+      fuzz cmin "${build_flags[@]}" "$t" "$dir/corpus/$t" -- -rss_limit_mb=2048 >"target/cmin-$t.log" 2>&1 \
         || { tail -20 "target/cmin-$t.log"; exit 1; }
       echo "fuzz: corpus/$t: $(ls "corpus/$t" | wc -l) inputs after cmin"
     done
@@ -69,7 +80,7 @@ case "$mode" in
   *) echo "usage: bash scripts/fuzz.sh [run|seeds|merge]" >&2; exit 2 ;;
 esac
 
-echo "fuzz: building $count targets (release, no sanitizer, overflow checks in our crates)"
+echo "fuzz: building $count targets in $fuzz_dir (release, no sanitizer, overflow checks in our crates)"
 build_start=$(date +%s)
 fuzz build "${build_flags[@]}" >target/fuzz-build.log 2>&1 || { tail -40 target/fuzz-build.log; exit 1; }
 echo "fuzz: built in $(( $(date +%s) - build_start )) s; running each target ${seconds} s" \
@@ -78,13 +89,13 @@ echo "fuzz: built in $(( $(date +%s) - build_start )) s; running each target ${s
 failed=()
 printf '%-12s %10s %10s %8s %8s  %s\n' target execs/s executions corpus new result
 for t in $targets; do
-  work="$root/fuzz/target/fuzz-corpus/$t"
-  artifacts="$root/fuzz/artifacts/$t"
-  log="$root/fuzz/target/fuzz-$t.log"
+  work="$dir/target/fuzz-corpus/$t"
+  artifacts="$dir/artifacts/$t"
+  log="$dir/target/fuzz-$t.log"
   rm -rf "$work"
   mkdir -p "$work" "$artifacts" "corpus/$t"
   status=0
-  fuzz run "${build_flags[@]}" "$t" "$work" "$root/fuzz/corpus/$t" -- \
+  fuzz run "${build_flags[@]}" "$t" "$work" "$dir/corpus/$t" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$artifacts/" >"$log" 2>&1 || status=$?
   execs=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
@@ -94,10 +105,10 @@ for t in $targets; do
   result=ok
   if [ "$status" -ne 0 ]; then
     result="FAILED (exit $status): crash, hang or out-of-memory; see $log"
-    mkdir -p "$root/fuzz/regressions/$t"
+    mkdir -p "$dir/regressions/$t"
     for a in "$artifacts"/crash-* "$artifacts"/timeout-* "$artifacts"/oom-* "$artifacts"/slow-unit-*; do
-      [ -f "$a" ] && cp "$a" "$root/fuzz/regressions/$t/" \
-        && result="$result; kept as fuzz/regressions/$t/$(basename "$a")"
+      [ -f "$a" ] && cp "$a" "$dir/regressions/$t/" \
+        && result="$result; kept as $fuzz_dir/regressions/$t/$(basename "$a")"
     done
     failed+=("$t")
   elif [ -z "$execs" ] || [ "$execs" -lt "$min_execs" ]; then
@@ -111,9 +122,9 @@ for t in $targets; do
 done
 
 if [ "${#failed[@]}" -ne 0 ]; then
-  echo "fuzz: FAILED: ${failed[*]} (logs in fuzz/target/fuzz-<target>.log; reproduce with" \
-    "\`cargo +nightly fuzz run <target> fuzz/regressions/<target>/<file>\` from fuzz/)" >&2
+  echo "fuzz: FAILED: ${failed[*]} (logs in $fuzz_dir/target/fuzz-<target>.log; reproduce with" \
+    "\`cargo +nightly fuzz run --release -s none <target> regressions/<target>/<file>\` from $fuzz_dir/)" >&2
   exit 1
 fi
 echo "fuzz: every target ran ${seconds} s with no crash, hang or slow target" \
-  "(new inputs are in fuzz/target/fuzz-corpus; keep them with \`bash scripts/fuzz.sh merge\`)"
+  "(new inputs are in $fuzz_dir/target/fuzz-corpus; keep them with \`bash scripts/fuzz.sh merge\`)"
