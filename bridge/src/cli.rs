@@ -18,6 +18,8 @@ use crate::links::LinkStore;
 use crate::progress::{Event, Phase, Progress, ProgressStyle, StderrProgress};
 use crate::render;
 use crate::scanner::{AdvertFileScanner, Scanner};
+use crate::units::human_time;
+pub use crate::units::parse_duration;
 use crate::webauthn::{self, b64url, AuthenticationOptions, RegistrationOptions, UserVerification};
 use tunnel_client::RelayArgs;
 
@@ -343,24 +345,13 @@ pub struct ScanArgs {
     #[arg(long)]
     pub adapter: Option<String>,
     /// Stop after this long, e.g. 30s or 2m [default: run until interrupted].
-    #[arg(long, value_name = "DURATION", value_parser = crate::doctor::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Stop after this many adverts.
     #[arg(long)]
     pub count: Option<usize>,
     #[command(flatten)]
     pub report: crate::report::ReportArgs,
-}
-
-/// A duration flag: `120s`, `2m`, `1m30s`, `500ms` (humantime), or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(n) = s.parse::<f64>() {
-        return Duration::try_from_secs_f64(n)
-            .map_err(|_| format!("{s:?} is not a duration (a non-negative number of seconds)"));
-    }
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. 120s, 2m or 1m30s"))
 }
 
 /// Checks that `path` can be written (its folder exists and takes a new file), before a
@@ -875,15 +866,6 @@ pub async fn run(cli: &Cli, phase: &PhaseTracker) -> Result<(), BridgeError> {
                 .map_err(|e| BridgeError::file("writing the manual page", Path::new("stdout"), e))
         }
     }
-}
-
-/// `2026-11-28 15:04:05 UTC` for a Unix time in seconds.
-pub fn human_time(unix: u64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_secs(unix);
-    humantime::format_rfc3339_seconds(t)
-        .to_string()
-        .replacen('T', " ", 1)
-        .replace('Z', " UTC")
 }
 
 async fn scan(a: &ScanArgs) -> Result<(), BridgeError> {

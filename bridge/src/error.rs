@@ -8,7 +8,8 @@ use thiserror::Error;
 
 use tunnel_client::RelayError;
 
-use crate::progress::{format_secs, Phase};
+use crate::progress::Phase;
+use crate::units::format_secs;
 
 /// Every error a ceremony, the link store or the scanners can return.
 #[derive(Debug, Error)]

@@ -60,6 +60,7 @@ pub mod render;
 pub mod report;
 pub mod sanitize;
 pub mod scanner;
+pub mod units;
 pub mod webauthn;
 
 pub use ceremony::{

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::units::format_secs;
+
 /// The long phases of a ceremony, in order. A QR ceremony goes ShowingQr → AwaitingAdvert →
 /// Connecting → Handshaking → AwaitingUser → Done; a linked one starts with ContactingPhone
 /// (relay connection and advert wait run together) instead of the first three.
@@ -226,16 +228,5 @@ impl Recorder {
 impl Progress for Recorder {
     fn on_event(&self, event: &Event, elapsed: Duration) {
         self.lock().push((event.clone(), elapsed));
-    }
-}
-
-/// `60 s`, `1.5 s`, `250 ms`.
-pub fn format_secs(d: Duration) -> String {
-    if d.as_millis() < 1000 {
-        format!("{} ms", d.as_millis())
-    } else if d.subsec_millis() == 0 {
-        format!("{} s", d.as_secs())
-    } else {
-        format!("{:.1} s", d.as_secs_f64())
     }
 }

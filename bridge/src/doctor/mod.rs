@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::error::BridgeError;
 use crate::native_host::install::Targets;
+use crate::units::parse_duration;
 
 /// `hybrid-bridge doctor`.
 #[derive(Debug, Args)]
@@ -224,16 +225,6 @@ impl Report {
         }
         out
     }
-}
-
-/// A duration flag: `3s`, `500ms`, `1m` (humantime), or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    if let Ok(secs) = s.trim().parse::<f64>() {
-        return Duration::try_from_secs_f64(secs)
-            .map_err(|_| format!("{s:?} is not a duration (a non-negative number of seconds)"));
-    }
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. 3s, 500ms or 1m"))
 }
 
 /// Runs the checks and returns the report (printing is the caller's choice).

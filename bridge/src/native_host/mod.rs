@@ -82,19 +82,19 @@ pub struct HostArgs {
     #[arg(long)]
     pub extra_ca: Option<PathBuf>,
     /// How long to wait for the phone's advert after showing the QR code (120s, 2m, or seconds).
-    #[arg(long, default_value = "120s", value_parser = crate::cli::parse_duration)]
+    #[arg(long, default_value = "120s", value_parser = crate::units::parse_duration)]
     pub advert_timeout: Duration,
     /// How long to wait for the relay connection.
-    #[arg(long, default_value = "20s", value_parser = crate::cli::parse_duration)]
+    #[arg(long, default_value = "20s", value_parser = crate::units::parse_duration)]
     pub connect_timeout: Duration,
     /// How long to wait for the handshake.
-    #[arg(long, default_value = "20s", value_parser = crate::cli::parse_duration)]
+    #[arg(long, default_value = "20s", value_parser = crate::units::parse_duration)]
     pub handshake_timeout: Duration,
     /// How long to wait for the person to confirm on the phone.
-    #[arg(long, default_value = "120s", value_parser = crate::cli::parse_duration)]
+    #[arg(long, default_value = "120s", value_parser = crate::units::parse_duration)]
     pub user_timeout: Duration,
     /// How long to keep listening after the reply for a late linking update.
-    #[arg(long, default_value = "3s", value_parser = crate::cli::parse_duration)]
+    #[arg(long, default_value = "3s", value_parser = crate::units::parse_duration)]
     pub linger: Duration,
     /// Don't offer or store a link with the phone in QR ceremonies.
     #[arg(long)]
