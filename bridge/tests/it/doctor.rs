@@ -1,20 +1,18 @@
 //! `hybrid-bridge doctor` through the real binary, one test per ✗ path: no system bus, a bus
-//! without BlueZ, mock BlueZ (python-dbusmock's `bluez5` template, `tests/mock_bluez.py`)
+//! without BlueZ, mock BlueZ (python-dbusmock's `bluez5` template, `test_support::bluez`)
 //! without an adapter or with it powered off, a relay that upgrades without `fido.cable`, a
 //! TLS 1.2-only relay (trusted through `--extra-ca`), an unresolvable relay, bad manifests and
 //! a corrupt links file; plus the passing paths (adapter and adverts heard, an installed host).
 
-use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hybrid_protocol::eid::{self, EidPlaintext};
 use hybrid_protocol::keys::QrSecret;
 use hybrid_protocol::tunnel::{Domain, RoutingId};
-
-const INSTALL: &str = "apt-get install -y dbus python3-dbusmock";
+use test_support::bluez::{Adapter, Bus, ScanMock};
 
 fn doctor(args: &[&str], env: &[(&str, &str)]) -> (Output, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hybrid-bridge"));
@@ -50,71 +48,6 @@ fn line<'a>(text: &'a str, name: &str) -> &'a str {
                 .is_some_and(|rest| rest.starts_with(&format!("{name}:")))
         })
         .unwrap_or_else(|| panic!("no check {name:?} in:\n{text}"))
-}
-
-struct Bus {
-    bus: Child,
-    address: String,
-}
-
-impl Drop for Bus {
-    fn drop(&mut self) {
-        let _ = self.bus.kill();
-        let _ = self.bus.wait();
-    }
-}
-
-fn bus(dir: &Path) -> Bus {
-    let socket = dir.join("system_bus");
-    let mut bus = Command::new("dbus-daemon")
-        .args(["--session", "--nofork", "--print-address"])
-        .arg(format!("--address=unix:path={}", socket.display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start dbus-daemon ({e}): {INSTALL}"));
-    let mut address = String::new();
-    BufReader::new(bus.stdout.take().unwrap())
-        .read_line(&mut address)
-        .unwrap();
-    Bus {
-        bus,
-        address: address.trim().to_string(),
-    }
-}
-
-struct MockBluez {
-    mock: Child,
-}
-
-impl Drop for MockBluez {
-    fn drop(&mut self) {
-        drop(self.mock.stdin.take());
-        let _ = self.mock.wait();
-    }
-}
-
-/// The mock BlueZ on `bus` with hci0 `on`, `off`, or `none` (no adapter).
-fn mock_bluez(bus: &Bus, adapter: &str) -> MockBluez {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mock_bluez.py");
-    let mut mock = Command::new("/usr/bin/python3")
-        .arg(script)
-        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
-        .env("MOCK_BLUEZ_ADAPTER", adapter)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    BufReader::new(mock.stdout.take().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
-    assert_eq!(
-        ready.trim(),
-        "ready",
-        "mock BlueZ did not start ({INSTALL})"
-    );
-    MockBluez { mock }
 }
 
 #[test]
@@ -156,10 +89,10 @@ fn no_system_bus_is_a_failed_dbus_check_and_the_rest_are_skipped() {
 #[test]
 fn a_bus_without_bluez_fails_the_bluez_check() {
     let dir = tempfile::tempdir().unwrap();
-    let bus = bus(dir.path());
+    let bus = Bus::start(dir.path());
     let (out, text) = doctor(
         &["--only", "bluetooth"],
-        &[("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)],
+        &[("DBUS_SYSTEM_BUS_ADDRESS", bus.address())],
     );
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(line(&text, "D-Bus system bus").starts_with('✓'), "{text}");
@@ -171,11 +104,10 @@ fn a_bus_without_bluez_fails_the_bluez_check() {
 #[test]
 fn mock_bluez_without_an_adapter_fails_the_adapter_check() {
     let dir = tempfile::tempdir().unwrap();
-    let bus = bus(dir.path());
-    let _mock = mock_bluez(&bus, "none");
+    let mock = ScanMock::start(dir.path(), Adapter::Missing);
     let (out, text) = doctor(
         &["--only", "bluetooth"],
-        &[("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)],
+        &[("DBUS_SYSTEM_BUS_ADDRESS", mock.address())],
     );
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(line(&text, "BlueZ").starts_with('✓'), "{text}");
@@ -190,11 +122,10 @@ fn mock_bluez_without_an_adapter_fails_the_adapter_check() {
 #[test]
 fn mock_bluez_with_the_adapter_off_fails_the_power_check() {
     let dir = tempfile::tempdir().unwrap();
-    let bus = bus(dir.path());
-    let _mock = mock_bluez(&bus, "off");
+    let mock = ScanMock::start(dir.path(), Adapter::Off);
     let (out, text) = doctor(
         &["--only", "bluetooth"],
-        &[("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)],
+        &[("DBUS_SYSTEM_BUS_ADDRESS", mock.address())],
     );
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
@@ -210,18 +141,15 @@ fn mock_bluez_with_the_adapter_off_fails_the_power_check() {
 #[test]
 fn mock_bluez_reports_the_adapter_and_the_hybrid_adverts_it_hears() {
     let dir = tempfile::tempdir().unwrap();
-    let bus = bus(dir.path());
-    let mut mock = mock_bluez(&bus, "on");
+    let mut mock = ScanMock::start(dir.path(), Adapter::Powered);
     let secret = QrSecret::from_bytes([0x22; 16]);
     let pt = EidPlaintext::new(RoutingId([1, 2, 3]), Domain(0), &mut rand_core::OsRng).unwrap();
     let advert = hex::encode(eid::encrypt(&secret.eid_key(), &pt));
-    let stdin = mock.mock.stdin.as_mut().unwrap();
-    writeln!(stdin, "advert 11:22:33:44:55:66 fff9 {advert} -61").unwrap();
-    writeln!(stdin, "advert 11:22:33:44:55:67 180f 64 -70").unwrap();
-    stdin.flush().unwrap();
+    mock.advert("11:22:33:44:55:66", "fff9", &advert, -61);
+    mock.advert("11:22:33:44:55:67", "180f", "64", -70);
     let (out, text) = doctor(
         &["--only", "bluetooth", "--scan-time", "2s"],
-        &[("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)],
+        &[("DBUS_SYSTEM_BUS_ADDRESS", mock.address())],
     );
     assert!(out.status.success(), "{text}");
     assert!(
