@@ -64,8 +64,11 @@ impl StoredCredential {
     }
 }
 
-/// One DER TLV at the start of `der`: (tag, the whole TLV, its contents, the rest).
-fn tlv(der: &[u8]) -> Result<(u8, &[u8], &[u8], &[u8]), String> {
+/// One DER TLV: (tag, the whole TLV, its contents, the bytes after it).
+type Tlv<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
+
+/// The DER TLV at the start of `der`.
+fn tlv(der: &[u8]) -> Result<Tlv<'_>, String> {
     let bad = || "attestation certificate: bad DER".to_string();
     let (&tag, rest) = der.split_first().ok_or_else(bad)?;
     let (&first, rest) = rest.split_first().ok_or_else(bad)?;
