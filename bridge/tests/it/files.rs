@@ -4,10 +4,11 @@
 //! and the file is 0600. The `--qr-file` (the QR secret) is 0600 too. A phone-chosen link name
 //! reaches the terminal without its control characters.
 
+use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use bridge::links::{LinkStore, StoredLink};
+use test_support::race;
 
 const ADDER_ENV: &str = "BRIDGE_LINKS_ADDER";
 const PER_PROCESS: usize = 30;
@@ -27,16 +28,10 @@ fn link(name: String, key_byte: u8, n: usize) -> StoredLink {
     }
 }
 
-/// The body of an adder process: stores `PER_PROCESS` links (distinct phones) once a `go`
-/// file appears, so that both adders run at once.
-fn links_adder_child(spec: &str) -> ! {
-    let (path, tag) = spec.split_once('|').unwrap();
-    let path = std::path::PathBuf::from(path);
-    let go = path.with_extension("go");
-    while !go.exists() {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let store = LinkStore::new(&path);
+/// The body of an adder process: stores `PER_PROCESS` links (distinct phones), at the same
+/// moment as the other adder.
+fn links_adder_child(path: &Path, tag: &str) -> ! {
+    let store = LinkStore::new(path);
     for i in 0..PER_PROCESS {
         store
             .store(link(format!("{tag}{i:03}"), tag.as_bytes()[0], i))
@@ -47,48 +42,26 @@ fn links_adder_child(spec: &str) -> ! {
 
 #[test]
 fn two_bridges_storing_links_lose_none() {
-    if let Ok(spec) = std::env::var(ADDER_ENV) {
-        links_adder_child(&spec);
+    if let Some((path, tag)) = race::child(ADDER_ENV) {
+        links_adder_child(&path, &tag);
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("links.json");
-    let children: Vec<_> = ["a", "b"]
-        .iter()
-        .map(|tag| {
-            Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "files::two_bridges_storing_links_lose_none",
-                    "--exact",
-                    "--nocapture",
-                ])
-                .env(ADDER_ENV, format!("{}|{tag}", path.display()))
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    std::fs::write(path.with_extension("go"), b"").unwrap();
-    for mut c in children {
-        assert!(c.wait().unwrap().success(), "an adder failed");
-    }
-    let mut names: Vec<String> = LinkStore::new(&path)
+    let tags = ["a", "b"];
+    race::race(
+        "files::two_bridges_storing_links_lose_none",
+        ADDER_ENV,
+        &path,
+        &tags,
+    );
+    let names: Vec<String> = LinkStore::new(&path)
         .list()
         .unwrap()
         .into_iter()
         .map(|l| l.name)
         .collect();
-    names.sort_unstable();
-    let want: Vec<String> = ["a", "b"]
-        .iter()
-        .flat_map(|t| (0..PER_PROCESS).map(move |i| format!("{t}{i:03}")))
-        .collect();
-    let lost: Vec<&String> = want.iter().filter(|w| !names.contains(w)).collect();
-    assert!(
-        lost.is_empty(),
-        "{} of {} stored links lost: {lost:?}",
-        lost.len(),
-        want.len()
-    );
+    let want = race::names(&tags, PER_PROCESS);
+    race::assert_none_lost(&names, &want, "links");
     assert_eq!(names.len(), want.len());
 }
 

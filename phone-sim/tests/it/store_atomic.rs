@@ -3,11 +3,12 @@
 //! saved; two processes adding credentials at once lose none of them; a temporary file a
 //! killed writer left (it holds the root secret and private keys) is gone at the next open.
 
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use phone_sim::store::SecretHex;
 use phone_sim::{Store, StoredCredential};
+use test_support::race;
 
 const CHILD_ENV: &str = "PHONE_SIM_STORE_WRITER";
 const ADDER_ENV: &str = "PHONE_SIM_STORE_ADDER";
@@ -56,17 +57,14 @@ fn store_survives_kill_mid_write() {
         .root_secret();
     let mut last = 0usize;
     for round in 0..15u64 {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "store_atomic::store_survives_kill_mid_write",
-                "--exact",
-                "--nocapture",
-            ])
-            .env(CHILD_ENV, &path)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = race::this_test(
+            "store_atomic::store_survives_kill_mid_write",
+            CHILD_ENV,
+            &path,
+        )
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
         // Let it save at least once more, then kill it at a varying point of its loop.
         let announced = || -> usize {
             std::fs::read_to_string(path.with_extension("saved"))
@@ -107,7 +105,7 @@ fn store_survives_kill_mid_write() {
 }
 
 /// Files in `dir` other than the store, its lock and the test's marker.
-fn temp_files(dir: &std::path::Path) -> Vec<String> {
+fn temp_files(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -121,29 +119,23 @@ fn temp_files(dir: &std::path::Path) -> Vec<String> {
 }
 
 /// The body of an adder process: `PER_PROCESS` times what a makeCredential does (refresh,
-/// add, save), once a `go` file appears so that both adders run at once.
-fn store_adder_child(spec: &str) -> ! {
-    let (path, tag) = spec.split_once('|').unwrap();
-    let path = std::path::PathBuf::from(path);
-    let go = path.with_extension("go");
-    while !go.exists() {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let mut store = Store::open_or_create(&path, &mut rand_core::OsRng).unwrap();
+/// add, save), at the same moment as the other adder.
+fn store_adder_child(path: &Path, tag: &str) -> ! {
+    let mut store = Store::open_or_create(path, &mut rand_core::OsRng).unwrap();
     for i in 0..PER_PROCESS {
         store.refresh().unwrap();
-        store.add_credential(credential(format!("{tag}{i:03}"), i));
+        store.add_credential(credential(format!("{tag}{i:03}"), i as u64));
         store.save().unwrap();
     }
     std::process::exit(0);
 }
 
-const PER_PROCESS: u64 = 30;
+const PER_PROCESS: usize = 30;
 
 #[test]
 fn two_processes_adding_credentials_lose_none() {
-    if let Ok(spec) = std::env::var(ADDER_ENV) {
-        store_adder_child(&spec);
+    if let Some((path, tag)) = race::child(ADDER_ENV) {
+        store_adder_child(&path, &tag);
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("phone.json");
@@ -151,41 +143,18 @@ fn two_processes_adding_credentials_lose_none() {
     let root = Store::open_or_create(&path, &mut rand_core::OsRng)
         .unwrap()
         .root_secret();
-    let children: Vec<_> = ["a", "b"]
-        .iter()
-        .map(|tag| {
-            Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "store_atomic::two_processes_adding_credentials_lose_none",
-                    "--exact",
-                    "--nocapture",
-                ])
-                .env(ADDER_ENV, format!("{}|{tag}", path.display()))
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    std::fs::write(path.with_extension("go"), b"").unwrap();
-    for mut c in children {
-        assert!(c.wait().unwrap().success(), "an adder failed");
-    }
+    let tags = ["a", "b"];
+    race::race(
+        "store_atomic::two_processes_adding_credentials_lose_none",
+        ADDER_ENV,
+        &path,
+        &tags,
+    );
     let store = Store::load(&path).unwrap();
     assert_eq!(store.root_secret(), root);
-    let mut ids: Vec<&str> = store.credentials().iter().map(|c| c.id.as_str()).collect();
-    ids.sort_unstable();
-    let mut want: Vec<String> = ["a", "b"]
-        .iter()
-        .flat_map(|t| (0..PER_PROCESS).map(move |i| format!("{t}{i:03}")))
-        .collect();
-    want.sort_unstable();
-    let lost: Vec<&String> = want.iter().filter(|w| !ids.contains(&w.as_str())).collect();
-    assert!(
-        lost.is_empty(),
-        "{} of {} saved credentials lost: {lost:?}",
-        lost.len(),
-        want.len()
-    );
+    let ids: Vec<&str> = store.credentials().iter().map(|c| c.id.as_str()).collect();
+    let want = race::names(&tags, PER_PROCESS);
+    race::assert_none_lost(&ids, &want, "credentials");
     assert_eq!(ids.len(), want.len(), "no credential twice");
 }
 
