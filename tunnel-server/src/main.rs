@@ -14,6 +14,11 @@ use clap::{Parser, Subcommand};
 use tunnel_server::config::parse_duration;
 use tunnel_server::{domain, LogFormat, ServeArgs};
 
+/// jemalloc, so memory comes back after tunnels close: see the `jemalloc` feature in Cargo.toml.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// A self-hostable caBLE v2 (CTAP 2.2 hybrid) tunnel relay.
 #[derive(Parser)]
 #[command(version, args_conflicts_with_subcommands = true)]
@@ -63,6 +68,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Purge freed pages on jemalloc's own thread, over its decay time, even while the relay
+    // is idle (without it, only allocation activity purges them).
+    #[cfg(feature = "jemalloc")]
+    let _ = tikv_jemalloc_ctl::background_thread::write(true);
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Domain {

@@ -13,7 +13,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use hybrid_protocol::tunnel::TunnelId;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::io::AsyncWriteExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
@@ -203,7 +203,26 @@ fn tag(id: &TunnelId) -> String {
     hex::encode_upper(&id.0[..2])
 }
 
+/// What ended a `/new` socket's bare wait.
+enum Woke {
+    /// The joiner arrived (or, `None`, its connection failed). Boxed: the WebSocket would
+    /// make every waiting tunnel's task larger.
+    Joiner(Option<Box<Joiner>>),
+    /// The socket sent this many bytes (0: it went away).
+    Read(usize),
+    /// The lifetime ran out or the server is closing.
+    End(End),
+}
+
+/// Bytes read from a waiting socket before its WebSocket state is built.
+const HEAD: usize = 64;
+
 /// The first socket of a tunnel: waits for the joiner, then relays.
+///
+/// A waiting socket usually sends nothing (the desktop speaks first), so it waits as a bare
+/// socket: no WebSocket state and no read buffer, which is most of what an idle tunnel would
+/// otherwise cost. Its WebSocket state is built when the joiner arrives, or when it sends
+/// something (early messages are then read, queued and relayed as before).
 pub(crate) async fn first(
     guard: Arc<ConnGuard>,
     on: OnUpgrade,
@@ -218,42 +237,87 @@ pub(crate) async fn first(
         id,
         gen,
     };
-    let limits = &shared.config.limits;
     let started = Instant::now();
-    let deadline = started + limits.tunnel_lifetime;
-    let Some(mut ws) = upgrade(on, limits.max_message_size).await else {
+    let deadline = started + shared.config.limits.tunnel_lifetime;
+    let Ok(upgraded) = on.await else {
         return;
     };
+    let mut io = TokioIo::new(upgraded);
     let mut phase = shared.phase.clone();
+    let mut head = [0u8; HEAD];
+    let woke = tokio::select! {
+        j = &mut joiner => Woke::Joiner(j.ok().map(Box::new)),
+        r = io.read(&mut head) => Woke::Read(r.unwrap_or(0)),
+        () = sleep_until(deadline) => Woke::End(End::LIFETIME),
+        () = reached(&mut phase, Phase::Closing) => Woke::End(End::SHUTDOWN),
+    };
+    let part = match woke {
+        Woke::Read(0) => {
+            // Gone without a close frame: nothing to answer.
+            finish(&shared, id, started, End::PEER_GONE, false, (0, 0));
+            return;
+        }
+        Woke::Read(n) => head[..n].to_vec(),
+        Woke::Joiner(_) | Woke::End(_) => Vec::new(),
+    };
+    let config = Some(ws_config(shared.config.limits.max_message_size));
+    let ws = WebSocketStream::from_partially_read(io, part, Role::Server, config).await;
+    // Boxed: a waiting tunnel's task then does not carry the WebSocket's state.
+    Box::pin(awake(
+        shared, id, started, deadline, ws, woke, joiner, signal, phase,
+    ))
+    .await;
+}
+
+/// The rest of a tunnel once its first socket has a WebSocket: waits (if `woke` says the
+/// socket spoke first), then relays.
+#[allow(clippy::too_many_arguments)]
+async fn awake(
+    shared: Arc<Shared>,
+    id: TunnelId,
+    started: Instant,
+    deadline: Instant,
+    mut ws: Ws,
+    woke: Woke,
+    mut joiner: oneshot::Receiver<Joiner>,
+    signal: bool,
+    mut phase: tokio::sync::watch::Receiver<Phase>,
+) {
+    let limits = &shared.config.limits;
     let mut queue: VecDeque<Vec<u8>> = VecDeque::new();
     let mut sent: u32 = 0;
-    let outcome = loop {
-        tokio::select! {
-            j = &mut joiner => match j {
-                Ok(j) => break Ok(j),
-                Err(_) => break Err(End::PEER_GONE),
-            },
-            m = ws.next() => match classify(m) {
-                Incoming::Data(b) => {
-                    sent += 1;
-                    if sent > limits.messages_per_side
-                        || queue.len() >= limits.max_queued_messages as usize
-                    {
-                        break Err(End::TOO_MANY);
+    let outcome = match woke {
+        Woke::Joiner(Some(j)) => Ok(*j),
+        Woke::Joiner(None) => Err(End::PEER_GONE),
+        Woke::End(end) => Err(end),
+        Woke::Read(_) => loop {
+            tokio::select! {
+                j = &mut joiner => match j {
+                    Ok(j) => break Ok(j),
+                    Err(_) => break Err(End::PEER_GONE),
+                },
+                m = ws.next() => match classify(m) {
+                    Incoming::Data(b) => {
+                        sent += 1;
+                        if sent > limits.messages_per_side
+                            || queue.len() >= limits.max_queued_messages as usize
+                        {
+                            break Err(End::TOO_MANY);
+                        }
+                        queue.push_back(b);
                     }
-                    queue.push_back(b);
-                }
-                Incoming::Control => {}
-                Incoming::Closed(code) => {
-                    closed_by_peer(&mut ws).await;
-                    finish(&shared, id, started, peer_end(code).0, false, (sent, 0));
-                    return;
-                }
-                Incoming::Violation(end) => break Err(end),
-            },
-            () = sleep_until(deadline) => break Err(End::LIFETIME),
-            () = reached(&mut phase, Phase::Closing) => break Err(End::SHUTDOWN),
-        }
+                    Incoming::Control => {}
+                    Incoming::Closed(code) => {
+                        closed_by_peer(&mut ws).await;
+                        finish(&shared, id, started, peer_end(code).0, false, (sent, 0));
+                        return;
+                    }
+                    Incoming::Violation(end) => break Err(end),
+                },
+                () = sleep_until(deadline) => break Err(End::LIFETIME),
+                () = reached(&mut phase, Phase::Closing) => break Err(End::SHUTDOWN),
+            }
+        },
     };
     let joiner = match outcome {
         Ok(j) => j,

@@ -24,6 +24,9 @@ pub(crate) enum Refusal {
     Full,
 }
 
+/// Tables smaller than this are never shrunk.
+const MIN_SHRINK_CAPACITY: usize = 1024;
+
 /// The tunnel table. `J` is what the second socket hands the waiting one (in the server, its
 /// WebSocket).
 pub(crate) struct Table<J> {
@@ -111,6 +114,17 @@ impl<J> Table<J> {
             if let Some(Slot::Paired { .. }) = self.tunnels.remove(&id) {
                 self.paired -= 1;
             }
+            self.shrink();
+        }
+    }
+
+    /// Gives a burst's memory back: once the table holds under an eighth of what it has room
+    /// for, it shrinks to twice its size. Rehashing only after the table lost most of its
+    /// entries keeps the cost amortised.
+    fn shrink(&mut self) {
+        let (len, cap) = (self.tunnels.len(), self.tunnels.capacity());
+        if cap > MIN_SHRINK_CAPACITY && len < cap / 8 {
+            self.tunnels.shrink_to(len * 2);
         }
     }
 
@@ -377,6 +391,32 @@ mod tests {
             t.handle_connect(TunnelId([1; 16])).unwrap_err(),
             Refusal::UnknownTunnel
         );
+    }
+
+    #[test]
+    fn table_gives_memory_back_after_a_burst() {
+        let mut t: Table<u8> = Table::new(100_000);
+        let ids: Vec<TunnelId> = (0..20_000u32)
+            .map(|i| {
+                let mut id = [0; 16];
+                id[..4].copy_from_slice(&i.to_le_bytes());
+                TunnelId(id)
+            })
+            .collect();
+        let gens: Vec<u64> = ids.iter().map(|id| t.handle_open(*id).unwrap().0).collect();
+        let peak = t.tunnels.capacity();
+        assert!(peak >= 20_000);
+        for (id, gen) in ids.iter().zip(&gens).skip(10) {
+            t.handle_closed(*id, *gen);
+        }
+        assert_eq!(t.len(), 10);
+        assert!(
+            t.tunnels.capacity() <= MIN_SHRINK_CAPACITY,
+            "{}",
+            t.tunnels.capacity()
+        );
+        // The survivors are still there.
+        assert!(ids[..10].iter().all(|id| t.tunnels.contains_key(id)));
     }
 
     #[test]

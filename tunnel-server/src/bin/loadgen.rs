@@ -71,6 +71,10 @@ struct Cli {
     /// Tunnels doing 1 KiB ping-pong in the throughput test.
     #[arg(long, default_value_t = 32)]
     pumps: usize,
+    /// Seconds to wait after closing every tunnel before sampling RSS again (allocators that
+    /// return memory do so over time: jemalloc's decay is 10 s).
+    #[arg(long, default_value_t = 12.0)]
+    settle: f64,
     /// Seconds per throughput round and server.
     #[arg(long, default_value_t = 2.0)]
     pump_seconds: f64,
@@ -256,7 +260,7 @@ async fn bench(cli: &Cli) -> Result<()> {
     // RSS first, on fresh processes; each measured alone (one's tunnels closed before the
     // other's open), so loadgen's own descriptors stay under the limit.
     println!("\n## RSS\n");
-    println!("| server | idle `/new` tunnels | KiB/idle tunnel | paired tunnels | KiB/paired tunnel | RSS before MB | peak MB | after closing all MB | after ÷ before | errors |");
+    println!("| server | idle `/new` tunnels | KiB/idle tunnel | paired tunnels | KiB/paired tunnel | RSS before MB | peak MB | after closing all MB (+{} s) | after ÷ before | errors |", cli.settle);
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for (i, fresh) in [true, false].into_iter().enumerate() {
         let target = if fresh {
@@ -264,7 +268,7 @@ async fn bench(cli: &Cli) -> Result<()> {
         } else {
             floor_target(&exe).await?
         };
-        let r = rss(&target, cli.idle, cli.paired).await;
+        let r = rss(&target, cli.idle, cli.paired, cli.settle).await;
         let f = &mut figures[i];
         f.idle_kib = r.idle_kib;
         f.paired_kib = r.paired_kib;
@@ -713,8 +717,8 @@ struct RssRun {
 
 /// Opens `idle` waiting `/new` tunnels, then `paired` paired tunnels on top (one message
 /// relayed each, so both sockets have been used), then closes them all; RSS is sampled before,
-/// after each step, and after the closes.
-async fn rss(target: &Target, idle: usize, paired: usize) -> RssRun {
+/// after each step, and `settle` seconds after the closes.
+async fn rss(target: &Target, idle: usize, paired: usize, settle: f64) -> RssRun {
     let sample = || target.pid.and_then(rss_kib);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = sample();
@@ -749,7 +753,7 @@ async fn rss(target: &Target, idle: usize, paired: usize) -> RssRun {
     for c in closes {
         let _ = c.await;
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_secs_f64(settle)).await;
     RssRun {
         idle_kib,
         paired_kib,
