@@ -70,35 +70,7 @@ pub enum Attestation {
 /// The `fmt` of [`Attestation::Unknown`].
 pub const UNKNOWN_FORMAT: &str = "x-phone-sim";
 
-/// Whether a new credential is a synced passkey or bound to this phone (WebAuthn §6.1 flags
-/// BE = backup eligible, BS = backed up).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CredentialKind {
-    /// BE and BS set: the passkey provider syncs it (what phones create).
-    #[default]
-    Synced,
-    /// BE and BS clear: the key never leaves this phone.
-    DeviceBound,
-}
-
-impl CredentialKind {
-    /// The BE and BS bits of authenticator data flags.
-    pub fn flags(self) -> u8 {
-        match self {
-            Self::Synced => flags::BE | flags::BS,
-            Self::DeviceBound => 0,
-        }
-    }
-
-    /// `"synced passkey"` or `"device-bound passkey"`.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Self::Synced => "synced passkey",
-            Self::DeviceBound => "device-bound passkey",
-        }
-    }
-}
+pub use crate::store::CredentialKind;
 
 /// An attestation CA and the attestation certificate it issued for [`AAGUID`], meeting WebAuthn
 /// §8.2.1 (version 3; subject C, O, OU = "Authenticator Attestation", CN; basic constraints

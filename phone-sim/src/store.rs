@@ -83,7 +83,7 @@ pub struct StoredCredential {
     /// Synced passkey (BE and BS set) or device-bound (clear). Stores written before this
     /// field existed hold only synced passkeys, hence the default.
     #[serde(default)]
-    pub kind: crate::authenticator::CredentialKind,
+    pub kind: CredentialKind,
     /// Unix seconds of creation.
     pub created_at: u64,
     /// P-256 private key (32 bytes).
@@ -471,6 +471,36 @@ pub(crate) fn now_unix() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// Whether a new credential is a synced passkey or bound to this phone (WebAuthn §6.1 flags
+/// BE = backup eligible, BS = backed up).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CredentialKind {
+    /// BE and BS set: the passkey provider syncs it (what phones create).
+    #[default]
+    Synced,
+    /// BE and BS clear: the key never leaves this phone.
+    DeviceBound,
+}
+
+impl CredentialKind {
+    /// The BE and BS bits of authenticator data flags.
+    pub fn flags(self) -> u8 {
+        match self {
+            Self::Synced => hybrid_protocol::ctap::flags::BE | hybrid_protocol::ctap::flags::BS,
+            Self::DeviceBound => 0,
+        }
+    }
+
+    /// `"synced passkey"` or `"device-bound passkey"`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Synced => "synced passkey",
+            Self::DeviceBound => "device-bound passkey",
+        }
+    }
 }
 
 #[cfg(test)]
