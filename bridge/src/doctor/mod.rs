@@ -39,15 +39,10 @@ pub struct DoctorArgs {
     /// Also check this relay, e.g. wss://relay.example or ws://127.0.0.1:8080 (repeatable).
     #[arg(long, value_name = "URL")]
     pub relay: Vec<String>,
-    /// The relay you configured for ceremonies (`--tunnel-override`); checked like --relay.
-    #[arg(long, env = "BRIDGE_TUNNEL_OVERRIDE")]
-    pub tunnel_override: Option<String>,
-    /// Connect to HOST:PORT for DOMAIN (keeps TLS name and Host header); repeatable.
-    #[arg(long, value_name = "DOMAIN=HOST:PORT", value_parser = tunnel_client::parse_connect_to)]
-    pub connect_to: Vec<(String, String)>,
-    /// Extra trusted CA certificates (PEM) for relays' TLS.
-    #[arg(long, value_name = "FILE")]
-    pub extra_ca: Option<PathBuf>,
+    /// The relay you configured for ceremonies (`--tunnel-override`, checked like --relay),
+    /// `--connect-to` and `--extra-ca`: the same flags as `register` and `sign-in`.
+    #[command(flatten)]
+    pub connection: tunnel_client::RelayArgs,
     /// Skip Google's and Apple's tunnel domains (e.g. on a network that only reaches your relay).
     #[arg(long)]
     pub no_public_relays: bool,

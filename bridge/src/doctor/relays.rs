@@ -76,7 +76,11 @@ pub async fn checks(
     wanted: &dyn Fn(Section) -> bool,
 ) -> (Vec<Check>, Vec<(String, SystemTime)>) {
     let config = |over: Option<String>| {
-        TunnelConfig::new(over, args.connect_to.clone(), args.extra_ca.clone())
+        TunnelConfig::new(
+            over,
+            args.connection.connect_to.clone(),
+            args.connection.extra_ca.clone(),
+        )
     };
     let mut out = Vec::new();
     let mut dates = Vec::new();
@@ -93,7 +97,7 @@ pub async fn checks(
         }
     }
     if relays_wanted {
-        for url in args.tunnel_override.iter().chain(&args.relay) {
+        for url in args.connection.tunnel_override.iter().chain(&args.relay) {
             targets.push(Target {
                 label: url.trim_end_matches('/').to_string(),
                 config: config(Some(url.clone())),
@@ -153,7 +157,7 @@ pub async fn checks(
                     .iter()
                     .map(|l| Target {
                         label: format!("{:?}", l.name),
-                        config: config(args.tunnel_override.clone()),
+                        config: config(args.connection.tunnel_override.clone()),
                         domain: l.tunnel_domain.clone(),
                     })
                     .collect();

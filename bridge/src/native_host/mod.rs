@@ -27,7 +27,6 @@ use crate::ceremony::{BridgeConfig, Timeouts};
 use crate::error::BridgeError;
 use crate::links::LinkStore;
 use crate::progress::Event;
-use crate::TunnelConfig;
 
 use dom::DomError;
 use driver::HostConfig;
@@ -72,15 +71,9 @@ pub struct HostArgs {
     /// Ignore adverts weaker than this, in dBm (e.g. -80).
     #[arg(long, allow_hyphen_values = true)]
     pub min_rssi: Option<i16>,
-    /// Use this relay for every tunnel domain, e.g. ws://127.0.0.1:8080.
-    #[arg(long, env = "BRIDGE_TUNNEL_OVERRIDE")]
-    pub tunnel_override: Option<String>,
-    /// Connect to HOST:PORT for DOMAIN (keeps TLS name and Host header); repeatable.
-    #[arg(long, value_name = "DOMAIN=HOST:PORT", value_parser = tunnel_client::parse_connect_to)]
-    pub connect_to: Vec<(String, String)>,
-    /// Extra trusted CA certificates (PEM) for the relay's TLS.
-    #[arg(long)]
-    pub extra_ca: Option<PathBuf>,
+    /// The relay (the same flags as `register` and `sign-in`).
+    #[command(flatten)]
+    pub relay: tunnel_client::RelayArgs,
     /// How long to wait for the phone's advert after showing the QR code (120s, 2m, or seconds).
     #[arg(long, default_value = "120s", value_parser = crate::units::parse_duration)]
     pub advert_timeout: Duration,
@@ -119,11 +112,7 @@ impl HostArgs {
         });
         Ok(HostConfig {
             bridge: BridgeConfig {
-                tunnel: TunnelConfig::new(
-                    self.tunnel_override.clone(),
-                    self.connect_to.clone(),
-                    self.extra_ca.clone(),
-                ),
+                tunnel: self.relay.config(),
                 timeouts: Timeouts {
                     advert: self.advert_timeout,
                     connect: self.connect_timeout,

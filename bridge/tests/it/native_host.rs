@@ -844,7 +844,10 @@ async fn the_sites_timeout_is_clamped_and_ends_the_ceremony() {
     let dir = tempfile::tempdir().unwrap();
     let args = HostArgs {
         advert_file: Some(dir.path().join("adverts")),
-        tunnel_override: Some("ws://127.0.0.1:9".into()),
+        relay: tunnel_client::RelayArgs {
+            tunnel_override: Some("ws://127.0.0.1:9".into()),
+            ..Default::default()
+        },
         advert_timeout: Duration::from_secs(600),
         connect_timeout: Duration::from_secs(600),
         handshake_timeout: Duration::from_secs(600),
