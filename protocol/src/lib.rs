@@ -9,7 +9,8 @@
 //!   simulated BLE medium's line format;
 //! - [`handshake`]: Noise KNpsk0/NKpsk0; [`session`]: framing and typed messages;
 //! - [`linking`]: linking info and client payloads; [`ctap`]: CTAP2 messages;
-//! - [`keys`]: secret newtypes; [`cbor`]: canonical CBOR; [`error`]: the error type.
+//! - [`keys`]: secret newtypes; [`cbor`]: canonical CBOR; [`error`]: the error type;
+//! - [`text`]: peer-chosen strings made safe to show.
 //!
 //! A QR-initiated session, both sides in memory:
 //!
@@ -49,6 +50,7 @@ pub mod linking;
 pub mod medium;
 pub mod qr;
 pub mod session;
+pub mod text;
 pub mod tunnel;
 
 pub use error::Error;
