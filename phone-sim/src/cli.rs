@@ -154,8 +154,8 @@ pub struct Common {
     /// Tunnel domain number put in the advert: 0 (cable.ua5v.com), 1 (cable.auth.com) or ≥ 256.
     #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Relay")]
     pub domain: u16,
-    /// The simulated BLE medium: the advert file the desktop follows (the bridge's
-    /// --advert-file). Also accepted as --medium-file.
+    /// Write adverts to this file, the simulated BLE medium, instead of Bluetooth (the bridge
+    /// listens on it with its own --advert-file). Also accepted as --medium-file.
     #[arg(
         long = "advert-file",
         alias = "medium-file",
@@ -168,7 +168,7 @@ pub struct Common {
     /// Advertise through BlueZ (D-Bus) instead of an advert file (cargo feature `bluez`).
     #[arg(long, conflicts_with = "medium_file", help_heading = "Bluetooth")]
     pub bluez: bool,
-    /// BlueZ adapter name (default: hci0 or the first adapter).
+    /// Advertise on this BlueZ adapter, e.g. hci0 [default: hci0, else the first].
     #[arg(
         long,
         value_name = "NAME",
