@@ -338,7 +338,15 @@ impl Progress for QrShower<'_> {
     fn on_event(&self, event: &bridge::progress::Event, elapsed: Duration) {
         if let bridge::progress::Event::QrCode { url } = event {
             if !self.quiet {
-                if let Ok(q) = bridge::render::terminal(url) {
+                // Colour only on a terminal and without NO_COLOR, as hybrid-bridge does.
+                use std::io::IsTerminal as _;
+                let color = bridge::cli::ColorChoice::Auto.enabled(std::io::stderr().is_terminal());
+                let drawn = if color {
+                    bridge::render::terminal(url)
+                } else {
+                    bridge::render::terminal_plain(url)
+                };
+                if let Ok(q) = drawn {
                     eprintln!("{q}{url}");
                 }
             }

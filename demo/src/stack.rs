@@ -166,15 +166,13 @@ impl Stack {
         let mut scanner = AdvertFileScanner::new(&self.adverts)?;
         let result = sign_in_linked(name, options, &self.config, &mut scanner, progress).await;
         let phone_outcome = self.finish_phone(phone_task, result.is_ok()).await?;
+        // The bridge's own error first: it says what went wrong for the person.
+        let bridge = result?;
         let phone = phone_outcome
             .and_then(|mut v| v.pop())
             .ok_or_else(|| BridgeError::Internal("the phone served no linked session".into()))?
-            .map_err(phone_failed);
-        let bridge = result?;
-        Ok(Run {
-            bridge,
-            phone: phone?,
-        })
+            .map_err(phone_failed)?;
+        Ok(Run { bridge, phone })
     }
 
     fn take_phone(&mut self) -> Result<(Phone, AdvertFile), BridgeError> {

@@ -82,6 +82,10 @@ fn the_summary_is_an_80_column_table_and_progress_shows_milliseconds() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}') && stderr.contains('█'),
+        "the QR code in plain blocks, no colour codes off a terminal"
+    );
     let summary = stdout
         .split("all four ceremonies succeeded and verified")
         .nth(1)
