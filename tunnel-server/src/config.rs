@@ -183,7 +183,7 @@ impl Config {
         self.validate()?;
         match &self.tls {
             Some(tls) => {
-                crate::tls::acceptor(tls).map_err(|e| name_tls_files(e, tls))?;
+                crate::tls::acceptor(&tls.cert, &tls.key).map_err(|e| name_tls_files(e, tls))?;
             }
             None if !self.insecure_plaintext && !self.listen.ip().is_loopback() => {
                 return Err(ServerError::PlaintextNotLoopback { addr: self.listen });

@@ -39,6 +39,7 @@ pub mod domain;
 mod error;
 mod http;
 mod metrics;
+mod registration;
 mod relay;
 mod server;
 mod state;
@@ -92,7 +93,7 @@ impl RunningServer {
         config.validate()?;
         if let Some(tls) = &config.tls {
             // Fail here, not inside the task, on unreadable PEM files.
-            tls::acceptor(tls)?;
+            tls::acceptor(&tls.cert, &tls.key)?;
         }
         let addr = listener
             .local_addr()

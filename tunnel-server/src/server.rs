@@ -35,7 +35,11 @@ pub(crate) async fn run(
     let local = listener
         .local_addr()
         .map_err(ServerError::io("reading the listener address"))?;
-    let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|t| crate::tls::acceptor(&t.cert, &t.key))
+        .transpose()?;
     if !plaintext_allowed(local, tls.is_some(), config.insecure_plaintext) {
         return Err(ServerError::PlaintextNotLoopback { addr: local });
     }
