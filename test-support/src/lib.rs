@@ -1,9 +1,11 @@
 //! Test support shared by bridge's and phone-sim's integration tests, so that each harness is
 //! written once: [`bluez`] runs a mock BlueZ (python3-dbusmock) on a private D-Bus for the BLE
 //! scanner and advertiser tests, and [`race`] runs copies of the current test binary at the
-//! same moment, for the tests that two processes writing one secrets file lose nothing. A
+//! same moment, for the tests that two processes writing one secrets file lose nothing, and
+//! [`terminal`] checks that a peer-chosen name reached a command's output escaped. A
 //! dev-dependency only (`publish = false`); it panics with what to install or what went wrong,
 //! as test code does.
 
 pub mod bluez;
 pub mod race;
+pub mod terminal;
