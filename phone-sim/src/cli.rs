@@ -169,12 +169,7 @@ pub struct Common {
     #[arg(long, conflicts_with = "medium_file", help_heading = "Bluetooth")]
     pub bluez: bool,
     /// Advertise on this BlueZ adapter, e.g. hci0 [default: hci0, else the first].
-    #[arg(
-        long,
-        value_name = "NAME",
-        requires = "bluez",
-        help_heading = "Bluetooth"
-    )]
+    #[arg(long, requires = "bluez", help_heading = "Bluetooth")]
     pub adapter: Option<String>,
     /// Time between adverts.
     #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "100ms", help_heading = "Bluetooth")]
@@ -205,12 +200,7 @@ pub struct Common {
     #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "0s", help_heading = "Bluetooth")]
     pub first_advert_delay: Duration,
     /// Silence before the first advert in milliseconds (older spelling).
-    #[arg(
-        long,
-        value_name = "MS",
-        hide = true,
-        conflicts_with = "first_advert_delay"
-    )]
+    #[arg(long, hide = true, conflicts_with = "first_advert_delay")]
     pub first_advert_delay_ms: Option<u64>,
     /// Deliberate advert fault, to test desktops.
     #[arg(long, value_enum)]
