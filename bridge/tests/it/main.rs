@@ -6,6 +6,7 @@ mod ceremony;
 mod cli;
 mod doctor;
 mod files;
+mod fuzz_regressions;
 mod harness;
 mod native_host;
 mod qr;

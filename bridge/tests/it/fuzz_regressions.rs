@@ -6,7 +6,7 @@
 //! still reach its parsers.
 
 #[allow(dead_code, unreachable_pub)]
-#[path = "../../fuzz/bridge/src/bridge_targets.rs"]
+#[path = "../../../fuzz/bridge/src/bridge_targets.rs"]
 mod bridge_targets;
 
 use std::path::{Path, PathBuf};
