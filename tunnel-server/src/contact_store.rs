@@ -1,7 +1,9 @@
 //! Optional persistence of minted contact IDs (`--contact-store`), so a restart or redeploy
 //! does not answer 410 to every linked phone and kill its links. An append-only text file:
-//! `+<32 hex>` when a contact ID is minted, `-<32 hex>` when it is revoked (only the 16 random
-//! bytes; the routing ID is the instance's). It is replayed and compacted at startup. Writes
+//! `*<32 hex>` when a contact ID is minted, `-<32 hex>` when it is revoked (only the 16 random
+//! bytes; the routing ID is the instance's). `*` marks a contact ID derived from a
+//! registration secret (module `registration`); `+` lines, written before secrets existed, are
+//! legacy contact IDs that resume without one, kept as `+` until revoked. It is replayed and compacted at startup. Writes
 //! go to the page cache without fsync: a crash can lose the last registrations, whose phones
 //! then get 410 and register again. The file is created readable by its owner only (0600).
 
@@ -19,6 +21,8 @@ type Key = [u8; CONTACT_RANDOM_LEN];
 pub(crate) struct ContactStore {
     path: PathBuf,
     file: File,
+    /// Live contact IDs from `+` lines: minted before registration secrets.
+    legacy: HashSet<Key>,
 }
 
 impl ContactStore {
@@ -30,19 +34,24 @@ impl ContactStore {
         };
         let mut live: Vec<Key> = Vec::new();
         let mut seen: HashSet<Key> = HashSet::new();
+        let mut legacy: HashSet<Key> = HashSet::new();
         match File::open(path) {
             Ok(f) => {
                 for (n, line) in BufReader::new(f).lines().enumerate() {
                     let line = line.map_err(|e| fail("cannot read", e))?;
                     match parse(&line) {
-                        Some((true, key)) => {
+                        Some((Line::Mint { legacy: old }, key)) => {
                             if seen.insert(key) {
                                 live.push(key);
+                                if old {
+                                    legacy.insert(key);
+                                }
                             }
                         }
-                        Some((false, key)) => {
+                        Some((Line::Revoke, key)) => {
                             if seen.remove(&key) {
                                 live.retain(|k| *k != key);
+                                legacy.remove(&key);
                             }
                         }
                         None => tracing::warn!(
@@ -70,7 +79,10 @@ impl ContactStore {
             .map_err(|e| fail("cannot create the compacted copy", e))?;
         let text: String = live
             .iter()
-            .map(|k| format!("+{}\n", hex::encode(k)))
+            .map(|k| {
+                let sign = if legacy.contains(k) { '+' } else { '*' };
+                format!("{sign}{}\n", hex::encode(k))
+            })
             .collect();
         out.write_all(text.as_bytes())
             .and_then(|()| out.sync_all())
@@ -84,19 +96,26 @@ impl ContactStore {
             Self {
                 path: path.to_owned(),
                 file,
+                legacy,
             },
             live,
         ))
     }
 
-    /// Records a newly minted contact ID.
+    /// Records a newly minted contact ID (derived from a registration secret).
     pub(crate) fn record_mint(&mut self, key: &Key) {
-        self.append('+', key);
+        self.append('*', key);
     }
 
     /// Records a revoked contact ID.
     pub(crate) fn record_revoke(&mut self, key: &Key) {
+        self.legacy.remove(key);
         self.append('-', key);
+    }
+
+    /// Whether `key` is a live legacy contact ID (minted before registration secrets).
+    pub(crate) fn is_legacy(&self, key: &Key) -> bool {
+        self.legacy.contains(key)
     }
 
     fn append(&mut self, sign: char, key: &Key) {
@@ -111,11 +130,21 @@ impl ContactStore {
     }
 }
 
-fn parse(line: &str) -> Option<(bool, Key)> {
+/// What a store line records.
+enum Line {
+    /// A minted contact ID; `legacy` for `+` (no registration secret), not for `*`.
+    Mint {
+        legacy: bool,
+    },
+    Revoke,
+}
+
+fn parse(line: &str) -> Option<(Line, Key)> {
     let line = line.trim();
     let (mint, hex_key) = match line.split_at_checked(1)? {
-        ("+", rest) => (true, rest),
-        ("-", rest) => (false, rest),
+        ("*", rest) => (Line::Mint { legacy: false }, rest),
+        ("+", rest) => (Line::Mint { legacy: true }, rest),
+        ("-", rest) => (Line::Revoke, rest),
         _ => return None,
     };
     let mut key = [0u8; CONTACT_RANDOM_LEN];
@@ -144,7 +173,32 @@ mod tests {
         assert_eq!(live, vec![[2; 16]]);
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
-            format!("+{}\n", "02".repeat(16))
+            format!("*{}\n", "02".repeat(16))
+        );
+    }
+
+    /// A store written before registration secrets (`+` lines) keeps its IDs as legacy, and
+    /// compaction keeps them marked so; new mints and revocations work alongside.
+    #[test]
+    fn old_format_lines_stay_legacy_until_revoked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("contacts");
+        let old = format!("+{}\n+{}\n", "0a".repeat(16), "0b".repeat(16));
+        std::fs::write(&path, old).unwrap();
+        let (mut store, live) = ContactStore::open(&path).unwrap();
+        assert_eq!(live, vec![[0x0a; 16], [0x0b; 16]]);
+        assert!(store.is_legacy(&[0x0a; 16]) && store.is_legacy(&[0x0b; 16]));
+        store.record_mint(&[0x0c; 16]);
+        assert!(!store.is_legacy(&[0x0c; 16]));
+        store.record_revoke(&[0x0b; 16]);
+        assert!(!store.is_legacy(&[0x0b; 16]));
+        drop(store);
+        let (store, live) = ContactStore::open(&path).unwrap();
+        assert_eq!(live, vec![[0x0a; 16], [0x0c; 16]]);
+        assert!(store.is_legacy(&[0x0a; 16]) && !store.is_legacy(&[0x0c; 16]));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("+{}\n*{}\n", "0a".repeat(16), "0c".repeat(16))
         );
     }
 

@@ -2,8 +2,9 @@
 //! `/cable/connect`, `/cable/contact` and `/cable/register`, checks the method, the WebSocket
 //! upgrade headers, the `fido.cable` subprotocol and the optional Origin allow-list, reserves
 //! the tunnel or contact slot, and answers 101 (leaving the relay task that takes over the
-//! upgraded socket) or a status: 400 malformed, 403 origin, 404 unknown, 405 non-GET,
-//! 409 duplicate, 410 gone contact, 429 too many registrations, 503 full.
+//! upgraded socket) or a status: 400 malformed, 403 origin or a resume without the phone's
+//! registration secret, 404 unknown, 405 non-GET, 409 duplicate, 410 gone contact, 429 too
+//! many registrations, 503 full.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,8 +14,8 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hybrid_protocol::tunnel::{
-    ContactId, TunnelId, TunnelPath, CLIENT_PAYLOAD_HEADER, ROUTING_ID_HEADER,
-    SIGNAL_CONNECTION_HEADER, SUBPROTOCOL,
+    ContactId, TunnelId, TunnelPath, CLIENT_PAYLOAD_HEADER, REGISTRATION_SECRET_HEADER,
+    ROUTING_ID_HEADER, SIGNAL_CONNECTION_HEADER, SUBPROTOCOL,
 };
 use hyper::body::{Bytes, Incoming};
 use rand::RngCore as _;
@@ -22,9 +23,10 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tracing::debug;
 
 use crate::metrics::Rejection;
+use crate::registration;
 use crate::relay;
 use crate::state::ConnGuard;
-use crate::table::{Refusal, WakeUp, CONTACT_RANDOM_LEN};
+use crate::table::{Refusal, WakeUp};
 
 /// Response header of `/cable/register` carrying the contact ID, base64url without padding.
 pub const CONTACT_ID_HEADER: &str = "X-caBLE-Contact-ID";
@@ -180,17 +182,28 @@ fn register(
 ) -> Response<Body> {
     let shared = guard.shared();
     let now = tokio::time::Instant::now().into_std();
-    let (contact, key) = match contact {
-        Some(c) => match shared.state().contacts.lookup(&c, now) {
-            Ok(k) => (c, k),
-            Err(r) => return refused(r, reject),
-        },
+    let (contact, key, secret) = match contact {
+        Some(c) => {
+            let key = match shared.state().contacts.lookup(&c, now) {
+                Ok(k) => k,
+                Err(r) => return refused(r, reject),
+            };
+            // Only the phone holds the secret; legacy contact IDs (restored from a store
+            // written before secrets) have none and resume as before.
+            if !shared.is_legacy_contact(&key) {
+                if let Err(d) = registration::check(req.headers(), &key) {
+                    let _ = reject(Rejection::RegistrationSecret, StatusCode::FORBIDDEN);
+                    return plain(StatusCode::FORBIDDEN, d.message());
+                }
+            }
+            (c, key, None)
+        }
         None => {
             if !guard.allow_registration(now) {
                 return reject(Rejection::RateLimited, StatusCode::TOO_MANY_REQUESTS);
             }
-            let mut key = [0u8; CONTACT_RANDOM_LEN];
-            rand::thread_rng().fill_bytes(&mut key);
+            let secret = registration::mint();
+            let key = secret.contact_key();
             let minted = shared.state().contacts.handle_register(key, now);
             match minted {
                 Ok((c, expired)) => {
@@ -198,7 +211,7 @@ fn register(
                         shared.contact_revoked(old);
                     }
                     shared.contact_minted(&key);
-                    (c, key)
+                    (c, key, Some(secret))
                 }
                 Err(r) => return refused(r, reject),
             }
@@ -207,6 +220,13 @@ fn register(
     let on_upgrade = hyper::upgrade::on(req);
     let mut resp = switching(&accept);
     insert(&mut resp, CONTACT_ID_HEADER, &contact.to_base64url());
+    if let Some(secret) = &secret {
+        insert(
+            &mut resp,
+            REGISTRATION_SECRET_HEADER,
+            &secret.to_base64url(),
+        );
+    }
     defer(after, relay::registration(guard.clone(), on_upgrade, key));
     resp
 }

@@ -22,12 +22,13 @@ pub(crate) enum Rejection {
     Origin,
     PerIpLimit,
     RateLimited,
+    RegistrationSecret,
     UnknownTunnel,
     UpgradeTimeout,
 }
 
 impl Rejection {
-    const ALL: [Self; 15] = [
+    const ALL: [Self; 16] = [
         Self::BadPath,
         Self::BadUpgrade,
         Self::Conflict,
@@ -41,6 +42,7 @@ impl Rejection {
         Self::Origin,
         Self::PerIpLimit,
         Self::RateLimited,
+        Self::RegistrationSecret,
         Self::UnknownTunnel,
         Self::UpgradeTimeout,
     ];
@@ -60,6 +62,7 @@ impl Rejection {
             Self::Origin => "origin",
             Self::PerIpLimit => "per_ip_limit",
             Self::RateLimited => "registration_rate",
+            Self::RegistrationSecret => "registration_secret",
             Self::UnknownTunnel => "unknown_tunnel",
             Self::UpgradeTimeout => "upgrade_timeout",
         }

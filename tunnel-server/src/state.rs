@@ -109,6 +109,17 @@ impl Shared {
         }
     }
 
+    /// Whether `key` was restored from a store written before registration secrets: such a
+    /// contact ID resumes without one (README "Contact channel").
+    pub(crate) fn is_legacy_contact(&self, key: &[u8; CONTACT_RANDOM_LEN]) -> bool {
+        self.contact_store.as_ref().is_some_and(|store| {
+            store
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_legacy(key)
+        })
+    }
+
     /// Persists a revocation (if a store is configured).
     pub(crate) fn contact_revoked(&self, key: &[u8; CONTACT_RANDOM_LEN]) {
         if let Some(store) = &self.contact_store {

@@ -1,9 +1,10 @@
 //! The contact channel (README "Contact channel"): registration, wake-up, pairing through
 //! `/cable/connect`, the signal message, 410 for unknown and revoked contact IDs, resume and
-//! pending wake-ups, replacement.
+//! pending wake-ups, replacement, and the phone-only registration secret (resume and revoke
+//! need it; legacy contact IDs from an old store do not).
 
 use futures_util::SinkExt as _;
-use hybrid_protocol::tunnel::{ContactId, RoutingId, TunnelId, TunnelPath};
+use hybrid_protocol::tunnel::{ContactId, RegistrationSecret, RoutingId, TunnelId, TunnelPath};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -11,11 +12,30 @@ use crate::support::*;
 
 const PAYLOAD: &str = "A301480102030405060708025010";
 
+const SECRET_HEADER: &str = "X-caBLE-Registration-Secret";
+
 async fn register(server: &tunnel_server::RunningServer) -> (Ws, ContactId) {
+    let (ws, id, _) = register_with_secret(server).await;
+    (ws, id)
+}
+
+/// Mints a contact ID; returns the registration socket, the ID and the secret (base64url).
+async fn register_with_secret(server: &tunnel_server::RunningServer) -> (Ws, ContactId, String) {
     let (ws, resp) = open(server, "/cable/register", &[]).await.unwrap();
     assert_eq!(resp.headers()["Sec-WebSocket-Protocol"], "fido.cable");
     let id = resp.headers()["X-caBLE-Contact-ID"].to_str().unwrap();
-    (ws, ContactId::from_base64url(id).unwrap())
+    let secret = resp
+        .headers()
+        .get(SECRET_HEADER)
+        .expect("a minting /cable/register returns the registration secret")
+        .to_str()
+        .unwrap()
+        .to_string();
+    (ws, ContactId::from_base64url(id).unwrap(), secret)
+}
+
+fn resume_path(id: &ContactId) -> String {
+    format!("/cable/register/{}", id.to_base64url())
 }
 
 fn contact_path(id: &ContactId) -> String {
@@ -135,7 +155,7 @@ async fn revoke_makes_contact_and_resume_410() {
 #[tokio::test]
 async fn wake_up_waits_for_the_phone_to_resume() {
     let server = start(config()).await;
-    let (mut reg, id) = register(&server).await;
+    let (mut reg, id, secret) = register_with_secret(&server).await;
     reg.close(None).await.unwrap();
     let _ = closed(&mut reg).await;
     await_metric(&server, "tunnel_server_registrations_connected", 0).await;
@@ -149,11 +169,15 @@ async fn wake_up_waits_for_the_phone_to_resume() {
     .0;
     let (mut reg, resp) = open(
         &server,
-        &format!("/cable/register/{}", id.to_base64url()),
-        &[],
+        &resume_path(&id),
+        &[(SECRET_HEADER, secret.as_str())],
     )
     .await
     .unwrap();
+    assert!(
+        resp.headers().get(SECRET_HEADER).is_none(),
+        "a resume is not sent the secret again"
+    );
     assert_eq!(
         resp.headers()["X-caBLE-Contact-ID"],
         id.to_base64url().as_str()
@@ -168,9 +192,14 @@ async fn wake_up_waits_for_the_phone_to_resume() {
 #[tokio::test]
 async fn a_newer_registration_replaces_the_older() {
     let server = start(config()).await;
-    let (mut old, id) = register(&server).await;
-    let resume = format!("/cable/register/{}", id.to_base64url());
-    let (mut new, _) = open(&server, &resume, &[]).await.unwrap();
+    let (mut old, id, secret) = register_with_secret(&server).await;
+    let (mut new, _) = open(
+        &server,
+        &resume_path(&id),
+        &[(SECRET_HEADER, secret.as_str())],
+    )
+    .await
+    .unwrap();
     assert_eq!(closed(&mut old).await, CloseCode::Normal);
     let _client = open(
         &server,
@@ -230,15 +259,19 @@ async fn contact_store_keeps_contact_ids_across_restarts_until_revoked() {
         ..config()
     };
     let server = start(with_store()).await;
-    let (reg, id) = register(&server).await;
-    let (_other, kept) = register(&server).await;
+    let (reg, id, secret) = register_with_secret(&server).await;
+    let (_other, kept, kept_secret) = register_with_secret(&server).await;
     drop(reg);
     server.shutdown().await.unwrap();
 
-    // A new process with the same store and routing ID knows both contact IDs.
+    // A new process with the same store and routing ID knows both contact IDs, and still
+    // wants their secrets (they are derived, not stored).
     let server = start(with_store()).await;
-    let resume = |id: &ContactId| format!("/cable/register/{}", id.to_base64url());
-    let (mut reg, _) = open(&server, &resume(&id), &[]).await.unwrap();
+    let resume = |id: &ContactId| resume_path(id);
+    assert_eq!(status(open(&server, &resume(&id), &[]).await), 403);
+    let (mut reg, _) = open(&server, &resume(&id), &[(SECRET_HEADER, secret.as_str())])
+        .await
+        .unwrap();
     reg.send(Message::Binary(br#"{"revoke":true}"#.to_vec()))
         .await
         .unwrap();
@@ -247,8 +280,17 @@ async fn contact_store_keeps_contact_ids_across_restarts_until_revoked() {
 
     // The revocation survives the next restart; the other contact ID is still there.
     let server = start(with_store()).await;
-    assert_eq!(status(open(&server, &resume(&id), &[]).await), 410);
-    let (mut reg, _) = open(&server, &resume(&kept), &[]).await.unwrap();
+    assert_eq!(
+        status(open(&server, &resume(&id), &[(SECRET_HEADER, secret.as_str())]).await),
+        410
+    );
+    let (mut reg, _) = open(
+        &server,
+        &resume(&kept),
+        &[(SECRET_HEADER, kept_secret.as_str())],
+    )
+    .await
+    .unwrap();
     let mut client = open(
         &server,
         &contact_path(&kept),
@@ -261,4 +303,140 @@ async fn contact_store_keeps_contact_ids_across_restarts_until_revoked() {
     let mut phone = ok(&server, &TunnelPath::Connect(r, t).to_path()).await;
     send(&mut client, b"after restart").await;
     assert_eq!(recv(&mut phone).await, b"after restart");
+}
+
+/// Issue 11 item 4: a desktop learns the contact ID by linking, but holding it is no longer
+/// enough to take over the phone's registration socket (stealing its wake-ups) or to revoke
+/// it (the revoke message is sent on a resumed socket): without the phone's secret, or with
+/// anyone else's, resume is 403 and the phone keeps getting its wake-ups.
+#[tokio::test]
+async fn a_desktop_holding_only_the_contact_id_cannot_resume_or_revoke() {
+    let server = start(config()).await;
+    let (mut phone_reg, id, secret) = register_with_secret(&server).await;
+    let (_other, _, other_secret) = register_with_secret(&server).await;
+    let mut wrong = secret.clone().into_bytes();
+    wrong[0] = if wrong[0] == b'A' { b'B' } else { b'A' };
+    let wrong = String::from_utf8(wrong).unwrap();
+    for headers in [
+        vec![],
+        vec![(SECRET_HEADER, other_secret.as_str())],
+        vec![(SECRET_HEADER, wrong.as_str())],
+        vec![(SECRET_HEADER, "not base64!")],
+        vec![(SECRET_HEADER, id.to_base64url().as_str())],
+    ] {
+        match open(&server, &resume_path(&id), &headers).await {
+            Ok((mut stolen, _)) => {
+                // Today's relay: the desktop holds the registration; show what it could do.
+                stolen
+                    .send(Message::Binary(br#"{"revoke":true}"#.to_vec()))
+                    .await
+                    .unwrap();
+                panic!("a resume with {headers:?} took over the phone's registration");
+            }
+            Err(e) => assert_eq!(status(Err(e)), 403, "resume with {headers:?}"),
+        }
+    }
+    assert_eq!(
+        metric(
+            &server,
+            "tunnel_server_rejected_total{reason=\"registration_secret\"}"
+        )
+        .await,
+        5
+    );
+    // The phone's own socket was neither replaced nor revoked: it still gets wake-ups.
+    let _client = open(
+        &server,
+        &contact_path(&id),
+        &[("X-caBLE-Client-Payload", PAYLOAD)],
+    )
+    .await
+    .unwrap();
+    let (_, _, payload) = wake_up(&mut phone_reg).await;
+    assert_eq!(payload, PAYLOAD);
+}
+
+/// The phone's secret owns its contact ID (the ID's random bytes are derived from it), and
+/// with it the phone resumes and revokes.
+#[tokio::test]
+async fn the_phone_with_its_secret_resumes_and_revokes() {
+    let server = start(config()).await;
+    let (mut old, id, secret) = register_with_secret(&server).await;
+    let parsed = RegistrationSecret::from_base64url(&secret).unwrap();
+    assert_eq!(&id.0[3..], &parsed.contact_key()[..]);
+    let (mut reg, resp) = open(
+        &server,
+        &resume_path(&id),
+        &[(SECRET_HEADER, secret.as_str())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        resp.headers()["X-caBLE-Contact-ID"],
+        id.to_base64url().as_str()
+    );
+    assert_eq!(closed(&mut old).await, CloseCode::Normal);
+    reg.send(Message::Binary(br#"{"revoke":true}"#.to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(closed(&mut reg).await, CloseCode::Normal);
+    let h = [("X-caBLE-Client-Payload", PAYLOAD)];
+    assert_eq!(status(open(&server, &contact_path(&id), &h).await), 410);
+    assert_eq!(
+        status(
+            open(
+                &server,
+                &resume_path(&id),
+                &[(SECRET_HEADER, secret.as_str())]
+            )
+            .await
+        ),
+        410
+    );
+}
+
+/// Migration: a store written before registration secrets (`+<hex>` lines) is restored as
+/// legacy contact IDs that resume (and so could be revoked) without a secret, as before;
+/// contact IDs minted by this version need their secret after a restart.
+#[tokio::test]
+async fn a_legacy_contact_from_an_old_store_resumes_without_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("contacts");
+    let legacy_key = [0x42u8; 16];
+    std::fs::write(&store, format!("+{}\n", hex::encode(legacy_key))).unwrap();
+    let with_store = || tunnel_server::Config {
+        contact_store: Some(store.clone()),
+        ..config()
+    };
+    let server = start(with_store()).await;
+    let mut legacy = ROUTING.0.to_vec();
+    legacy.extend_from_slice(&legacy_key);
+    let legacy = ContactId(legacy);
+    let (mut reg, _) = open(&server, &resume_path(&legacy), &[]).await.unwrap();
+    let mut client = open(
+        &server,
+        &contact_path(&legacy),
+        &[("X-caBLE-Client-Payload", PAYLOAD)],
+    )
+    .await
+    .unwrap()
+    .0;
+    let (t, r, _) = wake_up(&mut reg).await;
+    let mut phone = ok(&server, &TunnelPath::Connect(r, t).to_path()).await;
+    send(&mut client, b"legacy").await;
+    assert_eq!(recv(&mut phone).await, b"legacy");
+    let (_new_reg, new_id, new_secret) = register_with_secret(&server).await;
+    drop(reg);
+    server.shutdown().await.unwrap();
+
+    let server = start(with_store()).await;
+    let (_reg, _) = open(&server, &resume_path(&legacy), &[]).await.unwrap();
+    assert_eq!(status(open(&server, &resume_path(&new_id), &[]).await), 403);
+    let (_reg2, _) = open(
+        &server,
+        &resume_path(&new_id),
+        &[(SECRET_HEADER, new_secret.as_str())],
+    )
+    .await
+    .unwrap();
 }

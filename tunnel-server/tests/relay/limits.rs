@@ -151,10 +151,16 @@ async fn contact_minting_is_rate_limited_per_ip_but_resuming_is_not() {
         .to_str()
         .unwrap()
         .to_string();
+    let secret = resp.headers()["X-caBLE-Registration-Secret"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let _b = ok(&server, "/cable/register").await;
     assert_eq!(status(open(&server, "/cable/register", &[]).await), 429);
     for _ in 0..3 {
-        let _resumed = ok(&server, &format!("/cable/register/{id}")).await;
+        let resume = format!("/cable/register/{id}");
+        let h = [("X-caBLE-Registration-Secret", secret.as_str())];
+        let _resumed = open(&server, &resume, &h).await.unwrap();
     }
     assert_eq!(
         metric(

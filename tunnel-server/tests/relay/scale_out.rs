@@ -158,6 +158,10 @@ async fn ceremonies_and_wake_ups_route_through_nginx() {
             .unwrap();
         let id = ContactId::from_base64url(resp.headers()["X-caBLE-Contact-ID"].to_str().unwrap())
             .unwrap();
+        let secret = resp.headers()["X-caBLE-Registration-Secret"]
+            .to_str()
+            .unwrap()
+            .to_string();
         owners.insert(id.0[..3].to_vec());
         let contact = format!("{base}{}", TunnelPath::Contact(id.clone()).to_path());
         let mut client = open_url(
@@ -182,7 +186,8 @@ async fn ceremonies_and_wake_ups_route_through_nginx() {
         assert_eq!(recv(&mut client).await, b"msg2");
         drop(reg);
         let resume = format!("{base}/cable/register/{}", id.to_base64url());
-        let (_reg, resp) = open_url(&resume, &[]).await.unwrap();
+        let h = [("X-caBLE-Registration-Secret", secret.as_str())];
+        let (_reg, resp) = open_url(&resume, &h).await.unwrap();
         assert_eq!(
             resp.headers()["X-caBLE-Contact-ID"],
             id.to_base64url().as_str()

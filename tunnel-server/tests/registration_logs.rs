@@ -1,0 +1,89 @@
+//! The relay never logs a registration secret (issue 11 item 4), at any level: minting,
+//! resuming with it, and refused resumes with a wrong one are captured at TRACE and searched
+//! for the secrets in base64url and hex. A binary of its own: tracing's global subscriber.
+
+// Shares the helpers of the main integration binary; not all of them are used here.
+#[allow(dead_code)]
+#[path = "relay/support.rs"]
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use hybrid_protocol::tunnel::RegistrationSecret;
+
+use support::*;
+
+const SECRET_HEADER: &str = "X-caBLE-Registration-Secret";
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn registration_secrets_never_reach_the_log() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+
+    let server = start(config()).await;
+    let (reg, resp) = open(&server, "/cable/register", &[]).await.unwrap();
+    let id = resp.headers()["X-caBLE-Contact-ID"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let secret = resp
+        .headers()
+        .get(SECRET_HEADER)
+        .expect("a minting /cable/register returns the registration secret")
+        .to_str()
+        .unwrap()
+        .to_string();
+    drop(reg);
+    let resume = format!("/cable/register/{id}");
+    let (resumed, _) = open(&server, &resume, &[(SECRET_HEADER, secret.as_str())])
+        .await
+        .unwrap();
+    drop(resumed);
+    let wrong = RegistrationSecret::from_bytes([0x5a; 32]);
+    let wrong_text = wrong.to_base64url().to_string();
+    assert_eq!(
+        status(open(&server, &resume, &[(SECRET_HEADER, wrong_text.as_str())]).await),
+        403
+    );
+    assert_eq!(status(open(&server, &resume, &[]).await), 403);
+    server.shutdown().await.unwrap();
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("request rejected"), "the capture works: {log}");
+    let bytes = RegistrationSecret::from_base64url(&secret).unwrap();
+    for s in [
+        secret.clone(),
+        hex::encode(bytes.expose()),
+        wrong_text,
+        hex::encode(wrong.expose()),
+    ] {
+        assert!(
+            !log.to_lowercase().contains(&s.to_lowercase()),
+            "a registration secret is in the log: {log}"
+        );
+    }
+}
