@@ -73,12 +73,7 @@ impl Session {
     /// targets can put chosen plaintexts (any padding, any type byte) through
     /// [`Session::decrypt`] without a P-256 handshake per input; callers use the handshake.
     #[doc(hidden)]
-    pub fn new(
-        role: Role,
-        write: &[u8; 32],
-        read: &[u8; 32],
-        handshake_hash: [u8; 32],
-    ) -> Self {
+    pub fn new(role: Role, write: &[u8; 32], read: &[u8; 32], handshake_hash: [u8; 32]) -> Self {
         Self {
             role,
             write: Direction::new(write),

@@ -350,7 +350,11 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{fmt}: refused: {e}"));
             assert_eq!(r.attestation.format(), fmt);
             assert_eq!(cbor::encode(&r.attestation.to_value()), cbor::encode(&st));
-            assert_eq!(r.to_cbor(), bytes, "{fmt}: the response re-encodes byte for byte");
+            assert_eq!(
+                r.to_cbor(),
+                bytes,
+                "{fmt}: the response re-encodes byte for byte"
+            );
         }
     }
 }
