@@ -23,7 +23,8 @@ use hybrid_protocol::linking::{self, ClientPayload, LinkingInfo};
 use hybrid_protocol::qr::QrCode;
 use hybrid_protocol::session::{Message, PostHandshake, Session, Update};
 use hybrid_protocol::tunnel::{
-    ContactId, Domain, RoutingId, TunnelId, TunnelPath, ROUTING_ID_HEADER,
+    ContactId, Domain, RegistrationSecret, RoutingId, TunnelId, TunnelPath,
+    REGISTRATION_SECRET_HEADER, ROUTING_ID_HEADER,
 };
 use rand_core::{OsRng, RngCore as _};
 use tunnel_client::{Route, Tunnel, TunnelConfig};
@@ -224,8 +225,18 @@ impl Phone {
 
     /// Opens `route` on this phone's relay.
     async fn connect(&self, route: &Route, context: &'static str) -> Result<Tunnel, PhoneError> {
+        self.connect_with(route, &[], context).await
+    }
+
+    /// Opens `route` on this phone's relay with extra request headers.
+    async fn connect_with(
+        &self,
+        route: &Route,
+        headers: &[(&str, String)],
+        context: &'static str,
+    ) -> Result<Tunnel, PhoneError> {
         self.relay
-            .open(&self.domain()?, route, &[])
+            .open(&self.domain()?, route, headers)
             .await
             .map_err(|error| match error.status() {
                 Some(410) => PhoneError::ContactGone,
@@ -364,10 +375,7 @@ impl Phone {
         let Some(id) = self.store.contact_id() else {
             return Ok(());
         };
-        match self
-            .connect(&Route::Register(Some(id)), "revoking the contact ID")
-            .await
-        {
+        match self.resume(id, "revoking the contact ID").await {
             Ok(mut ws) => {
                 send(
                     &mut ws,
@@ -385,14 +393,31 @@ impl Phone {
         self.store.save()
     }
 
-    /// Opens `/cable/register[/<contact id>]`, storing a newly minted contact ID.
+    /// Opens `/cable/register/<id>` with the registration secret, if the store has one (a
+    /// legacy contact ID, minted before the relay had secrets, resumes without). The header
+    /// value lives in the request only; it is never logged.
+    async fn resume(&self, id: ContactId, context: &'static str) -> Result<Tunnel, PhoneError> {
+        let mut headers: Vec<(&str, String)> = self
+            .store
+            .contact_secret()
+            .map(|s| (REGISTRATION_SECRET_HEADER, s.to_base64url().to_string()))
+            .into_iter()
+            .collect();
+        let r = self
+            .connect_with(&Route::Register(Some(id)), &headers, context)
+            .await;
+        for (_, v) in &mut headers {
+            zeroize::Zeroize::zeroize(v);
+        }
+        r
+    }
+
+    /// Opens `/cable/register[/<contact id>]`, storing a newly minted contact ID and the
+    /// registration secret the relay returns with it.
     async fn register(&mut self) -> Result<(Tunnel, ContactId), PhoneError> {
         const CONTEXT: &str = "registering with the relay";
         if let Some(id) = self.store.contact_id() {
-            match self
-                .connect(&Route::Register(Some(id.clone())), CONTEXT)
-                .await
-            {
+            match self.resume(id.clone(), CONTEXT).await {
                 Ok(ws) => return Ok((ws, id)),
                 Err(PhoneError::ContactGone) => {
                     tracing::warn!("the relay forgot this phone's contact ID (410); its links are dead, registering anew");
@@ -405,8 +430,33 @@ impl Phone {
         }
         let ws = self.connect(&Route::Register(None), CONTEXT).await?;
         let id = header(&ws, CONTACT_ID_HEADER, ContactId::from_base64url)?;
+        let secret = match ws.header(REGISTRATION_SECRET_HEADER) {
+            Ok(Some(v)) => {
+                Some(
+                    RegistrationSecret::from_base64url(v).map_err(|_| PhoneError::Relay {
+                        context: "reading the relay's answer",
+                        error: tunnel_client::RelayError::Protocol {
+                            url: ws.url().to_string(),
+                            reason: format!(
+                            "its {REGISTRATION_SECRET_HEADER} header is not 32 bytes of base64url"
+                        ),
+                        },
+                    })?,
+                )
+            }
+            Ok(None) => {
+                tracing::warn!("the relay returned no registration secret (an older relay): any desktop this phone links with can take over or revoke its registration");
+                None
+            }
+            Err(error) => {
+                return Err(PhoneError::Relay {
+                    context: "reading the relay's answer",
+                    error,
+                })
+            }
+        };
         self.store.refresh()?;
-        self.store.set_contact_id(Some(&id));
+        self.store.set_registration(&id, secret.as_ref());
         self.store.save()?;
         tracing::info!(contact = ?id, "registered with the relay");
         Ok((ws, id))

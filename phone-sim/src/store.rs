@@ -1,5 +1,6 @@
 //! The phone's credential store: one JSON file per phone identity holding the identity root
-//! secret (§3: identity key and paired secrets derive from it), the relay contact ID, the links
+//! secret (§3: identity key and paired secrets derive from it), the relay contact ID with the
+//! registration secret that alone lets this phone resume or revoke it, the links
 //! the phone handed out (§8.1) and the credentials with their private keys.
 //!
 //! Several phone-sim processes may share one store (a `scan` adding links while `linked`
@@ -19,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use hybrid_protocol::keys::{IdentityKey, LinkSecret, RootSecret};
-use hybrid_protocol::tunnel::ContactId;
+use hybrid_protocol::tunnel::{ContactId, RegistrationSecret};
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
@@ -130,6 +131,11 @@ struct StoreFile {
     version: u32,
     root_secret: SecretHex,
     contact_id: Option<String>,
+    /// The relay's registration secret for `contact_id` (32 bytes hex). Absent in stores
+    /// written before the relay had secrets, and for a contact ID such a relay minted: the
+    /// phone then resumes as a legacy contact and gets a secret when it next mints one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    contact_secret: Option<SecretHex>,
     #[serde(default)]
     links: Vec<StoredLink>,
     #[serde(default)]
@@ -144,7 +150,8 @@ enum Change {
     DeleteCredential(String),
     AddLink(StoredLink),
     RevokeLink(String),
-    SetContactId(Option<String>),
+    /// The contact ID and its registration secret, together.
+    SetContactId(Option<String>, Option<SecretHex>),
 }
 
 impl StoreFile {
@@ -161,12 +168,13 @@ impl StoreFile {
                 self.links.push(l.clone());
             }
             Change::RevokeLink(id) => self.links.retain(|l| &l.link_id != id),
-            Change::SetContactId(new) => {
+            Change::SetContactId(new, secret) => {
                 // A changed contact ID kills every link made under the old one.
                 if *new != self.contact_id {
                     self.links.retain(|l| Some(&l.contact_id) == new.as_ref());
                 }
                 self.contact_id = new.clone();
+                self.contact_secret = secret.clone();
             }
         }
     }
@@ -192,6 +200,10 @@ impl StoreFile {
         data.root_secret
             .bytes::<32>("root secret")
             .map_err(|e| PhoneError::store(path, e))?;
+        if let Some(s) = &data.contact_secret {
+            s.bytes::<32>("contact secret")
+                .map_err(|e| PhoneError::store(path, e))?;
+        }
         for c in &data.credentials {
             // The scalar's range only: `signing_key` derives the public key where it is used.
             let k = c
@@ -267,6 +279,7 @@ impl Store {
             version: STORE_VERSION,
             root_secret: SecretHex::new(root.as_ref()),
             contact_id: None,
+            contact_secret: None,
             links: Vec::new(),
             credentials: Vec::new(),
         };
@@ -365,9 +378,31 @@ impl Store {
             .and_then(|c| ContactId::from_base64url(c).ok())
     }
 
-    /// Sets the contact ID. A changed contact ID kills every link made under the old one.
+    /// Sets the contact ID (with no registration secret: a legacy contact, or none). A
+    /// changed contact ID kills every link made under the old one.
     pub fn set_contact_id(&mut self, id: Option<&ContactId>) {
-        self.change(Change::SetContactId(id.map(ContactId::to_base64url)));
+        self.change(Change::SetContactId(id.map(ContactId::to_base64url), None));
+    }
+
+    /// Sets the contact ID the relay minted and the registration secret it returned (`None`
+    /// from a relay without secrets). A changed contact ID kills every link made under the
+    /// old one.
+    pub fn set_registration(&mut self, id: &ContactId, secret: Option<&RegistrationSecret>) {
+        self.change(Change::SetContactId(
+            Some(id.to_base64url()),
+            secret.map(|s| SecretHex::new(s.expose())),
+        ));
+    }
+
+    /// The registration secret of the current contact ID, if the relay gave one.
+    pub fn contact_secret(&self) -> Option<RegistrationSecret> {
+        let b = self
+            .data
+            .contact_secret
+            .as_ref()?
+            .bytes::<32>("contact secret")
+            .ok()?;
+        Some(RegistrationSecret::from_bytes(*b))
     }
 
     /// All credentials, oldest first.

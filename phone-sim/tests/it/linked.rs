@@ -222,3 +222,165 @@ async fn linked_phone_sees_links_made_by_another_process_on_the_same_store() {
     let (_, results) = join(task).await;
     assert!(results.unwrap()[0].is_ok());
 }
+
+/// The HTTP status of opening `path` on the relay with `headers` (101 when it upgrades).
+async fn open_status(relay_url: &str, path: &str, headers: &[(&str, String)]) -> u16 {
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("{relay_url}{path}"),
+    )
+    .unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "fido.cable".parse().unwrap());
+    for (k, v) in headers {
+        req.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok(_) => 101,
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("cannot reach the relay: {e}"),
+    }
+}
+
+/// Issue 11 item 4: the relay returns a registration secret only to the phone, which keeps
+/// it in its store (redacted in Debug); a desktop holding the contact ID from linking cannot
+/// resume the phone's registration (it would steal its wake-ups, and could revoke it), while
+/// the phone resumes, serves a linked sign-in, and revokes.
+#[tokio::test]
+async fn only_the_phone_can_resume_or_revoke_its_registration() {
+    let relay = relay().await;
+    let url = relay.ws_url();
+    let f = files();
+    let (link, cred) = link(&url, &f).await;
+    let store = phone_sim::Store::load(&f.store).unwrap();
+    let contact = store.contact_id().unwrap();
+    let secret = store
+        .contact_secret()
+        .expect("the phone stored the relay's registration secret");
+    assert!(secret.owns(&contact.0[3..]));
+    let shown = format!("{store:?} {secret:?}");
+    assert!(
+        !shown.contains(&hex::encode(secret.expose()))
+            && !shown.contains(secret.to_base64url().as_str()),
+        "{shown}"
+    );
+
+    // What a linked desktop holds: the contact ID. Resuming with it alone is refused.
+    assert_eq!(link.info().contact_id, contact.0);
+    let resume = format!("/cable/register/{}", contact.to_base64url());
+    assert_eq!(open_status(&url, &resume, &[]).await, 403);
+
+    // The phone resumes with its secret and serves a linked sign-in.
+    let mut phone = Phone::open(&f.store, config(&url)).unwrap();
+    let adverts = f.adverts.clone();
+    let task = tokio::spawn(async move {
+        let mut medium = fast_medium(&adverts);
+        let r = phone.serve_linked(&mut medium, Some(1)).await;
+        (phone, r)
+    });
+    assert_eq!(linked_sign_in(&url, &f, &link, &cred).await, Status::Ok);
+    let (mut phone, results) = join(task).await;
+    assert!(results.unwrap()[0].is_ok());
+
+    // And revokes: the desktop's wake-ups and resumes are 410 from then on.
+    phone.revoke_contact().await.unwrap();
+    assert!(phone.store().contact_secret().is_none());
+    let payload = ClientPayload::new(link.info().link_id, RequestType::GetAssertion, &mut OsRng)
+        .unwrap()
+        .to_header();
+    let wake = TunnelPath::Contact(contact.clone()).to_path();
+    assert_eq!(
+        open_status(&url, &wake, &[("X-caBLE-Client-Payload", payload)]).await,
+        410
+    );
+}
+
+/// Migration: a store written before registration secrets (no `contact_secret`) under a
+/// contact ID the relay restored from its old store resumes as a legacy contact, keeping its
+/// ID and links; when the phone next has to register (here: a relay that forgot it), it is
+/// given a secret.
+#[tokio::test]
+async fn an_old_store_resumes_as_legacy_and_gets_a_secret_when_it_re_registers() {
+    let dir = tempfile::tempdir().unwrap();
+    let contacts = dir.path().join("contacts");
+    let key = [0x42u8; 16];
+    std::fs::write(&contacts, format!("+{}\n", hex::encode(key))).unwrap();
+    let with_store = tunnel_server::Config {
+        contact_store: Some(contacts),
+        ..tunnel_server::Config::default()
+    };
+    let mut id = with_store.routing_id.0.to_vec();
+    id.extend_from_slice(&key);
+    let legacy = ContactId(id);
+    let relay1 = tunnel_server::RunningServer::start(with_store)
+        .await
+        .unwrap();
+    let f = files();
+    let mut store = phone_sim::Store::open_or_create(&f.store, &mut OsRng).unwrap();
+    store.set_contact_id(Some(&legacy));
+    store.save().unwrap();
+    let text = std::fs::read_to_string(&f.store).unwrap();
+    assert!(
+        !text.contains("contact_secret"),
+        "an old-format store: {text}"
+    );
+
+    let mut phone = Phone::open(&f.store, config(&relay1.ws_url())).unwrap();
+    let adverts = f.adverts.clone();
+    let task = tokio::spawn(async move {
+        let mut medium = fast_medium(&adverts);
+        let _ = phone.serve_linked(&mut medium, Some(1)).await;
+    });
+    let metrics = format!("http://{}/metrics", relay1.addr());
+    let mut connected = false;
+    for _ in 0..200 {
+        let body = http_get(&metrics).await;
+        if body.contains("tunnel_server_registrations_connected 1\n") {
+            connected = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    task.abort();
+    assert!(connected, "the legacy phone resumed its registration");
+    let store = phone_sim::Store::load(&f.store).unwrap();
+    assert_eq!(
+        store.contact_id(),
+        Some(legacy.clone()),
+        "same ID, links kept"
+    );
+    assert!(store.contact_secret().is_none());
+    relay1.shutdown().await.unwrap();
+
+    // A relay that does not know the ID: 410, the phone registers anew and gets a secret.
+    let relay2 = relay().await;
+    let mut phone = Phone::open(&f.store, config(&relay2.ws_url())).unwrap();
+    let mut medium = fast_medium(&f.adverts);
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_millis(800),
+        phone.serve_linked(&mut medium, Some(1)),
+    )
+    .await;
+    let new = phone.store().contact_id().expect("registered anew");
+    assert_ne!(new, legacy);
+    let secret = phone.store().contact_secret().expect("given a secret");
+    assert!(secret.owns(&new.0[3..]));
+}
+
+/// A plain HTTP/1.1 GET on 127.0.0.1, returning the body.
+async fn http_get(url: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+    s.write_all(
+        format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
