@@ -118,9 +118,13 @@ async fn proxy_one(
             continue;
         };
         let (k, v) = (k.trim(), v.trim());
-        if [CLIENT_PAYLOAD_HEADER, SIGNAL_CONNECTION_HEADER]
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case(k))
+        if [
+            CLIENT_PAYLOAD_HEADER,
+            SIGNAL_CONNECTION_HEADER,
+            "X-caBLE-Registration-Secret",
+        ]
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(k))
         {
             cap.headers.lock().expect("lock").push(format!("{k}: {v}"));
             request.headers_mut().insert(
@@ -134,6 +138,7 @@ async fn proxy_one(
         ROUTING_ID_HEADER,
         SIGNAL_CONNECTION_HEADER,
         "X-caBLE-Contact-ID",
+        "X-caBLE-Registration-Secret",
     ]
     .iter()
     .filter_map(|h| {
