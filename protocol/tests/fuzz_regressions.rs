@@ -3,101 +3,38 @@
 //! or hang the fuzzer ever found) goes through the same function the libFuzzer binary calls
 //! (`fuzz/src/protocol_targets.rs`, included below), so a fixed bug stays fixed without a
 //! nightly toolchain. The seed generator's valid messages must still be accepted, and each
-//! corpus must still reach its parsers.
+//! corpus must still reach its parsers (`test_support::fuzz` holds the checks).
 
 #[allow(dead_code, unreachable_pub)]
 #[path = "../../fuzz/src/protocol_targets.rs"]
 mod protocol_targets;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use protocol_targets::{run, seeds, TARGETS};
+use test_support::fuzz::Corpus;
 
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
-}
-
-/// The files of `dir`, sorted; none if it does not exist.
-fn inputs(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<_> = entries
-        .map(|e| e.expect("readable directory entry").path())
-        .filter(|p| p.is_file())
-        .map(|p| {
-            let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            (p, bytes)
-        })
-        .collect();
-    out.sort();
-    out
+fn corpus() -> Corpus {
+    Corpus {
+        dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz"),
+        shown: "fuzz",
+        regenerate: "bash scripts/fuzz.sh seeds",
+        targets: &TARGETS,
+        run,
+    }
 }
 
 #[test]
 fn every_seed_is_accepted_by_its_target() {
-    let seeds = seeds();
-    for target in TARGETS {
-        assert!(
-            seeds.iter().any(|(t, _, _)| *t == target),
-            "no seed for target {target}"
-        );
-    }
-    for (target, name, bytes) in &seeds {
-        assert_eq!(
-            run(target, bytes),
-            Some(true),
-            "seed {target}/{name} ({} bytes) is no longer accepted",
-            bytes.len()
-        );
-    }
+    corpus().check_seeds(&seeds());
 }
 
 #[test]
 fn committed_corpus_replays_and_reaches_the_parsers() {
-    for target in TARGETS {
-        let corpus = inputs(&fuzz_dir().join("corpus").join(target));
-        assert!(
-            corpus.len() >= 3,
-            "fuzz/corpus/{target} holds {} inputs; regenerate it with `bash scripts/fuzz.sh seeds`",
-            corpus.len()
-        );
-        let accepted = corpus
-            .iter()
-            .filter(|(_, bytes)| run(target, bytes).expect("known target"))
-            .count();
-        assert!(
-            accepted > 0,
-            "none of the {} inputs in fuzz/corpus/{target} is accepted any more",
-            corpus.len()
-        );
-    }
+    corpus().check_corpus();
 }
 
 #[test]
 fn every_regression_input_replays_without_panic() {
-    let root = fuzz_dir().join("regressions");
-    let mut replayed = 0;
-    for entry in std::fs::read_dir(&root).expect("fuzz/regressions exists") {
-        let path = entry.expect("readable directory entry").path();
-        if !path.is_dir() {
-            continue;
-        }
-        let target = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        // Any other name is a typo that would leave a crash unreplayed.
-        assert!(
-            TARGETS.contains(&target),
-            "fuzz/regressions/{target} is not a protocol fuzz target ({TARGETS:?})"
-        );
-        for (file, bytes) in inputs(&path) {
-            // A panic here fails the test with the input's path in the message above it.
-            eprintln!("replaying {}", file.display());
-            let _ = run(target, &bytes);
-            replayed += 1;
-        }
-    }
-    eprintln!("replayed {replayed} regression inputs");
+    corpus().replay_regressions();
 }
