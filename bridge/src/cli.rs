@@ -706,6 +706,22 @@ impl RegisterArgs {
 
 /// Runs the parsed command line and reports a failure (a line for a person, or an `error`
 /// event with `--events json`); returns the process exit code.
+/// Runs `task` to completion on the two-worker runtime every binary of the project uses; if
+/// the runtime cannot start, says so and exits 1 (there is nothing else a binary could do).
+pub fn block_on<T>(task: impl std::future::Future<Output = T>) -> T {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(task),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
 pub async fn main(cli: Cli) -> i32 {
     let phase = PhaseTracker::default();
     match run(&cli, &phase).await {

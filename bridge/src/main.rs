@@ -22,17 +22,6 @@ fn main() {
         logs.with_ansi(cli.color.enabled(std::io::stderr().is_terminal()))
             .init();
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            std::process::exit(1);
-        }
-    };
-    let code = runtime.block_on(bridge::cli::main(cli));
+    let code = bridge::cli::block_on(bridge::cli::main(cli));
     std::process::exit(code);
 }

@@ -16,23 +16,12 @@ fn main() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            std::process::exit(1);
-        }
-    };
     let style = if args.quiet {
         ProgressStyle::Quiet
     } else {
         ProgressStyle::Text
     };
-    if let Err(e) = runtime.block_on(hybrid_demo::run(&args, style)) {
+    if let Err(e) = bridge::cli::block_on(hybrid_demo::run(&args, style)) {
         let code = e.exit_code();
         eprintln!("error: {:#}", anyhow::Error::from(e));
         std::process::exit(code);
