@@ -198,6 +198,7 @@ impl TunnelConfig {
             tungstenite::Error::Http(r) => RelayError::Refused {
                 url: url.clone(),
                 status: r.status().as_u16(),
+                said: relay_said(r.status(), r.body().as_deref()),
             },
             tungstenite::Error::Tls(e) => unreachable(format!(
                 "TLS failed: {e}; for a relay with a private CA pass --extra-ca FILE"
@@ -521,12 +522,15 @@ pub enum RelayError {
         reason: String,
     },
     /// The relay answered the WebSocket upgrade with an HTTP error status.
-    #[error("the tunnel relay refused {} with HTTP {status}: {}", shown(.url), status_meaning(*.status))]
+    #[error("the tunnel relay refused {} with HTTP {status}: {}{}", shown(.url), status_meaning(*.status), .said.as_ref().map(|s| format!("; it said: {s}")).unwrap_or_default())]
     Refused {
         /// The URL tried.
         url: String,
         /// The HTTP status.
         status: u16,
+        /// The relay's own explanation (its response body, control characters escaped and
+        /// cut short), when it gave more than the status's standard phrase.
+        said: Option<String>,
     },
     /// The server did not select the `fido.cable` subprotocol.
     #[error("{} did not select the fido.cable subprotocol; is it a caBLE tunnel relay?", shown(.url))]
@@ -575,6 +579,25 @@ impl RelayError {
             _ => None,
         }
     }
+}
+
+/// Longest explanation kept from a refusing relay's response body, in characters.
+const MAX_SAID: usize = 300;
+
+/// The relay's explanation of a refusal: its body's text, trimmed, control characters escaped
+/// and cut to [`MAX_SAID`]; `None` when it is empty or only the status's standard phrase.
+fn relay_said(status: tungstenite::http::StatusCode, body: Option<&[u8]>) -> Option<String> {
+    let text = String::from_utf8_lossy(body?);
+    let text = text.trim();
+    let standard = status.canonical_reason().unwrap_or("");
+    if text.is_empty() || text.eq_ignore_ascii_case(standard) {
+        return None;
+    }
+    let mut said = hybrid_protocol::text::escape_controls(text).replace('\n', " ");
+    if said.chars().count() > MAX_SAID {
+        said = said.chars().take(MAX_SAID).collect::<String>() + "…";
+    }
+    Some(said)
 }
 
 /// What a WebSocket close code from a relay means (RFC 6455 §7.4.1, RFC 9110 for 1013).
@@ -647,6 +670,7 @@ mod tests {
             let e = RelayError::Refused {
                 url: url.clone(),
                 status: 410,
+                said: None,
             }
             .to_string();
             assert!(!e.contains(tunnel) && !e.contains(contact), "{e}");
@@ -657,6 +681,25 @@ mod tests {
             .to_string();
             assert!(e.contains(want), "{e}");
         }
+    }
+
+    #[test]
+    fn a_refusal_carries_what_the_relay_said_escaped_and_short() {
+        let forbidden = tungstenite::http::StatusCode::FORBIDDEN;
+        assert_eq!(relay_said(forbidden, None), None);
+        assert_eq!(relay_said(forbidden, Some(b"Forbidden")), None);
+        assert_eq!(relay_said(forbidden, Some(b" \n")), None);
+        let said = relay_said(forbidden, Some(b"only the phone may resume\n\x1b]0;x\x07")).unwrap();
+        assert_eq!(said, "only the phone may resume \\u{1b}]0;x\\u{7}");
+        let long = relay_said(forbidden, Some("é".repeat(1000).as_bytes())).unwrap();
+        assert_eq!(long.chars().count(), MAX_SAID + 1);
+        let e = RelayError::Refused {
+            url: "ws://127.0.0.1:9/cable/register".into(),
+            status: 403,
+            said: Some("phones do not send Origin".into()),
+        }
+        .to_string();
+        assert!(e.ends_with("; it said: phones do not send Origin"), "{e}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use hybrid_protocol::tunnel::{RoutingId, TunnelId, TunnelPath, ROUTING_ID_HEADER};
+use hybrid_protocol::tunnel::{ContactId, RoutingId, TunnelId, TunnelPath, ROUTING_ID_HEADER};
 use tunnel_client::{RelayError, Route, TunnelConfig};
 use tunnel_server::{Config, RunningServer};
 
@@ -159,6 +159,36 @@ async fn the_registration_socket_mints_a_contact_id() {
     let id = reg.required_header("X-caBLE-Contact-ID").unwrap();
     assert!(!id.is_empty());
     assert!(reg.header("X-No-Such-Header").unwrap().is_none());
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_refusal_says_what_the_relay_said() {
+    let (server, client) = relay(|_| {}).await;
+    let reg = client
+        .open("unused", &Route::Register(None), &[])
+        .await
+        .unwrap();
+    let id = ContactId::from_base64url(reg.required_header("X-caBLE-Contact-ID").unwrap()).unwrap();
+    // Resuming without the phone's registration secret: the relay explains the 403 in its body.
+    let e = client
+        .open("unused", &Route::Register(Some(id)), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(403), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("it said: resuming this contact ID needs the X-caBLE-Registration-Secret"),
+        "{text}"
+    );
+    // A bare status phrase adds nothing and is not repeated.
+    let missing = Route::Tunnel(TunnelPath::Connect(server.routing_id(), TunnelId([9; 16])));
+    let text = client
+        .open("unused", &missing, &[])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!text.contains("it said"), "{text}");
     server.shutdown().await.unwrap();
 }
 
