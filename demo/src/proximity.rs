@@ -356,7 +356,7 @@ impl Experiment {
             b,
             "<p>{n} registrations through the embedded stack; <b>{ok} of {n} succeeded ({:.0}%)</b>. RSSI profile <code>{}</code>, bridge <code>--min-rssi {}</code>, advert timeout {} ms, advert interval {} ms.</p>",
             100.0 * ok as f64 / n.max(1) as f64,
-            escape(&format!("{:?}", self.profile)),
+            escape(&self.profile.to_string()),
             self.min_rssi,
             self.advert_timeout.as_millis(),
             self.interval.as_millis()
@@ -427,7 +427,7 @@ pub async fn run(args: &DemoArgs) -> Result<(), BridgeError> {
     }
     let ok = e.ceremonies.iter().filter(|c| c.success).count();
     println!(
-        "{ok} of {} ceremonies succeeded with --min-rssi {} and RSSI profile {:?} ({:.1} s)",
+        "{ok} of {} ceremonies succeeded with --min-rssi {} and RSSI profile {} ({:.1} s)",
         e.ceremonies.len(),
         e.min_rssi,
         e.profile,

@@ -129,6 +129,11 @@ async fn a_ramp_below_the_threshold_fails_and_the_report_matches_the_medium() {
     );
     let html = e.html().unwrap();
     assert!(html.contains(&format!("{ok} of 6 succeeded")), "{html}");
+    assert!(
+        html.contains(&format!("RSSI profile <code>{}</code>", e.profile))
+            && !html.contains(&format!("{:?}", e.profile)),
+        "the profile as spelled on the command line, not a Rust value: {html}"
+    );
 }
 
 #[test]
@@ -157,7 +162,9 @@ fn the_binary_runs_a_short_experiment_and_writes_its_files() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("3 of 3 ceremonies succeeded with --min-rssi -75"),
+        stdout.contains(
+            "3 of 3 ceremonies succeeded with --min-rssi -75 and RSSI profile fixed:-60 ("
+        ),
         "{stdout}"
     );
     let csv = std::fs::read_to_string(dir.path().join("p.csv")).unwrap();

@@ -105,6 +105,27 @@ pub enum RssiProfile {
     },
 }
 
+/// The CLI spelling, which [`RssiProfile::parse`] reads back: `ramp:-40:-95:200`.
+impl std::fmt::Display for RssiProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Fixed(rssi) => write!(f, "fixed:{rssi}"),
+            Self::Ramp { from, to, adverts } => write!(f, "ramp:{from}:{to}:{adverts}"),
+            Self::RandomWalk {
+                start,
+                step,
+                min,
+                max,
+            } => write!(f, "walk:{start}:{step}:{min}:{max}"),
+            Self::Dropouts {
+                rssi,
+                period,
+                silent,
+            } => write!(f, "dropouts:{rssi}:{period}:{silent}"),
+        }
+    }
+}
+
 impl RssiProfile {
     /// The CLI spellings, e.g. for `--help`.
     pub const SYNTAX: &'static str =
@@ -440,6 +461,20 @@ mod rssi_tests {
     fn take(p: RssiProfile, n: usize) -> Vec<Option<i16>> {
         let mut s = RssiSource::new(p, 7);
         (0..n).map(|_| s.next()).collect()
+    }
+
+    #[test]
+    fn profiles_print_as_they_are_spelled_on_the_command_line() {
+        for spelled in [
+            "fixed:-60",
+            "ramp:-40:-95:200",
+            "walk:-70:3:-95:-40",
+            "dropouts:-60:20:5",
+        ] {
+            let p = RssiProfile::parse(spelled).unwrap();
+            assert_eq!(p.to_string(), spelled);
+            assert_eq!(RssiProfile::parse(&p.to_string()).unwrap(), p);
+        }
     }
 
     #[test]
