@@ -944,7 +944,9 @@ async fn scan(a: &ScanArgs) -> Result<(), BridgeError> {
                         .name()
                         .unwrap_or_else(|_| "unknown".into()),
                     m.plaintext.routing_id.to_hex(),
-                    secret.tunnel_id().to_hex(),
+                    // A prefix names the tunnel; the whole ID is the relay address of a
+                    // live session and stays off screens and logs (as everywhere else).
+                    format!("{}…", &secret.tunnel_id().to_hex()[..8]),
                     m.suffix
                         .and_then(|s| s.l2cap_psm)
                         .map(|p| format!(", L2CAP PSM {p}"))

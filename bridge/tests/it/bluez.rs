@@ -69,6 +69,12 @@ fn btleplug_scanner_hears_and_decrypts_adverts_through_a_mock_bluez() {
             && l.contains("11:22:33:44:55:03")),
         "{text}"
     );
+    // The tunnel is named by a prefix, never in full.
+    let line = text.lines().find(|l| l.contains("yes: domain")).unwrap();
+    let tunnel = line.split(", tunnel ").nth(1).unwrap();
+    let hex: String = tunnel.chars().take_while(char::is_ascii_hexdigit).collect();
+    assert_eq!(hex.len(), 8, "{line}");
+    assert!(tunnel[8..].starts_with('…'), "{line}");
     assert!(
         text.lines()
             .any(|l| l.starts_with("fde2") && l.contains("no:")),
