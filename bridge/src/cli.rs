@@ -266,9 +266,10 @@ pub struct SignInArgs {
     conn: ConnectArgs,
 }
 
-/// How to hear and reach the phone, and where the QR code goes.
-#[derive(Debug, Args)]
-pub struct ConnectArgs {
+/// How to hear and reach the phone: Bluetooth, the relay, the timeouts and linking. Shared by
+/// `register`, `sign-in` ([`ConnectArgs`]) and the browser's `native-host`.
+#[derive(Clone, Debug, Default, Args)]
+pub struct SessionArgs {
     /// Listen on the simulated medium (an advert file phone-sim writes) instead of Bluetooth.
     #[arg(
         long,
@@ -291,18 +292,6 @@ pub struct ConnectArgs {
     /// The relay.
     #[command(flatten)]
     pub relay: RelayArgs,
-    /// Write the FIDO:/ URL to this file (tools and tests "scan" it from there).
-    #[arg(long, value_name = "FILE", help_heading = "QR code")]
-    pub qr_file: Option<PathBuf>,
-    /// Write the QR code as PNG.
-    #[arg(long, value_name = "FILE", help_heading = "QR code")]
-    pub qr_png: Option<PathBuf>,
-    /// Write the QR code as SVG.
-    #[arg(long, value_name = "FILE", help_heading = "QR code")]
-    pub qr_svg: Option<PathBuf>,
-    /// Don't draw the QR code in the terminal.
-    #[arg(long, help_heading = "QR code")]
-    pub no_qr: bool,
     /// How long to wait for the phone's advert after showing the QR code.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2m", help_heading = "Timeouts")]
     pub advert_timeout: Duration,
@@ -324,6 +313,53 @@ pub struct ConnectArgs {
     /// Linked sign-in: ask the relay to signal when the phone connects.
     #[arg(long, help_heading = "Linked phones")]
     pub signal_connection: bool,
+}
+
+impl SessionArgs {
+    /// The ceremony settings these flags give; `links` is where links live (unless
+    /// `--no-link`).
+    pub fn config(&self, links: Option<LinkStore>) -> BridgeConfig {
+        BridgeConfig {
+            tunnel: self.relay.config(),
+            timeouts: Timeouts {
+                advert: self.advert_timeout,
+                connect: self.connect_timeout,
+                handshake: self.handshake_timeout,
+                user: self.user_timeout,
+                linger: self.linger,
+            },
+            links: if self.no_link { None } else { links },
+            min_rssi: self.min_rssi,
+            signal_connection: self.signal_connection,
+        }
+    }
+}
+
+/// How to hear and reach the phone ([`SessionArgs`], which it derefs to), and where the QR
+/// code goes.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    #[command(flatten)]
+    session: SessionArgs,
+    /// Write the FIDO:/ URL to this file (tools and tests "scan" it from there).
+    #[arg(long, value_name = "FILE", help_heading = "QR code")]
+    pub qr_file: Option<PathBuf>,
+    /// Write the QR code as PNG.
+    #[arg(long, value_name = "FILE", help_heading = "QR code")]
+    pub qr_png: Option<PathBuf>,
+    /// Write the QR code as SVG.
+    #[arg(long, value_name = "FILE", help_heading = "QR code")]
+    pub qr_svg: Option<PathBuf>,
+    /// Don't draw the QR code in the terminal.
+    #[arg(long, help_heading = "QR code")]
+    pub no_qr: bool,
+}
+
+impl std::ops::Deref for ConnectArgs {
+    type Target = SessionArgs;
+    fn deref(&self) -> &SessionArgs {
+        &self.session
+    }
 }
 
 /// `hybrid-bridge scan`.
@@ -393,22 +429,6 @@ fn check_writable(flag: &str, path: &Path) -> Result<(), BridgeError> {
 }
 
 impl ConnectArgs {
-    fn config(&self, links: Option<LinkStore>) -> Result<BridgeConfig, BridgeError> {
-        Ok(BridgeConfig {
-            tunnel: self.relay.config(),
-            timeouts: Timeouts {
-                advert: self.advert_timeout,
-                connect: self.connect_timeout,
-                handshake: self.handshake_timeout,
-                user: self.user_timeout,
-                linger: self.linger,
-            },
-            links: if self.no_link { None } else { links },
-            min_rssi: self.min_rssi,
-            signal_connection: self.signal_connection,
-        })
-    }
-
     /// Everything that can be checked before the QR code shows: output files, the advert
     /// file's folder, the relay settings.
     fn check(&self, out: Option<&PathBuf>) -> Result<(), BridgeError> {
@@ -754,7 +774,7 @@ pub async fn run(cli: &Cli, phase: &PhaseTracker) -> Result<(), BridgeError> {
         Command::Register(a) => {
             let options = a.options()?;
             options.validate()?;
-            let config = a.conn.config(Some(cli.links()?))?;
+            let config = a.conn.config(Some(cli.links()?));
             a.conn.check(a.rp.out.as_ref())?;
             let mut scanner = open_scanner(
                 a.conn.advert_file.as_ref(),
@@ -800,7 +820,7 @@ pub async fn run(cli: &Cli, phase: &PhaseTracker) -> Result<(), BridgeError> {
                     AuthenticationOptions::from_json(&json.to_string(), a.rp.origin.as_deref())?
                 }
             };
-            let config = a.conn.config(Some(cli.links()?))?;
+            let config = a.conn.config(Some(cli.links()?));
             a.conn.check(a.rp.out.as_ref())?;
             if let Some(phone) = &a.phone {
                 // Fail on an unknown name before touching Bluetooth.

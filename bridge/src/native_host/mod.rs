@@ -23,7 +23,7 @@ use clap::Args;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::ceremony::{BridgeConfig, Timeouts};
+use crate::cli::SessionArgs;
 use crate::error::BridgeError;
 use crate::links::LinkStore;
 use crate::progress::Event;
@@ -62,39 +62,10 @@ Protocol: browser/PROTOCOL.md (32-bit native-endian length + UTF-8 JSON on stdin
 #[derive(Clone, Debug, Default, Args)]
 #[command(after_long_help = HOST_EXAMPLES)]
 pub struct HostArgs {
-    /// Listen on the simulated medium (an advert file phone-sim writes) instead of Bluetooth.
-    #[arg(long, env = "BRIDGE_ADVERT_FILE")]
-    pub advert_file: Option<PathBuf>,
-    /// Bluetooth adapter to use, e.g. hci0 [default: the first].
-    #[arg(long)]
-    pub adapter: Option<String>,
-    /// Ignore adverts weaker than this, in dBm (e.g. -80).
-    #[arg(long, allow_hyphen_values = true)]
-    pub min_rssi: Option<i16>,
-    /// The relay (the same flags as `register` and `sign-in`).
+    /// Bluetooth, the relay, the timeouts and linking: the same flags as `register` and
+    /// `sign-in`.
     #[command(flatten)]
-    pub relay: tunnel_client::RelayArgs,
-    /// How long to wait for the phone's advert after showing the QR code (120s, 2m, or seconds).
-    #[arg(long, default_value = "120s", value_parser = crate::units::parse_duration)]
-    pub advert_timeout: Duration,
-    /// How long to wait for the relay connection.
-    #[arg(long, default_value = "20s", value_parser = crate::units::parse_duration)]
-    pub connect_timeout: Duration,
-    /// How long to wait for the handshake.
-    #[arg(long, default_value = "20s", value_parser = crate::units::parse_duration)]
-    pub handshake_timeout: Duration,
-    /// How long to wait for the person to confirm on the phone.
-    #[arg(long, default_value = "120s", value_parser = crate::units::parse_duration)]
-    pub user_timeout: Duration,
-    /// How long to keep listening after the reply for a late linking update.
-    #[arg(long, default_value = "3s", value_parser = crate::units::parse_duration)]
-    pub linger: Duration,
-    /// Don't offer or store a link with the phone in QR ceremonies.
-    #[arg(long)]
-    pub no_link: bool,
-    /// Linked sign-in: ask the relay to signal when the phone connects.
-    #[arg(long)]
-    pub signal_connection: bool,
+    pub session: SessionArgs,
     /// What the browser appends (Chromium: the caller's origin; Firefox: the manifest path
     /// and the extension ID). Logged, not trusted: the manifest's allow-list is what limits
     /// callers.
@@ -111,22 +82,10 @@ impl HostArgs {
             None => LinkStore::default_path()?,
         });
         Ok(HostConfig {
-            bridge: BridgeConfig {
-                tunnel: self.relay.config(),
-                timeouts: Timeouts {
-                    advert: self.advert_timeout,
-                    connect: self.connect_timeout,
-                    handshake: self.handshake_timeout,
-                    user: self.user_timeout,
-                    linger: self.linger,
-                },
-                links: (!self.no_link).then(|| links.clone()),
-                min_rssi: self.min_rssi,
-                signal_connection: self.signal_connection,
-            },
+            bridge: self.session.config(Some(links.clone())),
             links,
-            advert_file: self.advert_file.clone(),
-            adapter: self.adapter.clone(),
+            advert_file: self.session.advert_file.clone(),
+            adapter: self.session.adapter.clone(),
         })
     }
 }

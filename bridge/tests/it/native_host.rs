@@ -843,15 +843,18 @@ async fn the_sites_timeout_is_clamped_and_ends_the_ceremony() {
     use bridge::native_host::{driver, HostArgs};
     let dir = tempfile::tempdir().unwrap();
     let args = HostArgs {
-        advert_file: Some(dir.path().join("adverts")),
-        relay: tunnel_client::RelayArgs {
-            tunnel_override: Some("ws://127.0.0.1:9".into()),
+        session: bridge::cli::SessionArgs {
+            advert_file: Some(dir.path().join("adverts")),
+            relay: tunnel_client::RelayArgs {
+                tunnel_override: Some("ws://127.0.0.1:9".into()),
+                ..Default::default()
+            },
+            advert_timeout: Duration::from_secs(600),
+            connect_timeout: Duration::from_secs(600),
+            handshake_timeout: Duration::from_secs(600),
+            user_timeout: Duration::from_secs(600),
             ..Default::default()
         },
-        advert_timeout: Duration::from_secs(600),
-        connect_timeout: Duration::from_secs(600),
-        handshake_timeout: Duration::from_secs(600),
-        user_timeout: Duration::from_secs(600),
         ..Default::default()
     };
     let config = args.config(Some(dir.path().join("links.json"))).unwrap();
