@@ -957,7 +957,7 @@ async fn scan(a: &ScanArgs) -> Result<(), BridgeError> {
             None => String::new(),
             Some((k, secret)) => match eid::decrypt(k, &heard.data) {
                 Ok(m) => format!(
-                    "yes: domain {} ({}), routing {}, tunnel {}{}",
+                    "yes: domain {} ({}), routing {}, tunnel {}…{}",
                     m.plaintext.domain.0,
                     m.plaintext
                         .domain
@@ -966,7 +966,7 @@ async fn scan(a: &ScanArgs) -> Result<(), BridgeError> {
                     m.plaintext.routing_id.to_hex(),
                     // A prefix names the tunnel; the whole ID is the relay address of a
                     // live session and stays off screens and logs (as everywhere else).
-                    format!("{}…", &secret.tunnel_id().to_hex()[..8]),
+                    &secret.tunnel_id().to_hex()[..8],
                     m.suffix
                         .and_then(|s| s.l2cap_psm)
                         .map(|p| format!(", L2CAP PSM {p}"))
