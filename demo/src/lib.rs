@@ -113,6 +113,21 @@ fn knobs(args: &DemoArgs) -> MediumKnobs {
     }
 }
 
+/// A ceremony's result as JSON, as the relying party receives it.
+fn as_json(v: &impl serde::Serialize) -> Result<serde_json::Value, BridgeError> {
+    serde_json::to_value(v).map_err(|e| BridgeError::Internal(e.to_string()))
+}
+
+/// What the demo's relying party expects of a response to `challenge`.
+fn rp_expects<'a>(challenge: &'a [u8], attestation_ca: Option<&'a [u8]>) -> verify::Expected<'a> {
+    verify::Expected {
+        rp_id: RP_ID,
+        origin: ORIGIN,
+        challenge,
+        attestation_ca,
+    }
+}
+
 fn demo_failed(what: &str, e: String) -> BridgeError {
     BridgeError::Internal(format!("demo: {what} failed verification: {e}"))
 }
@@ -167,14 +182,8 @@ pub async fn run(args: &DemoArgs, style: ProgressStyle) -> Result<(), BridgeErro
     let reg = stack
         .register(&registration_options("alice@demo", &challenge)?, &display)
         .await?;
-    let reg_json =
-        serde_json::to_value(&reg.bridge.json).map_err(|e| BridgeError::Internal(e.to_string()))?;
-    let expected = verify::Expected {
-        rp_id: RP_ID,
-        origin: ORIGIN,
-        challenge: &challenge,
-        attestation_ca: Some(&attestation_ca),
-    };
+    let reg_json = as_json(&reg.bridge.json)?;
+    let expected = rp_expects(&challenge, Some(&attestation_ca));
     let mut credential =
         verify::registration(&reg_json, &expected).map_err(|e| demo_failed("registration", e))?;
     say(&format!(
@@ -193,14 +202,8 @@ pub async fn run(args: &DemoArgs, style: ProgressStyle) -> Result<(), BridgeErro
             &display,
         )
         .await?;
-    let auth_json = serde_json::to_value(&auth.bridge.json)
-        .map_err(|e| BridgeError::Internal(e.to_string()))?;
-    let expected = verify::Expected {
-        rp_id: RP_ID,
-        origin: ORIGIN,
-        challenge: &challenge,
-        attestation_ca: None,
-    };
+    let auth_json = as_json(&auth.bridge.json)?;
+    let expected = rp_expects(&challenge, None);
     verify::assertion(&auth_json, &expected, &mut credential)
         .map_err(|e| demo_failed("sign-in", e))?;
     say("     the relying party verified the assertion: signature, challenge, origin, RP ID hash, flags, counter");
@@ -226,14 +229,8 @@ pub async fn run(args: &DemoArgs, style: ProgressStyle) -> Result<(), BridgeErro
             &display,
         )
         .await?;
-    let linked_json = serde_json::to_value(&linked.bridge.json)
-        .map_err(|e| BridgeError::Internal(e.to_string()))?;
-    let expected = verify::Expected {
-        rp_id: RP_ID,
-        origin: ORIGIN,
-        challenge: &challenge,
-        attestation_ca: None,
-    };
+    let linked_json = as_json(&linked.bridge.json)?;
+    let expected = rp_expects(&challenge, None);
     verify::assertion(&linked_json, &expected, &mut credential)
         .map_err(|e| demo_failed("linked sign-in", e))?;
     say("     the relying party verified the linked sign-in");
@@ -249,14 +246,8 @@ pub async fn run(args: &DemoArgs, style: ProgressStyle) -> Result<(), BridgeErro
     let bound = stack
         .register(&registration_options("bob@demo", &challenge)?, &display)
         .await?;
-    let bound_json = serde_json::to_value(&bound.bridge.json)
-        .map_err(|e| BridgeError::Internal(e.to_string()))?;
-    let expected = verify::Expected {
-        rp_id: RP_ID,
-        origin: ORIGIN,
-        challenge: &challenge,
-        attestation_ca: Some(&attestation_ca),
-    };
+    let bound_json = as_json(&bound.bridge.json)?;
+    let expected = rp_expects(&challenge, Some(&attestation_ca));
     let bound_credential = verify::registration(&bound_json, &expected)
         .map_err(|e| demo_failed("device-bound registration", e))?;
     say(&format!(
