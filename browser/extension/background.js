@@ -15,13 +15,14 @@ const byToken = new Map(); // overlay token -> Ceremony
 const randomToken = () => Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
 
 class Ceremony {
-  constructor(port, msg, origin) {
+  constructor(port, msg, origin, topOrigin = null) {
     this.page = port; // the content script's port
     this.tabId = port.sender.tab.id;
     this.frameId = port.sender.frameId ?? 0;
     this.kind = msg.kind;
     this.options = msg.options;
     this.origin = origin;
+    this.topOrigin = topOrigin; // set only for a cross-origin frame
     this.id = randomToken();
     this.host = null;
     this.overlay = null;
@@ -119,7 +120,9 @@ class Ceremony {
     }
     const phone = choice.choice === 'phone' && this.phones.some((p) => p.id === choice.phone) ? choice.phone : null;
     this.running = true;
-    this.host.postMessage({ type: this.kind, id: this.id, origin: this.origin, options: this.options, phone });
+    const request = { type: this.kind, id: this.id, origin: this.origin, options: this.options, phone };
+    if (this.topOrigin) request.topOrigin = this.topOrigin;
+    this.host.postMessage(request);
     this.toOverlay({ type: 'started', phone: phone && this.phones.find((p) => p.id === phone).name });
   }
 
@@ -177,18 +180,27 @@ function onCeremonyPort(port) {
       if (!msg.options || typeof msg.options !== 'object') return reject(port, 'TypeError', 'the options are missing');
       const origin = originOf(s);
       if (!origin || !secureOrigin(origin)) return reject(port, 'SecurityError', 'This page is not a secure context.');
+      let topOrigin = null;
       if (msg.crossOrigin) {
         if (msg.policyAllows === false) {
           return reject(port, 'NotAllowedError', `The 'publickey-credentials-${msg.kind}' feature is not enabled in this document. Permissions Policy may be used to delegate Web Authentication capabilities to cross-origin child frames.`);
         }
-        // Allowed, or the browser cannot tell us (Firefox): the browser's own implementation
-        // decides. The host cannot yet sign for a cross-origin frame (its clientDataJSON has
-        // no crossOrigin: true), see PROTOCOL.md `topOrigin`.
-        try { port.postMessage({ type: 'fallthrough' }); } catch { /* gone */ }
-        return;
+        if (msg.policyAllows !== true) {
+          // The browser cannot tell us the frame's permissions policy (Firefox): its own
+          // implementation, which enforces the policy, decides.
+          try { port.postMessage({ type: 'fallthrough' }); } catch { /* gone */ }
+          return;
+        }
+        // Delegated to this frame: the host writes clientDataJSON with crossOrigin: true and
+        // the top-level origin, which the browser (not the page) reports.
+        topOrigin = originOf({ url: s.tab.url });
+        if (!topOrigin || !secureOrigin(topOrigin)) return reject(port, 'SecurityError', 'The top-level page is not a secure context.');
+        if (msg.kind === 'create' && msg.activated === false) {
+          return reject(port, 'NotAllowedError', 'Creating a credential in a cross-origin frame needs a user gesture in that frame.');
+        }
       }
       if (byTab.has(s.tab.id)) return reject(port, 'NotAllowedError', 'A request is already pending.');
-      const c = new Ceremony(port, msg, origin);
+      const c = new Ceremony(port, msg, origin, topOrigin);
       const bad = checkRpId(c.rpId, origin);
       if (bad) return reject(port, 'SecurityError', bad);
       ceremony = c;

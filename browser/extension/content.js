@@ -119,6 +119,9 @@
       options: msg.options,
       crossOrigin: crossOriginAncestor(),
       policyAllows: policyAllows(msg.kind),
+      // Transient activation (a click moments ago), which create() in a cross-origin frame
+      // needs; null where the browser cannot say.
+      activated: navigator.userActivation ? navigator.userActivation.isActive : null,
     });
   }
 

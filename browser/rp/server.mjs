@@ -89,6 +89,8 @@ export function startRp({ port = 0 } = {}) {
         response: body.response,
         expectedChallenge: clientData.challenge,
         expectedOrigin: origins,
+        // A cross-origin frame's response names the top-level page; it must be ours.
+        expectedTopOrigin: origins,
         expectedRPID: pending.rpID,
         credential: { id: found.c.id, publicKey: found.c.publicKey, counter: found.c.counter, transports: found.c.transports },
         requireUserVerification: false,
@@ -96,7 +98,7 @@ export function startRp({ port = 0 } = {}) {
       if (!v.verified) throw new Error('authentication not verified');
       found.c.counter = v.authenticationInfo.newCounter;
       const handle = body.response.response.userHandle;
-      return { verified: true, user: found.name, userHandle: handle ?? null };
+      return { verified: true, user: found.name, userHandle: handle ?? null, topOrigin: clientData.crossOrigin ? clientData.topOrigin : null };
     }
     return null;
   }

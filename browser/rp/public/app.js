@@ -27,7 +27,7 @@ async function run(label, fn) {
   report('pending', `${label}…`);
   try {
     const out = await fn();
-    report('ok', `${label}: verified${out.user ? ` as ${out.user}` : ''}`, { user: out.user });
+    report('ok', `${label}: verified${out.user ? ` as ${out.user}` : ''}${out.topOrigin ? ` in a frame of ${out.topOrigin}` : ''}`, { user: out.user });
   } catch (e) {
     // @simplewebauthn/browser wraps the browser's DOMException in a WebAuthnError whose
     // name is the DOMException's and whose cause is the DOMException itself.

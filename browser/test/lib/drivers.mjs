@@ -86,6 +86,8 @@ export async function launchChromium({ extensionDir, userDataDir, log }) {
   cdp.listeners.add((m) => {
     if (m.method === 'Target.attachedToTarget' && m.params.targetInfo.type === 'iframe') {
       frames.set(m.params.targetInfo.targetId, { sessionId: m.params.sessionId, url: m.params.targetInfo.url });
+      // Frames inside it too (the overlay of a cross-origin frame is a frame in a frame).
+      cdp.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: true }, { sessionId: m.params.sessionId }).catch(() => {});
     } else if (m.method === 'Target.targetInfoChanged' && frames.has(m.params.targetInfo.targetId)) {
       frames.get(m.params.targetInfo.targetId).url = m.params.targetInfo.url;
     } else if (m.method === 'Target.detachedFromTarget') {

@@ -441,5 +441,39 @@ function suite(name) {
       await ctx.d.navigate(ctx.rp.url);
     }
   });
+
+  if (name === 'chromium') {
+    // Chromium tells the extension the frame's permissions policy; Firefox cannot, so there
+    // a cross-origin frame's request goes to Firefox's own implementation (README).
+    it('a cross-origin iframe with publickey-credentials-get signs in: crossOrigin and topOrigin in clientDataJSON, checked by the RP', async () => {
+      const top = ctx.rp.url.replace('localhost', '127.0.0.1');
+      const phone = ctx.stack.linked();
+      await waitFor('phone-sim to hold its contact channel', () => /regist|listening|waiting/i.test(phone.output()), { timeout: 15000 });
+      await ctx.d.navigate(`${top}/frames.html`);
+      try {
+        await waitFor('the frames', () => ctx.d.evaluate(`document.querySelectorAll('iframe').length === 2 && window.frames.length === 2`));
+        await ctx.d.evaluate(`(window.__outcome = null, (() => {
+          const f = document.getElementById('allowed');
+          const t = setInterval(() => f.contentWindow.postMessage({ run: 'signin' }, '*'), 200);
+          window.addEventListener('message', (e) => {
+            if (e.data?.started) clearInterval(t);
+            if (e.data?.outcome) window.__outcome = e.data.outcome;
+          });
+        })(), true)`);
+        // The overlay opens inside the frame; the person picks the linked phone there.
+        await waitFor('the overlay in the frame', async () => {
+          try { return await ctx.d.overlayEval(`!!document.querySelector('button.phone')`); } catch { return false; }
+        }, { timeout: 15000, interval: 150 });
+        await ctx.d.overlayEval(`(document.querySelector('button.phone').click(), true)`);
+        const out = await waitFor('the frame\'s outcome', () => ctx.d.evaluate('window.__outcome'), { timeout: 40000 });
+        assert.equal(out.state, 'ok', `${out.text}\nphone-sim: ${phone.output()}`);
+        // The RP (expectedTopOrigin) accepted a response made in a frame of this very page.
+        assert.match(out.text, new RegExp(`verified as \\w+ in a frame of ${top.replace(/[.]/g, '\\.')}$`));
+        assert.equal((await phone.exited).code, 0, phone.output());
+      } finally {
+        await ctx.d.navigate(ctx.rp.url);
+      }
+    });
+  }
 }
 
