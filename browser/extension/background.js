@@ -4,7 +4,7 @@
 // drives the overlay: the person's choice goes to the host as a create/get request, the host's
 // progress events (the QR code among them) go only to the overlay, and the result or error
 // goes back to the page. See PROTOCOL.md for the host's messages.
-import { checkRpId, errorText, originOf, secureOrigin } from './lib.js';
+import { allowAttributeAllows, checkRpId, errorText, originOf, secureOrigin } from './lib.js';
 
 const api = globalThis.browser ?? globalThis.chrome;
 const HOST = 'org.hybridbridge.host';
@@ -170,46 +170,87 @@ function reject(port, name, message) {
   try { port.postMessage({ type: 'error', name, message }); } catch { /* gone */ }
 }
 
+const POLICY_DENIED = (kind) => `The 'publickey-credentials-${kind}' feature is not enabled in this document. Permissions Policy may be used to delegate Web Authentication capabilities to cross-origin child frames.`;
+const framePolicies = new Map(); // nonce -> {tabId, resolve}
+
+/** Where the browser cannot report a frame's permissions policy (Firefox): asks the top
+ * frame's content script which iframe element holds the requesting frame (the frame
+ * announces itself to its parent with a nonce) and what its `allow` attribute delegates.
+ * true / false, or null when there is no answer (then the browser's own implementation
+ * decides). Only for a frame whose parent is the top-level page. */
+function askTopFrame(port, s, kind, origin) {
+  const nonce = randomToken();
+  return new Promise((resolve) => {
+    const done = (v) => { framePolicies.delete(nonce); clearTimeout(timer); resolve(v); };
+    const timer = setTimeout(() => done(null), 2000);
+    framePolicies.set(nonce, {
+      tabId: s.tab.id,
+      resolve: (answer) => done(allowAttributeAllows(answer.allow, `publickey-credentials-${kind}`,
+        { childOrigin: origin, srcOrigin: originOf({ url: answer.src }), parentOrigin: answer.parentOrigin })),
+    });
+    try { port.postMessage({ type: 'announce', nonce }); } catch { done(null); }
+  });
+}
+
+api.runtime.onMessage.addListener((m, sender) => {
+  if (m?.type !== 'hybrid-bridge:frame-policy' || sender.id !== api.runtime.id || sender.frameId !== 0) return;
+  const pending = framePolicies.get(m.nonce);
+  if (!pending || pending.tabId !== sender.tab?.id) return;
+  pending.resolve({ allow: typeof m.allow === 'string' ? m.allow : null, src: String(m.src ?? ''), parentOrigin: originOf(sender) });
+});
+
 function onCeremonyPort(port) {
   let ceremony = null;
-  port.onMessage.addListener((msg) => {
-    if (msg?.type === 'begin' && !ceremony) {
-      const s = port.sender;
-      if (s.id !== api.runtime.id || !s.tab || typeof s.tab.id !== 'number') return reject(port, 'NotAllowedError', 'not from a tab');
-      if (msg.kind !== 'create' && msg.kind !== 'get') return reject(port, 'TypeError', 'unknown request');
-      if (!msg.options || typeof msg.options !== 'object') return reject(port, 'TypeError', 'the options are missing');
-      const origin = originOf(s);
-      if (!origin || !secureOrigin(origin)) return reject(port, 'SecurityError', 'This page is not a secure context.');
-      let topOrigin = null;
-      if (msg.crossOrigin) {
-        if (msg.policyAllows === false) {
-          return reject(port, 'NotAllowedError', `The 'publickey-credentials-${msg.kind}' feature is not enabled in this document. Permissions Policy may be used to delegate Web Authentication capabilities to cross-origin child frames.`);
-        }
-        if (msg.policyAllows !== true) {
-          // The browser cannot tell us the frame's permissions policy (Firefox): its own
-          // implementation, which enforces the policy, decides.
-          try { port.postMessage({ type: 'fallthrough' }); } catch { /* gone */ }
-          return;
-        }
-        // Delegated to this frame: the host writes clientDataJSON with crossOrigin: true and
-        // the top-level origin, which the browser (not the page) reports.
-        topOrigin = originOf({ url: s.tab.url });
-        if (!topOrigin || !secureOrigin(topOrigin)) return reject(port, 'SecurityError', 'The top-level page is not a secure context.');
-        if (msg.kind === 'create' && msg.activated === false) {
-          return reject(port, 'NotAllowedError', 'Creating a credential in a cross-origin frame needs a user gesture in that frame.');
-        }
+  let beginning = false;
+  let gone = false;
+  async function begin(msg) {
+    const s = port.sender;
+    if (s.id !== api.runtime.id || !s.tab || typeof s.tab.id !== 'number') return reject(port, 'NotAllowedError', 'not from a tab');
+    if (msg.kind !== 'create' && msg.kind !== 'get') return reject(port, 'TypeError', 'unknown request');
+    if (!msg.options || typeof msg.options !== 'object') return reject(port, 'TypeError', 'the options are missing');
+    const origin = originOf(s);
+    if (!origin || !secureOrigin(origin)) return reject(port, 'SecurityError', 'This page is not a secure context.');
+    let topOrigin = null;
+    if (msg.crossOrigin) {
+      let allows = msg.policyAllows;
+      if (allows !== true && allows !== false && msg.parentIsTop === true) {
+        allows = await askTopFrame(port, s, msg.kind, origin);
+        if (gone) return;
       }
-      if (byTab.has(s.tab.id)) return reject(port, 'NotAllowedError', 'A request is already pending.');
-      const c = new Ceremony(port, msg, origin, topOrigin);
-      const bad = checkRpId(c.rpId, origin);
-      if (bad) return reject(port, 'SecurityError', bad);
-      ceremony = c;
-      c.start();
+      if (allows === false) return reject(port, 'NotAllowedError', POLICY_DENIED(msg.kind));
+      if (allows !== true) {
+        // No one can tell us the frame's permissions policy (a deeper frame in Firefox): the
+        // browser's own implementation, which enforces the policy, decides.
+        try { port.postMessage({ type: 'fallthrough' }); } catch { /* gone */ }
+        return;
+      }
+      // Delegated to this frame: the host writes clientDataJSON with crossOrigin: true and
+      // the top-level origin, which the browser (not the page) reports.
+      topOrigin = originOf({ url: s.tab.url });
+      if (!topOrigin || !secureOrigin(topOrigin)) return reject(port, 'SecurityError', 'The top-level page is not a secure context.');
+      if (msg.kind === 'create' && msg.activated === false) {
+        return reject(port, 'NotAllowedError', 'Creating a credential in a cross-origin frame needs a user gesture in that frame.');
+      }
+    }
+    if (byTab.has(s.tab.id)) return reject(port, 'NotAllowedError', 'A request is already pending.');
+    const c = new Ceremony(port, msg, origin, topOrigin);
+    const bad = checkRpId(c.rpId, origin);
+    if (bad) return reject(port, 'SecurityError', bad);
+    ceremony = c;
+    c.start();
+  }
+  port.onMessage.addListener((msg) => {
+    if (msg?.type === 'begin' && !ceremony && !beginning) {
+      beginning = true;
+      begin(msg).finally(() => { beginning = false; });
     } else if (ceremony && (msg?.type === 'abort' || msg?.type === 'cancel')) {
       ceremony.cancel();
     }
   });
-  port.onDisconnect.addListener(() => ceremony?.cancel());
+  port.onDisconnect.addListener(() => {
+    gone = true;
+    ceremony?.cancel();
+  });
 }
 
 function onOverlayPort(port) {

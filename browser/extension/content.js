@@ -98,6 +98,11 @@
         case 'close-overlay':
           removeOverlay();
           break;
+        case 'announce':
+          // The background asks the top frame which iframe element this frame is (Firefox
+          // cannot say); the nonce, posted to the parent, lets it find the element.
+          if (typeof m.nonce === 'string') window.parent.postMessage({ hybridBridgeFrame: m.nonce }, '*');
+          break;
         case 'result':
         case 'error':
         case 'fallthrough':
@@ -122,6 +127,7 @@
       // Transient activation (a click moments ago), which create() in a cross-origin frame
       // needs; null where the browser cannot say.
       activated: navigator.userActivation ? navigator.userActivation.isActive : null,
+      parentIsTop: (() => { try { return window.parent !== window && window.parent === window.top; } catch { return false; } })(),
     });
   }
 
@@ -137,6 +143,19 @@
       finish(msg.id);
     }
   });
+
+  // In the top frame: a child frame announcing itself (see 'announce') is matched to its
+  // iframe element, whose allow attribute the background reads to decide the frame's
+  // permissions policy.
+  if (window === window.top) {
+    window.addEventListener('message', (e) => {
+      const nonce = e.data?.hybridBridgeFrame;
+      if (typeof nonce !== 'string' || !/^[0-9a-f]{32}$/.test(nonce)) return;
+      const el = [...document.querySelectorAll('iframe, frame')].find((f) => f.contentWindow === e.source);
+      if (!el) return;
+      api.runtime.sendMessage({ type: 'hybrid-bridge:frame-policy', nonce, allow: el.getAttribute('allow'), src: el.src }).catch(() => {});
+    });
+  }
 
   // An error the overlay keeps on screen is closed from the overlay (via the background).
   api.runtime.onMessage.addListener((m, sender) => {

@@ -63,3 +63,26 @@ export function errorText(err) {
   const m = typeof err?.message === 'string' && err.message ? err.message : 'Something went wrong.';
   return m.charAt(0).toUpperCase() + m.slice(1) + (/[.!?]$/.test(m) ? '' : '.');
 }
+
+/** Whether an iframe's `allow` attribute delegates `feature` (e.g. publickey-credentials-get)
+ * to a frame whose document has origin `childOrigin`, for a frame element whose `src`
+ * resolves to `srcOrigin` in a page of origin `parentOrigin` (Permissions Policy §9.2, the
+ * container policy): `feature` alone or `feature 'src'` names the src's origin, `*` any
+ * origin, `'self'` the parent's, `'none'` none, else the listed origins. A feature the
+ * attribute does not name keeps its default allowlist, `'self'` for WebAuthn's features. */
+export function allowAttributeAllows(allow, feature, { childOrigin, srcOrigin, parentOrigin }) {
+  if (typeof allow !== 'string' || !childOrigin) return false;
+  for (const directive of allow.split(';')) {
+    const [name, ...tokens] = directive.trim().split(/\s+/);
+    if (name !== feature) continue;
+    const list = tokens.length === 0 ? ["'src'"] : tokens;
+    return list.some((t) => {
+      if (t === '*') return true;
+      if (t === "'none'") return false;
+      if (t === "'self'") return childOrigin === parentOrigin;
+      if (t === "'src'") return childOrigin === srcOrigin;
+      try { return new URL(t).origin === childOrigin; } catch { return false; }
+    });
+  }
+  return childOrigin === parentOrigin;
+}

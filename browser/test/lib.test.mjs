@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { checkRpId, errorText, originOf, secureOrigin } from '../extension/lib.js';
+import { allowAttributeAllows, checkRpId, errorText, originOf, secureOrigin } from '../extension/lib.js';
 import { build, CHROMIUM_ID, CHROMIUM_KEY, FIREFOX_ID } from '../tools/build.mjs';
 
 test('the origin comes from the sender: sender.origin, else the origin of sender.url; opaque is refused', () => {
@@ -66,4 +66,20 @@ test('the two manifests: one source, the pinned Chromium ID, the Firefox ID', ()
     assert.deepEqual(m.permissions, ['nativeMessaging']);
     assert.equal(m.content_scripts.find((c) => c.world === 'MAIN').js[0], 'page.js');
   }
+});
+
+test('an iframe allow attribute delegates WebAuthn as Permissions Policy says', () => {
+  const get = 'publickey-credentials-get';
+  const at = { childOrigin: 'https://idp.example', srcOrigin: 'https://idp.example', parentOrigin: 'https://shop.example' };
+  const yes = ['publickey-credentials-get', "publickey-credentials-get 'src'", 'publickey-credentials-get *',
+    'publickey-credentials-get https://idp.example', 'camera; publickey-credentials-get',
+    ' publickey-credentials-create ;  publickey-credentials-get  https://other.example  https://idp.example '];
+  for (const allow of yes) assert.equal(allowAttributeAllows(allow, get, at), true, allow);
+  const no = [null, '', 'camera', 'publickey-credentials-create', "publickey-credentials-get 'none'",
+    "publickey-credentials-get 'self'", 'publickey-credentials-get https://other.example', 'publickey-credentials-get nonsense'];
+  for (const allow of no) assert.equal(allowAttributeAllows(allow, get, at), false, String(allow));
+  // The frame navigated away from its src: 'src' no longer names it.
+  assert.equal(allowAttributeAllows(get, get, { ...at, srcOrigin: 'https://idp.example.net' }), false);
+  // A same-origin child keeps the default 'self'.
+  assert.equal(allowAttributeAllows('', get, { ...at, childOrigin: 'https://shop.example' }), true);
 });

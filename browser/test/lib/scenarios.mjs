@@ -442,9 +442,9 @@ function suite(name) {
     }
   });
 
-  if (name === 'chromium') {
-    // Chromium tells the extension the frame's permissions policy; Firefox cannot, so there
-    // a cross-origin frame's request goes to Firefox's own implementation (README).
+  {
+    // Chromium tells the extension the frame's permissions policy; in Firefox the top
+    // frame's content script reads the iframe's allow attribute (README).
     it('a cross-origin iframe with publickey-credentials-get signs in: crossOrigin and topOrigin in clientDataJSON, checked by the RP', async () => {
       const top = ctx.rp.url.replace('localhost', '127.0.0.1');
       const phone = ctx.stack.linked();
