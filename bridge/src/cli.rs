@@ -766,30 +766,40 @@ pub async fn main(cli: Cli) -> i32 {
     }
 }
 
+/// What `register` and `sign-in` set up once their options are known: the ceremony settings,
+/// everything checked that can be before the QR code shows (`out` among it), the scanner, and
+/// the progress display.
+async fn prepare<'a>(
+    cli: &Cli,
+    conn: &'a ConnectArgs,
+    out: Option<&PathBuf>,
+    rp_id: &'a str,
+    phase: &'a PhaseTracker,
+) -> Result<(BridgeConfig, Box<dyn Scanner>, CliProgress<'a>), BridgeError> {
+    let config = conn.config(Some(cli.links()?));
+    conn.check(out)?;
+    let scanner = open_scanner(conn.advert_file.as_ref(), conn.adapter.as_deref(), false).await?;
+    let style = cli.style();
+    let progress = CliProgress {
+        inner: StderrProgress::new(style),
+        style,
+        color: cli.color(),
+        conn,
+        rp_id,
+        phase,
+    };
+    Ok((config, scanner, progress))
+}
+
 /// Runs the parsed command line.
 pub async fn run(cli: &Cli, phase: &PhaseTracker) -> Result<(), BridgeError> {
     let style = cli.style();
-    let color = cli.color();
     match &cli.command {
         Command::Register(a) => {
             let options = a.options()?;
             options.validate()?;
-            let config = a.conn.config(Some(cli.links()?));
-            a.conn.check(a.rp.out.as_ref())?;
-            let mut scanner = open_scanner(
-                a.conn.advert_file.as_ref(),
-                a.conn.adapter.as_deref(),
-                false,
-            )
-            .await?;
-            let progress = CliProgress {
-                inner: StderrProgress::new(style),
-                style,
-                color,
-                conn: &a.conn,
-                rp_id: &options.rp_id,
-                phase,
-            };
+            let (config, mut scanner, progress) =
+                prepare(cli, &a.conn, a.rp.out.as_ref(), &options.rp_id, phase).await?;
             let r = webauthn::register(&options, &config, scanner.as_mut(), &progress).await?;
             emit_json(
                 a.rp.out.as_ref(),
@@ -820,26 +830,12 @@ pub async fn run(cli: &Cli, phase: &PhaseTracker) -> Result<(), BridgeError> {
                     AuthenticationOptions::from_json(&json.to_string(), a.rp.origin.as_deref())?
                 }
             };
-            let config = a.conn.config(Some(cli.links()?));
-            a.conn.check(a.rp.out.as_ref())?;
             if let Some(phone) = &a.phone {
                 // Fail on an unknown name before touching Bluetooth.
                 cli.links()?.get(phone)?;
             }
-            let mut scanner = open_scanner(
-                a.conn.advert_file.as_ref(),
-                a.conn.adapter.as_deref(),
-                false,
-            )
-            .await?;
-            let progress = CliProgress {
-                inner: StderrProgress::new(style),
-                style,
-                color,
-                conn: &a.conn,
-                rp_id: &options.rp_id,
-                phase,
-            };
+            let (config, mut scanner, progress) =
+                prepare(cli, &a.conn, a.rp.out.as_ref(), &options.rp_id, phase).await?;
             let r = match &a.phone {
                 Some(phone) => {
                     let config = BridgeConfig {

@@ -4,6 +4,7 @@
 //! function the libFuzzer binary calls; its three checks are the same for every fuzz crate:
 //! each target has a seed and every seed is still accepted, each corpus holds inputs and still
 //! reaches its parsers, and every regression input replays without a panic.
+//! [`replay_tests!`](crate::replay_tests) writes the three tests for a fuzz crate.
 
 use std::path::{Path, PathBuf};
 
@@ -117,4 +118,27 @@ fn inputs(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         .collect();
     out.sort();
     out
+}
+
+/// The three replay tests (seeds accepted, corpus reaches the parsers, regressions replay)
+/// for a fuzz crate: `replay_tests!(corpus(), seeds())`, where `corpus()` builds its
+/// [`Corpus`] and `seeds()` lists its seed inputs.
+#[macro_export]
+macro_rules! replay_tests {
+    ($corpus:expr, $seeds:expr) => {
+        #[test]
+        fn every_seed_is_accepted_by_its_target() {
+            $corpus.check_seeds(&$seeds);
+        }
+
+        #[test]
+        fn committed_corpus_replays_and_reaches_the_parsers() {
+            $corpus.check_corpus();
+        }
+
+        #[test]
+        fn every_regression_input_replays_without_panic() {
+            $corpus.replay_regressions();
+        }
+    };
 }

@@ -24,17 +24,4 @@ fn corpus() -> Corpus {
     }
 }
 
-#[test]
-fn every_seed_is_accepted_by_its_target() {
-    corpus().check_seeds(&seeds());
-}
-
-#[test]
-fn committed_corpus_replays_and_reaches_the_parsers() {
-    corpus().check_corpus();
-}
-
-#[test]
-fn every_regression_input_replays_without_panic() {
-    corpus().replay_regressions();
-}
+test_support::replay_tests!(corpus(), seeds());
