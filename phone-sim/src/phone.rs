@@ -721,15 +721,9 @@ impl Phone {
                                 creation,
                                 &mut OsRng,
                             )
-                            .await;
-                            answered = Some(
-                                self.finish(
-                                    ws,
-                                    session,
-                                    r.map(|(resp, done)| (resp.to_cbor(), done)),
-                                )
-                                .await?,
-                            );
+                            .await
+                            .map(|(resp, done)| (resp.to_cbor(), done));
+                            answered = Some(self.finish(ws, session, r).await?);
                         }
                         Request::GetAssertion(req) => {
                             let r = authenticator::get_assertion(
@@ -737,15 +731,9 @@ impl Phone {
                                 &req,
                                 self.config.approve,
                             )
-                            .await;
-                            answered = Some(
-                                self.finish(
-                                    ws,
-                                    session,
-                                    r.map(|(resp, done)| (resp.to_cbor(), done)),
-                                )
-                                .await?,
-                            );
+                            .await
+                            .map(|(resp, done)| (resp.to_cbor(), done));
+                            answered = Some(self.finish(ws, session, r).await?);
                         }
                     }
                 }
