@@ -44,7 +44,7 @@ pub enum ServerError {
     #[error("the relay task ended abnormally ({0}); this is a bug, please report it")]
     Misuse(String),
     /// The metrics address could not be bound.
-    #[error("cannot listen on {addr} for metrics: {source}; give --metrics-listen a free address")]
+    #[error("cannot listen on {addr} for metrics (give --metrics-listen a free address)")]
     MetricsListen {
         /// The configured `metrics_listen`.
         addr: std::net::SocketAddr,

@@ -73,7 +73,7 @@ pub(crate) async fn run(
     let _metrics = metrics.map(|l| metrics_listener::spawn(l, shared.clone()));
     info!(
         addr = %local,
-        metrics_addr = ?metrics_addr,
+        metrics = %metrics_addr.map_or_else(|| "on this address".to_string(), |a| a.to_string()),
         routing_id = %shared.config.routing_id,
         tls = tls.is_some(),
         contacts_restored = shared.state().contacts.len(),
