@@ -22,6 +22,10 @@ use crate::error::ServerError;
 pub struct Config {
     /// The address `main` binds (`run` takes an already bound listener).
     pub listen: SocketAddr,
+    /// If set, `/metrics` (with `/healthz` and `/readyz`) is served on this address, in plain
+    /// HTTP without authentication, and no longer on `listen`. It stays up until the relay
+    /// exits, so `/readyz` there reports a shutdown while live tunnels drain.
+    pub metrics_listen: Option<SocketAddr>,
     /// This instance's routing ID, announced in `X-caBLE-Routing-ID` and embedded in every
     /// contact ID it mints. Each instance behind one proxy needs its own.
     #[serde(with = "routing_id_hex")]
@@ -113,6 +117,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_listen: None,
             routing_id: RoutingId([0, 0, 0]),
             tls: None,
             insecure_plaintext: false,
@@ -170,6 +175,9 @@ impl Config {
         }
         if l.max_tunnels == 0 || l.max_connections == 0 {
             return bad("max tunnels and max connections must be at least 1");
+        }
+        if self.metrics_listen == Some(self.listen) && self.listen.port() != 0 {
+            return bad("metrics listen must be another address than listen (or unset)");
         }
         Ok(())
     }
@@ -232,6 +240,10 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "TUNNEL_SERVER_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Serve /metrics (and /healthz, /readyz) on this address instead, in plain HTTP: keep it
+    /// on loopback or a private network [default: /metrics on --listen].
+    #[arg(long, env = "TUNNEL_SERVER_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// This instance's routing ID, 6 hex digits [default: 000000].
     #[arg(long, env = "TUNNEL_SERVER_ROUTING_ID", value_parser = parse_routing_id)]
     pub routing_id: Option<RoutingId>,
@@ -344,6 +356,9 @@ impl ServeArgs {
         }
         if let Some(p) = &self.contact_store {
             c.contact_store = Some(p.clone());
+        }
+        if let Some(a) = self.metrics_listen {
+            c.metrics_listen = Some(a);
         }
         if self.insecure_plaintext {
             c.insecure_plaintext = true;
@@ -513,5 +528,25 @@ mod tests {
         assert_eq!(c.limits.idle_timeout, Duration::from_secs(5));
         assert_eq!(c.limits.messages_per_side, 9);
         assert_eq!(c.limits.tunnel_lifetime, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn metrics_listen_from_toml_then_flag_and_not_the_main_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "metrics_listen = \"127.0.0.1:9090\"\n").unwrap();
+        let mut args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        let from_file: SocketAddr = "127.0.0.1:9090".parse().unwrap();
+        assert_eq!(args.resolve().unwrap().metrics_listen, Some(from_file));
+        let from_flag: SocketAddr = "10.0.0.1:9100".parse().unwrap();
+        args.metrics_listen = Some(from_flag);
+        assert_eq!(args.resolve().unwrap().metrics_listen, Some(from_flag));
+        args.listen = Some(from_flag);
+        let e = args.resolve().unwrap_err().to_string();
+        assert!(e.contains("metrics listen"), "{e}");
+        assert_eq!(Config::default().metrics_listen, None);
     }
 }

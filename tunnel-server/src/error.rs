@@ -43,6 +43,15 @@ pub enum ServerError {
     /// The server task panicked or was cancelled: a bug in this crate.
     #[error("the relay task ended abnormally ({0}); this is a bug, please report it")]
     Misuse(String),
+    /// The metrics address could not be bound.
+    #[error("cannot listen on {addr} for metrics (give --metrics-listen a free address)")]
+    MetricsListen {
+        /// The configured `metrics_listen`.
+        addr: std::net::SocketAddr,
+        /// Why binding failed.
+        #[source]
+        source: std::io::Error,
+    },
     /// A socket operation failed.
     #[error("i/o error {context}: {source}")]
     Io {

@@ -1,6 +1,6 @@
-//! `tunnel-server health` (a module of the binary, not the library): one `GET /healthz`
-//! against a running relay, for container health checks and monitoring scripts. It succeeds
-//! when the relay answers `200` within the timeout. An unspecified listen address (`0.0.0.0`,
+//! `tunnel-server health` (a module of the binary, not the library): one `GET /healthz` (or,
+//! with `--ready`, `/readyz`) against a running relay, for container health checks and
+//! monitoring scripts. It succeeds when the relay answers `200` within the timeout. An unspecified listen address (`0.0.0.0`,
 //! `[::]`) means this machine. With TLS configured it speaks https and accepts exactly the
 //! configured certificate: the relay checks itself, so no CA or host name is involved.
 
@@ -30,14 +30,16 @@ pub(crate) fn local_target(listen: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, listen.port())
 }
 
-/// GETs `/healthz` on `addr` within `timeout`; returns what to print when the answer is 200.
+/// GETs `path` (`/healthz` or `/readyz`) on `addr` within `timeout`; returns what to print
+/// when the answer is 200.
 pub(crate) fn check(
     addr: SocketAddr,
+    path: &str,
     tls: Option<&TlsConfig>,
     timeout: Duration,
 ) -> anyhow::Result<String> {
     let url = format!(
-        "{}://{addr}/healthz",
+        "{}://{addr}{path}",
         if tls.is_some() { "https" } else { "http" }
     );
     let deadline = Instant::now() + timeout;
@@ -63,7 +65,7 @@ pub(crate) fn check(
         _ => anyhow!("{url}: {e}"),
     };
     let request =
-        format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nUser-Agent: tunnel-server-health\r\n\r\n");
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nUser-Agent: tunnel-server-health\r\n\r\n");
     conn.set_timeout(deadline).map_err(no_answer)?;
     conn.write_all(request.as_bytes()).map_err(no_answer)?;
     let mut buf = Vec::new();

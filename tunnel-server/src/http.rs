@@ -1,10 +1,11 @@
-//! The HTTP layer (HYBRID.md §5.2): routes `/healthz`, `/metrics`, `/cable/new`,
+//! The HTTP layer (HYBRID.md §5.2): routes `/healthz`, `/readyz`, `/metrics` (GET or HEAD;
+//! `/metrics` only on the metrics listener when one is configured), `/cable/new`,
 //! `/cable/connect`, `/cable/contact` and `/cable/register`, checks the method, the WebSocket
 //! upgrade headers, the `fido.cable` subprotocol and the optional Origin allow-list, reserves
 //! the tunnel or contact slot, and answers 101 (leaving the relay task that takes over the
 //! upgraded socket) or a status: 400 malformed, 403 origin or a resume without the phone's
-//! registration secret, 404 unknown, 405 non-GET, 409 duplicate, 410 gone contact, 429 too
-//! many registrations, 503 full.
+//! registration secret, 404 unknown, 405 wrong method, 409 duplicate, 410 gone contact, 429
+//! too many registrations, 503 full (or, on `/readyz`, shutting down).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,7 +26,7 @@ use tracing::debug;
 use crate::metrics::Rejection;
 use crate::registration;
 use crate::relay;
-use crate::state::ConnGuard;
+use crate::state::{ConnGuard, Phase, Shared};
 use crate::table::{Refusal, WakeUp};
 
 /// Response header of `/cable/register` carrying the contact ID, base64url without padding.
@@ -38,9 +39,18 @@ type Body = Full<Bytes>;
 
 /// What a request asks for, once its path is understood.
 enum Route {
-    Health,
-    Metrics,
+    Page(Page),
     Socket(Socket),
+}
+
+/// A plain HTTP page for operators, answered to GET and HEAD.
+#[derive(Clone, Copy)]
+enum Page {
+    /// 200 while the process serves.
+    Health,
+    /// 200 while accepting new tunnels, 503 once shutdown has begun.
+    Ready,
+    Metrics,
 }
 
 /// A WebSocket endpoint.
@@ -66,24 +76,27 @@ pub(crate) fn handle(
         Ok(None) => return reject(Rejection::NotFound, StatusCode::NOT_FOUND),
         Err(()) => return reject(Rejection::BadPath, StatusCode::BAD_REQUEST),
     };
+    let socket = match route {
+        // Operators who give metrics their own listener do not want them public.
+        Route::Page(Page::Metrics) if shared.config.metrics_listen.is_some() => {
+            return reject(Rejection::NotFound, StatusCode::NOT_FOUND)
+        }
+        Route::Page(p) => {
+            return page(p, req.method(), &shared).unwrap_or_else(|| {
+                let mut resp = reject(Rejection::MethodNotAllowed, StatusCode::METHOD_NOT_ALLOWED);
+                resp.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(PAGE_METHODS));
+                resp
+            })
+        }
+        Route::Socket(socket) => socket,
+    };
     if req.method() != Method::GET {
         let mut resp = reject(Rejection::MethodNotAllowed, StatusCode::METHOD_NOT_ALLOWED);
         resp.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET"));
         return resp;
     }
-    let socket = match route {
-        Route::Health => return plain(StatusCode::OK, "ok\n"),
-        Route::Metrics => {
-            let mut resp = plain(StatusCode::OK, &shared.metrics.render(&shared.gauges()));
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4"),
-            );
-            return resp;
-        }
-        Route::Socket(socket) => socket,
-    };
     let accept = match check_upgrade(req.headers(), &shared.config.allowed_origins) {
         Ok(a) => a,
         Err((r, s)) => return reject(r, s),
@@ -172,6 +185,47 @@ pub(crate) fn handle(
     resp
 }
 
+/// Answers a request on the metrics listener (`--metrics-listen`): the operator pages only.
+pub(crate) fn handle_metrics_listener<B>(req: &Request<B>, shared: &Shared) -> Response<Body> {
+    let Ok(Some(Route::Page(p))) = route(req.uri().path()) else {
+        return plain(StatusCode::NOT_FOUND, "Not Found");
+    };
+    page(p, req.method(), shared).unwrap_or_else(|| {
+        let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(PAGE_METHODS));
+        resp
+    })
+}
+
+/// The methods [`page`] answers.
+const PAGE_METHODS: &str = "GET, HEAD";
+
+/// An operator page, or `None` for a method other than GET and HEAD. A HEAD gets the same
+/// answer; hyper leaves out its body.
+fn page(p: Page, method: &Method, shared: &Shared) -> Option<Response<Body>> {
+    if method != Method::GET && method != Method::HEAD {
+        return None;
+    }
+    Some(match p {
+        Page::Health => plain(StatusCode::OK, "ok\n"),
+        Page::Ready => match *shared.phase.borrow() {
+            Phase::Running => plain(StatusCode::OK, "ready\n"),
+            Phase::Draining | Phase::Closing => {
+                plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+            }
+        },
+        Page::Metrics => {
+            let mut resp = plain(StatusCode::OK, &shared.metrics.render(&shared.gauges()));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            resp
+        }
+    })
+}
+
 fn register(
     contact: Option<ContactId>,
     accept: String,
@@ -252,8 +306,9 @@ fn refused(r: Refusal, reject: &dyn Fn(Rejection, StatusCode) -> Response<Body>)
 /// `Ok(None)`: not ours (404); `Err`: a `/cable/` path that does not parse (400).
 fn route(path: &str) -> Result<Option<Route>, ()> {
     match path {
-        "/healthz" => return Ok(Some(Route::Health)),
-        "/metrics" => return Ok(Some(Route::Metrics)),
+        "/healthz" => return Ok(Some(Route::Page(Page::Health))),
+        "/readyz" => return Ok(Some(Route::Page(Page::Ready))),
+        "/metrics" => return Ok(Some(Route::Page(Page::Metrics))),
         "/cable/register" => return Ok(Some(Route::Socket(Socket::Register(None)))),
         _ => {}
     }
@@ -368,7 +423,14 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert!(matches!(route("/healthz"), Ok(Some(Route::Health))));
+        assert!(matches!(
+            route("/healthz"),
+            Ok(Some(Route::Page(Page::Health)))
+        ));
+        assert!(matches!(
+            route("/readyz"),
+            Ok(Some(Route::Page(Page::Ready)))
+        ));
         assert!(matches!(route("/nope"), Ok(None)));
         assert!(matches!(route("/cable/new/zz"), Err(())));
         assert!(matches!(

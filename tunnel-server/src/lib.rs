@@ -27,7 +27,8 @@
 //! - `state`: what the tasks share (phase, tables, metrics) and the per-connection guard.
 //! - `table`: the routing table and contact registry, plain structs.
 //! - `contact_store`: the optional file that keeps contact IDs across restarts.
-//! - `metrics`: counters and Prometheus text. `tls`: rustls from PEM. [`domain`]: domain names.
+//! - `metrics`: counters and Prometheus text; `metrics_listener`: `--metrics-listen`.
+//! - `tls`: rustls from PEM. [`domain`]: domain names.
 //!
 //! Module imports run one way, listener → HTTP routing → tunnels → state
 //! (`server` → `http` → `relay` → `state`); `scripts/module-cycles.sh` checks there is no
@@ -39,6 +40,7 @@ pub mod domain;
 mod error;
 mod http;
 mod metrics;
+mod metrics_listener;
 mod registration;
 mod relay;
 mod server;
@@ -59,17 +61,31 @@ pub use hybrid_protocol::tunnel::RoutingId;
 /// returns once every connection task has ended.
 ///
 /// Refuses plain `ws://` on a non-loopback listener unless `config.insecure_plaintext`.
+/// Binds `config.metrics_listen` if set, and serves the metrics there until it returns.
 pub async fn run(
     listener: tokio::net::TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    server::run(listener, config, shutdown).await
+    config.validate()?;
+    let metrics = bind_metrics(&config).await?;
+    server::run(listener, metrics, config, shutdown).await
+}
+
+async fn bind_metrics(config: &Config) -> Result<Option<tokio::net::TcpListener>, ServerError> {
+    let Some(addr) = config.metrics_listen else {
+        return Ok(None);
+    };
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map(Some)
+        .map_err(|source| ServerError::MetricsListen { addr, source })
 }
 
 /// A relay running in-process on a loopback port; dropping it shuts it down (without waiting).
 pub struct RunningServer {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     routing_id: RoutingId,
     tls: bool,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -77,7 +93,9 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Binds `127.0.0.1:0` (ignoring `config.listen`) and runs [`run`] on a spawned task.
+    /// Binds `127.0.0.1:0` (ignoring `config.listen`; `config.metrics_listen`, if set, is
+    /// bound as given, so `127.0.0.1:0` there picks a free port) and runs [`run`] on a
+    /// spawned task.
     pub async fn start(config: Config) -> Result<Self, ServerError> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
@@ -98,14 +116,21 @@ impl RunningServer {
         let addr = listener
             .local_addr()
             .map_err(ServerError::io("reading the listener address"))?;
+        let metrics = bind_metrics(&config).await?;
+        let metrics_addr = metrics
+            .as_ref()
+            .map(tokio::net::TcpListener::local_addr)
+            .transpose()
+            .map_err(ServerError::io("reading the metrics listener address"))?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let routing_id = config.routing_id;
         let tls = config.tls.is_some();
-        let task = tokio::spawn(run(listener, config, async move {
+        let task = tokio::spawn(server::run(listener, metrics, config, async move {
             let _ = stopped.await;
         }));
         Ok(Self {
             addr,
+            metrics_addr,
             routing_id,
             tls,
             stop: Some(stop),
@@ -116,6 +141,11 @@ impl RunningServer {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the metrics listener is bound, if `config.metrics_listen` was set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The routing ID it announces.

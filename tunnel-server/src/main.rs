@@ -55,9 +55,12 @@ enum Command {
     /// container health checks). Reads the same configuration as serving does.
     Health {
         /// Address to check [default: the configured --listen; 0.0.0.0 and [::] mean this
-        /// machine].
+        /// machine]. The configured --metrics-listen address is checked in plain HTTP.
         #[arg(long, value_name = "ADDR")]
         address: Option<SocketAddr>,
+        /// Check /readyz instead: fails once the relay has begun shutting down.
+        #[arg(long)]
+        ready: bool,
         /// Give up after this long.
         #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
         timeout: Duration,
@@ -81,9 +84,10 @@ fn main() -> ExitCode {
         }) => domain_command(ids, find, contains),
         Some(Command::Health {
             address,
+            ready,
             timeout,
             serve,
-        }) => health_command(address, timeout, &serve),
+        }) => health_command(address, ready, timeout, &serve),
         None if cli.print_config => print_config(&cli.serve),
         None if cli.check => check_config(&cli.serve),
         None => serve(&cli.serve),
@@ -149,12 +153,23 @@ fn check_config(args: &ServeArgs) -> anyhow::Result<()> {
 
 fn health_command(
     address: Option<SocketAddr>,
+    ready: bool,
     timeout: Duration,
     args: &ServeArgs,
 ) -> anyhow::Result<()> {
     let config = args.resolve()?;
     let target = health::local_target(address.unwrap_or(config.listen));
-    let ok = health::check(target, config.tls.as_ref(), timeout).context("unhealthy")?;
+    // The metrics listener is plain HTTP whatever the main listener speaks.
+    let tls = match config.metrics_listen.map(health::local_target) {
+        Some(metrics) if metrics == target => None,
+        _ => config.tls.as_ref(),
+    };
+    let (path, failed) = if ready {
+        ("/readyz", "not ready")
+    } else {
+        ("/healthz", "unhealthy")
+    };
+    let ok = health::check(target, path, tls, timeout).context(failed)?;
     println!("{ok}");
     Ok(())
 }

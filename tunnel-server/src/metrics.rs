@@ -1,10 +1,18 @@
-//! Counters the relay keeps and their Prometheus text rendering for `GET /metrics`: tunnels
-//! open and paired (gauges read from the table), ceremonies completed, closes by reason,
-//! bytes and messages relayed, and rejected requests by reason. Counters are relaxed atomics;
-//! nothing here allocates per event.
+//! Counters the relay keeps and their Prometheus text rendering (exposition format 0.0.4) for
+//! `GET /metrics`: tunnels open and paired (gauges read from the table), ceremonies completed,
+//! closes by reason, bytes and messages relayed, rejected requests by reason, the time to pair
+//! and tunnel lifetime histograms, and the build info. Names follow Prometheus' conventions
+//! (the unit last, then `_total` for counters); the crate README lists them. Counters and
+//! histogram buckets are relaxed atomics; nothing here allocates or locks per event.
+//!
+//! Written by hand rather than with `prometheus-client`: the families are fixed and their
+//! labels come from enums, so a registry (a lock and a hash per labelled increment, a lock per
+//! histogram observation, a custom collector for the table gauges) and its four extra crates
+//! would buy nothing; the README's metric list is checked against this output by the tests.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Why a request or connection was turned away.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,6 +128,53 @@ impl CloseReason {
     }
 }
 
+/// Upper bounds of the latency histograms' buckets, in seconds: a ceremony pairs within a
+/// second or a few (a phone scanning a QR code, Bluetooth, a person), and a tunnel lives at
+/// most its lifetime limit (120 s by default).
+const BUCKETS: [f64; 12] = [
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+
+/// A Prometheus histogram of durations: a count per bucket (not cumulative; summed when
+/// rendered), the total count and the sum in nanoseconds, all atomics.
+#[derive(Default)]
+pub(crate) struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    pub(crate) fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|&le| secs <= le) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        // Read the count first: a concurrent observation then shows in no bucket rather than
+        // in a bucket above `+Inf`.
+        let count = self.count.load(Ordering::Relaxed);
+        let mut cumulative = 0;
+        for (le, n) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += n.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{le}\"}} {}",
+                cumulative.min(count)
+            );
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+    }
+}
+
 /// The relay's counters.
 #[derive(Default)]
 pub(crate) struct Metrics {
@@ -130,6 +185,10 @@ pub(crate) struct Metrics {
     wakeups: AtomicU64,
     rejected: [AtomicU64; Rejection::ALL.len()],
     closes: [AtomicU64; CloseReason::ALL.len()],
+    /// From a tunnel's first socket (its upgrade) to its joiner's arrival.
+    pub(crate) time_to_pair: Histogram,
+    /// From a tunnel's first socket to its end, paired or not.
+    pub(crate) tunnel_lifetime: Histogram,
 }
 
 /// Gauges sampled from the tables at render time.
@@ -180,6 +239,12 @@ impl Metrics {
         };
         let one = |v: u64| vec![(String::new(), v)];
         metric(
+            "tunnel_server_build_info",
+            "gauge",
+            "Always 1; the version of this relay in its label.",
+            &[(format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")), 1)],
+        );
+        metric(
             "tunnel_server_tunnels_open",
             "gauge",
             "Tunnels waiting or paired.",
@@ -222,13 +287,13 @@ impl Metrics {
             &one(load(&self.wakeups)),
         );
         metric(
-            "tunnel_server_messages_relayed_total",
+            "tunnel_server_relayed_messages_total",
             "counter",
             "Binary messages relayed.",
             &one(load(&self.messages)),
         );
         metric(
-            "tunnel_server_bytes_relayed_total",
+            "tunnel_server_relayed_bytes_total",
             "counter",
             "Payload bytes relayed.",
             &one(load(&self.bytes)),
@@ -255,6 +320,16 @@ impl Metrics {
             "Requests and connections rejected, by reason.",
             &rejected,
         );
+        self.time_to_pair.render(
+            &mut out,
+            "tunnel_server_time_to_pair_seconds",
+            "From a tunnel's first socket to its joiner's arrival.",
+        );
+        self.tunnel_lifetime.render(
+            &mut out,
+            "tunnel_server_tunnel_lifetime_seconds",
+            "From a tunnel's first socket to its end, paired or not.",
+        );
         out
     }
 }
@@ -278,7 +353,30 @@ mod tests {
         assert!(text.contains("tunnel_server_tunnels_open 3\n"));
         assert!(text.contains("tunnel_server_rejected_total{reason=\"conflict\"} 1\n"));
         assert!(text.contains("tunnel_server_closes_total{reason=\"idle\"} 1\n"));
-        assert!(text.contains("tunnel_server_bytes_relayed_total 10\n"));
+        assert!(text.contains("tunnel_server_relayed_bytes_total 10\n"));
         assert!(text.contains("# TYPE tunnel_server_closes_total counter\n"));
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative_with_sum_and_count() {
+        let h = Histogram::default();
+        for ms in [10, 300, 300, 7_000, 1_000_000] {
+            h.observe(Duration::from_millis(ms));
+        }
+        let mut text = String::new();
+        h.render(&mut text, "x_seconds", "help");
+        for line in [
+            "# TYPE x_seconds histogram\n",
+            "x_seconds_bucket{le=\"0.05\"} 1\n",
+            "x_seconds_bucket{le=\"0.25\"} 1\n",
+            "x_seconds_bucket{le=\"0.5\"} 3\n",
+            "x_seconds_bucket{le=\"10\"} 4\n",
+            "x_seconds_bucket{le=\"300\"} 4\n",
+            "x_seconds_bucket{le=\"+Inf\"} 5\n",
+            "x_seconds_sum 1007.61\n",
+            "x_seconds_count 5\n",
+        ] {
+            assert!(text.contains(line), "{line} missing in {text}");
+        }
     }
 }

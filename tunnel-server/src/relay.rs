@@ -320,7 +320,10 @@ async fn awake(
         },
     };
     let joiner = match outcome {
-        Ok(j) => j,
+        Ok(j) => {
+            shared.metrics.time_to_pair.observe(started.elapsed());
+            j
+        }
         Err(end) => {
             close(&mut ws, end.code, end.text).await;
             finish(&shared, id, started, end, false, (sent, 0));
@@ -361,6 +364,7 @@ fn finish(
     sent: (u32, u32),
 ) {
     shared.metrics.closed(end.reason);
+    shared.metrics.tunnel_lifetime.observe(started.elapsed());
     if paired && end.reason == CloseReason::Normal && sent.0 > 0 && sent.1 > 0 {
         shared.metrics.ceremony();
     }

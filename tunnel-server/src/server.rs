@@ -22,12 +22,14 @@ use crate::contact_store::ContactStore;
 use crate::error::ServerError;
 use crate::http::{self, Deferred};
 use crate::metrics::Rejection;
+use crate::metrics_listener;
 use crate::state::{reached, ConnGuard, Phase, Shared, State};
 use crate::table::{Contacts, Table};
 
-/// See [`crate::run`].
+/// See [`crate::run`]; `metrics` is the bound `config.metrics_listen`, if any.
 pub(crate) async fn run(
     listener: TcpListener,
+    metrics: Option<TcpListener>,
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
@@ -66,8 +68,12 @@ pub(crate) async fn run(
     };
     let shared = Arc::new(Shared::new(config, state, contact_store, phase_rx));
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let metrics_addr = metrics.as_ref().and_then(|l| l.local_addr().ok());
+    // Serves until this function returns, the drain included.
+    let _metrics = metrics.map(|l| metrics_listener::spawn(l, shared.clone()));
     info!(
         addr = %local,
+        metrics = %metrics_addr.map_or_else(|| "on this address".to_string(), |a| a.to_string()),
         routing_id = %shared.config.routing_id,
         tls = tls.is_some(),
         contacts_restored = shared.state().contacts.len(),

@@ -157,3 +157,16 @@ fn sigterm_shuts_the_binary_down_cleanly() {
     let log = String::from_utf8_lossy(&out.stdout);
     assert!(log.contains("\"message\":\"shut down\""), "{log}");
 }
+
+#[test]
+fn a_busy_metrics_address_is_a_clear_error_with_its_cause_once() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let busy = busy.local_addr().expect("addr").to_string();
+    let (ok, _, err) = run(&["--listen", "127.0.0.1:0", "--metrics-listen", &busy]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("cannot listen on {busy} for metrics")),
+        "{err}"
+    );
+    assert_eq!(err.matches("in use").count(), 1, "{err}");
+}

@@ -337,3 +337,81 @@ async fn dockerfile_healthcheck_runs_the_health_subcommand() {
         "the unit must keep the contact store (bearer IDs) private"
     );
 }
+
+/// The binary with `--metrics-listen`: `/metrics` there and 404 on `--listen`; `health` and
+/// `health --ready` pass on both addresses while it runs; once SIGTERM starts the drain (a
+/// tunnel still open), `health --ready` on the metrics address fails with 503 and `health`
+/// still passes, until the tunnel ends and the relay exits.
+#[tokio::test]
+async fn binary_metrics_listen_and_health_ready_during_a_drain() {
+    let (listen, metrics) = (closed_port().to_string(), closed_port().to_string());
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["--listen", &listen, "--metrics-listen", &metrics])
+        .args(["--routing-id", "0A0B0C", "--shutdown-grace", "60s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("binary runs");
+    let (listen_addr, metrics_addr): (SocketAddr, SocketAddr) =
+        (listen.parse().unwrap(), metrics.parse().unwrap());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::net::TcpStream::connect(metrics_addr).await.is_err()
+        || tokio::net::TcpStream::connect(listen_addr).await.is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "binary did not listen"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let m = request_at(metrics_addr, "GET", "/metrics").await;
+    assert_eq!(status_line(&m), 200, "{m}");
+    assert!(m.contains("tunnel_server_build_info{version="), "{m}");
+    assert_eq!(
+        status_line(&request_at(listen_addr, "GET", "/metrics").await),
+        404
+    );
+    for address in [&listen, &metrics] {
+        for args in [&["health"][..], &["health", "--ready"]] {
+            let mut args = args.to_vec();
+            args.extend(["--address", address]);
+            let out = run_bin(&args, &[("TUNNEL_SERVER_METRICS_LISTEN", &metrics)]).await;
+            assert_eq!(out.status.code(), Some(0), "{args:?}: {:?}", text(&out));
+        }
+    }
+
+    let t = tunnel(1);
+    let url = format!("ws://{listen}{}", new_path(t));
+    let (mut phone, _) = open_url(&url, &[]).await.expect("101");
+    let pid = child.id().expect("running").to_string();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .expect("kill runs");
+    assert!(killed.success());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let out = run_bin(&["health", "--ready", "--address", &metrics], &[]).await;
+        if out.status.code() == Some(1) {
+            let (_, stderr) = text(&out);
+            assert!(
+                stderr.contains("not ready") && stderr.contains("503"),
+                "{stderr}"
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", text(&out));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let out = run_bin(&["health", "--address", &metrics], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+
+    phone.close(None).await.expect("close");
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("the relay exits once its tunnel is done")
+        .expect("wait");
+    assert!(status.success(), "{status:?}");
+}

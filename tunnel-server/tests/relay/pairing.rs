@@ -46,7 +46,7 @@ async fn early_messages_are_queued_in_order() {
     }
     // (That the relay reads and queues them while waiting, rather than leaving them in the
     // socket, is what `limits::queue_limit_closes_waiting_side` shows.)
-    await_metric(&server, "tunnel_server_messages_relayed_total", 0).await;
+    await_metric(&server, "tunnel_server_relayed_messages_total", 0).await;
     let mut desktop = ok(&server, &connect_path(t)).await;
     send(&mut desktop, b"after").await;
     for i in 0..5u8 {

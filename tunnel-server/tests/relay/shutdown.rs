@@ -1,9 +1,11 @@
 //! Graceful shutdown: live tunnels keep relaying during the grace period, then get 1001;
-//! a shutdown with nothing live (or everything finished) returns at once.
+//! a shutdown with nothing live (or everything finished) returns at once; while draining,
+//! `/readyz` on the metrics listener says so and `/healthz` still answers.
 
 use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tunnel_server::Config;
 
 use crate::support::*;
 
@@ -52,4 +54,63 @@ async fn shutdown_returns_as_soon_as_tunnels_finish() {
         .expect("shutdown well before the 60 s grace")
         .unwrap()
         .unwrap();
+}
+
+/// A load balancer probing `/readyz` stops sending new ceremonies once a drain begins, while
+/// `/healthz` stays 200 (the process is fine; restarting it would cut the live tunnels). The
+/// public listener stops accepting at once, so the probes that see the drain are the metrics
+/// listener's, which serves until the relay has stopped.
+#[tokio::test]
+async fn draining_relay_is_not_ready_but_healthy_on_the_metrics_listener() {
+    let mut c = Config {
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..config()
+    };
+    c.limits.shutdown_grace = Duration::from_secs(60);
+    let server = start(c).await;
+    let probes = server.metrics_addr().expect("a metrics listener");
+    assert_eq!(
+        status_line(&request_at(probes, "GET", "/readyz").await),
+        200
+    );
+    let t = tunnel(1);
+    let mut phone = ok(&server, &new_path(t)).await;
+    let mut desktop = ok(&server, &connect_path(t)).await;
+    let stopping = tokio::spawn(server.shutdown());
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let ready = request_at(probes, "GET", "/readyz").await;
+        if status_line(&ready) == 503 {
+            assert!(ready.ends_with("shutting down\n"), "{ready}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still ready: {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let head = request_at(probes, "HEAD", "/readyz").await;
+    assert_eq!(status_line(&head), 503, "{head}");
+    let health = request_at(probes, "GET", "/healthz").await;
+    assert_eq!(status_line(&health), 200, "{health}");
+    let metrics = request_at(probes, "GET", "/metrics").await;
+    assert!(
+        metrics.contains("tunnel_server_tunnels_paired 1\n"),
+        "{metrics}"
+    );
+
+    // The live tunnel still relays, then finishes; the shutdown follows well before the
+    // 60 s grace, and takes the metrics listener with it.
+    send(&mut desktop, b"during the drain").await;
+    assert_eq!(recv(&mut phone).await, b"during the drain");
+    desktop.close(None).await.unwrap();
+    assert_eq!(closed(&mut phone).await, CloseCode::Normal);
+    tokio::time::timeout(WAIT, stopping)
+        .await
+        .expect("shutdown once the tunnel is done")
+        .unwrap()
+        .unwrap();
+    assert!(tokio::net::TcpStream::connect(probes).await.is_err());
 }

@@ -1,5 +1,6 @@
 //! Shared helpers: start a relay in-process, open WebSocket clients, send raw HTTP.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -156,10 +157,13 @@ pub(crate) fn status_line(response: &str) -> u16 {
 
 /// GET a plain HTTP path; returns the whole response.
 pub(crate) async fn get(server: &RunningServer, path: &str) -> String {
-    let mut tcp = TcpStream::connect(server.addr())
-        .await
-        .expect("tcp connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    request_at(server.addr(), "GET", path).await
+}
+
+/// Sends `method path` (no body) to `addr` and returns the whole response.
+pub(crate) async fn request_at(addr: SocketAddr, method: &str, path: &str) -> String {
+    let mut tcp = TcpStream::connect(addr).await.expect("tcp connect");
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     tcp.write_all(req.as_bytes()).await.expect("write");
     let mut out = Vec::new();
     // A dropped connection (a limit) reads as an empty response.
