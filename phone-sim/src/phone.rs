@@ -264,9 +264,19 @@ impl Phone {
         }
         let linking = qr.supports_linking == Some(true) && self.config.link;
         if linking && self.store.contact_id().is_none() {
-            // Get a contact ID before the desktop waits on us (a real phone has its push token).
+            // Get a contact ID before the desktop waits on us (a real phone has its push token),
+            // and confirm it by resuming once: the relay forgets a minted ID that nobody resumes
+            // within minutes (its defence against squatting), and the desktop keeps this one.
             match self.register().await {
-                Ok((mut reg, _)) => reg.close().await,
+                Ok((mut reg, id)) => {
+                    reg.close().await;
+                    match self.resume(id, "confirming the registration").await {
+                        Ok(mut ws) => ws.close().await,
+                        Err(e) => tracing::warn!(
+                            "cannot confirm the new contact ID, so the relay may forget it within minutes: {e}"
+                        ),
+                    }
+                }
                 Err(e) => {
                     tracing::warn!("not linking: cannot get a contact ID from the relay: {e}")
                 }
