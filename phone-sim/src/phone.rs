@@ -264,19 +264,9 @@ impl Phone {
         }
         let linking = qr.supports_linking == Some(true) && self.config.link;
         if linking && self.store.contact_id().is_none() {
-            // Get a contact ID before the desktop waits on us (a real phone has its push token),
-            // and confirm it by resuming once: the relay forgets a minted ID that nobody resumes
-            // within minutes (its defence against squatting), and the desktop keeps this one.
+            // Get a contact ID before the desktop waits on us (a real phone has its push token).
             match self.register().await {
-                Ok((mut reg, id)) => {
-                    reg.close().await;
-                    match self.resume(id, "confirming the registration").await {
-                        Ok(mut ws) => ws.close().await,
-                        Err(e) => tracing::warn!(
-                            "cannot confirm the new contact ID, so the relay may forget it within minutes: {e}"
-                        ),
-                    }
-                }
+                Ok((mut reg, _)) => reg.close().await,
                 Err(e) => {
                     tracing::warn!("not linking: cannot get a contact ID from the relay: {e}")
                 }
@@ -438,7 +428,7 @@ impl Phone {
                 Err(e) => return Err(e),
             }
         }
-        let ws = self.connect(&Route::Register(None), CONTEXT).await?;
+        let mut ws = self.connect(&Route::Register(None), CONTEXT).await?;
         let id = header(&ws, CONTACT_ID_HEADER, ContactId::from_base64url)?;
         let secret = match ws.header(REGISTRATION_SECRET_HEADER) {
             Ok(Some(v)) => {
@@ -469,6 +459,13 @@ impl Phone {
         self.store.set_registration(&id, secret.as_ref());
         self.store.save()?;
         tracing::info!(contact = ?id, "registered with the relay");
+        // Confirm the new ID at once by resuming it: the relay forgets a minted ID nobody
+        // resumes within minutes (its defence against squatting), and desktops keep this one
+        // for months. The resumed socket replaces the minting one.
+        ws.close().await;
+        let ws = self
+            .resume(id.clone(), "confirming the new registration")
+            .await?;
         Ok((ws, id))
     }
 
