@@ -428,7 +428,7 @@ impl Phone {
                 Err(e) => return Err(e),
             }
         }
-        let ws = self.connect(&Route::Register(None), CONTEXT).await?;
+        let mut ws = self.connect(&Route::Register(None), CONTEXT).await?;
         let id = header(&ws, CONTACT_ID_HEADER, ContactId::from_base64url)?;
         let secret = match ws.header(REGISTRATION_SECRET_HEADER) {
             Ok(Some(v)) => {
@@ -459,6 +459,13 @@ impl Phone {
         self.store.set_registration(&id, secret.as_ref());
         self.store.save()?;
         tracing::info!(contact = ?id, "registered with the relay");
+        // Confirm the new ID at once by resuming it: the relay forgets a minted ID nobody
+        // resumes within minutes (its defence against squatting), and desktops keep this one
+        // for months. The resumed socket replaces the minting one.
+        ws.close().await;
+        let ws = self
+            .resume(id.clone(), "confirming the new registration")
+            .await?;
         Ok((ws, id))
     }
 

@@ -89,6 +89,11 @@ pub struct Limits {
     /// to make room when the registry is full, and is refused from then on.
     #[serde(with = "duration_text")]
     pub contact_expiry: Duration,
+    /// A minted contact ID its phone has not confirmed (by resuming it, or by staying
+    /// connected this long) is forgotten after this long without a connection, and may be
+    /// evicted earlier when the registry is full (README "Threat model").
+    #[serde(with = "duration_text")]
+    pub unconfirmed_contact_expiry: Duration,
     /// New contact IDs minted per client IP per minute (0 = unlimited; behind a proxy use 0
     /// and rate-limit `/cable/register` in the proxy). Resuming is not limited.
     pub registrations_per_ip_per_minute: u32,
@@ -143,6 +148,7 @@ impl Default for Limits {
             upgrade_timeout: Duration::from_secs(10),
             max_contacts: 100_000,
             contact_expiry: Duration::from_secs(90 * 24 * 3600),
+            unconfirmed_contact_expiry: Duration::from_secs(5 * 60),
             registrations_per_ip_per_minute: 10,
             max_pending_wakeups: 4,
             registration_ping_interval: Duration::from_secs(30),
@@ -167,8 +173,8 @@ impl Config {
         if l.tunnel_lifetime.is_zero() || l.idle_timeout.is_zero() || l.upgrade_timeout.is_zero() {
             return bad("tunnel lifetime, idle timeout and upgrade timeout must be non-zero");
         }
-        if l.contact_expiry.is_zero() {
-            return bad("contact expiry must be non-zero");
+        if l.contact_expiry.is_zero() || l.unconfirmed_contact_expiry.is_zero() {
+            return bad("contact expiry and unconfirmed contact expiry must be non-zero");
         }
         if l.registration_ping_interval.is_zero() {
             return bad("registration ping interval must be non-zero");
@@ -299,6 +305,9 @@ pub struct ServeArgs {
     /// Forget contact IDs whose phone has not connected for this long [default: 2160h, 90 days].
     #[arg(long, env = "TUNNEL_SERVER_CONTACT_EXPIRY", value_parser = parse_duration)]
     pub contact_expiry: Option<Duration>,
+    /// Forget minted contact IDs their phone has not confirmed after this long [default: 5m].
+    #[arg(long, env = "TUNNEL_SERVER_UNCONFIRMED_CONTACT_EXPIRY", value_parser = parse_duration)]
+    pub unconfirmed_contact_expiry: Option<Duration>,
     /// New contact IDs per client IP per minute, 0 = unlimited [default: 10].
     #[arg(long, env = "TUNNEL_SERVER_REGISTRATIONS_PER_IP_PER_MINUTE")]
     pub registrations_per_ip_per_minute: Option<u32>,
@@ -342,6 +351,7 @@ impl ServeArgs {
             upgrade_timeout => c.limits.upgrade_timeout,
             max_contacts => c.limits.max_contacts,
             contact_expiry => c.limits.contact_expiry,
+            unconfirmed_contact_expiry => c.limits.unconfirmed_contact_expiry,
             registrations_per_ip_per_minute => c.limits.registrations_per_ip_per_minute,
             max_pending_wakeups => c.limits.max_pending_wakeups,
             registration_ping_interval => c.limits.registration_ping_interval,

@@ -1,11 +1,16 @@
-//! Optional persistence of minted contact IDs (`--contact-store`), so a restart or redeploy
-//! does not answer 410 to every linked phone and kill its links. An append-only text file:
-//! `*<32 hex>` when a contact ID is minted, `-<32 hex>` when it is revoked (only the 16 random
-//! bytes; the routing ID is the instance's). `*` marks a contact ID derived from a
-//! registration secret (module `registration`); `+` lines, written before secrets existed, are
-//! legacy contact IDs that resume without one, kept as `+` until revoked. It is replayed and compacted at startup. Writes
-//! go to the page cache without fsync: a crash can lose the last registrations, whose phones
-//! then get 410 and register again. The file is created readable by its owner only (0600).
+//! Optional persistence of contact IDs (`--contact-store`), so a restart or redeploy does not
+//! answer 410 to every linked phone and kill its links. An append-only text file of lines
+//! holding the 16 random bytes of a contact ID in hex (the routing ID is the instance's):
+//! `*<hex>` a contact ID derived from a registration secret (module `registration`), `+<hex>`
+//! a legacy one minted before secrets existed (resumes without one), `!<hex>` its phone
+//! confirmed it (README "Threat model"), `-<hex>` it was revoked or forgotten. A mint is
+//! written only when it is confirmed (`*` then `!`), so IDs nobody uses never reach the disk.
+//! A `*`/`+` line without a `!` was written before confirmation existed: it is restored as
+//! unconfirmed but with the full expiry (the registry's `Status::Restored`). An older relay
+//! skips the `!` lines (with a warning each) and keeps the IDs. It is replayed and compacted
+//! at startup. Writes go to the page cache without fsync: a crash can lose the last
+//! confirmations, whose phones then get 410 and register again. The file is created readable
+//! by its owner only (0600).
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -26,8 +31,9 @@ pub(crate) struct ContactStore {
 }
 
 impl ContactStore {
-    /// Opens (creating) the store, returning the live contact keys in minting order.
-    pub(crate) fn open(path: &Path) -> Result<(Self, Vec<Key>), ServerError> {
+    /// Opens (creating) the store, returning the live contact keys in minting order, each
+    /// with whether its phone confirmed it.
+    pub(crate) fn open(path: &Path) -> Result<(Self, Vec<(Key, bool)>), ServerError> {
         let fail = |what: &str, e: std::io::Error| ServerError::ContactStore {
             path: path.to_owned(),
             reason: format!("{what}: {e}"),
@@ -35,6 +41,7 @@ impl ContactStore {
         let mut live: Vec<Key> = Vec::new();
         let mut seen: HashSet<Key> = HashSet::new();
         let mut legacy: HashSet<Key> = HashSet::new();
+        let mut confirmed: HashSet<Key> = HashSet::new();
         match File::open(path) {
             Ok(f) => {
                 for (n, line) in BufReader::new(f).lines().enumerate() {
@@ -48,10 +55,16 @@ impl ContactStore {
                                 }
                             }
                         }
+                        Some((Line::Confirm, key)) => {
+                            if seen.contains(&key) {
+                                confirmed.insert(key);
+                            }
+                        }
                         Some((Line::Revoke, key)) => {
                             if seen.remove(&key) {
                                 live.retain(|k| *k != key);
                                 legacy.remove(&key);
+                                confirmed.remove(&key);
                             }
                         }
                         None => tracing::warn!(
@@ -81,7 +94,12 @@ impl ContactStore {
             .iter()
             .map(|k| {
                 let sign = if legacy.contains(k) { '+' } else { '*' };
-                format!("{sign}{}\n", hex::encode(k))
+                let hex = hex::encode(k);
+                if confirmed.contains(k) {
+                    format!("{sign}{hex}\n!{hex}\n")
+                } else {
+                    format!("{sign}{hex}\n")
+                }
             })
             .collect();
         out.write_all(text.as_bytes())
@@ -98,13 +116,23 @@ impl ContactStore {
                 file,
                 legacy,
             },
-            live,
+            live.into_iter()
+                .map(|k| (k, confirmed.contains(&k)))
+                .collect(),
         ))
     }
 
-    /// Records a newly minted contact ID (derived from a registration secret).
-    pub(crate) fn record_mint(&mut self, key: &Key) {
-        self.append('*', key);
+    /// Records that a phone confirmed its contact ID; `minted` when the store has not seen
+    /// the ID yet (a fresh mint, derived from a registration secret), so its mint line goes
+    /// first.
+    pub(crate) fn record_confirm(&mut self, key: &Key, minted: bool) {
+        let hex = hex::encode(key);
+        let text = if minted {
+            format!("*{hex}\n!{hex}\n")
+        } else {
+            format!("!{hex}\n")
+        };
+        self.write(&text);
     }
 
     /// Records a revoked contact ID.
@@ -119,8 +147,11 @@ impl ContactStore {
     }
 
     fn append(&mut self, sign: char, key: &Key) {
-        let line = format!("{sign}{}\n", hex::encode(key));
-        if let Err(e) = self.file.write_all(line.as_bytes()) {
+        self.write(&format!("{sign}{}\n", hex::encode(key)));
+    }
+
+    fn write(&mut self, text: &str) {
+        if let Err(e) = self.file.write_all(text.as_bytes()) {
             tracing::warn!(
                 path = %self.path.display(),
                 error = %e,
@@ -136,6 +167,8 @@ enum Line {
     Mint {
         legacy: bool,
     },
+    /// Its phone confirmed it (resumed it, or stayed connected long enough).
+    Confirm,
     Revoke,
 }
 
@@ -144,6 +177,7 @@ fn parse(line: &str) -> Option<(Line, Key)> {
     let (mint, hex_key) = match line.split_at_checked(1)? {
         ("*", rest) => (Line::Mint { legacy: false }, rest),
         ("+", rest) => (Line::Mint { legacy: true }, rest),
+        ("!", rest) => (Line::Confirm, rest),
         ("-", rest) => (Line::Revoke, rest),
         _ => return None,
     };
@@ -162,18 +196,20 @@ mod tests {
         let path = dir.path().join("contacts");
         let (mut store, live) = ContactStore::open(&path).unwrap();
         assert!(live.is_empty());
-        store.record_mint(&[1; 16]);
-        store.record_mint(&[2; 16]);
+        store.record_confirm(&[1; 16], true);
+        store.record_confirm(&[2; 16], true);
         store.record_revoke(&[1; 16]);
         drop(store);
         let mut text = std::fs::read_to_string(&path).unwrap();
-        text.push_str("garbage\n+zz\n\n+0303\n");
+        text.push_str(&format!("garbage\n+zz\n\n+0303\n!{}\n", "09".repeat(16)));
         std::fs::write(&path, text).unwrap();
         let (_store, live) = ContactStore::open(&path).unwrap();
-        assert_eq!(live, vec![[2; 16]]);
+        assert_eq!(live, vec![([2; 16], true)]);
+        let two = "02".repeat(16);
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
-            format!("*{}\n", "02".repeat(16))
+            format!("*{two}\n!{two}\n"),
+            "a confirmation of an unknown ID is dropped"
         );
     }
 
@@ -186,19 +222,47 @@ mod tests {
         let old = format!("+{}\n+{}\n", "0a".repeat(16), "0b".repeat(16));
         std::fs::write(&path, old).unwrap();
         let (mut store, live) = ContactStore::open(&path).unwrap();
-        assert_eq!(live, vec![[0x0a; 16], [0x0b; 16]]);
+        assert_eq!(live, vec![([0x0a; 16], false), ([0x0b; 16], false)]);
         assert!(store.is_legacy(&[0x0a; 16]) && store.is_legacy(&[0x0b; 16]));
-        store.record_mint(&[0x0c; 16]);
+        store.record_confirm(&[0x0c; 16], true);
         assert!(!store.is_legacy(&[0x0c; 16]));
         store.record_revoke(&[0x0b; 16]);
         assert!(!store.is_legacy(&[0x0b; 16]));
         drop(store);
         let (store, live) = ContactStore::open(&path).unwrap();
-        assert_eq!(live, vec![[0x0a; 16], [0x0c; 16]]);
+        assert_eq!(live, vec![([0x0a; 16], false), ([0x0c; 16], true)]);
         assert!(store.is_legacy(&[0x0a; 16]) && !store.is_legacy(&[0x0c; 16]));
+        let c = "0c".repeat(16);
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
-            format!("+{}\n*{}\n", "0a".repeat(16), "0c".repeat(16))
+            format!("+{}\n*{c}\n!{c}\n", "0a".repeat(16))
+        );
+    }
+
+    /// Lines written before confirmation existed (`*`/`+` without `!`) restore as
+    /// unconfirmed; a phone confirming one later adds only the `!` line, and compaction keeps
+    /// it confirmed. Nothing is written for a mint until it is confirmed.
+    #[test]
+    fn confirmation_lines_upgrade_old_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("contacts");
+        let (a, b) = ("0a".repeat(16), "0b".repeat(16));
+        std::fs::write(&path, format!("*{a}\n+{b}\n")).unwrap();
+        let (mut store, live) = ContactStore::open(&path).unwrap();
+        assert_eq!(live, vec![([0x0a; 16], false), ([0x0b; 16], false)]);
+        store.record_confirm(&[0x0a; 16], false);
+        store.record_confirm(&[0x0b; 16], false);
+        drop(store);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("*{a}\n+{b}\n!{a}\n!{b}\n")
+        );
+        let (store, live) = ContactStore::open(&path).unwrap();
+        assert_eq!(live, vec![([0x0a; 16], true), ([0x0b; 16], true)]);
+        assert!(store.is_legacy(&[0x0b; 16]));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("*{a}\n!{a}\n+{b}\n!{b}\n")
         );
     }
 
@@ -213,12 +277,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("contacts");
         let (mut store, _) = ContactStore::open(&path).unwrap();
-        store.record_mint(&[7; 16]);
+        store.record_confirm(&[7; 16], true);
         assert_eq!(mode(&path), 0o600, "a new store");
         drop(store);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let (_store, live) = ContactStore::open(&path).unwrap();
-        assert_eq!(live, vec![[7; 16]]);
+        assert_eq!(live, vec![([7; 16], true)]);
         assert_eq!(mode(&path), 0o600, "an old store after compaction");
     }
 }

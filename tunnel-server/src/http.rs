@@ -1,7 +1,8 @@
 //! The HTTP layer (HYBRID.md §5.2): routes `/healthz`, `/readyz`, `/metrics` (GET or HEAD;
 //! `/metrics` only on the metrics listener when one is configured), `/cable/new`,
 //! `/cable/connect`, `/cable/contact` and `/cable/register`, checks the method, the WebSocket
-//! upgrade headers, the `fido.cable` subprotocol and the optional Origin allow-list, reserves
+//! upgrade headers, the `fido.cable` subprotocol and the optional Origin allow-list (the
+//! phone-only `/cable/register` refuses any Origin), reserves
 //! the tunnel or contact slot, and answers 101 (leaving the relay task that takes over the
 //! upgraded socket) or a status: 400 malformed, 403 origin or a resume without the phone's
 //! registration secret, 404 unknown, 405 wrong method, 409 duplicate, 410 gone contact, 429
@@ -31,6 +32,9 @@ use crate::table::{Refusal, WakeUp};
 
 /// Response header of `/cable/register` carrying the contact ID, base64url without padding.
 pub const CONTACT_ID_HEADER: &str = "X-caBLE-Contact-ID";
+
+/// The 403 body for a browser on a phone-only endpoint.
+const PHONE_ONLY: &str = "/cable/register is for phones, which send no Origin header; a request with one comes from a browser and is refused\n";
 
 /// Longest accepted `X-caBLE-Client-Payload` value, in hex digits (the payload is ~40 bytes).
 const MAX_CLIENT_PAYLOAD_HEX: usize = 1024;
@@ -96,6 +100,12 @@ pub(crate) fn handle(
         resp.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET"));
         return resp;
+    }
+    if matches!(socket, Socket::Register(_)) && req.headers().contains_key(header::ORIGIN) {
+        // Phones send no Origin; browsers always do, so this is a web page making its visitor
+        // mint (squatting the registry) whatever `allowed_origins` says.
+        let _ = reject(Rejection::Origin, StatusCode::FORBIDDEN);
+        return plain(StatusCode::FORBIDDEN, PHONE_ONLY);
     }
     let accept = match check_upgrade(req.headers(), &shared.config.allowed_origins) {
         Ok(a) => a,
@@ -250,6 +260,9 @@ fn register(
                     return plain(StatusCode::FORBIDDEN, d.message());
                 }
             }
+            // Its phone came back for it: a lasting registration, not a squat.
+            let confirmed = shared.state().contacts.handle_confirm(key, now);
+            shared.contact_confirmed(&key, confirmed);
             (c, key, None)
         }
         None => {
@@ -264,7 +277,7 @@ fn register(
                     for old in &expired {
                         shared.contact_revoked(old);
                     }
-                    shared.contact_minted(&key);
+                    // Not stored until its phone confirms it.
                     (c, key, Some(secret))
                 }
                 Err(r) => return refused(r, reject),

@@ -546,6 +546,10 @@ async fn serve_registration(
 ) -> End {
     let interval = shared.config.limits.registration_ping_interval;
     let mut phase = shared.phase.clone();
+    // Connected for the unconfirmed expiry: a lasting registration (README "Threat model").
+    let confirm = sleep_until(Instant::now() + shared.config.limits.unconfirmed_contact_expiry);
+    tokio::pin!(confirm);
+    let mut confirmed = false;
     for w in pending {
         if !deliver(shared, ws, &w).await {
             return End::PEER_GONE;
@@ -574,8 +578,10 @@ async fn serve_registration(
                 match classify(m) {
                     Incoming::Data(b) => {
                         if is_revoke(&b) {
-                            shared.state().contacts.handle_revoke(key);
-                            shared.contact_revoked(&key);
+                            let stored = shared.state().contacts.handle_revoke(key);
+                            if stored {
+                                shared.contact_revoked(&key);
+                            }
                             return End::new(CloseReason::Revoked, CloseCode::Normal, "contact revoked");
                         }
                     }
@@ -596,6 +602,12 @@ async fn serve_registration(
                     return End::PEER_GONE;
                 }
                 next_ping = Instant::now() + interval;
+            },
+            () = &mut confirm, if !confirmed => {
+                confirmed = true;
+                let now = Instant::now().into_std();
+                let c = shared.state().contacts.handle_confirm(key, now);
+                shared.contact_confirmed(&key, c);
             },
             () = reached(&mut phase, Phase::Draining) => return End::SHUTDOWN,
         }

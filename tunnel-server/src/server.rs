@@ -60,6 +60,7 @@ pub(crate) async fn run(
         limits.max_contacts,
         limits.max_pending_wakeups,
         limits.contact_expiry,
+        limits.unconfirmed_contact_expiry,
     );
     contacts.handle_restore(restored, tokio::time::Instant::now().into_std());
     let state = State {

@@ -18,7 +18,7 @@ use tracing::debug;
 use crate::config::Config;
 use crate::contact_store::ContactStore;
 use crate::metrics::{Gauges, Metrics, Rejection};
-use crate::table::{Contacts, Table, CONTACT_RANDOM_LEN};
+use crate::table::{Confirmation, Contacts, Table, CONTACT_RANDOM_LEN};
 
 /// An upgraded WebSocket connection (plain TCP or TLS underneath).
 pub(crate) type Ws = WebSocketStream<TokioIo<Upgraded>>;
@@ -98,14 +98,19 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Persists a newly minted contact ID (if a store is configured). A short blocking append
-    /// to the page cache, on the request path.
-    pub(crate) fn contact_minted(&self, key: &[u8; CONTACT_RANDOM_LEN]) {
+    /// Persists a confirmation (if a store is configured and it changed anything): only then
+    /// does a minted contact ID reach the store. A short blocking append to the page cache.
+    pub(crate) fn contact_confirmed(&self, key: &[u8; CONTACT_RANDOM_LEN], c: Confirmation) {
+        let minted = match c {
+            Confirmation::Unchanged => return,
+            Confirmation::Minted => true,
+            Confirmation::Restored => false,
+        };
         if let Some(store) = &self.contact_store {
             store
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .record_mint(key);
+                .record_confirm(key, minted);
         }
     }
 

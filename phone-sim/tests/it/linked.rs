@@ -100,6 +100,40 @@ async fn linked_session_end_to_end() {
     assert_eq!(phone.store().links().len(), 1);
 }
 
+/// Issue 11 item 2: the relay forgets a minted contact ID nobody resumes within the
+/// unconfirmed window. The phone confirms the ID it mints for linking by resuming it at once,
+/// so a linked sign-in long after the QR session (here: after the window) still reaches it.
+#[tokio::test]
+async fn a_contact_id_minted_for_linking_outlives_the_unconfirmed_window() {
+    let mut c = tunnel_server::Config::default();
+    c.limits.unconfirmed_contact_expiry = std::time::Duration::from_millis(200);
+    let relay = tunnel_server::RunningServer::start(c).await.unwrap();
+    let url = relay.ws_url();
+    let f = files();
+    let (link, cred) = link(&url, &f).await;
+    let minted = phone_sim::Store::load(&f.store)
+        .unwrap()
+        .contact_id()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+
+    let mut phone = Phone::open(&f.store, config(&url)).unwrap();
+    let adverts = f.adverts.clone();
+    let task = tokio::spawn(async move {
+        let mut medium = fast_medium(&adverts);
+        let r = phone.serve_linked(&mut medium, Some(1)).await;
+        (phone, r)
+    });
+    assert_eq!(linked_sign_in(&url, &f, &link, &cred).await, Status::Ok);
+    let (phone, results) = join(task).await;
+    assert!(results.unwrap()[0].is_ok());
+    assert_eq!(
+        phone.store().contact_id(),
+        Some(minted),
+        "resumed, not re-registered"
+    );
+}
+
 #[tokio::test]
 async fn revoked_link_and_contact() {
     let relay = relay().await;

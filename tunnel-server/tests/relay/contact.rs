@@ -34,6 +34,15 @@ async fn register_with_secret(server: &tunnel_server::RunningServer) -> (Ws, Con
     (ws, ContactId::from_base64url(id).unwrap(), secret)
 }
 
+/// Resumes once with the secret, as a phone does before handing its contact ID out: this
+/// confirms the ID, which is then kept (and stored) for the full expiry.
+async fn confirm(server: &tunnel_server::RunningServer, id: &ContactId, secret: &str) {
+    let (ws, _) = open(server, &resume_path(id), &[(SECRET_HEADER, secret)])
+        .await
+        .expect("the phone resumes");
+    drop(ws);
+}
+
 fn resume_path(id: &ContactId) -> String {
     format!("/cable/register/{}", id.to_base64url())
 }
@@ -262,6 +271,8 @@ async fn contact_store_keeps_contact_ids_across_restarts_until_revoked() {
     let (reg, id, secret) = register_with_secret(&server).await;
     let (_other, kept, kept_secret) = register_with_secret(&server).await;
     drop(reg);
+    confirm(&server, &id, &secret).await;
+    confirm(&server, &kept, &kept_secret).await;
     server.shutdown().await.unwrap();
 
     // A new process with the same store and routing ID knows both contact IDs, and still
@@ -426,6 +437,7 @@ async fn a_legacy_contact_from_an_old_store_resumes_without_a_secret() {
     send(&mut client, b"legacy").await;
     assert_eq!(recv(&mut phone).await, b"legacy");
     let (_new_reg, new_id, new_secret) = register_with_secret(&server).await;
+    confirm(&server, &new_id, &new_secret).await;
     drop(reg);
     server.shutdown().await.unwrap();
 

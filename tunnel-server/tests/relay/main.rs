@@ -7,6 +7,7 @@ mod contact;
 mod limits;
 mod operator;
 mod pairing;
+mod registry;
 mod scale_out;
 mod shutdown;
 mod status;
