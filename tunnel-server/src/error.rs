@@ -53,7 +53,7 @@ pub enum ServerError {
         source: std::io::Error,
     },
     /// A socket operation failed.
-    #[error("i/o error {context}: {source}")]
+    #[error("i/o error {context}")]
     Io {
         /// What the server was doing.
         context: &'static str,
@@ -66,5 +66,17 @@ pub enum ServerError {
 impl ServerError {
     pub(crate) fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> Self {
         move |source| Self::Io { context, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_prints_its_cause_once() {
+        let e = ServerError::io("binding 127.0.0.1:0")(std::io::Error::other("address in use"));
+        let text = format!("{:#}", anyhow::Error::from(e));
+        assert_eq!(text, "i/o error binding 127.0.0.1:0: address in use");
     }
 }
