@@ -27,6 +27,7 @@
 //! - `state`: what the tasks share (phase, tables, metrics) and the per-connection guard.
 //! - `table`: the routing table and contact registry, plain structs.
 //! - `contact_store`: the optional file that keeps contact IDs across restarts.
+//! - [`fd_limit`]: the open-file limit against `max_connections`, reconciled at startup.
 //! - `metrics`: counters and Prometheus text. `tls`: rustls from PEM. [`domain`]: domain names.
 //!
 //! Module imports run one way, listener → HTTP routing → tunnels → state
@@ -37,6 +38,7 @@ pub mod config;
 mod contact_store;
 pub mod domain;
 mod error;
+pub mod fd_limit;
 mod http;
 mod metrics;
 mod registration;
