@@ -78,9 +78,9 @@ pub struct Limits {
     /// `ipv6_client_prefix`.
     pub max_connections_per_ip: u32,
     /// Memory held, over all tunnels, for peers that have not arrived yet: every first socket
-    /// that sends before its peer arrives is charged its read buffers (4 KiB +
-    /// `max_message_size`) plus the bytes it queued. A socket that would go over is closed
-    /// with 1013 (try again later).
+    /// that sends before its peer arrives is charged its buffers (8 KiB + 2 ×
+    /// `max_message_size`, 40 KiB by default) plus the bytes it queued. A socket that would go
+    /// over is closed with 1013 (try again later).
     pub max_queued_bytes: usize,
     /// Bytes one tunnel's first socket may queue before its peer arrives (a ceremony queues
     /// at most a Noise message, under 200 bytes); more closes it with 1008.

@@ -215,10 +215,17 @@ fn tag(id: &TunnelId) -> String {
     hex::encode_upper(&id.0[..2])
 }
 
-/// A WebSocket's read buffers, charged to the queued-bytes budget for a first socket that
-/// sends before its peer arrives: tungstenite's 4 KiB read chunk, plus its read buffer, which
-/// may hold a partial frame of up to `max_message_size` bytes.
-const READ_CHUNK: usize = 4096;
+/// What a first socket that sends before its peer arrives costs beyond its queue, charged to
+/// the queued-bytes budget: this fixed part (tungstenite's 4 KiB read chunk and its WebSocket
+/// state), plus twice `max_message_size` for the read buffer, which may hold a partial frame
+/// of that size and grows by doubling ([`waiting_socket_cost`]). Measured with `loadgen
+/// flood` (BENCHMARKS.md).
+const WAITING_SOCKET: usize = 8 * 1024;
+
+/// The budget charge for a first socket that has spoken before its peer arrived.
+fn waiting_socket_cost(max_message_size: usize) -> usize {
+    WAITING_SOCKET.saturating_add(max_message_size.saturating_mul(2))
+}
 
 /// What a waiting first socket holds of the queued-bytes budget (`limits.max_queued_bytes`):
 /// its read buffers once it has spoken, plus every message it queued. Given back when the
@@ -337,7 +344,9 @@ async fn awake(
         Woke::Joiner(Some(j)) => Ok(*j),
         Woke::Joiner(None) => Err(End::PEER_GONE),
         Woke::End(end) => Err(end),
-        Woke::Read(_) if !held.add(READ_CHUNK + limits.max_message_size) => Err(End::BUSY),
+        Woke::Read(_) if !held.add(waiting_socket_cost(limits.max_message_size)) => {
+            Err(End::BUSY)
+        }
         Woke::Read(_) => loop {
             tokio::select! {
                 j = &mut joiner => match j {

@@ -223,8 +223,8 @@ async fn queued_bytes_budget_refuses_with_1013_and_ceremonies_continue() {
     let mut c = config();
     c.limits.max_message_size = 1024;
     c.limits.max_prejoin_bytes = 1024;
-    // One talking waiting socket costs 4 KiB + 1 KiB of buffers plus what it queued.
-    c.limits.max_queued_bytes = 4096 + 1024 + 1024;
+    // One talking waiting socket costs 8 KiB + 2 × 1 KiB of buffers plus what it queued.
+    c.limits.max_queued_bytes = 8192 + 2 * 1024 + 1024;
     let server = start(c).await;
     let mut first = ok(&server, &new_path(tunnel(1))).await;
     send(&mut first, &[1; 1000]).await;
