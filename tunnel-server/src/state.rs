@@ -3,9 +3,8 @@
 //! metrics, the per-client connection counts and registration token buckets (a client is an
 //! address prefix: [`client_key`]), the bytes held for absent peers (the queued-bytes budget),
 //! and [`ConnGuard`], which releases a connection's slots and keeps shutdown waiting until it
-//! is dropped. This is
-//! the bottom of the module graph: the listener (`server`), HTTP routing (`http`) and the
-//! WebSocket tasks (`relay`) all use it, and it uses none of them.
+//! is dropped. This is the bottom of the module graph: the listener (`server`), HTTP routing
+//! (`http`) and the WebSocket tasks (`relay`) all use it, and it uses none of them.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
