@@ -77,9 +77,24 @@ pub struct Limits {
     pub max_tunnels: usize,
     /// TCP connections at once, over all clients.
     pub max_connections: usize,
-    /// TCP connections at once from one IP address (0 = unlimited; use 0 behind a proxy and
-    /// limit in the proxy).
+    /// TCP connections at once from one client (0 = unlimited; use 0 behind a proxy and
+    /// limit in the proxy). A client is an address prefix: see `ipv4_client_prefix` and
+    /// `ipv6_client_prefix`.
     pub max_connections_per_ip: u32,
+    /// Memory held, over all tunnels, for peers that have not arrived yet: every first socket
+    /// that sends before its peer arrives is charged its buffers (8 KiB + 2 ×
+    /// `max_message_size`, 40 KiB by default) plus the bytes it queued. A socket that would go
+    /// over is closed with 1013 (try again later).
+    pub max_queued_bytes: usize,
+    /// Bytes one tunnel's first socket may queue before its peer arrives (a ceremony queues
+    /// at most a Noise message, under 200 bytes); more closes it with 1008.
+    pub max_prejoin_bytes: usize,
+    /// Leading bits of an IPv4 address that name one client for the per-client limits
+    /// (connections, registrations): 32 counts each address, 24 each /24.
+    pub ipv4_client_prefix: u8,
+    /// Leading bits of an IPv6 address that name one client: 64 counts each /64 (what one
+    /// subscriber or host usually gets), 128 each address.
+    pub ipv6_client_prefix: u8,
     /// Time from TCP accept to a completed WebSocket upgrade (TLS handshake included).
     #[serde(with = "duration_text")]
     pub upgrade_timeout: Duration,
@@ -145,6 +160,10 @@ impl Default for Limits {
             max_tunnels: 50_000,
             max_connections: 100_000,
             max_connections_per_ip: 256,
+            max_queued_bytes: 64 * 1024 * 1024,
+            max_prejoin_bytes: 4096,
+            ipv4_client_prefix: 32,
+            ipv6_client_prefix: 64,
             upgrade_timeout: Duration::from_secs(10),
             max_contacts: 100_000,
             contact_expiry: Duration::from_secs(90 * 24 * 3600),
@@ -184,6 +203,16 @@ impl Config {
         }
         if self.metrics_listen == Some(self.listen) && self.listen.port() != 0 {
             return bad("metrics listen must be another address than listen (or unset)");
+        }
+        if l.max_prejoin_bytes < 256 || l.max_queued_bytes < l.max_prejoin_bytes {
+            return bad(
+                "max prejoin bytes must be at least 256 (a ceremony queues up to ~200 bytes) \
+                 and max queued bytes at least max prejoin bytes",
+            );
+        }
+        if !(16..=32).contains(&l.ipv4_client_prefix) || !(32..=128).contains(&l.ipv6_client_prefix)
+        {
+            return bad("the IPv4 client prefix must be 16 to 32 bits and the IPv6 one 32 to 128");
         }
         Ok(())
     }
@@ -293,9 +322,22 @@ pub struct ServeArgs {
     /// TCP connections at once [default: 100000].
     #[arg(long, env = "TUNNEL_SERVER_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
-    /// TCP connections at once per client IP, 0 = unlimited [default: 256].
+    /// TCP connections at once per client (address prefix), 0 = unlimited [default: 256].
     #[arg(long, env = "TUNNEL_SERVER_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<u32>,
+    /// Bytes held for peers not yet connected, all tunnels together; over it, 1013
+    /// [default: 67108864, 64 MiB].
+    #[arg(long, env = "TUNNEL_SERVER_MAX_QUEUED_BYTES")]
+    pub max_queued_bytes: Option<usize>,
+    /// Bytes one tunnel may queue before its peer connects; over it, 1008 [default: 4096].
+    #[arg(long, env = "TUNNEL_SERVER_MAX_PREJOIN_BYTES")]
+    pub max_prejoin_bytes: Option<usize>,
+    /// IPv4 prefix length that is one client for per-client limits, 16–32 [default: 32].
+    #[arg(long, env = "TUNNEL_SERVER_IPV4_CLIENT_PREFIX")]
+    pub ipv4_client_prefix: Option<u8>,
+    /// IPv6 prefix length that is one client for per-client limits, 32–128 [default: 64].
+    #[arg(long, env = "TUNNEL_SERVER_IPV6_CLIENT_PREFIX")]
+    pub ipv6_client_prefix: Option<u8>,
     /// Time allowed from TCP accept to WebSocket upgrade [default: 10s].
     #[arg(long, env = "TUNNEL_SERVER_UPGRADE_TIMEOUT", value_parser = parse_duration)]
     pub upgrade_timeout: Option<Duration>,
@@ -348,6 +390,10 @@ impl ServeArgs {
             max_tunnels => c.limits.max_tunnels,
             max_connections => c.limits.max_connections,
             max_connections_per_ip => c.limits.max_connections_per_ip,
+            max_queued_bytes => c.limits.max_queued_bytes,
+            max_prejoin_bytes => c.limits.max_prejoin_bytes,
+            ipv4_client_prefix => c.limits.ipv4_client_prefix,
+            ipv6_client_prefix => c.limits.ipv6_client_prefix,
             upgrade_timeout => c.limits.upgrade_timeout,
             max_contacts => c.limits.max_contacts,
             contact_expiry => c.limits.contact_expiry,

@@ -27,6 +27,7 @@
 //! - `state`: what the tasks share (phase, tables, metrics) and the per-connection guard.
 //! - `table`: the routing table and contact registry, plain structs.
 //! - `contact_store`: the optional file that keeps contact IDs across restarts.
+//! - [`fd_limit`]: the open-file limit against `max_connections`, reconciled at startup.
 //! - `metrics`: counters and Prometheus text; `metrics_listener`: `--metrics-listen`.
 //! - `tls`: rustls from PEM. [`domain`]: domain names.
 //!
@@ -38,6 +39,7 @@ pub mod config;
 mod contact_store;
 pub mod domain;
 mod error;
+pub mod fd_limit;
 mod http;
 mod metrics;
 mod metrics_listener;

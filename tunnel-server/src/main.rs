@@ -175,7 +175,7 @@ fn health_command(
 }
 
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
-    let config = args.resolve()?;
+    let mut config = args.resolve()?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
@@ -183,6 +183,8 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         LogFormat::Plain => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    config.limits.max_connections =
+        tunnel_server::fd_limit::reconcile(config.limits.max_connections);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -98,10 +98,12 @@ pub(crate) enum CloseReason {
     Shutdown,
     /// A registration was revoked or replaced.
     Revoked,
+    /// The queued-bytes budget was full (1013).
+    Busy,
 }
 
 impl CloseReason {
-    const ALL: [Self; 9] = [
+    const ALL: [Self; 10] = [
         Self::Normal,
         Self::PeerGone,
         Self::Lifetime,
@@ -111,6 +113,7 @@ impl CloseReason {
         Self::ProtocolViolation,
         Self::Shutdown,
         Self::Revoked,
+        Self::Busy,
     ];
 
     pub(crate) fn label(self) -> &'static str {
@@ -124,6 +127,7 @@ impl CloseReason {
             Self::ProtocolViolation => "protocol_violation",
             Self::Shutdown => "shutdown",
             Self::Revoked => "revoked",
+            Self::Busy => "busy",
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The WebSocket side (HYBRID.md §5.3, §8): one task per tunnel owns both sockets. The first
 //! socket (`/cable/new`, or the client's `/cable/contact`) waits for its joiner, queueing what
-//! it sends (bounded); `/cable/connect` hands its socket over; then binary messages are
+//! it sends (bounded per tunnel by `max_queued_messages` and `max_prejoin_bytes`, and over all
+//! tunnels by the `max_queued_bytes` budget: [`Held`]); `/cable/connect` hands its socket
+//! over; then binary messages are
 //! relayed verbatim both ways, never parsed, under the message-count, size, idle and lifetime
 //! limits, and a close on one side closes the other with a meaningful code. Also the phone's
 //! long-lived registration socket of the contact channel (README "Contact channel").
@@ -58,6 +60,16 @@ impl End {
         "too many messages",
     );
     const TOO_BIG: Self = Self::new(CloseReason::TooBig, CloseCode::Size, "message too big");
+    const PREJOIN: Self = Self::new(
+        CloseReason::TooManyMessages,
+        CloseCode::Policy,
+        "too much data before the peer arrived",
+    );
+    const BUSY: Self = Self::new(
+        CloseReason::Busy,
+        CloseCode::Again,
+        "relay busy; try again later",
+    );
     const TEXT: Self = Self::new(
         CloseReason::ProtocolViolation,
         CloseCode::Unsupported,
@@ -203,6 +215,43 @@ fn tag(id: &TunnelId) -> String {
     hex::encode_upper(&id.0[..2])
 }
 
+/// What a first socket that sends before its peer arrives costs beyond its queue, charged to
+/// the queued-bytes budget: this fixed part (tungstenite's 4 KiB read chunk and its WebSocket
+/// state), plus twice `max_message_size` for the read buffer, which may hold a partial frame
+/// of that size and grows by doubling ([`waiting_socket_cost`]). Measured with `loadgen
+/// flood` (BENCHMARKS.md).
+const WAITING_SOCKET: usize = 8 * 1024;
+
+/// The budget charge for a first socket that has spoken before its peer arrived.
+fn waiting_socket_cost(max_message_size: usize) -> usize {
+    WAITING_SOCKET.saturating_add(max_message_size.saturating_mul(2))
+}
+
+/// What a waiting first socket holds of the queued-bytes budget (`limits.max_queued_bytes`):
+/// its read buffers once it has spoken, plus every message it queued. Given back when the
+/// queue has been delivered or the tunnel ends, however it ends.
+struct Held {
+    shared: Arc<Shared>,
+    bytes: usize,
+}
+
+impl Held {
+    /// Charges `n` more bytes; false (nothing charged) if the budget is full.
+    fn add(&mut self, n: usize) -> bool {
+        let ok = self.shared.charge_queued(n);
+        if ok {
+            self.bytes += n;
+        }
+        ok
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.shared.release_queued(self.bytes);
+    }
+}
+
 /// What ended a `/new` socket's bare wait.
 enum Woke {
     /// The joiner arrived (or, `None`, its connection failed). Boxed: the WebSocket would
@@ -285,11 +334,17 @@ async fn awake(
 ) {
     let limits = &shared.config.limits;
     let mut queue: VecDeque<Vec<u8>> = VecDeque::new();
+    let mut queued_bytes = 0usize;
+    let mut held = Held {
+        shared: shared.clone(),
+        bytes: 0,
+    };
     let mut sent: u32 = 0;
     let outcome = match woke {
         Woke::Joiner(Some(j)) => Ok(*j),
         Woke::Joiner(None) => Err(End::PEER_GONE),
         Woke::End(end) => Err(end),
+        Woke::Read(_) if !held.add(waiting_socket_cost(limits.max_message_size)) => Err(End::BUSY),
         Woke::Read(_) => loop {
             tokio::select! {
                 j = &mut joiner => match j {
@@ -303,6 +358,13 @@ async fn awake(
                             || queue.len() >= limits.max_queued_messages as usize
                         {
                             break Err(End::TOO_MANY);
+                        }
+                        queued_bytes += b.len();
+                        if queued_bytes > limits.max_prejoin_bytes {
+                            break Err(End::PREJOIN);
+                        }
+                        if !held.add(b.len()) {
+                            break Err(End::BUSY);
                         }
                         queue.push_back(b);
                     }
@@ -325,6 +387,9 @@ async fn awake(
             j
         }
         Err(end) => {
+            // Give the budget back before the (bounded) close handshake.
+            drop(held);
+            drop(queue);
             close(&mut ws, end.code, end.text).await;
             finish(&shared, id, started, end, false, (sent, 0));
             return;
@@ -338,7 +403,7 @@ async fn awake(
         deadline,
     };
     // Boxed: a waiting tunnel's task then does not carry the relay loop's state.
-    let end = Box::pin(pair.relay(queue, signal, &mut phase)).await;
+    let end = Box::pin(pair.relay(queue, held, signal, &mut phase)).await;
     let sent = pair.sent;
     finish(&shared, id, started, end, true, (sent[0], sent[1]));
 }
@@ -392,6 +457,7 @@ impl Pair {
     async fn relay(
         &mut self,
         queue: VecDeque<Vec<u8>>,
+        held: Held,
         signal: bool,
         phase: &mut tokio::sync::watch::Receiver<Phase>,
     ) -> End {
@@ -408,6 +474,7 @@ impl Pair {
             }
             self.shared.metrics.relayed(n);
         }
+        drop(held);
         // Timers are set up once: the idle timer is re-armed only when it fires early, so a
         // relayed message costs no timer-wheel work.
         let mut last_message = Instant::now();

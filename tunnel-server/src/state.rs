@@ -1,12 +1,14 @@
 //! What every connection task shares, and the guard each one holds: the server's [`Phase`],
 //! the routing table and contact registry behind one lock, the optional contact store, the
-//! metrics, the per-IP connection counts and registration token buckets, and [`ConnGuard`],
-//! which releases a connection's slots and keeps shutdown waiting until it is dropped. This is
-//! the bottom of the module graph: the listener (`server`), HTTP routing (`http`) and the
-//! WebSocket tasks (`relay`) all use it, and it uses none of them.
+//! metrics, the per-client connection counts and registration token buckets (a client is an
+//! address prefix: [`client_key`]), the bytes held for absent peers (the queued-bytes budget),
+//! and [`ConnGuard`], which releases a connection's slots and keeps shutdown waiting until it
+//! is dropped. This is the bottom of the module graph: the listener (`server`), HTTP routing
+//! (`http`) and the WebSocket tasks (`relay`) all use it, and it uses none of them.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use hyper::upgrade::Upgraded;
@@ -59,9 +61,31 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     pub(crate) phase: watch::Receiver<Phase>,
     state: Mutex<State>,
+    /// Connections per client key ([`client_key`]).
     per_ip: Mutex<HashMap<IpAddr, u32>>,
-    /// Token buckets for minting contact IDs, per client IP.
+    /// Token buckets for minting contact IDs, per client key.
     registrations: Mutex<HashMap<IpAddr, Bucket>>,
+    /// Bytes charged to the queued-bytes budget (`limits.max_queued_bytes`).
+    queued: AtomicUsize,
+}
+
+/// The key per-client limits count by: the address's leading `v4_prefix` or `v6_prefix` bits
+/// (an IPv4-mapped IPv6 address counts as IPv4), the rest zeroed.
+pub(crate) fn client_key(ip: IpAddr, v4_prefix: u8, v6_prefix: u8) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(a) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(v4_prefix.min(32)))
+                .unwrap_or(0);
+            IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
+        }
+        IpAddr::V6(a) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(v6_prefix.min(128)))
+                .unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
+        }
+    }
 }
 
 /// A token bucket refilled at `rate` per minute up to `rate` tokens.
@@ -89,7 +113,24 @@ impl Shared {
             state: Mutex::new(state),
             per_ip: Mutex::new(HashMap::new()),
             registrations: Mutex::new(HashMap::new()),
+            queued: AtomicUsize::new(0),
         }
+    }
+
+    /// Charges `n` bytes to the queued-bytes budget; false (nothing charged) if it would go
+    /// over `limits.max_queued_bytes`.
+    pub(crate) fn charge_queued(&self, n: usize) -> bool {
+        let max = self.config.limits.max_queued_bytes;
+        self.queued
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
+                q.checked_add(n).filter(|&total| total <= max)
+            })
+            .is_ok()
+    }
+
+    /// Gives back `n` bytes charged with [`charge_queued`](Self::charge_queued).
+    pub(crate) fn release_queued(&self, n: usize) {
+        self.queued.fetch_sub(n, Ordering::Relaxed);
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
@@ -150,6 +191,7 @@ impl Shared {
 /// shutdown waiting until it is dropped.
 pub(crate) struct ConnGuard {
     shared: Arc<Shared>,
+    /// The client key ([`client_key`]), not the exact address.
     ip: IpAddr,
     _permit: OwnedSemaphorePermit,
     _drain: mpsc::Sender<()>,
@@ -169,15 +211,16 @@ impl ConnGuard {
             debug!("connection limit reached; dropping a connection");
             return None;
         };
-        let ip = peer.ip();
-        let per_ip = shared.config.limits.max_connections_per_ip;
+        let l = &shared.config.limits;
+        let ip = client_key(peer.ip(), l.ipv4_client_prefix, l.ipv6_client_prefix);
+        let per_ip = l.max_connections_per_ip;
         if per_ip != 0 {
             let mut map = shared.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
             let n = map.entry(ip).or_insert(0);
             if *n >= per_ip {
                 drop(map);
                 shared.metrics.rejected(Rejection::PerIpLimit);
-                debug!("per-IP connection limit reached; dropping a connection");
+                debug!("per-client connection limit reached; dropping a connection");
                 return None;
             }
             *n += 1;
@@ -245,5 +288,39 @@ impl Drop for ConnGuard {
                 map.remove(&self.ip);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(ip: &str, v4: u8, v6: u8) -> String {
+        client_key(ip.parse().unwrap(), v4, v6).to_string()
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_slash_64() {
+        assert_eq!(key("2001:db8::1", 32, 64), key("2001:db8::2", 32, 64));
+        assert_eq!(key("2001:db8::1", 32, 64), "2001:db8::");
+        assert_eq!(
+            key("2001:db8:0:0:ffff:ffff:ffff:ffff", 32, 64),
+            "2001:db8::"
+        );
+        assert_ne!(key("2001:db8:0:1::1", 32, 64), key("2001:db8::1", 32, 64));
+        assert_eq!(key("2001:db8::1", 32, 128), "2001:db8::1");
+        assert_eq!(key("2001:db8:ab:cd::1", 32, 48), "2001:db8:ab::");
+    }
+
+    #[test]
+    fn ipv4_clients_are_exact_or_slash_24() {
+        assert_eq!(key("192.0.2.7", 32, 64), "192.0.2.7");
+        assert_ne!(key("192.0.2.7", 32, 64), key("192.0.2.8", 32, 64));
+        assert_eq!(key("192.0.2.7", 24, 64), "192.0.2.0");
+        assert_eq!(key("192.0.2.7", 24, 64), key("192.0.2.200", 24, 64));
+        assert_ne!(key("192.0.2.7", 24, 64), key("192.0.3.7", 24, 64));
+        // An IPv4-mapped IPv6 address (a dual-stack listener) is the IPv4 client.
+        assert_eq!(key("::ffff:192.0.2.7", 24, 64), "192.0.2.0");
+        assert_eq!(key("::ffff:192.0.2.7", 32, 64), "192.0.2.7");
     }
 }

@@ -18,6 +18,11 @@
 //! `/proc/<pid>`. `--url` measures any running server instead (`--pid` for RSS and CPU; give
 //! it a high `--messages-per-side` for the throughput test). Many tunnels need many
 //! descriptors: raise `ulimit -n` first (both processes inherit it).
+//!
+//! `loadgen flood` measures the relay under a pending-tunnel flood instead (`flood.rs`).
+
+#[path = "loadgen/flood.rs"]
+mod flood;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -87,6 +92,8 @@ enum Cmd {
         #[arg(long)]
         listen: SocketAddr,
     },
+    /// Flood the relay with pending tunnels while ceremonies run (issue 11).
+    Flood(flood::FloodArgs),
 }
 
 /// How a simulated client reads its two sockets during the close.
@@ -110,6 +117,7 @@ fn main() -> Result<()> {
         .build()?;
     match cli.command {
         Some(Cmd::ServeBaseline { listen }) => rt.block_on(baseline::serve(listen)),
+        Some(Cmd::Flood(args)) => rt.block_on(flood::run(&args)),
         None => rt.block_on(bench(&cli)),
     }
 }

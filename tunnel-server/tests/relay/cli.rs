@@ -170,3 +170,57 @@ fn a_busy_metrics_address_is_a_clear_error_with_its_cause_once() {
     );
     assert_eq!(err.matches("in use").count(), 1, "{err}");
 }
+
+/// Starts the binary under `sh -c "<limits> && exec …"`, waits until it logs that it listens,
+/// stops it and returns its (JSON) log.
+fn log_under_ulimit(limits: &str, args: &[&str]) -> String {
+    use std::io::BufRead as _;
+    let script = format!("{limits} && exec \"$0\" \"$@\"");
+    let mut child = Command::new("sh")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_tunnel-server")])
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sh runs");
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut log = String::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let done = line.contains("tunnel server listening");
+            log.push_str(&line);
+            log.push('\n');
+            if done {
+                break;
+            }
+        }
+        let _ = tx.send(log);
+    });
+    let log = rx.recv_timeout(std::time::Duration::from_secs(10));
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = log.expect("the binary logs that it listens within 10 s");
+    assert!(log.contains("tunnel server listening"), "{log}");
+    log
+}
+
+/// Issue 11 item 1: the connection cap is reconciled with RLIMIT_NOFILE at startup.
+#[test]
+fn open_file_limit_is_raised_or_the_connection_cap_lowered() {
+    // Soft 256 under a higher hard limit: raised as far as 1,000 connections need.
+    let log = log_under_ulimit(
+        "ulimit -Sn 256 && ulimit -Hn 4096",
+        &["--max-connections", "1000"],
+    );
+    assert!(log.contains("raised the open-file limit"), "{log}");
+    assert!(log.contains("\"to\":1064"), "{log}");
+    assert!(!log.contains("lowered max connections"), "{log}");
+    // Hard limit 512: the default 100,000 cannot fit; lowered to 512 − 64 with a warning.
+    let log = log_under_ulimit("ulimit -n 512", &[]);
+    assert!(log.contains("\"level\":\"WARN\""), "{log}");
+    assert!(log.contains("lowered max connections"), "{log}");
+    assert!(log.contains("\"max_connections\":448"), "{log}");
+}

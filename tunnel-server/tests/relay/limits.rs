@@ -171,3 +171,132 @@ async fn contact_minting_is_rate_limited_per_ip_but_resuming_is_not() {
         1
     );
 }
+
+/// Sends a ping and waits for its pong: the relay has then read everything sent before it.
+async fn synced(ws: &mut Ws) {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::Ping(b"sync".to_vec()))
+        .await
+        .expect("ping");
+    loop {
+        let m = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("pong within the bound");
+        match m {
+            Some(Ok(Message::Pong(_))) => return,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a pong, got {other:?}"),
+        }
+    }
+}
+
+/// Issue 11 item 1: a waiting tunnel may queue a ceremony's worth of bytes, not 16 × 16 KiB.
+#[tokio::test]
+async fn prejoin_byte_cap_closes_a_waiting_tunnel_with_1008() {
+    let server = start(config()).await;
+    // A linked-flow client sends Noise msg1 (81 bytes) before the phone arrives: delivered.
+    let t = tunnel(1);
+    let mut client = ok(&server, &new_path(t)).await;
+    send(&mut client, &[0x81; 81]).await;
+    synced(&mut client).await;
+    let mut phone = ok(&server, &connect_path(t)).await;
+    assert_eq!(recv(&mut phone).await, vec![0x81; 81]);
+    // A tunnel that queues 5 × 1000 bytes (default cap 4096) is closed with 1008.
+    let mut greedy = ok(&server, &new_path(tunnel(2))).await;
+    for _ in 0..5 {
+        send(&mut greedy, &[7; 1000]).await;
+    }
+    assert_eq!(closed(&mut greedy).await, CloseCode::Policy);
+    await_metric(
+        &server,
+        "tunnel_server_closes_total{reason=\"too_many_messages\"}",
+        1,
+    )
+    .await;
+}
+
+/// Issue 11 item 1: bytes held for absent peers are a global budget; over it, 1013, and
+/// ceremonies (and tunnels that queue nothing) continue.
+#[tokio::test]
+async fn queued_bytes_budget_refuses_with_1013_and_ceremonies_continue() {
+    let mut c = config();
+    c.limits.max_message_size = 1024;
+    c.limits.max_prejoin_bytes = 1024;
+    // One talking waiting socket costs 8 KiB + 2 × 1 KiB of buffers plus what it queued.
+    c.limits.max_queued_bytes = 8192 + 2 * 1024 + 1024;
+    let server = start(c).await;
+    let mut first = ok(&server, &new_path(tunnel(1))).await;
+    send(&mut first, &[1; 1000]).await;
+    synced(&mut first).await;
+    let mut second = ok(&server, &new_path(tunnel(2))).await;
+    send(&mut second, &[2; 10]).await;
+    assert_eq!(closed(&mut second).await, CloseCode::Again);
+    await_metric(&server, "tunnel_server_closes_total{reason=\"busy\"}", 1).await;
+    // A QR ceremony queues nothing and is not affected.
+    let t = tunnel(3);
+    let mut phone = ok(&server, &new_path(t)).await;
+    let mut desktop = ok(&server, &connect_path(t)).await;
+    send(&mut desktop, b"msg1").await;
+    assert_eq!(recv(&mut phone).await, b"msg1");
+    send(&mut phone, b"msg2").await;
+    assert_eq!(recv(&mut desktop).await, b"msg2");
+    // Once the first tunnel pairs, its bytes are released and early data fits again.
+    let mut joiner = ok(&server, &connect_path(tunnel(1))).await;
+    assert_eq!(recv(&mut joiner).await, vec![1; 1000]);
+    let mut third = ok(&server, &new_path(tunnel(4))).await;
+    send(&mut third, &[4; 10]).await;
+    synced(&mut third).await;
+    let mut joiner = ok(&server, &connect_path(tunnel(4))).await;
+    assert_eq!(recv(&mut joiner).await, vec![4; 10]);
+}
+
+/// Opens `/cable/new` from a chosen loopback source address; `None` if the relay dropped it.
+async fn new_from(server: &tunnel_server::RunningServer, source: [u8; 4], t: u8) -> Option<Ws> {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind((std::net::Ipv4Addr::from(source), 0).into())
+        .expect("bind a loopback source address");
+    let tcp = socket.connect(server.addr()).await.expect("connect");
+    let url = format!("{}{}", server.ws_url(), new_path(tunnel(t)));
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        url.as_str(),
+    )
+    .expect("request");
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        hybrid_protocol::tunnel::SUBPROTOCOL
+            .parse()
+            .expect("header"),
+    );
+    let opened = tokio::time::timeout(
+        WAIT,
+        tokio_tungstenite::client_async(req, tokio_tungstenite::MaybeTlsStream::Plain(tcp)),
+    )
+    .await
+    .expect("handshake within the bound");
+    opened.ok().map(|(ws, _)| ws)
+}
+
+/// Issue 11 item 1: with `ipv4_client_prefix = 24`, 127.0.0.2 and 127.0.0.3 are one client.
+#[tokio::test]
+async fn per_client_limit_counts_an_ipv4_slash_24_when_configured() {
+    let mut c = config();
+    c.limits.max_connections_per_ip = 1;
+    let exact = start(c.clone()).await;
+    let _a = new_from(&exact, [127, 0, 0, 2], 1).await.expect("admitted");
+    let _b = new_from(&exact, [127, 0, 0, 3], 2)
+        .await
+        .expect("another address is another client by default");
+    c.limits.ipv4_client_prefix = 24;
+    let by_24 = start(c).await;
+    let _a = new_from(&by_24, [127, 0, 0, 2], 1).await.expect("admitted");
+    assert!(
+        new_from(&by_24, [127, 0, 0, 3], 2).await.is_none(),
+        "the same /24 shares one client's limit"
+    );
+    assert!(
+        new_from(&by_24, [127, 0, 1, 3], 3).await.is_some(),
+        "another /24 is another client"
+    );
+}
