@@ -46,7 +46,8 @@
 //! - the relay connection is the `tunnel-client` crate ([`TunnelConfig`], [`RelayError`]).
 //!   [`links`]: the linked-phone store.
 //! - [`render`]: terminal, PNG and SVG QR codes. [`progress`]: events and their sinks.
-//! - [`cli`]: the `bridge` command line. [`error`]: the error type.
+//! - [`cli`]: the `hybrid-bridge` command line; [`session_args`]: the flags it shares with the
+//!   native host. [`error`]: the error type.
 
 pub mod ble;
 pub mod ceremony;
@@ -60,6 +61,7 @@ pub mod render;
 pub mod report;
 pub mod sanitize;
 pub mod scanner;
+pub mod session_args;
 pub mod units;
 pub mod webauthn;
 

@@ -23,10 +23,10 @@ use clap::Args;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::cli::SessionArgs;
 use crate::error::BridgeError;
 use crate::links::LinkStore;
 use crate::progress::Event;
+use crate::session_args::SessionArgs;
 
 use dom::DomError;
 use driver::HostConfig;
