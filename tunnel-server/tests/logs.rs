@@ -8,40 +8,17 @@
 #[path = "relay/support.rs"]
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+#[path = "common/log_capture.rs"]
+mod log_capture;
 
 use hybrid_protocol::tunnel::{ContactId, TunnelPath};
 
+use log_capture::CapturedLog;
 use support::*;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn happy_paths_log_no_warnings_and_no_full_ids() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+    let captured = CapturedLog::install(tracing::Level::INFO);
 
     let server = start(config()).await;
     let t = tunnel(0x5a);
@@ -80,7 +57,7 @@ async fn happy_paths_log_no_warnings_and_no_full_ids() {
     let _ = closed(&mut linked).await;
     server.shutdown().await.unwrap();
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     assert!(log.contains("tunnel closed"), "{log}");
     assert!(!log.contains("WARN") && !log.contains("ERROR"), "{log}");
     for secret in [

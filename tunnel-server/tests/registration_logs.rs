@@ -7,42 +7,19 @@
 #[path = "relay/support.rs"]
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+#[path = "common/log_capture.rs"]
+mod log_capture;
 
 use hybrid_protocol::tunnel::RegistrationSecret;
 
+use log_capture::CapturedLog;
 use support::*;
 
 const SECRET_HEADER: &str = "X-caBLE-Registration-Secret";
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn registration_secrets_never_reach_the_log() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+    let captured = CapturedLog::install(tracing::Level::TRACE);
 
     let server = start(config()).await;
     let (reg, resp) = open(&server, "/cable/register", &[]).await.unwrap();
@@ -72,7 +49,7 @@ async fn registration_secrets_never_reach_the_log() {
     assert_eq!(status(open(&server, &resume, &[]).await), 403);
     server.shutdown().await.unwrap();
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     assert!(log.contains("request rejected"), "the capture works: {log}");
     let bytes = RegistrationSecret::from_base64url(&secret).unwrap();
     for s in [
