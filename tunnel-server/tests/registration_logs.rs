@@ -15,27 +15,14 @@ use hybrid_protocol::tunnel::RegistrationSecret;
 use log_capture::CapturedLog;
 use support::*;
 
-const SECRET_HEADER: &str = "X-caBLE-Registration-Secret";
-
 #[tokio::test]
 async fn registration_secrets_never_reach_the_log() {
     let captured = CapturedLog::install(tracing::Level::TRACE);
 
     let server = start(config()).await;
-    let (reg, resp) = open(&server, "/cable/register", &[]).await.unwrap();
-    let id = resp.headers()["X-caBLE-Contact-ID"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    let secret = resp
-        .headers()
-        .get(SECRET_HEADER)
-        .expect("a minting /cable/register returns the registration secret")
-        .to_str()
-        .unwrap()
-        .to_string();
+    let (reg, id, secret) = register_with_secret(&server).await;
     drop(reg);
-    let resume = format!("/cable/register/{id}");
+    let resume = resume_path(&id);
     let (resumed, _) = open(&server, &resume, &[(SECRET_HEADER, secret.as_str())])
         .await
         .unwrap();

@@ -12,26 +12,9 @@ use crate::support::*;
 
 const PAYLOAD: &str = "A301480102030405060708025010";
 
-const SECRET_HEADER: &str = "X-caBLE-Registration-Secret";
-
 async fn register(server: &tunnel_server::RunningServer) -> (Ws, ContactId) {
     let (ws, id, _) = register_with_secret(server).await;
     (ws, id)
-}
-
-/// Mints a contact ID; returns the registration socket, the ID and the secret (base64url).
-async fn register_with_secret(server: &tunnel_server::RunningServer) -> (Ws, ContactId, String) {
-    let (ws, resp) = open(server, "/cable/register", &[]).await.unwrap();
-    assert_eq!(resp.headers()["Sec-WebSocket-Protocol"], "fido.cable");
-    let id = resp.headers()["X-caBLE-Contact-ID"].to_str().unwrap();
-    let secret = resp
-        .headers()
-        .get(SECRET_HEADER)
-        .expect("a minting /cable/register returns the registration secret")
-        .to_str()
-        .unwrap()
-        .to_string();
-    (ws, ContactId::from_base64url(id).unwrap(), secret)
 }
 
 /// Resumes once with the secret, as a phone does before handing its contact ID out: this
@@ -41,10 +24,6 @@ async fn confirm(server: &tunnel_server::RunningServer, id: &ContactId, secret: 
         .await
         .expect("the phone resumes");
     drop(ws);
-}
-
-fn resume_path(id: &ContactId) -> String {
-    format!("/cable/register/{}", id.to_base64url())
 }
 
 fn contact_path(id: &ContactId) -> String {

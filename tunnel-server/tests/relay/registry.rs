@@ -10,7 +10,6 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 
 use crate::support::*;
 
-const SECRET_HEADER: &str = "X-caBLE-Registration-Secret";
 const PAYLOAD: &str = "A301480102030405060708025010";
 
 /// A phone that registered: its socket (if kept), contact ID and secret.
@@ -21,14 +20,11 @@ struct Minted {
 }
 
 async fn mint(server: &tunnel_server::RunningServer) -> Minted {
-    let (ws, resp) = open(server, "/cable/register", &[])
-        .await
-        .expect("a mint is admitted");
-    let h = |n: &str| resp.headers()[n].to_str().unwrap().to_string();
+    let (ws, id, secret) = register_with_secret(server).await;
     Minted {
         ws: Some(ws),
-        id: ContactId::from_base64url(&h("X-caBLE-Contact-ID")).unwrap(),
-        secret: h(SECRET_HEADER),
+        id,
+        secret,
     }
 }
 
@@ -53,8 +49,13 @@ async fn hang_up(server: &tunnel_server::RunningServer, m: &mut Minted) {
 
 /// Resumes with the phone's secret: the status (101 on success).
 async fn resume(server: &tunnel_server::RunningServer, m: &Minted) -> u16 {
-    let path = format!("/cable/register/{}", m.id.to_base64url());
-    match open(server, &path, &[(SECRET_HEADER, m.secret.as_str())]).await {
+    match open(
+        server,
+        &resume_path(&m.id),
+        &[(SECRET_HEADER, m.secret.as_str())],
+    )
+    .await
+    {
         Ok(_) => 101,
         Err(e) => status(Err(e)),
     }

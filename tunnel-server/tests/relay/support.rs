@@ -202,3 +202,31 @@ pub(crate) async fn await_metric(server: &RunningServer, line: &str, want: u64) 
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// The phone's registration secret header (the relay's README "Contact channel").
+pub(crate) const SECRET_HEADER: &str = "X-caBLE-Registration-Secret";
+
+/// Mints a contact ID; returns the registration socket, the ID and the secret (base64url).
+pub(crate) async fn register_with_secret(
+    server: &RunningServer,
+) -> (Ws, hybrid_protocol::tunnel::ContactId, String) {
+    let (ws, resp) = open(server, "/cable/register", &[]).await.unwrap();
+    assert_eq!(resp.headers()["Sec-WebSocket-Protocol"], "fido.cable");
+    let id = resp.headers()["X-caBLE-Contact-ID"].to_str().unwrap();
+    let secret = resp
+        .headers()
+        .get(SECRET_HEADER)
+        .expect("a minting /cable/register returns the registration secret")
+        .to_str()
+        .unwrap()
+        .to_string();
+    (
+        ws,
+        hybrid_protocol::tunnel::ContactId::from_base64url(id).unwrap(),
+        secret,
+    )
+}
+
+pub(crate) fn resume_path(id: &hybrid_protocol::tunnel::ContactId) -> String {
+    format!("/cable/register/{}", id.to_base64url())
+}
