@@ -81,8 +81,8 @@ pub struct StoredCredential {
     pub user_display_name: Option<String>,
     /// Discoverable (resident) credential: found without an allowList.
     pub discoverable: bool,
-    /// Synced passkey (BE and BS set) or device-bound (clear). Stores written before this
-    /// field existed hold only synced passkeys, hence the default.
+    /// Synced passkey (BE and BS set) or device-bound (clear). A store without this
+    /// field holds only synced passkeys, hence the default.
     #[serde(default)]
     pub kind: CredentialKind,
     /// Unix seconds of creation.
@@ -131,8 +131,8 @@ struct StoreFile {
     version: u32,
     root_secret: SecretHex,
     contact_id: Option<String>,
-    /// The relay's registration secret for `contact_id` (32 bytes hex). Absent in stores
-    /// written before the relay had secrets, and for a contact ID such a relay minted: the
+    /// The relay's registration secret for `contact_id` (32 bytes hex). Absent in a store
+    /// from a relay without secrets, and for a contact ID such a relay minted: the
     /// phone then resumes as a legacy contact and gets a secret when it next mints one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     contact_secret: Option<SecretHex>,

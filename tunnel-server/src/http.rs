@@ -252,8 +252,8 @@ fn register(
                 Ok(k) => k,
                 Err(r) => return refused(r, reject),
             };
-            // Only the phone holds the secret; legacy contact IDs (restored from a store
-            // written before secrets) have none and resume as before.
+            // Only the phone holds the secret; legacy contact IDs (restored from `+` lines
+            // of the store) have none and resume without one.
             if !shared.is_legacy_contact(&key) {
                 if let Err(d) = registration::check(req.headers(), &key) {
                     let _ = reject(Rejection::RegistrationSecret, StatusCode::FORBIDDEN);

@@ -271,7 +271,7 @@ const HEAD: usize = 64;
 /// A waiting socket usually sends nothing (the desktop speaks first), so it waits as a bare
 /// socket: no WebSocket state and no read buffer, which is most of what an idle tunnel would
 /// otherwise cost. Its WebSocket state is built when the joiner arrives, or when it sends
-/// something (early messages are then read, queued and relayed as before).
+/// something (early messages are then read, queued and relayed in order).
 pub(crate) async fn first(
     guard: Arc<ConnGuard>,
     on: OnUpgrade,
