@@ -1,7 +1,7 @@
-//! The WebSocket side (HYBRID.md §5.3, §8): one task per tunnel owns both sockets. The first
-//! socket (`/cable/new`, or the client's `/cable/contact`) waits for its joiner, queueing what
-//! it sends (bounded per tunnel by `max_queued_messages` and `max_prejoin_bytes`, and over all
-//! tunnels by the `max_queued_bytes` budget: [`Held`]); `/cable/connect` hands its socket
+//! The WebSocket side (docs/PROTOCOL.md#tunnel-relay, #contact): one task per tunnel owns both
+//! sockets. The first socket (`/cable/new`, or the client's `/cable/contact`) waits for its joiner,
+//! queueing what it sends (bounded per tunnel by `max_queued_messages` and `max_prejoin_bytes`, and
+//! over all tunnels by the `max_queued_bytes` budget: [`Held`]); `/cable/connect` hands its socket
 //! over; then binary messages are
 //! relayed verbatim both ways, never parsed, under the message-count, size, idle and lifetime
 //! limits, and a close on one side closes the other with a meaningful code. Also the phone's

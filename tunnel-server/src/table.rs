@@ -1,6 +1,6 @@
-//! The routing table (HYBRID.md §5.3) and the contact registry (§8, our contact channel), as
-//! plain structs with no sockets and no clock: callers pass `now`. Inputs are named
-//! `handle_*`. A tunnel slot is `Waiting` from its first socket (`/cable/new` or
+//! The routing table (docs/PROTOCOL.md#tunnel-relay) and the contact registry
+//! (docs/PROTOCOL.md#contact), as plain structs with no sockets and no clock: callers pass `now`.
+//! Inputs are named `handle_*`. A tunnel slot is `Waiting` from its first socket (`/cable/new` or
 //! `/cable/contact`) until `/cable/connect` takes the joiner channel, then `Paired` until the
 //! relay task reports it closed; slots carry a generation so a stale close never removes a
 //! newer tunnel with the same ID.

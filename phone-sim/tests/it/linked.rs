@@ -1,4 +1,5 @@
-//! Linked (state-assisted) sessions end to end through the relay's contact channel (§8.3).
+//! Linked (state-assisted) sessions end to end through the relay's contact channel
+//! (docs/PROTOCOL.md#flow-linked).
 
 use futures_util::SinkExt as _;
 use hybrid_protocol::ctap::{GetAssertionResponse, Status};
