@@ -237,37 +237,83 @@ fn every_cited_document_exists() {
 
 #[test]
 fn no_module_imports_another_that_imports_it() {
+    let all = files();
     let mut problems = Problems::default();
     let mut crates = 0;
-    for manifest in files().iter().filter(|f| f.ends_with("Cargo.toml")) {
+    for manifest in all.iter().filter(|f| f.ends_with("Cargo.toml")) {
         let src = manifest.parent().unwrap_or(Path::new("")).join("src");
-        let text = read(manifest);
-        if !text.lines().any(|l| l.trim() == "[package]") || !root().join(&src).is_dir() {
+        if !read(manifest).lines().any(|l| l.trim() == "[package]") {
             continue;
         }
-        crates += 1;
-        let sources: Vec<(PathBuf, String)> = files()
-            .into_iter()
-            .filter(|f| f.starts_with(&src) && has_extension(f, "rs"))
-            .map(|f| {
-                let text = read(&f);
-                (f, text)
-            })
-            .collect();
-        for cycle in cycles::find(&src, &sources) {
-            let mut message = format!(
-                "modules {} import each other; move what they share into a module of its own \
-                 so the arrows run one way (docs/STYLE.md#docs). The imports:",
-                cycle.modules.join(", ")
-            );
-            for edge in &cycle.edges {
-                let _ = write!(message, "\n      {edge}");
+        for files in crates_in(&src, &all) {
+            crates += 1;
+            let sources: Vec<cycles::Source> = files
+                .into_iter()
+                .map(|(path, module)| cycles::Source {
+                    module,
+                    shown: slash(&path),
+                    text: read(&path),
+                })
+                .collect();
+            for cycle in cycles::find(&sources) {
+                let mut message = format!(
+                    "modules {} import each other; move what they share into a module of its \
+                     own so the arrows run one way (docs/STYLE.md#docs). The imports:",
+                    cycle.modules.join(", ")
+                );
+                for edge in &cycle.edges {
+                    let _ = write!(message, "\n      {edge}");
+                }
+                problems.add(&src, 0, &message);
             }
-            problems.add(&src, 0, &message);
         }
     }
-    assert!(crates >= 5, "found only {crates} crates: is the repository root right?");
+    assert!(crates >= 8, "found only {crates} crates: is the repository root right?");
     problems.assert("module cycles");
+}
+
+/// The crates whose sources live under `src`, each as its files with their module paths: the
+/// library and `main.rs` (one module tree rooted at `src/`), and each binary in `src/bin/`
+/// (`X.rs` or `X/main.rs`, with its modules in `X/`).
+fn crates_in(src: &Path, all: &[PathBuf]) -> Vec<Vec<(PathBuf, String)>> {
+    let rust: Vec<&PathBuf> = all
+        .iter()
+        .filter(|f| f.starts_with(src) && has_extension(f, "rs"))
+        .collect();
+    let bin = src.join("bin");
+    let mut out = Vec::new();
+    let main_tree: Vec<(PathBuf, String)> = rust
+        .iter()
+        .filter(|f| !f.starts_with(&bin))
+        .map(|f| ((*f).clone(), cycles::module_of(f.strip_prefix(src).expect("under src"))))
+        .collect();
+    if !main_tree.is_empty() {
+        out.push(main_tree);
+    }
+    let mut bins = BTreeSet::new();
+    for f in rust.iter().filter(|f| f.starts_with(&bin)) {
+        let rel = f.strip_prefix(&bin).expect("under src/bin");
+        if let Some(first) = rel.iter().next() {
+            bins.insert(Path::new(first).with_extension(""));
+        }
+    }
+    for name in bins {
+        let dir = bin.join(&name);
+        let single = dir.with_extension("rs");
+        let tree: Vec<(PathBuf, String)> = rust
+            .iter()
+            .filter_map(|f| {
+                if **f == single {
+                    Some(((*f).clone(), String::new()))
+                } else {
+                    let rel = f.strip_prefix(&dir).ok()?;
+                    Some(((*f).clone(), cycles::module_of(rel)))
+                }
+            })
+            .collect();
+        out.push(tree);
+    }
+    out
 }
 
 /// The problems one check found, each `file:line: what to do`.
@@ -578,10 +624,12 @@ fn toml_string(text: &str, table: &str, key: &str) -> Option<String> {
             current = t.trim_matches(|c| c == '[' || c == ']').to_string();
             continue;
         }
-        if current != table {
+        if current != table || t.starts_with('#') {
             continue;
         }
-        let (k, v) = t.split_once('=')?;
+        let Some((k, v)) = t.split_once('=') else {
+            continue;
+        };
         if k.trim() == key {
             return Some(v.trim().trim_matches('"').to_string());
         }
@@ -621,4 +669,21 @@ fn the_scanners_find_what_they_should_and_nothing_else() {
     assert!(bare_section_number(&["x", "(HYBRID.md §4)"], 1).is_some());
     assert!(bare_section_number(&["WebAuthn", "the", "§6.1 flags"], 2).is_none());
     assert!(bare_section_number(&["no section sign here"], 0).is_none());
+    let tree = [
+        "k/src/lib.rs", "k/src/a.rs", "k/src/main.rs", "k/src/bin/one.rs", "k/src/bin/one/flood.rs",
+        "k/src/bin/two/main.rs", "k/src/bin/two/commands/mod.rs", "k/src/bin/two/commands/scan.rs",
+    ]
+    .map(PathBuf::from);
+    let crates = crates_in(Path::new("k/src"), &tree);
+    let modules: Vec<Vec<&str>> = crates
+        .iter()
+        .map(|c| c.iter().map(|(_, m)| m.as_str()).collect())
+        .collect();
+    assert_eq!(
+        modules,
+        [vec!["", "a", ""], vec!["", "flood"], vec!["", "commands", "commands::scan"]]
+    );
+    let manifest = "[package]\nname = \"x\"\n# a comment\nlicense = \"MIT\"\n[lib]\nlicense = \"no\"\n";
+    assert_eq!(toml_string(manifest, "package", "license").as_deref(), Some("MIT"));
+    assert_eq!(toml_string(manifest, "package", "edition"), None);
 }

@@ -30,10 +30,17 @@ pub(super) struct Cycle {
     pub(super) edges: Vec<String>,
 }
 
-/// The cycles among `sources` (paths relative to the repository root, with their text), whose
-/// crate source folder is `src`.
-pub(super) fn find(src: &Path, sources: &[(std::path::PathBuf, String)]) -> Vec<Cycle> {
-    let (nodes, edges) = graph(src, sources);
+/// One file of a crate: its module path (`""` for the crate root), the path to show in
+/// messages, and its text.
+pub(super) struct Source {
+    pub(super) module: String,
+    pub(super) shown: String,
+    pub(super) text: String,
+}
+
+/// The cycles among the modules of one crate.
+pub(super) fn find(sources: &[Source]) -> Vec<Cycle> {
+    let (nodes, edges) = graph(sources);
     let mut graph: BTreeMap<&str, BTreeSet<&str>> =
         nodes.iter().map(|m| (m.as_str(), BTreeSet::new())).collect();
     for (a, b) in edges.keys() {
@@ -59,17 +66,14 @@ pub(super) fn find(src: &Path, sources: &[(std::path::PathBuf, String)]) -> Vec<
 /// that make it.
 type Edges = BTreeMap<(String, String), Vec<String>>;
 
-pub(super) fn graph(src: &Path, sources: &[(std::path::PathBuf, String)]) -> (Vec<String>, Edges) {
+pub(super) fn graph(sources: &[Source]) -> (Vec<String>, Edges) {
+    // `lib.rs` and `main.rs` are both the root: their re-exports count together.
     let mut files: BTreeMap<String, (String, String)> = BTreeMap::new();
-    for (path, text) in sources {
-        let Ok(rel) = path.strip_prefix(src) else {
-            continue;
-        };
-        if rel.starts_with("bin") {
-            continue;
-        }
-        let shown = path.to_string_lossy().replace('\\', "/");
-        files.insert(module_of(rel), (shown, text.clone()));
+    for s in sources {
+        let entry = files.entry(s.module.clone()).or_default();
+        entry.0 = s.shown.clone();
+        entry.1.push_str(&s.text);
+        entry.1.push('\n');
     }
     let modules: BTreeSet<String> = files.keys().cloned().collect();
 
@@ -139,8 +143,9 @@ pub(super) fn graph(src: &Path, sources: &[(std::path::PathBuf, String)]) -> (Ve
     (nodes, edges)
 }
 
-/// `a/b.rs` → `a::b`, `a/mod.rs` → `a`, `lib.rs` / `main.rs` → `` (the root).
-fn module_of(rel: &Path) -> String {
+/// The module a file is, from its path relative to the crate's module folder: `a/b.rs` →
+/// `a::b`, `a/mod.rs` → `a`, `lib.rs` / `main.rs` → `` (the root).
+pub(super) fn module_of(rel: &Path) -> String {
     let mut parts: Vec<String> = rel
         .with_extension("")
         .components()
@@ -562,14 +567,17 @@ fn strongly_connected(graph: &BTreeMap<&str, BTreeSet<&str>>) -> Vec<Vec<String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     fn crate_of(files: &[(&str, &str)]) -> Vec<Cycle> {
-        let sources: Vec<(PathBuf, String)> = files
+        let sources: Vec<Source> = files
             .iter()
-            .map(|(p, t)| (PathBuf::from(format!("k/src/{p}")), t.to_string()))
+            .map(|(p, t)| Source {
+                module: module_of(Path::new(p)),
+                shown: format!("k/src/{p}"),
+                text: t.to_string(),
+            })
             .collect();
-        find(Path::new("k/src"), &sources)
+        find(&sources)
     }
 
     #[test]
