@@ -1,5 +1,5 @@
-//! The HTTP layer (HYBRID.md §5.2): routes `/healthz`, `/readyz`, `/metrics` (GET or HEAD;
-//! `/metrics` only on the metrics listener when one is configured), `/cable/new`,
+//! The HTTP layer (docs/PROTOCOL.md#tunnel-paths): routes `/healthz`, `/readyz`, `/metrics` (GET or
+//! HEAD; `/metrics` only on the metrics listener when one is configured), `/cable/new`,
 //! `/cable/connect`, `/cable/contact` and `/cable/register`, checks the method, the WebSocket
 //! upgrade headers, the `fido.cable` subprotocol and the optional Origin allow-list (the
 //! phone-only `/cable/register` refuses any Origin), reserves
@@ -252,8 +252,8 @@ fn register(
                 Ok(k) => k,
                 Err(r) => return refused(r, reject),
             };
-            // Only the phone holds the secret; legacy contact IDs (restored from a store
-            // written before secrets) have none and resume as before.
+            // Only the phone holds the secret; legacy contact IDs (restored from `+` lines
+            // of the store) have none and resume without one.
             if !shared.is_legacy_contact(&key) {
                 if let Err(d) = registration::check(req.headers(), &key) {
                     let _ = reject(Rejection::RegistrationSecret, StatusCode::FORBIDDEN);

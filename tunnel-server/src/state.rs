@@ -155,7 +155,7 @@ impl Shared {
         }
     }
 
-    /// Whether `key` was restored from a store written before registration secrets: such a
+    /// Whether `key` was restored from a legacy store line (no registration secret): such a
     /// contact ID resumes without one (README "Contact channel").
     pub(crate) fn is_legacy_contact(&self, key: &[u8; CONTACT_RANDOM_LEN]) -> bool {
         self.contact_store.as_ref().is_some_and(|store| {
