@@ -1,8 +1,8 @@
-//! Showing the `FIDO:/` URL as a QR code (HYBRID.md §2): unicode half blocks for the terminal,
-//! PNG and SVG files. The module grid comes from the `qrcode` crate; the terminal and PNG
-//! renderings are drawn here from its modules. Also the self-contained HTML page that reports
-//! share ([`html_page`], [`escape_html`]): the bridge's scan report and the demo's proximity
-//! report.
+//! Showing the `FIDO:/` URL as a QR code (docs/PROTOCOL.md#qr): unicode half blocks for the
+//! terminal, PNG and SVG files. The module grid comes from the `qrcode` crate; the terminal and
+//! PNG renderings are drawn here from its modules. Also the self-contained HTML page that
+//! reports share ([`html_page`], [`escape_html`]): the bridge's scan report and the demo's
+//! proximity report.
 
 use std::path::Path;
 

@@ -1,6 +1,6 @@
 //! `hybrid-bridge scan`: the hybrid adverts heard, live, one table row each (service UUID,
 //! RSSI, length, CTAP 2.3 suffix, address) and, given the QR code or its secret, whether each
-//! decrypts under it and to what (HYBRID.md §4). With `--report`/`--events-out` the session is
+//! decrypts under it and to what (docs/PROTOCOL.md#advert). With `--report`/`--events-out` the session is
 //! also written as a report when the scan ends ([`crate::scan_report`]).
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! The command line in two stages, as ripgrep does it: [`defs`] declares the flags with clap
+//! The command line in two stages (docs/STYLE.md#cli), as ripgrep does it: [`defs`] declares the flags with clap
 //! (their help text beside each; raw values, nothing opened), and [`settings`] turns raw
 //! values into what the commands run with, checking everything that can be checked before a
 //! QR code shows and opening the scanner. [`request`] builds the options a relying party would
