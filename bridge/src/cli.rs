@@ -1,4 +1,4 @@
-//! The command line, in two stages (STYLE §5): clap's raw flags ([`Cli`]), then resolved
+//! The command line, in two stages (docs/STYLE.md#cli): clap's raw flags ([`Cli`]), then resolved
 //! options that open scanners and call the library. `main.rs` only sets up logging, parses and
 //! maps the result to an exit code.
 

@@ -1,5 +1,5 @@
-//! The bridge's error type (STYLE §3), sorted by who is at fault, each with a distinct process
-//! exit code ([`BridgeError::exit_code`]). Messages are lowercase and say what to do next.
+//! The bridge's error type (docs/STYLE.md#errors), sorted by who is at fault, each with a distinct
+//! process exit code ([`BridgeError::exit_code`]). Messages are lowercase and say what to do next.
 
 use std::time::Duration;
 

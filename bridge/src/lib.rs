@@ -1,7 +1,7 @@
 //! The desktop side of FIDO cross-device sign-in (CTAP 2.2 "hybrid", caBLE v2): show a QR
 //! code, hear the phone's BLE advert, connect through a tunnel relay, run the Noise KNpsk0
 //! handshake and exactly one CTAP2 command, and turn the reply into W3C WebAuthn JSON. All wire
-//! logic lives in `hybrid_protocol`; this crate is the IO around it (HYBRID.md §1, §4–§9).
+//! logic lives in `hybrid_protocol`; this crate is the IO around it (docs/PROTOCOL.md).
 //!
 //! # Driving a ceremony (the demo, end-to-end tests)
 //!

@@ -1,5 +1,5 @@
-//! Showing the `FIDO:/` URL as a QR code (HYBRID.md §2): unicode half blocks for the terminal,
-//! PNG and SVG files. The module grid comes from the `qrcode` crate; the terminal and PNG
+//! Showing the `FIDO:/` URL as a QR code (docs/PROTOCOL.md#qr): unicode half blocks for the
+//! terminal, PNG and SVG files. The module grid comes from the `qrcode` crate; the terminal and PNG
 //! renderings are drawn here from its modules.
 
 use std::path::Path;

@@ -1,6 +1,6 @@
-//! The phone: QR-initiated sessions (HYBRID.md §1, §7) and linked sessions woken through the
-//! relay's contact channel (§8.3). Only IO lives here: every wire step is a call into
-//! `hybrid-protocol`.
+//! The phone: QR-initiated sessions (docs/PROTOCOL.md#flow-qr) and linked sessions woken through
+//! the relay's contact channel (docs/PROTOCOL.md#flow-linked, #contact). Only IO lives here: every
+//! wire step is a call into `hybrid-protocol`.
 //!
 //! A session, from the phone's side:
 //!
@@ -48,8 +48,8 @@ pub struct PhoneConfig {
     pub connect_to: Vec<(String, String)>,
     /// Extra CA certificate (PEM) trusted besides the system roots.
     pub extra_ca: Option<PathBuf>,
-    /// Tunnel domain number put in the advert (§5.1): 0, 1 or ≥ 256. Without `tunnel`, the
-    /// phone connects to this domain's host name.
+    /// Tunnel domain number put in the advert (docs/PROTOCOL.md#tunnel-domains): 0, 1 or ≥ 256.
+    /// Without `tunnel`, the phone connects to this domain's host name.
     pub domain: u16,
     /// The simulated user's answer.
     pub approve: Approve,
@@ -62,7 +62,7 @@ pub struct PhoneConfig {
     pub fault: Option<AdvertFault>,
     /// Send linking info when the QR code allows it (needs a contact ID from the relay).
     pub link: bool,
-    /// Display name in linking info (§8.1 key 5).
+    /// Display name in linking info (docs/PROTOCOL.md#linking-info key 5).
     pub name: String,
     /// How long to wait for the desktop at each step (Noise msg1, the request, shutdown).
     pub timeout: Duration,
@@ -243,9 +243,9 @@ impl Phone {
             })
     }
 
-    /// Serves one QR-initiated session (§1): opens `/cable/new/<tunnel id>`, advertises until
-    /// the desktop's Noise message 1 arrives, answers the KNpsk0 handshake, sends getInfo and
-    /// (if the QR allows linking) linking info, then serves one CTAP command.
+    /// Serves one QR-initiated session (docs/PROTOCOL.md#flow-qr): opens `/cable/new/<tunnel id>`,
+    /// advertises until the desktop's Noise message 1 arrives, answers the KNpsk0 handshake, sends
+    /// getInfo and (if the QR allows linking) linking info, then serves one CTAP command.
     pub async fn serve_qr(
         &mut self,
         qr: &QrCode,
@@ -297,7 +297,7 @@ impl Phone {
         Ok(outcome)
     }
 
-    /// Holds the contact registration (§8, the relay's contact channel) and serves linked
+    /// Holds the contact registration (docs/PROTOCOL.md#contact) and serves linked
     /// sessions as wake-ups arrive, returning after `max_sessions` (forever if `None`).
     /// Wake-ups for unknown links are ignored; a failed session is logged and the phone
     /// keeps listening. A 410 on resume forgets the contact ID and every link, then
@@ -611,7 +611,22 @@ impl Phone {
                         after: self.config.timeout,
                     });
                 }
-                Ok(r) => r?,
+                Ok(Ok(frame)) => frame,
+                Ok(Err(e)) => match answered {
+                    // Once the answer is sent, the desktop leaving in any way (shutdown, a
+                    // WebSocket close, the relay reporting the peer gone, the stream ending)
+                    // ends the session as a success: only what happens before the answer can
+                    // fail it.
+                    Some(operation) => {
+                        tracing::debug!("the desktop left after the answer: {e}");
+                        return Ok(Outcome {
+                            operation,
+                            get_info_served,
+                            link_id: None,
+                        });
+                    }
+                    None => return Err(e),
+                },
             };
             let Some(frame) = incoming else {
                 return match answered {

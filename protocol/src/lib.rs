@@ -2,7 +2,7 @@
 //! machines: no sockets, no clocks, no global randomness. Time and an RNG are passed in by
 //! the caller, and bytes go in and out; the IO crates (`bridge`, `phone-sim`,
 //! `tunnel-server`) are thin shells around this crate. One module per topic, each citing the
-//! section of `HYBRID.md` it implements:
+//! section of `docs/PROTOCOL.md` it implements:
 //!
 //! - [`qr`]: `FIDO:/` codes; [`derive`](mod@derive): HKDF purposes and P-256 keys from seeds;
 //! - [`eid`]: BLE adverts; [`tunnel`]: relay domains, IDs and paths; [`contact`]: the

@@ -1,7 +1,7 @@
 //! Tunnel servers: the assigned and hashed tunnel domains, the identifiers that appear in
 //! tunnel URLs, and the `/cable/new`, `/cable/connect` and `/cable/contact` paths with their
-//! headers (HYBRID.md §5). Identifiers are emitted as upper-case hex, as Chromium does, and
-//! accepted in either case.
+//! headers (docs/PROTOCOL.md#tunnel). Identifiers are emitted as upper-case hex, as Chromium does,
+//! and accepted in either case.
 
 use core::fmt;
 
@@ -14,7 +14,8 @@ use crate::error::{Error, Malformed};
 pub const SUBPROTOCOL: &str = "fido.cable";
 /// Response header of `/cable/new` carrying the server's 3-byte routing ID as 6 hex digits.
 pub const ROUTING_ID_HEADER: &str = "X-caBLE-Routing-ID";
-/// Request header of `/cable/contact` carrying the hex of the client payload CBOR (§8.2).
+/// Request header of `/cable/contact` carrying the hex of the client payload CBOR
+/// (docs/PROTOCOL.md#client-payload).
 pub const CLIENT_PAYLOAD_HEADER: &str = "X-caBLE-Client-Payload";
 /// Request (and echoed response) header asking the relay to signal the phone's arrival.
 pub const SIGNAL_CONNECTION_HEADER: &str = "X-caBLE-Signal-Connection";
@@ -147,7 +148,7 @@ impl Domain {
     }
 }
 
-/// The hashed domain name for numbers ≥ 256 (HYBRID.md §5.1).
+/// The hashed domain name for numbers ≥ 256 (docs/PROTOCOL.md#tunnel-domains).
 fn hashed_domain(value: u16) -> String {
     const PREFIX: &[u8] = b"caBLEv2 tunnel server domain";
     const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";

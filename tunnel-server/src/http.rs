@@ -1,5 +1,5 @@
-//! The HTTP layer (HYBRID.md §5.2): routes `/healthz`, `/readyz`, `/metrics` (GET or HEAD;
-//! `/metrics` only on the metrics listener when one is configured), `/cable/new`,
+//! The HTTP layer (docs/PROTOCOL.md#tunnel-paths): routes `/healthz`, `/readyz`, `/metrics` (GET or
+//! HEAD; `/metrics` only on the metrics listener when one is configured), `/cable/new`,
 //! `/cable/connect`, `/cable/contact` and `/cable/register`, checks the method, the WebSocket
 //! upgrade headers, the `fido.cable` subprotocol and the optional Origin allow-list (the
 //! phone-only `/cable/register` refuses any Origin), reserves

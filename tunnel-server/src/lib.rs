@@ -1,4 +1,4 @@
-//! A self-hostable caBLE v2 / CTAP 2.2 hybrid tunnel relay (HYBRID.md §5, §8).
+//! A self-hostable caBLE v2 / CTAP 2.2 hybrid tunnel relay (docs/PROTOCOL.md#tunnel, #contact).
 //!
 //! Phones open `/cable/new/<tunnel id>`, clients open `/cable/connect/<routing id>/<tunnel id>`,
 //! and the relay forwards binary WebSocket messages verbatim between the pair; it never parses

@@ -1,7 +1,7 @@
-//! The WebSocket side (HYBRID.md §5.3, §8): one task per tunnel owns both sockets. The first
-//! socket (`/cable/new`, or the client's `/cable/contact`) waits for its joiner, queueing what
-//! it sends (bounded per tunnel by `max_queued_messages` and `max_prejoin_bytes`, and over all
-//! tunnels by the `max_queued_bytes` budget: [`Held`]); `/cable/connect` hands its socket
+//! The WebSocket side (docs/PROTOCOL.md#tunnel-relay, #contact): one task per tunnel owns both
+//! sockets. The first socket (`/cable/new`, or the client's `/cable/contact`) waits for its joiner,
+//! queueing what it sends (bounded per tunnel by `max_queued_messages` and `max_prejoin_bytes`, and
+//! over all tunnels by the `max_queued_bytes` budget: [`Held`]); `/cable/connect` hands its socket
 //! over; then binary messages are
 //! relayed verbatim both ways, never parsed, under the message-count, size, idle and lifetime
 //! limits, and a close on one side closes the other with a meaningful code. The socket helpers
@@ -270,7 +270,7 @@ const HEAD: usize = 64;
 /// A waiting socket usually sends nothing (the desktop speaks first), so it waits as a bare
 /// socket: no WebSocket state and no read buffer, which is most of what an idle tunnel would
 /// otherwise cost. Its WebSocket state is built when the joiner arrives, or when it sends
-/// something (early messages are then read, queued and relayed as before).
+/// something (early messages are then read, queued and relayed in order).
 pub(crate) async fn first(
     guard: Arc<ConnGuard>,
     on: OnUpgrade,

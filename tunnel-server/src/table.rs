@@ -1,4 +1,4 @@
-//! The routing table (HYBRID.md §5.3), a plain struct with no sockets and no clock. Inputs are
+//! The routing table (docs/PROTOCOL.md#tunnel-relay), a plain struct with no sockets and no clock. Inputs are
 //! named `handle_*`. A tunnel slot is `Waiting` from its first socket (`/cable/new` or
 //! `/cable/contact`) until `/cable/connect` takes the joiner channel, then `Paired` until the
 //! relay task reports it closed; slots carry a generation so a stale close never removes a

@@ -4,8 +4,8 @@
 //! host ([`browser`]: per-browser manifests, the binary they start, the extension they allow),
 //! the relays ([`relays`]: DNS, TCP, TLS 1.3 and the `fido.cable` upgrade to Google's and
 //! Apple's tunnel domains and to a configured relay, each step timed), the system clock (phones
-//! check a QR code's timestamp, HYBRID.md §3) and the linked-phones file. `--json` prints the
-//! same report for a support ticket. Every network step is bounded by `--step-timeout`.
+//! check a QR code's timestamp, docs/PROTOCOL.md#qr-keys) and the linked-phones file. `--json`
+//! prints the same report for a support ticket. Every network step is bounded by `--step-timeout`.
 
 pub mod bluetooth;
 pub mod browser;

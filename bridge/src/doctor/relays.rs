@@ -1,7 +1,7 @@
 //! Doctor's network checks: each relay through [`tunnel_client::TunnelConfig::probe`] (DNS,
 //! TCP, TLS 1.3, the `fido.cable` upgrade on `/cable/new`, each step timed and bounded), for
-//! Google's and Apple's tunnel domains (HYBRID.md §5.1) and any configured relay; the
-//! linked-phones file and the relay of each linked phone; and the system clock, against the
+//! Google's and Apple's tunnel domains (docs/PROTOCOL.md#tunnel-domains) and any configured relay;
+//! the linked-phones file and the relay of each linked phone; and the system clock, against the
 //! calendar and against the `Date` header of every relay that answered.
 
 use std::path::PathBuf;

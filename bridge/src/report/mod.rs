@@ -1,9 +1,10 @@
 //! The scan report (`hybrid-bridge scan --report FILE --events-out FILE`): every advert a scan
 //! session heard, as raw events (CSV or JSON) and as a self-contained HTML or SVG report —
 //! adverts per device over time, RSSI over time, reception rate and gaps, which adverts
-//! decrypted under the given QR code with their tunnel domain and routing ID (HYBRID.md §4,
-//! §5.1), and the adverts that break the spec (length, reserved bits, unknown domain). The
-//! [`Recorder`] only classifies and keeps events; [`render`] draws them.
+//! decrypted under the given QR code with their tunnel domain and routing ID
+//! (docs/PROTOCOL.md#advert, #tunnel-domains), and the adverts that break the spec (length,
+//! reserved bits, unknown domain). The [`Recorder`] only classifies and keeps events; [`render`]
+//! draws them.
 
 pub mod render;
 

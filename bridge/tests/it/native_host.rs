@@ -1,4 +1,4 @@
-//! The native messaging host (issue 12), mostly through the real binary as a browser would
+//! The native messaging host, mostly through the real binary as a browser would
 //! run it: framing and its limits, bad messages, the RP ID check before any QR code, cancel
 //! and stdin EOF mid-ceremony, full create and get ceremonies against the scripted phone
 //! behind the in-test relay (QR and linked), phone errors as DOMException names, and the

@@ -1,5 +1,5 @@
 //! The contact channel (README "Contact channel"): this relay's own way to wake a linked phone,
-//! the leg HYBRID.md §8 leaves open (Google uses FCM). A phone holds a registration socket
+//! the leg docs/PROTOCOL.md#linking leaves open (Google uses FCM). A phone holds a registration socket
 //! (`/cable/register`), through which a desktop's `/cable/contact/<contact id>` wakes it to
 //! join a fresh tunnel. Everything the relay does for it lives here:
 //!

@@ -23,7 +23,7 @@ type Key = [u8; CONTACT_RANDOM_LEN];
 /// registration: it resumes the ID (`/cable/register/<id>`, with its secret), or one of its
 /// registration sockets stays connected for `unconfirmed_expiry` (README "Threat model").
 /// Unconfirmed entries are forgotten `unconfirmed_expiry` after they were last seen; entries
-/// restored from a store written before confirmation existed ([`Status::Restored`]) and
+/// restored from store lines without a confirmation ([`Status::Restored`]) and
 /// confirmed ones after `expiry`. When the registry is full, a mint first drops expired
 /// entries, then evicts the least recently seen unconfirmed entry that is not connected
 /// (fresh ones before restored ones); confirmed and connected entries are never evicted.
@@ -57,7 +57,7 @@ pub(crate) enum Status {
     /// Minted by this process and not confirmed: forgotten after the short unconfirmed expiry,
     /// first to be evicted, never written to the contact store.
     Unconfirmed = 0,
-    /// Restored from a store line written before confirmation existed (a real phone or a
+    /// Restored from a store line without a confirmation (a real phone or a
     /// squat; nobody can tell): unconfirmed, but kept for the full expiry unless the registry
     /// needs room, so a phone that is offline across the upgrade keeps its links.
     Restored = 1,
@@ -448,7 +448,7 @@ mod tests {
         k
     }
 
-    /// Issue 11 item 2: a mint nobody uses is forgotten after the unconfirmed expiry, not the
+    /// A mint nobody uses is forgotten after the unconfirmed expiry, not the
     /// full one; a confirmed contact ID keeps the full expiry.
     #[test]
     fn unused_mints_expire_after_the_short_window_confirmed_ones_do_not() {
@@ -528,9 +528,9 @@ mod tests {
         assert_eq!(c.lookup(&id(key(2)), t0 + HOUR).unwrap_err(), Refusal::Gone);
     }
 
-    /// Issue 11 item 2: the refusal path is a few queue slots, not a scan. With 10,000
-    /// confirmed entries, a refused mint looks at no more than one slot per queue (today's
-    /// code ran `retain` over all 10,000 per refusal).
+    /// The refusal path is a few queue slots, not a scan: with 10,000 confirmed entries, a
+    /// refused mint looks at no more than one slot per queue (a `retain` over the registry
+    /// would touch all 10,000 per refusal).
     #[test]
     fn a_refused_mint_does_not_scan_the_registry() {
         let n = 10_000;
