@@ -1,5 +1,5 @@
-//! This project's contact channel on its relay (tunnel-server README, "Contact channel"): how a
-//! linked phone is woken for a state-assisted sign-in (HYBRID.md §8.3), a leg the hybrid
+//! This project's contact channel on its relay (docs/PROTOCOL.md#contact): how a linked phone
+//! is woken for a linked ceremony (docs/PROTOCOL.md#flow-linked), a leg the hybrid
 //! specification leaves to the phone's platform (Google uses FCM). The wire format both the
 //! relay and the phone speak:
 //!
