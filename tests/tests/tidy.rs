@@ -51,14 +51,38 @@ const HISTORY_EXEMPT: &[&str] = &["CHANGELOG.md", SELF];
 /// Names that may precede a `§` section number: outside specifications. The repository's own
 /// documents are cited by anchor (`docs/PROTOCOL.md#advert`), never by section number.
 const SPECIFICATIONS: &[&str] = &[
-    "WebAuthn", "CTAP", "RFC", "Noise", "Permissions Policy", "FIPS", "SEC 1", "NIST", "X.509",
-    "W3C", "Bluetooth", "COSE", "CBOR",
+    "WebAuthn",
+    "CTAP",
+    "RFC",
+    "Noise",
+    "Permissions Policy",
+    "FIPS",
+    "SEC 1",
+    "NIST",
+    "X.509",
+    "W3C",
+    "Bluetooth",
+    "COSE",
+    "CBOR",
 ];
 
 /// Text files the history, citation and section checks read, by extension (or full name).
 const TEXT: &[&str] = &[
-    "rs", "md", "toml", "sh", "py", "js", "mjs", "json", "yml", "yaml", "txt", "conf",
-    "service", "Dockerfile", "run",
+    "rs",
+    "md",
+    "toml",
+    "sh",
+    "py",
+    "js",
+    "mjs",
+    "json",
+    "yml",
+    "yaml",
+    "txt",
+    "conf",
+    "service",
+    "Dockerfile",
+    "run",
 ];
 
 #[test]
@@ -268,7 +292,10 @@ fn no_module_imports_another_that_imports_it() {
             }
         }
     }
-    assert!(crates >= 8, "found only {crates} crates: is the repository root right?");
+    assert!(
+        crates >= 8,
+        "found only {crates} crates: is the repository root right?"
+    );
     problems.assert("module cycles");
 }
 
@@ -285,7 +312,12 @@ fn crates_in(src: &Path, all: &[PathBuf]) -> Vec<Vec<(PathBuf, String)>> {
     let main_tree: Vec<(PathBuf, String)> = rust
         .iter()
         .filter(|f| !f.starts_with(&bin))
-        .map(|f| ((*f).clone(), cycles::module_of(f.strip_prefix(src).expect("under src"))))
+        .map(|f| {
+            (
+                (*f).clone(),
+                cycles::module_of(f.strip_prefix(src).expect("under src")),
+            )
+        })
         .collect();
     if !main_tree.is_empty() {
         out.push(main_tree);
@@ -359,7 +391,13 @@ fn files() -> Vec<PathBuf> {
 fn list_files() -> Vec<PathBuf> {
     let root = root();
     let listed = Command::new("git")
-        .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"])
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
         .current_dir(&root)
         .output()
         .ok()
@@ -419,9 +457,13 @@ fn is_text(path: &Path) -> bool {
     if s.contains("/corpus/") || s.contains("/regressions/") {
         return false;
     }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let ext = path.extension().map(|e| e.to_string_lossy().into_owned());
-    TEXT.iter().any(|t| ext.as_deref() == Some(*t) || name == *t)
+    TEXT.iter()
+        .any(|t| ext.as_deref() == Some(*t) || name == *t)
 }
 
 fn is_word_byte(b: u8) -> bool {
@@ -497,10 +539,13 @@ fn citations(line: &str) -> Vec<Citation> {
             start -= 1;
         }
         let path = &line[start..end];
-        let token_start = line[..start].rfind(char::is_whitespace).map_or(0, |k| k + 1);
+        let token_start = line[..start]
+            .rfind(char::is_whitespace)
+            .map_or(0, |k| k + 1);
         let token = &line[token_start..end];
         // URLs, globs and placeholders are not documents of this repository.
-        if path == ".md" || path.starts_with('.') && !path.starts_with("../") && !path.starts_with("./")
+        if path == ".md"
+            || path.starts_with('.') && !path.starts_with("../") && !path.starts_with("./")
             || token.contains("://")
             || token.contains('*')
             || token.contains('<')
@@ -639,12 +684,17 @@ fn toml_string(text: &str, table: &str, key: &str) -> Option<String> {
 
 /// The 1-based number of the first line containing `needle`, or 1.
 fn line_of(text: &str, needle: &str) -> usize {
-    text.lines().position(|l| l.contains(needle)).map_or(1, |n| n + 1)
+    text.lines()
+        .position(|l| l.contains(needle))
+        .map_or(1, |n| n + 1)
 }
 
 #[test]
 fn the_scanners_find_what_they_should_and_nothing_else() {
-    assert_eq!(tracker_number("see issue 12 item 1").as_deref(), Some("issue 12"));
+    assert_eq!(
+        tracker_number("see issue 12 item 1").as_deref(),
+        Some("issue 12")
+    );
     assert_eq!(tracker_number("issues #3 and"), Some("issues #3".into()));
     assert_eq!(tracker_number("fixes #42."), Some("#42".into()));
     assert_eq!(tracker_number("pkcs#8, sec1"), None);
@@ -655,14 +705,29 @@ fn the_scanners_find_what_they_should_and_nothing_else() {
     assert!(!contains_words("has before", "as before"));
     let c = citations("see docs/PROTOCOL.md#flow-qr, #flow-linked and [x](../README.md)");
     assert_eq!(c.len(), 2);
-    assert_eq!((c[0].path.as_str(), c[0].anchors.clone()), ("docs/PROTOCOL.md", vec!["flow-qr".to_string(), "flow-linked".to_string()]));
+    assert_eq!(
+        (c[0].path.as_str(), c[0].anchors.clone()),
+        (
+            "docs/PROTOCOL.md",
+            vec!["flow-qr".to_string(), "flow-linked".to_string()]
+        )
+    );
     assert_eq!(c[1].path, "../README.md");
     assert!(citations("https://github.com/o/r/blob/main/README.md").is_empty());
     assert!(citations("`*.md` files").is_empty());
     let known: BTreeSet<String> = ["docs/PROTOCOL.md", "README.md"].map(String::from).into();
-    assert_eq!(resolve(&known, "bridge/src/a.rs", "docs/PROTOCOL.md").as_deref(), Some("docs/PROTOCOL.md"));
-    assert_eq!(resolve(&known, "docs/STYLE.md", "../README.md").as_deref(), Some("README.md"));
-    assert_eq!(resolve(&known, "docs/STYLE.md", "PROTOCOL.md").as_deref(), Some("docs/PROTOCOL.md"));
+    assert_eq!(
+        resolve(&known, "bridge/src/a.rs", "docs/PROTOCOL.md").as_deref(),
+        Some("docs/PROTOCOL.md")
+    );
+    assert_eq!(
+        resolve(&known, "docs/STYLE.md", "../README.md").as_deref(),
+        Some("README.md")
+    );
+    assert_eq!(
+        resolve(&known, "docs/STYLE.md", "PROTOCOL.md").as_deref(),
+        Some("docs/PROTOCOL.md")
+    );
     assert_eq!(resolve(&known, "bridge/src/a.rs", "HYBRID.md"), None);
     let a = anchors_of("# The title\n<a id=\"qr-keys\"></a>\n## 3.2 CBOR keys\n");
     assert!(a.contains("qr-keys") && a.contains("the-title") && a.contains("32-cbor-keys"));
@@ -670,8 +735,14 @@ fn the_scanners_find_what_they_should_and_nothing_else() {
     assert!(bare_section_number(&["WebAuthn", "the", "§6.1 flags"], 2).is_none());
     assert!(bare_section_number(&["no section sign here"], 0).is_none());
     let tree = [
-        "k/src/lib.rs", "k/src/a.rs", "k/src/main.rs", "k/src/bin/one.rs", "k/src/bin/one/flood.rs",
-        "k/src/bin/two/main.rs", "k/src/bin/two/commands/mod.rs", "k/src/bin/two/commands/scan.rs",
+        "k/src/lib.rs",
+        "k/src/a.rs",
+        "k/src/main.rs",
+        "k/src/bin/one.rs",
+        "k/src/bin/one/flood.rs",
+        "k/src/bin/two/main.rs",
+        "k/src/bin/two/commands/mod.rs",
+        "k/src/bin/two/commands/scan.rs",
     ]
     .map(PathBuf::from);
     let crates = crates_in(Path::new("k/src"), &tree);
@@ -681,9 +752,17 @@ fn the_scanners_find_what_they_should_and_nothing_else() {
         .collect();
     assert_eq!(
         modules,
-        [vec!["", "a", ""], vec!["", "flood"], vec!["", "commands", "commands::scan"]]
+        [
+            vec!["", "a", ""],
+            vec!["", "flood"],
+            vec!["", "commands", "commands::scan"]
+        ]
     );
-    let manifest = "[package]\nname = \"x\"\n# a comment\nlicense = \"MIT\"\n[lib]\nlicense = \"no\"\n";
-    assert_eq!(toml_string(manifest, "package", "license").as_deref(), Some("MIT"));
+    let manifest =
+        "[package]\nname = \"x\"\n# a comment\nlicense = \"MIT\"\n[lib]\nlicense = \"no\"\n";
+    assert_eq!(
+        toml_string(manifest, "package", "license").as_deref(),
+        Some("MIT")
+    );
     assert_eq!(toml_string(manifest, "package", "edition"), None);
 }

@@ -41,8 +41,10 @@ pub(super) struct Source {
 /// The cycles among the modules of one crate.
 pub(super) fn find(sources: &[Source]) -> Vec<Cycle> {
     let (nodes, edges) = graph(sources);
-    let mut graph: BTreeMap<&str, BTreeSet<&str>> =
-        nodes.iter().map(|m| (m.as_str(), BTreeSet::new())).collect();
+    let mut graph: BTreeMap<&str, BTreeSet<&str>> = nodes
+        .iter()
+        .map(|m| (m.as_str(), BTreeSet::new()))
+        .collect();
     for (a, b) in edges.keys() {
         if let Some(out) = graph.get_mut(a.as_str()) {
             out.insert(b.as_str());
@@ -85,7 +87,10 @@ pub(super) fn graph(sources: &[Source]) -> (Vec<String>, Edges) {
                 continue;
             }
             for p in expand(&tree) {
-                let segs: Vec<&str> = p.split("::").filter(|s| !s.is_empty() && *s != "crate").collect();
+                let segs: Vec<&str> = p
+                    .split("::")
+                    .filter(|s| !s.is_empty() && *s != "crate")
+                    .collect();
                 if let (Some(first), Some(last)) = (segs.first(), segs.last()) {
                     if modules.contains(*first) {
                         let name = last.rsplit('@').next().unwrap_or(last);
@@ -207,7 +212,9 @@ fn strip(text: &str) -> String {
             let j = find_bytes(b, i + len, &close).map_or(n, |k| k + close.len());
             blank(&mut out, i, j);
             i = j;
-        } else if b[i] == b'"' || (!prev_ident && matches!(b[i], b'b' | b'c') && b.get(i + 1) == Some(&b'"')) {
+        } else if b[i] == b'"'
+            || (!prev_ident && matches!(b[i], b'b' | b'c') && b.get(i + 1) == Some(&b'"'))
+        {
             let mut j = i + if b[i] == b'"' { 1 } else { 2 };
             while j < n && b[j] != b'"' {
                 j += if b[j] == b'\\' { 2 } else { 1 };
@@ -257,7 +264,9 @@ fn char_literal_len(b: &[u8]) -> Option<usize> {
     }
     // One character, possibly several UTF-8 bytes.
     let s = std::str::from_utf8(&window[1..]).ok().or_else(|| {
-        (1..window.len()).rev().find_map(|e| std::str::from_utf8(&window[1..e]).ok())
+        (1..window.len())
+            .rev()
+            .find_map(|e| std::str::from_utf8(&window[1..e]).ok())
     })?;
     let c = s.chars().next()?;
     (c != '\'' && s[c.len_utf8()..].starts_with('\'')).then_some(1 + c.len_utf8() + 1)
@@ -308,7 +317,8 @@ fn items_spans(code: &str) -> Vec<(usize, usize)> {
         // A visibility right before: `pub use`, `pub(crate) use`, `pub(in a::b) use`.
         let head = code[..i].trim_end();
         let vis = if head.ends_with(')') {
-            head.rfind('(').and_then(|k| head[..k].trim_end().strip_suffix("pub").map(|h| h.len()))
+            head.rfind('(')
+                .and_then(|k| head[..k].trim_end().strip_suffix("pub").map(|h| h.len()))
         } else {
             head.strip_suffix("pub").map(str::len)
         };
@@ -454,7 +464,11 @@ fn resolve(
     inline_depth: usize,
 ) -> Option<String> {
     let mut segs: Vec<&str> = path.split("::").filter(|s| !s.is_empty()).collect();
-    let own: Vec<&str> = if module.is_empty() { vec![] } else { module.split("::").collect() };
+    let own: Vec<&str> = if module.is_empty() {
+        vec![]
+    } else {
+        module.split("::").collect()
+    };
     let base: Vec<&str>;
     match segs.first().copied() {
         Some("crate") => {
@@ -482,7 +496,11 @@ fn resolve(
         }
         Some(first) => {
             // A relative path: only a child module of this one counts.
-            let child = if module.is_empty() { first.to_string() } else { format!("{module}::{first}") };
+            let child = if module.is_empty() {
+                first.to_string()
+            } else {
+                format!("{module}::{first}")
+            };
             if !modules.contains(&child) {
                 return None;
             }
