@@ -10,7 +10,9 @@
 # DENY_ADVISORIES_REQUIRED=1). crates.io's registry mirrors do not carry the database.
 #
 # cargo-deny comes from PATH when it is the pinned version, else it is built once with
-# `cargo install --locked` into ~/.cargo/bin (about 6 minutes of 2 cores; later runs reuse it).
+# `cargo install --locked` into ~/.cargo/bin: about 5 minutes of CPU, so 3-4 minutes on two
+# idle cores (19.5 minutes were measured on a 2-core machine other builds kept busy); later
+# runs reuse it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
