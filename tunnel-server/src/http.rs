@@ -6,7 +6,8 @@
 //! the tunnel or contact slot, and answers 101 (leaving the relay task that takes over the
 //! upgraded socket) or a status: 400 malformed, 403 origin or a resume without the phone's
 //! registration secret, 404 unknown, 405 wrong method, 409 duplicate, 410 gone contact, 429
-//! too many registrations, 503 full (or, on `/readyz`, shutting down).
+//! too many registrations, 503 full or shutting down (a draining relay still lets a waiting
+//! tunnel be joined).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,6 +36,9 @@ pub const CONTACT_ID_HEADER: &str = "X-caBLE-Contact-ID";
 
 /// The 403 body for a browser on a phone-only endpoint.
 const PHONE_ONLY: &str = "/cable/register is for phones, which send no Origin header; a request with one comes from a browser and is refused\n";
+
+/// The 503 body of a relay that is shutting down (also `/readyz`'s).
+const SHUTTING_DOWN: &str = "shutting down\n";
 
 /// Longest accepted `X-caBLE-Client-Payload` value, in hex digits (the payload is ~40 bytes).
 const MAX_CLIENT_PAYLOAD_HEX: usize = 1024;
@@ -99,6 +103,13 @@ pub(crate) fn handle(
         let mut resp = reject(Rejection::MethodNotAllowed, StatusCode::METHOD_NOT_ALLOWED);
         resp.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET"));
+        return resp;
+    }
+    if draining_refuses(&socket, &shared) {
+        let _ = reject(Rejection::ShuttingDown, StatusCode::SERVICE_UNAVAILABLE);
+        let mut resp = plain(StatusCode::SERVICE_UNAVAILABLE, SHUTTING_DOWN);
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return resp;
     }
     if matches!(socket, Socket::Register(_)) && req.headers().contains_key(header::ORIGIN) {
@@ -222,7 +233,7 @@ fn page(p: Page, method: &Method, shared: &Shared) -> Option<Response<Body>> {
         Page::Ready => match *shared.phase.borrow() {
             Phase::Running => plain(StatusCode::OK, "ready\n"),
             Phase::Draining | Phase::Closing => {
-                plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+                plain(StatusCode::SERVICE_UNAVAILABLE, SHUTTING_DOWN)
             }
         },
         Page::Metrics => {
@@ -234,6 +245,15 @@ fn page(p: Page, method: &Method, shared: &Shared) -> Option<Response<Body>> {
             resp
         }
     })
+}
+
+/// Whether a shutdown refuses this request: everything that would start something here (a
+/// tunnel, a wake-up, a registration) once the drain has begun. Joining a waiting tunnel is
+/// still served: its first side is here, and its peer has nowhere else to go. A proxy tries
+/// another instance on the 503.
+fn draining_refuses(socket: &Socket, shared: &Shared) -> bool {
+    *shared.phase.borrow() != Phase::Running
+        && !matches!(socket, Socket::Tunnel(TunnelPath::Connect(..)))
 }
 
 fn register(

@@ -37,7 +37,8 @@ pub(crate) struct Joiner {
 pub(crate) enum Phase {
     /// Accepting and relaying.
     Running,
-    /// Not accepting; live tunnels may finish; registrations and unupgraded connections close.
+    /// Not ready: new tunnels, wake-ups and registrations get 503 and registration sockets
+    /// close, but a waiting tunnel may still be joined and live tunnels finish.
     Draining,
     /// The grace period is over: everything closes with 1001.
     Closing,
@@ -187,23 +188,26 @@ impl Shared {
     }
 }
 
-/// Held by every task that serves a connection: releases the connection slots and keeps
-/// shutdown waiting until it is dropped.
+/// Held by every task that serves a connection: releases the connection slots and, for a
+/// connection accepted before shutdown began, keeps shutdown waiting until it is dropped. One
+/// accepted while draining does not (it can only be refused or join a tunnel, whose own
+/// guard holds the drain).
 pub(crate) struct ConnGuard {
     shared: Arc<Shared>,
     /// The client key ([`client_key`]), not the exact address.
     ip: IpAddr,
     _permit: OwnedSemaphorePermit,
-    _drain: mpsc::Sender<()>,
+    _drain: Option<mpsc::Sender<()>>,
 }
 
 impl ConnGuard {
     /// Applies the connection limits to a new connection from `peer`; `None` means drop it.
-    /// `drain` is the sender shutdown waits on: it closes once every guard is gone.
+    /// `drain` is the sender shutdown waits on (it closes once every guard holding it is
+    /// gone); `None` while the server is already draining.
     pub(crate) fn admit(
         shared: &Arc<Shared>,
         permits: &Arc<Semaphore>,
-        drain: &mpsc::Sender<()>,
+        drain: Option<&mpsc::Sender<()>>,
         peer: SocketAddr,
     ) -> Option<Self> {
         let Ok(permit) = permits.clone().try_acquire_owned() else {
@@ -229,7 +233,7 @@ impl ConnGuard {
             shared: shared.clone(),
             ip,
             _permit: permit,
-            _drain: drain.clone(),
+            _drain: drain.cloned(),
         })
     }
 
