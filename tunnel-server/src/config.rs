@@ -15,6 +15,7 @@ use hybrid_protocol::tunnel::RoutingId;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ServerError;
+use crate::fleet;
 
 /// Everything the relay needs to run. `Config::default()` is a working loopback relay.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -30,6 +31,11 @@ pub struct Config {
     /// contact ID it mints. Each instance behind one proxy needs its own.
     #[serde(with = "routing_id_hex")]
     pub routing_id: RoutingId,
+    /// Add the ordinal at the end of the host name (a StatefulSet pod's, `relay-3` → 3) to
+    /// `routing_id`, so every pod of a fleet has its own routing ID from one shared
+    /// configuration ([`crate::fleet`]). Applied when the configuration is resolved, which
+    /// then reads `false` with the pod's own `routing_id`.
+    pub routing_id_from_hostname: bool,
     /// TLS certificate chain and key; `None` serves plain `ws://`.
     pub tls: Option<TlsConfig>,
     /// Allow plain `ws://` on a non-loopback address (a TLS-terminating proxy in front).
@@ -139,6 +145,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             metrics_listen: None,
             routing_id: RoutingId([0, 0, 0]),
+            routing_id_from_hostname: false,
             tls: None,
             insecure_plaintext: false,
             allowed_origins: Vec::new(),
@@ -252,6 +259,27 @@ impl Config {
         Ok(())
     }
 
+    /// Applies `routing_id_from_hostname` for a machine named `host`: `routing_id` becomes
+    /// this pod's own ([`fleet::routing_id_for_ordinal`]) and the flag is cleared, so applying
+    /// it again changes nothing and the result reads back as it is.
+    pub fn apply_hostname(&mut self, host: &str) -> Result<(), ServerError> {
+        if self.routing_id_from_hostname {
+            let ordinal = fleet::ordinal_of_hostname(host)?;
+            self.routing_id = fleet::routing_id_for_ordinal(self.routing_id, ordinal)?;
+            self.routing_id_from_hostname = false;
+        }
+        Ok(())
+    }
+
+    /// [`apply_hostname`](Self::apply_hostname) with this machine's host name, if the
+    /// setting is on.
+    pub fn apply_own_hostname(&mut self) -> Result<(), ServerError> {
+        if self.routing_id_from_hostname {
+            self.apply_hostname(&fleet::hostname()?)?;
+        }
+        Ok(())
+    }
+
     /// Loads a TOML file over the defaults.
     pub fn from_toml_file(path: &Path) -> Result<Self, ServerError> {
         let text = std::fs::read_to_string(path).map_err(|e| ServerError::ConfigFile {
@@ -282,6 +310,10 @@ pub struct ServeArgs {
     /// This instance's routing ID, 6 hex digits [default: 000000].
     #[arg(long, env = "TUNNEL_SERVER_ROUTING_ID", value_parser = parse_routing_id)]
     pub routing_id: Option<RoutingId>,
+    /// Add the ordinal at the end of the host name to --routing-id: pod relay-3 of a
+    /// StatefulSet serves --routing-id + 3 (deploy/kubernetes/) [default: off].
+    #[arg(long, env = "TUNNEL_SERVER_ROUTING_ID_FROM_HOSTNAME")]
+    pub routing_id_from_hostname: bool,
     /// TLS certificate chain (PEM); needs --tls-key.
     #[arg(long, env = "TUNNEL_SERVER_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -368,8 +400,17 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// Defaults, overlaid with `--config`, overlaid with the flags given; then validated.
+    /// Defaults, overlaid with `--config`, overlaid with the flags given, with
+    /// `routing_id_from_hostname` applied to this machine's host name; then validated.
     pub fn resolve(&self) -> Result<Config, ServerError> {
+        let mut c = self.resolve_base()?;
+        c.apply_own_hostname()?;
+        Ok(c)
+    }
+
+    /// Like [`resolve`](Self::resolve) without applying `routing_id_from_hostname`: with it
+    /// on, `routing_id` is the fleet's base (what `tunnel-server fleet` renders from).
+    pub fn resolve_base(&self) -> Result<Config, ServerError> {
         let mut c = match &self.config {
             Some(path) => Config::from_toml_file(path)?,
             None => Config::default(),
@@ -418,6 +459,9 @@ impl ServeArgs {
         }
         if self.insecure_plaintext {
             c.insecure_plaintext = true;
+        }
+        if self.routing_id_from_hostname {
+            c.routing_id_from_hostname = true;
         }
         if !self.allowed_origins.is_empty() {
             c.allowed_origins = self.allowed_origins.clone();
@@ -584,6 +628,44 @@ mod tests {
         assert_eq!(c.limits.idle_timeout, Duration::from_secs(5));
         assert_eq!(c.limits.messages_per_side, 9);
         assert_eq!(c.limits.tunnel_lifetime, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn routing_id_from_hostname_adds_the_pod_ordinal_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "routing_id = \"0A0B00\"\nrouting_id_from_hostname = true\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        let base = args.resolve_base().unwrap();
+        assert!(base.routing_id_from_hostname);
+        assert_eq!(base.routing_id, RoutingId([0x0a, 0x0b, 0x00]));
+        let mut pod = base.clone();
+        pod.apply_hostname("relay-3").unwrap();
+        assert_eq!(pod.routing_id, RoutingId([0x0a, 0x0b, 0x03]));
+        assert!(!pod.routing_id_from_hostname);
+        // Applied once: the resolved configuration reads back as this pod's.
+        let again = pod.clone();
+        pod.apply_hostname("relay-5").unwrap();
+        assert_eq!(pod, again);
+        let back: Config = toml::from_str(&toml::to_string(&pod).unwrap()).unwrap();
+        assert_eq!(back, pod);
+        let e = base
+            .clone()
+            .apply_hostname("relay")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ending in -<ordinal>"), "{e}");
+        // Off, the host name is not read at all.
+        let mut off = Config::default();
+        off.apply_hostname("no ordinal here").unwrap();
+        assert_eq!(off.routing_id, RoutingId([0, 0, 0]));
     }
 
     #[test]

@@ -28,6 +28,8 @@
 //! - `table`: the routing table and contact registry, plain structs.
 //! - `contact_store`: the optional file that keeps contact IDs across restarts.
 //! - [`fd_limit`]: the open-file limit against `max_connections`, reconciled at startup.
+//! - [`fleet`]: the routing-ID rule of a StatefulSet fleet and the router configuration it
+//!   renders.
 //! - `metrics`: counters and Prometheus text; `metrics_listener`: `--metrics-listen`.
 //! - `tls`: rustls from PEM. [`domain`]: domain names.
 //!
@@ -40,6 +42,7 @@ mod contact_store;
 pub mod domain;
 mod error;
 pub mod fd_limit;
+pub mod fleet;
 mod http;
 mod metrics;
 mod metrics_listener;
@@ -58,18 +61,21 @@ pub use error::ServerError;
 pub use http::CONTACT_ID_HEADER;
 pub use hybrid_protocol::tunnel::RoutingId;
 
-/// Serves the relay on `listener` until `shutdown` completes, then stops accepting, lets live
-/// tunnels finish for `limits.shutdown_grace`, closes the rest with 1001 (going away) and
-/// returns once every connection task has ended.
+/// Serves the relay on `listener` until `shutdown` completes, then drains: answers 503 to
+/// anything new while still letting waiting tunnels be joined, lets live tunnels finish for
+/// `limits.shutdown_grace`, closes the rest with 1001 (going away) and returns once every
+/// tunnel has ended. With `config.routing_id_from_hostname`, the routing ID is this host's
+/// ([`Config::apply_own_hostname`]).
 ///
 /// Refuses plain `ws://` on a non-loopback listener unless `config.insecure_plaintext`.
 /// Binds `config.metrics_listen` if set, and serves the metrics there until it returns.
 pub async fn run(
     listener: tokio::net::TcpListener,
-    config: Config,
+    mut config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     config.validate()?;
+    config.apply_own_hostname()?;
     let metrics = bind_metrics(&config).await?;
     server::run(listener, metrics, config, shutdown).await
 }
@@ -108,9 +114,10 @@ impl RunningServer {
     /// Runs [`run`] on a spawned task with an already bound listener.
     pub async fn start_on(
         listener: tokio::net::TcpListener,
-        config: Config,
+        mut config: Config,
     ) -> Result<Self, ServerError> {
         config.validate()?;
+        config.apply_own_hostname()?;
         if let Some(tls) = &config.tls {
             // Fail here, not inside the task, on unreadable PEM files.
             tls::acceptor(&tls.cert, &tls.key)?;
