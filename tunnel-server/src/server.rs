@@ -99,7 +99,8 @@ pub(crate) async fn run(
     // Draining: not ready, and nothing new (503), but the listener stays open so that the
     // peer of a tunnel waiting here can still join it: the phone that opened /cable/new a
     // moment ago has put this routing ID in its advert, and its desktop connects here.
-    // Connections accepted now do not hold the drain open; a joiner is held by its tunnel.
+    // Connections accepted while draining do not hold the drain open; a joiner is held by
+    // its tunnel.
     info!("shutting down: not ready; waiting tunnels may still be joined, live ones finish");
     let _ = phase_tx.send(Phase::Draining);
     drop(drain_tx);

@@ -202,15 +202,22 @@ async fn fleet_routes_by_routing_id_and_updates_without_losing_a_ceremony_or_a_p
         .collect();
     let in_flight = futures_util::future::join_all(slow.iter_mut().map(|d| d.ceremony(&rp)));
     let waiting_linked = linked[offline].sign_in(&rp);
+    // Nothing else is open anywhere, so what is open on the victim is exactly in flight.
+    let deadline = Instant::now() + WAIT;
+    while tunnels_open(&relays).await != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "tunnels still open before the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let kill = async {
         // Every slow phone's tunnel and the linked client's are open somewhere.
         let deadline = Instant::now() + WAIT;
         loop {
-            let mut open = 0;
-            for r in &relays {
-                open += r.metric("tunnel_server_tunnels_open").await.unwrap_or(0);
-            }
+            let open = tunnels_open(&relays).await;
             if open >= 4 {
+                assert_eq!(open, 4, "only the in-flight tunnels are open");
                 break;
             }
             assert!(
@@ -390,6 +397,15 @@ async fn rolling_restart(relay: &mut Relay, router: &str) {
         "{} kept its routing ID",
         relay.name()
     );
+}
+
+/// Tunnels open (waiting or paired) over the whole fleet.
+async fn tunnels_open(relays: &[Relay]) -> u64 {
+    let mut open = 0;
+    for r in relays {
+        open += r.metric("tunnel_server_tunnels_open").await.unwrap_or(0);
+    }
+    open
 }
 
 /// How many linked phones each pod holds.

@@ -82,7 +82,13 @@ impl Desk {
         let config = BridgeConfig {
             tunnel: TunnelConfig::new(Some(relay.to_string()), vec![], None),
             timeouts: Timeouts {
-                advert: Duration::from_secs(10),
+                // A delayed phone's ceremony that fails does so soon after its adverts
+                // should have come.
+                advert: Duration::from_secs(if first_delay.is_zero() {
+                    10
+                } else {
+                    first_delay.as_secs() + 2
+                }),
                 connect: Duration::from_secs(10),
                 handshake: Duration::from_secs(10),
                 user: Duration::from_secs(20),
@@ -183,7 +189,7 @@ impl Desk {
     }
 
     /// Turns this desk's linked phone into a [`Linked`]: the phone keeps its registration
-    /// socket in a task of its own from now on, as a phone in a pocket does.
+    /// socket in a task of its own from here on, as a phone in a pocket does.
     pub(crate) fn into_linked(mut self) -> Linked {
         let (phone, _) = self.phone.take().expect("the phone is back");
         let contact = phone
