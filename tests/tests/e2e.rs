@@ -253,7 +253,7 @@ mod linked {
             relay.shutdown().await.unwrap();
         };
         let (result, ()) = tokio::join!(signing_in, stop);
-        let err = result.err().expect("no phone answers");
+        let err = result.expect_err("no phone answers");
         assert!(matches!(err, BridgeError::Relay(_)), "{err:?}");
         assert!(err.to_string().contains("relay"), "{err}");
         assert!(
