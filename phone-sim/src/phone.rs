@@ -15,6 +15,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use hybrid_protocol::contact::{
+    self, RegistrationSecret, CONTACT_ID_HEADER, REGISTRATION_SECRET_HEADER, REVOKE_MESSAGE,
+};
 use hybrid_protocol::ctap::Status;
 use hybrid_protocol::eid::{EidPlaintext, SERVICE_UUID_FIDO};
 use hybrid_protocol::handshake::Responder;
@@ -23,8 +26,7 @@ use hybrid_protocol::linking::{self, ClientPayload, LinkingInfo};
 use hybrid_protocol::qr::QrCode;
 use hybrid_protocol::session::{Message, PostHandshake, Session, Update};
 use hybrid_protocol::tunnel::{
-    ContactId, Domain, RegistrationSecret, RoutingId, TunnelId, TunnelPath,
-    REGISTRATION_SECRET_HEADER, ROUTING_ID_HEADER,
+    ContactId, Domain, RoutingId, TunnelId, TunnelPath, ROUTING_ID_HEADER,
 };
 use rand_core::{OsRng, RngCore as _};
 use tunnel_client::{Route, Tunnel, TunnelConfig};
@@ -35,9 +37,6 @@ use crate::authenticator::{
 use crate::error::PhoneError;
 use crate::medium::{build_advert, AdvertFault, Advertiser};
 use crate::store::{b64url, now_unix, Store, StoredLink};
-
-/// Response header of `/cable/register` carrying the contact ID (the relay's contact channel).
-pub const CONTACT_ID_HEADER: &str = "X-caBLE-Contact-ID";
 
 /// How the phone behaves. `PhoneConfig::default()` talks to the assigned domain 0 over TLS,
 /// approves everything and attests with `none`.
@@ -377,12 +376,7 @@ impl Phone {
         };
         match self.resume(id, "revoking the contact ID").await {
             Ok(mut ws) => {
-                send(
-                    &mut ws,
-                    br#"{"revoke":true}"#.to_vec(),
-                    "revoking the contact ID",
-                )
-                .await?;
+                send(&mut ws, REVOKE_MESSAGE.to_vec(), "revoking the contact ID").await?;
                 ws.close().await;
             }
             Err(PhoneError::ContactGone) => {}
@@ -874,19 +868,13 @@ pub(crate) struct WakeUp {
 }
 
 impl WakeUp {
-    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, String> {
-        #[derive(serde::Deserialize)]
-        struct Raw {
-            tunnel_id: String,
-            routing_id: String,
-            client_payload: String,
-        }
-        let raw: Raw =
-            serde_json::from_slice(bytes).map_err(|e| format!("not wake-up JSON: {e}"))?;
+    /// Parses the relay's message ([`contact::WakeUp`]) and the client payload in it.
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, hybrid_protocol::Error> {
+        let wake = contact::WakeUp::from_json(bytes)?;
         Ok(Self {
-            tunnel_id: TunnelId::from_hex(&raw.tunnel_id).map_err(|e| e.to_string())?,
-            routing_id: RoutingId::from_hex(&raw.routing_id).map_err(|e| e.to_string())?,
-            payload: ClientPayload::from_header(&raw.client_payload).map_err(|e| e.to_string())?,
+            tunnel_id: wake.tunnel_id,
+            routing_id: wake.routing_id,
+            payload: ClientPayload::from_header(&wake.client_payload)?,
         })
     }
 }

@@ -20,8 +20,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
+use hybrid_protocol::contact::RegistrationSecret;
 use hybrid_protocol::keys::{IdentityKey, LinkSecret, RootSecret};
-use hybrid_protocol::tunnel::{ContactId, RegistrationSecret};
+use hybrid_protocol::tunnel::ContactId;
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;

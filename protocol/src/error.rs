@@ -54,6 +54,9 @@ pub enum Malformed {
     /// Linking information or a client payload.
     #[error("linking: {0}")]
     Linking(String),
+    /// A message of the relay's contact channel (a wake-up).
+    #[error("contact channel: {0}")]
+    Contact(String),
     /// A CTAP2 request or response.
     #[error("CTAP: {0}")]
     Ctap(String),

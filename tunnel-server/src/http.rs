@@ -15,9 +15,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
+use hybrid_protocol::contact::{CONTACT_ID_HEADER, REGISTRATION_SECRET_HEADER};
 use hybrid_protocol::tunnel::{
-    ContactId, TunnelPath, CLIENT_PAYLOAD_HEADER, REGISTRATION_SECRET_HEADER, ROUTING_ID_HEADER,
-    SIGNAL_CONNECTION_HEADER, SUBPROTOCOL,
+    ContactId, TunnelPath, CLIENT_PAYLOAD_HEADER, ROUTING_ID_HEADER, SIGNAL_CONNECTION_HEADER,
+    SUBPROTOCOL,
 };
 use hyper::body::{Bytes, Incoming};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -28,9 +29,6 @@ use crate::metrics::Rejection;
 use crate::relay;
 use crate::state::{ConnGuard, Phase, Shared};
 use crate::table::Refusal;
-
-/// Response header of `/cable/register` carrying the contact ID, base64url without padding.
-pub const CONTACT_ID_HEADER: &str = "X-caBLE-Contact-ID";
 
 /// The 403 body for a browser on a phone-only endpoint.
 const PHONE_ONLY: &str = "/cable/register is for phones, which send no Origin header; a request with one comes from a browser and is refused\n";

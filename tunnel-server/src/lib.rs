@@ -55,7 +55,6 @@ use std::net::SocketAddr;
 
 pub use config::{Config, Limits, LogFormat, ServeArgs, TlsConfig};
 pub use error::ServerError;
-pub use http::CONTACT_ID_HEADER;
 pub use hybrid_protocol::tunnel::RoutingId;
 
 /// Serves the relay on `listener` until `shutdown` completes, then stops accepting, lets live

@@ -10,7 +10,7 @@ mod support;
 #[path = "common/log_capture.rs"]
 mod log_capture;
 
-use hybrid_protocol::tunnel::RegistrationSecret;
+use hybrid_protocol::contact::RegistrationSecret;
 
 use log_capture::CapturedLog;
 use support::*;

@@ -6,11 +6,12 @@
 use std::time::Instant;
 
 use http::HeaderMap;
-use hybrid_protocol::tunnel::{ContactId, RegistrationSecret, TunnelId};
+use hybrid_protocol::contact::{RegistrationSecret, WakeUp};
+use hybrid_protocol::tunnel::{ContactId, TunnelId};
 use rand::RngCore as _;
 use tokio::sync::oneshot;
 
-use crate::contact::registry::{WakeUp, CONTACT_RANDOM_LEN};
+use crate::contact::registry::CONTACT_RANDOM_LEN;
 use crate::contact::secret::{self, Denied};
 use crate::state::{ConnGuard, Joiner, Shared};
 use crate::table::Refusal;

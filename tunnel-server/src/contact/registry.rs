@@ -6,31 +6,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use hybrid_protocol::tunnel::{ContactId, RoutingId, TunnelId};
+use hybrid_protocol::contact::WakeUp;
+use hybrid_protocol::tunnel::{ContactId, RoutingId};
 use tokio::sync::mpsc;
 
 use crate::table::Refusal;
-
-/// A wake-up for a linked phone: the tunnel it should join and the client's payload.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct WakeUp {
-    pub(crate) tunnel_id: TunnelId,
-    pub(crate) routing_id: RoutingId,
-    /// The `X-caBLE-Client-Payload` header value as received (validated hex).
-    pub(crate) client_payload: String,
-}
-
-impl WakeUp {
-    /// The JSON text sent to the phone (see README "Contact channel").
-    pub(crate) fn to_json(&self) -> String {
-        serde_json::json!({
-            "tunnel_id": self.tunnel_id.to_hex(),
-            "routing_id": self.routing_id.to_hex(),
-            "client_payload": self.client_payload,
-        })
-        .to_string()
-    }
-}
 
 /// Length of the random part of a contact ID (after the 3-byte routing ID).
 pub(crate) const CONTACT_RANDOM_LEN: usize = 16;
@@ -407,6 +387,7 @@ impl Contacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hybrid_protocol::tunnel::TunnelId;
 
     #[test]
     fn contacts_mint_wake_revoke() {
@@ -589,18 +570,5 @@ mod tests {
         let slots: usize = c.queues.iter().map(VecDeque::len).sum();
         assert!(slots <= 3 * (2 + 64), "{slots} queue slots for one entry");
         assert_eq!(c.connected(), 0);
-    }
-
-    #[test]
-    fn wake_up_json_shape() {
-        let w = WakeUp {
-            tunnel_id: TunnelId([0xab; 16]),
-            routing_id: RoutingId([1, 2, 0xcd]),
-            client_payload: "a1b2".into(),
-        };
-        let v: serde_json::Value = serde_json::from_str(&w.to_json()).unwrap();
-        assert_eq!(v["tunnel_id"], "AB".repeat(16));
-        assert_eq!(v["routing_id"], "0102CD");
-        assert_eq!(v["client_payload"], "a1b2");
     }
 }

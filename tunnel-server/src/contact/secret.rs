@@ -7,7 +7,7 @@
 //! resume without one. The secret is never logged: only [`Denied`] reasons are.
 
 use http::HeaderMap;
-use hybrid_protocol::tunnel::{RegistrationSecret, REGISTRATION_SECRET_HEADER};
+use hybrid_protocol::contact::{RegistrationSecret, REGISTRATION_SECRET_HEADER};
 
 /// Why a resume was refused (403).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

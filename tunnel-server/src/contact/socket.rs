@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use futures_util::{SinkExt as _, StreamExt as _};
+use hybrid_protocol::contact::{is_revoke, WakeUp};
 use hyper::upgrade::OnUpgrade;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
@@ -13,7 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::debug;
 
-use crate::contact::registry::{WakeUp, CONTACT_RANDOM_LEN};
+use crate::contact::registry::CONTACT_RANDOM_LEN;
 use crate::metrics::CloseReason;
 use crate::relay::{classify, close, closed_by_peer, peer_end, upgrade, End, Incoming};
 use crate::state::{reached, ConnGuard, Phase, Shared, Ws};
@@ -132,24 +133,4 @@ async fn deliver(shared: &Shared, ws: &mut Ws, w: &WakeUp) -> bool {
     let limit = shared.config.limits.registration_ping_interval;
     let sent = tokio::time::timeout(limit, ws.send(Message::Binary(w.to_json().into_bytes())));
     matches!(sent.await, Ok(Ok(())))
-}
-
-fn is_revoke(b: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(b)
-        .ok()
-        .and_then(|v| v.get("revoke").and_then(serde_json::Value::as_bool))
-        == Some(true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn revoke_message() {
-        assert!(is_revoke(br#"{"revoke":true}"#));
-        assert!(!is_revoke(br#"{"revoke":false}"#));
-        assert!(!is_revoke(b"\xff\x00"));
-        assert!(!is_revoke(b"[]"));
-    }
 }

@@ -4,7 +4,8 @@
 //! need it; legacy contact IDs from an old store do not).
 
 use futures_util::SinkExt as _;
-use hybrid_protocol::tunnel::{ContactId, RegistrationSecret, RoutingId, TunnelId, TunnelPath};
+use hybrid_protocol::contact::RegistrationSecret;
+use hybrid_protocol::tunnel::{ContactId, RoutingId, TunnelId, TunnelPath};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
