@@ -26,6 +26,7 @@ use crate::servers::{relay_beside_loadgen, start_relay};
 
 /// `loadgen flood`.
 #[derive(clap::Args)]
+#[command(after_help = cli_support::DURATION_FORMS)]
 pub(crate) struct FloodArgs {
     /// Pending tunnels to open.
     #[arg(long, default_value_t = 2000)]

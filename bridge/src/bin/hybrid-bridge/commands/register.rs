@@ -11,6 +11,7 @@ use crate::output::emit_json;
 
 /// `hybrid-bridge register`.
 #[derive(Debug, Args)]
+#[command(after_long_help = cli_support::DURATION_FORMS)]
 pub(crate) struct RegisterArgs {
     #[command(flatten)]
     pub(crate) rp: RpArgs,

@@ -18,6 +18,7 @@ use crate::scan_report::{self, ReportArgs};
 
 /// `hybrid-bridge scan`.
 #[derive(Debug, Args)]
+#[command(after_long_help = cli_support::DURATION_FORMS)]
 pub(crate) struct ScanArgs {
     /// A FIDO:/ URL whose adverts to recognise.
     #[arg(long)]
