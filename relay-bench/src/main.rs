@@ -2,7 +2,7 @@
 //! relay on the same WebSocket stack, [`floor`]), printing every figure for both and each as a
 //! ratio (tunnel-server/BENCHMARKS.md has the method and the current figures). Its modes:
 //!
-//! - no subcommand ([`bench`]): ceremonies/s and latency per phase at several concurrencies,
+//! - no subcommand ([`bench`](mod@bench)): ceremonies/s and latency per phase at several concurrencies,
 //!   RSS per idle and per paired tunnel and after every tunnel closed, relayed messages/s and
 //!   the server's CPU per message;
 //! - `flood` ([`flood`]): a pending-tunnel flood against the relay's memory budget, with
