@@ -62,6 +62,7 @@ pub mod report;
 pub mod sanitize;
 pub mod scanner;
 pub mod session_args;
+mod talk;
 pub mod units;
 pub mod webauthn;
 
