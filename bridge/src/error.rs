@@ -99,7 +99,8 @@ impl BridgeError {
         }
     }
 
-    pub(crate) fn file(what: &'static str, path: &std::path::Path, error: std::io::Error) -> Self {
+    /// [`Self::File`]: `what` (e.g. "writing the QR PNG") failed on `path`.
+    pub fn file(what: &'static str, path: &std::path::Path, error: std::io::Error) -> Self {
         Self::File {
             what,
             path: path.display().to_string(),

@@ -7,14 +7,14 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use bridge::LinkStore;
 use hybrid_protocol::tunnel::{TunnelId, TunnelPath, ASSIGNED_DOMAINS};
 use tunnel_client::{ProbeReport, Route, StepOutcome, TunnelConfig};
 
 use super::{Check, DoctorArgs, Section, Status};
-use crate::links::LinkStore;
 
 /// Clock skew beyond which the clock check fails.
-pub const MAX_SKEW: Duration = Duration::from_secs(120);
+pub(crate) const MAX_SKEW: Duration = Duration::from_secs(120);
 
 /// One relay to check.
 struct Target {
@@ -70,7 +70,7 @@ fn probe_checks(section: Section, label: &str, r: &Result<ProbeReport, String>) 
 }
 
 /// Relay and links checks; also returns the `Date` headers seen, for the clock check.
-pub async fn checks(
+pub(crate) async fn checks(
     args: &DoctorArgs,
     links_file: Option<PathBuf>,
     wanted: &dyn Fn(Section) -> bool,
@@ -206,7 +206,7 @@ pub async fn checks(
 }
 
 /// The clock checks: a plausible year, and agreement with each relay's `Date` header.
-pub fn clock(now: SystemTime, dates: &[(String, SystemTime)]) -> Vec<Check> {
+pub(crate) fn clock(now: SystemTime, dates: &[(String, SystemTime)]) -> Vec<Check> {
     let mut out = Vec::new();
     let stamp = humantime::format_rfc3339_seconds(now).to_string();
     let year: u32 = stamp.get(..4).and_then(|y| y.parse().ok()).unwrap_or(0);
