@@ -9,9 +9,11 @@ use cli_support::{human_date, parse_duration};
 use tunnel_client::RelayArgs;
 
 use crate::authenticator::{Approve, Attestation, CredentialKind};
+use crate::config::PhoneConfig;
 use crate::error::PhoneError;
 use crate::medium::{AdvertFault, AdvertFile, Advertiser, MediumKnobs};
-use crate::phone::{Operation, Phone, PhoneConfig};
+use crate::phone::Phone;
+use crate::session::Operation;
 use crate::store::Store;
 use crate::terminal::shown;
 
