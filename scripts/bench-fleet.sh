@@ -53,12 +53,12 @@ for n in 0 1 2; do
         "$BIN/tunnel-server" --config "$DEPLOY/relay.toml" \
         --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$(free_port)" \
         --contact-store "$work/relay-$n/contacts" --messages-per-side 4000000000 \
-        2>"$work/relay-$n/log" &
+        >"$work/relay-$n/log" 2>&1 &
     pids+=($!)
 done
 for p in "${ports[@]}"; do wait_port "$p"; done
 
-# nginx with router.conf rendered for $1 pods, on a port of its own; prints that port.
+# nginx with router.conf rendered for $1 pods, on a port of its own (in router_port).
 router() {
     local replicas=$1 port dir
     port=$(free_port)
@@ -70,7 +70,6 @@ router() {
               -e "s/relay-0:8443/127.0.0.1:${ports[0]}/g" \
               -e "s/relay-1:8443/127.0.0.1:${ports[1]}/g" \
               -e "s/relay-2:8443/127.0.0.1:${ports[2]}/g" >"$dir/router.conf"
-    # Open-files and connection limits for the load generator's 32 concurrent ceremonies.
     cat >"$dir/nginx.conf" <<EOF
 daemon off;
 worker_processes 1;
@@ -87,14 +86,16 @@ http {
     include $dir/router.conf;
 }
 EOF
-    "$NGINX" -p "$dir" -c "$dir/nginx.conf" 2>>"$dir/error.log" &
+    "$NGINX" -p "$dir" -c "$dir/nginx.conf" >/dev/null 2>>"$dir/error.log" &
     pids+=($!)
     wait_port "$port"
-    echo "$port"
+    router_port=$port
 }
 
-r1=$(router 1)
-r3=$(router 3)
+router 1
+r1=$router_port
+router 3
+r3=$router_port
 echo "bench-fleet: relays on ${ports[*]}; router for 1 pod on $r1, for 3 pods on $r3"
 echo "bench-fleet: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
 ulimit -n 20000 2>/dev/null || true
