@@ -34,7 +34,9 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// Allow plain `ws://` on a non-loopback address (a TLS-terminating proxy in front).
     pub insecure_plaintext: bool,
-    /// If non-empty, an `Origin` header that is present must be one of these (absent is fine).
+    /// Web page origins allowed on the tunnel endpoints. Other page origins are refused; no
+    /// `Origin` and `ws://`/`wss://` origins (programs, Chromium's hybrid code) are always
+    /// accepted, and `/cable/register` refuses every `Origin` (README "Browser pages").
     pub allowed_origins: Vec<String>,
     /// File that keeps minted contact IDs across restarts (`None`: memory only, so a restart
     /// answers 410 to every linked phone). Keep `routing_id` unchanged with it.
@@ -291,7 +293,8 @@ pub struct ServeArgs {
     /// Serve plain ws:// on a non-loopback address (only behind a TLS-terminating proxy).
     #[arg(long, env = "TUNNEL_SERVER_INSECURE_PLAINTEXT")]
     pub insecure_plaintext: bool,
-    /// Allowed Origin header value (repeatable); a request without Origin is always allowed.
+    /// A web page origin allowed to open tunnels (repeatable); other page origins get 403.
+    /// Requests without Origin, or with a ws:// or wss:// one, are always allowed.
     #[arg(
         long = "allowed-origin",
         env = "TUNNEL_SERVER_ALLOWED_ORIGINS",

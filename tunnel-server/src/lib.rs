@@ -23,7 +23,8 @@
 //! # Layout
 //! - [`config`]: `Config`, limits and the command-line flags.
 //! - `server`: the listener: accept loop, TLS, HTTP serving, shutdown.
-//! - `http`: routing and status codes. `relay`: the WebSocket tasks.
+//! - `http`: routing and status codes; `origin`: which `Origin` headers it accepts.
+//!   `relay`: the WebSocket tasks.
 //! - `state`: what the tasks share (phase, tables, metrics) and the per-connection guard.
 //! - `table`: the routing table and contact registry, plain structs.
 //! - `contact_store`: the optional file that keeps contact IDs across restarts.
@@ -43,6 +44,7 @@ pub mod fd_limit;
 mod http;
 mod metrics;
 mod metrics_listener;
+mod origin;
 mod registration;
 mod relay;
 mod server;

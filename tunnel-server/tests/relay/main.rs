@@ -6,6 +6,7 @@ mod cli;
 mod contact;
 mod limits;
 mod operator;
+mod origins;
 mod pairing;
 mod registry;
 mod scale_out;

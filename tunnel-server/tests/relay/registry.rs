@@ -235,7 +235,7 @@ async fn an_old_full_store_admits_new_phones_and_keeps_phones_that_resume() {
 
 /// Phones send no `Origin`; browsers always do. Any page could otherwise make its visitors
 /// mint, so the phone-only endpoints refuse any `Origin`, even one on the allow-list, and
-/// say why. The other endpoints keep the allow-list behaviour.
+/// say why. The tunnel endpoints accept a page only from the allow-list.
 #[tokio::test]
 async fn phone_only_endpoints_refuse_browser_origins() {
     for allowed in [vec![], vec!["https://evil.example".to_string()]] {
@@ -262,10 +262,13 @@ async fn phone_only_endpoints_refuse_browser_origins() {
         ];
         assert_eq!(status(open(&server, &resume_path, &with_secret).await), 403);
         assert_eq!(metric(&server, "tunnel_server_contacts").await, 1);
-        // A desktop in a browser may still use the tunnel endpoints.
-        let _desktop = open(&server, &new_path(tunnel(1)), &origin)
-            .await
-            .expect("/cable/new keeps the allow-list behaviour");
+        // A page may open tunnels only where the operator listed it (tests/relay/origins.rs).
+        let page_tunnel = open(&server, &new_path(tunnel(1)), &origin).await;
+        if allowed.is_empty() {
+            assert_eq!(status(page_tunnel), 403);
+        } else {
+            page_tunnel.expect("a listed page origin may open tunnels");
+        }
     }
 }
 
