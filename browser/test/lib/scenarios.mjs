@@ -51,9 +51,9 @@ function suite(name) {
 
   /** Clicks a page button; returns the status seq the outcome will carry. */
   async function click(id) {
-    const before = (await status(ctx.d)).seq;
+    const seq = (await status(ctx.d)).seq;
     await ctx.d.evaluate(`(document.querySelector('#${id}').click(), true)`);
-    return before + 1;
+    return seq + 1;
   }
 
   async function outcome(seq, timeout = 40000) {
@@ -428,7 +428,7 @@ function suite(name) {
       await waitFor('the frames', () => ctx.d.evaluate(`document.querySelectorAll('iframe').length === 2 && window.frames.length === 2`));
       // Each frame is cross-origin: the test clicks through a helper page in the frame itself
       // (postMessage), since the top page cannot script it.
-      const name = await ctx.d.evaluate(`new Promise((resolve) => {
+      const errorName = await ctx.d.evaluate(`new Promise((resolve) => {
         const f = document.getElementById('denied');
         const t = setInterval(() => f.contentWindow.postMessage({ run: 'signin' }, '*'), 200);
         window.addEventListener('message', (e) => {
@@ -436,7 +436,7 @@ function suite(name) {
           if (e.data?.outcome) resolve(e.data.outcome);
         });
       })`);
-      assert.equal(name.error, 'NotAllowedError', name.text);
+      assert.equal(errorName.error, 'NotAllowedError', errorName.text);
     } finally {
       await ctx.d.navigate(ctx.rp.url);
     }
