@@ -617,7 +617,22 @@ impl Phone {
                         after: self.config.timeout,
                     });
                 }
-                Ok(r) => r?,
+                Ok(Ok(frame)) => frame,
+                Ok(Err(e)) => match answered {
+                    // Once the answer is sent, the desktop leaving in any way (shutdown, a
+                    // WebSocket close, the relay reporting the peer gone, the stream ending)
+                    // ends the session as a success: only what happens before the answer can
+                    // fail it.
+                    Some(operation) => {
+                        tracing::debug!("the desktop left after the answer: {e}");
+                        return Ok(Outcome {
+                            operation,
+                            get_info_served,
+                            link_id: None,
+                        });
+                    }
+                    None => return Err(e),
+                },
             };
             let Some(frame) = incoming else {
                 return match answered {
