@@ -421,6 +421,26 @@ function suite(name) {
     assert.match(r.message, /localhost/);
   });
 
+  it('a sandboxed document (CSP sandbox, iframe sandbox) gets SecurityError and no overlay', async () => {
+    try {
+      // CSP `sandbox allow-scripts`: the top-level document's origin is opaque.
+      await ctx.d.navigate(`${ctx.rp.url}/sandboxed.html?csp`);
+      const top = await waitFor('the sandboxed page\'s outcome', () => ctx.d.evaluate('window.__outcome'), { timeout: 15000 });
+      assert.deepEqual([top.state, top.error], ['error', 'SecurityError'], top.text);
+      assert.equal(await ctx.d.evaluate(`!!${OVERLAY_HOST}`), false, 'no overlay in the sandboxed page');
+      assert.equal(await ctx.d.evaluate('origin'), 'null', 'the document is sandboxed');
+      // <iframe sandbox="allow-scripts">: a frame with an opaque origin.
+      await ctx.d.navigate(`${ctx.rp.url}/sandboxed-frame.html`);
+      const framed = await waitFor('the sandboxed frame\'s outcome', () => ctx.d.evaluate('window.__outcome'), { timeout: 15000 });
+      assert.deepEqual([framed.state, framed.error], ['error', 'SecurityError'], framed.text);
+      assert.equal(await ctx.d.evaluate(`!!${OVERLAY_HOST}`), false, 'no overlay in the page');
+      const shot = await ctx.d.screenshot();
+      assert.ok(!overlayDrawn(shot), 'no overlay drawn anywhere, the frame included');
+    } finally {
+      await ctx.d.navigate(ctx.rp.url);
+    }
+  });
+
   it('a cross-origin iframe without publickey-credentials-get gets NotAllowedError', async () => {
     const top = ctx.rp.url.replace('localhost', '127.0.0.1');
     await ctx.d.navigate(`${top}/frames.html`);
