@@ -1,4 +1,4 @@
-//! A self-hostable caBLE v2 / CTAP 2.2 hybrid tunnel relay (HYBRID.md §5, §8).
+//! A self-hostable caBLE v2 / CTAP 2.2 hybrid tunnel relay (docs/PROTOCOL.md#tunnel, #contact).
 //!
 //! Phones open `/cable/new/<tunnel id>`, clients open `/cable/connect/<routing id>/<tunnel id>`,
 //! and the relay forwards binary WebSocket messages verbatim between the pair; it never parses
@@ -26,8 +26,9 @@
 //! - `http`: routing and status codes; `origin`: which `Origin` headers it accepts.
 //!   `relay`: the WebSocket tasks.
 //! - `state`: what the tasks share (phase, tables, metrics) and the per-connection guard.
-//! - `table`: the routing table and contact registry, plain structs.
-//! - `contact_store`: the optional file that keeps contact IDs across restarts.
+//! - `table`: the routing table, a plain struct.
+//! - `contact`: the contact channel: the contact registry, registration secrets, the mint
+//!   limit, the contact store, the endpoints' decisions and the registration socket.
 //! - [`fd_limit`]: the open-file limit against `max_connections`, reconciled at startup.
 //! - `metrics`: counters and Prometheus text; `metrics_listener`: `--metrics-listen`.
 //! - `tls`: rustls from PEM. [`domain`]: domain names.
@@ -37,7 +38,7 @@
 //! cycle.
 
 pub mod config;
-mod contact_store;
+mod contact;
 pub mod domain;
 mod error;
 pub mod fd_limit;
@@ -45,7 +46,6 @@ mod http;
 mod metrics;
 mod metrics_listener;
 mod origin;
-mod registration;
 mod relay;
 mod server;
 mod state;
@@ -57,7 +57,6 @@ use std::net::SocketAddr;
 
 pub use config::{Config, Limits, LogFormat, ServeArgs, TlsConfig};
 pub use error::ServerError;
-pub use http::CONTACT_ID_HEADER;
 pub use hybrid_protocol::tunnel::RoutingId;
 
 /// Serves the relay on `listener` until `shutdown` completes, then stops accepting, lets live
