@@ -114,6 +114,15 @@ pub struct Limits {
     /// New contact IDs minted per client IP per minute (0 = unlimited; behind a proxy use 0
     /// and rate-limit `/cable/register` in the proxy). Resuming is not limited.
     pub registrations_per_ip_per_minute: u32,
+    /// New contact IDs minted per IPv6 /48 per minute, all its clients together (0 =
+    /// unlimited): one /48 from a tunnel broker holds 65,536 /64 clients.
+    pub registrations_per_ipv6_48_per_minute: u32,
+    /// New contact IDs minted per IPv6 /32 per minute, all its clients together (0 =
+    /// unlimited).
+    pub registrations_per_ipv6_32_per_minute: u32,
+    /// New contact IDs minted per minute by the whole relay (0 = unlimited): bounds how fast
+    /// any number of addresses can fill the registry.
+    pub registrations_per_minute: u32,
     /// Wake-ups kept for a phone whose registration socket is not connected.
     pub max_pending_wakeups: usize,
     /// Ping interval on registration sockets; two silent intervals close it.
@@ -171,6 +180,9 @@ impl Default for Limits {
             contact_expiry: Duration::from_secs(90 * 24 * 3600),
             unconfirmed_contact_expiry: Duration::from_secs(5 * 60),
             registrations_per_ip_per_minute: 10,
+            registrations_per_ipv6_48_per_minute: 30,
+            registrations_per_ipv6_32_per_minute: 120,
+            registrations_per_minute: 600,
             max_pending_wakeups: 4,
             registration_ping_interval: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
@@ -356,6 +368,23 @@ pub struct ServeArgs {
     /// New contact IDs per client IP per minute, 0 = unlimited [default: 10].
     #[arg(long, env = "TUNNEL_SERVER_REGISTRATIONS_PER_IP_PER_MINUTE")]
     pub registrations_per_ip_per_minute: Option<u32>,
+    /// New contact IDs per IPv6 /48 per minute, all its clients together, 0 = unlimited
+    /// [default: 30].
+    #[arg(
+        long = "registrations-per-ipv6-48-per-minute",
+        env = "TUNNEL_SERVER_REGISTRATIONS_PER_IPV6_48_PER_MINUTE"
+    )]
+    pub registrations_per_ipv6_48_per_minute: Option<u32>,
+    /// New contact IDs per IPv6 /32 per minute, all its clients together, 0 = unlimited
+    /// [default: 120].
+    #[arg(
+        long = "registrations-per-ipv6-32-per-minute",
+        env = "TUNNEL_SERVER_REGISTRATIONS_PER_IPV6_32_PER_MINUTE"
+    )]
+    pub registrations_per_ipv6_32_per_minute: Option<u32>,
+    /// New contact IDs per minute for the whole relay, 0 = unlimited [default: 600].
+    #[arg(long, env = "TUNNEL_SERVER_REGISTRATIONS_PER_MINUTE")]
+    pub registrations_per_minute: Option<u32>,
     /// Wake-ups kept for a disconnected phone [default: 4].
     #[arg(long, env = "TUNNEL_SERVER_MAX_PENDING_WAKEUPS")]
     pub max_pending_wakeups: Option<usize>,
@@ -402,6 +431,9 @@ impl ServeArgs {
             contact_expiry => c.limits.contact_expiry,
             unconfirmed_contact_expiry => c.limits.unconfirmed_contact_expiry,
             registrations_per_ip_per_minute => c.limits.registrations_per_ip_per_minute,
+            registrations_per_ipv6_48_per_minute => c.limits.registrations_per_ipv6_48_per_minute,
+            registrations_per_ipv6_32_per_minute => c.limits.registrations_per_ipv6_32_per_minute,
+            registrations_per_minute => c.limits.registrations_per_minute,
             max_pending_wakeups => c.limits.max_pending_wakeups,
             registration_ping_interval => c.limits.registration_ping_interval,
             shutdown_grace => c.limits.shutdown_grace,

@@ -220,8 +220,9 @@ fn register(
     let registered = match contact::register(contact, req.headers(), guard, now) {
         Ok(r) => r,
         Err(NotRegistered::Refused(r)) => return refused(r, reject),
-        Err(NotRegistered::RateLimited) => {
-            return reject(Rejection::RateLimited, StatusCode::TOO_MANY_REQUESTS)
+        Err(NotRegistered::RateLimited(limit)) => {
+            debug!(?limit, "minting refused by a rate limit");
+            return reject(Rejection::RateLimited, StatusCode::TOO_MANY_REQUESTS);
         }
         Err(NotRegistered::Denied(d)) => {
             let _ = reject(Rejection::RegistrationSecret, StatusCode::FORBIDDEN);

@@ -5,6 +5,7 @@ mod abuse;
 mod cli;
 mod contact;
 mod limits;
+mod mint_prefixes;
 mod operator;
 mod origins;
 mod pairing;
