@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use futures_util::SinkExt as _;
+use hybrid_protocol::contact::{CONTACT_ID_HEADER, REGISTRATION_SECRET_HEADER};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{next_binary, open_pair, open_with, quantile, read_to_end};
@@ -105,12 +106,12 @@ async fn confirmed_phone(base: &str) -> Result<()> {
             .to_string())
     };
     let (id, secret) = (
-        header("X-caBLE-Contact-ID")?,
-        header("X-caBLE-Registration-Secret")?,
+        header(CONTACT_ID_HEADER)?,
+        header(REGISTRATION_SECRET_HEADER)?,
     );
     open_with(
         &format!("{base}/cable/register/{id}"),
-        &[("X-caBLE-Registration-Secret", secret)],
+        &[(REGISTRATION_SECRET_HEADER, secret)],
     )
     .await
     .context("resuming the contact ID")?;
