@@ -702,7 +702,10 @@ fn bad_input_at_every_state_never_panics() {
     let shutdown = p.desktop.encrypt_message(&Message::Shutdown).unwrap();
     for answered in [false, true] {
         for frame in [&request, &shutdown] {
-            for m in mutations(frame) {
+            // Any change fails the frame's tag, so every eighth of the longer frame's
+            // mutations covers the same paths at a fraction of the handshakes.
+            let step = if frame.len() > 64 { 8 } else { 1 };
+            for m in mutations(frame).into_iter().step_by(step) {
                 let mut p = qr_pair(None);
                 if answered {
                     p.answered();
