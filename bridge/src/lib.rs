@@ -54,7 +54,7 @@
 //!
 //! The `hybrid-bridge` command line (its flags, one module per command, `doctor`, the scan
 //! report, the browser installer) is the binary's own, in `src/bin/hybrid-bridge/`: this
-//! library does not know it is driven from a terminal.
+//! library has no command line, flags or subcommands of its own.
 
 pub mod ble;
 pub mod ceremony;
