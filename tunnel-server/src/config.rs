@@ -36,7 +36,9 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// Allow plain `ws://` on a non-loopback address (a TLS-terminating proxy in front).
     pub insecure_plaintext: bool,
-    /// If non-empty, an `Origin` header that is present must be one of these (absent is fine).
+    /// Web page origins allowed on the tunnel endpoints. Other page origins are refused; no
+    /// `Origin` and `ws://`/`wss://` origins (programs, Chromium's hybrid code) are always
+    /// accepted, and `/cable/register` refuses every `Origin` (README "Browser pages").
     pub allowed_origins: Vec<String>,
     /// File that keeps minted contact IDs across restarts (`None`: memory only, so a restart
     /// answers 410 to every linked phone). Keep `routing_id` unchanged with it.
@@ -114,6 +116,15 @@ pub struct Limits {
     /// New contact IDs minted per client IP per minute (0 = unlimited; behind a proxy use 0
     /// and rate-limit `/cable/register` in the proxy). Resuming is not limited.
     pub registrations_per_ip_per_minute: u32,
+    /// New contact IDs minted per IPv6 /48 per minute, all its clients together (0 =
+    /// unlimited): one /48 from a tunnel broker holds 65,536 /64 clients.
+    pub registrations_per_ipv6_48_per_minute: u32,
+    /// New contact IDs minted per IPv6 /32 per minute, all its clients together (0 =
+    /// unlimited).
+    pub registrations_per_ipv6_32_per_minute: u32,
+    /// New contact IDs minted per minute by the whole relay (0 = unlimited): bounds how fast
+    /// any number of addresses can fill the registry.
+    pub registrations_per_minute: u32,
     /// Wake-ups kept for a phone whose registration socket is not connected.
     pub max_pending_wakeups: usize,
     /// Ping interval on registration sockets; two silent intervals close it.
@@ -171,6 +182,9 @@ impl Default for Limits {
             contact_expiry: Duration::from_secs(90 * 24 * 3600),
             unconfirmed_contact_expiry: Duration::from_secs(5 * 60),
             registrations_per_ip_per_minute: 10,
+            registrations_per_ipv6_48_per_minute: 30,
+            registrations_per_ipv6_32_per_minute: 120,
+            registrations_per_minute: 600,
             max_pending_wakeups: 4,
             registration_ping_interval: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
@@ -293,7 +307,8 @@ pub struct ServeArgs {
     /// Serve plain ws:// on a non-loopback address (only behind a TLS-terminating proxy).
     #[arg(long, env = "TUNNEL_SERVER_INSECURE_PLAINTEXT")]
     pub insecure_plaintext: bool,
-    /// Allowed Origin header value (repeatable); a request without Origin is always allowed.
+    /// A web page origin allowed to open tunnels (repeatable); other page origins get 403.
+    /// Requests without Origin, or with a ws:// or wss:// one, are always allowed.
     #[arg(
         long = "allowed-origin",
         env = "TUNNEL_SERVER_ALLOWED_ORIGINS",
@@ -355,6 +370,23 @@ pub struct ServeArgs {
     /// New contact IDs per client IP per minute, 0 = unlimited [default: 10].
     #[arg(long, env = "TUNNEL_SERVER_REGISTRATIONS_PER_IP_PER_MINUTE")]
     pub registrations_per_ip_per_minute: Option<u32>,
+    /// New contact IDs per IPv6 /48 per minute, all its clients together, 0 = unlimited
+    /// [default: 30].
+    #[arg(
+        long = "registrations-per-ipv6-48-per-minute",
+        env = "TUNNEL_SERVER_REGISTRATIONS_PER_IPV6_48_PER_MINUTE"
+    )]
+    pub registrations_per_ipv6_48_per_minute: Option<u32>,
+    /// New contact IDs per IPv6 /32 per minute, all its clients together, 0 = unlimited
+    /// [default: 120].
+    #[arg(
+        long = "registrations-per-ipv6-32-per-minute",
+        env = "TUNNEL_SERVER_REGISTRATIONS_PER_IPV6_32_PER_MINUTE"
+    )]
+    pub registrations_per_ipv6_32_per_minute: Option<u32>,
+    /// New contact IDs per minute for the whole relay, 0 = unlimited [default: 600].
+    #[arg(long, env = "TUNNEL_SERVER_REGISTRATIONS_PER_MINUTE")]
+    pub registrations_per_minute: Option<u32>,
     /// Wake-ups kept for a disconnected phone [default: 4].
     #[arg(long, env = "TUNNEL_SERVER_MAX_PENDING_WAKEUPS")]
     pub max_pending_wakeups: Option<usize>,
@@ -401,6 +433,9 @@ impl ServeArgs {
             contact_expiry => c.limits.contact_expiry,
             unconfirmed_contact_expiry => c.limits.unconfirmed_contact_expiry,
             registrations_per_ip_per_minute => c.limits.registrations_per_ip_per_minute,
+            registrations_per_ipv6_48_per_minute => c.limits.registrations_per_ipv6_48_per_minute,
+            registrations_per_ipv6_32_per_minute => c.limits.registrations_per_ipv6_32_per_minute,
+            registrations_per_minute => c.limits.registrations_per_minute,
             max_pending_wakeups => c.limits.max_pending_wakeups,
             registration_ping_interval => c.limits.registration_ping_interval,
             shutdown_grace => c.limits.shutdown_grace,

@@ -150,6 +150,8 @@ pub(crate) struct ConnGuard {
     shared: Arc<Shared>,
     /// The client key ([`client_key`]), not the exact address.
     ip: IpAddr,
+    /// The exact address, for the mint limits of the prefixes around it.
+    peer: IpAddr,
     _permit: OwnedSemaphorePermit,
     _drain: mpsc::Sender<()>,
 }
@@ -185,6 +187,7 @@ impl ConnGuard {
         Some(Self {
             shared: shared.clone(),
             ip,
+            peer: peer.ip().to_canonical(),
             _permit: permit,
             _drain: drain.clone(),
         })
@@ -194,10 +197,16 @@ impl ConnGuard {
         &self.shared
     }
 
-    /// Whether this client may mint another contact ID now (the per-IP rate limit).
-    pub(crate) fn allow_registration(&self, now: std::time::Instant) -> bool {
-        let rate = self.shared.config.limits.registrations_per_ip_per_minute;
-        self.shared.mints.allow(self.ip, rate, now)
+    /// Whether this client may mint another contact ID now (`contact::mint_limit`: per
+    /// client, per IPv6 /48 and /32, and relay-wide).
+    pub(crate) fn allow_registration(
+        &self,
+        now: std::time::Instant,
+    ) -> Result<(), crate::contact::mint_limit::Limited> {
+        let limits = &self.shared.config.limits;
+        self.shared
+            .mints
+            .handle_mint(self.ip, self.peer, limits, now)
     }
 }
 
