@@ -10,6 +10,7 @@ mod limits;
 mod log_capture;
 mod logs;
 mod mint_prefixes;
+mod nginx;
 mod operator;
 mod origins;
 mod pairing;

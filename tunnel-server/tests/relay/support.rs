@@ -34,6 +34,14 @@ pub(crate) async fn start(config: Config) -> RunningServer {
     RunningServer::start(config).await.expect("server starts")
 }
 
+/// A loopback port nothing listens on (bound, then released).
+pub(crate) async fn free_port() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
 pub(crate) fn tunnel(n: u8) -> TunnelId {
     TunnelId([n; 16])
 }
