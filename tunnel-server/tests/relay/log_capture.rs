@@ -3,8 +3,6 @@
 //! while other tests run in the same process, so each guard test runs itself again, alone, in a
 //! process of its own ([`CapturedLog::in_own_process`]).
 
-use std::process::Command;
-
 /// Set in the process where a log guard test does its work.
 const IN_OWN_PROCESS: &str = "HYBRID_BRIDGE_TEST_LOG_CAPTURE";
 
@@ -22,17 +20,7 @@ impl CapturedLog {
         if std::env::var_os(IN_OWN_PROCESS).is_some() {
             return Some(Self::install(level));
         }
-        let out = Command::new(std::env::current_exe().expect("the test binary"))
-            .args(["--exact", test, "--nocapture", "--test-threads", "1"])
-            .env(IN_OWN_PROCESS, "1")
-            .output()
-            .expect("the test binary runs again");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() && stdout.contains("1 passed"),
-            "{test} in a process of its own failed:\n{stdout}\n{stderr}"
-        );
+        crate::support::run_alone(test, IN_OWN_PROCESS, &[], "the global tracing subscriber");
         None
     }
 
