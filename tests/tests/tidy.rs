@@ -8,7 +8,9 @@
 //!   (docs/STYLE.md#history);
 //! - every package declares the workspace's licence, and the licence texts exist;
 //! - every document a file cites exists, and so does the anchor it names;
-//! - no two modules of a crate import each other, directly or round a loop ([`cycles`]).
+//! - no two modules of a crate import each other, directly or round a loop ([`cycles`]);
+//! - each package has at most one integration-test binary (docs/STYLE.md#tests): linking is
+//!   the slow part on two cores, and one binary links once.
 //!
 //! The model is rust-analyzer's `xtask/src/tidy.rs`: plain string scanning, no configuration,
 //! messages that say how to fix what they found.
@@ -257,6 +259,63 @@ fn every_cited_document_exists() {
         }
     }
     problems.assert("cited documents");
+}
+
+#[test]
+fn every_package_has_at_most_one_integration_test_binary() {
+    let all = files();
+    let mut problems = Problems::default();
+    for manifest in all.iter().filter(|f| f.ends_with("Cargo.toml")) {
+        let text = read(manifest);
+        if !text.lines().any(|l| l.trim() == "[package]") {
+            continue;
+        }
+        let dir = manifest.parent().unwrap_or(Path::new(""));
+        let under_tests: Vec<String> = all
+            .iter()
+            .filter_map(|f| f.strip_prefix(dir.join("tests")).ok())
+            .map(slash)
+            .collect();
+        let binaries = test_binaries(&text, &under_tests);
+        if binaries.len() > 1 {
+            problems.add(
+                manifest,
+                0,
+                &format!(
+                    "{} integration-test binaries ({}): make them modules of one binary whose \
+                     root only lists modules (`tests/it/main.rs` with `mod …;`, \
+                     `autotests = false` and one [[test]] entry)",
+                    binaries.len(),
+                    binaries.join(", ")
+                ),
+            );
+        }
+    }
+    problems.assert("one integration-test binary per package");
+}
+
+/// The integration-test binaries a manifest makes, as Cargo finds them: its `[[test]]`
+/// entries, and unless `autotests = false`, each `tests/X.rs` and `tests/X/main.rs`
+/// (`under_tests`: the package's files below `tests/`, relative to it).
+fn test_binaries(manifest: &str, under_tests: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = manifest
+        .lines()
+        .filter(|l| l.trim() == "[[test]]")
+        .map(|_| "a [[test]] entry".to_string())
+        .collect();
+    if toml_string(manifest, "package", "autotests").as_deref() != Some("false") {
+        out.extend(
+            under_tests
+                .iter()
+                .filter(|f| {
+                    let parts: Vec<&str> = f.split('/').collect();
+                    matches!(parts.as_slice(), [file] if file.ends_with(".rs"))
+                        || matches!(parts.as_slice(), [_, "main.rs"])
+                })
+                .map(|f| format!("tests/{f}")),
+        );
+    }
+    out
 }
 
 #[test]
@@ -765,4 +824,19 @@ fn the_scanners_find_what_they_should_and_nothing_else() {
         Some("MIT")
     );
     assert_eq!(toml_string(manifest, "package", "edition"), None);
+
+    let one = "[package]\nname = \"x\"\nautotests = false\n\n[[test]]\nname = \"it\"\n";
+    let files = ["it/main.rs".to_string(), "it/flow.rs".to_string()];
+    assert_eq!(test_binaries(one, &files).len(), 1);
+    let auto = "[package]\nname = \"x\"\n";
+    let files = [
+        "a.rs".to_string(),
+        "b/main.rs".to_string(),
+        "b/helpers.rs".to_string(),
+        "vectors/v.json".to_string(),
+    ];
+    assert_eq!(
+        test_binaries(auto, &files),
+        ["tests/a.rs".to_string(), "tests/b/main.rs".to_string()]
+    );
 }
