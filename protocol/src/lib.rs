@@ -9,6 +9,7 @@
 //!   simulated BLE medium's line format;
 //! - [`handshake`]: Noise KNpsk0/NKpsk0; [`session`]: framing and typed messages;
 //! - [`linking`]: linking info and client payloads; [`ctap`]: CTAP2 messages;
+//! - [`ctaphid`]: the USB HID transport of a security key, device side;
 //! - [`keys`]: secret newtypes; [`cbor`]: canonical CBOR; [`error`]: the error type;
 //! - [`text`]: peer-chosen strings made safe to show.
 //!
@@ -41,6 +42,7 @@
 
 pub mod cbor;
 pub mod ctap;
+pub mod ctaphid;
 pub mod derive;
 pub mod eid;
 pub mod error;
