@@ -487,7 +487,10 @@ async fn talk(
             }
         }
         tunnel.close().await;
-        return Err(BridgeError::Ctap { status });
+        return Err(BridgeError::Ctap {
+            status,
+            code: reply[0],
+        });
     }
     let response = body.to_vec();
     if revision == Revision::One {

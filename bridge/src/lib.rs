@@ -54,6 +54,7 @@ pub mod ceremony;
 pub mod cli;
 pub mod doctor;
 pub mod error;
+pub mod key;
 pub mod links;
 pub mod native_host;
 pub mod progress;

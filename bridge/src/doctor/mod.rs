@@ -4,7 +4,8 @@
 //! host ([`browser`]: per-browser manifests, the binary they start, the extension they allow),
 //! the relays ([`relays`]: DNS, TCP, TLS 1.3 and the `fido.cable` upgrade to Google's and
 //! Apple's tunnel domains and to a configured relay, each step timed), the system clock (phones
-//! check a QR code's timestamp, HYBRID.md §3) and the linked-phones file. `--json` prints the
+//! check a QR code's timestamp, HYBRID.md §3), the linked-phones file, and the phone as a USB
+//! security key (`/dev/uhid` access, the udev rule, the login service, the running key). `--json` prints the
 //! same report for a support ticket. Every network step is bounded by `--step-timeout`.
 
 pub mod bluetooth;
@@ -68,6 +69,9 @@ pub enum Section {
     Clock,
     /// The linked-phones file.
     Links,
+    /// The phone as a USB security key: uhid access, the udev rule, the login service, the
+    /// running key's HID node.
+    Key,
 }
 
 impl Section {
@@ -78,6 +82,7 @@ impl Section {
             Self::Relays => "Relays",
             Self::Clock => "Clock",
             Self::Links => "Linked phones",
+            Self::Key => "Security key (hybrid-bridge key)",
         }
     }
 }
@@ -240,6 +245,15 @@ pub async fn checks(args: &DoctorArgs, links_file: Option<PathBuf>) -> Report {
     }
     if wanted(Section::Clock) {
         checks.extend(relays::clock(std::time::SystemTime::now(), &dates));
+    }
+    if wanted(Section::Key) {
+        match crate::key::install::Paths::system() {
+            Ok(paths) => checks.extend(crate::key::install::doctor_checks(&paths)),
+            Err(e) => checks.push(
+                Check::new(Section::Key, "key files", Status::Fail, e.to_string())
+                    .next("set HOME (or XDG_CONFIG_HOME)"),
+            ),
+        }
     }
     Report::new(checks)
 }
