@@ -54,6 +54,8 @@ pub struct Cut {
     pub path_prefix: &'static str,
     /// Messages to let through first.
     pub after: usize,
+    /// How many matching sockets to cut; later ones pass untouched (`usize::MAX`: all).
+    pub sockets: usize,
 }
 
 /// Starts the proxy on 127.0.0.1 in front of `upstream` (`ws://127.0.0.1:PORT`); returns its
@@ -71,12 +73,14 @@ pub async fn start_cutting(
     let addr: SocketAddr = listener.local_addr()?;
     let capture = Capture::default();
     let cap = capture.clone();
+    let cut_so_far = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let upstream = upstream.clone();
             let cap = cap.clone();
+            let cut_so_far = cut_so_far.clone();
             tokio::spawn(async move {
-                let _ = proxy_one(tcp, upstream, cap, cut).await;
+                let _ = proxy_one(tcp, upstream, cap, cut, cut_so_far).await;
             });
         }
     });
@@ -88,6 +92,7 @@ async fn proxy_one(
     upstream: String,
     cap: Capture,
     cut: Option<Cut>,
+    cut_so_far: Arc<std::sync::atomic::AtomicUsize>,
 ) -> anyhow::Result<()> {
     tcp.set_nodelay(true)?;
     // Peek at the request head (bounded) to learn the path and headers, connect upstream with
@@ -171,6 +176,7 @@ async fn proxy_one(
         .await?;
     let limit = cut
         .filter(|c| path.starts_with(c.path_prefix))
+        .filter(|c| cut_so_far.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < c.sockets)
         .map(|c| c.after);
     let (mut c_tx, mut c_rx) = client.split();
     let (mut s_tx, mut s_rx) = server.split();

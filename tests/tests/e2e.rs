@@ -352,6 +352,7 @@ mod failures {
             Cut {
                 path_prefix: "/cable/connect",
                 after: 2,
+                sockets: usize::MAX,
             },
         )
         .await;
@@ -390,6 +391,7 @@ mod failures {
             Cut {
                 path_prefix: "/cable/new",
                 after: 3,
+                sockets: usize::MAX,
             },
         )
         .await;
@@ -408,6 +410,9 @@ mod failures {
 
 /// The relay closing tunnels on its own (limits).
 mod relay_limits;
+
+/// The phone as a USB security key (`hybrid-bridge key`) without a kernel.
+mod key;
 
 mod privacy {
     use super::*;
