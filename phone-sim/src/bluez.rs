@@ -1,7 +1,7 @@
 //! BLE advertising through BlueZ's D-Bus LE advertising API (`org.bluez.LEAdvertisingManager1`,
 //! via the `bluer` crate), behind the cargo feature `bluez`. The phone advertises like
-//! Chrome on Android (HYBRID.md §4.1): non-connectable (BlueZ type `broadcast`), service UUID
-//! list [0xFFF9] and 20 bytes of service data under 0xFFF9, no name.
+//! Chrome on Android (docs/PROTOCOL.md#advert-uuids): non-connectable (BlueZ type `broadcast`),
+//! service UUID list [0xFFF9] and 20 bytes of service data under 0xFFF9, no name.
 //!
 //! BlueZ is found on the D-Bus *system* bus; `DBUS_SYSTEM_BUS_ADDRESS` points it elsewhere
 //! (the tests use a mock BlueZ on a private bus).

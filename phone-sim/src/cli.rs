@@ -1,4 +1,5 @@
-//! The `phone-sim` command line (STYLE §5: raw clap args, then a resolved [`PhoneConfig`]).
+//! The `phone-sim` command line (docs/STYLE.md#cli: raw clap args, then a resolved
+//! [`PhoneConfig`]).
 
 use std::path::PathBuf;
 use std::time::Duration;

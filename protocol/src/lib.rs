@@ -2,11 +2,12 @@
 //! machines: no sockets, no clocks, no global randomness. Time and an RNG are passed in by
 //! the caller, and bytes go in and out; the IO crates (`bridge`, `phone-sim`,
 //! `tunnel-server`) are thin shells around this crate. One module per topic, each citing the
-//! section of `HYBRID.md` it implements:
+//! section of `docs/PROTOCOL.md` it implements:
 //!
 //! - [`qr`]: `FIDO:/` codes; [`derive`](mod@derive): HKDF purposes and P-256 keys from seeds;
-//! - [`eid`]: BLE adverts; [`tunnel`]: relay domains, IDs and paths; [`medium`]: the
-//!   simulated BLE medium's line format;
+//! - [`eid`]: BLE adverts; [`tunnel`]: relay domains, IDs and paths; [`contact`]: the
+//!   relay's contact channel (wake-ups, registration secrets); [`medium`]: the simulated BLE
+//!   medium's line format;
 //! - [`handshake`]: Noise KNpsk0/NKpsk0; [`session`]: framing and typed messages;
 //! - [`linking`]: linking info and client payloads; [`ctap`]: CTAP2 messages;
 //! - [`ctaphid`]: the USB HID transport of a security key, device side;
@@ -41,6 +42,7 @@
 #![warn(missing_docs)]
 
 pub mod cbor;
+pub mod contact;
 pub mod ctap;
 pub mod ctaphid;
 pub mod derive;

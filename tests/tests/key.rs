@@ -10,7 +10,7 @@ use bridge::key::{Choice, DeviceEvent, UiUpdate};
 use bridge::webauthn::{authentication_json, registration_json};
 use hybrid_protocol::ctap::{CredentialDescriptor, MakeCredentialRequest};
 use hybrid_tests::key::{HidHost, KeyRig, PhoneMode};
-use hybrid_tests::tap::{self, Cut};
+use hybrid_tests::tap::{self, Cut, CutEnd};
 use phone_sim::{Approve, Attestation, PhoneConfig};
 use sha2::{Digest as _, Sha256};
 
@@ -199,6 +199,7 @@ async fn the_phone_vanishing_is_a_clear_ctap_error_and_the_next_request_is_serve
             path_prefix: "/cable/new",
             after: 3,
             sockets: 1,
+            relay_side: CutEnd::Close,
         }),
     )
     .await

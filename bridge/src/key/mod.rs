@@ -4,21 +4,17 @@
 //! python-fido2, `pam_u2f` — and each CTAP2 request it cannot answer itself ([`ctap2`]) goes to
 //! the phone over hybrid, by QR code or to a linked phone, through the same session code as
 //! `register` and `sign-in` ([`service`]). What the person sees is behind the [`ui::KeyUi`]
-//! seam; [`install`] sets up permissions and a login service, [`settings`] keeps the default
-//! phone and the running key's status.
+//! seam. The command line (`hybrid-bridge key`: its flags, the terminal UI, `install` and
+//! `status`) is the binary's.
 //!
 //! - [`device`]: the [`device::HidDevice`] seam and an in-process double.
 //! - [`uhid`]: `/dev/uhid` events as byte arrays, and the device on top of them.
 //! - [`ctap2`]: getInfo, probes, and what goes to the phone byte for byte.
-//! - [`service`]: the event loop. [`ui`]: the UI seam and the terminal.
-//! - [`install`]: the udev rule, the systemd user unit, `status`; [`settings`]: files.
+//! - [`service`]: the event loop. [`ui`]: the UI seam.
 
-pub mod args;
 pub mod ctap2;
 pub mod device;
-pub mod install;
 pub mod service;
-pub mod settings;
 pub mod uhid;
 pub mod ui;
 
@@ -26,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 pub use device::{DeviceEvent, HidDevice, MemoryDevice, MemoryHost};
 pub use service::{serve, AdvertSource, KeyConfig};
-pub use ui::{Choice, KeyUi, TerminalUi, UiRequest, UiUpdate};
+pub use ui::{Choice, KeyUi, UiRequest, UiUpdate};
 
 use crate::error::BridgeError;
 

@@ -1,19 +1,25 @@
-//! `hybrid-bridge key`'s command line (STYLE §5): the raw flags ([`KeyArgs`]), then a
-//! resolved [`KeyConfig`] that opens the device and serves.
+//! `hybrid-bridge key`: the phone as a USB security key. The flags ([`KeyArgs`]) resolve to
+//! the library's [`KeyConfig`], which opens `/dev/uhid` and serves every FIDO program on the
+//! machine (`bridge::key`); [`terminal`] is what the person sees with `--no-window`;
+//! [`install`] sets up permissions and a login service and reports the setup (`key status`,
+//! `doctor`); [`settings`] keeps the default phone and the running key's status.
+
+pub(crate) mod install;
+mod settings;
+mod terminal;
 
 use std::path::PathBuf;
 
+use bridge::key::service::{self, AdvertSource, KeyConfig};
+use bridge::key::uhid::{UhidDevice, DEVICE_NAME};
+use bridge::key::KeyError;
+use bridge::{BridgeError, LinkStore};
 use clap::{Args, Subcommand};
 
-use super::install::{self, Paths};
-use super::service::{self, AdvertSource, KeyConfig};
-use super::settings::{RunningKey, Settings};
-use super::uhid::{UhidDevice, DEVICE_NAME};
-use super::ui::TerminalUi;
-use super::KeyError;
-use crate::error::BridgeError;
-use crate::links::LinkStore;
-use crate::session_args::SessionArgs;
+use crate::flags::{SessionArgs, Settings};
+use install::Paths;
+use settings::{KeySettings, RunningKey};
+use terminal::TerminalUi;
 
 const EXAMPLES: &str = "\
 Every FIDO program on this computer (Firefox and Chromium without an extension, OpenSSH,
@@ -44,18 +50,18 @@ them itself, and their signatures verify nowhere. hmac-secret (PRF on USB keys) 
 /// `hybrid-bridge key`.
 #[derive(Debug, Args)]
 #[command(after_long_help = EXAMPLES)]
-pub struct KeyArgs {
+pub(crate) struct KeyArgs {
     /// install, uninstall or status; without one, run the key.
     #[command(subcommand)]
-    pub action: Option<KeyAction>,
+    pub(crate) action: Option<KeyAction>,
     /// How the key runs.
     #[command(flatten)]
-    pub run: RunArgs,
+    pub(crate) run: RunArgs,
 }
 
 /// `hybrid-bridge key …`
 #[derive(Debug, Subcommand)]
-pub enum KeyAction {
+pub(crate) enum KeyAction {
     /// Set up permissions (udev rule, uhid at boot) and a login service; says what needs root.
     Install(InstallArgs),
     /// Remove what install wrote (prints the root command for the system files).
@@ -66,57 +72,54 @@ pub enum KeyAction {
 
 /// `hybrid-bridge key install`.
 #[derive(Debug, Args)]
-pub struct InstallArgs {
+pub(crate) struct InstallArgs {
     /// Ask this linked phone by default, without a QR code (stored in the key's settings).
     #[arg(long, value_name = "NAME")]
-    pub phone: Option<String>,
+    pub(crate) phone: Option<String>,
     /// Give /dev/uhid and the key to this group instead of the person at the seat (uaccess);
     /// for machines used over ssh. Every member can then create any HID device.
     #[arg(long, value_name = "GROUP")]
-    pub group: Option<String>,
+    pub(crate) group: Option<String>,
     /// Only the part that needs root: the udev rule and loading uhid at boot; then reload
     /// udev and load uhid now (run with sudo).
     #[arg(long)]
-    pub system: bool,
+    pub(crate) system: bool,
     /// Flags for the key the login service runs, e.g. -- --no-link.
     #[arg(last = true, value_name = "KEY FLAGS")]
-    pub key_flags: Vec<String>,
+    pub(crate) key_flags: Vec<String>,
 }
 
 /// How the key runs.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Bluetooth, the relay, the timeouts and linking: the same flags as `register`.
     #[command(flatten)]
-    pub session: SessionArgs,
+    pub(crate) session: SessionArgs,
     /// Ask this linked phone, without a QR code [default: the settings' phone, else a QR code].
     #[arg(long, value_name = "NAME")]
-    pub phone: Option<String>,
+    pub(crate) phone: Option<String>,
     /// Show QR codes and stages on this terminal instead of a window (ssh, servers).
     #[arg(long)]
-    pub no_window: bool,
+    pub(crate) no_window: bool,
     /// Also write each QR code's FIDO:/ URL to this file (tools and tests "scan" it).
     #[arg(long, value_name = "FILE", help_heading = "QR code")]
-    pub qr_file: Option<PathBuf>,
+    pub(crate) qr_file: Option<PathBuf>,
     /// Don't draw QR codes on the terminal (the URL is still printed).
     #[arg(long, help_heading = "QR code")]
-    pub no_qr: bool,
+    pub(crate) no_qr: bool,
     /// The uhid device file.
     #[arg(long, value_name = "PATH", default_value = "/dev/uhid")]
-    pub uhid: PathBuf,
+    pub(crate) uhid: PathBuf,
 }
 
-/// Runs `hybrid-bridge key` with `links_file` (the global `--links-file`) and `color` for the
-/// terminal's QR codes.
-pub async fn run(
-    args: &KeyArgs,
-    links_file: Option<PathBuf>,
-    color: bool,
-) -> Result<(), BridgeError> {
-    let links = LinkStore::new(match links_file {
-        Some(p) => p,
-        None => LinkStore::default_path()?,
-    });
+impl KeyArgs {
+    /// Runs the key, or `install`, `uninstall` or `status`.
+    pub(crate) async fn run(&self, s: &Settings) -> Result<(), BridgeError> {
+        run(self, s.links()?, s.color).await
+    }
+}
+
+async fn run(args: &KeyArgs, links: LinkStore, color: bool) -> Result<(), BridgeError> {
     match &args.action {
         Some(KeyAction::Install(a)) => install_command(a, &links),
         Some(KeyAction::Uninstall) => {
@@ -135,7 +138,7 @@ pub async fn run(
 }
 
 async fn run_key(a: &RunArgs, links: LinkStore, color: bool) -> Result<(), KeyError> {
-    let settings = Settings::load(&Settings::default_path()?)?;
+    let settings = KeySettings::load(&KeySettings::default_path()?)?;
     let phone = a.phone.clone().or(settings.phone);
     if let Some(name) = &a.phone {
         // An unknown name fails now, not at the first request.
@@ -184,7 +187,7 @@ async fn run_key(a: &RunArgs, links: LinkStore, color: bool) -> Result<(), KeyEr
         match &phone {
             Some(p) => format!(
                 "requests go to the linked phone {:?}",
-                crate::sanitize::for_terminal(p)
+                bridge::sanitize::for_terminal(p)
             ),
             None => "each request shows a QR code".into(),
         }

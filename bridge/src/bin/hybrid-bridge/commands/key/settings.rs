@@ -7,26 +7,26 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::BridgeError;
+use bridge::BridgeError;
 
 /// What `hybrid-bridge key install --phone` stores.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Settings {
+pub(crate) struct KeySettings {
     /// The linked phone to ask without a QR code; none: a QR code for each request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone: Option<String>,
+    pub(crate) phone: Option<String>,
 }
 
-impl Settings {
+impl KeySettings {
     /// `$XDG_CONFIG_HOME/hybrid-bridge/key.json`, else `~/.config/hybrid-bridge/key.json`.
-    pub fn default_path() -> Result<PathBuf, BridgeError> {
+    pub(crate) fn default_path() -> Result<PathBuf, BridgeError> {
         Ok(xdg_dir("XDG_CONFIG_HOME", ".config")?
             .join("hybrid-bridge")
             .join("key.json"))
     }
 
     /// Reads the settings; a missing file is the defaults.
-    pub fn load(path: &Path) -> Result<Self, BridgeError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, BridgeError> {
         match std::fs::read(path) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| {
                 BridgeError::Usage(format!(
@@ -40,7 +40,7 @@ impl Settings {
     }
 
     /// Writes the settings (atomically).
-    pub fn save(&self, path: &Path) -> Result<(), BridgeError> {
+    pub(crate) fn save(&self, path: &Path) -> Result<(), BridgeError> {
         let text =
             serde_json::to_string_pretty(self).map_err(|e| BridgeError::Internal(e.to_string()))?;
         if let Some(dir) = path.parent() {
@@ -54,20 +54,20 @@ impl Settings {
 
 /// What a running key writes about itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunningKey {
+pub(crate) struct RunningKey {
     /// Its process.
-    pub pid: u32,
+    pub(crate) pid: u32,
     /// When it started, seconds since the Unix epoch.
-    pub started: u64,
+    pub(crate) started: u64,
     /// The linked phone it asks; none: a QR code.
-    pub phone: Option<String>,
+    pub(crate) phone: Option<String>,
     /// The uhid device file it uses.
-    pub uhid: PathBuf,
+    pub(crate) uhid: PathBuf,
 }
 
 impl RunningKey {
     /// `$XDG_RUNTIME_DIR/hybrid-bridge/key.json`, else `/tmp/hybrid-bridge-<uid>/key.json`.
-    pub fn default_path() -> Result<PathBuf, BridgeError> {
+    pub(crate) fn default_path() -> Result<PathBuf, BridgeError> {
         let dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
             Some(d) => PathBuf::from(d).join("hybrid-bridge"),
             None => std::env::temp_dir().join(format!("hybrid-bridge-{}", uid())),
@@ -76,13 +76,13 @@ impl RunningKey {
     }
 
     /// The key recorded at `path` if its process still runs.
-    pub fn read(path: &Path) -> Option<Self> {
+    pub(crate) fn read(path: &Path) -> Option<Self> {
         let key: Self = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
         alive(key.pid).then_some(key)
     }
 
     /// Records this key at `path`; the returned guard removes the file when dropped.
-    pub fn record(&self, path: &Path) -> Result<RecordGuard, BridgeError> {
+    pub(crate) fn record(&self, path: &Path) -> Result<RecordGuard, BridgeError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| BridgeError::file("creating the folder of", path, e))?;
@@ -97,7 +97,7 @@ impl RunningKey {
 
 /// Removes the running key's status file when dropped.
 #[derive(Debug)]
-pub struct RecordGuard(PathBuf);
+pub(crate) struct RecordGuard(PathBuf);
 
 impl Drop for RecordGuard {
     fn drop(&mut self) {
@@ -113,7 +113,7 @@ fn alive(pid: u32) -> bool {
 }
 
 /// This process's user ID (the owner of `/proc/self`).
-pub fn uid() -> u32 {
+pub(crate) fn uid() -> u32 {
     use std::os::unix::fs::MetadataExt as _;
     std::fs::metadata("/proc/self")
         .map(|m| m.uid())
@@ -132,7 +132,7 @@ fn xdg_dir(var: &str, fallback: &str) -> Result<PathBuf, BridgeError> {
 }
 
 /// `$XDG_CONFIG_HOME`, else `~/.config`.
-pub fn config_home() -> Result<PathBuf, BridgeError> {
+pub(crate) fn config_home() -> Result<PathBuf, BridgeError> {
     xdg_dir("XDG_CONFIG_HOME", ".config")
 }
 
@@ -144,14 +144,14 @@ mod tests {
     fn settings_round_trip_and_a_missing_file_is_the_default() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/key.json");
-        assert_eq!(Settings::load(&path).unwrap(), Settings::default());
-        let s = Settings {
+        assert_eq!(KeySettings::load(&path).unwrap(), KeySettings::default());
+        let s = KeySettings {
             phone: Some("Pixel 8".into()),
         };
         s.save(&path).unwrap();
-        assert_eq!(Settings::load(&path).unwrap(), s);
+        assert_eq!(KeySettings::load(&path).unwrap(), s);
         std::fs::write(&path, "{").unwrap();
-        let e = Settings::load(&path).unwrap_err().to_string();
+        let e = KeySettings::load(&path).unwrap_err().to_string();
         assert!(e.contains("fix or delete it"), "{e}");
     }
 

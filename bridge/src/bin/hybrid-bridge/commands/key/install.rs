@@ -1,53 +1,52 @@
 //! Permissions and a login service for the key: `key install` writes the udev rule that opens
 //! `/dev/uhid` (and the key's hidraw node) to the person at the seat, has `uhid` loaded at
 //! boot, and writes a systemd *user* unit that starts the key at login; it says which part
-//! needed root and prints the command for it. `key status` and `doctor` check the same
-//! things. The rule, the module list and the unit are files in the repository
-//! (`bridge/dist/`), which the Debian package ships as they are.
+//! needed root and prints the command for it. [`SetupState`] is what `key status` and
+//! `doctor` report about the same things. The rule, the module list and the unit are files in
+//! the repository (`bridge/dist/`), which the Debian package ships as they are.
 
 use std::path::{Path, PathBuf};
 
-use crate::doctor::{Check, Section, Status};
-use crate::error::BridgeError;
+use bridge::key::uhid::HID_ID;
+use bridge::{BridgeError, LinkStore};
 
-use super::settings::{config_home, RunningKey, Settings};
-use super::uhid::HID_ID;
+use super::settings::{config_home, KeySettings, RunningKey};
 
 /// The udev rule, as shipped.
-pub const RULE: &str = include_str!("../../dist/70-hybrid-bridge-key.rules");
+pub(crate) const RULE: &str = include_str!("../../../../../dist/70-hybrid-bridge-key.rules");
 /// The modules-load.d entry, as shipped.
-pub const MODULES: &str = include_str!("../../dist/hybrid-bridge-key.conf");
+pub(crate) const MODULES: &str = include_str!("../../../../../dist/hybrid-bridge-key.conf");
 /// The systemd user unit, as shipped (ExecStart names the packaged binary).
-pub const UNIT: &str = include_str!("../../dist/hybrid-bridge-key.service");
+pub(crate) const UNIT: &str = include_str!("../../../../../dist/hybrid-bridge-key.service");
 /// The rule's file name.
-pub const RULE_NAME: &str = "70-hybrid-bridge-key.rules";
+pub(crate) const RULE_NAME: &str = "70-hybrid-bridge-key.rules";
 /// The modules-load.d file name.
-pub const MODULES_NAME: &str = "hybrid-bridge-key.conf";
+pub(crate) const MODULES_NAME: &str = "hybrid-bridge-key.conf";
 /// The unit's name.
-pub const UNIT_NAME: &str = "hybrid-bridge-key.service";
+pub(crate) const UNIT_NAME: &str = "hybrid-bridge-key.service";
 
 /// Where everything lives; [`Paths::system`] for this machine, other roots in tests.
 #[derive(Clone, Debug)]
-pub struct Paths {
+pub(crate) struct Paths {
     /// Where `install --system` writes the rule, then where udev also reads rules.
-    pub rules_dirs: Vec<PathBuf>,
+    pub(crate) rules_dirs: Vec<PathBuf>,
     /// Where `install --system` writes the modules-load.d entry.
-    pub modules_dir: PathBuf,
+    pub(crate) modules_dir: PathBuf,
     /// Where `install` writes the user unit, then where systemd also reads user units.
-    pub unit_dirs: Vec<PathBuf>,
+    pub(crate) unit_dirs: Vec<PathBuf>,
     /// The uhid device file.
-    pub uhid: PathBuf,
+    pub(crate) uhid: PathBuf,
     /// `/sys/class/hidraw`.
-    pub hidraw: PathBuf,
+    pub(crate) hidraw: PathBuf,
     /// The key's settings.
-    pub settings: PathBuf,
+    pub(crate) settings: PathBuf,
     /// The running key's status file.
-    pub running: PathBuf,
+    pub(crate) running: PathBuf,
 }
 
 impl Paths {
     /// This machine's locations, for this user.
-    pub fn system() -> Result<Self, BridgeError> {
+    pub(crate) fn system() -> Result<Self, BridgeError> {
         Ok(Self {
             rules_dirs: [
                 "/etc/udev/rules.d",
@@ -65,13 +64,14 @@ impl Paths {
             ],
             uhid: PathBuf::from("/dev/uhid"),
             hidraw: PathBuf::from("/sys/class/hidraw"),
-            settings: Settings::default_path()?,
+            settings: KeySettings::default_path()?,
             running: RunningKey::default_path()?,
         })
     }
 
     /// Everything under `root` (tests): `root/etc/udev/rules.d`, `root/home/.config/…`.
-    pub fn under(root: &Path) -> Self {
+    #[cfg(test)]
+    pub(crate) fn under(root: &Path) -> Self {
         Self {
             rules_dirs: vec![
                 root.join("etc/udev/rules.d"),
@@ -98,7 +98,7 @@ impl Paths {
     }
 
     /// The installed rule, wherever udev reads it from.
-    pub fn installed_rule(&self) -> Option<PathBuf> {
+    pub(crate) fn installed_rule(&self) -> Option<PathBuf> {
         self.rules_dirs
             .iter()
             .map(|d| d.join(RULE_NAME))
@@ -106,7 +106,7 @@ impl Paths {
     }
 
     /// The installed unit, wherever systemd reads it from.
-    pub fn installed_unit(&self) -> Option<PathBuf> {
+    pub(crate) fn installed_unit(&self) -> Option<PathBuf> {
         self.unit_dirs
             .iter()
             .map(|d| d.join(UNIT_NAME))
@@ -116,7 +116,7 @@ impl Paths {
 
 /// The rule: [`RULE`], or with `group` a rule that gives `/dev/uhid` and the hidraw node to
 /// that group instead of the seat's user.
-pub fn rule_text(group: Option<&str>) -> String {
+pub(crate) fn rule_text(group: Option<&str>) -> String {
     match group {
         None => RULE.to_string(),
         Some(g) => format!(
@@ -130,7 +130,7 @@ pub fn rule_text(group: Option<&str>) -> String {
 }
 
 /// The user unit running `binary key FLAGS…`.
-pub fn unit_text(binary: &Path, flags: &[String]) -> String {
+pub(crate) fn unit_text(binary: &Path, flags: &[String]) -> String {
     let mut exec = vec![binary.display().to_string(), "key".to_string()];
     exec.extend(flags.iter().cloned());
     let exec = exec
@@ -157,16 +157,16 @@ fn systemd_quote(arg: &str) -> String {
 
 /// What `install` did, line by line, and the root commands still to run.
 #[derive(Debug, Default)]
-pub struct Installed {
+pub(crate) struct Installed {
     /// Done.
-    pub done: Vec<String>,
+    pub(crate) done: Vec<String>,
     /// Commands the person still has to run (with root, or systemctl).
-    pub todo: Vec<String>,
+    pub(crate) todo: Vec<String>,
 }
 
 /// The user's part: the settings' phone (when given), the unit. Then the root part if it can
 /// be done without root (already done, or writable); otherwise the command that does it.
-pub fn install(
+pub(crate) fn install(
     paths: &Paths,
     binary: &Path,
     flags: &[String],
@@ -175,7 +175,7 @@ pub fn install(
 ) -> Result<Installed, BridgeError> {
     let mut out = Installed::default();
     if let Some(name) = phone {
-        let mut s = Settings::load(&paths.settings)?;
+        let mut s = KeySettings::load(&paths.settings)?;
         s.phone = Some(name.to_string());
         s.save(&paths.settings)?;
         out.done.push(format!(
@@ -223,7 +223,10 @@ pub fn install(
 
 /// The root part: the udev rule and the modules-load.d entry. Returns what was written; the
 /// caller reloads udev and loads the module.
-pub fn install_system(paths: &Paths, group: Option<&str>) -> Result<Vec<String>, BridgeError> {
+pub(crate) fn install_system(
+    paths: &Paths,
+    group: Option<&str>,
+) -> Result<Vec<String>, BridgeError> {
     let rule = paths.rule_target();
     write_file(&rule, &rule_text(group), "writing the udev rule")?;
     let modules = paths.modules_dir.join(MODULES_NAME);
@@ -236,7 +239,7 @@ pub fn install_system(paths: &Paths, group: Option<&str>) -> Result<Vec<String>,
 
 /// Removes what `install` wrote that this user may remove; returns what was removed and the
 /// root command for the rest.
-pub fn uninstall(paths: &Paths, binary: &Path) -> Installed {
+pub(crate) fn uninstall(paths: &Paths, binary: &Path) -> Installed {
     let mut out = Installed::default();
     for p in [paths.unit_target(), paths.settings.clone()] {
         if std::fs::remove_file(&p).is_ok() {
@@ -265,7 +268,7 @@ fn write_file(path: &Path, text: &str, what: &'static str) -> Result<(), BridgeE
 }
 
 /// The hidraw node of a running key (`hidraw3`), found by its `HID_ID` in sysfs.
-pub fn find_hidraw(sys_class_hidraw: &Path) -> Option<String> {
+pub(crate) fn find_hidraw(sys_class_hidraw: &Path) -> Option<String> {
     let mut found: Vec<String> = std::fs::read_dir(sys_class_hidraw)
         .ok()?
         .filter_map(Result::ok)
@@ -288,17 +291,48 @@ fn uhid_access(path: &Path) -> Result<(), std::io::Error> {
         .map(drop)
 }
 
+/// How far the key is set up on this machine, for `key status` and `doctor`.
+#[derive(Debug)]
+pub(crate) struct SetupState {
+    /// Opening the uhid device file for reading and writing.
+    pub(crate) uhid: Result<(), std::io::Error>,
+    /// The installed udev rule.
+    pub(crate) rule: Option<PathBuf>,
+    /// The installed user unit.
+    pub(crate) unit: Option<PathBuf>,
+    /// The running key's hidraw node (`hidraw3`).
+    pub(crate) hidraw: Option<String>,
+}
+
+impl SetupState {
+    /// Looks at `paths`.
+    pub(crate) fn read(paths: &Paths) -> Self {
+        Self {
+            uhid: uhid_access(&paths.uhid),
+            rule: paths.installed_rule(),
+            unit: paths.installed_unit(),
+            hidraw: find_hidraw(&paths.hidraw),
+        }
+    }
+
+    /// Whether `key install` was run (a rule or a unit exists): missing pieces are then
+    /// faults, not just information.
+    pub(crate) fn set_up(&self) -> bool {
+        self.rule.is_some() || self.unit.is_some()
+    }
+}
+
 /// `hybrid-bridge key status`: whether a key runs and which phone it will use, and the
 /// state of its setup.
-pub fn status_text(paths: &Paths, links: &crate::links::LinkStore) -> String {
+pub(crate) fn status_text(paths: &Paths, links: &LinkStore) -> String {
     let mut out = String::new();
     let running = RunningKey::read(&paths.running);
-    let node = find_hidraw(&paths.hidraw);
-    match (&running, &node) {
+    let state = SetupState::read(paths);
+    match (&running, &state.hidraw) {
         (Some(k), node) => out.push_str(&format!(
             "key: running (pid {}, since {}){}\n",
             k.pid,
-            crate::units::human_time(k.started),
+            cli_support::human_date(k.started),
             node.as_ref()
                 .map(|n| format!(", /dev/{n}"))
                 .unwrap_or_default()
@@ -306,17 +340,24 @@ pub fn status_text(paths: &Paths, links: &crate::links::LinkStore) -> String {
         (None, Some(n)) => out.push_str(&format!(
             "key: a key with our IDs is at /dev/{n}, started by another user or outside this session\n"
         )),
-        (None, None) => out.push_str("key: not running; start it with `hybrid-bridge key` (or enable the login service)\n"),
+        (None, None) => out.push_str(
+            "key: not running; start it with `hybrid-bridge key` (or enable the login service)\n",
+        ),
     }
     let phone = running
         .as_ref()
         .map(|k| k.phone.clone())
-        .unwrap_or_else(|| Settings::load(&paths.settings).ok().and_then(|s| s.phone));
+        .unwrap_or_else(|| {
+            KeySettings::load(&paths.settings)
+                .ok()
+                .and_then(|s| s.phone)
+        });
     match phone {
         Some(name) => {
             let linked = links.get(&name).is_ok();
             out.push_str(&format!(
-                "phone: {name:?}{}\n",
+                "phone: {:?}{}\n",
+                bridge::sanitize::for_terminal(&name),
                 if linked {
                     " (linked; asked without a QR code)"
                 } else {
@@ -324,73 +365,26 @@ pub fn status_text(paths: &Paths, links: &crate::links::LinkStore) -> String {
                 }
             ));
         }
-        None => out.push_str("phone: a QR code for each request (`hybrid-bridge key install --phone NAME` sets a linked phone)\n"),
-    }
-    for c in doctor_checks(paths) {
-        out.push_str(&format!("{}: {}\n", c.name, c.detail));
-    }
-    out
-}
-
-/// The `doctor` checks for the key. Missing pieces are failures once the key is set up (a
-/// unit or a rule exists) and information otherwise: a person who never ran `key install`
-/// has nothing to fix.
-pub fn doctor_checks(paths: &Paths) -> Vec<Check> {
-    let unit = paths.installed_unit();
-    let rule = paths.installed_rule();
-    let set_up = unit.is_some() || rule.is_some();
-    let missing = if set_up { Status::Fail } else { Status::Info };
-    let check = |name: &str, status, detail: String| Check::new(Section::Key, name, status, detail);
-    let mut checks = Vec::new();
-    checks.push(match uhid_access(&paths.uhid) {
-        Ok(()) => check("uhid access", Status::Pass, format!("{} opens for reading and writing", paths.uhid.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => check(
-            "uhid access",
-            missing,
-            format!("{} does not exist (the uhid module is not loaded)", paths.uhid.display()),
-        )
-        .next("sudo modprobe uhid; `hybrid-bridge key install` has it loaded at boot"),
-        Err(e) => check("uhid access", missing, format!("cannot open {}: {e}", paths.uhid.display()))
-            .next("run `hybrid-bridge key install` and the root command it prints; then `sudo udevadm trigger /sys/class/misc/uhid`"),
-    });
-    checks.push(match &rule {
-        Some(p) => check("udev rule", Status::Pass, p.display().to_string()),
-        None => check(
-            "udev rule",
-            missing,
-            format!("no {RULE_NAME} in {}", paths.rules_dirs[0].display()),
-        )
-        .next("run `hybrid-bridge key install` and the root command it prints"),
-    });
-    checks.push(match &unit {
-        Some(p) => check("login service", Status::Pass, p.display().to_string()),
-        None => check(
-            "login service",
-            Status::Info,
-            format!("no {UNIT_NAME}: the key does not start at login"),
-        )
-        .next("`hybrid-bridge key install` writes it"),
-    });
-    checks.push(match find_hidraw(&paths.hidraw) {
-        Some(n) => check(
-            "key device",
-            Status::Pass,
-            format!("/dev/{n} has the key's IDs (1209:F1D0): the key is running"),
+        None => out.push_str(
+            "phone: a QR code for each request (`hybrid-bridge key install --phone NAME` sets a linked phone)\n",
         ),
-        None => check(
-            "key device",
-            if unit.is_some() {
-                Status::Fail
-            } else {
-                Status::Info
-            },
-            "no hidraw node with the key's IDs (1209:F1D0): the key is not running".into(),
-        )
-        .next(format!(
-            "start it: `hybrid-bridge key`, or `systemctl --user start {UNIT_NAME}`"
-        )),
-    });
-    checks
+    }
+    out.push_str(&format!(
+        "{}: {}\n",
+        paths.uhid.display(),
+        match &state.uhid {
+            Ok(()) => "opens for reading and writing".to_string(),
+            Err(e) => e.to_string(),
+        }
+    ));
+    let shown = |p: &Option<PathBuf>| {
+        p.as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "not installed (`hybrid-bridge key install`)".into())
+    };
+    out.push_str(&format!("udev rule: {}\n", shown(&state.rule)));
+    out.push_str(&format!("login service: {}\n", shown(&state.unit)));
+    out
 }
 
 #[cfg(test)]
@@ -446,7 +440,7 @@ mod tests {
         let done = install(&paths, Path::new("/opt/hb"), &[], Some("Pixel 8"), None).unwrap();
         assert!(paths.installed_unit().is_some());
         assert_eq!(
-            Settings::load(&paths.settings).unwrap().phone.as_deref(),
+            KeySettings::load(&paths.settings).unwrap().phone.as_deref(),
             Some("Pixel 8")
         );
         assert!(
@@ -459,14 +453,11 @@ mod tests {
     }
 
     #[test]
-    fn install_with_rights_writes_everything_and_doctor_then_passes_but_for_the_running_key() {
+    fn install_with_rights_writes_everything_and_the_running_key_is_found_by_its_ids() {
         let root = tempfile::tempdir().unwrap();
         let paths = Paths::under(root.path());
-        let before = doctor_checks(&paths);
-        assert!(
-            before.iter().all(|c| c.status == Status::Info),
-            "nothing installed is nothing to fix: {before:?}"
-        );
+        let before = SetupState::read(&paths);
+        assert!(!before.set_up() && before.uhid.is_err() && before.hidraw.is_none());
         let done = install(
             &paths,
             Path::new("/opt/hb"),
@@ -490,24 +481,11 @@ mod tests {
         );
         std::fs::create_dir_all(paths.uhid.parent().unwrap()).unwrap();
         std::fs::write(&paths.uhid, "").unwrap();
-        let checks = doctor_checks(&paths);
-        let status = |name: &str| checks.iter().find(|c| c.name == name).unwrap().status;
-        assert_eq!(status("uhid access"), Status::Pass);
-        assert_eq!(status("udev rule"), Status::Pass);
-        assert_eq!(status("login service"), Status::Pass);
-        assert_eq!(
-            status("key device"),
-            Status::Fail,
-            "installed but not running"
-        );
+        let state = SetupState::read(&paths);
+        assert!(state.set_up() && state.uhid.is_ok() && state.hidraw.is_none());
         hidraw(root.path(), "hidraw0", "0003:0000046D:0000C52B");
         hidraw(root.path(), "hidraw4", HID_ID);
-        assert_eq!(find_hidraw(&paths.hidraw).as_deref(), Some("hidraw4"));
-        let checks = doctor_checks(&paths);
-        assert!(
-            checks.iter().all(|c| c.status == Status::Pass),
-            "{checks:?}"
-        );
+        assert_eq!(SetupState::read(&paths).hidraw.as_deref(), Some("hidraw4"));
         // Uninstall removes what it wrote.
         let gone = uninstall(&paths, Path::new("/opt/hb"));
         assert_eq!(gone.done.len(), 3, "{:?}", gone.done);
@@ -518,11 +496,11 @@ mod tests {
     fn status_names_the_phone_and_says_when_it_is_no_longer_linked() {
         let root = tempfile::tempdir().unwrap();
         let paths = Paths::under(root.path());
-        let links = crate::links::LinkStore::new(root.path().join("links.json"));
+        let links = LinkStore::new(root.path().join("links.json"));
         let text = status_text(&paths, &links);
         assert!(text.contains("key: not running"), "{text}");
         assert!(text.contains("phone: a QR code for each request"), "{text}");
-        Settings {
+        KeySettings {
             phone: Some("Pixel 8".into()),
         }
         .save(&paths.settings)
