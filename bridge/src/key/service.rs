@@ -101,6 +101,8 @@ pub async fn serve(
         std::pin::Pin<Box<dyn std::future::Future<Output = CeremonyResult> + Send + '_>>,
     )> = None;
     let clock = Clock::new();
+    let mut outbox = std::collections::VecDeque::new();
+    let mut pacer = Pacer::new(Instant::now());
     tokio::pin!(shutdown);
     loop {
         // Drain order (see hybrid_protocol::ctaphid): events, then reports.
@@ -146,11 +148,23 @@ pub async fn serve(
                 HidEvent::Wink { .. } => ui.show(UiUpdate::Wink),
             }
         }
-        while let Some(report) = engine.poll_report() {
-            device.send(&report)?;
+        outbox.extend(std::iter::from_fn(|| engine.poll_report()));
+        let mut paced_until = None;
+        while let Some(report) = outbox.front() {
+            match pacer.take(Instant::now()) {
+                Ok(()) => {
+                    device.send(report)?;
+                    outbox.pop_front();
+                }
+                Err(at) => {
+                    paced_until = Some(at);
+                    break;
+                }
+            }
         }
         let deadline = engine.poll_timeout().map(|t| clock.to_tokio(t));
         tokio::select! {
+            _ = sleep_until(paced_until) => {}
             ev = device.next_event() => match ev? {
                 DeviceEvent::Report(r) => engine.handle_report(&r, clock.now(), &mut OsRng),
                 DeviceEvent::Opened => tracing::debug!("a program opened the key"),
@@ -369,6 +383,42 @@ impl Progress for KeyProgress<'_> {
     }
 }
 
+/// Input reports go out like a USB full-speed device's: a burst of up to [`Pacer::BURST`],
+/// then one per millisecond. The host's hidraw node buffers 64 reports per reader and drops
+/// the rest without a word, and over uhid nothing else slows the key down: a 7609-byte
+/// answer (129 reports) written at once is lost whenever the reader is a little slow.
+struct Pacer {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Pacer {
+    /// Reports sent at once before pacing starts: half of hidraw's buffer.
+    const BURST: f64 = 32.0;
+    /// The steady rate, one report per USB full-speed frame.
+    const INTERVAL: Duration = Duration::from_millis(1);
+
+    fn new(now: Instant) -> Self {
+        Self {
+            tokens: Self::BURST,
+            last: now,
+        }
+    }
+
+    /// Takes a token, or says when the next one is due.
+    fn take(&mut self, now: Instant) -> Result<(), Instant> {
+        let earned = (now - self.last).as_secs_f64() / Self::INTERVAL.as_secs_f64();
+        self.tokens = (self.tokens + earned).min(Self::BURST);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(now + Self::INTERVAL.mul_f64(1.0 - self.tokens))
+        }
+    }
+}
+
 /// `std::time::Instant` for the engine, `tokio::time::Instant` for sleeping, one origin.
 struct Clock {
     origin_std: std::time::Instant,
@@ -397,5 +447,29 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_go_out_in_a_burst_of_32_then_one_per_millisecond() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(start);
+        for _ in 0..32 {
+            assert_eq!(pacer.take(start), Ok(()));
+        }
+        let next = pacer.take(start).unwrap_err();
+        assert_eq!(next, start + Duration::from_millis(1));
+        assert_eq!(pacer.take(next), Ok(()));
+        assert!(pacer.take(next).is_err());
+        // A quiet second refills the burst, no more.
+        let later = next + Duration::from_secs(1);
+        for _ in 0..32 {
+            assert_eq!(pacer.take(later), Ok(()));
+        }
+        assert!(pacer.take(later).is_err());
     }
 }

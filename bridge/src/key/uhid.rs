@@ -228,7 +228,9 @@ impl UhidDevice {
             what: "duplicating its file handle",
             error: e,
         })?;
-        let (tx, events) = mpsc::channel(64);
+        // Room for many messages: the reader thread must never wait, or the kernel's queue
+        // (32 reports, no flow control towards the host) overflows and drops reports.
+        let (tx, events) = mpsc::channel(4096);
         let writer = file.try_clone().map_err(|e| KeyError::Uhid {
             path: path.to_path_buf(),
             what: "duplicating its file handle",
