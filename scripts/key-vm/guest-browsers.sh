@@ -54,7 +54,7 @@ run_browser() {
   stage "$name-start"
   "$@" "http://localhost:8000/webauthn.html?b=$name" >"$name.log" 2>&1 &
   local pid=$!
-  for _ in $(seq 1500); do
+  for _ in $(seq 2000); do
     [ -e "done-$name" ] && break
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.4

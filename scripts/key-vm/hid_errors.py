@@ -62,10 +62,15 @@ class Hid:
         return os.read(self.fd, 64) if r else None
 
     def recv(self, cid, timeout=10.0, keepalives=None):
-        """The next message on cid (keepalives collected, other channels kept)."""
-        for i, m in enumerate(self.inbox):
-            if m[0] == cid:
-                return self.inbox.pop(i)
+        """The next message on cid other than a keepalive (keepalives go to `keepalives`
+        when given; other channels' messages are kept for later)."""
+        while True:
+            i = next((i for i, m in enumerate(self.inbox) if m[0] == cid), None)
+            if i is None:
+                break
+            m = self.inbox.pop(i)
+            if m[1] != KEEPALIVE:
+                return m
         end = time.monotonic() + timeout
         partial = None
         while True:
@@ -86,8 +91,9 @@ class Hid:
             if len(partial[3]) >= partial[2]:
                 m = (partial[0], partial[1], bytes(partial[3]))
                 partial = None
-                if m[0] == cid and m[1] == KEEPALIVE and keepalives is not None:
-                    keepalives.append((time.monotonic(), m[2][0]))
+                if m[0] == cid and m[1] == KEEPALIVE:
+                    if keepalives is not None:
+                        keepalives.append((time.monotonic(), m[2][0]))
                     continue
                 if m[0] == cid:
                     return m

@@ -8,7 +8,8 @@
 #   tools     libfido2's fido2-token/-cred/-assert, python-fido2, OpenSSH, a linked phone and
 #             every CTAPHID error path through hidraw (guest-tools.sh; about 1–2 minutes)
 #   browsers  Firefox ESR and Chromium, with no extension, register and sign in on a test page
-#             through the key (guest-browsers.sh; 3–5 minutes under TCG: browser start-up)
+#             through the key (guest-browsers.sh; 3–5 minutes under TCG on a quiet machine:
+#             browser start-up; four times that on a busy one)
 #
 # Installs the Debian packages the guests use on the host (the guest runs the host's root
 # read-only), builds the three binaries, boots, and fails on any FAIL line.
@@ -65,7 +66,7 @@ if [ "$suite" != browsers ]; then
 fi
 if [ "$suite" != tools ]; then
   # Browsers need two CPUs and 3 GiB under TCG (scripts/vm and /work/shared/qemu/NOTES.md).
-  run_suite browsers guest-browsers.sh 2 3G 900
+  run_suite browsers guest-browsers.sh 2 3G 1800
 fi
 if [ ${#failed[@]} -gt 0 ]; then
   echo "key-vm: FAILED: ${failed[*]}" >&2

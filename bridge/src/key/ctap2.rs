@@ -7,7 +7,12 @@
 //!   platform sends a whole allow list in one request ([`MAX_CREDENTIAL_COUNT`] IDs of up to
 //!   [`MAX_CREDENTIAL_ID_LEN`] bytes fit in one 7609-byte CTAPHID message).
 //! - `authenticatorMakeCredential` and `authenticatorGetAssertion` go to the phone unchanged:
-//!   the command's CBOR as the platform sent it, and the phone's reply as the phone sent it.
+//!   the command's CBOR as the platform sent it, and the phone's reply as the phone sent it
+//!   ([`reply_for_platform`]), with one exception: the `transports` of the credential in a
+//!   getAssertion answer. Phones put hybrid-only values there (`cable`), which USB platforms'
+//!   parsers reject (Firefox fails the whole sign-in on `cable`); CTAP lets an authenticator
+//!   leave the member out, and no platform uses it. Every other member, the signed
+//!   authenticator data and the signature included, keeps the phone's bytes.
 //! - A `getAssertion` without user presence (`up: false`) with an allow list is a *probe*:
 //!   Firefox sends one before every sign-in to learn which listed credentials this key holds,
 //!   python-fido2 and OpenSSH do it to pick a key. A phone is only reachable with the person's
@@ -132,6 +137,36 @@ pub fn get_info() -> Vec<u8> {
     let mut out = vec![status::OK];
     out.extend_from_slice(&cbor::encode(&info));
     out
+}
+
+/// The phone's answer to `command` (the CBOR after the status byte) as the platform gets it:
+/// the phone's bytes, except that a getAssertion answer's credential loses its `transports`
+/// (see the module documentation). A reply that is not canonical CBOR passes unchanged.
+pub fn reply_for_platform(command: Command, response: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    use std::borrow::Cow;
+    if command != Command::GetAssertion {
+        return Cow::Borrowed(response);
+    }
+    // Canonical CBOR has one encoding, so re-encoding the decoded map gives back the phone's
+    // bytes for every entry that is not changed.
+    let Ok(Value::Map(mut entries)) = cbor::decode(response) else {
+        return Cow::Borrowed(response);
+    };
+    let mut changed = false;
+    for (k, v) in &mut entries {
+        if *k == cbor::int(1) {
+            if let Value::Map(descriptor) = v {
+                let before = descriptor.len();
+                descriptor.retain(|(name, _)| *name != cbor::text("transports"));
+                changed = descriptor.len() != before;
+            }
+        }
+    }
+    if changed {
+        Cow::Owned(cbor::encode(&Value::Map(entries)))
+    } else {
+        Cow::Borrowed(response)
+    }
 }
 
 /// What the platform asked for, as the person should hear it.

@@ -25,7 +25,7 @@ use rand_core::OsRng;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::ctap2::{command_name, status, KeyCtap, Route};
+use super::ctap2::{command_name, reply_for_platform, status, KeyCtap, Route};
 use super::device::{DeviceEvent, HidDevice};
 use super::ui::{Choice, KeyUi, UiRequest, UiUpdate};
 use super::KeyError;
@@ -240,6 +240,12 @@ async fn ceremony(
         }
         _ => qr_transaction(&request, &config.bridge, scanner, &progress).await,
     };
+    let result = result.map(|mut outcome| {
+        if let std::borrow::Cow::Owned(r) = reply_for_platform(request.command, &outcome.response) {
+            outcome.response = r;
+        }
+        outcome
+    });
     if let Err(e) = &result {
         if matches!(e, BridgeError::Bluetooth(_)) {
             // The next request opens Bluetooth afresh (an adapter plugged in, BlueZ restarted).

@@ -426,3 +426,53 @@ fn routing_never_panics_on_truncations_and_bit_flips() {
         }
     }
 }
+
+/// A phone's getAssertion answer, as Chromium's phone (and phone-sim) writes it.
+fn phone_assertion(transports: bool) -> Vec<u8> {
+    let mut credential = vec![
+        (text("id"), cbor::bytes(&[7; 16])),
+        (text("type"), text("public-key")),
+    ];
+    if transports {
+        credential.push((
+            text("transports"),
+            Value::Array(vec![text("internal"), text("cable")]),
+        ));
+    }
+    cbor::encode(&map(vec![
+        (int(1), Value::Map(credential)),
+        (int(2), cbor::bytes(&[0xad; 37])),
+        (int(3), cbor::bytes(&[0x30, 0x44, 1, 2, 3])),
+        (int(4), map(vec![(text("id"), cbor::bytes(b"u"))])),
+        (int(6), Value::Bool(true)),
+        (int(99), text("a member no platform knows")),
+    ]))
+}
+
+#[test]
+fn a_phones_assertion_reaches_the_platform_without_transports_and_otherwise_unchanged() {
+    let phone = phone_assertion(true);
+    let out = reply_for_platform(Command::GetAssertion, &phone);
+    let without = phone_assertion(false);
+    assert_eq!(&*out, &without[..], "only the transports are gone");
+    // Everything after the credential (from key 2, the authenticator data) is the phone's
+    // own bytes.
+    let from_key_2 = |b: &[u8]| {
+        let at = b.windows(3).position(|w| w == [0x02, 0x58, 37]).unwrap();
+        b[at..].to_vec()
+    };
+    assert_eq!(from_key_2(&out), from_key_2(&phone));
+    // Nothing to take out: the same bytes, not a copy.
+    assert!(matches!(
+        reply_for_platform(Command::GetAssertion, &without),
+        std::borrow::Cow::Borrowed(_)
+    ));
+    // makeCredential answers and replies that are not canonical CBOR pass unchanged.
+    assert_eq!(
+        &*reply_for_platform(Command::MakeCredential, &phone),
+        &phone[..]
+    );
+    let mut odd = phone.clone();
+    odd.push(0);
+    assert_eq!(&*reply_for_platform(Command::GetAssertion, &odd), &odd[..]);
+}
