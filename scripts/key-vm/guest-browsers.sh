@@ -72,8 +72,8 @@ run_browser() {
   fi
   sed 's/^/    /' "verify-$name.txt"
   echo "    what $name sent (the key's log):"
-  tail -n +"$((mark + 1))" key.log | grep -E 'answered by the key|for the phone|cancelled|did not answer' |
-    sed -e 's/^.*INFO //' -e 's/^/      /' | cut -c1-170
+  tail -n +"$((mark + 1))" key.log | grep -E 'INFO .*(answered by the key|for the phone|cancelled|did not answer)' |
+    sed -e 's/^.*INFO bridge::key::service: /      /' | cut -c1-170
 }
 
 mkdir -p /tmp/ffprofile

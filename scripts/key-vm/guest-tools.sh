@@ -174,7 +174,9 @@ if dmesg | grep -q 'Output queue is full'; then
   echo "    the kernel's uhid queue (32 reports) overflowed $(dmesg | grep -c 'Output queue is full') times"
 fi
 echo "--- what the key was asked (key.log)"
-grep -E 'answered by the key|for the phone|did not answer|cancelled' key.log | sed -e 's/^.*INFO //' | cut -c1-150 | sort | uniq -c | sort -rn
+grep -E 'INFO .*(answered by the key|for the phone|did not answer|cancelled)' key.log |
+  sed -e 's/^.*INFO bridge::key::service: //' -e 's/ cid="[0-9a-f]*"//' -e 's/ bytes=[0-9]*//' |
+  cut -c1-150 | sort | uniq -c | sort -rn
 if [ "$fails" -gt 0 ]; then
   echo "--- key.log"; tail -50 key.log
   echo "--- phone.log"; tail -30 phone.log
