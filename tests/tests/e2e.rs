@@ -402,6 +402,7 @@ mod failures {
             Cut {
                 path_prefix: "/cable/connect",
                 after: 2,
+                sockets: usize::MAX,
                 relay_side: CutEnd::Close,
             },
         )
@@ -441,6 +442,7 @@ mod failures {
             Cut {
                 path_prefix: "/cable/new",
                 after: 3,
+                sockets: usize::MAX,
                 relay_side: CutEnd::Close,
             },
         )
@@ -475,6 +477,7 @@ mod leaving_after_the_answer {
             Cut {
                 path_prefix,
                 after: THROUGH_THE_ANSWER,
+                sockets: usize::MAX,
                 relay_side,
             },
         )
@@ -516,6 +519,9 @@ mod relay_limits;
 /// The repository's own checks: module docs, no history in the code, licences, cited
 /// documents, module import cycles.
 mod tidy;
+
+/// The phone as a USB security key (`hybrid-bridge key`) without a kernel.
+mod key;
 
 mod privacy {
     use super::*;
