@@ -61,7 +61,7 @@ if [ "$suite" != tools ]; then
     echo "key-vm: warming Chromium's profile failed; the guest starts from an empty one" >&2
   echo "== key-vm: browser profiles warmed natively, $(( $(date +%s) - start )) s"
 fi
-# Browsers need two CPUs and 3 GiB under TCG (scripts/vm and /work/shared/qemu/NOTES.md); the
+# Browsers need two CPUs and 3 GiB under TCG (scripts/vm/README.md); the
 # tools suite alone fits in one CPU and 1 GiB.
 if [ "$suite" = tools ]; then cpus=1 mem=1G limit=600; else cpus=2 mem=3G limit=1500; fi
 echo "== key-vm: $suite (one QEMU guest, $cpus CPU, $mem; load $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -1,4 +1,4 @@
-//! The seam between the key and the HID device it is (STYLE §5): [`HidDevice`], implemented by
+//! The seam between the key and the HID device it is (docs/STYLE.md#seams): [`HidDevice`], implemented by
 //! the kernel's `/dev/uhid` ([`super::uhid::UhidDevice`]) and by [`MemoryDevice`], an
 //! in-process double that tests and benchmarks drive as a platform would, report by report.
 

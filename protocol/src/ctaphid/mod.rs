@@ -11,7 +11,7 @@
 //!  authenticator ─ status ─→ handle_status ─┘
 //! ```
 //!
-//! What the engine answers itself, and how (§11.2.9):
+//! What the engine answers itself, and how (CTAP 2.2 §11.2.9):
 //! - `INIT` on the broadcast channel allocates a channel and echoes the 8-byte nonce; on an
 //!   allocated channel it resynchronises that channel (a half-received message or a pending
 //!   request on it is dropped, the request with [`Event::Cancelled`]).
@@ -53,7 +53,7 @@ pub const KEEPALIVE_INTERVAL: Duration = Duration::from_millis(100);
 /// How long the engine waits for the next continuation packet of a message before it answers
 /// `ERR_MSG_TIMEOUT`. Hosts write a message's packets back to back; keys use 0.5–3 s.
 pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(1);
-/// The longest `LOCK` (§11.2.9.2.2: 10 s).
+/// The longest `LOCK` (CTAP 2.2 §11.2.9.2.2: 10 s).
 pub const MAX_LOCK: Duration = Duration::from_secs(10);
 /// How many channels are remembered; the least recently used is forgotten first (each
 /// WebAuthn call allocates a channel, and a key runs for a whole session).
@@ -125,7 +125,7 @@ pub enum HidError {
     Other = 0x7f,
 }
 
-/// The status byte of a `KEEPALIVE` (§11.2.9.1.7).
+/// The status byte of a `KEEPALIVE` (CTAP 2.2 §11.2.9.1.7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum KeepaliveStatus {
@@ -135,7 +135,7 @@ pub enum KeepaliveStatus {
     UpNeeded = 2,
 }
 
-/// Capability flags in the `INIT` reply (§11.2.9.1.3).
+/// Capability flags in the `INIT` reply (CTAP 2.2 §11.2.9.1.3).
 pub mod capability {
     /// CAPABILITY_WINK: `WINK` is implemented.
     pub const WINK: u8 = 0x01;
