@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use cli_support::parse_duration;
-use futures_util::SinkExt as _;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::sync::{oneshot, Semaphore};
 use hybrid_protocol::tunnel::TunnelPath;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -71,6 +73,10 @@ pub(crate) struct BenchArgs {
     /// Time per throughput round and server.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
     pump_seconds: Duration,
+    /// Messages in flight per tunnel and direction in the pipelined throughput test (0 skips
+    /// it): each side sends while fewer than this many of its messages are unread by the other.
+    #[arg(long, default_value_t = 255)]
+    pipeline: usize,
 }
 
 /// Starts (or names) the server under test. No per-IP limit (every client is 127.0.0.1) and
@@ -111,6 +117,8 @@ struct Figures {
     rss_after_mb: Option<f64>,
     msgs: f64,
     cpu_us: Option<f64>,
+    piped_msgs: Option<f64>,
+    piped_cpu_us: Option<f64>,
 }
 
 /// Runs the default mode.
@@ -264,6 +272,45 @@ pub(crate) async fn run(cli: &BenchArgs) -> Result<()> {
     figures[0].cpu_us = s.1;
     figures[1].cpu_us = f.1;
 
+    if cli.pipeline > 0 {
+        println!(
+            "\n## Relayed messages, pipelined (1 KiB, {} tunnels, up to {} in flight per tunnel and direction, both directions, {} s per round, median of {})\n",
+            cli.pumps,
+            cli.pipeline,
+            cli.pump_seconds.as_secs_f64(),
+            cli.rounds
+        );
+        let (mut s_runs, mut f_runs) = (Vec::new(), Vec::new());
+        for round in 0..cli.rounds {
+            let (p, d) = (cli.pipeline, cli.pump_seconds);
+            if round % 2 == 0 {
+                s_runs.push(pipelined(&server, cli.pumps, p, d).await?);
+                f_runs.push(pipelined(&floor, cli.pumps, p, d).await?);
+            } else {
+                f_runs.push(pipelined(&floor, cli.pumps, p, d).await?);
+                s_runs.push(pipelined(&server, cli.pumps, p, d).await?);
+            }
+        }
+        let (s, f) = (pumped(s_runs), pumped(f_runs));
+        println!(
+            "| server msg/s | floor msg/s | ratio | server CPU µs/msg | floor CPU µs/msg | ratio |"
+        );
+        println!("|---|---|---|---|---|---|");
+        println!(
+            "| {:.0} | {:.0} | {:.2} | {} | {} | {} |",
+            s.0,
+            f.0,
+            s.0 / f.0,
+            opt(s.1, 2),
+            opt(f.1, 2),
+            ratio(s.1, f.1)
+        );
+        figures[0].piped_msgs = Some(s.0);
+        figures[1].piped_msgs = Some(f.0);
+        figures[0].piped_cpu_us = s.1;
+        figures[1].piped_cpu_us = f.1;
+    }
+
     let [o, b] = figures;
     println!("\n## Headline figures, this run\n");
     println!("| figure | ours | floor | ours ÷ floor |");
@@ -321,6 +368,23 @@ pub(crate) async fn run(cli: &BenchArgs) -> Result<()> {
         0,
     );
     row("server CPU per relayed message µs", o.cpu_us, b.cpu_us, 2);
+    if cli.pipeline > 0 {
+        row(
+            &format!(
+                "relayed msgs/s, {} tunnels, 1 KiB, {} in flight each way",
+                cli.pumps, cli.pipeline
+            ),
+            o.piped_msgs,
+            b.piped_msgs,
+            0,
+        );
+        row(
+            "server CPU per relayed message µs, pipelined",
+            o.piped_cpu_us,
+            b.piped_cpu_us,
+            2,
+        );
+    }
     println!("\nload average at end: {}", load_average());
     Ok(())
 }
@@ -382,6 +446,94 @@ async fn throughput(
     // Let the closes finish before the next round.
     tokio::time::sleep(Duration::from_millis(200)).await;
     Ok((n / elapsed, cpu))
+}
+
+/// Messages/s relayed by `pumps` tunnels with up to `depth` 1 KiB messages in flight per
+/// tunnel and direction (both sides send and read at once), and the server's CPU µs per
+/// relayed message. Senders stop after `duration`; the round ends when every sent message
+/// has been read, and the rate counts every message over the whole round.
+async fn pipelined(
+    target: &Target,
+    pumps: usize,
+    depth: usize,
+    duration: Duration,
+) -> Result<(f64, Option<f64>)> {
+    let mut pairs = Vec::new();
+    for _ in 0..pumps {
+        pairs.push(open_pair(&target.url).await?);
+    }
+    let cpu_before = target.pid.and_then(cpu_ticks);
+    let start = Instant::now();
+    let until = start + duration;
+    let mut tasks = Vec::new();
+    for (phone, desktop) in pairs {
+        let (phone_tx, phone_rx) = phone.split();
+        let (desktop_tx, desktop_rx) = desktop.split();
+        for (tx, rx) in [(desktop_tx, phone_rx), (phone_tx, desktop_rx)] {
+            let window = Arc::new(Semaphore::new(depth));
+            let (sent_tx, sent_rx) = oneshot::channel();
+            tasks.push(tokio::spawn(pipe_send(tx, window.clone(), until, sent_tx)));
+            tasks.push(tokio::spawn(pipe_read(rx, window, sent_rx)));
+        }
+    }
+    let mut relayed = 0u64;
+    for t in tasks {
+        relayed += t.await??;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu_after = target.pid.and_then(cpu_ticks);
+    let n = relayed as f64;
+    let cpu = match (cpu_before, cpu_after) {
+        (Some(b), Some(a)) if n > 0.0 => Some((a - b) as f64 / TICKS_PER_SECOND / n * 1e6),
+        _ => None,
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok((n / elapsed, cpu))
+}
+
+/// One direction's sender: a 1 KiB message whenever the window has room, until `until`;
+/// then tells the reader how many it sent. The reader counts them (this returns 0).
+async fn pipe_send(
+    mut tx: SplitSink<Ws, Message>,
+    window: Arc<Semaphore>,
+    until: Instant,
+    sent_tx: oneshot::Sender<u64>,
+) -> Result<u64> {
+    let payload = vec![7u8; 1024];
+    let mut sent = 0u64;
+    while Instant::now() < until {
+        window.acquire().await?.forget();
+        tx.send(Message::Binary(payload.clone())).await?;
+        sent += 1;
+    }
+    let _ = sent_tx.send(sent);
+    // The socket stays open while the reader holds its other half.
+    Ok(0)
+}
+
+/// One direction's reader: reads every message its sender sent, opening the window by one
+/// for each. Returns how many it read.
+async fn pipe_read(
+    mut rx: SplitStream<Ws>,
+    window: Arc<Semaphore>,
+    mut sent_rx: oneshot::Receiver<u64>,
+) -> Result<u64> {
+    let mut read = 0u64;
+    let mut total = None;
+    while total != Some(read) {
+        tokio::select! {
+            m = rx.next() => match m {
+                Some(Ok(Message::Binary(_))) => {
+                    read += 1;
+                    window.add_permits(1);
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => bail!("expected a binary message, got {other:?}"),
+            },
+            n = &mut sent_rx, if total.is_none() => total = Some(n?),
+        }
+    }
+    Ok(read)
 }
 
 /// The median rate and median CPU per message over rounds.
