@@ -18,8 +18,8 @@ use anyhow::{bail, Result};
 use cli_support::parse_duration;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt as _, StreamExt as _};
-use tokio::sync::{oneshot, Semaphore};
 use hybrid_protocol::tunnel::TunnelPath;
+use tokio::sync::{oneshot, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{
@@ -77,6 +77,9 @@ pub(crate) struct BenchArgs {
     /// it): each side sends while fewer than this many of its messages are unread by the other.
     #[arg(long, default_value_t = 255)]
     pipeline: usize,
+    /// Time per pipelined throughput round and server.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
+    pipeline_seconds: Duration,
 }
 
 /// Starts (or names) the server under test. No per-IP limit (every client is 127.0.0.1) and
@@ -277,12 +280,12 @@ pub(crate) async fn run(cli: &BenchArgs) -> Result<()> {
             "\n## Relayed messages, pipelined (1 KiB, {} tunnels, up to {} in flight per tunnel and direction, both directions, {} s per round, median of {})\n",
             cli.pumps,
             cli.pipeline,
-            cli.pump_seconds.as_secs_f64(),
+            cli.pipeline_seconds.as_secs_f64(),
             cli.rounds
         );
         let (mut s_runs, mut f_runs) = (Vec::new(), Vec::new());
         for round in 0..cli.rounds {
-            let (p, d) = (cli.pipeline, cli.pump_seconds);
+            let (p, d) = (cli.pipeline, cli.pipeline_seconds);
             if round % 2 == 0 {
                 s_runs.push(pipelined(&server, cli.pumps, p, d).await?);
                 f_runs.push(pipelined(&floor, cli.pumps, p, d).await?);
@@ -465,7 +468,7 @@ async fn pipelined(
     let cpu_before = target.pid.and_then(cpu_ticks);
     let start = Instant::now();
     let until = start + duration;
-    let mut tasks = Vec::new();
+    let mut tasks: Vec<tokio::task::JoinHandle<Result<(u64, Half)>>> = Vec::new();
     for (phone, desktop) in pairs {
         let (phone_tx, phone_rx) = phone.split();
         let (desktop_tx, desktop_rx) = desktop.split();
@@ -476,11 +479,17 @@ async fn pipelined(
             tasks.push(tokio::spawn(pipe_read(rx, window, sent_rx)));
         }
     }
+    // Every socket stays open until every direction is done: a socket closed with unread
+    // data resets, which would cut off what its peer still has in flight.
     let mut relayed = 0u64;
+    let mut halves = Vec::new();
     for t in tasks {
-        relayed += t.await??;
+        let (n, half) = t.await??;
+        relayed += n;
+        halves.push(half);
     }
     let elapsed = start.elapsed().as_secs_f64();
+    drop(halves);
     let cpu_after = target.pid.and_then(cpu_ticks);
     let n = relayed as f64;
     let cpu = match (cpu_before, cpu_after) {
@@ -498,7 +507,7 @@ async fn pipe_send(
     window: Arc<Semaphore>,
     until: Instant,
     sent_tx: oneshot::Sender<u64>,
-) -> Result<u64> {
+) -> Result<(u64, Half)> {
     let payload = vec![7u8; 1024];
     let mut sent = 0u64;
     while Instant::now() < until {
@@ -507,8 +516,7 @@ async fn pipe_send(
         sent += 1;
     }
     let _ = sent_tx.send(sent);
-    // The socket stays open while the reader holds its other half.
-    Ok(0)
+    Ok((0, Half::Sink(tx)))
 }
 
 /// One direction's reader: reads every message its sender sent, opening the window by one
@@ -517,7 +525,7 @@ async fn pipe_read(
     mut rx: SplitStream<Ws>,
     window: Arc<Semaphore>,
     mut sent_rx: oneshot::Receiver<u64>,
-) -> Result<u64> {
+) -> Result<(u64, Half)> {
     let mut read = 0u64;
     let mut total = None;
     while total != Some(read) {
@@ -533,7 +541,14 @@ async fn pipe_read(
             n = &mut sent_rx, if total.is_none() => total = Some(n?),
         }
     }
-    Ok(read)
+    Ok((read, Half::Stream(rx)))
+}
+
+/// Half of a pipelined socket, kept until the round ends.
+#[allow(dead_code)] // held only to be dropped
+enum Half {
+    Sink(SplitSink<Ws, Message>),
+    Stream(SplitStream<Ws>),
 }
 
 /// The median rate and median CPU per message over rounds.
