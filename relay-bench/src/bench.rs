@@ -63,6 +63,11 @@ pub(crate) struct BenchArgs {
     /// Idle paired tunnels for the RSS measurement (two sockets each), opened on top.
     #[arg(long, default_value_t = 1000)]
     paired: usize,
+    /// How long the paired tunnels stay open and silent before RSS is sampled again, for the
+    /// memory of a quiet paired tunnel (the relay drops a socket's buffers after 1 s without a
+    /// message; jemalloc gives the pages back over its 10 s decay).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "15s")]
+    quiet_wait: Duration,
     /// Tunnels doing 1 KiB ping-pong in the throughput test.
     #[arg(long, default_value_t = 32)]
     pumps: usize,
@@ -115,6 +120,7 @@ struct Figures {
     handshake_ms: f64,
     idle_kib: Option<f64>,
     paired_kib: Option<f64>,
+    quiet_kib: Option<f64>,
     rss_before_mb: Option<f64>,
     rss_peak_mb: Option<f64>,
     rss_after_mb: Option<f64>,
@@ -145,28 +151,30 @@ pub(crate) async fn run(cli: &BenchArgs) -> Result<()> {
     // RSS first, on fresh processes; each measured alone (one's tunnels closed before the
     // other's open), so loadgen's own descriptors stay under the limit.
     println!("\n## RSS\n");
-    println!("| server | idle `/new` tunnels | KiB/idle tunnel | paired tunnels | KiB/paired tunnel | RSS before MB | peak MB | after closing all MB (+{} s) | after ÷ before | errors |", cli.settle.as_secs_f64());
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| server | idle `/new` tunnels | KiB/idle tunnel | paired tunnels | KiB/paired tunnel | KiB/paired tunnel, quiet {} s | RSS before MB | peak MB | after closing all MB (+{} s) | after ÷ before | errors |", cli.quiet_wait.as_secs_f64(), cli.settle.as_secs_f64());
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (i, fresh) in [true, false].into_iter().enumerate() {
         let target = if fresh {
             server_target(cli).await?
         } else {
             floor_target(cli).await?
         };
-        let r = rss(&target, cli.idle, cli.paired, cli.settle).await;
+        let r = rss(&target, cli, cli.settle).await;
         let f = &mut figures[i];
         f.idle_kib = r.idle_kib;
         f.paired_kib = r.paired_kib;
+        f.quiet_kib = r.quiet_kib;
         f.rss_before_mb = r.before.map(mb);
         f.rss_peak_mb = r.peak.map(mb);
         f.rss_after_mb = r.after.map(mb);
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             target.name,
             cli.idle,
             opt(r.idle_kib, 1),
             cli.paired,
             opt(r.paired_kib, 1),
+            opt(r.quiet_kib, 1),
             opt(f.rss_before_mb, 1),
             opt(f.rss_peak_mb, 1),
             opt(f.rss_after_mb, 1),
@@ -354,6 +362,16 @@ pub(crate) async fn run(cli: &BenchArgs) -> Result<()> {
         &format!("RSS per paired tunnel KiB, {}", cli.paired),
         o.paired_kib,
         b.paired_kib,
+        1,
+    );
+    row(
+        &format!(
+            "RSS per paired tunnel KiB, {}, quiet {} s",
+            cli.paired,
+            cli.quiet_wait.as_secs_f64()
+        ),
+        o.quiet_kib,
+        b.quiet_kib,
         1,
     );
     row(
@@ -566,16 +584,19 @@ fn pumped(runs: Vec<(f64, Option<f64>)>) -> (f64, Option<f64>) {
 struct RssRun {
     idle_kib: Option<f64>,
     paired_kib: Option<f64>,
+    quiet_kib: Option<f64>,
     before: Option<u64>,
     peak: Option<u64>,
     after: Option<u64>,
     errors: usize,
 }
 
-/// Opens `idle` waiting `/new` tunnels, then `paired` paired tunnels on top (one message
+/// Opens `--idle` waiting `/new` tunnels, then `--paired` paired tunnels on top (one message
 /// relayed each, so both sockets have been used), then closes them all; RSS is sampled before,
-/// after each step, and `settle` seconds after the closes.
-async fn rss(target: &Target, idle: usize, paired: usize, settle: Duration) -> RssRun {
+/// after each step, again after `--quiet-wait` with every tunnel open and silent, and `settle`
+/// seconds after the closes.
+async fn rss(target: &Target, cli: &BenchArgs, settle: Duration) -> RssRun {
+    let (idle, paired) = (cli.idle, cli.paired);
     let sample = || target.pid.and_then(rss_kib);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = sample();
@@ -591,6 +612,8 @@ async fn rss(target: &Target, idle: usize, paired: usize, settle: Duration) -> R
     };
     let idle_kib = per(mid, before, held_idle.len());
     let paired_kib = per(peak, mid, held_paired.len());
+    tokio::time::sleep(cli.quiet_wait).await;
+    let quiet_kib = per(sample(), mid, held_paired.len());
     // Close every tunnel the way a client does (a close frame), then give the server time to
     // finish the handshakes and time out the unanswered ones.
     let mut closes = Vec::new();
@@ -614,6 +637,7 @@ async fn rss(target: &Target, idle: usize, paired: usize, settle: Duration) -> R
     RssRun {
         idle_kib,
         paired_kib,
+        quiet_kib,
         before,
         peak,
         after: sample(),
