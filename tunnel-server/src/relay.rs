@@ -411,12 +411,12 @@ async fn awake(
     let mut pair = Pair {
         shared: shared.clone(),
         a: Side::Live {
-            ws,
+            ws: Box::new(ws),
             given,
             consumed,
         },
         b: Side::Live {
-            ws: joiner.ws,
+            ws: Box::new(joiner.ws),
             given: 0,
             consumed: 0,
         },
@@ -513,7 +513,12 @@ enum Side {
     /// A WebSocket, with the bytes it was given before it read anything itself and the bytes
     /// of the frames it has delivered: when those add up to everything read from the
     /// connection, it holds no partial frame.
-    Live { ws: Ws, given: u64, consumed: u64 },
+    /// Boxed, so a quiet side keeps none of the WebSocket's size.
+    Live {
+        ws: Box<Ws>,
+        given: u64,
+        consumed: u64,
+    },
     /// A quiet socket: the bare connection, without WebSocket state or buffers.
     Bare(Io),
     /// Only while switching between the two.
@@ -525,7 +530,7 @@ impl Side {
     /// spoken. Cancel safe: a quiet socket's read takes bytes only when it completes, and the
     /// WebSocket is built in the same poll.
     async fn next(&mut self, max_message: usize) -> Option<Result<Message, WsError>> {
-        if let Side::Bare(io) = self {
+        if let Self::Bare(io) = self {
             let mut head = [0u8; HEAD];
             let n = match io.read(&mut head).await {
                 Ok(0) => return None,
@@ -535,32 +540,32 @@ impl Side {
             self.wake(head[..n].to_vec(), max_message).await;
         }
         match self {
-            Side::Live { ws, consumed, .. } => counted(ws.next().await, consumed),
-            Side::Bare(_) | Side::Gone => None,
+            Self::Live { ws, consumed, .. } => counted(ws.next().await, consumed),
+            Self::Bare(_) | Self::Gone => None,
         }
     }
 
     /// The WebSocket, built again if the socket was quiet.
     async fn live(&mut self, max_message: usize) -> Option<&mut Ws> {
-        if let Side::Bare(_) = self {
+        if let Self::Bare(_) = self {
             self.wake(Vec::new(), max_message).await;
         }
         match self {
-            Side::Live { ws, .. } => Some(ws),
-            Side::Bare(_) | Side::Gone => None,
+            Self::Live { ws, .. } => Some(&mut **ws),
+            Self::Bare(_) | Self::Gone => None,
         }
     }
 
     async fn wake(&mut self, part: Vec<u8>, max_message: usize) {
-        let Side::Bare(io) = std::mem::replace(self, Side::Gone) else {
+        let Self::Bare(io) = std::mem::replace(self, Self::Gone) else {
             return;
         };
         let given = part.len() as u64;
         let config = Some(ws_config(max_message));
         let ws =
             WebSocketStream::from_partially_read(Lent::new(io), part, Role::Server, config).await;
-        *self = Side::Live {
-            ws,
+        *self = Self::Live {
+            ws: Box::new(ws),
             given,
             consumed: 0,
         };
@@ -569,7 +574,7 @@ impl Side {
     /// Drops the WebSocket state of a quiet socket, keeping the bare connection, when that
     /// loses nothing: no partial frame read, nothing left to write (a pong, a batch).
     fn quiet(&mut self) {
-        let Side::Live {
+        let Self::Live {
             ws,
             given,
             consumed,
@@ -584,7 +589,7 @@ impl Side {
             return;
         }
         if let Some(io) = ws.get_mut().take() {
-            *self = Side::Bare(io);
+            *self = Self::Bare(io);
         }
     }
 }
