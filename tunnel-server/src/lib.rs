@@ -46,6 +46,7 @@ mod error;
 pub mod fd_limit;
 pub mod fleet;
 mod http;
+mod lent;
 mod metrics;
 mod metrics_listener;
 mod origin;
