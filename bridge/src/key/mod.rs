@@ -17,6 +17,7 @@ pub mod device;
 pub mod service;
 pub mod uhid;
 pub mod ui;
+pub mod window;
 
 use std::path::{Path, PathBuf};
 

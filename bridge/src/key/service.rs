@@ -236,9 +236,23 @@ async fn ceremony(
                 links: Some(config.links.clone()),
                 ..config.bridge.clone()
             };
-            linked_transaction(name, &request, &bridge, scanner, &progress).await
+            until_cancelled(
+                ui,
+                linked_transaction(name, &request, &bridge, scanner, &progress),
+            )
+            .await
         }
-        _ => qr_transaction(&request, &config.bridge, scanner, &progress).await,
+        _ => {
+            until_cancelled(
+                ui,
+                qr_transaction(&request, &config.bridge, scanner, &progress),
+            )
+            .await
+        }
+    };
+    let result = match result {
+        Some(r) => r,
+        None => return Err(Failure::Declined),
     };
     let result = result.map(|mut outcome| {
         if let std::borrow::Cow::Owned(r) = reply_for_platform(request.command, &outcome.response) {
@@ -253,6 +267,18 @@ async fn ceremony(
         }
     }
     result.map_err(Failure::Bridge)
+}
+
+/// `work`'s result, or `None` when the person cancels in the UI first (dropping `work` closes
+/// its tunnel: the phone sees the session end).
+async fn until_cancelled<T>(
+    ui: &dyn KeyUi,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        r = work => Some(r),
+        () = ui.cancelled() => None,
+    }
 }
 
 async fn open_scanner(source: &AdvertSource) -> Result<Box<dyn Scanner>, BridgeError> {
