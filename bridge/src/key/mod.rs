@@ -14,6 +14,7 @@
 
 pub mod ctap2;
 pub mod device;
+pub mod notify;
 pub mod service;
 pub mod uhid;
 pub mod ui;

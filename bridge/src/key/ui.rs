@@ -96,3 +96,18 @@ pub trait KeyUi: Send + Sync {
         Box::pin(std::future::pending())
     }
 }
+
+/// A boxed UI is a UI: the binary picks the window or the terminal when the key starts.
+impl<T: KeyUi + ?Sized> KeyUi for Box<T> {
+    fn choose<'a>(&'a self, request: &'a UiRequest) -> BoxFuture<'a, Choice> {
+        (**self).choose(request)
+    }
+
+    fn show(&self, update: UiUpdate) {
+        (**self).show(update);
+    }
+
+    fn cancelled(&self) -> BoxFuture<'_, ()> {
+        (**self).cancelled()
+    }
+}

@@ -10,9 +10,11 @@ mod terminal;
 
 use std::path::PathBuf;
 
+use bridge::key::notify::Notifying;
 use bridge::key::service::{self, AdvertSource, KeyConfig};
 use bridge::key::uhid::{UhidDevice, DEVICE_NAME};
-use bridge::key::KeyError;
+use bridge::key::window::{self, WindowUi};
+use bridge::key::{KeyError, KeyUi};
 use bridge::{BridgeError, LinkStore};
 use clap::{Args, Subcommand};
 
@@ -98,7 +100,9 @@ pub(crate) struct RunArgs {
     /// Ask this linked phone, without a QR code [default: the settings' phone, else a QR code].
     #[arg(long, value_name = "NAME")]
     pub(crate) phone: Option<String>,
-    /// Show QR codes and stages on this terminal instead of a window (ssh, servers).
+    /// Show QR codes and stages on this terminal instead of a window (ssh, servers). Without
+    /// it the key opens a window for each request when a display is there (WAYLAND_DISPLAY or
+    /// DISPLAY) and hybrid-bridge-window runs on it, else it uses the terminal and says why.
     #[arg(long)]
     pub(crate) no_window: bool,
     /// Also write each QR code's FIDO:/ URL to this file (tools and tests "scan" it).
@@ -159,11 +163,6 @@ async fn run_key(a: &RunArgs, links: LinkStore, color: bool) -> Result<(), KeyEr
         },
         qr_file: a.qr_file.clone(),
     };
-    if !a.no_window {
-        eprintln!(
-            "hybrid-bridge key: this build has no window; showing QR codes on the terminal (--no-window)"
-        );
-    }
     let running_path = RunningKey::default_path()?;
     if let Some(k) = RunningKey::read(&running_path) {
         return Err(KeyError::AlreadyRunning(k.pid));
@@ -192,8 +191,41 @@ async fn run_key(a: &RunArgs, links: LinkStore, color: bool) -> Result<(), KeyEr
             None => "each request shows a QR code".into(),
         }
     );
-    let ui = TerminalUi::new(color, !a.no_qr);
+    let ui = pick_ui(a, color).await;
     service::serve(&mut device, &config, &ui, shutdown_signal()).await
+}
+
+/// The window when a display is there and the window program runs on it, else the terminal;
+/// says which and why. Either way a linked phone being asked is a desktop notification too.
+async fn pick_ui(a: &RunArgs, color: bool) -> Notifying<Box<dyn KeyUi>> {
+    let terminal = |why: &str| -> Box<dyn KeyUi> {
+        eprintln!("hybrid-bridge key: {why}; showing QR codes and stages on this terminal");
+        Box::new(TerminalUi::new(color, !a.no_qr))
+    };
+    let ui = if a.no_window {
+        terminal("--no-window")
+    } else if !window::display_available() {
+        terminal("no display (neither WAYLAND_DISPLAY nor DISPLAY is set)")
+    } else {
+        match window::locate() {
+            None => terminal(&format!(
+                "the window program {} is not installed (beside hybrid-bridge or on PATH; it is bridge/dist/{} in the source)",
+                window::PROGRAM_NAME,
+                window::PROGRAM_NAME
+            )),
+            Some(program) => match window::check(&program).await {
+                Ok(()) => {
+                    eprintln!(
+                        "hybrid-bridge key: each request opens a window ({})",
+                        program.display()
+                    );
+                    Box::new(WindowUi::new(program))
+                }
+                Err(e) => terminal(&format!("the window cannot open: {e}")),
+            },
+        }
+    };
+    Notifying::new(ui)
 }
 
 /// Ctrl-C or SIGTERM (systemd stopping the service).
