@@ -493,7 +493,31 @@ pub fn display_available() -> bool {
         .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
 }
 
-/// The window program: `$HYBRID_BRIDGE_WINDOW`, else beside this executable, else on `PATH`.
+/// The window program's text, which `hybrid-bridge key install` writes to [`installed_path`].
+pub const SOURCE: &str = include_str!("../../dist/hybrid-bridge-window");
+
+/// Where `hybrid-bridge key install` puts the window program:
+/// `$XDG_DATA_HOME/hybrid-bridge/hybrid-bridge-window`, else under `~/.local/share`.
+pub fn installed_path() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var_os("HOME")?).join(".local/share"),
+    };
+    Some(base.join("hybrid-bridge").join(PROGRAM_NAME))
+}
+
+/// Writes the window program to `path`, executable (the folder is created).
+pub fn install(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    fsutil::write_atomic(path, SOURCE.as_bytes())?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+}
+
+/// The window program: `$HYBRID_BRIDGE_WINDOW`, else beside this executable, else where
+/// `key install` put it ([`installed_path`]), else on `PATH`.
 pub fn locate() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("HYBRID_BRIDGE_WINDOW") {
         return Some(PathBuf::from(p));
@@ -504,6 +528,7 @@ pub fn locate() -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     beside
         .into_iter()
+        .chain(installed_path())
         .chain(std::env::split_paths(&path).map(|d| d.join(PROGRAM_NAME)))
         .find(|p| p.is_file())
 }
@@ -743,6 +768,20 @@ cat >> {seen}"#,
                 .is_err(),
             "no window: never cancelled"
         );
+    }
+
+    #[test]
+    fn install_writes_the_shipped_window_executable() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("share/hybrid-bridge").join(PROGRAM_NAME);
+        install(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), SOURCE);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        assert!(SOURCE.starts_with("#!/usr/bin/python3"));
     }
 
     #[tokio::test]

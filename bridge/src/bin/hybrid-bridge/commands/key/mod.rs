@@ -128,7 +128,15 @@ async fn run(args: &KeyArgs, links: LinkStore, color: bool) -> Result<(), Bridge
         Some(KeyAction::Install(a)) => install_command(a, &links),
         Some(KeyAction::Uninstall) => {
             let paths = Paths::system()?;
-            let done = install::uninstall(&paths, &binary()?);
+            let mut done = install::uninstall(&paths, &binary()?);
+            if let Some(w) = window::installed_path().filter(|w| w.exists()) {
+                match std::fs::remove_file(&w) {
+                    Ok(()) => done
+                        .done
+                        .push(format!("removed the window program {}", w.display())),
+                    Err(e) => done.todo.push(format!("rm {}   # {e}", w.display())),
+                }
+            }
             print_installed(&done);
             Ok(())
         }
@@ -167,6 +175,7 @@ async fn run_key(a: &RunArgs, links: LinkStore, color: bool) -> Result<(), KeyEr
     if let Some(k) = RunningKey::read(&running_path) {
         return Err(KeyError::AlreadyRunning(k.pid));
     }
+    let ui = pick_ui(a, color).await;
     let mut device =
         UhidDevice::create(&a.uhid, DEVICE_NAME, &format!("pid{}", std::process::id()))?;
     let started = std::time::SystemTime::now()
@@ -191,7 +200,6 @@ async fn run_key(a: &RunArgs, links: LinkStore, color: bool) -> Result<(), KeyEr
             None => "each request shows a QR code".into(),
         }
     );
-    let ui = pick_ui(a, color).await;
     service::serve(&mut device, &config, &ui, shutdown_signal()).await
 }
 
@@ -271,13 +279,23 @@ fn install_command(a: &InstallArgs, links: &LinkStore) -> Result<(), BridgeError
     if let Some(name) = &a.phone {
         links.get(name)?;
     }
-    let done = install::install(
+    let mut done = install::install(
         &paths,
         &binary()?,
         &a.key_flags,
         a.phone.as_deref(),
         a.group.as_deref(),
     )?;
+    // The window each request opens on a desktop (GTK 4 through python3-gi).
+    if let Some(w) = window::installed_path() {
+        match window::install(&w) {
+            Ok(()) => done.done.push(format!("window: {}", w.display())),
+            Err(e) => done.todo.push(format!(
+                "the window program could not be written to {} ({e}); the key uses the terminal",
+                w.display()
+            )),
+        }
+    }
     print_installed(&done);
     Ok(())
 }
