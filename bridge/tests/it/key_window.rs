@@ -3,8 +3,8 @@
 //! cancels, Tab then Enter picks the first linked phone, Enter alone the QR code; the QR code,
 //! a stage and an error show, and the window closes when the ceremony ends. The linked phone
 //! being asked is a notification on a private session bus (python-dbusmock's
-//! notification daemon). The screenshot goes to the test's temporary folder, and to
-//! `docs/screenshots/key-window.png` with `HYBRID_BRIDGE_SCREENSHOTS=1`.
+//! notification daemon). The screenshots (the choices, the QR code, an error) go to the test's
+//! temporary folder, and to `docs/screenshots/key-window*.png` with `HYBRID_BRIDGE_SCREENSHOTS=1`.
 //!
 //! A missing package fails the test with the command that installs it, never a silent skip.
 
@@ -95,18 +95,36 @@ fn program() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/hybrid-bridge-window")
 }
 
-/// xdotool on `display`: focuses the key's window (waiting for it), then presses `keys`.
+/// xdotool on `display`: focuses the key's window (waiting for it to be visible), then
+/// presses `keys`. Focusing a window the X server has not mapped yet fails (BadMatch): that is
+/// tried again, five times at most.
 fn press(display: &str, keys: &[&str]) {
-    let mut args = vec!["search", "--sync", "--name", TITLE, "windowfocus", "--sync"];
+    let mut args = vec![
+        "search",
+        "--sync",
+        "--onlyvisible",
+        "--name",
+        TITLE,
+        "windowfocus",
+        "--sync",
+    ];
     for k in keys {
         args.extend(["key", k]);
     }
-    let status = Command::new("xdotool")
-        .args(&args)
-        .env("DISPLAY", display)
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run xdotool ({e}): {INSTALL}"));
-    assert!(status.success(), "xdotool {args:?}: {status}");
+    let mut last = None;
+    for _ in 0..5 {
+        let out = Command::new("xdotool")
+            .args(&args)
+            .env("DISPLAY", display)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run xdotool ({e}): {INSTALL}"));
+        if out.status.success() {
+            return;
+        }
+        last = Some(out);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("xdotool {args:?}: {last:?}");
 }
 
 /// Waits for the window to say it is shown (its accessible names arrive with "ready").
@@ -121,15 +139,20 @@ async fn shown(ui: &WindowUi) {
     }
 }
 
-/// `choose` while `keys` are pressed once the window is up.
+/// `choose` while `keys` are pressed once the window is up (after a screenshot `shot`).
 async fn choose_with_keys(
     ui: &Notifying<WindowUi>,
     request: &UiRequest,
     display: &str,
+    shot: Option<&str>,
     keys: &[&str],
 ) -> Choice {
     let keys = async {
         shown(ui.inner()).await;
+        if let Some(name) = shot {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            screenshot(display, name);
+        }
         let display = display.to_string();
         let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
         tokio::task::spawn_blocking(move || {
@@ -208,7 +231,14 @@ async fn the_window_under_xvfb_answers_keys_shows_stages_and_errors_and_notifies
     // Escape cancels, and the window closes.
     let r = request(CtapCommand::GetAssertion, Choice::Qr);
     assert_eq!(
-        choose_with_keys(&ui, &r, &x.display, &["Escape"]).await,
+        choose_with_keys(
+            &ui,
+            &r,
+            &x.display,
+            Some("key-window-choose.png"),
+            &["Escape"]
+        )
+        .await,
         Choice::Cancel
     );
     let names: Vec<String> = ui
@@ -233,7 +263,7 @@ async fn the_window_under_xvfb_answers_keys_shows_stages_and_errors_and_notifies
     // is told, and an error stays until the person closes the window (Escape).
     let r = request(CtapCommand::MakeCredential, Choice::Qr);
     assert_eq!(
-        choose_with_keys(&ui, &r, &x.display, &["Tab", "Return"]).await,
+        choose_with_keys(&ui, &r, &x.display, None, &["Tab", "Return"]).await,
         Choice::Phone("Pixel 8".into())
     );
     ui.show(UiUpdate::AskingPhone {
@@ -269,7 +299,7 @@ async fn the_window_under_xvfb_answers_keys_shows_stages_and_errors_and_notifies
     // window closes by itself when the ceremony is done.
     let r = request(CtapCommand::GetAssertion, Choice::Qr);
     assert_eq!(
-        choose_with_keys(&ui, &r, &x.display, &["Return"]).await,
+        choose_with_keys(&ui, &r, &x.display, None, &["Return"]).await,
         Choice::Qr
     );
     ui.show(UiUpdate::QrCode {
@@ -284,7 +314,16 @@ async fn the_window_under_xvfb_answers_keys_shows_stages_and_errors_and_notifies
         "{} is a picture",
         shot.display()
     );
-    assert!(std::fs::metadata(&error_shot).unwrap().len() > 2_000);
+    for other in [
+        error_shot,
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("key-window-choose.png"),
+    ] {
+        assert!(
+            std::fs::metadata(&other).unwrap().len() > 2_000,
+            "{}",
+            other.display()
+        );
+    }
     ui.show(UiUpdate::Stage(Phase::AwaitingUser));
     assert!(
         !closes_within(ui.inner(), Duration::from_millis(500)).await,
