@@ -1,6 +1,7 @@
 //! `hybrid-bridge key`: the phone as a USB security key. The flags ([`KeyArgs`]) resolve to
 //! the library's [`KeyConfig`], which opens `/dev/uhid` and serves every FIDO program on the
-//! machine (`bridge::key`); [`terminal`] is what the person sees with `--no-window`;
+//! machine (`bridge::key`); the window (`bridge::key::window`) is what the person sees on a
+//! desktop, [`terminal`] what they see with `--no-window` or without a display;
 //! [`install`] sets up permissions and a login service and reports the setup (`key status`,
 //! `doctor`); [`settings`] keeps the default phone and the running key's status.
 
@@ -31,6 +32,10 @@ goes to your phone: scan the QR code the key shows, or have a linked phone asked
 Examples:
   # Once: permissions (it prints the one command that needs root) and a login service:
   hybrid-bridge key install
+
+  # Run the key: on a desktop, a window for each request (who asks, the QR code, your
+  # linked phones, cancel) and a notification when a linked phone is asked:
+  hybrid-bridge key
 
   # Run the key, showing QR codes in this terminal (works over ssh):
   hybrid-bridge key --no-window
