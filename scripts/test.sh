@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test in the workspace: unit, integration and end-to-end, including the btleplug
-# scanner against a mock BlueZ and the relay scale-out test behind nginx, the browser
-# extension's tests, the security key's window under Xvfb, and the security key under a real
-# kernel in QEMU (scripts/key-vm).
-# Installs the Debian packages those need when they are missing (dbus, python3-dbusmock,
-# nginx, xvfb, xdotool, imagemagick, python3-gi, gir1.2-gtk-4.0, chromium, firefox-esr; QEMU,
-# a kernel, fido2-tools, python3-fido2, openssh-client); run as root or install them yourself
+# scanner against a mock BlueZ, the relay's scale-out and fleet tests behind nginx (the fleet
+# test runs relay processes in UTS namespaces of their own with util-linux's unshare), the
+# browser extension's tests, the security key's window under Xvfb, and the security key under
+# a real kernel in QEMU (scripts/key-vm).
+# Installs the Debian packages those need when they are missing (dbus, python3-dbusmock, nginx,
+# xvfb, xdotool, imagemagick, python3-gi, gir1.2-gtk-4.0, chromium, firefox-esr; QEMU, a
+# kernel, fido2-tools, python3-fido2, openssh-client); run as root or install them yourself
 # first. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
