@@ -389,6 +389,10 @@ impl WindowUi {
 impl KeyUi for WindowUi {
     fn choose<'a>(&'a self, request: &'a UiRequest) -> BoxFuture<'a, Choice> {
         Box::pin(async move {
+            self.accessible
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
             let session = match self.start() {
                 Ok(s) => s,
                 Err(e) => {

@@ -1,6 +1,7 @@
 //! The security key's real window (`bridge/dist/hybrid-bridge-window`, GTK 4) under Xvfb,
 //! driven through `WindowUi` as the key drives it, with keys pressed by xdotool: Escape
-//! cancels, Tab then Enter picks the first linked phone, Enter alone the QR code; the QR code,
+//! cancels, Tab then Enter picks the first linked phone, the arrow keys move from the
+//! suggested phone, Enter alone takes the suggested QR code; the QR code,
 //! a stage and an error show, and the window closes when the ceremony ends. The linked phone
 //! being asked is a notification on a private session bus (python-dbusmock's
 //! notification daemon). The screenshots (the choices, the QR code, an error) go to the test's
@@ -294,6 +295,17 @@ async fn the_window_under_xvfb_answers_keys_shows_stages_and_errors_and_notifies
             && logged.contains("create a passkey for webauthn.io"),
         "the notification daemon got: {logged:?}"
     );
+
+    // The focus starts on the suggested choice (the settings' phone); the arrow keys move it.
+    let r = request(
+        CtapCommand::GetAssertion,
+        Choice::Phone("Work iPhone".into()),
+    );
+    assert_eq!(
+        choose_with_keys(&ui, &r, &x.display, None, &["Up", "Return"]).await,
+        Choice::Phone("Pixel 8".into())
+    );
+    ui.inner().close();
 
     // Enter takes the focused suggestion (the QR code); the QR code and a stage show, and the
     // window closes by itself when the ceremony is done.
