@@ -16,6 +16,8 @@ up() { cut -d' ' -f1 /proc/uptime; }
 pass() { echo "PASS $*"; }
 fail() { echo "FAIL $*"; fails=$((fails + 1)); }
 stage() { echo "T $(up) $*"; }
+# The relay, the phone driver and the key end with the suite, so the next one starts clean.
+trap 'kill $(jobs -p) 2>/dev/null' EXIT
 
 stage guest-shell
 tunnel-server --listen 127.0.0.1:8080 >relay.log 2>&1 &
@@ -61,7 +63,7 @@ run_browser() {
   done
   stage "$name-finished"
   kill "$pid" 2>/dev/null
-  sleep 1
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill -9 "$pid" 2>/dev/null
   cut -c1-160 "results-$name.txt" 2>/dev/null | sed 's/^/    /'
   if python3 "$here/verify_browser.py" "results-$name.txt" >"verify-$name.txt" 2>&1; then
@@ -76,6 +78,13 @@ run_browser() {
     sed -e 's/^.*INFO bridge::key::service: /      /' | cut -c1-170
 }
 
+# Profiles started once natively by run.sh (a first start costs minutes under TCG); their
+# lock files name the host, and would make each browser refuse the profile as in use.
+if [ -d "$VM_WORK/warm/firefox" ]; then
+  cp -a "$VM_WORK/warm/firefox" /tmp/ffprofile
+  cp -a "$VM_WORK/warm/chromium" /tmp/chromium 2>/dev/null
+  rm -f /tmp/ffprofile/lock /tmp/ffprofile/.parentlock /tmp/chromium/Singleton*
+fi
 mkdir -p /tmp/ffprofile
 cp "$here/user.js" /tmp/ffprofile/
 export MOZ_CRASHREPORTER_DISABLE=1

@@ -18,6 +18,8 @@ pass() { echo "PASS $*"; }
 fail() { echo "FAIL $*"; fails=$((fails + 1)); }
 b64rand() { head -c "$1" /dev/urandom | base64 -w0; }
 stage() { echo "T $(up) $*"; }
+# The relay, the phone driver and the key end with the suite, so the next one starts clean.
+trap 'kill $(jobs -p) 2>/dev/null' EXIT
 
 stage guest-shell
 tunnel-server --listen 127.0.0.1:8080 >relay.log 2>&1 &
