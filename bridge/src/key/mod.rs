@@ -73,7 +73,7 @@ impl From<KeyError> for BridgeError {
     fn from(e: KeyError) -> Self {
         match e {
             KeyError::Bridge(b) => b,
-            other => BridgeError::Internal(other.to_string()),
+            other => Self::Internal(other.to_string()),
         }
     }
 }
