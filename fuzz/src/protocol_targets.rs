@@ -1,5 +1,5 @@
 //! The bodies of the protocol crate's fuzz targets, shared by the libFuzzer binaries in
-//! `fuzz/fuzz_targets/` and by `protocol/tests/fuzz_regressions.rs`, which replays the
+//! `fuzz/fuzz_targets/` and by `protocol/tests/it/fuzz_regressions.rs`, which replays the
 //! committed corpus and every crash ever found through these same functions with `cargo test`.
 //! Expensive state (P-256 keys, transport keys) is built once per process, and what sits
 //! behind a MAC or an AEAD tag is reached by encrypting the fuzzer's bytes under fixed keys

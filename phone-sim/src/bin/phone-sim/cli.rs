@@ -8,14 +8,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use cli_support::{human_date, parse_duration};
 use tunnel_client::RelayArgs;
 
-use crate::authenticator::{Approve, Attestation, CredentialKind};
-use crate::config::PhoneConfig;
-use crate::error::PhoneError;
-use crate::medium::{AdvertFault, AdvertFile, Advertiser, MediumKnobs};
-use crate::phone::Phone;
-use crate::session::Operation;
-use crate::store::Store;
-use crate::terminal::shown;
+use hybrid_protocol::text::escape_controls as shown;
+use phone_sim::Operation;
+use phone_sim::Phone;
+use phone_sim::PhoneConfig;
+use phone_sim::PhoneError;
+use phone_sim::Store;
+use phone_sim::{AdvertFault, AdvertFile, Advertiser, MediumKnobs};
+use phone_sim::{Approve, Attestation, CredentialKind};
 
 const ABOUT: &str =
     "Plays the phone in a FIDO hybrid (caBLE v2) sign-in: scans the desktop's QR code, \
@@ -46,7 +46,7 @@ Examples:
 /// `phone-sim`: the phone side of FIDO hybrid sign-in.
 #[derive(Debug, Parser)]
 #[command(name = "phone-sim", version, about = ABOUT, after_help = AFTER)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The phone's credential store (one JSON file per phone identity; created if missing).
     #[arg(
         long,
@@ -54,18 +54,18 @@ pub struct Cli {
         env = "PHONE_SIM_STORE",
         default_value = "phone-sim.json"
     )]
-    pub store: PathBuf,
+    pub(crate) store: PathBuf,
     /// Log filter (e.g. `debug`, `phone_sim=trace`); also `RUST_LOG`.
     #[arg(long, global = true, default_value = "info")]
-    pub log: String,
+    pub(crate) log: String,
     /// What to do.
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// The modes.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Scan a QR code and serve that one session.
     #[command(after_help = concat!(
         "Examples:
@@ -113,7 +113,7 @@ The phone first needs a QR session whose QR allowed linking, so that the desktop
 
 /// `credentials` actions.
 #[derive(Debug, Subcommand)]
-pub enum CredentialsAction {
+pub(crate) enum CredentialsAction {
     /// One line per credential: ID, RP, user, discoverable, synced or device-bound, created.
     List,
     /// Delete a credential by its base64url ID (a unique prefix is enough).
@@ -125,7 +125,7 @@ pub enum CredentialsAction {
 
 /// `links` actions.
 #[derive(Debug, Subcommand)]
-pub enum LinksAction {
+pub(crate) enum LinksAction {
     /// One line per link: link ID, contact ID, desktop key, created.
     List,
     /// Forget a link (hex ID or unique prefix); wake-ups for it are then ignored.
@@ -138,28 +138,28 @@ pub enum LinksAction {
 /// Where the QR code comes from.
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
-pub struct QrSource {
+pub(crate) struct QrSource {
     /// The QR text, `FIDO:/<digits>`.
     #[arg(long, value_name = "URL")]
-    pub qr: Option<String>,
+    pub(crate) qr: Option<String>,
     /// A file holding the QR text (`-` = standard input).
     #[arg(long, value_name = "FILE")]
-    pub qr_file: Option<PathBuf>,
+    pub(crate) qr_file: Option<PathBuf>,
     /// A PNG image of the QR code.
     #[arg(long, value_name = "FILE")]
-    pub qr_image: Option<PathBuf>,
+    pub(crate) qr_image: Option<PathBuf>,
 }
 
 /// Relay, medium and behaviour flags shared by `scan` and `linked`.
 #[derive(Debug, Args)]
-pub struct Common {
+pub(crate) struct Common {
     /// The relay (its base URL replaces the tunnel domain's host; the advert still names
     /// --domain, so the desktop must use the same override).
     #[command(flatten)]
-    pub relay: RelayArgs,
+    pub(crate) relay: RelayArgs,
     /// Tunnel domain number put in the advert: 0 (cable.ua5v.com), 1 (cable.auth.com) or ≥ 256.
     #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Relay")]
-    pub domain: u16,
+    pub(crate) domain: u16,
     /// Write adverts to this file, the simulated BLE medium, instead of Bluetooth (the bridge
     /// listens on it with its own --advert-file). Also accepted as --medium-file.
     #[arg(
@@ -170,22 +170,22 @@ pub struct Common {
         required_unless_present = "bluez",
         help_heading = "Bluetooth"
     )]
-    pub medium_file: Option<PathBuf>,
+    pub(crate) medium_file: Option<PathBuf>,
     /// Advertise through BlueZ (D-Bus) instead of an advert file (cargo feature `bluez`).
     #[arg(long, conflicts_with = "medium_file", help_heading = "Bluetooth")]
-    pub bluez: bool,
+    pub(crate) bluez: bool,
     /// Advertise on this BlueZ adapter, e.g. hci0 [default: hci0, else the first].
     #[arg(long, requires = "bluez", help_heading = "Bluetooth")]
-    pub adapter: Option<String>,
+    pub(crate) adapter: Option<String>,
     /// Time between adverts.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "100ms", help_heading = "Bluetooth")]
-    pub interval: Duration,
+    pub(crate) interval: Duration,
     /// Time between adverts in milliseconds (older spelling of --interval).
     #[arg(long, value_name = "MS", hide = true, conflicts_with = "interval")]
-    pub interval_ms: Option<u64>,
+    pub(crate) interval_ms: Option<u64>,
     /// RSSI in dBm written with each advert.
     #[arg(long, value_name = "DBM", default_value_t = -58, allow_hyphen_values = true, help_heading = "Bluetooth")]
-    pub rssi: i16,
+    pub(crate) rssi: i16,
     /// Fraction (0..1) of adverts dropped.
     #[arg(
         long,
@@ -193,7 +193,7 @@ pub struct Common {
         default_value_t = 0.0,
         help_heading = "Bluetooth"
     )]
-    pub drop: f64,
+    pub(crate) drop: f64,
     /// Seed for the dropped adverts.
     #[arg(
         long,
@@ -201,43 +201,43 @@ pub struct Common {
         default_value_t = 0,
         help_heading = "Bluetooth"
     )]
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Silence before the first advert.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s", help_heading = "Bluetooth")]
-    pub first_advert_delay: Duration,
+    pub(crate) first_advert_delay: Duration,
     /// Silence before the first advert in milliseconds (older spelling).
     #[arg(long, hide = true, conflicts_with = "first_advert_delay")]
-    pub first_advert_delay_ms: Option<u64>,
+    pub(crate) first_advert_delay_ms: Option<u64>,
     /// Deliberate advert fault, to test desktops.
     #[arg(long, value_enum)]
-    pub fault: Option<FaultArg>,
+    pub(crate) fault: Option<FaultArg>,
     /// The simulated user's answer: auto (approve), deny, or prompt (ask y/n on the terminal).
     #[arg(long, value_enum, default_value_t = ApproveArg::Auto)]
-    pub approve: ApproveArg,
+    pub(crate) approve: ApproveArg,
     /// makeCredential attestation: none, packed (self), packed-x5c (a certificate chain from an
     /// attestation CA made for this run; --attestation-ca-out writes the CA) or unknown (a
     /// format no relying party knows, to test clients).
     #[arg(long, value_name = "MODE", value_enum, default_value_t = AttestationArg::None)]
-    pub attestation: AttestationArg,
+    pub(crate) attestation: AttestationArg,
     /// With --attestation packed-x5c: write this run's attestation CA certificate (PEM) here,
     /// for a relying party to trust.
     #[arg(long, value_name = "FILE")]
-    pub attestation_ca_out: Option<PathBuf>,
+    pub(crate) attestation_ca_out: Option<PathBuf>,
     /// Kind of credential makeCredential creates: synced (a passkey the provider backs up:
     /// flags BE and BS set) or device-bound (BE and BS clear). Each credential keeps its kind.
     #[arg(long, value_name = "KIND", value_enum, default_value_t = KindArg::Synced)]
-    pub credential_kind: KindArg,
+    pub(crate) credential_kind: KindArg,
     /// How long to wait for the desktop at each step.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2m")]
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Display name sent in linking info.
     #[arg(long, value_name = "NAME", default_value = "phone-sim")]
-    pub name: String,
+    pub(crate) name: String,
 }
 
 /// `scan` flags.
 #[derive(Debug, Args)]
-pub struct ScanArgs {
+pub(crate) struct ScanArgs {
     #[command(flatten)]
     qr: QrSource,
     #[command(flatten)]
@@ -249,7 +249,7 @@ pub struct ScanArgs {
 
 /// `linked` flags.
 #[derive(Debug, Args)]
-pub struct LinkedArgs {
+pub(crate) struct LinkedArgs {
     #[command(flatten)]
     common: Common,
     /// Exit after this many sessions (default: serve forever).
@@ -262,7 +262,7 @@ pub struct LinkedArgs {
 
 /// `--fault`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum FaultArg {
+pub(crate) enum FaultArg {
     /// Encrypt under a random key (tag mismatch).
     WrongKey,
     /// Flip a bit of the HMAC tag.
@@ -275,7 +275,7 @@ pub enum FaultArg {
 
 /// `--approve`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ApproveArg {
+pub(crate) enum ApproveArg {
     /// Approve everything.
     Auto,
     /// Decline everything.
@@ -286,7 +286,7 @@ pub enum ApproveArg {
 
 /// `--attestation`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum AttestationArg {
+pub(crate) enum AttestationArg {
     /// fmt "none".
     None,
     /// Packed self attestation.
@@ -299,7 +299,7 @@ pub enum AttestationArg {
 
 /// `--credential-kind`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum KindArg {
+pub(crate) enum KindArg {
     /// A synced passkey (BE and BS set).
     Synced,
     /// Device-bound (BE and BS clear).
@@ -358,7 +358,7 @@ impl Common {
         if self.bluez {
             #[cfg(feature = "bluez")]
             return Ok(Box::new(
-                crate::bluez::BluezAdvertiser::new(self.adapter.as_deref()).await?,
+                phone_sim::BluezAdvertiser::new(self.adapter.as_deref()).await?,
             ));
             #[cfg(not(feature = "bluez"))]
             return Err(PhoneError::Config(
@@ -386,13 +386,13 @@ impl Common {
 }
 
 /// Runs a parsed command line; the binary maps the error to exit code 1.
-pub async fn run(cli: Cli) -> Result<(), PhoneError> {
+pub(crate) async fn run(cli: Cli) -> Result<(), PhoneError> {
     match cli.command {
         Command::Scan(a) => {
             let qr = match (&a.qr.qr, &a.qr.qr_file, &a.qr.qr_image) {
-                (Some(t), _, _) => crate::scan::qr_from_text(t)?,
-                (_, Some(f), _) => crate::scan::qr_from_file(f)?,
-                (_, _, Some(i)) => crate::scan::qr_from_image(i)?,
+                (Some(t), _, _) => phone_sim::qr_from_text(t)?,
+                (_, Some(f), _) => phone_sim::qr_from_file(f)?,
+                (_, _, Some(i)) => phone_sim::qr_from_image(i)?,
                 _ => {
                     return Err(PhoneError::Config(
                         "give --qr, --qr-file or --qr-image".into(),

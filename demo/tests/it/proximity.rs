@@ -96,12 +96,8 @@ async fn a_ramp_below_the_threshold_fails_and_the_report_matches_the_medium() {
 
     // SVG: parses, with both plots' series.
     let svg = e.svg().unwrap();
-    let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
-    let texts: Vec<String> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("text"))
-        .filter_map(|n| n.text().map(|t| t.trim().to_string()))
-        .collect();
+    let doc = test_support::svg::parse(&svg, "the experiment's SVG");
+    let texts = test_support::svg::texts(&doc);
     for want in [
         "time to advert against RSSI",
         "success rate against RSSI (5 dB bins)",
@@ -175,8 +171,10 @@ fn the_binary_runs_a_short_experiment_and_writes_its_files() {
             .all(|l| l.contains(",-60,-60,") && l.contains(",true,")),
         "{csv}"
     );
-    roxmltree::Document::parse(&std::fs::read_to_string(dir.path().join("p.svg")).unwrap())
-        .unwrap();
+    test_support::svg::parse(
+        &std::fs::read_to_string(dir.path().join("p.svg")).unwrap(),
+        "p.svg",
+    );
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_hybrid-demo"))
         .args(["--proximity", "--rssi-profile", "loud:3"])
         .output()

@@ -1,4 +1,4 @@
-//! Known-answer vectors from `vectors/hybrid-primitives.json` (a copy of the project's shared
+//! Known-answer vectors from `tests/vectors/hybrid-primitives.json` (a copy of the project's shared
 //! vectors; docs/PROTOCOL.md#vectors), loaded into typed structs and compared byte for byte.
 
 use hybrid_protocol::ctap::GetInfo;
@@ -79,7 +79,7 @@ struct SeedVector {
 }
 
 fn vectors() -> Vectors {
-    serde_json::from_str(include_str!("vectors/hybrid-primitives.json")).expect("vectors parse")
+    serde_json::from_str(include_str!("../vectors/hybrid-primitives.json")).expect("vectors parse")
 }
 
 fn h(s: &str) -> Vec<u8> {

@@ -13,22 +13,19 @@ use std::time::Duration;
 
 use hybrid_protocol::tunnel::{RoutingId, TunnelId, TunnelPath, SUBPROTOCOL};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::nginx::Nginx;
+use crate::support::free_port;
 
 /// The shipped files the fleet runs.
 pub(crate) const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/kubernetes");
 
 /// A generous bound for anything a test waits for.
 pub(crate) const WAIT: Duration = Duration::from_secs(30);
-
-/// A port nothing listens on (bound, then released).
-pub(crate) async fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    l.local_addr().expect("addr").port()
-}
 
 /// One pod of the StatefulSet.
 pub(crate) struct Relay {
@@ -206,84 +203,28 @@ fn is_root() -> bool {
 }
 
 /// The router: nginx with the shipped configuration.
-pub(crate) struct Router {
-    child: std::process::Child,
-    pub(crate) port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Router {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+pub(crate) struct Router(Nginx);
 
 impl Router {
     /// Starts nginx with `router.conf` for `relays` (as many as the file was rendered for).
     pub(crate) async fn start(relays: &[Relay]) -> Self {
-        let binary = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect(
-                "the fleet test needs Debian's nginx; install it with `apt-get install -y \
-                 nginx-light` (scripts/test.sh does)",
-            );
         let port = free_port().await;
         let site = router_site(
             &std::fs::read_to_string(format!("{DEPLOY}/router.conf")).expect("router.conf"),
             port,
             &relays.iter().map(|r| r.port).collect::<Vec<_>>(),
         );
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path().display();
-        std::fs::write(dir.path().join("router.conf"), site).expect("write");
-        let main = format!(
-            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
-             error_log {d}/error.log warn;\nevents {{ worker_connections 4096; }}\n\
-             http {{\n access_log off;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n\
-             fastcgi_temp_path {d}/fastcgi;\n uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n\
-             include {d}/router.conf;\n}}\n"
-        );
-        std::fs::write(dir.path().join("nginx.conf"), main).expect("write");
-        let child = std::process::Command::new(binary)
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("nginx starts");
-        let mut router = Self { child, port, dir };
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if let Some((200, _)) = get(port, "/healthz").await {
-                return router;
-            }
-            if let Ok(Some(status)) = router.child.try_wait() {
-                let mut err = String::new();
-                if let Some(mut e) = router.child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
-                }
-                panic!("nginx exited with {status}: {err}{}", router.errors());
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "nginx did not listen"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let ready = async |port| matches!(get(port, "/healthz").await, Some((200, _)));
+        Self(Nginx::start(&site, port, 4096, ready).await)
     }
 
     pub(crate) fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}", self.port)
+        format!("ws://127.0.0.1:{}", self.0.port)
     }
 
     /// nginx's error log (warnings and errors).
     pub(crate) fn errors(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+        self.0.errors()
     }
 }
 
@@ -317,8 +258,7 @@ fn router_site(shipped: &str, port: u16, ports: &[u16]) -> String {
     site
 }
 
-pub(crate) type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+pub(crate) use crate::support::Ws;
 
 /// Opens a WebSocket with the `fido.cable` subprotocol and extra headers.
 pub(crate) async fn open(

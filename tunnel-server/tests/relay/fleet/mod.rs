@@ -20,11 +20,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::StreamExt as _;
 use hybrid_protocol::tunnel::{RoutingId, TunnelId, TunnelPath};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::support::send;
 use cluster::{open, refused_status, Relay, Router, Ws, WAIT};
 use people::{relying_party, Desk, Failed, Linked};
 
@@ -424,10 +425,6 @@ fn tunnel(n: u8) -> TunnelId {
     id[15] = n;
     id[1..9].copy_from_slice(&(std::process::id() as u64).to_be_bytes());
     TunnelId(id)
-}
-
-async fn send(ws: &mut Ws, data: &[u8]) {
-    ws.send(Message::Binary(data.to_vec())).await.expect("send");
 }
 
 async fn recv(ws: &mut Ws) -> Vec<u8> {

@@ -6,7 +6,7 @@
 //! corpus must still reach its parsers (`test_support::fuzz` holds the checks).
 
 #[allow(dead_code, unreachable_pub)]
-#[path = "../../fuzz/src/protocol_targets.rs"]
+#[path = "../../../fuzz/src/protocol_targets.rs"]
 mod protocol_targets;
 
 use std::path::Path;

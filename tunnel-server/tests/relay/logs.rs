@@ -1,24 +1,20 @@
 //! Guard tests on logging: a full QR ceremony and a contact wake-up log nothing at WARN or
-//! above, and the INFO log never holds a full tunnel ID, contact ID or payload. A binary of
-//! its own: tracing's global level and callsite caches make a captured subscriber unreliable
-//! while other tests run in the same process.
-
-// Shares the helpers of the main integration binary; not all of them are used here.
-#[allow(dead_code)]
-#[path = "relay/support.rs"]
-mod support;
-
-#[path = "common/log_capture.rs"]
-mod log_capture;
+//! above, and the INFO log never holds a full tunnel ID, contact ID or payload. Each runs in a
+//! process of its own ([`CapturedLog::in_own_process`]).
 
 use hybrid_protocol::tunnel::{ContactId, TunnelPath};
 
-use log_capture::CapturedLog;
-use support::*;
+use crate::log_capture::CapturedLog;
+use crate::support::*;
 
 #[tokio::test]
 async fn happy_paths_log_no_warnings_and_no_full_ids() {
-    let captured = CapturedLog::install(tracing::Level::INFO);
+    let Some(captured) = CapturedLog::in_own_process(
+        "logs::happy_paths_log_no_warnings_and_no_full_ids",
+        tracing::Level::INFO,
+    ) else {
+        return;
+    };
 
     let server = start(config()).await;
     let t = tunnel(0x5a);

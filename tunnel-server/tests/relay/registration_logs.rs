@@ -1,23 +1,20 @@
 //! The relay never logs a registration secret, at any level: minting,
 //! resuming with it, and refused resumes with a wrong one are captured at TRACE and searched
-//! for the secrets in base64url and hex. A binary of its own: tracing's global subscriber.
-
-// Shares the helpers of the main integration binary; not all of them are used here.
-#[allow(dead_code)]
-#[path = "relay/support.rs"]
-mod support;
-
-#[path = "common/log_capture.rs"]
-mod log_capture;
+//! for the secrets in base64url and hex, in a process of its own ([`CapturedLog::in_own_process`]).
 
 use hybrid_protocol::contact::RegistrationSecret;
 
-use log_capture::CapturedLog;
-use support::*;
+use crate::log_capture::CapturedLog;
+use crate::support::*;
 
 #[tokio::test]
 async fn registration_secrets_never_reach_the_log() {
-    let captured = CapturedLog::install(tracing::Level::TRACE);
+    let Some(captured) = CapturedLog::in_own_process(
+        "registration_logs::registration_secrets_never_reach_the_log",
+        tracing::Level::TRACE,
+    ) else {
+        return;
+    };
 
     let server = start(config()).await;
     let (reg, id, secret) = register_with_secret(&server).await;
