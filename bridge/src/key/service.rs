@@ -82,12 +82,13 @@ enum Failure {
     Bridge(BridgeError),
 }
 
-/// The ceremony running for a request: polled by the loop beside the device.
-type RunningCeremony<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = CeremonyResult> + Send + 'a>>;
-
 /// A phase change of the running ceremony, tagged with its request.
 type PhaseNote = (RequestId, Phase);
+/// The one ceremony in flight, and the request it answers.
+type Running<'a> = (
+    RequestId,
+    std::pin::Pin<Box<dyn std::future::Future<Output = CeremonyResult> + Send + 'a>>,
+);
 
 /// Serves the platform until `shutdown` resolves or the device goes away.
 pub async fn serve(
@@ -100,7 +101,7 @@ pub async fn serve(
     let mut ctap = KeyCtap::new();
     let scanner: tokio::sync::Mutex<Option<Box<dyn Scanner>>> = tokio::sync::Mutex::new(None);
     let (phase_tx, mut phase_rx) = mpsc::unbounded_channel::<PhaseNote>();
-    let mut running: Option<(RequestId, RunningCeremony<'_>)> = None;
+    let mut running: Option<Running<'_>> = None;
     let clock = Clock::new();
     let mut outbox = std::collections::VecDeque::new();
     let mut pacer = Pacer::new(Instant::now());
