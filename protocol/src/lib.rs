@@ -5,8 +5,9 @@
 //! section of `HYBRID.md` it implements:
 //!
 //! - [`qr`]: `FIDO:/` codes; [`derive`](mod@derive): HKDF purposes and P-256 keys from seeds;
-//! - [`eid`]: BLE adverts; [`tunnel`]: relay domains, IDs and paths; [`medium`]: the
-//!   simulated BLE medium's line format;
+//! - [`eid`]: BLE adverts; [`tunnel`]: relay domains, IDs and paths; [`l2cap`]: message
+//!   delimiting on the CTAP 2.3 BLE data channel; [`medium`]: the simulated BLE medium's line
+//!   format;
 //! - [`handshake`]: Noise KNpsk0/NKpsk0; [`session`]: framing and typed messages;
 //! - [`linking`]: linking info and client payloads; [`ctap`]: CTAP2 messages;
 //! - [`keys`]: secret newtypes; [`cbor`]: canonical CBOR; [`error`]: the error type;
@@ -46,6 +47,7 @@ pub mod eid;
 pub mod error;
 pub mod handshake;
 pub mod keys;
+pub mod l2cap;
 pub mod linking;
 pub mod medium;
 pub mod qr;
