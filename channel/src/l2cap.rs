@@ -1,0 +1,118 @@
+//! The real CTAP 2.3 BLE data channel (HYBRID.md §10): an LE credit-based L2CAP
+//! connection-oriented channel through the kernel's Bluetooth sockets (`bluer`'s `l2cap`
+//! module, no D-Bus). The phone listens on a PSM the kernel allocates from the LE dynamic
+//! range and announces it in its advert's suffix; the desktop connects to the advertiser's
+//! address and that PSM. Both leave the socket at the kernel's default security level
+//! (`BT_SECURITY_LOW`: no pairing, no link encryption), as libwebauthn does against Android:
+//! the Noise handshake that follows authenticates and encrypts the channel, and pairing would
+//! put a dialog on both screens for nothing.
+
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use bluer::l2cap::{Socket, SocketAddr, Stream, StreamListener};
+pub use bluer::{Address, AddressType};
+
+use crate::{ChannelError, ChannelKind, StreamChannel};
+
+/// How long to wait for the peer's receive MTU after connecting: until the kernel has it,
+/// bluer cuts writes to 16 bytes and the 81-byte Noise message 1 would go out in pieces.
+const MTU_WAIT: Duration = Duration::from_secs(2);
+
+/// The channel over a connected L2CAP stream.
+pub type L2capChannel = StreamChannel<Stream>;
+
+/// Parses `AA:BB:CC:DD:EE:FF`.
+pub fn parse_address(text: &str) -> Result<Address, ChannelError> {
+    Address::from_str(text).map_err(|e| ChannelError::Ble {
+        doing: format!("reading the address {text:?}"),
+        error: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
+    })
+}
+
+/// Connects to the phone at `peer` (of type `peer_type`) on `psm`, from the adapter whose
+/// address is `local` (any adapter when `None`).
+pub async fn connect(
+    local: Option<Address>,
+    peer: Address,
+    peer_type: AddressType,
+    psm: u16,
+) -> Result<L2capChannel, ChannelError> {
+    let doing = format!("connecting to {peer} PSM {psm:#06x}");
+    let socket = Socket::<Stream>::new_stream().map_err(ChannelError::ble(doing.clone()))?;
+    let local_type = AddressType::LePublic;
+    socket
+        .bind(SocketAddr::new(
+            local.unwrap_or(Address::any()),
+            local_type,
+            0,
+        ))
+        .map_err(ChannelError::ble(doing.clone()))?;
+    let stream = socket
+        .connect(SocketAddr::new(peer, peer_type, psm))
+        .await
+        .map_err(ChannelError::ble(doing))?;
+    wait_for_send_mtu(&stream).await;
+    Ok(StreamChannel::new(stream, ChannelKind::Ble))
+}
+
+async fn wait_for_send_mtu(stream: &Stream) {
+    let deadline = tokio::time::Instant::now() + MTU_WAIT;
+    loop {
+        match stream.as_ref().send_mtu() {
+            Ok(mtu) if mtu > 0 => {
+                tracing::debug!(mtu, "L2CAP send MTU known");
+                return;
+            }
+            _ if tokio::time::Instant::now() >= deadline => {
+                tracing::debug!("L2CAP send MTU still unknown; the first writes may be split");
+                return;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// The phone's side: a listening L2CAP socket on a dynamically allocated LE PSM.
+#[derive(Debug)]
+pub struct Listener {
+    inner: StreamListener,
+    psm: u16,
+}
+
+impl Listener {
+    /// Listens on the adapter whose public address is `local` (any adapter when `None`), on
+    /// a PSM the kernel picks from 0x0080–0x00FF.
+    pub async fn bind(local: Option<Address>) -> Result<Self, ChannelError> {
+        let doing = "listening for the desktop";
+        let inner = StreamListener::bind(SocketAddr::new(
+            local.unwrap_or(Address::any()),
+            AddressType::LePublic,
+            0,
+        ))
+        .await
+        .map_err(ChannelError::ble(doing))?;
+        let psm = inner
+            .as_ref()
+            .local_addr()
+            .map_err(ChannelError::ble(doing))?
+            .psm;
+        Ok(Self { inner, psm })
+    }
+
+    /// The PSM to announce.
+    pub fn psm(&self) -> u16 {
+        self.psm
+    }
+
+    /// The next desktop that connects, and its address.
+    pub async fn accept(&self) -> Result<(L2capChannel, Address), ChannelError> {
+        let (stream, peer) = self
+            .inner
+            .accept()
+            .await
+            .map_err(ChannelError::ble("accepting the desktop"))?;
+        wait_for_send_mtu(&stream).await;
+        Ok((StreamChannel::new(stream, ChannelKind::Ble), peer.addr))
+    }
+}
