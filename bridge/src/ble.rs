@@ -1,7 +1,8 @@
 //! The real radio: a [`Scanner`] over btleplug, which on Linux talks to BlueZ on the D-Bus
 //! system bus (so it is testable against a mock BlueZ on a private bus). It scans **without** a
 //! service filter (BlueZ with a filter delivers nothing for some phones) and keeps service data
-//! under 0xFFF9 and 0xFDE2 (BlueZ reports 128-bit UUIDs) that is at least 20 bytes long.
+//! of at least 20 bytes under any 16-bit UUID (BlueZ reports 128-bit UUIDs). It reaches a phone
+//! that offers the CTAP 2.3 BLE channel with an LE L2CAP connection (`hybrid_channel::l2cap`).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -11,6 +12,7 @@ use btleplug::api::{
 };
 use btleplug::platform::{Adapter, Manager};
 use futures_util::{Stream, StreamExt as _};
+use hybrid_channel::DataChannel;
 use hybrid_protocol::eid::uuid128_to_16;
 
 use crate::error::BridgeError;
@@ -81,14 +83,19 @@ impl BtleplugScanner {
                 data,
                 rssi: None,
                 address: None,
+                random_address: None,
             };
             if !heard.is_candidate() {
                 continue;
             }
             if let Ok(p) = self.adapter.peripheral(&id).await {
                 if let Ok(Some(props)) = p.properties().await {
-                    heard.rssi = props.rssi;
+                    // BlueZ reports 127 when the controller does not know the RSSI.
+                    heard.rssi = props.rssi.filter(|r| *r != 127);
                     heard.address = Some(props.address.to_string());
+                    heard.random_address = props
+                        .address_type
+                        .map(|t| t == btleplug::api::AddressType::Random);
                 }
             }
             self.pending.push_back(heard);
@@ -112,6 +119,27 @@ impl Scanner for BtleplugScanner {
                     }
                 }
             }
+        })
+    }
+
+    fn connect_ble<'a>(
+        &'a mut self,
+        heard: &'a HeardAdvert,
+        psm: u16,
+    ) -> BoxFuture<'a, Result<Box<dyn DataChannel>, BridgeError>> {
+        Box::pin(async move {
+            let Some(address) = heard.address.as_deref() else {
+                return Err(BridgeError::Bluetooth(
+                    "BlueZ did not report the phone's address".into(),
+                ));
+            };
+            let peer = hybrid_channel::l2cap::parse_address(address)?;
+            let peer_type = match heard.random_address {
+                Some(true) => hybrid_channel::l2cap::AddressType::LeRandom,
+                _ => hybrid_channel::l2cap::AddressType::LePublic,
+            };
+            let channel = hybrid_channel::l2cap::connect(None, peer, peer_type, psm).await?;
+            Ok(Box::new(channel) as Box<dyn DataChannel>)
         })
     }
 }

@@ -3,33 +3,41 @@
 //! `hybrid_protocol`.
 //!
 //! ```text
-//!  QR:     ShowingQr → AwaitingAdvert ──match──→ Connecting ──101──→ Handshaking
-//!  linked: ContactingPhone (contact socket + advert wait) ─────────→ Handshaking
+//!  QR:     ShowingQr → AwaitingAdvert ──match──→ Connecting ──channel open──→ Handshaking
+//!  linked: ContactingPhone (contact socket + advert wait) ───────────────→ Handshaking
 //!  Handshaking ──msg2, post-handshake──→ AwaitingUser ──CTAP reply──→ Done
 //!                                          (shutdown; linger for a late linking update)
 //! ```
+//!
+//! The data channel of a QR session is chosen in Connecting ([`ChannelChoice`], HYBRID.md
+//! §10): with `auto` or `ble` the QR code lists the CTAP 2.3 BLE channel (key 6), and when the
+//! phone's advert announces an L2CAP PSM the bridge connects to it, bounded by
+//! [`Timeouts::ble_connect`]; otherwise, or when that fails under `auto`, it goes through the
+//! relay the advert names. Everything after runs on a [`DataChannel`] and is the same on
+//! both. Linked sessions always use the relay: CTAP 2.3 defines no BLE channel for them.
 //!
 //! Every stage has its own timeout ([`Timeouts`]) and its error names the stage.
 
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use hybrid_channel::{ChannelKind, DataChannel};
 use hybrid_protocol::ctap::{self, Command, GetInfo, Status};
 use hybrid_protocol::eid::{self, MatchedAdvert};
 use hybrid_protocol::error::PeerMisbehaved;
 use hybrid_protocol::handshake::Initiator;
 use hybrid_protocol::keys::{EidKey, IdentityKey, QrSecret};
 use hybrid_protocol::linking::{ClientPayload, LinkingInfo};
-use hybrid_protocol::qr::{QrCode, RequestType};
+use hybrid_protocol::qr::{DataChannels, QrCode, RequestType};
 use hybrid_protocol::session::{Message, PostHandshake, Revision, Session};
 use hybrid_protocol::tunnel::{TunnelPath, CLIENT_PAYLOAD_HEADER, SIGNAL_CONNECTION_HEADER};
 use rand_core::OsRng;
-use tunnel_client::{RelayError, Route, Tunnel, TunnelConfig};
+use tunnel_client::{RelayError, Route, TunnelConfig};
 
 use crate::error::BridgeError;
 use crate::links::{LinkStore, StoredLink};
 use crate::progress::{Event, Phase, Progress};
-use crate::scanner::Scanner;
+use crate::scanner::{HeardAdvert, Scanner};
 
 /// Per-stage timeouts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +46,9 @@ pub struct Timeouts {
     pub advert: Duration,
     /// Relay connection (TCP, TLS, upgrade).
     pub connect: Duration,
+    /// BLE L2CAP connection to the phone's PSM; under [`ChannelChoice::Auto`] the relay is
+    /// tried after it.
+    pub ble_connect: Duration,
     /// Handshake reply and post-handshake message.
     pub handshake: Duration,
     /// CTAP request → reply (the person confirms on the phone).
@@ -51,9 +62,41 @@ impl Default for Timeouts {
         Self {
             advert: Duration::from_secs(120),
             connect: Duration::from_secs(20),
+            ble_connect: Duration::from_secs(5),
             handshake: Duration::from_secs(20),
             user: Duration::from_secs(120),
             linger: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Which data channel a QR session may use (HYBRID.md §10).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ChannelChoice {
+    /// Only the relay, and the QR code does not list the BLE channel: phones from before
+    /// CTAP 2.3 read QR key 6 as a boolean, and some may refuse a code that carries a list
+    /// there, so the BLE channel is offered only when asked for.
+    #[default]
+    Relay,
+    /// Offer both; use the BLE channel when the phone announces one and it connects within
+    /// [`Timeouts::ble_connect`], the relay otherwise.
+    Auto,
+    /// Offer both, but use only the BLE channel: fail when the phone does not announce one or
+    /// it does not connect (no relay, no internet).
+    Ble,
+}
+
+impl ChannelChoice {
+    /// The setting's spellings.
+    pub const NAMES: [&'static str; 3] = ["relay", "auto", "ble"];
+
+    /// Parses a spelling.
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "relay" => Some(Self::Relay),
+            "auto" => Some(Self::Auto),
+            "ble" => Some(Self::Ble),
+            _ => None,
         }
     }
 }
@@ -72,6 +115,8 @@ pub struct BridgeConfig {
     pub min_rssi: Option<i16>,
     /// Linked flow: ask the relay to signal when the phone connects.
     pub signal_connection: bool,
+    /// Which data channel a QR session may use.
+    pub channel: ChannelChoice,
 }
 
 /// One CTAP command to send: the command byte and its CBOR.
@@ -104,6 +149,8 @@ pub struct CtapOutcome {
     pub revision: Revision,
     /// The name under which a verified link was stored, if any.
     pub linked: Option<String>,
+    /// The data channel the session ran on.
+    pub channel: ChannelKind,
     /// Time spent in each phase.
     pub stages: Vec<(Phase, Duration)>,
 }
@@ -186,17 +233,20 @@ pub async fn qr_transaction(
     let mut run = Run::new(progress, Phase::ShowingQr);
     let identity = IdentityKey::random(&mut rng);
     let secret = QrSecret::random(&mut rng).map_err(|e| BridgeError::Internal(e.to_string()))?;
-    let qr = QrCode::new(
+    let mut qr = QrCode::new(
         identity.public_key(),
         secret,
         unix_now(),
         config.links.is_some(),
         request.request_type(),
     );
+    if config.channel != ChannelChoice::Relay {
+        qr.data_channels = DataChannels::tunnel_and_ble();
+    }
     run.emit(Event::QrCode { url: qr.to_url() });
     run.enter(Phase::AwaitingAdvert);
     let eid_key = qr.secret.eid_key();
-    let matched = run
+    let (matched, heard) = run
         .timed(
             config.timeouts.advert,
             wait_for_advert(&eid_key, config.min_rssi, scanner, &run),
@@ -208,27 +258,22 @@ pub async fn qr_transaction(
         .name()
         .map_err(BridgeError::peer("in its advert"))?;
     run.enter(Phase::Connecting);
-    let path = TunnelPath::Connect(matched.plaintext.routing_id, qr.secret.tunnel_id());
-    let mut tunnel = run
-        .timed(config.timeouts.connect, async {
-            Ok(config
-                .tunnel
-                .open(&domain, &Route::Tunnel(path), &[])
-                .await?)
-        })
-        .await?;
+    let mut channel = open_channel(&matched, &heard, &qr, &domain, config, scanner, &run).await?;
+    run.emit(Event::Channel {
+        channel: channel.kind(),
+    });
     run.enter(Phase::Handshaking);
     let psk = matched.psk(qr.secret.expose());
     let (waiting, msg1) = Initiator::start_qr(&identity, &psk, &mut rng)
         .map_err(|e| BridgeError::Internal(e.to_string()))?;
-    tunnel.send(msg1.to_vec()).await?;
+    channel.send(msg1.to_vec()).await?;
     let (session, ph, revision) = run
         .timed(config.timeouts.handshake, async {
-            let msg2 = tunnel.recv().await?.ok_or(BridgeError::Closed {
+            let msg2 = channel.recv().await?.ok_or(BridgeError::Closed {
                 during: "during the handshake",
             })?;
             let mut session = waiting.finish(&msg2).map_err(BridgeError::Handshake)?;
-            let (ph, rev) = read_post_handshake(&mut tunnel, &mut session).await?;
+            let (ph, rev) = read_post_handshake(channel.as_mut(), &mut session).await?;
             Ok((session, ph, rev))
         })
         .await?;
@@ -237,7 +282,59 @@ pub async fn qr_transaction(
         domain,
         store: config.links.as_ref(),
     };
-    talk(tunnel, session, ph, revision, request, linking, config, run).await
+    talk(
+        channel, session, ph, revision, request, linking, config, run,
+    )
+    .await
+}
+
+/// Opens the QR session's data channel: the phone's BLE channel when both sides offer it and
+/// it connects in time, the relay the advert names otherwise (see the module doc).
+async fn open_channel(
+    matched: &MatchedAdvert,
+    heard: &HeardAdvert,
+    qr: &QrCode,
+    domain: &str,
+    config: &BridgeConfig,
+    scanner: &mut dyn Scanner,
+    run: &Run<'_>,
+) -> Result<Box<dyn DataChannel>, BridgeError> {
+    let psm = matched
+        .l2cap_psm()
+        .filter(|_| config.channel != ChannelChoice::Relay);
+    let fallback = match psm {
+        Some(psm) => {
+            tracing::debug!(psm, "the phone offers the BLE channel");
+            let bound = config.timeouts.ble_connect;
+            match tokio::time::timeout(bound, scanner.connect_ble(heard, psm)).await {
+                Ok(Ok(channel)) => return Ok(channel),
+                Ok(Err(e)) => format!("the phone's Bluetooth channel (PSM {psm:#06x}) failed: {e}"),
+                Err(_) => format!(
+                    "the phone's Bluetooth channel (PSM {psm:#06x}) did not connect in {}",
+                    crate::units::format_secs(bound)
+                ),
+            }
+        }
+        None => "the phone did not offer the Bluetooth channel (no L2CAP PSM in its advert)".into(),
+    };
+    if config.channel == ChannelChoice::Ble {
+        return Err(BridgeError::Bluetooth(format!(
+            "{fallback}; without --channel ble the relay would have been used"
+        )));
+    }
+    if config.channel == ChannelChoice::Auto {
+        run.emit(Event::ChannelFallback { reason: fallback });
+    }
+    let path = TunnelPath::Connect(matched.plaintext.routing_id, qr.secret.tunnel_id());
+    let tunnel = run
+        .timed(config.timeouts.connect, async {
+            Ok(config
+                .tunnel
+                .open(domain, &Route::Tunnel(path), &[])
+                .await?)
+        })
+        .await?;
+    Ok(Box::new(tunnel))
 }
 
 /// A state-assisted transaction with the linked phone `link_name` (HYBRID.md §8.3): no QR
@@ -300,12 +397,15 @@ async fn linked_transaction_with(
     let signal_connection = tunnel
         .header(SIGNAL_CONNECTION_HEADER)?
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let matched = run
+    let (matched, _) = run
         .timed(
             config.timeouts.advert,
             wait_for_advert(&eid_key, config.min_rssi, scanner, &run),
         )
         .await?;
+    run.emit(Event::Channel {
+        channel: ChannelKind::Relay,
+    });
     run.enter(Phase::Handshaking);
     let psk = matched.psk(secret.expose());
     let (waiting, msg1) = Initiator::start_linked(&phone_key, &psk, &mut rng)
@@ -337,7 +437,7 @@ async fn linked_transaction_with(
         })
         .await?;
     talk(
-        tunnel,
+        Box::new(tunnel),
         session,
         ph,
         revision,
@@ -365,7 +465,7 @@ async fn wait_for_advert(
     min_rssi: Option<i16>,
     scanner: &mut dyn Scanner,
     run: &Run<'_>,
-) -> Result<MatchedAdvert, BridgeError> {
+) -> Result<(MatchedAdvert, HeardAdvert), BridgeError> {
     loop {
         let heard = scanner.next_advert().await?;
         if let (Some(min), Some(rssi)) = (min_rssi, heard.rssi) {
@@ -376,12 +476,19 @@ async fn wait_for_advert(
         }
         match eid::decrypt(key, &heard.data) {
             Ok(m) => {
+                if m.has_invalid_suffix() {
+                    tracing::debug!(
+                        trailing = m.trailing_len,
+                        "the advert's bytes after the 20th are not a CTAP 2.3 suffix; used anyway"
+                    );
+                }
                 run.emit(Event::AdvertMatched {
                     uuid16: heard.uuid16,
                     rssi: heard.rssi,
                     address: heard.address.clone(),
+                    l2cap_psm: m.l2cap_psm(),
                 });
-                return Ok(m);
+                return Ok((m, heard));
             }
             Err(e) => tracing::debug!(len = heard.data.len(), "advert not ours: {e}"),
         }
@@ -389,7 +496,7 @@ async fn wait_for_advert(
 }
 
 async fn read_post_handshake(
-    tunnel: &mut Tunnel,
+    tunnel: &mut dyn DataChannel,
     session: &mut Session,
 ) -> Result<(PostHandshake, Revision), BridgeError> {
     const DURING: &str = "in its post-handshake message";
@@ -413,7 +520,7 @@ async fn read_post_handshake(
 
 #[allow(clippy::too_many_arguments)] // one call site per flow; a struct would only rename them
 async fn talk(
-    mut tunnel: Tunnel,
+    mut tunnel: Box<dyn DataChannel>,
     mut session: Session,
     ph: PostHandshake,
     revision: Revision,
@@ -532,12 +639,14 @@ async fn talk(
         }
     }
     tunnel.close().await;
+    let channel = tunnel.kind();
     let stages = run.finish();
     Ok(CtapOutcome {
         response,
         get_info,
         revision,
         linked,
+        channel,
         stages,
     })
 }

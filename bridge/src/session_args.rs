@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use tunnel_client::RelayArgs;
 
-use crate::ceremony::{BridgeConfig, Timeouts};
+use crate::ceremony::{BridgeConfig, ChannelChoice, Timeouts};
 use crate::links::LinkStore;
 use crate::units::parse_duration;
 
@@ -36,6 +36,14 @@ pub struct SessionArgs {
         help_heading = "Bluetooth"
     )]
     pub min_rssi: Option<i16>,
+    /// Which data channel to use: `relay` (the tunnel relay only; the QR code works with every
+    /// phone), `auto` (also offer the CTAP 2.3 Bluetooth channel and use it when the phone
+    /// offers one, the relay otherwise) or `ble` (the Bluetooth channel only: no relay, no
+    /// internet). Linked phones always use the relay.
+    #[arg(long, value_name = "CHANNEL", env = "BRIDGE_CHANNEL", default_value = "relay",
+          value_parser = clap::builder::PossibleValuesParser::new(ChannelChoice::NAMES),
+          help_heading = "Bluetooth")]
+    pub channel: String,
     /// The relay.
     #[command(flatten)]
     pub relay: RelayArgs,
@@ -45,6 +53,9 @@ pub struct SessionArgs {
     /// How long to wait for the relay connection.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "20s", help_heading = "Timeouts")]
     pub connect_timeout: Duration,
+    /// How long to wait for the phone's Bluetooth channel to connect before using the relay.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s", help_heading = "Timeouts")]
+    pub ble_connect_timeout: Duration,
     /// How long to wait for the handshake.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "20s", help_heading = "Timeouts")]
     pub handshake_timeout: Duration,
@@ -71,6 +82,7 @@ impl SessionArgs {
             timeouts: Timeouts {
                 advert: self.advert_timeout,
                 connect: self.connect_timeout,
+                ble_connect: self.ble_connect_timeout,
                 handshake: self.handshake_timeout,
                 user: self.user_timeout,
                 linger: self.linger,
@@ -78,6 +90,7 @@ impl SessionArgs {
             links: if self.no_link { None } else { links },
             min_rssi: self.min_rssi,
             signal_connection: self.signal_connection,
+            channel: ChannelChoice::from_name(&self.channel).unwrap_or_default(),
         }
     }
 }

@@ -105,3 +105,38 @@ impl DataChannel for Tunnel {
         Box::pin(Tunnel::close(self))
     }
 }
+
+/// The phone's side of the BLE channel: something listening on a PSM.
+pub trait ChannelListener: Send + Sync {
+    /// The PSM to announce in the advert's suffix.
+    fn psm(&self) -> u16;
+    /// The next desktop that connects.
+    fn accept(&self) -> BoxFuture<'_, Result<Box<dyn DataChannel>, ChannelError>>;
+}
+
+impl ChannelListener for sim::SimListener {
+    fn psm(&self) -> u16 {
+        sim::SimListener::psm(self)
+    }
+
+    fn accept(&self) -> BoxFuture<'_, Result<Box<dyn DataChannel>, ChannelError>> {
+        Box::pin(async move {
+            Ok(Box::new(sim::SimListener::accept(self).await?) as Box<dyn DataChannel>)
+        })
+    }
+}
+
+#[cfg(feature = "l2cap")]
+impl ChannelListener for l2cap::Listener {
+    fn psm(&self) -> u16 {
+        l2cap::Listener::psm(self)
+    }
+
+    fn accept(&self) -> BoxFuture<'_, Result<Box<dyn DataChannel>, ChannelError>> {
+        Box::pin(async move {
+            let (channel, peer) = l2cap::Listener::accept(self).await?;
+            tracing::debug!(%peer, "a desktop connected on the BLE channel");
+            Ok(Box::new(channel) as Box<dyn DataChannel>)
+        })
+    }
+}

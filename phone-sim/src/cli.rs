@@ -9,7 +9,7 @@ use tunnel_client::RelayArgs;
 use crate::authenticator::{Approve, Attestation, CredentialKind};
 use crate::error::PhoneError;
 use crate::medium::{AdvertFault, AdvertFile, Advertiser, MediumKnobs};
-use crate::phone::{Operation, Phone, PhoneConfig};
+use crate::phone::{BleChannel, Operation, Phone, PhoneConfig};
 use crate::store::Store;
 use crate::terminal::shown;
 
@@ -205,6 +205,19 @@ pub struct Common {
     /// Deliberate advert fault, to test desktops.
     #[arg(long, value_enum)]
     pub fault: Option<FaultArg>,
+    /// The CTAP 2.3 Bluetooth channel: offer (listen on an L2CAP PSM and announce it when the
+    /// QR code lists the channel, as a CTAP 2.3 phone does; without a relay it is the only way
+    /// in), off (a phone from before CTAP 2.3) or refuse (announce a PSM nobody listens on, to
+    /// test a desktop's fallback to the relay).
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = BleChannelArg::Offer, help_heading = "Bluetooth")]
+    pub ble_channel: BleChannelArg,
+    /// Service UUID of the adverts, 4 hex digits (phones use fff9, older ones fde2).
+    #[arg(long, value_name = "UUID16", value_parser = uuid16, default_value = "fff9", help_heading = "Bluetooth")]
+    pub advert_uuid: u16,
+    /// Extra bytes (hex) appended to every advert's service data, to test desktops with
+    /// adverts longer than phones send today.
+    #[arg(long, value_name = "HEX", value_parser = hex_bytes, help_heading = "Bluetooth")]
+    pub advert_extra: Option<Vec<u8>>,
     /// The simulated user's answer: auto (approve), deny, or prompt (ask y/n on the terminal).
     #[arg(long, value_enum, default_value_t = ApproveArg::Auto)]
     pub approve: ApproveArg,
@@ -252,6 +265,32 @@ pub struct LinkedArgs {
     /// Revoke this phone's contact ID at the relay and exit.
     #[arg(long)]
     revoke: bool,
+}
+
+/// `--ble-channel`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BleChannelArg {
+    /// Offer the channel when the QR code lists it.
+    Offer,
+    /// Never offer it.
+    Off,
+    /// Announce a PSM nobody listens on.
+    Refuse,
+}
+
+fn uuid16(s: &str) -> Result<u16, String> {
+    if s.len() != 4 {
+        return Err(format!("{s:?} is not 4 hex digits"));
+    }
+    u16::from_str_radix(s, 16).map_err(|_| format!("{s:?} is not 4 hex digits"))
+}
+
+fn hex_bytes(s: &str) -> Result<Vec<u8>, String> {
+    let b = hex::decode(s).map_err(|e| format!("{s:?} is not hex: {e}"))?;
+    if b.len() > 200 {
+        return Err("at most 200 extra bytes".into());
+    }
+    Ok(b)
 }
 
 /// `--fault`.
@@ -331,6 +370,13 @@ impl Common {
             link,
             name: self.name.clone(),
             timeout: self.timeout,
+            ble_channel: match self.ble_channel {
+                BleChannelArg::Offer => BleChannel::Offer,
+                BleChannelArg::Off => BleChannel::Off,
+                BleChannelArg::Refuse => BleChannel::Refuse,
+            },
+            advert_uuid: self.advert_uuid,
+            advert_extra: self.advert_extra.clone().unwrap_or_default(),
         }
     }
 

@@ -52,6 +52,6 @@ pub use error::PhoneError;
 pub use medium::{
     build_advert, AdvertFault, AdvertFile, Advertiser, MediumKnobs, RecordingAdvertiser,
 };
-pub use phone::{Operation, Outcome, Phone, PhoneConfig, CONTACT_ID_HEADER};
+pub use phone::{BleChannel, Operation, Outcome, Phone, PhoneConfig, CONTACT_ID_HEADER};
 pub use scan::{decode_png_qr, qr_from_file, qr_from_image, qr_from_text};
 pub use store::{Store, StoredCredential, StoredLink};

@@ -15,8 +15,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use hybrid_channel::{ChannelError, ChannelListener, DataChannel};
 use hybrid_protocol::ctap::Status;
-use hybrid_protocol::eid::{EidPlaintext, SERVICE_UUID_FIDO};
+use hybrid_protocol::eid::{AdvertSuffix, EidPlaintext, SERVICE_UUID_FIDO};
 use hybrid_protocol::handshake::Responder;
 use hybrid_protocol::keys::{EidKey, Psk};
 use hybrid_protocol::linking::{self, ClientPayload, LinkingInfo};
@@ -67,6 +68,26 @@ pub struct PhoneConfig {
     pub name: String,
     /// How long to wait for the desktop at each step (Noise msg1, the request, shutdown).
     pub timeout: Duration,
+    /// Whether to offer the CTAP 2.3 BLE channel when the QR code lists it (HYBRID.md §10).
+    pub ble_channel: BleChannel,
+    /// The 16-bit service UUID of the adverts.
+    pub advert_uuid: u16,
+    /// Bytes appended to every advert's service data after the suffix (to test desktops with
+    /// adverts longer than phones send today).
+    pub advert_extra: Vec<u8>,
+}
+
+/// Whether and how the phone offers the CTAP 2.3 BLE channel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BleChannel {
+    /// Listen on a PSM and announce it when the QR code lists the channel (a CTAP 2.3 phone).
+    #[default]
+    Offer,
+    /// Never offer it (a phone from before CTAP 2.3).
+    Off,
+    /// Announce a PSM nobody listens on, so the desktop's connection is refused (to test
+    /// its fallback to the relay).
+    Refuse,
 }
 
 impl Default for PhoneConfig {
@@ -83,6 +104,9 @@ impl Default for PhoneConfig {
             link: true,
             name: "phone-sim".into(),
             timeout: Duration::from_secs(120),
+            ble_channel: BleChannel::Offer,
+            advert_uuid: SERVICE_UUID_FIDO,
+            advert_extra: Vec::new(),
         }
     }
 }
@@ -125,6 +149,8 @@ pub struct Outcome {
     pub get_info_served: usize,
     /// The link ID handed to the desktop, if linking info was sent.
     pub link_id: Option<[u8; 8]>,
+    /// The data channel the session ran on.
+    pub channel: hybrid_channel::ChannelKind,
 }
 
 /// A phone: one identity, its store and its behaviour.
@@ -273,28 +299,62 @@ impl Phone {
             }
         }
         let tunnel_id = qr.secret.tunnel_id();
+        // The BLE channel first, so that its PSM can go in the first advert.
+        let listener =
+            if qr.data_channels.offers_ble() && self.config.ble_channel != BleChannel::Off {
+                match advertiser.listen_ble().await {
+                    Ok(l) => Some(l),
+                    Err(e) => {
+                        tracing::warn!("not offering the Bluetooth channel: {e}");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
         // The full tunnel ID lets anyone race the desktop for the tunnel: debug level only.
         tracing::info!(relay = %self.base_url()?, tunnel = ?tunnel_id, "opening the tunnel");
         let route = Route::Tunnel(TunnelPath::New(tunnel_id));
-        let mut ws = self.connect(&route, "opening the tunnel").await?;
-        tracing::debug!(url = ws.url(), "tunnel open");
-        let routing_id = header(&ws, ROUTING_ID_HEADER, RoutingId::from_hex)?;
+        let tunnel = match self.connect(&route, "opening the tunnel").await {
+            Ok(ws) => Some(ws),
+            // Without the internet the Bluetooth channel is the only way in.
+            Err(e) if listener.is_some() && self.config.ble_channel == BleChannel::Offer => {
+                tracing::warn!("{e}; offering only the Bluetooth channel");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let routing_id = match &tunnel {
+            Some(ws) => {
+                tracing::debug!(url = ws.url(), "tunnel open");
+                header(ws, ROUTING_ID_HEADER, RoutingId::from_hex)?
+            }
+            None => RoutingId([0; 3]),
+        };
         let plaintext = EidPlaintext::new(routing_id, Domain(self.config.domain), &mut OsRng)
             .map_err(PhoneError::protocol("building the EID"))?;
         let psk = plaintext.psk(qr.secret.expose());
-        let msg1 = self
-            .advertise_until_msg1(&mut ws, &qr.secret.eid_key(), &plaintext, advertiser)
+        let (mut ws, msg1) = self
+            .advertise_until_msg1(
+                tunnel,
+                listener,
+                &qr.secret.eid_key(),
+                &plaintext,
+                advertiser,
+            )
             .await?;
+        let ws = ws.as_mut();
         let (mut session, msg2) = Responder::respond_qr(&qr.identity_key, &psk, &msg1, &mut OsRng)
             .map_err(PhoneError::protocol("answering the QR handshake"))?;
-        send(&mut ws, msg2.to_vec(), "sending Noise message 2").await?;
-        self.send_post_handshake(&mut ws, &mut session).await?;
+        send(ws, msg2.to_vec(), "sending Noise message 2").await?;
+        self.send_post_handshake(ws, &mut session).await?;
         let mut link_id = None;
         if linking {
-            link_id = self.send_linking_info(&mut ws, &mut session, qr).await?;
+            link_id = self.send_linking_info(ws, &mut session, qr).await?;
         }
-        let mut outcome = self.serve_requests(&mut ws, &mut session).await?;
+        let mut outcome = self.serve_requests(ws, &mut session).await?;
         outcome.link_id = link_id;
+        outcome.channel = ws.kind();
         Ok(outcome)
     }
 
@@ -480,60 +540,125 @@ impl Phone {
             .ok_or_else(|| PhoneError::PeerMisbehaved("wake-up for an unknown link".into()))?;
         tracing::info!(tunnel = ?wake.tunnel_id, "woken: joining the tunnel");
         let route = Route::Tunnel(TunnelPath::Connect(wake.routing_id, wake.tunnel_id));
-        let mut ws = self.connect(&route, "joining the tunnel").await?;
+        let ws = self.connect(&route, "joining the tunnel").await?;
         let plaintext = EidPlaintext::new(wake.routing_id, Domain(self.config.domain), &mut OsRng)
             .map_err(PhoneError::protocol("building the EID"))?;
         let psk: Psk = plaintext.psk(secret.expose());
         let key = secret.eid_key(&wake.payload.client_nonce);
-        let msg1 = self
-            .advertise_until_msg1(&mut ws, &key, &plaintext, advertiser)
+        // Linked sessions run on the relay only: CTAP 2.3 has no way to offer them the BLE
+        // channel.
+        let (mut ws, msg1) = self
+            .advertise_until_msg1(Some(ws), None, &key, &plaintext, advertiser)
             .await?;
+        let ws = ws.as_mut();
         let identity = self.store.identity_key();
         let (mut session, msg2) = Responder::respond_linked(&identity, &psk, &msg1, &mut OsRng)
             .map_err(PhoneError::protocol("answering the linked handshake"))?;
-        send(&mut ws, msg2.to_vec(), "sending Noise message 2").await?;
-        self.send_post_handshake(&mut ws, &mut session).await?;
-        self.serve_requests(&mut ws, &mut session).await
+        send(ws, msg2.to_vec(), "sending Noise message 2").await?;
+        self.send_post_handshake(ws, &mut session).await?;
+        self.serve_requests(ws, &mut session).await
     }
 
+    /// Advertises until the desktop's Noise message 1 arrives, on the relay's tunnel or (when
+    /// `listener` is given, its PSM in the advert's suffix) on the BLE channel, whichever the
+    /// desktop uses first; returns that channel and the message.
     async fn advertise_until_msg1(
         &self,
-        ws: &mut Tunnel,
+        mut tunnel: Option<Tunnel>,
+        listener: Option<Box<dyn ChannelListener>>,
         key: &EidKey,
         plaintext: &EidPlaintext,
         advertiser: &mut dyn Advertiser,
-    ) -> Result<Vec<u8>, PhoneError> {
-        let advert = build_advert(key, plaintext, self.config.fault, &mut OsRng)?;
-        advertiser.start(SERVICE_UUID_FIDO, &advert).await?;
-        let waited = tokio::time::timeout(
-            self.config.timeout,
-            next(ws, "waiting for the desktop's handshake"),
-        )
+    ) -> Result<(Box<dyn DataChannel>, Vec<u8>), PhoneError> {
+        let mut advert = build_advert(key, plaintext, self.config.fault, &mut OsRng)?.to_vec();
+        let mut listener = listener;
+        if let Some(l) = &listener {
+            let psm = l.psm();
+            advert.extend(
+                AdvertSuffix {
+                    l2cap_psm: Some(psm),
+                }
+                .to_bytes(),
+            );
+            if self.config.ble_channel == BleChannel::Refuse {
+                tracing::info!(
+                    psm,
+                    "announcing PSM {psm:#06x} but refusing connections on it"
+                );
+                listener = None;
+            } else {
+                tracing::info!(psm, "offering the Bluetooth channel on PSM {psm:#06x}");
+            }
+        }
+        advert.extend_from_slice(&self.config.advert_extra);
+        advertiser.start(self.config.advert_uuid, &advert).await?;
+        enum First {
+            Relay(Option<Vec<u8>>),
+            Ble(Box<dyn DataChannel>, Option<Vec<u8>>),
+        }
+        let waited = tokio::time::timeout(self.config.timeout, async {
+            let relay = async {
+                match tunnel.as_mut() {
+                    Some(ws) => next(ws, "waiting for the desktop's handshake").await,
+                    None => std::future::pending().await,
+                }
+            };
+            let ble = async {
+                match &listener {
+                    Some(l) => {
+                        let mut ch = l.accept().await.map_err(|e| {
+                            channel_error("waiting for the desktop on the Bluetooth channel", e)
+                        })?;
+                        let m = next(ch.as_mut(), "waiting for the desktop's handshake").await?;
+                        Ok::<_, PhoneError>((ch, m))
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = relay => r.map(First::Relay),
+                b = ble => b.map(|(ch, m)| First::Ble(ch, m)),
+            }
+        })
         .await;
         advertiser.stop().await?;
-        let msg1 = match waited {
+        let first = match waited {
             Err(_) => {
                 return Err(PhoneError::Timeout {
                     context: "advertising and waiting for the desktop's handshake",
                     after: self.config.timeout,
                 })
             }
-            Ok(r) => r?.ok_or_else(|| {
-                PhoneError::PeerMisbehaved(
-                    "the desktop ended the tunnel before its handshake message".into(),
-                )
-            })?,
+            Ok(r) => r?,
         };
+        let (channel, msg1): (Box<dyn DataChannel>, _) = match first {
+            First::Relay(m) => (
+                Box::new(tunnel.take().expect("the relay answered, so it is open")),
+                m,
+            ),
+            First::Ble(ch, m) => {
+                if let Some(mut ws) = tunnel.take() {
+                    ws.close().await;
+                }
+                (ch, m)
+            }
+        };
+        let msg1 = msg1.ok_or_else(|| {
+            PhoneError::PeerMisbehaved(
+                "the desktop ended the channel before its handshake message".into(),
+            )
+        })?;
         tracing::debug!(
             len = msg1.len(),
+            channel = %channel.kind(),
             "Noise message 1 arrived; advertising stopped"
         );
-        Ok(msg1)
+        Ok((channel, msg1))
     }
 
     async fn send_post_handshake(
         &self,
-        ws: &mut Tunnel,
+        ws: &mut dyn DataChannel,
         session: &mut Session,
     ) -> Result<(), PhoneError> {
         let ph = PostHandshake::ctap(authenticator::get_info().to_cbor());
@@ -545,7 +670,7 @@ impl Phone {
 
     async fn send_linking_info(
         &mut self,
-        ws: &mut Tunnel,
+        ws: &mut dyn DataChannel,
         session: &mut Session,
         qr: &QrCode,
     ) -> Result<Option<[u8; 8]>, PhoneError> {
@@ -589,7 +714,7 @@ impl Phone {
     /// The request loop: getInfo any number of times, one real command, then shutdown.
     async fn serve_requests(
         &mut self,
-        ws: &mut Tunnel,
+        ws: &mut dyn DataChannel,
         session: &mut Session,
     ) -> Result<Outcome, PhoneError> {
         let mut get_info_served = 0;
@@ -610,6 +735,7 @@ impl Phone {
                             operation,
                             get_info_served,
                             link_id: None,
+                            channel: ws.kind(),
                         });
                     }
                     return Err(PhoneError::Timeout {
@@ -625,6 +751,7 @@ impl Phone {
                         operation,
                         get_info_served,
                         link_id: None,
+                        channel: ws.kind(),
                     }),
                     None => Err(PhoneError::PeerMisbehaved(
                         "the desktop ended the tunnel before any request".into(),
@@ -648,6 +775,7 @@ impl Phone {
                         operation: answered.unwrap_or(Operation::NoRequest),
                         get_info_served,
                         link_id: None,
+                        channel: ws.kind(),
                     });
                 }
                 Message::Update(_) => {
@@ -710,6 +838,7 @@ impl Phone {
                                 operation: Operation::Selected,
                                 get_info_served,
                                 link_id: None,
+                                channel: ws.kind(),
                             });
                         }
                         Request::MakeCredential(req) => {
@@ -750,7 +879,7 @@ impl Phone {
 
     async fn finish(
         &self,
-        ws: &mut Tunnel,
+        ws: &mut dyn DataChannel,
         session: &mut Session,
         r: Result<(Vec<u8>, Done), hybrid_protocol::ctap::CtapError>,
     ) -> Result<Operation, PhoneError> {
@@ -804,7 +933,7 @@ impl Phone {
 
     async fn reply(
         &self,
-        ws: &mut Tunnel,
+        ws: &mut dyn DataChannel,
         session: &mut Session,
         status: Status,
         body: &[u8],
@@ -818,17 +947,29 @@ impl Phone {
     }
 }
 
-/// The next message on `ws`; `None` when the other side ended the tunnel.
-async fn next(ws: &mut Tunnel, context: &'static str) -> Result<Option<Vec<u8>>, PhoneError> {
-    ws.recv()
-        .await
-        .map_err(|error| PhoneError::Relay { context, error })
+/// The next message on `ws`; `None` when the other side ended the channel.
+async fn next(
+    ws: &mut dyn DataChannel,
+    context: &'static str,
+) -> Result<Option<Vec<u8>>, PhoneError> {
+    ws.recv().await.map_err(|e| channel_error(context, e))
 }
 
-async fn send(ws: &mut Tunnel, data: Vec<u8>, context: &'static str) -> Result<(), PhoneError> {
-    ws.send(data)
-        .await
-        .map_err(|error| PhoneError::Relay { context, error })
+async fn send(
+    ws: &mut dyn DataChannel,
+    data: Vec<u8>,
+    context: &'static str,
+) -> Result<(), PhoneError> {
+    ws.send(data).await.map_err(|e| channel_error(context, e))
+}
+
+/// A relay failure stays a relay error (with what the phone was doing); the BLE channel's
+/// are Bluetooth errors.
+fn channel_error(context: &'static str, e: ChannelError) -> PhoneError {
+    match e {
+        ChannelError::Relay(error) => PhoneError::Relay { context, error },
+        e => PhoneError::Ble(format!("{context}: {e}")),
+    }
 }
 
 /// Parses the relay's single response header `name` with `parse`.
