@@ -15,7 +15,9 @@ const STAGES = {
   advert: () => 'Your phone was found nearby. Connecting…',
   contacting: () => 'Asking your phone… Check it for a notification.',
   connecting: () => 'Connecting to your phone…',
-  connected: () => 'Connected. Follow the steps on your phone.',
+  connected: (m) => m.channel === 'ble'
+    ? 'Connected over Bluetooth, without the internet. Follow the steps on your phone.'
+    : 'Connected. Follow the steps on your phone.',
   waiting: () => kind === 'create' ? 'Confirm on your phone to create the passkey.' : 'Confirm on your phone to sign in.',
   linked: (m) => `This computer will remember ${m.name || 'your phone'} for next time.`,
 };

@@ -30,6 +30,14 @@ pub fn parse_address(text: &str) -> Result<Address, ChannelError> {
     })
 }
 
+/// Whether this kernel gives us LE L2CAP sockets (it has Bluetooth and lets this user open
+/// them): what the BLE channel needs besides an adapter.
+pub fn sockets_available() -> Result<(), ChannelError> {
+    Socket::<Stream>::new_stream()
+        .map(drop)
+        .map_err(ChannelError::ble("opening an L2CAP socket"))
+}
+
 /// Connects to the phone at `peer` (of type `peer_type`) on `psm`, from the adapter whose
 /// address is `local` (any adapter when `None`).
 pub async fn connect(
