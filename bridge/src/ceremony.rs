@@ -1,6 +1,6 @@
-//! The orchestrator: one CTAP transaction with a phone, QR-initiated or linked (HYBRID.md §1,
-//! §6–§8). It turns scanner and tunnel events into protocol calls; all wire logic is in
-//! `hybrid_protocol`.
+//! The orchestrator: one CTAP transaction with a phone, QR-initiated or linked
+//! (docs/PROTOCOL.md#flow-qr, #flow-linked). It turns scanner and tunnel events into protocol
+//! calls; all wire logic is in `hybrid_protocol`.
 //!
 //! ```text
 //!  QR:     ShowingQr → AwaitingAdvert ──match──→ Connecting ──channel open──→ Handshaking
@@ -337,8 +337,8 @@ async fn open_channel(
     Ok(Box::new(tunnel))
 }
 
-/// A state-assisted transaction with the linked phone `link_name` (HYBRID.md §8.3): no QR
-/// code; the relay wakes the phone through `/cable/contact/…`, the phone's advert proves
+/// A state-assisted transaction with the linked phone `link_name` (docs/PROTOCOL.md#flow-linked):
+/// no QR code; the relay wakes the phone through `/cable/contact/…`, the phone's advert proves
 /// proximity, then NKpsk0. HTTP 410 deletes the link ([`BridgeError::LinkGone`]).
 pub async fn linked_transaction(
     link_name: &str,
@@ -530,7 +530,8 @@ async fn talk(
     mut run: Run<'_>,
 ) -> Result<CtapOutcome, BridgeError> {
     let hash = *session.handshake_hash();
-    // getInfo is answered locally from the post-handshake message (HYBRID.md §9).
+    // getInfo is answered locally from the post-handshake message
+    // (docs/PROTOCOL.md#post-handshake).
     let get_info_bytes = ph.get_info.clone().unwrap_or_default();
     let get_info = GetInfo::from_cbor(&get_info_bytes).map_err(BridgeError::peer(
         "in the getInfo of its post-handshake message",

@@ -1,5 +1,5 @@
-//! The bridge's error type (STYLE §3), sorted by who is at fault, each with a distinct process
-//! exit code ([`BridgeError::exit_code`]). Messages are lowercase and say what to do next.
+//! The bridge's error type (docs/STYLE.md#errors), sorted by who is at fault, each with a distinct
+//! process exit code ([`BridgeError::exit_code`]). Messages are lowercase and say what to do next.
 
 use std::time::Duration;
 
@@ -115,7 +115,8 @@ impl BridgeError {
         }
     }
 
-    pub(crate) fn file(what: &'static str, path: &std::path::Path, error: std::io::Error) -> Self {
+    /// [`Self::File`]: `what` (e.g. "writing the QR PNG") failed on `path`.
+    pub fn file(what: &'static str, path: &std::path::Path, error: std::io::Error) -> Self {
         Self::File {
             what,
             path: path.display().to_string(),

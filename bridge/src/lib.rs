@@ -1,7 +1,7 @@
 //! The desktop side of FIDO cross-device sign-in (CTAP 2.2 "hybrid", caBLE v2): show a QR
 //! code, hear the phone's BLE advert, connect through a tunnel relay, run the Noise KNpsk0
 //! handshake and exactly one CTAP2 command, and turn the reply into W3C WebAuthn JSON. All wire
-//! logic lives in `hybrid_protocol`; this crate is the IO around it (HYBRID.md §1, §4–§9).
+//! logic lives in `hybrid_protocol`; this crate is the IO around it (docs/PROTOCOL.md).
 //!
 //! # Driving a ceremony (the demo, end-to-end tests)
 //!
@@ -45,23 +45,25 @@
 //! - [`scanner`]: the [`Scanner`] trait, the advert-file medium; [`ble`]: btleplug/BlueZ.
 //! - the relay connection is the `tunnel-client` crate ([`TunnelConfig`], [`RelayError`]).
 //!   [`links`]: the linked-phone store.
-//! - [`render`]: terminal, PNG and SVG QR codes. [`progress`]: events and their sinks.
-//! - [`cli`]: the `hybrid-bridge` command line; [`session_args`]: the flags it shares with the
-//!   native host. [`error`]: the error type.
+//! - [`render`]: terminal, PNG and SVG QR codes, and the HTML page reports share.
+//!   [`progress`]: events and their sinks.
+//! - [`native_host`]: the browser extension's native messaging host — its wire codec, the
+//!   request loop over any pair of pipes ([`native_host::serve`]) and one ceremony per request.
+//! - [`error`]: the error type; [`units`], [`sanitize`]: durations and peer text in messages.
+//!
+//! The `hybrid-bridge` command line (its flags, one module per command, `doctor`, the scan
+//! report, the browser installer) is the binary's own, in `src/bin/hybrid-bridge/`: this
+//! library does not know it is driven from a terminal.
 
 pub mod ble;
 pub mod ceremony;
-pub mod cli;
-pub mod doctor;
 pub mod error;
 pub mod links;
 pub mod native_host;
 pub mod progress;
 pub mod render;
-pub mod report;
 pub mod sanitize;
 pub mod scanner;
-pub mod session_args;
 pub mod units;
 pub mod webauthn;
 

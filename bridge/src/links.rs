@@ -1,6 +1,6 @@
-//! Linked phones (HYBRID.md §8): verified linking information stored in a per-user JSON file,
-//! so a later sign-in can reach the phone through `/cable/contact/…` without a QR code. Only a
-//! [`VerifiedLink`] can be stored. Every change holds the file's advisory lock
+//! Linked phones (docs/PROTOCOL.md#linking): verified linking information stored in a per-user JSON
+//! file, so a later sign-in can reach the phone through `/cable/contact/…` without a QR code. Only
+//! a [`VerifiedLink`] can be stored. Every change holds the file's advisory lock
 //! (`fsutil::LockFile`, the sidecar `.<name>.lock`) across read, modify and write, so two
 //! bridges linking at once lose neither link; the write is atomic and 0600
 //! (`fsutil::write_atomic`), and temporary files a killed writer left (link secrets inside)

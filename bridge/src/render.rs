@@ -1,6 +1,8 @@
-//! Showing the `FIDO:/` URL as a QR code (HYBRID.md §2): unicode half blocks for the terminal,
-//! PNG and SVG files. The module grid comes from the `qrcode` crate; the terminal and PNG
-//! renderings are drawn here from its modules.
+//! Showing the `FIDO:/` URL as a QR code (docs/PROTOCOL.md#qr): unicode half blocks for the
+//! terminal, PNG and SVG files. The module grid comes from the `qrcode` crate; the terminal and
+//! PNG renderings are drawn here from its modules. Also the self-contained HTML page that
+//! reports share ([`html_page`], [`escape_html`]): the bridge's scan report and the demo's
+//! proximity report.
 
 use std::path::Path;
 
@@ -108,4 +110,21 @@ pub fn svg(url: &str) -> Result<String, BridgeError> {
 /// Writes the SVG document.
 pub fn write_svg(url: &str, path: &Path) -> Result<(), BridgeError> {
     std::fs::write(path, svg(url)?).map_err(|e| BridgeError::file("writing the QR SVG", path, e))
+}
+
+/// Escapes text for HTML.
+pub fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A self-contained HTML page (inline style, no scripts, no external resources) titled
+/// `title`; `body` is HTML already.
+pub fn html_page(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\n<style>body{{font-family:sans-serif;margin:1.5em;max-width:1000px;color:#222}}table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{border:1px solid #bbb;padding:3px 8px;text-align:right}}th{{background:#eee}}td.l,th.l{{text-align:left}}.bad{{color:#b00}}.ok{{color:#070}}</style></head>\n<body><h1>{t}</h1>\n{body}</body></html>\n",
+        t = escape_html(title)
+    )
 }

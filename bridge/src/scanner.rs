@@ -1,9 +1,10 @@
-//! Listening for the phone's BLE advert behind a seam (STYLE §5): the [`Scanner`] trait, the
-//! simulated medium [`AdvertFileScanner`] shared with phone-sim, and (in [`crate::ble`]) the
+//! Listening for the phone's BLE advert behind a seam (docs/STYLE.md#seams): the [`Scanner`] trait,
+//! the simulated medium [`AdvertFileScanner`] shared with phone-sim, and (in [`crate::ble`]) the
 //! real radio through BlueZ. Scanners only report what they hear; matching (trial decryption
-//! under the ceremony's EID key, HYBRID.md §4) is the ceremony's job, so one scanner can serve
-//! several ceremonies in turn. A scanner also knows how to reach an advertiser over its radio:
-//! [`Scanner::connect_ble`] opens the CTAP 2.3 BLE data channel to the PSM a phone announced.
+//! under the ceremony's EID key, docs/PROTOCOL.md#advert) is the ceremony's job, so one scanner can
+//! serve several ceremonies in turn. A scanner also knows how to reach an advertiser over its
+//! radio: [`Scanner::connect_ble`] opens the CTAP 2.3 BLE data channel to the PSM a phone
+//! announced.
 
 use std::future::Future;
 use std::io::{Read as _, Seek as _, SeekFrom};

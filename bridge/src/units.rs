@@ -1,19 +1,8 @@
-//! Durations and times as people write and read them: duration flags (`120s`, `2m`,
-//! `1m30s`, or a bare number of seconds), durations in messages (`60 s`, `250 ms`) and
-//! dates in listings (`2026-11-28 15:04:05 UTC`). A leaf module: it uses nothing else here.
+//! Durations as the library's messages show them (`60 s`, `1.5 s`, `250 ms`): timeouts in
+//! errors, waits in progress lines. A leaf module: it uses nothing else here. Duration flags and
+//! dates in listings are `cli_support`'s, shared by every binary.
 
 use std::time::Duration;
-
-/// A duration flag: `120s`, `2m`, `1m30s`, `500ms` (humantime), or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(n) = s.parse::<f64>() {
-        return Duration::try_from_secs_f64(n)
-            .map_err(|_| format!("{s:?} is not a duration (a non-negative number of seconds)"));
-    }
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. 120s, 2m or 1m30s"))
-}
 
 /// `60 s`, `1.5 s`, `250 ms`.
 pub fn format_secs(d: Duration) -> String {
@@ -26,11 +15,14 @@ pub fn format_secs(d: Duration) -> String {
     }
 }
 
-/// `2026-11-28 15:04:05 UTC` for a Unix time in seconds.
-pub fn human_time(unix: u64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_secs(unix);
-    humantime::format_rfc3339_seconds(t)
-        .to_string()
-        .replacen('T', " ", 1)
-        .replace('Z', " UTC")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_waits_in_milliseconds_and_longer_ones_in_seconds() {
+        assert_eq!(format_secs(Duration::from_millis(250)), "250 ms");
+        assert_eq!(format_secs(Duration::from_secs(60)), "60 s");
+        assert_eq!(format_secs(Duration::from_millis(1500)), "1.5 s");
+    }
 }

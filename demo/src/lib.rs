@@ -331,7 +331,7 @@ impl Progress for QrShower<'_> {
             if !self.quiet {
                 // Colour only on a terminal and without NO_COLOR, as hybrid-bridge does.
                 use std::io::IsTerminal as _;
-                let color = bridge::cli::ColorChoice::Auto.enabled(std::io::stderr().is_terminal());
+                let color = cli_support::ColorChoice::Auto.enabled(std::io::stderr().is_terminal());
                 let drawn = if color {
                     bridge::render::terminal(url)
                 } else {

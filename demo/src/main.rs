@@ -21,7 +21,7 @@ fn main() {
     } else {
         ProgressStyle::Text
     };
-    if let Err(e) = bridge::cli::block_on(hybrid_demo::run(&args, style)) {
+    if let Err(e) = cli_support::block_on(hybrid_demo::run(&args, style)) {
         let code = e.exit_code();
         eprintln!("error: {:#}", anyhow::Error::from(e));
         std::process::exit(code);

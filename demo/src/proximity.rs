@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bridge::progress::{Phase, Silent};
-use bridge::report::render::{escape, html_page};
+use bridge::render::{escape_html, html_page};
 use bridge::BridgeError;
 use hybrid_protocol::medium::AdvertLine;
 use phone_sim::medium::RssiProfile;
@@ -356,7 +356,7 @@ impl Experiment {
             b,
             "<p>{n} registrations through the embedded stack; <b>{ok} of {n} succeeded ({:.0}%)</b>. RSSI profile <code>{}</code>, bridge <code>--min-rssi {}</code>, advert timeout {} ms, advert interval {} ms.</p>",
             100.0 * ok as f64 / n.max(1) as f64,
-            escape(&self.profile.to_string()),
+            escape_html(&self.profile.to_string()),
             self.min_rssi,
             self.advert_timeout.as_millis(),
             self.interval.as_millis()
@@ -384,7 +384,7 @@ impl Experiment {
                 c.written.len(),
                 c.written.iter().filter(|&&r| r >= self.min_rssi).count(),
                 if c.success { "ok" } else { "bad" },
-                if c.success { "ok".into() } else { escape(c.error.as_deref().unwrap_or("failed")) },
+                if c.success { "ok".into() } else { escape_html(c.error.as_deref().unwrap_or("failed")) },
                 c.time_to_advert
                     .map(|d| format!("{:.0}", d.as_secs_f64() * 1e3))
                     .unwrap_or_else(|| "-".into())

@@ -113,7 +113,7 @@ impl Locked<'_> {
     }
 
     /// Deletes the temporary files a killed writer left beside the locked file (ours,
-    /// `.<name>.XXXXXX.tmp`, and the older `.<name>.tmp<pid>` form). Every writer holds the
+    /// `.<name>.XXXXXX.tmp`, and the legacy `.<name>.tmp<pid>` form). Every writer holds the
     /// lock, so none is in progress. Returns how many were removed.
     pub fn remove_stale_temps(&self) -> io::Result<usize> {
         let dir = parent(self.target);

@@ -287,7 +287,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     };
     let with_mode = |mode: u8, bytes: &[u8]| [&[mode][..], bytes].concat();
 
-    // QR: this implementation's code and Chrome's (HYBRID.md vectors).
+    // QR: this implementation's code and Chrome's (docs/PROTOCOL.md#vectors).
     let code = QrCode::new(
         f.client_public,
         QrSecret::from_bytes([9; 16]),

@@ -1,4 +1,4 @@
-//! The software authenticator (CTAP 2.1, HYBRID.md §9): getInfo, makeCredential and
+//! The software authenticator (CTAP 2.1, docs/PROTOCOL.md#ctap): getInfo, makeCredential and
 //! getAssertion with ES256 keys, as a phone answers them over hybrid.
 //!
 //! Choices, like Chrome on Android / Google Password Manager:
@@ -9,8 +9,8 @@
 //!   store; assertions carry the flags it was created with. The signature counter is always 0.
 //! - Discoverable credentials when `rk: true`; otherwise a non-discoverable credential whose ID
 //!   is a random handle kept in the store (found only through an allowList).
-//! - `prf` (§9): makeCredential answers `prf.enabled = true` in unsigned outputs (key 6);
-//!   getAssertion answers `prf.results` (key 8) = HMAC-SHA256(credential PRF secret, salt) for
+//! - `prf` (docs/PROTOCOL.md#ctap): makeCredential answers `prf.enabled = true` in unsigned
+//!   outputs (key 6); getAssertion answers `prf.results` (key 8) = HMAC-SHA256(credential PRF secret, salt) for
 //!   each 32-byte (already hashed) salt, `evalByCredential` taking precedence over `eval`.
 //! - `credProps` is a client extension: the phone outputs nothing for it (the client reports
 //!   `rk` from the request), and its presence changes nothing.
@@ -209,7 +209,7 @@ pub(crate) struct Creation<'a> {
     pub(crate) kind: CredentialKind,
 }
 
-/// The getInfo this phone reports (post-handshake key 1, §7.4).
+/// The getInfo this phone reports (post-handshake key 1, docs/PROTOCOL.md#post-handshake).
 pub fn get_info() -> GetInfo {
     GetInfo {
         versions: vec!["FIDO_2_0".into(), "FIDO_2_1".into()],

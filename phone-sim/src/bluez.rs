@@ -1,11 +1,11 @@
 //! BLE advertising through BlueZ's D-Bus LE advertising API (`org.bluez.LEAdvertisingManager1`,
 //! via the `bluer` crate), behind the cargo feature `bluez`. The phone advertises like
-//! Chrome on Android (HYBRID.md §4.1): non-connectable (BlueZ type `broadcast`), service UUID
-//! list [0xFFF9] and 20 bytes of service data under 0xFFF9, no name. When it offers the CTAP 2.3
-//! BLE channel it listens on an L2CAP PSM of its adapter (`hybrid_channel::l2cap`) and
-//! advertises connectable (type `peripheral`). A legacy advert holds 31 bytes: the flags BlueZ
-//! adds to a connectable advert (3), the service data field (4 + data) and the UUID list (4);
-//! the list is left out when the service data would not fit beside it.
+//! Chrome on Android (docs/PROTOCOL.md#advert-uuids): non-connectable (BlueZ type `broadcast`),
+//! service UUID list [0xFFF9] and 20 bytes of service data under 0xFFF9, no name. When it offers
+//! the CTAP 2.3 BLE channel it listens on an L2CAP PSM of its adapter (`hybrid_channel::l2cap`)
+//! and advertises connectable (type `peripheral`). A legacy advert holds 31 bytes: the flags
+//! BlueZ adds to a connectable advert (3), the service data field (4 + data) and the UUID list
+//! (4); the list is left out when the service data would not fit beside it.
 //!
 //! BlueZ is found on the D-Bus *system* bus; `DBUS_SYSTEM_BUS_ADDRESS` points it elsewhere
 //! (the tests use a mock BlueZ on a private bus).

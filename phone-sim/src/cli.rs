@@ -1,4 +1,5 @@
-//! The `phone-sim` command line (STYLE §5: raw clap args, then a resolved [`PhoneConfig`]).
+//! The `phone-sim` command line (docs/STYLE.md#cli: raw clap args, then a resolved
+//! [`PhoneConfig`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -217,7 +218,7 @@ pub struct Common {
     /// Extra bytes (hex) appended to every advert's service data, to test desktops with
     /// adverts longer than phones send today.
     #[arg(long, value_name = "HEX", value_parser = hex_bytes, help_heading = "Bluetooth")]
-    pub advert_extra: Option<Vec<u8>>,
+    pub advert_extra: Option<HexBytes>,
     /// The simulated user's answer: auto (approve), deny, or prompt (ask y/n on the terminal).
     #[arg(long, value_enum, default_value_t = ApproveArg::Auto)]
     pub approve: ApproveArg,
@@ -285,12 +286,16 @@ fn uuid16(s: &str) -> Result<u16, String> {
     u16::from_str_radix(s, 16).map_err(|_| format!("{s:?} is not 4 hex digits"))
 }
 
-fn hex_bytes(s: &str) -> Result<Vec<u8>, String> {
+/// Bytes given in hex on the command line (one value, not a list of bytes to clap).
+#[derive(Clone, Debug)]
+pub struct HexBytes(pub Vec<u8>);
+
+fn hex_bytes(s: &str) -> Result<HexBytes, String> {
     let b = hex::decode(s).map_err(|e| format!("{s:?} is not hex: {e}"))?;
     if b.len() > 200 {
         return Err("at most 200 extra bytes".into());
     }
-    Ok(b)
+    Ok(HexBytes(b))
 }
 
 /// `--fault`.
@@ -376,7 +381,11 @@ impl Common {
                 BleChannelArg::Refuse => BleChannel::Refuse,
             },
             advert_uuid: self.advert_uuid,
-            advert_extra: self.advert_extra.clone().unwrap_or_default(),
+            advert_extra: self
+                .advert_extra
+                .clone()
+                .map(|h| h.0)
+                .unwrap_or_default(),
         }
     }
 
@@ -584,5 +593,52 @@ fn describe(op: &Operation) -> String {
         Operation::Refused { status } => format!("answered {status:?}: {}", status.explain()),
         Operation::Selected => "selected by the desktop (authenticatorSelection)".into(),
         Operation::NoRequest => "the desktop shut down without a request".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    fn scan_config(extra: &[&str]) -> Result<PhoneConfig, clap::Error> {
+        let mut argv = vec!["phone-sim", "scan", "--qr", "FIDO:/1", "--advert-file", "a"];
+        argv.extend_from_slice(extra);
+        let cli = Cli::try_parse_from(argv)?;
+        let Command::Scan(a) = cli.command else {
+            panic!("not the scan command")
+        };
+        Ok(a.common.config(true))
+    }
+
+    #[test]
+    fn advert_and_ble_channel_flags() {
+        let c = scan_config(&[]).unwrap();
+        assert_eq!(
+            (c.ble_channel, c.advert_uuid, c.advert_extra.len()),
+            (BleChannel::Offer, 0xfff9, 0)
+        );
+        let c = scan_config(&[
+            "--ble-channel",
+            "refuse",
+            "--advert-uuid",
+            "FDE2",
+            "--advert-extra",
+            "ff0011",
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.ble_channel, c.advert_uuid, c.advert_extra),
+            (BleChannel::Refuse, 0xfde2, vec![0xff, 0x00, 0x11])
+        );
+        for bad in [
+            &["--advert-uuid", "fff"][..],
+            &["--advert-uuid", "zzzz"],
+            &["--advert-extra", "f"],
+            &["--ble-channel", "sometimes"],
+        ] {
+            assert!(scan_config(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! The one error type of `phone-sim`, sorted by who is at fault (STYLE §3): the QR code or
-//! the desktop sent something wrong (`Malformed`, `PeerMisbehaved`), the relay refused or
+//! The one error type of `phone-sim`, sorted by who is at fault (docs/STYLE.md#errors): the QR code
+//! or the desktop sent something wrong (`Malformed`, `PeerMisbehaved`), the relay refused or
 //! dropped us, the local store is broken, or an IO step failed or timed out. Messages are
 //! lowercase and say what to do next.
 

@@ -1,5 +1,5 @@
 //! `phone-sim`: the phone side of FIDO cross-device sign-in (CTAP 2.2 hybrid, caBLE v2,
-//! `HYBRID.md` §1, §4, §7–§9). It scans a desktop's QR code, opens the tunnel on a relay,
+//! docs/PROTOCOL.md). It scans a desktop's QR code, opens the tunnel on a relay,
 //! advertises its EID on a simulated BLE medium (an advert file), answers the Noise handshake
 //! and serves one CTAP2 command as a software authenticator with a JSON credential store.
 //! Linked phones hold a registration on the relay's contact channel and serve state-assisted
@@ -52,6 +52,6 @@ pub use error::PhoneError;
 pub use medium::{
     build_advert, AdvertFault, AdvertFile, Advertiser, MediumKnobs, RecordingAdvertiser,
 };
-pub use phone::{BleChannel, Operation, Outcome, Phone, PhoneConfig, CONTACT_ID_HEADER};
+pub use phone::{BleChannel, Operation, Outcome, Phone, PhoneConfig};
 pub use scan::{decode_png_qr, qr_from_file, qr_from_image, qr_from_text};
 pub use store::{Store, StoredCredential, StoredLink};

@@ -1,5 +1,6 @@
-//! BLE advertising behind a seam (STYLE §5): the [`Advertiser`] trait, the simulated medium
-//! [`AdvertFile`], and the deliberate faults a phone can put in its adverts (HYBRID.md §4).
+//! BLE advertising behind a seam (docs/STYLE.md#seams): the [`Advertiser`] trait, the simulated
+//! medium [`AdvertFile`], and the deliberate faults a phone can put in its adverts
+//! (docs/PROTOCOL.md#advert).
 //!
 //! The advert file is the medium shared by `phone-sim` and `bridge` across processes: one
 //! [`AdvertLine`] per advertisement (`fff9:<40 hex> -58`), appended and flushed line by line,

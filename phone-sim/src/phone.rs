@@ -1,6 +1,6 @@
-//! The phone: QR-initiated sessions (HYBRID.md §1, §7) and linked sessions woken through the
-//! relay's contact channel (§8.3). Only IO lives here: every wire step is a call into
-//! `hybrid-protocol`.
+//! The phone: QR-initiated sessions (docs/PROTOCOL.md#flow-qr) and linked sessions woken through
+//! the relay's contact channel (docs/PROTOCOL.md#flow-linked, #contact). Only IO lives here: every
+//! wire step is a call into `hybrid-protocol`.
 //!
 //! A session, from the phone's side:
 //!
@@ -16,6 +16,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use hybrid_channel::{ChannelError, ChannelListener, DataChannel};
+use hybrid_protocol::contact::{
+    self, RegistrationSecret, CONTACT_ID_HEADER, REGISTRATION_SECRET_HEADER, REVOKE_MESSAGE,
+};
 use hybrid_protocol::ctap::Status;
 use hybrid_protocol::eid::{AdvertSuffix, EidPlaintext, SERVICE_UUID_FIDO};
 use hybrid_protocol::handshake::Responder;
@@ -24,8 +27,7 @@ use hybrid_protocol::linking::{self, ClientPayload, LinkingInfo};
 use hybrid_protocol::qr::QrCode;
 use hybrid_protocol::session::{Message, PostHandshake, Session, Update};
 use hybrid_protocol::tunnel::{
-    ContactId, Domain, RegistrationSecret, RoutingId, TunnelId, TunnelPath,
-    REGISTRATION_SECRET_HEADER, ROUTING_ID_HEADER,
+    ContactId, Domain, RoutingId, TunnelId, TunnelPath, ROUTING_ID_HEADER,
 };
 use rand_core::{OsRng, RngCore as _};
 use tunnel_client::{Route, Tunnel, TunnelConfig};
@@ -37,9 +39,6 @@ use crate::error::PhoneError;
 use crate::medium::{build_advert, AdvertFault, Advertiser};
 use crate::store::{b64url, now_unix, Store, StoredLink};
 
-/// Response header of `/cable/register` carrying the contact ID (the relay's contact channel).
-pub const CONTACT_ID_HEADER: &str = "X-caBLE-Contact-ID";
-
 /// How the phone behaves. `PhoneConfig::default()` talks to the assigned domain 0 over TLS,
 /// approves everything and attests with `none`.
 #[derive(Clone, Debug)]
@@ -50,8 +49,8 @@ pub struct PhoneConfig {
     pub connect_to: Vec<(String, String)>,
     /// Extra CA certificate (PEM) trusted besides the system roots.
     pub extra_ca: Option<PathBuf>,
-    /// Tunnel domain number put in the advert (§5.1): 0, 1 or ≥ 256. Without `tunnel`, the
-    /// phone connects to this domain's host name.
+    /// Tunnel domain number put in the advert (docs/PROTOCOL.md#tunnel-domains): 0, 1 or ≥ 256.
+    /// Without `tunnel`, the phone connects to this domain's host name.
     pub domain: u16,
     /// The simulated user's answer.
     pub approve: Approve,
@@ -64,7 +63,7 @@ pub struct PhoneConfig {
     pub fault: Option<AdvertFault>,
     /// Send linking info when the QR code allows it (needs a contact ID from the relay).
     pub link: bool,
-    /// Display name in linking info (§8.1 key 5).
+    /// Display name in linking info (docs/PROTOCOL.md#linking-info key 5).
     pub name: String,
     /// How long to wait for the desktop at each step (Noise msg1, the request, shutdown).
     pub timeout: Duration,
@@ -270,9 +269,9 @@ impl Phone {
             })
     }
 
-    /// Serves one QR-initiated session (§1): opens `/cable/new/<tunnel id>`, advertises until
-    /// the desktop's Noise message 1 arrives, answers the KNpsk0 handshake, sends getInfo and
-    /// (if the QR allows linking) linking info, then serves one CTAP command.
+    /// Serves one QR-initiated session (docs/PROTOCOL.md#flow-qr): opens `/cable/new/<tunnel id>`,
+    /// advertises until the desktop's Noise message 1 arrives, answers the KNpsk0 handshake, sends
+    /// getInfo and (if the QR allows linking) linking info, then serves one CTAP command.
     pub async fn serve_qr(
         &mut self,
         qr: &QrCode,
@@ -358,7 +357,7 @@ impl Phone {
         Ok(outcome)
     }
 
-    /// Holds the contact registration (§8, the relay's contact channel) and serves linked
+    /// Holds the contact registration (docs/PROTOCOL.md#contact) and serves linked
     /// sessions as wake-ups arrive, returning after `max_sessions` (forever if `None`).
     /// Wake-ups for unknown links are ignored; a failed session is logged and the phone
     /// keeps listening. A 410 on resume forgets the contact ID and every link, then
@@ -437,12 +436,7 @@ impl Phone {
         };
         match self.resume(id, "revoking the contact ID").await {
             Ok(mut ws) => {
-                send(
-                    &mut ws,
-                    br#"{"revoke":true}"#.to_vec(),
-                    "revoking the contact ID",
-                )
-                .await?;
+                send(&mut ws, REVOKE_MESSAGE.to_vec(), "revoking the contact ID").await?;
                 ws.close().await;
             }
             Err(PhoneError::ContactGone) => {}
@@ -743,7 +737,23 @@ impl Phone {
                         after: self.config.timeout,
                     });
                 }
-                Ok(r) => r?,
+                Ok(Ok(frame)) => frame,
+                Ok(Err(e)) => match answered {
+                    // Once the answer is sent, the desktop leaving in any way (shutdown, a
+                    // WebSocket close, the relay reporting the peer gone, the stream ending)
+                    // ends the session as a success: only what happens before the answer can
+                    // fail it.
+                    Some(operation) => {
+                        tracing::debug!("the desktop left after the answer: {e}");
+                        return Ok(Outcome {
+                            operation,
+                            get_info_served,
+                            link_id: None,
+                            channel: ws.kind(),
+                        });
+                    }
+                    None => return Err(e),
+                },
             };
             let Some(frame) = incoming else {
                 return match answered {
@@ -1000,19 +1010,13 @@ pub(crate) struct WakeUp {
 }
 
 impl WakeUp {
-    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, String> {
-        #[derive(serde::Deserialize)]
-        struct Raw {
-            tunnel_id: String,
-            routing_id: String,
-            client_payload: String,
-        }
-        let raw: Raw =
-            serde_json::from_slice(bytes).map_err(|e| format!("not wake-up JSON: {e}"))?;
+    /// Parses the relay's message ([`contact::WakeUp`]) and the client payload in it.
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, hybrid_protocol::Error> {
+        let wake = contact::WakeUp::from_json(bytes)?;
         Ok(Self {
-            tunnel_id: TunnelId::from_hex(&raw.tunnel_id).map_err(|e| e.to_string())?,
-            routing_id: RoutingId::from_hex(&raw.routing_id).map_err(|e| e.to_string())?,
-            payload: ClientPayload::from_header(&raw.client_payload).map_err(|e| e.to_string())?,
+            tunnel_id: wake.tunnel_id,
+            routing_id: wake.routing_id,
+            payload: ClientPayload::from_header(&wake.client_payload)?,
         })
     }
 }

@@ -1,4 +1,4 @@
-//! Reading the desktop's QR code (HYBRID.md §2): from the `FIDO:/` text, from a text file
+//! Reading the desktop's QR code (docs/PROTOCOL.md#qr): from the `FIDO:/` text, from a text file
 //! holding it, or from a PNG image of the code (decoded with `png` and `rqrr`).
 
 use std::path::Path;

@@ -1,7 +1,8 @@
 //! The phone's credential store: one JSON file per phone identity holding the identity root
-//! secret (§3: identity key and paired secrets derive from it), the relay contact ID with the
-//! registration secret that alone lets this phone resume or revoke it, the links
-//! the phone handed out (§8.1) and the credentials with their private keys.
+//! secret (docs/PROTOCOL.md#derive: identity key and paired secrets derive from it), the relay
+//! contact ID with the registration secret that alone lets this phone resume or revoke it, the
+//! links the phone handed out (docs/PROTOCOL.md#linking-info) and the credentials with their
+//! private keys.
 //!
 //! Several phone-sim processes may share one store (a `scan` adding links while `linked`
 //! serves). Changes are made in memory and remembered; [`Store::save`] takes the store's
@@ -19,8 +20,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
+use hybrid_protocol::contact::RegistrationSecret;
 use hybrid_protocol::keys::{IdentityKey, LinkSecret, RootSecret};
-use hybrid_protocol::tunnel::{ContactId, RegistrationSecret};
+use hybrid_protocol::tunnel::ContactId;
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
@@ -81,8 +83,8 @@ pub struct StoredCredential {
     pub user_display_name: Option<String>,
     /// Discoverable (resident) credential: found without an allowList.
     pub discoverable: bool,
-    /// Synced passkey (BE and BS set) or device-bound (clear). Stores written before this
-    /// field existed hold only synced passkeys, hence the default.
+    /// Synced passkey (BE and BS set) or device-bound (clear). A store without this
+    /// field holds only synced passkeys, hence the default.
     #[serde(default)]
     pub kind: CredentialKind,
     /// Unix seconds of creation.
@@ -111,8 +113,8 @@ impl StoredCredential {
     }
 }
 
-/// A link this phone handed to a desktop in a QR session (§8.1). The link secret is not
-/// stored: it is `root.paired_secret(contact_id, link_id)`.
+/// A link this phone handed to a desktop in a QR session (docs/PROTOCOL.md#linking-info). The link
+/// secret is not stored: it is `root.paired_secret(contact_id, link_id)`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StoredLink {
     /// Link (pairing) ID, 8 bytes hex.
@@ -131,8 +133,8 @@ struct StoreFile {
     version: u32,
     root_secret: SecretHex,
     contact_id: Option<String>,
-    /// The relay's registration secret for `contact_id` (32 bytes hex). Absent in stores
-    /// written before the relay had secrets, and for a contact ID such a relay minted: the
+    /// The relay's registration secret for `contact_id` (32 bytes hex). Absent in a store
+    /// from a relay without secrets, and for a contact ID such a relay minted: the
     /// phone then resumes as a legacy contact and gets a secret when it next mints one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     contact_secret: Option<SecretHex>,
@@ -365,7 +367,8 @@ impl Store {
         RootSecret::from_bytes(*b)
     }
 
-    /// The phone's long-term identity key (§8.1 key 4), derived from the root secret.
+    /// The phone's long-term identity key (docs/PROTOCOL.md#linking-info key 4), derived from the
+    /// root secret.
     pub fn identity_key(&self) -> IdentityKey {
         self.root_secret().identity_key()
     }
@@ -448,7 +451,8 @@ impl Store {
             .find(|l| l.link_id == id && &l.contact_id == contact)
     }
 
-    /// The link secret of `link_id` under the current contact ID (§3: paired secret).
+    /// The link secret of `link_id` under the current contact ID (docs/PROTOCOL.md#derive-purposes:
+    /// paired secret).
     pub fn link_secret(&self, link_id: &[u8; 8]) -> Option<LinkSecret> {
         self.find_link(link_id)?;
         let contact = self.contact_id()?;

@@ -1,4 +1,4 @@
-//! CTAP2 canonical CBOR over `ciborium` (HYBRID.md §2.4): [`encode`] sorts every map by the
+//! CTAP2 canonical CBOR over `ciborium` (docs/PROTOCOL.md#cbor): [`encode`] sorts every map by the
 //! encoded key (length first, then bytes) and emits minimal lengths; [`decode`] accepts only
 //! what Chromium's reader accepts — canonical encoding, no duplicate keys, no tags or floats,
 //! integer or text map keys, nesting of at most 16, and no trailing bytes. Strictness is

@@ -1,5 +1,5 @@
-//! Key derivation (HYBRID.md §3): `Derive(secret, salt, purpose, len)` over HKDF-SHA256 with
-//! the purpose as a little-endian u32 `info`, every purpose the protocol uses, and the
+//! Key derivation (docs/PROTOCOL.md#derive): `Derive(secret, salt, purpose, len)` over HKDF-SHA256
+//! with the purpose as a little-endian u32 `info`, every purpose the protocol uses, and the
 //! BoringSSL-compatible P-256 key-from-seed derivation (`EC_KEY_derive_from_secret`).
 
 use hkdf::Hkdf;

@@ -1,5 +1,5 @@
-//! BLE adverts (HYBRID.md §4): the 16-byte EID plaintext, its encryption into 20 bytes of
-//! service data (AES-256 of one block ‖ 4 bytes of HMAC-SHA256), trial decryption with a
+//! BLE adverts (docs/PROTOCOL.md#advert): the 16-byte EID plaintext, its encryption into 20 bytes
+//! of service data (AES-256 of one block ‖ 4 bytes of HMAC-SHA256), trial decryption with a
 //! constant-time tag check, and the optional CTAP 2.3 suffix after byte 20. Only
 //! [`decrypt`] creates a [`MatchedAdvert`], and the client's PSK comes from one, so a client
 //! cannot derive a PSK from an advert it has not authenticated.

@@ -1,5 +1,5 @@
-//! The crate's error type, sorted by who is at fault (STYLE §3): [`Malformed`] bytes that do
-//! not parse, a [`PeerMisbehaved`] with well-formed bytes that break the protocol, and
+//! The crate's error type, sorted by who is at fault (docs/STYLE.md#errors): [`Malformed`] bytes
+//! that do not parse, a [`PeerMisbehaved`] with well-formed bytes that break the protocol, and
 //! [`Misuse`] of this API. Messages are lowercase, name what was wrong and, where it helps,
 //! what to do next. Detail stays here; what a peer is told is up to the IO crates.
 
@@ -54,6 +54,9 @@ pub enum Malformed {
     /// Linking information or a client payload.
     #[error("linking: {0}")]
     Linking(String),
+    /// A message of the relay's contact channel (a wake-up).
+    #[error("contact channel: {0}")]
+    Contact(String),
     /// A CTAP2 request or response.
     #[error("CTAP: {0}")]
     Ctap(String),

@@ -1,7 +1,7 @@
-//! The Noise handshakes (HYBRID.md §6): `Noise_KNpsk0_P256_AESGCM_SHA256` with prologue
-//! `0x01` for QR-initiated sessions and `Noise_NKpsk0_P256_AESGCM_SHA256` with prologue `0x00`
-//! for linked ones, over `snow`. The client is always the initiator. Each state is a type and
-//! each step consumes it:
+//! The Noise handshakes (docs/PROTOCOL.md#handshake): `Noise_KNpsk0_P256_AESGCM_SHA256` with
+//! prologue `0x01` for QR-initiated sessions and `Noise_NKpsk0_P256_AESGCM_SHA256` with prologue
+//! `0x00` for linked ones, over `snow`. The client is always the initiator. Each state is a type
+//! and each step consumes it:
 //!
 //! ```text
 //! client (initiator)                                  phone (responder)

@@ -1,6 +1,7 @@
 //! Secret and key newtypes shared by every module: the QR secret, EID key, PSK, link secret,
 //! the phone's root secret, and P-256 identity keys. Secrets zeroize on drop and print
-//! `[redacted]` in `Debug` (STYLE §4); none is ever a bare array in a public signature.
+//! `[redacted]` in `Debug` (docs/STYLE.md#secrets); none is ever a bare array in a public
+//! signature.
 
 use core::fmt;
 
@@ -64,7 +65,8 @@ secret!(
     QrSecret, 16
 );
 secret!(
-    /// The 64-byte advert key: AES-256 key ‖ HMAC-SHA256 key (HYBRID.md §3.1, purpose 1).
+    /// The 64-byte advert key: AES-256 key ‖ HMAC-SHA256 key (docs/PROTOCOL.md#derive-purposes,
+    /// purpose 1).
     EidKey, 64
 );
 secret!(

@@ -2,10 +2,11 @@
 //! machines: no sockets, no clocks, no global randomness. Time and an RNG are passed in by
 //! the caller, and bytes go in and out; the IO crates (`bridge`, `phone-sim`,
 //! `tunnel-server`) are thin shells around this crate. One module per topic, each citing the
-//! section of `HYBRID.md` it implements:
+//! section of `docs/PROTOCOL.md` it implements:
 //!
 //! - [`qr`]: `FIDO:/` codes; [`derive`](mod@derive): HKDF purposes and P-256 keys from seeds;
-//! - [`eid`]: BLE adverts; [`tunnel`]: relay domains, IDs and paths; [`l2cap`]: message
+//! - [`eid`]: BLE adverts; [`tunnel`]: relay domains, IDs and paths; [`contact`]: the
+//!   relay's contact channel (wake-ups, registration secrets); [`l2cap`]: message
 //!   delimiting on the CTAP 2.3 BLE data channel; [`medium`]: the simulated BLE medium's line
 //!   format;
 //! - [`handshake`]: Noise KNpsk0/NKpsk0; [`session`]: framing and typed messages;
@@ -41,6 +42,7 @@
 #![warn(missing_docs)]
 
 pub mod cbor;
+pub mod contact;
 pub mod ctap;
 pub mod derive;
 pub mod eid;

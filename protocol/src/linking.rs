@@ -1,6 +1,6 @@
-//! Linking (HYBRID.md §8): the linking-info map a phone sends so a client can later reach it
-//! without a QR code, the handshake signature that binds the phone's long-term key to the QR
-//! session, and the client payload (`X-caBLE-Client-Payload`) of a state-assisted
+//! Linking (docs/PROTOCOL.md#linking): the linking-info map a phone sends so a client can later
+//! reach it without a QR code, the handshake signature that binds the phone's long-term key to the
+//! QR session, and the client payload (`X-caBLE-Client-Payload`) of a state-assisted
 //! transaction. A client keeps a link only as a [`VerifiedLink`], which only
 //! [`LinkingInfo::verify`] creates.
 

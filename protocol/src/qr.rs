@@ -1,4 +1,4 @@
-//! `FIDO:/` QR codes (HYBRID.md §2): the 7-byte → 17-digit decimal encoding with its partial
+//! `FIDO:/` QR codes (docs/PROTOCOL.md#qr): the 7-byte → 17-digit decimal encoding with its partial
 //! chunk widths, and the CBOR map with keys 0–6. We always emit keys 0–5 (key 2 = 2, key 4
 //! present); key 6 is emitted only when set. Parsing is strict where Chromium is strict
 //! (key 0 a valid compressed point, key 1 16 bytes, canonical CBOR) and lenient where it is
@@ -107,7 +107,7 @@ impl RequestType {
     }
 }
 
-/// QR key 6, which has two definitions in the wild (HYBRID.md §2.3).
+/// QR key 6, which has two definitions in the wild (docs/PROTOCOL.md#qr-keys).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum DataChannels {
     /// Not present (what Chromium emits; our default).

@@ -1,8 +1,8 @@
-//! The post-handshake transport (HYBRID.md §7): AES-256-GCM with the "new construction" nonce
-//! (8 zero bytes ‖ BE32 counter, no associated data), 32-byte padding that covers the type
-//! byte, a 2²⁴−1 message limit per direction, the typed messages of revision 1 (0 shutdown,
-//! 1 CTAP, 2 update, 3 JSON), the post-handshake message, and decoding of revision-0
-//! post-handshake messages (a CBOR map padded to 512 bytes) on the client side.
+//! The post-handshake transport (docs/PROTOCOL.md#transport): AES-256-GCM with the "new
+//! construction" nonce (8 zero bytes ‖ BE32 counter, no associated data), 32-byte padding that
+//! covers the type byte, a 2²⁴−1 message limit per direction, the typed messages of revision 1
+//! (0 shutdown, 1 CTAP, 2 update, 3 JSON), the post-handshake message, and decoding of
+//! revision-0 post-handshake messages (a CBOR map padded to 512 bytes) on the client side.
 
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -296,7 +296,7 @@ impl Update {
     }
 }
 
-/// The protocol revision the client detected (HYBRID.md §7.5).
+/// The protocol revision the client detected (docs/PROTOCOL.md#revisions).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Revision {
     /// Legacy: padded post-handshake map, no type bytes afterwards.

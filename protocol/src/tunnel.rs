@@ -1,12 +1,12 @@
 //! Tunnel servers: the assigned and hashed tunnel domains, the identifiers that appear in
 //! tunnel URLs, and the `/cable/new`, `/cable/connect` and `/cable/contact` paths with their
-//! headers (HYBRID.md §5). Identifiers are emitted as upper-case hex, as Chromium does, and
-//! accepted in either case.
+//! headers (docs/PROTOCOL.md#tunnel). Identifiers are emitted as upper-case hex, as Chromium does,
+//! and accepted in either case.
 
 use core::fmt;
 
 use base64::Engine as _;
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Malformed};
 
@@ -14,16 +14,11 @@ use crate::error::{Error, Malformed};
 pub const SUBPROTOCOL: &str = "fido.cable";
 /// Response header of `/cable/new` carrying the server's 3-byte routing ID as 6 hex digits.
 pub const ROUTING_ID_HEADER: &str = "X-caBLE-Routing-ID";
-/// Request header of `/cable/contact` carrying the hex of the client payload CBOR (§8.2).
+/// Request header of `/cable/contact` carrying the hex of the client payload CBOR
+/// (docs/PROTOCOL.md#client-payload).
 pub const CLIENT_PAYLOAD_HEADER: &str = "X-caBLE-Client-Payload";
 /// Request (and echoed response) header asking the relay to signal the phone's arrival.
 pub const SIGNAL_CONNECTION_HEADER: &str = "X-caBLE-Signal-Connection";
-/// Header of our relay's contact channel carrying a [`RegistrationSecret`], base64url without
-/// padding: in the response to a minting `/cable/register` (to the phone only), and in the
-/// phone's resuming `/cable/register/<contact id>` request.
-pub const REGISTRATION_SECRET_HEADER: &str = "X-caBLE-Registration-Secret";
-/// Domain separator of [`RegistrationSecret::contact_key`].
-const CONTACT_KEY_LABEL: &[u8] = b"hybrid-bridge contact";
 
 /// The domains with assigned numbers 0 and 1 (Google, Apple).
 pub const ASSIGNED_DOMAINS: [&str; 2] = ["cable.ua5v.com", "cable.auth.com"];
@@ -40,14 +35,6 @@ pub struct RoutingId(pub [u8; 3]);
 /// An opaque contact ID (linked devices), carried base64url without padding in URLs.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct ContactId(pub Vec<u8>);
-
-/// The 32-byte secret our relay's contact channel returns only to the phone that minted a
-/// contact ID. The contact ID's 16 random bytes are derived from it
-/// ([`RegistrationSecret::contact_key`]), so the relay stores no secret, and only its holder
-/// can resume (or, over the resumed socket, revoke) the registration; desktops get only the
-/// contact ID. Zeroized on drop; `Debug` prints `[redacted]`.
-#[derive(Clone, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
-pub struct RegistrationSecret([u8; 32]);
 
 /// A tunnel server domain number as carried in the BLE advert (little-endian u16).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
@@ -130,68 +117,6 @@ impl fmt::Debug for ContactId {
     }
 }
 
-impl RegistrationSecret {
-    /// Wraps 32 secret bytes.
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-
-    /// A fresh secret from `rng`.
-    pub fn random(rng: &mut impl rand_core::CryptoRngCore) -> Self {
-        let mut b = [0u8; 32];
-        rng.fill_bytes(&mut b);
-        Self(b)
-    }
-
-    /// The secret bytes.
-    pub fn expose(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// The 16 random bytes of the contact ID this secret owns:
-    /// `SHA-256("hybrid-bridge contact" ‖ secret)[..16]`.
-    pub fn contact_key(&self) -> [u8; 16] {
-        let digest = Sha256::new()
-            .chain_update(CONTACT_KEY_LABEL)
-            .chain_update(self.0)
-            .finalize();
-        let mut key = [0u8; 16];
-        key.copy_from_slice(&digest[..16]);
-        key
-    }
-
-    /// Whether this secret owns the contact key `key`, compared in constant time.
-    pub fn owns(&self, key: &[u8]) -> bool {
-        use subtle::ConstantTimeEq as _;
-        bool::from(self.contact_key()[..].ct_eq(key))
-    }
-
-    /// base64url without padding, as carried in [`REGISTRATION_SECRET_HEADER`].
-    pub fn to_base64url(&self) -> zeroize::Zeroizing<String> {
-        zeroize::Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.0))
-    }
-
-    /// Parses base64url without padding of exactly 32 bytes. The error does not echo the input.
-    pub fn from_base64url(s: &str) -> Result<Self, Error> {
-        let mut out = [0u8; 32];
-        let bad = || Malformed::Url("registration secret is not 32 bytes of base64url".into());
-        let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode_slice(s.as_bytes(), &mut out)
-            .map_err(|_| bad())?;
-        if n != 32 {
-            zeroize::Zeroize::zeroize(&mut out);
-            return Err(bad().into());
-        }
-        Ok(Self(out))
-    }
-}
-
-impl fmt::Debug for RegistrationSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RegistrationSecret([redacted])")
-    }
-}
-
 impl Domain {
     /// Whether Chromium accepts this number in an advert: assigned (`< 2`) or hashed (`≥ 256`).
     pub fn is_known(self) -> bool {
@@ -223,7 +148,7 @@ impl Domain {
     }
 }
 
-/// The hashed domain name for numbers ≥ 256 (HYBRID.md §5.1).
+/// The hashed domain name for numbers ≥ 256 (docs/PROTOCOL.md#tunnel-domains).
 fn hashed_domain(value: u16) -> String {
     const PREFIX: &[u8] = b"caBLEv2 tunnel server domain";
     const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
@@ -308,35 +233,6 @@ fn parse_hex<const N: usize>(s: &str, what: &str) -> Result<[u8; N], Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn registration_secret_owns_only_its_contact_key() {
-        let s = RegistrationSecret::from_bytes([7; 32]);
-        let key = s.contact_key();
-        assert!(s.owns(&key));
-        assert!(!RegistrationSecret::from_bytes([8; 32]).owns(&key));
-        let mut other = key;
-        other[15] ^= 1;
-        assert!(!s.owns(&other));
-        assert!(!s.owns(&key[..15]));
-        let text = s.to_base64url();
-        assert_eq!(text.len(), 43);
-        assert!(RegistrationSecret::from_base64url(&text)
-            .unwrap()
-            .owns(&key));
-        assert!(RegistrationSecret::from_base64url(&text[..42]).is_err());
-        assert!(RegistrationSecret::from_base64url(&format!("{}AA", &*text)).is_err());
-        let shown = format!("{s:?}");
-        assert!(
-            !shown.contains(&*text) && shown.contains("redacted"),
-            "{shown}"
-        );
-        // The derivation is fixed: phones and relays of different builds must agree.
-        let mut h = Sha256::new();
-        h.update(b"hybrid-bridge contact");
-        h.update([7u8; 32]);
-        assert_eq!(key[..], h.finalize()[..16]);
-    }
 
     #[test]
     fn assigned_and_hashed_domains() {

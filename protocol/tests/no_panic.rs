@@ -1,6 +1,6 @@
 //! Every parser of outside input is fed truncations, bit flips and random bytes from a seeded
 //! generator; none may panic, and each must answer with `Ok` or a typed error. Stable and
-//! bounded: the same inputs every run (STYLE §6).
+//! bounded: the same inputs every run (docs/STYLE.md#tests).
 
 use hybrid_protocol::ctap::{
     AuthenticatorData, GetAssertionRequest, GetAssertionResponse, GetInfo, MakeCredentialRequest,

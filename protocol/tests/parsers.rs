@@ -41,7 +41,7 @@ fn qr_emits_keys_zero_to_five_and_round_trips() {
     );
     let c = q.to_cbor();
     assert_eq!(c[0], 0xa6, "six keys");
-    // HYBRID.md §2.4's example layout: … 02 02 03 1a6553f100 04 f4 05 626761
+    // docs/PROTOCOL.md#cbor's example layout: … 02 02 03 1a6553f100 04 f4 05 626761
     assert!(
         hex::encode(&c).ends_with("0202031a6553f10004f405626761"),
         "{}",

@@ -1,7 +1,7 @@
 //! Full sessions driven in memory between initiator and responder with fixed ephemeral keys:
 //! the QR-initiated (KNpsk0) and linked (NKpsk0) flows, checked against an independent
-//! step-by-step Noise computation written from the spec (HYBRID.md §6.2), then tampered with
-//! byte by byte. Every driver loop is bounded.
+//! step-by-step Noise computation written from the spec (docs/PROTOCOL.md#handshake-patterns), then
+//! tampered with byte by byte. Every driver loop is bounded.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::Aes256Gcm;

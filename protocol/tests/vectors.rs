@@ -1,5 +1,5 @@
 //! Known-answer vectors from `vectors/hybrid-primitives.json` (a copy of the project's shared
-//! vectors; HYBRID.md §11), loaded into typed structs and compared byte for byte.
+//! vectors; docs/PROTOCOL.md#vectors), loaded into typed structs and compared byte for byte.
 
 use hybrid_protocol::ctap::GetInfo;
 use hybrid_protocol::derive::{self, p256_from_seed, Purpose};

@@ -77,7 +77,7 @@ ceremony() {
   fi
   local t0; t0=$(date +%s%N)
   timeout 90 hybrid-bridge "${bridge_global[@]}" "$kind" "${bridge_conn[@]}" --options "$name".options \
-    --origin https://example.com --channel "$channel" --qr-file qr.txt \
+    --origin https://example.com --channel "$channel" --qr-file qr.txt --advert-timeout 60s \
     --out "$name".response 2> "$name".events &
   local bridge=$!
   if ! waitfor 20 test -s qr.txt; then
@@ -85,9 +85,13 @@ ceremony() {
   fi
   timeout 90 phone-sim --store phone.json scan "${phone_conn[@]}" --qr-file qr.txt "$@" > "$name".phone 2>&1 &
   local ph=$!
-  local rc=0
+  local rc=0 prc=0
+  wait $ph || prc=$?
+  # A phone that gave up leaves the bridge nothing to wait for.
+  if [ $prc != 0 ]; then
+    sleep 3; kill $bridge 2>/dev/null
+  fi
   wait $bridge || rc=$?
-  wait $ph || true
   echo "$name: $(( ($(date +%s%N) - t0) / 1000000 )) ms" >> timings.txt
   if [ $rc != 0 ]; then
     fail "$name" "the bridge exited $rc: $(grep -v '"event"' "$name".events | tail -3; tail -1 "$name".events)"

@@ -1,6 +1,6 @@
 //! A recording WebSocket proxy: sits between a client (phone or desktop) and the relay,
-//! forwards every request path and the headers the protocol uses, relays binary messages both
-//! ways and keeps a copy of each. Tests use it to prove that the relay sees only ciphertext.
+//! forwards every request path and the headers the protocol uses, relays binary messages and
+//! close frames both ways and keeps a copy of each binary message. Tests use it to prove that the relay sees only ciphertext.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -47,13 +47,25 @@ impl Capture {
 }
 
 /// Cut a socket after it has carried `after` binary messages (both directions counted): the
-/// proxy closes the relay side normally and drops the client side without a close frame.
+/// proxy drops the client side without a close frame, and ends the relay side as `relay_side`
+/// says.
 #[derive(Clone, Copy, Debug)]
 pub struct Cut {
     /// Only sockets whose request path starts with this.
     pub path_prefix: &'static str,
     /// Messages to let through first.
     pub after: usize,
+    /// How the relay sees the client leave.
+    pub relay_side: CutEnd,
+}
+
+/// How a cut socket ends towards the relay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CutEnd {
+    /// A normal WebSocket close: the relay closes the peer normally too.
+    Close,
+    /// The TCP stream just ends: the relay tells the peer it went away (1001).
+    Drop,
 }
 
 /// Starts the proxy on 127.0.0.1 in front of `upstream` (`ws://127.0.0.1:PORT`); returns its
@@ -169,16 +181,18 @@ async fn proxy_one(
             Ok(resp)
         })
         .await?;
-    let limit = cut
-        .filter(|c| path.starts_with(c.path_prefix))
-        .map(|c| c.after);
+    let cut = cut.filter(|c| path.starts_with(c.path_prefix));
+    let limit = cut.map(|c| c.after);
     let (mut c_tx, mut c_rx) = client.split();
     let (mut s_tx, mut s_rx) = server.split();
     let mut relayed = 0usize;
     loop {
         if limit.is_some_and(|l| relayed >= l) {
-            // Cut: a normal close towards the relay, nothing at all towards the client.
-            let _ = s_tx.send(Message::Close(None)).await;
+            // Cut: nothing at all towards the client; towards the relay a normal close, or
+            // nothing (dropping both halves ends the TCP stream).
+            if cut.is_some_and(|c| c.relay_side == CutEnd::Close) {
+                let _ = s_tx.send(Message::Close(None)).await;
+            }
             return Ok(());
         }
         tokio::select! {
@@ -188,7 +202,9 @@ async fn proxy_one(
                     cap.messages.lock().expect("lock").push((path.clone(), b.to_vec()));
                     relayed += 1;
                 }
-                if m.is_close() || s_tx.send(m).await.is_err() {
+                // Close frames cross as they are, code and reason included.
+                let close = m.is_close();
+                if s_tx.send(m).await.is_err() || close {
                     break;
                 }
             }
@@ -198,7 +214,8 @@ async fn proxy_one(
                     cap.messages.lock().expect("lock").push((path.clone(), b.to_vec()));
                     relayed += 1;
                 }
-                if m.is_close() || c_tx.send(m).await.is_err() {
+                let close = m.is_close();
+                if c_tx.send(m).await.is_err() || close {
                     break;
                 }
             }

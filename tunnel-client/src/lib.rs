@@ -1,5 +1,5 @@
-//! The client side of a tunnel relay's wire interface (HYBRID.md §5.2, §8.3), shared by the
-//! desktop (`bridge`) and the phone (`phone-sim`): where each endpoint lives ([`Route`],
+//! The client side of a tunnel relay's wire interface (docs/PROTOCOL.md#tunnel-paths), shared by
+//! the desktop (`bridge`) and the phone (`phone-sim`): where each endpoint lives ([`Route`],
 //! [`TunnelConfig::url`]), how to get there (TCP with `TCP_NODELAY`, `--connect-to` host
 //! overrides, rustls with the platform's roots plus an optional extra CA, the `fido.cable`
 //! subprotocol, a 1 MiB message cap), and what the relay said when it refused or ended a
@@ -52,7 +52,8 @@ pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// A relay endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
-    /// `/cable/new`, `/cable/connect` or `/cable/contact` (HYBRID.md §5.2, §8.3).
+    /// `/cable/new`, `/cable/connect` or `/cable/contact`
+    /// (docs/PROTOCOL.md#tunnel-paths, #contact).
     Tunnel(TunnelPath),
     /// The phone's registration socket on this project's relay: `/cable/register` mints a
     /// contact ID, `/cable/register/<contact id>` resumes it (tunnel-server/README.md).

@@ -1,8 +1,8 @@
 //! A timed, step-by-step connection check of one relay for `hybrid-bridge doctor`: DNS, TCP,
 //! TLS (and which version it negotiated: hybrid relays must speak TLS 1.3) and the WebSocket
-//! upgrade with the `fido.cable` subprotocol (HYBRID.md §5.2), each step bounded by a timeout
-//! and timed, with the relay's HTTP `Date` header for a clock check. It uses the same URL,
-//! `--connect-to`, TLS roots and request as [`TunnelConfig::open`], but keeps going after a
+//! upgrade with the `fido.cable` subprotocol (docs/PROTOCOL.md#tunnel-paths), each step bounded by
+//! a timeout and timed, with the relay's HTTP `Date` header for a clock check. It uses the same
+//! URL, `--connect-to`, TLS roots and request as [`TunnelConfig::open`], but keeps going after a
 //! soft failure (an old TLS version) so one run shows everything that is wrong.
 
 use std::net::SocketAddr;

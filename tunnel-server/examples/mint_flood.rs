@@ -1,7 +1,7 @@
-//! Timing print (no assertion) for issue 11 item 2: QR-ceremony latency on a relay whose
-//! contact registry is full of confirmed entries, without and then during a flood of mints
-//! that the full registry refuses (503). Before the fix, each refused mint scanned the whole
-//! registry under the state lock that every ceremony also takes.
+//! Timing print (no assertion): QR-ceremony latency on a relay whose contact registry is full
+//! of confirmed entries, without and then during a flood of mints that the full registry
+//! refuses (503). A refused mint must stay cheap: it takes the state lock every ceremony also
+//! takes, so a refusal that scanned the registry would show here as ceremony latency.
 //!
 //! `cargo run --release -p tunnel-server --example mint_flood -- [entries] [flooders]`
 //! (defaults 20000 and 16). The relay runs in-process on 127.0.0.1.

@@ -23,7 +23,7 @@ pub struct Config {
     /// The address `main` binds (`run` takes an already bound listener).
     pub listen: SocketAddr,
     /// If set, `/metrics` (with `/healthz` and `/readyz`) is served on this address, in plain
-    /// HTTP without authentication, and no longer on `listen`. It stays up until the relay
+    /// HTTP without authentication, and not on `listen`. It stays up until the relay
     /// exits, so `/readyz` there reports a shutdown while live tunnels drain.
     pub metrics_listen: Option<SocketAddr>,
     /// This instance's routing ID, announced in `X-caBLE-Routing-ID` and embedded in every

@@ -1,5 +1,6 @@
-//! The `tunnel-server domain` helper (HYBRID.md §5.1): the host name a domain number stands
-//! for, and the reverse search, so an operator can pick a hashed name they can register.
+//! The `tunnel-server domain` helper (docs/PROTOCOL.md#tunnel-domains): the host name a domain
+//! number stands for, and the reverse search, so an operator can pick a hashed name they can
+//! register.
 
 use hybrid_protocol::tunnel::Domain;
 

@@ -1,5 +1,5 @@
-//! The HTTP layer (HYBRID.md §5.2): routes `/healthz`, `/readyz`, `/metrics` (GET or HEAD;
-//! `/metrics` only on the metrics listener when one is configured), `/cable/new`,
+//! The HTTP layer (docs/PROTOCOL.md#tunnel-paths): routes `/healthz`, `/readyz`, `/metrics` (GET or
+//! HEAD; `/metrics` only on the metrics listener when one is configured), `/cable/new`,
 //! `/cable/connect`, `/cable/contact` and `/cable/register`, checks the method, the WebSocket
 //! upgrade headers, the `fido.cable` subprotocol and the optional Origin allow-list (the
 //! phone-only `/cable/register` refuses any Origin), reserves
@@ -15,23 +15,20 @@ use std::sync::{Arc, Mutex, PoisonError};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
+use hybrid_protocol::contact::{CONTACT_ID_HEADER, REGISTRATION_SECRET_HEADER};
 use hybrid_protocol::tunnel::{
-    ContactId, TunnelId, TunnelPath, CLIENT_PAYLOAD_HEADER, REGISTRATION_SECRET_HEADER,
-    ROUTING_ID_HEADER, SIGNAL_CONNECTION_HEADER, SUBPROTOCOL,
+    ContactId, TunnelPath, CLIENT_PAYLOAD_HEADER, ROUTING_ID_HEADER, SIGNAL_CONNECTION_HEADER,
+    SUBPROTOCOL,
 };
 use hyper::body::{Bytes, Incoming};
-use rand::RngCore as _;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tracing::debug;
 
+use crate::contact::{self, NotRegistered};
 use crate::metrics::Rejection;
-use crate::registration;
 use crate::relay;
 use crate::state::{ConnGuard, Phase, Shared};
-use crate::table::{Refusal, WakeUp};
-
-/// Response header of `/cable/register` carrying the contact ID, base64url without padding.
-pub const CONTACT_ID_HEADER: &str = "X-caBLE-Contact-ID";
+use crate::table::Refusal;
 
 /// The 403 body for a browser on a phone-only endpoint.
 const PHONE_ONLY: &str = "/cable/register is for phones, which send no Origin header; a request with one comes from a browser and is refused\n";
@@ -154,35 +151,10 @@ pub(crate) fn handle(
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
             let now = tokio::time::Instant::now().into_std();
             let expiry = now + shared.config.limits.tunnel_lifetime;
-            let mut state = shared.state();
-            let key = match state.contacts.lookup(&contact, now) {
-                Ok(k) => k,
-                Err(r) => {
-                    drop(state);
-                    return refused(r, &reject);
-                }
+            let (id, gen, rx) = match contact::wake(&shared, &contact, payload, now, expiry) {
+                Ok(w) => w,
+                Err(r) => return refused(r, &reject),
             };
-            let mut id = TunnelId([0; 16]);
-            rand::thread_rng().fill_bytes(&mut id.0);
-            let (gen, rx) = match state.table.handle_open(id) {
-                Ok(x) => x,
-                Err(r) => {
-                    drop(state);
-                    return refused(r, &reject);
-                }
-            };
-            let wake = WakeUp {
-                tunnel_id: id,
-                routing_id: shared.config.routing_id,
-                client_payload: payload,
-            };
-            if let Err(r) = state.contacts.handle_contact(key, wake, now, expiry) {
-                state.table.handle_closed(id, gen);
-                drop(state);
-                return refused(r, &reject);
-            }
-            drop(state);
-            shared.metrics.wakeup();
             if signal {
                 insert(&mut resp, SIGNAL_CONNECTION_HEADER, "true");
             }
@@ -244,57 +216,37 @@ fn register(
     after: &Deferred,
     reject: &dyn Fn(Rejection, StatusCode) -> Response<Body>,
 ) -> Response<Body> {
-    let shared = guard.shared();
     let now = tokio::time::Instant::now().into_std();
-    let (contact, key, secret) = match contact {
-        Some(c) => {
-            let key = match shared.state().contacts.lookup(&c, now) {
-                Ok(k) => k,
-                Err(r) => return refused(r, reject),
-            };
-            // Only the phone holds the secret; legacy contact IDs (restored from a store
-            // written before secrets) have none and resume as before.
-            if !shared.is_legacy_contact(&key) {
-                if let Err(d) = registration::check(req.headers(), &key) {
-                    let _ = reject(Rejection::RegistrationSecret, StatusCode::FORBIDDEN);
-                    return plain(StatusCode::FORBIDDEN, d.message());
-                }
-            }
-            // Its phone came back for it: a lasting registration, not a squat.
-            let confirmed = shared.state().contacts.handle_confirm(key, now);
-            shared.contact_confirmed(&key, confirmed);
-            (c, key, None)
+    let registered = match contact::register(contact, req.headers(), guard, now) {
+        Ok(r) => r,
+        Err(NotRegistered::Refused(r)) => return refused(r, reject),
+        Err(NotRegistered::RateLimited) => {
+            return reject(Rejection::RateLimited, StatusCode::TOO_MANY_REQUESTS)
         }
-        None => {
-            if !guard.allow_registration(now) {
-                return reject(Rejection::RateLimited, StatusCode::TOO_MANY_REQUESTS);
-            }
-            let secret = registration::mint();
-            let key = secret.contact_key();
-            let minted = shared.state().contacts.handle_register(key, now);
-            match minted {
-                Ok((c, expired)) => {
-                    for old in &expired {
-                        shared.contact_revoked(old);
-                    }
-                    // Not stored until its phone confirms it.
-                    (c, key, Some(secret))
-                }
-                Err(r) => return refused(r, reject),
-            }
+        Err(NotRegistered::Denied(d)) => {
+            let _ = reject(Rejection::RegistrationSecret, StatusCode::FORBIDDEN);
+            return plain(StatusCode::FORBIDDEN, d.message());
         }
     };
     let on_upgrade = hyper::upgrade::on(req);
     let mut resp = switching(&accept);
-    insert(&mut resp, CONTACT_ID_HEADER, &contact.to_base64url());
-    if let Some(secret) = &secret {
+    insert(
+        &mut resp,
+        CONTACT_ID_HEADER,
+        &registered.contact.to_base64url(),
+    );
+    if let Some(secret) = &registered.secret {
         insert(
             &mut resp,
             REGISTRATION_SECRET_HEADER,
             &secret.to_base64url(),
         );
     }
-    defer(after, relay::registration(guard.clone(), on_upgrade, key));
+    let key = registered.key;
+    defer(
+        after,
+        contact::socket::registration(guard.clone(), on_upgrade, key),
+    );
     resp
 }
 

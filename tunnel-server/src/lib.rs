@@ -1,4 +1,4 @@
-//! A self-hostable caBLE v2 / CTAP 2.2 hybrid tunnel relay (HYBRID.md §5, §8).
+//! A self-hostable caBLE v2 / CTAP 2.2 hybrid tunnel relay (docs/PROTOCOL.md#tunnel, #contact).
 //!
 //! Phones open `/cable/new/<tunnel id>`, clients open `/cable/connect/<routing id>/<tunnel id>`,
 //! and the relay forwards binary WebSocket messages verbatim between the pair; it never parses
@@ -25,8 +25,9 @@
 //! - `server`: the listener: accept loop, TLS, HTTP serving, shutdown.
 //! - `http`: routing and status codes. `relay`: the WebSocket tasks.
 //! - `state`: what the tasks share (phase, tables, metrics) and the per-connection guard.
-//! - `table`: the routing table and contact registry, plain structs.
-//! - `contact_store`: the optional file that keeps contact IDs across restarts.
+//! - `table`: the routing table, a plain struct.
+//! - `contact`: the contact channel: the contact registry, registration secrets, the mint
+//!   limit, the contact store, the endpoints' decisions and the registration socket.
 //! - [`fd_limit`]: the open-file limit against `max_connections`, reconciled at startup.
 //! - `metrics`: counters and Prometheus text; `metrics_listener`: `--metrics-listen`.
 //! - `tls`: rustls from PEM. [`domain`]: domain names.
@@ -36,14 +37,13 @@
 //! cycle.
 
 pub mod config;
-mod contact_store;
+mod contact;
 pub mod domain;
 mod error;
 pub mod fd_limit;
 mod http;
 mod metrics;
 mod metrics_listener;
-mod registration;
 mod relay;
 mod server;
 mod state;
@@ -55,7 +55,6 @@ use std::net::SocketAddr;
 
 pub use config::{Config, Limits, LogFormat, ServeArgs, TlsConfig};
 pub use error::ServerError;
-pub use http::CONTACT_ID_HEADER;
 pub use hybrid_protocol::tunnel::RoutingId;
 
 /// Serves the relay on `listener` until `shutdown` completes, then stops accepting, lets live

@@ -1,11 +1,12 @@
-//! The WebSocket side (HYBRID.md §5.3, §8): one task per tunnel owns both sockets. The first
-//! socket (`/cable/new`, or the client's `/cable/contact`) waits for its joiner, queueing what
-//! it sends (bounded per tunnel by `max_queued_messages` and `max_prejoin_bytes`, and over all
-//! tunnels by the `max_queued_bytes` budget: [`Held`]); `/cable/connect` hands its socket
+//! The WebSocket side (docs/PROTOCOL.md#tunnel-relay, #contact): one task per tunnel owns both
+//! sockets. The first socket (`/cable/new`, or the client's `/cable/contact`) waits for its joiner,
+//! queueing what it sends (bounded per tunnel by `max_queued_messages` and `max_prejoin_bytes`, and
+//! over all tunnels by the `max_queued_bytes` budget: [`Held`]); `/cable/connect` hands its socket
 //! over; then binary messages are
 //! relayed verbatim both ways, never parsed, under the message-count, size, idle and lifetime
-//! limits, and a close on one side closes the other with a meaningful code. Also the phone's
-//! long-lived registration socket of the contact channel (README "Contact channel").
+//! limits, and a close on one side closes the other with a meaningful code. The socket helpers
+//! here (upgrade, classify, close) also serve the contact channel's registration socket
+//! (`contact::socket`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -16,38 +17,36 @@ use hybrid_protocol::tunnel::TunnelId;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::{sleep_until, Instant};
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
-use tracing::{debug, info};
+use tracing::info;
 
 use crate::metrics::CloseReason;
 use crate::state::{reached, ConnGuard, Joiner, Phase, Shared, Ws};
-use crate::table::{WakeUp, CONTACT_RANDOM_LEN};
 
 /// How long a close handshake may take before the socket is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Largest message accepted on a registration socket (`{"revoke":true}` is 15 bytes).
-const REGISTRATION_MAX_MESSAGE: usize = 1024;
 
 /// How a tunnel ends: the reason (metrics, logs) and the close code for each side.
 #[derive(Clone, Copy, Debug)]
-struct End {
-    reason: CloseReason,
-    code: CloseCode,
-    text: &'static str,
+pub(crate) struct End {
+    pub(crate) reason: CloseReason,
+    pub(crate) code: CloseCode,
+    pub(crate) text: &'static str,
 }
 
 impl End {
-    const fn new(reason: CloseReason, code: CloseCode, text: &'static str) -> Self {
+    pub(crate) const fn new(reason: CloseReason, code: CloseCode, text: &'static str) -> Self {
         Self { reason, code, text }
     }
     const NORMAL: Self = Self::new(CloseReason::Normal, CloseCode::Normal, "peer closed");
-    const PEER_GONE: Self = Self::new(CloseReason::PeerGone, CloseCode::Away, "peer went away");
+    pub(crate) const PEER_GONE: Self =
+        Self::new(CloseReason::PeerGone, CloseCode::Away, "peer went away");
     const LIFETIME: Self = Self::new(
         CloseReason::Lifetime,
         CloseCode::Policy,
@@ -80,7 +79,7 @@ impl End {
         CloseCode::Protocol,
         "websocket protocol error",
     );
-    const SHUTDOWN: Self = Self::new(
+    pub(crate) const SHUTDOWN: Self = Self::new(
         CloseReason::Shutdown,
         CloseCode::Away,
         "server shutting down",
@@ -88,7 +87,7 @@ impl End {
 }
 
 /// One message read from a socket, classified.
-enum Incoming {
+pub(crate) enum Incoming {
     Data(Vec<u8>),
     /// Ping or pong (tungstenite answers pings itself).
     Control,
@@ -97,7 +96,7 @@ enum Incoming {
     Violation(End),
 }
 
-fn classify(item: Option<Result<Message, WsError>>) -> Incoming {
+pub(crate) fn classify(item: Option<Result<Message, WsError>>) -> Incoming {
     match item {
         Some(Ok(Message::Binary(b))) => Incoming::Data(b),
         Some(Ok(Message::Text(_))) => Incoming::Violation(End::TEXT),
@@ -116,7 +115,7 @@ fn classify(item: Option<Result<Message, WsError>>) -> Incoming {
 
 /// The end for the peer of a side that closed with `code`: application codes (3000–4999)
 /// pass through, anything else becomes a normal close.
-fn peer_end(code: Option<CloseCode>) -> (End, CloseCode) {
+pub(crate) fn peer_end(code: Option<CloseCode>) -> (End, CloseCode) {
     match code {
         None => (End::PEER_GONE, CloseCode::Away),
         Some(c) => {
@@ -142,7 +141,7 @@ pub(crate) fn ws_config(max_message: usize) -> WebSocketConfig {
     }
 }
 
-async fn upgrade(on: OnUpgrade, max_message: usize) -> Option<Ws> {
+pub(crate) async fn upgrade(on: OnUpgrade, max_message: usize) -> Option<Ws> {
     let upgraded = on.await.ok()?;
     Some(
         WebSocketStream::from_raw_socket(
@@ -160,7 +159,7 @@ async fn upgrade(on: OnUpgrade, max_message: usize) -> Option<Ws> {
 ///
 /// The closing futures are boxed: they run once per socket, and inline they would make every
 /// idle tunnel's task larger.
-async fn closed_by_peer(ws: &mut Ws) {
+pub(crate) async fn closed_by_peer(ws: &mut Ws) {
     Box::pin(async {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
             // A server's read returns the end of the stream once the reply is flushed.
@@ -174,7 +173,7 @@ async fn closed_by_peer(ws: &mut Ws) {
 
 /// Sends a close frame, waits (bounded) for the peer's reply, then closes this side's TCP
 /// connection, without waiting for anything on the tunnel's other side.
-async fn close(ws: &mut Ws, code: CloseCode, text: &'static str) {
+pub(crate) async fn close(ws: &mut Ws, code: CloseCode, text: &'static str) {
     Box::pin(async {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
             let frame = CloseFrame {
@@ -271,7 +270,7 @@ const HEAD: usize = 64;
 /// A waiting socket usually sends nothing (the desktop speaks first), so it waits as a bare
 /// socket: no WebSocket state and no read buffer, which is most of what an idle tunnel would
 /// otherwise cost. Its WebSocket state is built when the joiner arrives, or when it sends
-/// something (early messages are then read, queued and relayed as before).
+/// something (early messages are then read, queued and relayed in order).
 pub(crate) async fn first(
     guard: Arc<ConnGuard>,
     on: OnUpgrade,
@@ -578,137 +577,9 @@ impl Pair {
     }
 }
 
-/// A phone's registration socket: delivers wake-ups, handles `{"revoke":true}`, pings.
-pub(crate) async fn registration(
-    guard: Arc<ConnGuard>,
-    on: OnUpgrade,
-    key: [u8; CONTACT_RANDOM_LEN],
-) {
-    let shared = guard.shared().clone();
-    let Some(mut ws) = upgrade(on, REGISTRATION_MAX_MESSAGE).await else {
-        return;
-    };
-    let (tx, mut rx) = mpsc::channel::<WakeUp>(8);
-    let now = Instant::now().into_std();
-    let attached = shared.state().contacts.handle_attach(key, tx, now);
-    let Ok((gen, pending)) = attached else {
-        // Revoked between the 101 and now.
-        close(&mut ws, CloseCode::Normal, "contact revoked").await;
-        return;
-    };
-    let end = serve_registration(&shared, &mut ws, &mut rx, pending, key).await;
-    let now = Instant::now().into_std();
-    shared.state().contacts.handle_detach(key, gen, now);
-    close(&mut ws, end.code, end.text).await;
-    shared.metrics.closed(end.reason);
-    debug!(outcome = end.reason.label(), "registration closed");
-}
-
-async fn serve_registration(
-    shared: &Shared,
-    ws: &mut Ws,
-    rx: &mut mpsc::Receiver<WakeUp>,
-    pending: Vec<WakeUp>,
-    key: [u8; CONTACT_RANDOM_LEN],
-) -> End {
-    let interval = shared.config.limits.registration_ping_interval;
-    let mut phase = shared.phase.clone();
-    // Connected for the unconfirmed expiry: a lasting registration (README "Threat model").
-    let confirm = sleep_until(Instant::now() + shared.config.limits.unconfirmed_contact_expiry);
-    tokio::pin!(confirm);
-    let mut confirmed = false;
-    for w in pending {
-        if !deliver(shared, ws, &w).await {
-            return End::PEER_GONE;
-        }
-    }
-    let mut last_heard = Instant::now();
-    let mut next_ping = Instant::now() + interval;
-    loop {
-        tokio::select! {
-            w = rx.recv() => match w {
-                Some(w) => {
-                    if !deliver(shared, ws, &w).await {
-                        return End::PEER_GONE;
-                    }
-                }
-                None => {
-                    return End::new(
-                        CloseReason::Revoked,
-                        CloseCode::Normal,
-                        "replaced by a newer registration",
-                    )
-                }
-            },
-            m = ws.next() => {
-                last_heard = Instant::now();
-                match classify(m) {
-                    Incoming::Data(b) => {
-                        if is_revoke(&b) {
-                            let stored = shared.state().contacts.handle_revoke(key);
-                            if stored {
-                                shared.contact_revoked(&key);
-                            }
-                            return End::new(CloseReason::Revoked, CloseCode::Normal, "contact revoked");
-                        }
-                    }
-                    Incoming::Control => {}
-                    Incoming::Closed(code) => {
-                        closed_by_peer(ws).await;
-                        return peer_end(code).0;
-                    }
-                    Incoming::Violation(end) => return end,
-                }
-            },
-            () = sleep_until(next_ping) => {
-                if last_heard.elapsed() > interval * 2 {
-                    return End::new(CloseReason::Idle, CloseCode::Away, "no pong");
-                }
-                let ping = tokio::time::timeout(interval, ws.send(Message::Ping(Vec::new())));
-                if !matches!(ping.await, Ok(Ok(()))) {
-                    return End::PEER_GONE;
-                }
-                next_ping = Instant::now() + interval;
-            },
-            () = &mut confirm, if !confirmed => {
-                confirmed = true;
-                let now = Instant::now().into_std();
-                let c = shared.state().contacts.handle_confirm(key, now);
-                shared.contact_confirmed(&key, c);
-            },
-            () = reached(&mut phase, Phase::Draining) => return End::SHUTDOWN,
-        }
-    }
-}
-
-/// Sends a wake-up unless its tunnel is no longer waiting; false if the socket failed.
-async fn deliver(shared: &Shared, ws: &mut Ws, w: &WakeUp) -> bool {
-    if !shared.state().table.is_waiting(&w.tunnel_id) {
-        return true;
-    }
-    let limit = shared.config.limits.registration_ping_interval;
-    let sent = tokio::time::timeout(limit, ws.send(Message::Binary(w.to_json().into_bytes())));
-    matches!(sent.await, Ok(Ok(())))
-}
-
-fn is_revoke(b: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(b)
-        .ok()
-        .and_then(|v| v.get("revoke").and_then(serde_json::Value::as_bool))
-        == Some(true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn revoke_message() {
-        assert!(is_revoke(br#"{"revoke":true}"#));
-        assert!(!is_revoke(br#"{"revoke":false}"#));
-        assert!(!is_revoke(b"\xff\x00"));
-        assert!(!is_revoke(b"[]"));
-    }
 
     #[test]
     fn close_codes_pass_application_codes_only() {

@@ -18,13 +18,14 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::contact_store::ContactStore;
+use crate::contact::registry::Contacts;
+use crate::contact::store::ContactStore;
 use crate::error::ServerError;
 use crate::http::{self, Deferred};
 use crate::metrics::Rejection;
 use crate::metrics_listener;
 use crate::state::{reached, ConnGuard, Phase, Shared, State};
-use crate::table::{Contacts, Table};
+use crate::table::Table;
 
 /// See [`crate::run`]; `metrics` is the bound `config.metrics_listen`, if any.
 pub(crate) async fn run(

@@ -4,7 +4,8 @@
 //! address prefix: [`client_key`]), the bytes held for absent peers (the queued-bytes budget),
 //! and [`ConnGuard`], which releases a connection's slots and keeps shutdown waiting until it
 //! is dropped. This is the bottom of the module graph: the listener (`server`), HTTP routing
-//! (`http`) and the WebSocket tasks (`relay`) all use it, and it uses none of them.
+//! (`http`) and the WebSocket tasks (`relay`, `contact::socket`) all use it, and it uses none
+//! of them, only the plain parts of the contact channel (its registry, store and mint limit).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -18,9 +19,11 @@ use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
 
 use crate::config::Config;
-use crate::contact_store::ContactStore;
+use crate::contact::mint_limit::MintLimiter;
+use crate::contact::registry::Contacts;
+use crate::contact::store::{ContactStore, SharedStore};
 use crate::metrics::{Gauges, Metrics, Rejection};
-use crate::table::{Confirmation, Contacts, Table, CONTACT_RANDOM_LEN};
+use crate::table::Table;
 
 /// An upgraded WebSocket connection (plain TCP or TLS underneath).
 pub(crate) type Ws = WebSocketStream<TokioIo<Upgraded>>;
@@ -57,14 +60,15 @@ pub(crate) struct State {
 /// What every task shares.
 pub(crate) struct Shared {
     pub(crate) config: Config,
-    contact_store: Option<Mutex<ContactStore>>,
+    /// The optional `--contact-store` file.
+    pub(crate) contact_store: SharedStore,
     pub(crate) metrics: Metrics,
     pub(crate) phase: watch::Receiver<Phase>,
     state: Mutex<State>,
     /// Connections per client key ([`client_key`]).
     per_ip: Mutex<HashMap<IpAddr, u32>>,
     /// Token buckets for minting contact IDs, per client key.
-    registrations: Mutex<HashMap<IpAddr, Bucket>>,
+    mints: MintLimiter,
     /// Bytes charged to the queued-bytes budget (`limits.max_queued_bytes`).
     queued: AtomicUsize,
 }
@@ -88,16 +92,6 @@ pub(crate) fn client_key(ip: IpAddr, v4_prefix: u8, v6_prefix: u8) -> IpAddr {
     }
 }
 
-/// A token bucket refilled at `rate` per minute up to `rate` tokens.
-#[derive(Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: std::time::Instant,
-}
-
-/// Buckets kept before full (idle) ones are dropped.
-const MAX_BUCKETS: usize = 10_000;
-
 impl Shared {
     pub(crate) fn new(
         config: Config,
@@ -107,12 +101,12 @@ impl Shared {
     ) -> Self {
         Self {
             config,
-            contact_store: contact_store.map(Mutex::new),
+            contact_store: SharedStore::new(contact_store),
             metrics: Metrics::default(),
             phase,
             state: Mutex::new(state),
             per_ip: Mutex::new(HashMap::new()),
-            registrations: Mutex::new(HashMap::new()),
+            mints: MintLimiter::default(),
             queued: AtomicUsize::new(0),
         }
     }
@@ -137,43 +131,6 @@ impl Shared {
         // A panic while holding the lock cannot leave the tables inconsistent in a way that
         // matters more than stopping the relay would, so recover the guard.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Persists a confirmation (if a store is configured and it changed anything): only then
-    /// does a minted contact ID reach the store. A short blocking append to the page cache.
-    pub(crate) fn contact_confirmed(&self, key: &[u8; CONTACT_RANDOM_LEN], c: Confirmation) {
-        let minted = match c {
-            Confirmation::Unchanged => return,
-            Confirmation::Minted => true,
-            Confirmation::Restored => false,
-        };
-        if let Some(store) = &self.contact_store {
-            store
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .record_confirm(key, minted);
-        }
-    }
-
-    /// Whether `key` was restored from a store written before registration secrets: such a
-    /// contact ID resumes without one (README "Contact channel").
-    pub(crate) fn is_legacy_contact(&self, key: &[u8; CONTACT_RANDOM_LEN]) -> bool {
-        self.contact_store.as_ref().is_some_and(|store| {
-            store
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .is_legacy(key)
-        })
-    }
-
-    /// Persists a revocation (if a store is configured).
-    pub(crate) fn contact_revoked(&self, key: &[u8; CONTACT_RANDOM_LEN]) {
-        if let Some(store) = &self.contact_store {
-            store
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .record_revoke(key);
-        }
     }
 
     pub(crate) fn gauges(&self) -> Gauges {
@@ -240,35 +197,7 @@ impl ConnGuard {
     /// Whether this client may mint another contact ID now (the per-IP rate limit).
     pub(crate) fn allow_registration(&self, now: std::time::Instant) -> bool {
         let rate = self.shared.config.limits.registrations_per_ip_per_minute;
-        if rate == 0 {
-            return true;
-        }
-        let rate = f64::from(rate);
-        let refill = |b: &Bucket| {
-            let minutes = now.saturating_duration_since(b.at).as_secs_f64() / 60.0;
-            (b.tokens + minutes * rate).min(rate)
-        };
-        let mut map = self
-            .shared
-            .registrations
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if map.len() >= MAX_BUCKETS {
-            map.retain(|_, b| refill(b) < rate);
-        }
-        let bucket = map.entry(self.ip).or_insert(Bucket {
-            tokens: rate,
-            at: now,
-        });
-        let tokens = refill(bucket);
-        if tokens < 1.0 {
-            return false;
-        }
-        *bucket = Bucket {
-            tokens: tokens - 1.0,
-            at: now,
-        };
-        true
+        self.shared.mints.allow(self.ip, rate, now)
     }
 }
 

@@ -1,4 +1,4 @@
-//! The relay never logs a registration secret (issue 11 item 4), at any level: minting,
+//! The relay never logs a registration secret, at any level: minting,
 //! resuming with it, and refused resumes with a wrong one are captured at TRACE and searched
 //! for the secrets in base64url and hex. A binary of its own: tracing's global subscriber.
 
@@ -10,7 +10,7 @@ mod support;
 #[path = "common/log_capture.rs"]
 mod log_capture;
 
-use hybrid_protocol::tunnel::RegistrationSecret;
+use hybrid_protocol::contact::RegistrationSecret;
 
 use log_capture::CapturedLog;
 use support::*;

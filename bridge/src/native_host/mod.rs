@@ -3,30 +3,26 @@
 //! each `create`/`get` request runs one ceremony ([`driver`]) whose progress streams back as
 //! events ([`messages`]) and which ends with the W3C response JSON or a [`dom`] error. A
 //! `cancel` message or the browser closing stdin drops the ceremony at once. Logs go to
-//! stderr only. [`install`] writes the host manifests and the launcher the browsers run.
-//! The message protocol is specified in `browser/PROTOCOL.md`.
+//! stderr only. The message protocol is specified in `browser/PROTOCOL.md`. The
+//! `hybrid-bridge native-host` command serves stdin and stdout with [`serve`]; installing the
+//! host for the browsers is the binary's `browser` command.
 
 pub mod dom;
 pub mod driver;
 pub mod framing;
-pub mod install;
 pub mod messages;
 
 use std::future::Future;
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clap::Args;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::error::BridgeError;
-use crate::links::LinkStore;
 use crate::progress::Event;
-use crate::session_args::SessionArgs;
 
 use dom::DomError;
 use driver::HostConfig;
@@ -43,61 +39,6 @@ pub const CHROMIUM_EXTENSION_ID: &str = "kbehonokcoobakmaiaaeeiedfmmjlope";
 
 /// The extension's Firefox (gecko) ID.
 pub const FIREFOX_EXTENSION_ID: &str = "hybrid-bridge@hybridbridge.org";
-
-const HOST_EXAMPLES: &str = "\
-The browser starts this itself (through the launcher `hybrid-bridge browser install` writes);
-people do not run it. The flags here are the host's settings: give them to `browser install`
-after `--` and the launcher passes them on.
-
-Examples:
-  # What the launcher runs for Bluetooth and the phone's own relay:
-  hybrid-bridge native-host
-
-  # Against a local relay and phone-sim's simulated Bluetooth medium (tests):
-  hybrid-bridge native-host --tunnel-override ws://127.0.0.1:8080 --advert-file /tmp/adverts
-
-Protocol: browser/PROTOCOL.md (32-bit native-endian length + UTF-8 JSON on stdin/stdout).";
-
-/// `hybrid-bridge native-host`: the host's settings.
-#[derive(Clone, Debug, Default, Args)]
-#[command(after_long_help = HOST_EXAMPLES)]
-pub struct HostArgs {
-    /// Bluetooth, the relay, the timeouts and linking: the same flags as `register` and
-    /// `sign-in`.
-    #[command(flatten)]
-    pub session: SessionArgs,
-    /// What the browser appends (Chromium: the caller's origin; Firefox: the manifest path
-    /// and the extension ID). Logged, not trusted: the manifest's allow-list is what limits
-    /// callers.
-    #[arg(trailing_var_arg = true, hide = true)]
-    pub browser_args: Vec<String>,
-}
-
-impl HostArgs {
-    /// The resolved settings; `links_file` is the global `--links-file` (default: the
-    /// per-user store).
-    pub fn config(&self, links_file: Option<PathBuf>) -> Result<HostConfig, BridgeError> {
-        let links = LinkStore::new(match links_file {
-            Some(p) => p,
-            None => LinkStore::default_path()?,
-        });
-        Ok(HostConfig {
-            bridge: self.session.config(Some(links.clone())),
-            links,
-            advert_file: self.session.advert_file.clone(),
-            adapter: self.session.adapter.clone(),
-        })
-    }
-}
-
-/// `hybrid-bridge native-host`: serves the browser on stdin/stdout until it closes stdin.
-pub async fn run(args: &HostArgs, links_file: Option<PathBuf>) -> Result<(), BridgeError> {
-    if !args.browser_args.is_empty() {
-        tracing::info!(caller = ?args.browser_args, "started by the browser");
-    }
-    let config = args.config(links_file)?;
-    serve(std::io::stdin(), std::io::stdout(), &config).await
-}
 
 /// What the reader thread hands over.
 enum Incoming {

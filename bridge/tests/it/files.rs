@@ -76,7 +76,7 @@ fn a_stale_temporary_file_is_removed_and_the_file_is_private() {
     let path = dir.path().join("links.json");
     let store = LinkStore::new(&path);
     store.store(link("one".into(), 1, 1)).unwrap();
-    // What a writer killed before its rename leaves: today's name and the older one.
+    // What a writer killed before its rename leaves, in both temp-name forms (random, legacy pid).
     let stale = [
         dir.path().join(".links.json.Xy12ab.tmp"),
         dir.path().join(".links.json.tmp4242"),

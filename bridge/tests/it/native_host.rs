@@ -1,4 +1,4 @@
-//! The native messaging host (issue 12), mostly through the real binary as a browser would
+//! The native messaging host, mostly through the real binary as a browser would
 //! run it: framing and its limits, bad messages, the RP ID check before any QR code, cancel
 //! and stdin EOF mid-ceremony, full create and get ceremonies against the scripted phone
 //! behind the in-test relay (QR and linked), phone errors as DOMException names, and the
@@ -839,25 +839,30 @@ fn help_teaches_install_and_the_host() {
 /// least 10 s, `NotAllowedError`, long before the 600 s advert stage would. Paused time.
 #[tokio::test(start_paused = true)]
 async fn the_sites_timeout_is_clamped_and_ends_the_ceremony() {
+    use bridge::native_host::driver::{self, HostConfig};
     use bridge::native_host::messages::{CeremonyKind, CeremonyRequest};
-    use bridge::native_host::{driver, HostArgs};
     let dir = tempfile::tempdir().unwrap();
-    let args = HostArgs {
-        session: bridge::cli::SessionArgs {
-            advert_file: Some(dir.path().join("adverts")),
-            relay: tunnel_client::RelayArgs {
+    let links = bridge::LinkStore::new(dir.path().join("links.json"));
+    let config = HostConfig {
+        bridge: bridge::BridgeConfig {
+            tunnel: bridge::TunnelConfig {
                 tunnel_override: Some("ws://127.0.0.1:9".into()),
                 ..Default::default()
             },
-            advert_timeout: Duration::from_secs(600),
-            connect_timeout: Duration::from_secs(600),
-            handshake_timeout: Duration::from_secs(600),
-            user_timeout: Duration::from_secs(600),
+            timeouts: bridge::Timeouts {
+                advert: Duration::from_secs(600),
+                connect: Duration::from_secs(600),
+                handshake: Duration::from_secs(600),
+                user: Duration::from_secs(600),
+                linger: Duration::ZERO,
+            },
+            links: Some(links.clone()),
             ..Default::default()
         },
-        ..Default::default()
+        links,
+        advert_file: Some(dir.path().join("adverts")),
+        adapter: None,
     };
-    let config = args.config(Some(dir.path().join("links.json"))).unwrap();
     for (timeout_ms, says) in [(1, "10 s"), (15_000, "15 s")] {
         let req = CeremonyRequest {
             kind: CeremonyKind::Get,

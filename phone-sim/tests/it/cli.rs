@@ -67,13 +67,48 @@ fn store_commands_and_corrupt_store() {
     assert_eq!(std::fs::read(&f.store).unwrap(), b"{\"version\":1,");
 }
 
-/// Runs `phone-sim scan` against a relay while the scripted desktop registers a passkey.
+/// How the scripted desktop leaves once it has read the phone's answer.
+#[derive(Clone, Copy, Debug)]
+enum Leave {
+    /// The hybrid shutdown message, then it reads until the phone closes.
+    Shutdown,
+    /// A WebSocket close frame and no shutdown: the relay tells the phone its peer went away.
+    WebSocketClose,
+    /// The TCP stream dropped with no close frame: the relay notices and tells the phone.
+    TcpDrop,
+    /// The phone's own stream to the relay ends (no close frame, no shutdown): a proxy in
+    /// front of the relay drops the phone's connection the moment the desktop has the answer.
+    PhoneStreamEnds,
+}
+
+/// Runs `phone-sim scan` against a relay while the scripted desktop registers a passkey and
+/// leaves with a shutdown message.
 async fn scan_session(
     extra: &[&str],
     stdin: Option<&[u8]>,
 ) -> (Status, String, String, Files, Desktop) {
+    let (status, out, f, desktop) = scan_session_leaving(Leave::Shutdown, extra, stdin).await;
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    (status, stdout, stderr, f, desktop)
+}
+
+/// Like [`scan_session`], leaving as `leave` says; returns the phone's whole output.
+async fn scan_session_leaving(
+    leave: Leave,
+    extra: &[&str],
+    stdin: Option<&[u8]>,
+) -> (Status, std::process::Output, Files, Desktop) {
     let relay = relay().await;
     let url = relay.ws_url();
+    let (cut, phone_url) = match leave {
+        Leave::PhoneStreamEnds => {
+            let (cut, proxy, url) = cutting_proxy(relay.addr()).await;
+            (Some((cut, proxy)), url)
+        }
+        _ => (None, url.clone()),
+    };
     let f = files();
     let desktop = Desktop::new(true);
     let mut args = vec![
@@ -83,7 +118,7 @@ async fn scan_session(
         "--qr".into(),
         desktop.qr.to_url(),
         "--tunnel".into(),
-        url.clone(),
+        phone_url,
         "--medium-file".into(),
         f.adverts.display().to_string(),
         "--interval-ms".into(),
@@ -110,15 +145,82 @@ async fn scan_session(
         .ctap(MC, &mc_request("example.com", b"user", true).to_cbor())
         .await
         .unwrap();
-    ch.shutdown().await;
+    match leave {
+        Leave::Shutdown => {
+            ch.shutdown().await;
+        }
+        Leave::WebSocketClose => {
+            ch.ws.close(None).await.unwrap();
+        }
+        Leave::TcpDrop => drop(ch),
+        Leave::PhoneStreamEnds => {
+            let (cut, proxy) = cut.expect("a proxy for this way of leaving");
+            cut.send(()).unwrap();
+            // The phone's stream is gone before the desktop's socket is.
+            proxy.await.unwrap();
+            drop(ch);
+        }
+    }
     let out = tokio::time::timeout(STEP, child.wait_with_output())
         .await
         .unwrap()
         .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(out.status.success(), "{stderr}");
-    (status, stdout, stderr, f, desktop)
+    (status, out, f, desktop)
+}
+
+/// A TCP proxy in front of the relay at `relay`: copies bytes both ways until the returned
+/// sender fires, then drops both streams (the phone sees its stream end without a close frame);
+/// the task ends once they are dropped.
+async fn cutting_proxy(
+    relay: std::net::SocketAddr,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+    String,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        // phone-sim opens one connection per QR session.
+        let (mut phone, _) = listener.accept().await.unwrap();
+        let mut upstream = tokio::net::TcpStream::connect(relay).await.unwrap();
+        tokio::select! {
+            _ = tokio::io::copy_bidirectional(&mut phone, &mut upstream) => {}
+            _ = rx => {}
+        }
+    });
+    (tx, task, format!("ws://{addr}"))
+}
+
+/// Once the phone has sent its answer, the desktop leaving in any way ends the session as a
+/// success: phone-sim exits 0 and says what it did.
+#[tokio::test]
+async fn a_desktop_leaving_after_the_answer_without_shutdown_is_a_success() {
+    for leave in [
+        Leave::WebSocketClose,
+        Leave::TcpDrop,
+        Leave::PhoneStreamEnds,
+    ] {
+        let (status, out, f, _) = scan_session_leaving(leave, &["--no-link"], None).await;
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(status, Status::Ok, "{leave:?}");
+        assert_eq!(out.status.code(), Some(0), "{leave:?}: {stderr}");
+        assert!(
+            stdout.contains("created a credential for example.com"),
+            "{leave:?}: {stdout}"
+        );
+        assert!(!stderr.contains("phone-sim:"), "{leave:?}: {stderr}");
+        assert_eq!(
+            phone_sim::Store::load(&f.store)
+                .unwrap()
+                .credentials()
+                .len(),
+            1,
+            "{leave:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! Linked (state-assisted) sessions end to end through the relay's contact channel (§8.3).
+//! Linked (state-assisted) sessions end to end through the relay's contact channel
+//! (docs/PROTOCOL.md#flow-linked).
 
 use futures_util::SinkExt as _;
 use hybrid_protocol::ctap::{GetAssertionResponse, Status};
@@ -100,7 +101,7 @@ async fn linked_session_end_to_end() {
     assert_eq!(phone.store().links().len(), 1);
 }
 
-/// Issue 11 item 2: the relay forgets a minted contact ID nobody resumes within the
+/// The relay forgets a minted contact ID nobody resumes within the
 /// unconfirmed window. The phone confirms the ID it mints for linking by resuming it at once,
 /// so a linked sign-in long after the QR session (here: after the window) still reaches it.
 #[tokio::test]
@@ -278,7 +279,7 @@ async fn open_status(relay_url: &str, path: &str, headers: &[(&str, String)]) ->
     }
 }
 
-/// Issue 11 item 4: the relay returns a registration secret only to the phone, which keeps
+/// The relay returns a registration secret only to the phone, which keeps
 /// it in its store (redacted in Debug); a desktop holding the contact ID from linking cannot
 /// resume the phone's registration (it would steal its wake-ups, and could revoke it), while
 /// the phone resumes, serves a linked sign-in, and revokes.
@@ -331,12 +332,12 @@ async fn only_the_phone_can_resume_or_revoke_its_registration() {
     );
 }
 
-/// Migration: a store written before registration secrets (no `contact_secret`) under a
-/// contact ID the relay restored from its old store resumes as a legacy contact, keeping its
+/// Migration: a store without registration secrets (no `contact_secret`) under a
+/// contact ID the relay restored as legacy resumes as a legacy contact, keeping its
 /// ID and links; when the phone next has to register (here: a relay that forgot it), it is
 /// given a secret.
 #[tokio::test]
-async fn an_old_store_resumes_as_legacy_and_gets_a_secret_when_it_re_registers() {
+async fn a_secretless_store_resumes_as_legacy_and_gets_a_secret_when_it_re_registers() {
     let dir = tempfile::tempdir().unwrap();
     let contacts = dir.path().join("contacts");
     let key = [0x42u8; 16];

@@ -1,4 +1,4 @@
-//! The CTAP2 messages hybrid carries (HYBRID.md §9): command and status bytes, getInfo,
+//! The CTAP2 messages hybrid carries (docs/PROTOCOL.md#ctap): command and status bytes, getInfo,
 //! makeCredential and getAssertion requests and responses, authenticator data with attested
 //! credential data and an ES256 COSE key (built with `coset`), `none` and packed self
 //! attestation, and the `prf` and `credProps` extensions as phones implement them. Requests are

@@ -1,7 +1,7 @@
 //! Load generator for a tunnel server, measured in the same run against "the floor": a bare
 //! verbatim relay on the same WebSocket stack (tokio-tungstenite 0.24 with its own handshake
 //! and default configuration, i.e. 4 KiB read buffers; no limits, metrics or checks). It
-//! prints every figure of issue 13's table for both, and each as a ratio:
+//! prints every headline figure (tunnel-server/BENCHMARKS.md) for both, and each as a ratio:
 //!
 //! - ceremonies/s and p50/p99 of a simulated ceremony at several concurrencies, in two client
 //!   modes (`background`: both sockets read at once; `sequential`: the initiator closes and is
@@ -92,7 +92,7 @@ enum Cmd {
         #[arg(long)]
         listen: SocketAddr,
     },
-    /// Flood the relay with pending tunnels while ceremonies run (issue 11).
+    /// Flood the relay with pending tunnels while ceremonies run.
     Flood(flood::FloodArgs),
 }
 
@@ -231,7 +231,7 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "n/a".into())
 }
 
-/// Every figure of issue 13's table, for one server.
+/// Every headline figure, for one server.
 #[derive(Default, Clone, Copy)]
 struct Figures {
     close_ms: f64,
@@ -397,7 +397,7 @@ async fn bench(cli: &Cli) -> Result<()> {
     figures[1].cpu_us = f.1;
 
     let [o, b] = figures;
-    println!("\n## Issue 13's table, this run\n");
+    println!("\n## Headline figures, this run\n");
     println!("| figure | ours | floor | ours ÷ floor |");
     println!("|---|---|---|---|");
     let row = |name: &str, x: Option<f64>, y: Option<f64>, digits: usize| {

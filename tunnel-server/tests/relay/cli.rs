@@ -207,7 +207,7 @@ fn log_under_ulimit(limits: &str, args: &[&str]) -> String {
     log
 }
 
-/// Issue 11 item 1: the connection cap is reconciled with RLIMIT_NOFILE at startup.
+/// The connection cap is reconciled with RLIMIT_NOFILE at startup.
 #[test]
 fn open_file_limit_is_raised_or_the_connection_cap_lowered() {
     // Soft 256 under a higher hard limit: raised as far as 1,000 connections need.

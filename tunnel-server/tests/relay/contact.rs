@@ -4,7 +4,8 @@
 //! need it; legacy contact IDs from an old store do not).
 
 use futures_util::SinkExt as _;
-use hybrid_protocol::tunnel::{ContactId, RegistrationSecret, RoutingId, TunnelId, TunnelPath};
+use hybrid_protocol::contact::RegistrationSecret;
+use hybrid_protocol::tunnel::{ContactId, RoutingId, TunnelId, TunnelPath};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -295,8 +296,7 @@ async fn contact_store_keeps_contact_ids_across_restarts_until_revoked() {
     assert_eq!(recv(&mut phone).await, b"after restart");
 }
 
-/// Issue 11 item 4: a desktop learns the contact ID by linking, but holding it is no longer
-/// enough to take over the phone's registration socket (stealing its wake-ups) or to revoke
+/// A desktop learns the contact ID by linking, but holding it is not enough to take over the phone's registration socket (stealing its wake-ups) or to revoke
 /// it (the revoke message is sent on a resumed socket): without the phone's secret, or with
 /// anyone else's, resume is 403 and the phone keeps getting its wake-ups.
 #[tokio::test]
@@ -316,7 +316,7 @@ async fn a_desktop_holding_only_the_contact_id_cannot_resume_or_revoke() {
     ] {
         match open(&server, &resume_path(&id), &headers).await {
             Ok((mut stolen, _)) => {
-                // Today's relay: the desktop holds the registration; show what it could do.
+                // A relay that let this through: the desktop holds the registration; show what it could do.
                 stolen
                     .send(Message::Binary(br#"{"revoke":true}"#.to_vec()))
                     .await
@@ -385,11 +385,11 @@ async fn the_phone_with_its_secret_resumes_and_revokes() {
     );
 }
 
-/// Migration: a store written before registration secrets (`+<hex>` lines) is restored as
-/// legacy contact IDs that resume (and so could be revoked) without a secret, as before;
-/// contact IDs minted by this version need their secret after a restart.
+/// Migration: a store without registration secrets (`+<hex>` lines) is restored as legacy
+/// contact IDs that resume (and so could be revoked) without a secret, so phones registered
+/// there keep working; contact IDs minted with a secret need it after a restart.
 #[tokio::test]
-async fn a_legacy_contact_from_an_old_store_resumes_without_a_secret() {
+async fn a_legacy_contact_from_a_store_without_secrets_resumes_without_a_secret() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("contacts");
     let legacy_key = [0x42u8; 16];

@@ -191,7 +191,7 @@ async fn synced(ws: &mut Ws) {
     }
 }
 
-/// Issue 11 item 1: a waiting tunnel may queue a ceremony's worth of bytes, not 16 × 16 KiB.
+/// A waiting tunnel may queue a ceremony's worth of bytes, not 16 × 16 KiB.
 #[tokio::test]
 async fn prejoin_byte_cap_closes_a_waiting_tunnel_with_1008() {
     let server = start(config()).await;
@@ -216,7 +216,7 @@ async fn prejoin_byte_cap_closes_a_waiting_tunnel_with_1008() {
     .await;
 }
 
-/// Issue 11 item 1: bytes held for absent peers are a global budget; over it, 1013, and
+/// Bytes held for absent peers are a global budget; over it, 1013, and
 /// ceremonies (and tunnels that queue nothing) continue.
 #[tokio::test]
 async fn queued_bytes_budget_refuses_with_1013_and_ceremonies_continue() {
@@ -278,7 +278,7 @@ async fn new_from(server: &tunnel_server::RunningServer, source: [u8; 4], t: u8)
     opened.ok().map(|(ws, _)| ws)
 }
 
-/// Issue 11 item 1: with `ipv4_client_prefix = 24`, 127.0.0.2 and 127.0.0.3 are one client.
+/// With `ipv4_client_prefix = 24`, 127.0.0.2 and 127.0.0.3 are one client.
 #[tokio::test]
 async fn per_client_limit_counts_an_ipv4_slash_24_when_configured() {
     let mut c = config();

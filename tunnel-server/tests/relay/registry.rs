@@ -1,4 +1,4 @@
-//! Issue 11 item 2, contact-registry squatting: minted contact IDs nobody uses expire after
+//! Contact-registry squatting: minted contact IDs nobody uses expire after
 //! the unconfirmed window, a full registry evicts the least recently seen unconfirmed entry
 //! (never a confirmed or connected one), unused mints never reach the contact store so a
 //! restart cannot bring a squatted registry back, and browsers (any `Origin`) cannot mint.
@@ -82,7 +82,7 @@ fn squattable(max_contacts: usize) -> tunnel_server::Config {
     c
 }
 
-/// Unused mints are forgotten once the unconfirmed window passes (today: 90 days), so a
+/// Unused mints are forgotten once the unconfirmed window passes (not the 90-day expiry), so a
 /// registry filled with them admits real phones again.
 #[tokio::test]
 async fn never_used_mints_expire_after_the_unconfirmed_window() {
@@ -144,8 +144,9 @@ async fn a_full_registry_evicts_the_least_recently_seen_unused_mint() {
     drop((connected, new_phone, newer_phone));
 }
 
-/// Today a store full of unused mints made every registration after a restart 503. Unused
-/// mints are no longer written to the store; a confirmed phone survives the restart.
+/// Unused mints are never written to the store, so a restart after a squat does not bring a
+/// full registry back (which would make every registration 503); a confirmed phone survives
+/// the restart.
 #[tokio::test]
 async fn a_restart_after_a_squat_admits_a_new_phone_and_keeps_the_real_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -179,12 +180,12 @@ async fn a_restart_after_a_squat_admits_a_new_phone_and_keeps_the_real_one() {
     );
 }
 
-/// A store written before this change (`*`/`+` lines only) may be full of squats; nobody can
+/// A store without confirmation lines (`*`/`+` lines only) may be full of squats; nobody can
 /// tell them from phones, so they restore unconfirmed (full expiry) and the least recently
 /// seen is evicted when a new phone needs room. A phone that resumes is confirmed, stays, and
 /// its confirmation is stored.
 #[tokio::test]
-async fn an_old_full_store_admits_new_phones_and_keeps_phones_that_resume() {
+async fn a_full_store_without_confirmations_admits_new_phones_and_keeps_phones_that_resume() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("contacts");
     let (real, old_a, old_b) = ([0x11u8; 16], [0x22u8; 16], [0x33u8; 16]);

@@ -1,4 +1,4 @@
-//! `loadgen flood`: a pending-tunnel flood (issue 11 item 1). Opens `--tunnels` `/cable/new`
+//! `loadgen flood`: a pending-tunnel flood against the relay's memory budget. Opens `--tunnels` `/cable/new`
 //! tunnels that are never joined, spread over `--sources` loopback source addresses
 //! (127.1.x.y; on Linux every 127/8 address is local), each sending `--bytes` of early
 //! messages of `--message` bytes and then holding a partial frame of `--partial` bytes (what

@@ -2,21 +2,24 @@
 //! adverts per second, one series per device) drawn with `plotters`' SVG backend, and a
 //! self-contained HTML page with the plots inline and tables: per-device reception (rate,
 //! intervals, gaps, RSSI), the tunnels decoded from adverts that decrypted, and the adverts
-//! that break the spec. [`html_page`] and [`escape`] are shared with other reports.
+//! that break the spec. The page itself is the library's [`html_page`], which other reports
+//! share.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use bridge::render::{escape_html, html_page};
+use bridge::BridgeError;
 use plotters::prelude::*;
 
 use super::{ScanEvent, Verdict};
-use crate::error::BridgeError;
 
 /// The CSV columns.
-pub const CSV_HEADER: &str = "t_ms,device,uuid16,len,rssi,verdict,domain,routing_id,flags,data";
+pub(crate) const CSV_HEADER: &str =
+    "t_ms,device,uuid16,len,rssi,verdict,domain,routing_id,flags,data";
 
 /// The events as CSV, one row per advert.
-pub fn csv(events: &[ScanEvent]) -> String {
+pub(crate) fn csv(events: &[ScanEvent]) -> String {
     let mut out = format!("{CSV_HEADER}\n");
     for e in events {
         let (domain, routing) = match &e.verdict {
@@ -55,27 +58,27 @@ fn csv_field(s: &str) -> String {
 
 /// Per-device reception numbers.
 #[derive(Clone, Debug, Default)]
-pub struct DeviceStats {
+pub(crate) struct DeviceStats {
     /// Adverts heard.
-    pub count: usize,
+    pub(crate) count: usize,
     /// First and last, ms.
-    pub first_ms: f64,
+    pub(crate) first_ms: f64,
     /// Last, ms.
-    pub last_ms: f64,
+    pub(crate) last_ms: f64,
     /// Median time between adverts, ms.
-    pub median_interval_ms: f64,
+    pub(crate) median_interval_ms: f64,
     /// Longest time between adverts, ms.
-    pub max_gap_ms: f64,
+    pub(crate) max_gap_ms: f64,
     /// Gaps longer than three median intervals (and 300 ms): (start ms, length ms).
-    pub gaps: Vec<(f64, f64)>,
+    pub(crate) gaps: Vec<(f64, f64)>,
     /// RSSI min, mean, max.
-    pub rssi: Option<(i16, f64, i16)>,
+    pub(crate) rssi: Option<(i16, f64, i16)>,
     /// Decrypted, not ours, invalid, untried.
-    pub verdicts: BTreeMap<&'static str, usize>,
+    pub(crate) verdicts: BTreeMap<&'static str, usize>,
 }
 
 /// Reception numbers per device, in order of first appearance.
-pub fn device_stats(events: &[ScanEvent]) -> Vec<(String, DeviceStats)> {
+pub(crate) fn device_stats(events: &[ScanEvent]) -> Vec<(String, DeviceStats)> {
     let mut order: Vec<String> = Vec::new();
     let mut by: BTreeMap<String, Vec<&ScanEvent>> = BTreeMap::new();
     for e in events {
@@ -133,7 +136,7 @@ fn plot_error(e: impl std::fmt::Display) -> BridgeError {
 }
 
 /// The two plots as one SVG document: RSSI over time and adverts per second, per device.
-pub fn svg(events: &[ScanEvent], duration_ms: f64) -> Result<String, BridgeError> {
+pub(crate) fn svg(events: &[ScanEvent], duration_ms: f64) -> Result<String, BridgeError> {
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, (900, 640)).into_drawing_area();
@@ -252,24 +255,8 @@ pub fn svg(events: &[ScanEvent], duration_ms: f64) -> Result<String, BridgeError
     Ok(buf)
 }
 
-/// Escapes text for HTML.
-pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// A self-contained HTML page (inline style, no scripts, no external resources).
-pub fn html_page(title: &str, body: &str) -> String {
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\n<style>body{{font-family:sans-serif;margin:1.5em;max-width:1000px;color:#222}}table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{border:1px solid #bbb;padding:3px 8px;text-align:right}}th{{background:#eee}}td.l,th.l{{text-align:left}}.bad{{color:#b00}}.ok{{color:#070}}</style></head>\n<body><h1>{t}</h1>\n{body}</body></html>\n",
-        t = escape(title)
-    )
-}
-
 /// The HTML report: summary, plots, per-device table, decoded tunnels, spec violations.
-pub fn html(events: &[ScanEvent], duration_ms: f64) -> Result<String, BridgeError> {
+pub(crate) fn html(events: &[ScanEvent], duration_ms: f64) -> Result<String, BridgeError> {
     let stats = device_stats(events);
     let mut b = String::new();
     let flagged: Vec<&ScanEvent> = events.iter().filter(|e| !e.flags.is_empty()).collect();
@@ -317,14 +304,14 @@ pub fn html(events: &[ScanEvent], duration_ms: f64) -> Result<String, BridgeErro
         let _ = writeln!(
             b,
             "<tr><td class=\"l\">{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{rate:.2}</td><td>{:.0}</td><td>{:.0}</td><td class=\"l\">{}</td><td>{rssi}</td><td class=\"l\">{}</td></tr>",
-            escape(d),
+            escape_html(d),
             s.count,
             s.first_ms / 1e3,
             s.last_ms / 1e3,
             s.median_interval_ms,
             s.max_gap_ms,
-            if gaps.is_empty() { "none".into() } else { escape(&gaps) },
-            escape(&verdicts)
+            if gaps.is_empty() { "none".into() } else { escape_html(&gaps) },
+            escape_html(&verdicts)
         );
     }
     b.push_str("</table>\n<h2>Tunnels decoded from adverts that decrypted</h2>\n");
@@ -349,8 +336,8 @@ pub fn html(events: &[ScanEvent], duration_ms: f64) -> Result<String, BridgeErro
             let _ = writeln!(
                 b,
                 "<tr><td class=\"l\">{}</td><td>{n}</td><td class=\"l\">{}</td><td>{c}</td></tr>",
-                escape(name),
-                escape(rid)
+                escape_html(name),
+                escape_html(rid)
             );
         }
         b.push_str("</table>\n");
@@ -365,9 +352,9 @@ pub fn html(events: &[ScanEvent], duration_ms: f64) -> Result<String, BridgeErro
                 b,
                 "<tr class=\"bad\"><td>{:.3}</td><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
                 e.t_ms / 1e3,
-                escape(&e.device),
+                escape_html(&e.device),
                 e.len,
-                escape(&e.flags.join("; "))
+                escape_html(&e.flags.join("; "))
             );
         }
         b.push_str("</table>\n");

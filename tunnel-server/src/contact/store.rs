@@ -1,13 +1,13 @@
 //! Optional persistence of contact IDs (`--contact-store`), so a restart or redeploy does not
 //! answer 410 to every linked phone and kill its links. An append-only text file of lines
 //! holding the 16 random bytes of a contact ID in hex (the routing ID is the instance's):
-//! `*<hex>` a contact ID derived from a registration secret (module `registration`), `+<hex>`
-//! a legacy one minted before secrets existed (resumes without one), `!<hex>` its phone
+//! `*<hex>` a contact ID derived from a registration secret (module `secret`), `+<hex>`
+//! a legacy one minted without a secret (resumes without one), `!<hex>` its phone
 //! confirmed it (README "Threat model"), `-<hex>` it was revoked or forgotten. A mint is
 //! written only when it is confirmed (`*` then `!`), so IDs nobody uses never reach the disk.
-//! A `*`/`+` line without a `!` was written before confirmation existed: it is restored as
-//! unconfirmed but with the full expiry (the registry's `Status::Restored`). An older relay
-//! skips the `!` lines (with a warning each) and keeps the IDs. It is replayed and compacted
+//! A `*`/`+` line without a `!` comes from a store without confirmations: it is restored as
+//! unconfirmed but with the full expiry (the registry's `Status::Restored`). A relay that
+//! does not know `!` lines skips them (with a warning each) and keeps the IDs. It is replayed and compacted
 //! at startup. Writes go to the page cache without fsync: a crash can lose the last
 //! confirmations, whose phones then get 410 and register again. The file is created readable
 //! by its owner only (0600).
@@ -16,9 +16,10 @@ use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
+use crate::contact::registry::{Confirmation, CONTACT_RANDOM_LEN};
 use crate::error::ServerError;
-use crate::table::CONTACT_RANDOM_LEN;
 
 type Key = [u8; CONTACT_RANDOM_LEN];
 
@@ -161,6 +162,53 @@ impl ContactStore {
     }
 }
 
+/// The store as every connection task shares it: none without `--contact-store`, else the
+/// open file behind a lock (each write is a short blocking append to the page cache).
+pub(crate) struct SharedStore(Option<Mutex<ContactStore>>);
+
+impl SharedStore {
+    pub(crate) fn new(store: Option<ContactStore>) -> Self {
+        Self(store.map(Mutex::new))
+    }
+
+    /// Persists a confirmation (if a store is configured and it changed anything): only then
+    /// does a minted contact ID reach the store.
+    pub(crate) fn confirmed(&self, key: &Key, c: Confirmation) {
+        let minted = match c {
+            Confirmation::Unchanged => return,
+            Confirmation::Minted => true,
+            Confirmation::Restored => false,
+        };
+        if let Some(store) = &self.0 {
+            store
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .record_confirm(key, minted);
+        }
+    }
+
+    /// Whether `key` was restored from a legacy store line (no registration secret): such a
+    /// contact ID resumes without one (README "Contact channel").
+    pub(crate) fn is_legacy(&self, key: &Key) -> bool {
+        self.0.as_ref().is_some_and(|store| {
+            store
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_legacy(key)
+        })
+    }
+
+    /// Persists a revocation (if a store is configured).
+    pub(crate) fn revoked(&self, key: &Key) {
+        if let Some(store) = &self.0 {
+            store
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .record_revoke(key);
+        }
+    }
+}
+
 /// What a store line records.
 enum Line {
     /// A minted contact ID; `legacy` for `+` (no registration secret), not for `*`.
@@ -213,7 +261,7 @@ mod tests {
         );
     }
 
-    /// A store written before registration secrets (`+` lines) keeps its IDs as legacy, and
+    /// A store without registration secrets (`+` lines) keeps its IDs as legacy, and
     /// compaction keeps them marked so; new mints and revocations work alongside.
     #[test]
     fn old_format_lines_stay_legacy_until_revoked() {
@@ -239,7 +287,7 @@ mod tests {
         );
     }
 
-    /// Lines written before confirmation existed (`*`/`+` without `!`) restore as
+    /// Lines without a confirmation (`*`/`+` without `!`) restore as
     /// unconfirmed; a phone confirming one later adds only the `!` line, and compaction keeps
     /// it confirmed. Nothing is written for a mint until it is confirmed.
     #[test]

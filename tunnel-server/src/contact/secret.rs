@@ -3,11 +3,11 @@
 //! from it (`RegistrationSecret::contact_key`) and returns it to the phone alone; resuming
 //! `/cable/register/<id>` (and so revoking, which happens on the resumed socket) must present
 //! it, checked by recomputing the key and comparing in constant time. The relay stores no
-//! secret. Contact IDs restored from a store written before secrets existed are legacy and
+//! secret. Contact IDs restored from a store's legacy `+` lines (minted without a secret)
 //! resume without one. The secret is never logged: only [`Denied`] reasons are.
 
 use http::HeaderMap;
-use hybrid_protocol::tunnel::{RegistrationSecret, REGISTRATION_SECRET_HEADER};
+use hybrid_protocol::contact::{RegistrationSecret, REGISTRATION_SECRET_HEADER};
 
 /// Why a resume was refused (403).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

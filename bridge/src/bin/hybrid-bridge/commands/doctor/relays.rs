@@ -1,20 +1,20 @@
 //! Doctor's network checks: each relay through [`tunnel_client::TunnelConfig::probe`] (DNS,
 //! TCP, TLS 1.3, the `fido.cable` upgrade on `/cable/new`, each step timed and bounded), for
-//! Google's and Apple's tunnel domains (HYBRID.md §5.1) and any configured relay; the
-//! linked-phones file and the relay of each linked phone; and the system clock, against the
+//! Google's and Apple's tunnel domains (docs/PROTOCOL.md#tunnel-domains) and any configured relay;
+//! the linked-phones file and the relay of each linked phone; and the system clock, against the
 //! calendar and against the `Date` header of every relay that answered.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use bridge::LinkStore;
 use hybrid_protocol::tunnel::{TunnelId, TunnelPath, ASSIGNED_DOMAINS};
 use tunnel_client::{ProbeReport, Route, StepOutcome, TunnelConfig};
 
 use super::{Check, DoctorArgs, Section, Status};
-use crate::links::LinkStore;
 
 /// Clock skew beyond which the clock check fails.
-pub const MAX_SKEW: Duration = Duration::from_secs(120);
+pub(crate) const MAX_SKEW: Duration = Duration::from_secs(120);
 
 /// One relay to check.
 struct Target {
@@ -70,7 +70,7 @@ fn probe_checks(section: Section, label: &str, r: &Result<ProbeReport, String>) 
 }
 
 /// Relay and links checks; also returns the `Date` headers seen, for the clock check.
-pub async fn checks(
+pub(crate) async fn checks(
     args: &DoctorArgs,
     links_file: Option<PathBuf>,
     wanted: &dyn Fn(Section) -> bool,
@@ -206,7 +206,7 @@ pub async fn checks(
 }
 
 /// The clock checks: a plausible year, and agreement with each relay's `Date` header.
-pub fn clock(now: SystemTime, dates: &[(String, SystemTime)]) -> Vec<Check> {
+pub(crate) fn clock(now: SystemTime, dates: &[(String, SystemTime)]) -> Vec<Check> {
     let mut out = Vec::new();
     let stamp = humantime::format_rfc3339_seconds(now).to_string();
     let year: u32 = stamp.get(..4).and_then(|y| y.parse().ok()).unwrap_or(0);

@@ -1,18 +1,18 @@
-//! Installing the native messaging host for the person's browsers, without root: a host
-//! manifest (`org.hybridbridge.host.json`) in each browser's per-user folder, and beside it
-//! a launcher script the manifest points at, which runs `hybrid-bridge native-host` with the
-//! settings given at install time (browsers start hosts with no flags of their own). The
-//! manifests name only our extension: `allowed_origins` for Chromium and Chrome,
-//! `allowed_extensions` for Firefox.
+//! `hybrid-bridge browser install|uninstall`: installing the native messaging host for the
+//! person's browsers, without root: a host manifest (`org.hybridbridge.host.json`) in each
+//! browser's per-user folder, and beside it a launcher script the manifest points at, which
+//! runs `hybrid-bridge native-host` with the settings given at install time (browsers start
+//! hosts with no flags of their own). The manifests name only our extension:
+//! `allowed_origins` for Chromium and Chrome, `allowed_extensions` for Firefox.
 
 use std::path::{Path, PathBuf};
 
+use bridge::native_host::{CHROMIUM_EXTENSION_ID, FIREFOX_EXTENSION_ID, HOST_NAME};
+use bridge::BridgeError;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
-use crate::error::BridgeError;
-
-use super::{HostArgs, CHROMIUM_EXTENSION_ID, FIREFOX_EXTENSION_ID, HOST_NAME};
+use super::native_host::HostArgs;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -39,15 +39,15 @@ org.hybridbridge.host.sh (the launcher it names). No root needed.";
 /// `hybrid-bridge browser …`
 #[derive(Debug, Args)]
 #[command(after_long_help = EXAMPLES)]
-pub struct BrowserArgs {
+pub(crate) struct BrowserArgs {
     /// install or uninstall.
     #[command(subcommand)]
-    pub action: BrowserAction,
+    pub(crate) action: BrowserAction,
 }
 
 /// What to do with the browsers' host manifests.
 #[derive(Debug, Subcommand)]
-pub enum BrowserAction {
+pub(crate) enum BrowserAction {
     /// Write the host manifest and launcher for each browser; flags after -- go to native-host.
     #[command(after_long_help = EXAMPLES)]
     Install(InstallArgs),
@@ -57,7 +57,7 @@ pub enum BrowserAction {
 
 /// A browser with its own per-user manifest folder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Browser {
+pub(crate) enum Browser {
     /// ~/.config/chromium/NativeMessagingHosts
     Chromium,
     /// ~/.config/google-chrome/NativeMessagingHosts
@@ -68,33 +68,33 @@ pub enum Browser {
 
 /// Where to install.
 #[derive(Clone, Debug, Default, Args)]
-pub struct Targets {
+pub(crate) struct Targets {
     /// Only these browsers' per-user folders (repeatable) [default: chromium, chrome, firefox].
     #[arg(long = "browser", value_enum)]
-    pub browsers: Vec<Browser>,
+    pub(crate) browsers: Vec<Browser>,
     /// Also the NativeMessagingHosts folder of this Chromium --user-data-dir (repeatable).
     #[arg(long, value_name = "DIR")]
-    pub chromium_user_data_dir: Vec<PathBuf>,
+    pub(crate) chromium_user_data_dir: Vec<PathBuf>,
     /// Only the --chromium-user-data-dir folders, none of the per-user ones.
     #[arg(long, requires = "chromium_user_data_dir")]
-    pub only_user_data_dir: bool,
+    pub(crate) only_user_data_dir: bool,
 }
 
 /// `hybrid-bridge browser install`.
 #[derive(Debug, Args)]
-pub struct InstallArgs {
+pub(crate) struct InstallArgs {
     /// Where.
     #[command(flatten)]
-    pub targets: Targets,
+    pub(crate) targets: Targets,
     /// The hybrid-bridge binary the launcher runs [default: this one].
     #[arg(long, value_name = "PATH")]
-    pub host_binary: Option<PathBuf>,
+    pub(crate) host_binary: Option<PathBuf>,
     /// Append the host's log (stderr) to this file instead of the browser's stderr.
     #[arg(long, value_name = "PATH")]
-    pub log_file: Option<PathBuf>,
+    pub(crate) log_file: Option<PathBuf>,
     /// Settings for `hybrid-bridge native-host`, e.g. -- --tunnel-override ws://127.0.0.1:8080.
     #[arg(last = true, value_name = "NATIVE-HOST FLAGS")]
-    pub host_flags: Vec<String>,
+    pub(crate) host_flags: Vec<String>,
 }
 
 /// The host flags as `native-host` will parse them, checked at install time so a typo fails
@@ -114,21 +114,21 @@ struct HostFlags {
 
 /// One manifest location.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Location {
+pub(crate) struct Location {
     /// The folder.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// Firefox-style manifest (`allowed_extensions`) or Chromium-style (`allowed_origins`).
-    pub firefox: bool,
+    pub(crate) firefox: bool,
 }
 
 impl Location {
     /// The manifest file.
-    pub fn manifest(&self) -> PathBuf {
+    pub(crate) fn manifest(&self) -> PathBuf {
         self.dir.join(format!("{HOST_NAME}.json"))
     }
 
     /// The launcher script.
-    pub fn launcher(&self) -> PathBuf {
+    pub(crate) fn launcher(&self) -> PathBuf {
         self.dir.join(format!("{HOST_NAME}.sh"))
     }
 }
@@ -153,7 +153,7 @@ fn config_home() -> Result<PathBuf, BridgeError> {
 
 impl Targets {
     /// The folders these flags name.
-    pub fn locations(&self) -> Result<Vec<Location>, BridgeError> {
+    pub(crate) fn locations(&self) -> Result<Vec<Location>, BridgeError> {
         let mut out = Vec::new();
         if !self.only_user_data_dir {
             let browsers = if self.browsers.is_empty() {
@@ -191,7 +191,7 @@ impl Targets {
 }
 
 /// The manifest for one location.
-pub fn manifest(location: &Location, launcher: &Path) -> serde_json::Value {
+pub(crate) fn manifest(location: &Location, launcher: &Path) -> serde_json::Value {
     let mut m = json!({
         "name": HOST_NAME,
         "description": "hybrid-bridge: sign in with the passkey on your phone",
@@ -213,7 +213,7 @@ fn sh_quote(s: &str) -> String {
 
 /// The launcher script: runs `binary native-host FLAGS "$@"` (the browser's own arguments
 /// last), optionally appending stderr to `log_file`.
-pub fn launcher(binary: &Path, flags: &[String], log_file: Option<&Path>) -> String {
+pub(crate) fn launcher(binary: &Path, flags: &[String], log_file: Option<&Path>) -> String {
     let mut cmd = vec![
         sh_quote(&binary.to_string_lossy()),
         "native-host".to_string(),
@@ -253,31 +253,33 @@ fn write_atomic(path: &Path, contents: &str, mode: u32) -> Result<(), BridgeErro
     std::fs::rename(&tmp, path).map_err(err)
 }
 
-/// Runs `browser install` / `browser uninstall`; reports each file on stdout.
-pub fn run(args: &BrowserArgs) -> Result<(), BridgeError> {
-    match &args.action {
-        BrowserAction::Install(a) => {
-            let written = install(a)?;
-            for p in written {
-                println!("wrote {}", p.display());
+impl BrowserArgs {
+    /// Runs `browser install` / `browser uninstall`; reports each file on stdout.
+    pub(crate) fn run(&self) -> Result<(), BridgeError> {
+        match &self.action {
+            BrowserAction::Install(a) => {
+                let written = install(a)?;
+                for p in written {
+                    println!("wrote {}", p.display());
+                }
+                Ok(())
             }
-            Ok(())
-        }
-        BrowserAction::Uninstall(t) => {
-            let removed = uninstall(t)?;
-            if removed.is_empty() {
-                println!("nothing to remove: no {HOST_NAME} files in those locations");
+            BrowserAction::Uninstall(t) => {
+                let removed = uninstall(t)?;
+                if removed.is_empty() {
+                    println!("nothing to remove: no {HOST_NAME} files in those locations");
+                }
+                for p in removed {
+                    println!("removed {}", p.display());
+                }
+                Ok(())
             }
-            for p in removed {
-                println!("removed {}", p.display());
-            }
-            Ok(())
         }
     }
 }
 
 /// Writes the manifests and launchers; returns the files written.
-pub fn install(a: &InstallArgs) -> Result<Vec<PathBuf>, BridgeError> {
+pub(crate) fn install(a: &InstallArgs) -> Result<Vec<PathBuf>, BridgeError> {
     let refused = |why: String| {
         BridgeError::Usage(format!(
             "the flags after -- are for `hybrid-bridge native-host` and it would refuse them: {why}"
@@ -327,7 +329,7 @@ pub fn install(a: &InstallArgs) -> Result<Vec<PathBuf>, BridgeError> {
 }
 
 /// Removes the manifests and launchers; returns the files removed.
-pub fn uninstall(t: &Targets) -> Result<Vec<PathBuf>, BridgeError> {
+pub(crate) fn uninstall(t: &Targets) -> Result<Vec<PathBuf>, BridgeError> {
     let mut removed = Vec::new();
     for loc in t.locations()? {
         for p in [loc.manifest(), loc.launcher()] {

@@ -1,20 +1,20 @@
 //! Doctor's browser-host checks: for each browser's per-user manifest folder (the same
-//! locations `hybrid-bridge browser install` writes, [`crate::native_host::install`]), whether
+//! locations `hybrid-bridge browser install` writes, `crate::commands::browser`), whether
 //! the host is installed, whether its manifest parses and names our host, whether the launcher
 //! it points at exists and starts this very binary, and whether it allows only our extension.
 
 use std::path::Path;
 
-use crate::native_host::install::{Browser, Location, Targets};
-use crate::native_host::{CHROMIUM_EXTENSION_ID, FIREFOX_EXTENSION_ID, HOST_NAME};
+use bridge::native_host::{CHROMIUM_EXTENSION_ID, FIREFOX_EXTENSION_ID, HOST_NAME};
 
 use super::{Check, Section, Status};
+use crate::commands::browser::{Browser, Location, Targets};
 
 const REINSTALL: &str =
     "run `hybrid-bridge browser install` again (it rewrites the manifest and launcher)";
 
 /// Runs the browser-host checks for `targets` (default: Chromium, Chrome and Firefox).
-pub fn checks(targets: &Targets) -> Vec<Check> {
+pub(crate) fn checks(targets: &Targets) -> Vec<Check> {
     let mut labelled: Vec<(String, Location)> = Vec::new();
     if !targets.only_user_data_dir {
         let browsers = if targets.browsers.is_empty() {

@@ -39,7 +39,7 @@ fn socket_path(address: &str) -> Option<&str> {
 }
 
 /// Runs the Bluetooth checks.
-pub async fn checks(adapter: Option<&str>, scan_time: Duration) -> Vec<Check> {
+pub(crate) async fn checks(adapter: Option<&str>, scan_time: Duration) -> Vec<Check> {
     let mut out = Vec::new();
     const LATER: [&str; 5] = [
         "BlueZ",

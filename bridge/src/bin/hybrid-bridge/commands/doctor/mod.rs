@@ -4,60 +4,61 @@
 //! host ([`browser`]: per-browser manifests, the binary they start, the extension they allow),
 //! the relays ([`relays`]: DNS, TCP, TLS 1.3 and the `fido.cable` upgrade to Google's and
 //! Apple's tunnel domains and to a configured relay, each step timed), the system clock (phones
-//! check a QR code's timestamp, HYBRID.md §3) and the linked-phones file. `--json` prints the
-//! same report for a support ticket. Every network step is bounded by `--step-timeout`.
+//! check a QR code's timestamp, docs/PROTOCOL.md#qr-keys) and the linked-phones file. `--json`
+//! prints the same report for a support ticket. Every network step is bounded by `--step-timeout`.
 
-pub mod bluetooth;
-pub mod browser;
-pub mod relays;
+mod bluetooth;
+mod browser;
+mod relays;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bridge::BridgeError;
 use clap::{Args, ValueEnum};
+use cli_support::parse_duration;
 use serde::Serialize;
 
-use crate::error::BridgeError;
-use crate::native_host::install::Targets;
-use crate::units::parse_duration;
+use crate::commands::browser::Targets;
+use crate::flags::Settings;
 
 /// `hybrid-bridge doctor`.
 #[derive(Debug, Args)]
-pub struct DoctorArgs {
+pub(crate) struct DoctorArgs {
     /// Print the report as JSON (for a support ticket).
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Only these groups of checks (repeatable) [default: all].
     #[arg(long, value_enum)]
-    pub only: Vec<Section>,
+    pub(crate) only: Vec<Section>,
     /// Bluetooth adapter to check, e.g. hci0 [default: the first].
     #[arg(long)]
-    pub adapter: Option<String>,
+    pub(crate) adapter: Option<String>,
     /// How long to listen for adverts (a phone showing "connecting" should be heard).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "3s")]
-    pub scan_time: Duration,
+    pub(crate) scan_time: Duration,
     /// Also check this relay, e.g. wss://relay.example or ws://127.0.0.1:8080 (repeatable).
     #[arg(long, value_name = "URL")]
-    pub relay: Vec<String>,
+    pub(crate) relay: Vec<String>,
     /// The relay you configured for ceremonies (`--tunnel-override`, checked like --relay),
     /// `--connect-to` and `--extra-ca`: the same flags as `register` and `sign-in`.
     #[command(flatten)]
-    pub connection: tunnel_client::RelayArgs,
+    pub(crate) connection: tunnel_client::RelayArgs,
     /// Skip Google's and Apple's tunnel domains (e.g. on a network that only reaches your relay).
     #[arg(long)]
-    pub no_public_relays: bool,
+    pub(crate) no_public_relays: bool,
     /// Bound on each network step (DNS, TCP, TLS, WebSocket upgrade).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
-    pub step_timeout: Duration,
+    pub(crate) step_timeout: Duration,
     /// Which browsers' host manifests to check.
     #[command(flatten)]
-    pub browsers: Targets,
+    pub(crate) browsers: Targets,
 }
 
 /// A group of checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Section {
+pub(crate) enum Section {
     /// D-Bus, BlueZ, the adapter, scanning, adverts.
     Bluetooth,
     /// The native messaging host manifests.
@@ -85,7 +86,7 @@ impl Section {
 /// How a check went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub(crate) enum Status {
     /// ✓
     Pass,
     /// ✗: something to fix.
@@ -109,26 +110,26 @@ impl Status {
 
 /// One check.
 #[derive(Clone, Debug, Serialize)]
-pub struct Check {
+pub(crate) struct Check {
     /// Its group.
-    pub section: Section,
+    pub(crate) section: Section,
     /// What was checked, e.g. "adapter powered".
-    pub name: String,
+    pub(crate) name: String,
     /// How it went.
-    pub status: Status,
+    pub(crate) status: Status,
     /// What was found.
-    pub detail: String,
+    pub(crate) detail: String,
     /// What to do next, for a failure (or a hint for info).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub next: Option<String>,
+    pub(crate) next: Option<String>,
     /// How long it took, in milliseconds (network steps).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub elapsed_ms: Option<f64>,
+    pub(crate) elapsed_ms: Option<f64>,
 }
 
 impl Check {
     /// A check without timing.
-    pub fn new(
+    pub(crate) fn new(
         section: Section,
         name: impl Into<String>,
         status: Status,
@@ -145,13 +146,13 @@ impl Check {
     }
 
     /// With what to do next.
-    pub fn next(mut self, next: impl Into<String>) -> Self {
+    pub(crate) fn next(mut self, next: impl Into<String>) -> Self {
         self.next = Some(next.into());
         self
     }
 
     /// With a duration.
-    pub fn timed(mut self, d: Duration) -> Self {
+    pub(crate) fn timed(mut self, d: Duration) -> Self {
         self.elapsed_ms = Some(d.as_secs_f64() * 1e3);
         self
     }
@@ -159,15 +160,15 @@ impl Check {
 
 /// The whole report.
 #[derive(Clone, Debug, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// This program's version.
-    pub version: &'static str,
+    pub(crate) version: &'static str,
     /// When the checks ran (RFC 3339, UTC).
-    pub at: String,
+    pub(crate) at: String,
     /// Every check, in order.
-    pub checks: Vec<Check>,
+    pub(crate) checks: Vec<Check>,
     /// Number of failed checks.
-    pub failed: usize,
+    pub(crate) failed: usize,
 }
 
 impl Report {
@@ -182,7 +183,7 @@ impl Report {
     }
 
     /// The report for a person: a heading per group, a line per check.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let mut out = String::new();
         let mut section = None;
         for c in &self.checks {
@@ -223,7 +224,7 @@ impl Report {
 }
 
 /// Runs the checks and returns the report (printing is the caller's choice).
-pub async fn checks(args: &DoctorArgs, links_file: Option<PathBuf>) -> Report {
+async fn checks(args: &DoctorArgs, links_file: Option<PathBuf>) -> Report {
     let wanted = |s: Section| args.only.is_empty() || args.only.contains(&s);
     let mut checks = Vec::new();
     if wanted(Section::Bluetooth) {
@@ -244,8 +245,15 @@ pub async fn checks(args: &DoctorArgs, links_file: Option<PathBuf>) -> Report {
     Report::new(checks)
 }
 
+impl DoctorArgs {
+    /// Prints the report; fails (exit 1) when a check failed.
+    pub(crate) async fn run(&self, s: &Settings) -> Result<(), BridgeError> {
+        run(self, s.links_file.clone()).await
+    }
+}
+
 /// `hybrid-bridge doctor`: prints the report; fails (exit 1) when a check failed.
-pub async fn run(args: &DoctorArgs, links_file: Option<PathBuf>) -> Result<(), BridgeError> {
+async fn run(args: &DoctorArgs, links_file: Option<PathBuf>) -> Result<(), BridgeError> {
     use std::io::Write as _;
     let report = checks(args, links_file).await;
     let text = if args.json {

@@ -1,40 +1,39 @@
 //! The scan report (`hybrid-bridge scan --report FILE --events-out FILE`): every advert a scan
 //! session heard, as raw events (CSV or JSON) and as a self-contained HTML or SVG report —
 //! adverts per device over time, RSSI over time, reception rate and gaps, which adverts
-//! decrypted under the given QR code with their tunnel domain and routing ID (HYBRID.md §4,
-//! §5.1), and the adverts that break the spec (length, reserved bits, unknown domain). The
-//! [`Recorder`] only classifies and keeps events; [`render`] draws them.
+//! decrypted under the given QR code with their tunnel domain and routing ID
+//! (docs/PROTOCOL.md#advert, #tunnel-domains), and the adverts that break the spec (length,
+//! reserved bits, unknown domain). The [`Recorder`] only classifies and keeps events; [`render`]
+//! draws them.
 
-pub mod render;
+mod render;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use bridge::{BridgeError, HeardAdvert};
 use clap::Args;
 use hybrid_protocol::eid::{self, AdvertSuffix, ADVERT_LEN};
 use hybrid_protocol::error::PeerMisbehaved;
 use hybrid_protocol::keys::EidKey;
 use serde::Serialize;
 
-use crate::error::BridgeError;
-use crate::scanner::HeardAdvert;
-
 /// `scan`'s report flags.
 #[derive(Debug, Default, Args)]
-pub struct ReportArgs {
+pub(crate) struct ReportArgs {
     /// Write a report of the session when the scan ends: FILE.html (tables and plots) or
     /// FILE.svg (the plots).
     #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
+    pub(crate) report: Option<PathBuf>,
     /// Write the raw events when the scan ends: FILE.csv or FILE.json.
     #[arg(long, value_name = "FILE")]
-    pub events_out: Option<PathBuf>,
+    pub(crate) events_out: Option<PathBuf>,
 }
 
 /// What an advert turned out to be.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// No QR code was given, so it was not tried.
     Untried,
     /// Its tag did not match the QR code's key: someone else's advert.
@@ -57,7 +56,7 @@ pub enum Verdict {
 
 impl Verdict {
     /// A short name for tables and CSV: `untried`, `not_ours`, `decrypted`, `invalid`.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Self::Untried => "untried",
             Self::NotOurs => "not_ours",
@@ -69,28 +68,28 @@ impl Verdict {
 
 /// One advert heard.
 #[derive(Clone, Debug, Serialize)]
-pub struct ScanEvent {
+pub(crate) struct ScanEvent {
     /// Milliseconds since the scan started.
-    pub t_ms: f64,
+    pub(crate) t_ms: f64,
     /// The advertiser: its address on BLE; on the simulated medium, which has no addresses,
     /// `medium` and the service UUID.
-    pub device: String,
+    pub(crate) device: String,
     /// The 16-bit service UUID.
-    pub uuid16: u16,
+    pub(crate) uuid16: u16,
     /// Service data length.
-    pub len: usize,
+    pub(crate) len: usize,
     /// RSSI in dBm, when known.
-    pub rssi: Option<i16>,
+    pub(crate) rssi: Option<i16>,
     /// What it was.
-    pub verdict: Verdict,
+    pub(crate) verdict: Verdict,
     /// Ways it breaks the spec (empty for a good advert).
-    pub flags: Vec<String>,
+    pub(crate) flags: Vec<String>,
     /// The service data, hex (public: it is what the radio carried).
-    pub data: String,
+    pub(crate) data: String,
 }
 
 /// Classifies one advert under an optional EID key.
-pub fn classify(heard: &HeardAdvert, key: Option<&EidKey>) -> (Verdict, Vec<String>) {
+pub(crate) fn classify(heard: &HeardAdvert, key: Option<&EidKey>) -> (Verdict, Vec<String>) {
     let mut flags = Vec::new();
     let len = heard.data.len();
     if len < ADVERT_LEN {
@@ -141,7 +140,7 @@ pub fn classify(heard: &HeardAdvert, key: Option<&EidKey>) -> (Verdict, Vec<Stri
 
 /// Collects a scan session's events and writes them out at the end.
 #[derive(Debug)]
-pub struct Recorder {
+pub(crate) struct Recorder {
     args_report: Option<PathBuf>,
     args_events: Option<PathBuf>,
     key: Option<EidKey>,
@@ -160,7 +159,7 @@ fn extension(path: &Path) -> String {
 impl Recorder {
     /// A recorder for these flags (checked now, so a typo fails before the scan), trying
     /// adverts under `key` when given.
-    pub fn new(args: &ReportArgs, key: Option<&EidKey>) -> Result<Self, BridgeError> {
+    pub(crate) fn new(args: &ReportArgs, key: Option<&EidKey>) -> Result<Self, BridgeError> {
         if let Some(p) = &args.report {
             if !matches!(extension(p).as_str(), "html" | "htm" | "svg") {
                 return Err(BridgeError::Usage(format!(
@@ -187,12 +186,12 @@ impl Recorder {
     }
 
     /// Whether anything will be written (otherwise recording is skipped).
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.args_report.is_some() || self.args_events.is_some()
     }
 
     /// Records one advert, timed now.
-    pub fn record(&mut self, heard: &HeardAdvert) {
+    pub(crate) fn record(&mut self, heard: &HeardAdvert) {
         if !self.enabled() {
             return;
         }
@@ -212,13 +211,8 @@ impl Recorder {
         });
     }
 
-    /// The events so far.
-    pub fn events(&self) -> &[ScanEvent] {
-        &self.events
-    }
-
     /// Writes the report and events files; says where on stderr.
-    pub fn finish(self) -> Result<(), BridgeError> {
+    pub(crate) fn finish(self) -> Result<(), BridgeError> {
         let duration_ms = self.start.elapsed().as_secs_f64() * 1e3;
         if let Some(p) = &self.args_events {
             let text = match extension(p).as_str() {

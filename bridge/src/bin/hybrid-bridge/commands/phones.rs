@@ -1,0 +1,60 @@
+//! `hybrid-bridge phones`: the phones linked during earlier ceremonies — list them (name,
+//! relay, when linked; peer-chosen text escaped for the terminal) or forget one.
+
+use bridge::sanitize::for_terminal;
+use bridge::BridgeError;
+use clap::{Args, Subcommand};
+use cli_support::human_date;
+
+use crate::flags::Settings;
+
+/// `hybrid-bridge phones`.
+#[derive(Debug, Args)]
+pub(crate) struct PhonesArgs {
+    /// list or forget.
+    #[command(subcommand)]
+    pub(crate) action: PhonesAction,
+}
+
+/// `hybrid-bridge phones …`
+#[derive(Debug, Subcommand)]
+pub(crate) enum PhonesAction {
+    /// Show the linked phones.
+    List,
+    /// Delete a linked phone.
+    Forget {
+        /// Its name, as `hybrid-bridge phones list` shows it.
+        name: String,
+    },
+}
+
+impl PhonesArgs {
+    /// Lists (one line a phone on stdout) or forgets.
+    pub(crate) fn run(&self, s: &Settings) -> Result<(), BridgeError> {
+        let store = s.links()?;
+        match &self.action {
+            PhonesAction::List => {
+                let links = store.list()?;
+                if links.is_empty() && !s.quiet {
+                    eprintln!("no linked phones in {}", store.path().display());
+                }
+                for l in links {
+                    println!(
+                        "{}\t{}\tlinked {}",
+                        for_terminal(&l.name),
+                        for_terminal(&l.tunnel_domain),
+                        human_date(l.linked_at)
+                    );
+                }
+                Ok(())
+            }
+            PhonesAction::Forget { name } => {
+                store.forget(name)?;
+                if !s.quiet {
+                    eprintln!("forgot {name:?}");
+                }
+                Ok(())
+            }
+        }
+    }
+}
