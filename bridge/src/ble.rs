@@ -138,8 +138,17 @@ impl Scanner for BtleplugScanner {
                 Some(true) => hybrid_channel::l2cap::AddressType::LeRandom,
                 _ => hybrid_channel::l2cap::AddressType::LePublic,
             };
-            let channel = hybrid_channel::l2cap::connect(None, peer, peer_type, psm).await?;
-            Ok(Box::new(channel) as Box<dyn DataChannel>)
+            // BlueZ's discovery keeps the controller scanning; the kernel then connects only
+            // through its pending-connection list, slowly or not at all. Pause the scan for the
+            // connection (as libwebauthn stops it), and scan again for the next ceremony.
+            if let Err(e) = self.adapter.stop_scan().await {
+                tracing::debug!("cannot pause the scan before connecting: {e}");
+            }
+            let channel = hybrid_channel::l2cap::connect(None, peer, peer_type, psm).await;
+            if let Err(e) = self.adapter.start_scan(ScanFilter::default()).await {
+                tracing::debug!("cannot restart the scan after connecting: {e}");
+            }
+            Ok(Box::new(channel?) as Box<dyn DataChannel>)
         })
     }
 }

@@ -9,8 +9,8 @@
 //!                                          (shutdown; linger for a late linking update)
 //! ```
 //!
-//! The data channel of a QR session is chosen in Connecting ([`ChannelChoice`], HYBRID.md
-//! §10): with `auto` or `ble` the QR code lists the CTAP 2.3 BLE channel (key 6), and when the
+//! The data channel of a QR session is chosen in Connecting ([`ChannelChoice`],
+//! docs/PROTOCOL.md#ble-data-channel): with `auto` or `ble` the QR code lists the CTAP 2.3 BLE channel (key 6), and when the
 //! phone's advert announces an L2CAP PSM the bridge connects to it, bounded by
 //! [`Timeouts::ble_connect`]; otherwise, or when that fails under `auto`, it goes through the
 //! relay the advert names. Everything after runs on a [`DataChannel`] and is the same on
@@ -70,7 +70,11 @@ impl Default for Timeouts {
     }
 }
 
-/// Which data channel a QR session may use (HYBRID.md §10).
+/// How long one L2CAP connection attempt may hang before it is started afresh (within
+/// [`Timeouts::ble_connect`]).
+const BLE_CONNECT_ATTEMPT: Duration = Duration::from_secs(8);
+
+/// Which data channel a QR session may use (docs/PROTOCOL.md#ble-data-channel).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ChannelChoice {
     /// Only the relay, and the QR code does not list the BLE channel: phones from before
@@ -306,13 +310,25 @@ async fn open_channel(
         Some(psm) => {
             tracing::debug!(psm, "the phone offers the BLE channel");
             let bound = config.timeouts.ble_connect;
-            match tokio::time::timeout(bound, scanner.connect_ble(heard, psm)).await {
-                Ok(Ok(channel)) => return Ok(channel),
-                Ok(Err(e)) => format!("the phone's Bluetooth channel (PSM {psm:#06x}) failed: {e}"),
-                Err(_) => format!(
-                    "the phone's Bluetooth channel (PSM {psm:#06x}) did not connect in {}",
-                    crate::units::format_secs(bound)
-                ),
+            let deadline = Instant::now() + bound;
+            // An LE connection that hangs (the controller never sees the phone's connectable
+            // advert) is given up and tried afresh within the bound; a refusal is final.
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break format!(
+                        "the phone's Bluetooth channel (PSM {psm:#06x}) did not connect in {}",
+                        crate::units::format_secs(bound)
+                    );
+                }
+                let attempt = left.min(BLE_CONNECT_ATTEMPT);
+                match tokio::time::timeout(attempt, scanner.connect_ble(heard, psm)).await {
+                    Ok(Ok(channel)) => return Ok(channel),
+                    Ok(Err(e)) => {
+                        break format!("the phone's Bluetooth channel (PSM {psm:#06x}) failed: {e}")
+                    }
+                    Err(_) => tracing::debug!(psm, "the L2CAP connection hangs; trying again"),
+                }
             }
         }
         None => "the phone did not offer the Bluetooth channel (no L2CAP PSM in its advert)".into(),

@@ -1,4 +1,4 @@
-//! The real CTAP 2.3 BLE data channel (HYBRID.md §10): an LE credit-based L2CAP
+//! The real CTAP 2.3 BLE data channel (docs/PROTOCOL.md#ble-data-channel): an LE credit-based L2CAP
 //! connection-oriented channel through the kernel's Bluetooth sockets (`bluer`'s `l2cap`
 //! module, no D-Bus). The phone listens on a PSM the kernel allocates from the LE dynamic
 //! range and announces it in its advert's suffix; the desktop connects to the advertiser's
@@ -15,9 +15,9 @@ pub use bluer::{Address, AddressType};
 
 use crate::{ChannelError, ChannelKind, StreamChannel};
 
-/// How long to wait for the peer's receive MTU after connecting: until the kernel has it,
-/// bluer cuts writes to 16 bytes and the 81-byte Noise message 1 would go out in pieces.
-const MTU_WAIT: Duration = Duration::from_secs(2);
+/// How long to wait for a connection in progress to be accepted (the caller's own bound, the
+/// bridge's `--ble-connect-timeout`, is usually shorter).
+const CONNECT_WAIT: Duration = Duration::from_secs(30);
 
 /// The channel over a connected L2CAP stream.
 pub type L2capChannel = StreamChannel<Stream>;
@@ -59,25 +59,35 @@ pub async fn connect(
     let stream = socket
         .connect(SocketAddr::new(peer, peer_type, psm))
         .await
+        .map_err(ChannelError::ble(doing.clone()))?;
+    wait_until_connected(&stream)
+        .await
         .map_err(ChannelError::ble(doing))?;
-    wait_for_send_mtu(&stream).await;
     Ok(StreamChannel::new(stream, ChannelKind::Ble))
 }
 
-async fn wait_for_send_mtu(stream: &Stream) {
-    let deadline = tokio::time::Instant::now() + MTU_WAIT;
+/// Waits until the channel is up and the peer's receive MTU is known. `connect` can return
+/// while the LE credit-based connection request is still out: the phone may yet refuse the
+/// PSM (the socket then has no peer any more), and until the MTU is known bluer cuts writes
+/// to 16 bytes, so the 81-byte Noise message 1 would go out in pieces.
+async fn wait_until_connected(stream: &Stream) -> std::io::Result<()> {
+    let deadline = tokio::time::Instant::now() + CONNECT_WAIT;
     loop {
-        match stream.as_ref().send_mtu() {
-            Ok(mtu) if mtu > 0 => {
-                tracing::debug!(mtu, "L2CAP send MTU known");
-                return;
+        if let Ok(mtu) = stream.as_ref().send_mtu() {
+            if mtu > 0 {
+                tracing::debug!(mtu, "L2CAP channel up");
+                return Ok(());
             }
-            _ if tokio::time::Instant::now() >= deadline => {
-                tracing::debug!("L2CAP send MTU still unknown; the first writes may be split");
-                return;
-            }
-            _ => tokio::time::sleep(Duration::from_millis(20)).await,
         }
+        // Still connecting keeps the peer address; a refused or dropped channel loses it.
+        stream.peer_addr()?;
+        if tokio::time::Instant::now() >= deadline {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the phone did not complete the L2CAP connection",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -120,7 +130,9 @@ impl Listener {
             .accept()
             .await
             .map_err(ChannelError::ble("accepting the desktop"))?;
-        wait_for_send_mtu(&stream).await;
+        wait_until_connected(&stream)
+            .await
+            .map_err(ChannelError::ble("accepting the desktop"))?;
         Ok((StreamChannel::new(stream, ChannelKind::Ble), peer.addr))
     }
 }

@@ -1,4 +1,4 @@
-//! The data channel of one hybrid session (HYBRID.md §1, §10): after the advert, the two ends
+//! The data channel of one hybrid session (docs/PROTOCOL.md#flow-qr, #ble-data-channel): after the advert, the two ends
 //! exchange Noise messages and then encrypted frames over *a* channel, and nothing above this
 //! crate knows which one. [`DataChannel`] is that seam; it is implemented by the relay's
 //! WebSocket tunnel ([`tunnel_client::Tunnel`]), by a direct LE L2CAP connection-oriented
@@ -94,15 +94,15 @@ impl DataChannel for Tunnel {
     }
 
     fn send(&mut self, message: Vec<u8>) -> BoxFuture<'_, Result<(), ChannelError>> {
-        Box::pin(async move { Ok(Tunnel::send(self, message).await?) })
+        Box::pin(async move { Ok(Self::send(self, message).await?) })
     }
 
     fn recv(&mut self) -> BoxFuture<'_, Result<Option<Vec<u8>>, ChannelError>> {
-        Box::pin(async move { Ok(Tunnel::recv(self).await?) })
+        Box::pin(async move { Ok(Self::recv(self).await?) })
     }
 
     fn close(&mut self) -> BoxFuture<'_, ()> {
-        Box::pin(Tunnel::close(self))
+        Box::pin(Self::close(self))
     }
 }
 
@@ -116,25 +116,23 @@ pub trait ChannelListener: Send + Sync {
 
 impl ChannelListener for sim::SimListener {
     fn psm(&self) -> u16 {
-        sim::SimListener::psm(self)
+        Self::psm(self)
     }
 
     fn accept(&self) -> BoxFuture<'_, Result<Box<dyn DataChannel>, ChannelError>> {
-        Box::pin(async move {
-            Ok(Box::new(sim::SimListener::accept(self).await?) as Box<dyn DataChannel>)
-        })
+        Box::pin(async move { Ok(Box::new(Self::accept(self).await?) as Box<dyn DataChannel>) })
     }
 }
 
 #[cfg(feature = "l2cap")]
 impl ChannelListener for l2cap::Listener {
     fn psm(&self) -> u16 {
-        l2cap::Listener::psm(self)
+        Self::psm(self)
     }
 
     fn accept(&self) -> BoxFuture<'_, Result<Box<dyn DataChannel>, ChannelError>> {
         Box::pin(async move {
-            let (channel, peer) = l2cap::Listener::accept(self).await?;
+            let (channel, peer) = Self::accept(self).await?;
             tracing::debug!(%peer, "a desktop connected on the BLE channel");
             Ok(Box::new(channel) as Box<dyn DataChannel>)
         })

@@ -381,11 +381,7 @@ impl Common {
                 BleChannelArg::Refuse => BleChannel::Refuse,
             },
             advert_uuid: self.advert_uuid,
-            advert_extra: self
-                .advert_extra
-                .clone()
-                .map(|h| h.0)
-                .unwrap_or_default(),
+            advert_extra: self.advert_extra.clone().map(|h| h.0).unwrap_or_default(),
         }
     }
 

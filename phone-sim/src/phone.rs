@@ -67,7 +67,7 @@ pub struct PhoneConfig {
     pub name: String,
     /// How long to wait for the desktop at each step (Noise msg1, the request, shutdown).
     pub timeout: Duration,
-    /// Whether to offer the CTAP 2.3 BLE channel when the QR code lists it (HYBRID.md §10).
+    /// Whether to offer the CTAP 2.3 BLE channel when the QR code lists it (docs/PROTOCOL.md#ble-data-channel).
     pub ble_channel: BleChannel,
     /// The 16-bit service UUID of the adverts.
     pub advert_uuid: u16,

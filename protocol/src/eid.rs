@@ -95,7 +95,7 @@ impl EidPlaintext {
     }
 }
 
-/// The CTAP 2.3 suffix (HYBRID.md §4.4): a CBOR map after byte 20 from transport channel ID
+/// The CTAP 2.3 suffix (docs/PROTOCOL.md#advert-suffix): a CBOR map after byte 20 from transport channel ID
 /// ([`crate::qr::CHANNEL_TUNNEL`], [`crate::qr::CHANNEL_BLE`]) to that channel's data. The
 /// suffix is not covered by the advert's tag: it only says how the phone can be reached, and
 /// the Noise handshake that follows authenticates whichever channel is used.

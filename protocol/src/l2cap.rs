@@ -1,4 +1,4 @@
-//! The CTAP 2.3 BLE data channel (HYBRID.md §10): how messages are delimited on an LE L2CAP
+//! The CTAP 2.3 BLE data channel (docs/PROTOCOL.md#ble-data-channel): how messages are delimited on an LE L2CAP
 //! connection-oriented channel, which is a byte stream to both ends (the kernel may split or
 //! join SDUs). Each message — Noise message 1 or 2, then every encrypted frame — is sent as a
 //! 4-byte big-endian length followed by that many bytes, in one write.
@@ -17,7 +17,7 @@ use crate::error::{Error, Malformed, Misuse};
 /// Bytes of the length that precedes every message.
 pub const LENGTH_PREFIX: usize = 4;
 
-/// Largest message accepted on the channel: the largest encrypted frame (HYBRID.md §7), with
+/// Largest message accepted on the channel: the largest encrypted frame (docs/PROTOCOL.md#transport-framing), with
 /// room for padding and the tag.
 pub const MAX_MESSAGE: usize = crate::session::MAX_MESSAGE + 64;
 
