@@ -23,7 +23,7 @@ fi
 cargo build -q -j2 --bins -p bridge -p phone-sim -p tunnel-server --features phone-sim/bluez
 bin=$(realpath "${CARGO_TARGET_DIR:-target}/debug")
 export VM_MODULES="bluetooth hci_vhci ecdh_generic cmac ecb af_alg algif_hash algif_skcipher"
-export VM_TIMEOUT=${VM_TIMEOUT:-900}
+export VM_TIMEOUT=${VM_TIMEOUT:-1500}
 start=$(date +%s)
 status=0
 bash scripts/vm/run.sh scripts/bluetooth/guest.sh "$bin" "${BENCH_ROUNDS:-1}" || status=$?
