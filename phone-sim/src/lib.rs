@@ -3,7 +3,9 @@
 //! advertises its EID on a simulated BLE medium (an advert file), answers the Noise handshake
 //! and serves one CTAP2 command as a software authenticator with a JSON credential store.
 //! Linked phones hold a registration on the relay's contact channel and serve state-assisted
-//! sessions when woken.
+//! sessions when woken. When the QR code lists the CTAP 2.3 BLE data channel, the phone also
+//! listens on an L2CAP PSM (real with `bluez`, simulated beside the advert file), announces it
+//! in the advert, and serves the desktop on whichever channel brings its handshake.
 //!
 //! # Using it from a program
 //!
@@ -25,7 +27,10 @@
 //! ```
 //!
 //! # Layout
-//! - [`phone`](Phone): the session flows (QR and linked) over WebSockets.
+//! - [`config`](PhoneConfig): how the phone behaves.
+//! - [`phone`](Phone): the phone: its relay, the QR flow, the contact-channel client, and the
+//!   IO shell that runs a session over a data channel.
+//! - `session`: one session as a pure state machine ([`Operation`], [`Outcome`]).
 //! - `authenticator`: getInfo, makeCredential, getAssertion ([`Approve`], [`Attestation`]).
 //! - [`store`]: the atomic JSON credential store.
 //! - [`medium`]: the [`Advertiser`] trait, the [`AdvertFile`] medium and [`AdvertFault`]s.
@@ -36,10 +41,12 @@ mod authenticator;
 #[cfg(feature = "bluez")]
 mod bluez;
 pub mod cli;
+mod config;
 mod error;
 pub mod medium;
 mod phone;
 mod scan;
+mod session;
 pub mod store;
 mod terminal;
 
@@ -48,10 +55,12 @@ pub use authenticator::{
 };
 #[cfg(feature = "bluez")]
 pub use bluez::BluezAdvertiser;
+pub use config::{BleChannel, PhoneConfig};
 pub use error::PhoneError;
 pub use medium::{
     build_advert, AdvertFault, AdvertFile, Advertiser, MediumKnobs, RecordingAdvertiser,
 };
-pub use phone::{BleChannel, Operation, Outcome, Phone, PhoneConfig};
+pub use phone::Phone;
 pub use scan::{decode_png_qr, qr_from_file, qr_from_image, qr_from_text};
+pub use session::{Operation, Outcome};
 pub use store::{Store, StoredCredential, StoredLink};

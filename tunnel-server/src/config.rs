@@ -4,13 +4,15 @@
 //! the house style: raw flags → `Config::default()` overlaid with the TOML file (if
 //! `--config`) and then with every flag or variable that was given → `Config::validate`.
 //! `Config::check` adds what starting would find (TLS files, plaintext on a public address).
-//! Durations are written as `humantime` writes them (`30s`, `1m 30s`, `90days`), in flags,
-//! variables, the TOML file and `--print-config` alike; a bare number is seconds.
+//! Durations read and write the same way in flags, variables, the TOML file and
+//! `--print-config` (`30s`, `1m 30s`, `90days`; a bare number is seconds): every binary's one
+//! parser and formatter, `cli_support::duration`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cli_support::{format_duration, parse_duration};
 use hybrid_protocol::tunnel::RoutingId;
 use serde::{Deserialize, Serialize};
 
@@ -446,44 +448,6 @@ pub fn parse_routing_id(s: &str) -> Result<RoutingId, String> {
     RoutingId::from_hex(s).map_err(|e| format!("{e}; expected 6 hex digits such as 0A1B2C"))
 }
 
-/// Parses a duration as `humantime` writes it (`500ms`, `30s`, `2m`, `1m 30s`, `1h`,
-/// `90days`), or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. 500ms, 30s, 2m or 1h"))
-}
-
-/// A duration in units `humantime` reads back, largest first and days at most (humantime's own
-/// formatter writes 90 days as `2months 29days 2h 52m 48s`): `10s`, `2m`, `1m 30s`, `90days`.
-fn format_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    let nanos = d.subsec_nanos();
-    let days = secs / 86_400;
-    let parts = [
-        (days, if days == 1 { "day" } else { "days" }),
-        (secs / 3600 % 24, "h"),
-        (secs / 60 % 60, "m"),
-        (secs % 60, "s"),
-        (u64::from(nanos / 1_000_000), "ms"),
-        (u64::from(nanos / 1_000 % 1_000), "us"),
-        (u64::from(nanos % 1_000), "ns"),
-    ];
-    let text: Vec<String> = parts
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, unit)| format!("{n}{unit}"))
-        .collect();
-    if text.is_empty() {
-        "0s".to_string()
-    } else {
-        text.join(" ")
-    }
-}
-
 mod duration_text {
     use super::*;
     use serde::{Deserializer, Serializer};
@@ -523,38 +487,6 @@ mod routing_id_hex {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(
-            parse_duration("90days"),
-            Ok(Duration::from_secs(90 * 86_400))
-        );
-        assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("3 parsecs").is_err());
-        for (ms, text) in [
-            (500, "500ms"),
-            (10_000, "10s"),
-            (90_000, "1m 30s"),
-            (120_000, "2m"),
-            (1_500, "1s 500ms"),
-            (86_400_000, "1day"),
-            (90 * 86_400_000, "90days"),
-            (90 * 86_400_000 + 3_600_000, "90days 1h"),
-        ] {
-            let d = Duration::from_millis(ms);
-            assert_eq!(format_duration(d), text);
-            assert_eq!(parse_duration(text), Ok(d), "{text}");
-        }
-        assert_eq!(format_duration(Duration::ZERO), "0s");
-        let odd = Duration::new(3, 1_002_003);
-        assert_eq!(parse_duration(&format_duration(odd)), Ok(odd));
-    }
 
     #[test]
     fn default_is_valid_and_round_trips_through_toml() {

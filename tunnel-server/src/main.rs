@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use tunnel_server::config::parse_duration;
+use cli_support::parse_duration;
 use tunnel_server::{domain, LogFormat, ServeArgs};
 
 /// jemalloc, so memory comes back after tunnels close: see the `jemalloc` feature in Cargo.toml.
@@ -21,7 +21,11 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// A self-hostable caBLE v2 (CTAP 2.2 hybrid) tunnel relay.
 #[derive(Parser)]
-#[command(version, args_conflicts_with_subcommands = true)]
+#[command(
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = cli_support::DURATION_FORMS
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -53,6 +57,7 @@ enum Command {
     },
     /// Check a running relay: GET /healthz, exit 0 if it answers 200 OK, 1 if not (for
     /// container health checks). Reads the same configuration as serving does.
+    #[command(after_help = cli_support::DURATION_FORMS)]
     Health {
         /// Address to check [default: the configured --listen; 0.0.0.0 and [::] mean this
         /// machine]. The configured --metrics-listen address is checked in plain HTTP.

@@ -74,7 +74,11 @@ fn environment_variables_configure_the_server() {
         .output()
         .expect("binary runs");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("write e.g. 500ms, 30s, 2m or 1h"), "{err}");
+    assert!(
+        err.contains("\"soon\" is not a duration")
+            && err.contains("write e.g. 500ms, 30s, 2m, 1m30s or 1h"),
+        "{err}"
+    );
 }
 
 #[test]

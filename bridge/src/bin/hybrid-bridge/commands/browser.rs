@@ -229,28 +229,10 @@ pub(crate) fn launcher(binary: &Path, flags: &[String], log_file: Option<&Path>)
     )
 }
 
+/// Writes a file whole or not at all with `mode` (the manifest 0644, the launcher 0755).
 fn write_atomic(path: &Path, contents: &str, mode: u32) -> Result<(), BridgeError> {
-    use std::io::Write as _;
-    let err = |e| BridgeError::file("writing", path, e);
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(mode);
-    }
-    let mut f = opts.open(&tmp).map_err(err)?;
-    f.write_all(contents.as_bytes()).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    drop(f);
-    #[cfg(unix)]
-    {
-        // The umask may have narrowed the mode; the browser must be able to run the launcher.
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(err)?;
-    }
-    std::fs::rename(&tmp, path).map_err(err)
+    fsutil::write_atomic_with_mode(path, contents.as_bytes(), mode)
+        .map_err(|e| BridgeError::file("writing", path, e))
 }
 
 impl BrowserArgs {
