@@ -418,11 +418,25 @@ async fn linked_transaction_with(
     let signal_connection = tunnel
         .header(SIGNAL_CONNECTION_HEADER)?
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let (matched, _) = run
-        .timed(
-            config.timeouts.advert,
-            wait_for_advert(&eid_key, config.min_rssi, scanner, &run),
-        )
+    // The tunnel is watched while the phone is woken: a relay that goes away (killed,
+    // restarted) is reported as such at once, not as a phone that never answered. What
+    // arrives meanwhile (the relay's phone-connected signal) is kept for the handshake.
+    let mut early: Option<Vec<u8>> = None;
+    let matched = run
+        .timed(config.timeouts.advert, async {
+            let advert = wait_for_advert(&eid_key, config.min_rssi, scanner, &run);
+            tokio::pin!(advert);
+            loop {
+                tokio::select! {
+                    matched = &mut advert => return matched.map(|(m, _)| m),
+                    got = tunnel.recv(), if early.is_none() => {
+                        early = Some(got?.ok_or(BridgeError::Closed {
+                            during: "before the phone answered",
+                        })?);
+                    }
+                }
+            }
+        })
         .await?;
     run.emit(Event::Channel {
         channel: ChannelKind::Relay,
@@ -434,9 +448,12 @@ async fn linked_transaction_with(
     tunnel.send(msg1.to_vec()).await?;
     let (session, ph, revision) = run
         .timed(config.timeouts.handshake, async {
-            let mut msg2 = tunnel.recv().await?.ok_or(BridgeError::Closed {
-                during: "during the handshake",
-            })?;
+            let mut msg2 = match early.take() {
+                Some(m) => m,
+                None => tunnel.recv().await?.ok_or(BridgeError::Closed {
+                    during: "during the handshake",
+                })?,
+            };
             if signal_connection {
                 if msg2 != [0x00] {
                     return Err(RelayError::Protocol {

@@ -5,7 +5,9 @@
 //! load on a shared machine hits both alike; then relayed messages/s in 1 KiB ping-pong with
 //! the server's CPU time per message. By default both servers are child processes on loopback
 //! ([`crate::servers`]); `--url` measures any running server instead (`--pid` for RSS and CPU;
-//! give it a high `--messages-per-side` for the throughput test). Many tunnels need many
+//! give it a high `--messages-per-side` for the throughput test), and `--baseline-url` takes a
+//! running server as the baseline in place of the floor (a relay behind a proxy at `--url`
+//! against the same relay directly: what the proxy costs). Many tunnels need many
 //! descriptors: raise `ulimit -n` first (both servers inherit it).
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +35,14 @@ pub(crate) struct BenchArgs {
     /// PID of the server at --url, for RSS and CPU.
     #[arg(long)]
     pid: Option<u32>,
+    /// Compare with this running server (ws://host:port) instead of the bare-relay floor:
+    /// e.g. the relay itself, with --url pointing at a proxy in front of it. The columns
+    /// headed "floor" are then this baseline.
+    #[arg(long, value_name = "URL")]
+    baseline_url: Option<String>,
+    /// PID of the server at --baseline-url, for RSS and CPU.
+    #[arg(long, requires = "baseline_url")]
+    baseline_pid: Option<u32>,
     /// Concurrencies for the ceremony benchmark.
     #[arg(long, value_delimiter = ',', default_value = "1,32")]
     concurrency: Vec<usize>,
@@ -80,6 +90,14 @@ async fn server_target(args: &BenchArgs) -> Result<Target> {
     start_relay(&relay_beside_loadgen()?, &extra).await
 }
 
+/// Starts the floor, or names the running baseline that replaces it.
+async fn floor_target(args: &BenchArgs) -> Result<Target> {
+    match &args.baseline_url {
+        Some(url) => Ok(Target::running("baseline", url, args.baseline_pid)),
+        None => start_floor().await,
+    }
+}
+
 /// Every headline figure, for one server.
 #[derive(Default, Clone, Copy)]
 struct Figures {
@@ -122,7 +140,7 @@ pub(crate) async fn run(cli: &BenchArgs) -> Result<()> {
         let target = if fresh {
             server_target(cli).await?
         } else {
-            start_floor().await?
+            floor_target(cli).await?
         };
         let r = rss(&target, cli.idle, cli.paired, cli.settle).await;
         let f = &mut figures[i];
@@ -150,7 +168,7 @@ pub(crate) async fn run(cli: &BenchArgs) -> Result<()> {
     }
 
     let server = server_target(cli).await?;
-    let floor = start_floor().await?;
+    let floor = floor_target(cli).await?;
     println!(
         "\n{} at {}, {} at {}",
         server.name, server.url, floor.name, floor.url

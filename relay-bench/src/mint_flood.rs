@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use futures_util::SinkExt as _;
+use hybrid_protocol::contact::{CONTACT_ID_HEADER, REGISTRATION_SECRET_HEADER};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{next_binary, open_pair, open_with, quantile, read_to_end};
@@ -33,7 +34,9 @@ pub(crate) struct MintFloodArgs {
 pub(crate) async fn run(args: &MintFloodArgs) -> Result<()> {
     let mut config = tunnel_server::Config::default();
     config.limits.max_contacts = args.entries;
+    // The registry is what is measured, not the mint limits.
     config.limits.registrations_per_ip_per_minute = 0;
+    config.limits.registrations_per_minute = 0;
     config.limits.max_connections_per_ip = 0;
     let server = tunnel_server::RunningServer::start(config)
         .await
@@ -105,15 +108,19 @@ async fn confirmed_phone(base: &str) -> Result<()> {
             .to_string())
     };
     let (id, secret) = (
-        header("X-caBLE-Contact-ID")?,
-        header("X-caBLE-Registration-Secret")?,
+        header(CONTACT_ID_HEADER)?,
+        header(REGISTRATION_SECRET_HEADER)?,
     );
-    open_with(
-        &format!("{base}/cable/register/{id}"),
-        &[("X-caBLE-Registration-Secret", secret)],
-    )
-    .await
-    .context("resuming the contact ID")?;
+    // Resumed twice: confirmed, then in use, which a full registry never evicts (a contact ID
+    // only confirmed would make room for the flood's mints instead of refusing them).
+    for _ in 0..2 {
+        open_with(
+            &format!("{base}/cable/register/{id}"),
+            &[(REGISTRATION_SECRET_HEADER, secret.clone())],
+        )
+        .await
+        .context("resuming the contact ID")?;
+    }
     Ok(())
 }
 

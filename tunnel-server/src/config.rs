@@ -17,6 +17,7 @@ use hybrid_protocol::tunnel::RoutingId;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ServerError;
+use crate::fleet;
 
 /// Everything the relay needs to run. `Config::default()` is a working loopback relay.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -32,11 +33,18 @@ pub struct Config {
     /// contact ID it mints. Each instance behind one proxy needs its own.
     #[serde(with = "routing_id_hex")]
     pub routing_id: RoutingId,
+    /// Add the ordinal at the end of the host name (a StatefulSet pod's, `relay-3` → 3) to
+    /// `routing_id`, so every pod of a fleet has its own routing ID from one shared
+    /// configuration ([`crate::fleet`]). Applied when the configuration is resolved, which
+    /// then reads `false` with the pod's own `routing_id`.
+    pub routing_id_from_hostname: bool,
     /// TLS certificate chain and key; `None` serves plain `ws://`.
     pub tls: Option<TlsConfig>,
     /// Allow plain `ws://` on a non-loopback address (a TLS-terminating proxy in front).
     pub insecure_plaintext: bool,
-    /// If non-empty, an `Origin` header that is present must be one of these (absent is fine).
+    /// Web page origins allowed on the tunnel endpoints. Other page origins are refused; no
+    /// `Origin` and `ws://`/`wss://` origins (programs, Chromium's hybrid code) are always
+    /// accepted, and `/cable/register` refuses every `Origin` (README "Browser pages").
     pub allowed_origins: Vec<String>,
     /// File that keeps minted contact IDs across restarts (`None`: memory only, so a restart
     /// answers 410 to every linked phone). Keep `routing_id` unchanged with it.
@@ -114,6 +122,15 @@ pub struct Limits {
     /// New contact IDs minted per client IP per minute (0 = unlimited; behind a proxy use 0
     /// and rate-limit `/cable/register` in the proxy). Resuming is not limited.
     pub registrations_per_ip_per_minute: u32,
+    /// New contact IDs minted per IPv6 /48 per minute, all its clients together (0 =
+    /// unlimited): one /48 from a tunnel broker holds 65,536 /64 clients.
+    pub registrations_per_ipv6_48_per_minute: u32,
+    /// New contact IDs minted per IPv6 /32 per minute, all its clients together (0 =
+    /// unlimited).
+    pub registrations_per_ipv6_32_per_minute: u32,
+    /// New contact IDs minted per minute by the whole relay (0 = unlimited): bounds how fast
+    /// any number of addresses can fill the registry.
+    pub registrations_per_minute: u32,
     /// Wake-ups kept for a phone whose registration socket is not connected.
     pub max_pending_wakeups: usize,
     /// Ping interval on registration sockets; two silent intervals close it.
@@ -141,6 +158,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             metrics_listen: None,
             routing_id: RoutingId([0, 0, 0]),
+            routing_id_from_hostname: false,
             tls: None,
             insecure_plaintext: false,
             allowed_origins: Vec::new(),
@@ -171,6 +189,9 @@ impl Default for Limits {
             contact_expiry: Duration::from_secs(90 * 24 * 3600),
             unconfirmed_contact_expiry: Duration::from_secs(5 * 60),
             registrations_per_ip_per_minute: 10,
+            registrations_per_ipv6_48_per_minute: 30,
+            registrations_per_ipv6_32_per_minute: 120,
+            registrations_per_minute: 600,
             max_pending_wakeups: 4,
             registration_ping_interval: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
@@ -254,6 +275,27 @@ impl Config {
         Ok(())
     }
 
+    /// Applies `routing_id_from_hostname` for a machine named `host`: `routing_id` becomes
+    /// this pod's own ([`fleet::routing_id_for_ordinal`]) and the flag is cleared, so applying
+    /// it again changes nothing and the result reads back as it is.
+    pub fn apply_hostname(&mut self, host: &str) -> Result<(), ServerError> {
+        if self.routing_id_from_hostname {
+            let ordinal = fleet::ordinal_of_hostname(host)?;
+            self.routing_id = fleet::routing_id_for_ordinal(self.routing_id, ordinal)?;
+            self.routing_id_from_hostname = false;
+        }
+        Ok(())
+    }
+
+    /// [`apply_hostname`](Self::apply_hostname) with this machine's host name, if the
+    /// setting is on.
+    pub fn apply_own_hostname(&mut self) -> Result<(), ServerError> {
+        if self.routing_id_from_hostname {
+            self.apply_hostname(&fleet::hostname()?)?;
+        }
+        Ok(())
+    }
+
     /// Loads a TOML file over the defaults.
     pub fn from_toml_file(path: &Path) -> Result<Self, ServerError> {
         let text = std::fs::read_to_string(path).map_err(|e| ServerError::ConfigFile {
@@ -284,6 +326,10 @@ pub struct ServeArgs {
     /// This instance's routing ID, 6 hex digits [default: 000000].
     #[arg(long, env = "TUNNEL_SERVER_ROUTING_ID", value_parser = parse_routing_id)]
     pub routing_id: Option<RoutingId>,
+    /// Add the ordinal at the end of the host name to --routing-id: pod relay-3 of a
+    /// StatefulSet serves --routing-id + 3 (deploy/kubernetes/) [default: off].
+    #[arg(long, env = "TUNNEL_SERVER_ROUTING_ID_FROM_HOSTNAME")]
+    pub routing_id_from_hostname: bool,
     /// TLS certificate chain (PEM); needs --tls-key.
     #[arg(long, env = "TUNNEL_SERVER_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -293,7 +339,8 @@ pub struct ServeArgs {
     /// Serve plain ws:// on a non-loopback address (only behind a TLS-terminating proxy).
     #[arg(long, env = "TUNNEL_SERVER_INSECURE_PLAINTEXT")]
     pub insecure_plaintext: bool,
-    /// Allowed Origin header value (repeatable); a request without Origin is always allowed.
+    /// A web page origin allowed to open tunnels (repeatable); other page origins get 403.
+    /// Requests without Origin, or with a ws:// or wss:// one, are always allowed.
     #[arg(
         long = "allowed-origin",
         env = "TUNNEL_SERVER_ALLOWED_ORIGINS",
@@ -355,6 +402,23 @@ pub struct ServeArgs {
     /// New contact IDs per client IP per minute, 0 = unlimited [default: 10].
     #[arg(long, env = "TUNNEL_SERVER_REGISTRATIONS_PER_IP_PER_MINUTE")]
     pub registrations_per_ip_per_minute: Option<u32>,
+    /// New contact IDs per IPv6 /48 per minute, all its clients together, 0 = unlimited
+    /// [default: 30].
+    #[arg(
+        long = "registrations-per-ipv6-48-per-minute",
+        env = "TUNNEL_SERVER_REGISTRATIONS_PER_IPV6_48_PER_MINUTE"
+    )]
+    pub registrations_per_ipv6_48_per_minute: Option<u32>,
+    /// New contact IDs per IPv6 /32 per minute, all its clients together, 0 = unlimited
+    /// [default: 120].
+    #[arg(
+        long = "registrations-per-ipv6-32-per-minute",
+        env = "TUNNEL_SERVER_REGISTRATIONS_PER_IPV6_32_PER_MINUTE"
+    )]
+    pub registrations_per_ipv6_32_per_minute: Option<u32>,
+    /// New contact IDs per minute for the whole relay, 0 = unlimited [default: 600].
+    #[arg(long, env = "TUNNEL_SERVER_REGISTRATIONS_PER_MINUTE")]
+    pub registrations_per_minute: Option<u32>,
     /// Wake-ups kept for a disconnected phone [default: 4].
     #[arg(long, env = "TUNNEL_SERVER_MAX_PENDING_WAKEUPS")]
     pub max_pending_wakeups: Option<usize>,
@@ -370,8 +434,17 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// Defaults, overlaid with `--config`, overlaid with the flags given; then validated.
+    /// Defaults, overlaid with `--config`, overlaid with the flags given, with
+    /// `routing_id_from_hostname` applied to this machine's host name; then validated.
     pub fn resolve(&self) -> Result<Config, ServerError> {
+        let mut c = self.resolve_base()?;
+        c.apply_own_hostname()?;
+        Ok(c)
+    }
+
+    /// Like [`resolve`](Self::resolve) without applying `routing_id_from_hostname`: with it
+    /// on, `routing_id` is the fleet's base (what `tunnel-server fleet` renders from).
+    pub fn resolve_base(&self) -> Result<Config, ServerError> {
         let mut c = match &self.config {
             Some(path) => Config::from_toml_file(path)?,
             None => Config::default(),
@@ -401,6 +474,9 @@ impl ServeArgs {
             contact_expiry => c.limits.contact_expiry,
             unconfirmed_contact_expiry => c.limits.unconfirmed_contact_expiry,
             registrations_per_ip_per_minute => c.limits.registrations_per_ip_per_minute,
+            registrations_per_ipv6_48_per_minute => c.limits.registrations_per_ipv6_48_per_minute,
+            registrations_per_ipv6_32_per_minute => c.limits.registrations_per_ipv6_32_per_minute,
+            registrations_per_minute => c.limits.registrations_per_minute,
             max_pending_wakeups => c.limits.max_pending_wakeups,
             registration_ping_interval => c.limits.registration_ping_interval,
             shutdown_grace => c.limits.shutdown_grace,
@@ -420,6 +496,9 @@ impl ServeArgs {
         }
         if self.insecure_plaintext {
             c.insecure_plaintext = true;
+        }
+        if self.routing_id_from_hostname {
+            c.routing_id_from_hostname = true;
         }
         if !self.allowed_origins.is_empty() {
             c.allowed_origins = self.allowed_origins.clone();
@@ -516,6 +595,44 @@ mod tests {
         assert_eq!(c.limits.idle_timeout, Duration::from_secs(5));
         assert_eq!(c.limits.messages_per_side, 9);
         assert_eq!(c.limits.tunnel_lifetime, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn routing_id_from_hostname_adds_the_pod_ordinal_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "routing_id = \"0A0B00\"\nrouting_id_from_hostname = true\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        let base = args.resolve_base().unwrap();
+        assert!(base.routing_id_from_hostname);
+        assert_eq!(base.routing_id, RoutingId([0x0a, 0x0b, 0x00]));
+        let mut pod = base.clone();
+        pod.apply_hostname("relay-3").unwrap();
+        assert_eq!(pod.routing_id, RoutingId([0x0a, 0x0b, 0x03]));
+        assert!(!pod.routing_id_from_hostname);
+        // Applied once: the resolved configuration reads back as this pod's.
+        let again = pod.clone();
+        pod.apply_hostname("relay-5").unwrap();
+        assert_eq!(pod, again);
+        let back: Config = toml::from_str(&toml::to_string(&pod).unwrap()).unwrap();
+        assert_eq!(back, pod);
+        let e = base
+            .clone()
+            .apply_hostname("relay")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ending in -<ordinal>"), "{e}");
+        // Off, the host name is not read at all.
+        let mut off = Config::default();
+        off.apply_hostname("no ordinal here").unwrap();
+        assert_eq!(off.routing_id, RoutingId([0, 0, 0]));
     }
 
     #[test]

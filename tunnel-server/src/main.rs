@@ -1,6 +1,7 @@
 //! The `tunnel-server` binary: sets up logging, parses flags, binds, runs the relay until
 //! SIGTERM or ctrl-c, and maps the result to an exit code. `tunnel-server domain` prints
 //! tunnel domain names; `tunnel-server health` checks a running relay (exit 0 or 1);
+//! `tunnel-server fleet` renders a fleet's router configuration and per-pod Services;
 //! `--check` checks a configuration and `--print-config` prints it.
 
 mod health;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use cli_support::parse_duration;
+use tunnel_server::fleet::{self, Fleet};
 use tunnel_server::{domain, LogFormat, ServeArgs};
 
 /// jemalloc, so memory comes back after tunnels close: see the `jemalloc` feature in Cargo.toml.
@@ -73,6 +75,32 @@ enum Command {
         #[command(flatten)]
         serve: Box<ServeArgs>,
     },
+    /// Print what a fleet of relays behind one nginx router needs, from the relays'
+    /// configuration (its routing_id is pod 0's; pod N serves routing_id + N, see
+    /// --routing-id-from-hostname): the router's configuration, or one Service per pod.
+    /// deploy/kubernetes/ ships both for 3 replicas.
+    Fleet {
+        /// What to print.
+        #[arg(value_enum)]
+        output: FleetOutput,
+        /// Pods in the StatefulSet.
+        #[arg(long, default_value_t = 3)]
+        replicas: u32,
+        /// The StatefulSet's name (its pods are NAME-0, NAME-1, …).
+        #[arg(long, default_value = "relay")]
+        name: String,
+        // The relays' configuration (routing ID and listen port), boxed as for `health`.
+        #[command(flatten)]
+        serve: Box<ServeArgs>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FleetOutput {
+    /// The nginx configuration of the router (http context).
+    Router,
+    /// One Kubernetes Service per pod (YAML), the router's upstreams.
+    Services,
 }
 
 fn main() -> ExitCode {
@@ -93,6 +121,12 @@ fn main() -> ExitCode {
             timeout,
             serve,
         }) => health_command(address, ready, timeout, &serve),
+        Some(Command::Fleet {
+            output,
+            replicas,
+            name,
+            serve,
+        }) => fleet_command(output, replicas, name, &serve),
         None if cli.print_config => print_config(&cli.serve),
         None if cli.check => check_config(&cli.serve),
         None => serve(&cli.serve),
@@ -152,7 +186,32 @@ fn check_config(args: &ServeArgs) -> anyhow::Result<()> {
         None if config.insecure_plaintext => "plaintext behind a TLS proxy".to_string(),
         None => "plaintext on loopback".to_string(),
     };
-    println!("configuration ok: listen {}, {tls}", config.listen);
+    println!(
+        "configuration ok: listen {}, routing ID {}, {tls}",
+        config.listen, config.routing_id
+    );
+    Ok(())
+}
+
+fn fleet_command(
+    output: FleetOutput,
+    replicas: u32,
+    name: String,
+    args: &ServeArgs,
+) -> anyhow::Result<()> {
+    // The fleet's base routing ID: the host name of whoever renders does not matter.
+    let config = args.resolve_base()?;
+    let fleet = Fleet {
+        name,
+        replicas,
+        base: config.routing_id,
+        port: config.listen.port(),
+    };
+    let text = match output {
+        FleetOutput::Router => fleet::render_router(&fleet)?,
+        FleetOutput::Services => fleet::render_services(&fleet)?,
+    };
+    print!("{text}");
     Ok(())
 }
 
@@ -162,7 +221,8 @@ fn health_command(
     timeout: Duration,
     args: &ServeArgs,
 ) -> anyhow::Result<()> {
-    let config = args.resolve()?;
+    // Only the addresses and TLS matter here, not which routing ID this pod serves.
+    let config = args.resolve_base()?;
     let target = health::local_target(address.unwrap_or(config.listen));
     // The metrics listener is plain HTTP whatever the main listener speaks.
     let tls = match config.metrics_listen.map(health::local_target) {
