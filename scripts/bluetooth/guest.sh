@@ -11,7 +11,20 @@ bin=$1
 bench=${2:-1}
 here=$VM_SCRIPT_DIR
 export PATH="$bin:$PATH" RUST_LOG=${RUST_LOG:-warn}
-rp() { /usr/bin/python3 "$here/rp.py" "$@"; }
+# One relying-party process for the whole run (rp.py serve): importing python-fido2 takes many
+# seconds under emulation. It starts first, so that the import overlaps the stack's setup.
+coproc RP { exec /usr/bin/python3 "$here/rp.py" serve 2> rp.log; }
+# rp COMMAND ARGS...: one request; prints the reply's value, fails on an error reply.
+rp() {
+  local reply
+  printf '%q ' "$@" >&"${RP[1]}"; echo >&"${RP[1]}"
+  IFS= read -r reply <&"${RP[0]}" || { echo "rp: the relying party died: $(tail -2 rp.log)" >&2; return 1; }
+  case $reply in
+    ok) ;;
+    "ok "*) echo "${reply#ok }" ;;
+    *) echo "rp: $reply" >&2; return 1 ;;
+  esac
+}
 up() { cut -d' ' -f1 /proc/uptime; }
 failed=0
 pass() { echo "PASS $1 ($(up) s)"; }
@@ -108,22 +121,9 @@ ceremony() {
   fi
 }
 # used_channel NAME: the channel the bridge reported.
-used_channel() { /usr/bin/python3 -c '
-import json, sys
-for line in open(sys.argv[1]):
-    try: e = json.loads(line)
-    except ValueError: continue
-    if e.get("event") == "channel": print(e["channel"])' "$1".events; }
+used_channel() { rp channel "$1".events; }
 # advert_to_ctap NAME: ms from the matched advert to the CTAP request going out.
-advert_to_ctap() { /usr/bin/python3 -c '
-import json, sys
-t = {}
-for line in open(sys.argv[1]):
-    try: e = json.loads(line)
-    except ValueError: continue
-    if e.get("event") == "advert_matched": t["a"] = e["elapsed_ms"]
-    if e.get("event") == "phase" and e.get("phase") == "awaiting_user": t["c"] = e["elapsed_ms"]
-print(t["c"] - t["a"])' "$1".events; }
+advert_to_ctap() { rp advert-to-ctap "$1".events; }
 
 echo "== section 1: through the relay ($(up) s)"
 start_relay || { echo "FAIL setup: the relay did not start"; exit 1; }
@@ -218,11 +218,8 @@ sed 's/^/bench: /' bench.txt
 echo "== doctor against the real bluetoothd ($(up) s)"
 doctor_status() {  # doctor_status CHECK_NAME ARGS...: the status doctor gives that check
   local name=$1; shift
-  hybrid-bridge doctor --json --only bluetooth --scan-time 1s "$@" 2>/dev/null |
-    /usr/bin/python3 -c '
-import json, sys
-r = json.load(sys.stdin)
-print(next((c["status"] for c in r["checks"] if c["name"] == sys.argv[1]), "absent"))' "$name"
+  hybrid-bridge doctor --json --only bluetooth --scan-time 1s "$@" > doctor.json 2>/dev/null
+  rp doctor-status doctor.json "$name"
 }
 [ "$(doctor_status 'adapter powered' --adapter hci1)" = pass ] &&
   pass "doctor: controller present and powered" || fail "doctor present" "$(doctor_status 'adapter powered' --adapter hci1)"
