@@ -3,9 +3,15 @@
 //! service filter (BlueZ with a filter delivers nothing for some phones) and keeps service data
 //! of at least 20 bytes under any 16-bit UUID (BlueZ reports 128-bit UUIDs). It reaches a phone
 //! that offers the CTAP 2.3 BLE channel with an LE L2CAP connection (`hybrid_channel::l2cap`).
+//!
+//! BlueZ can believe it is discovering while the controller is not: a discovery started while
+//! the previous client's stop is still in flight (another `hybrid-bridge` that just exited) is
+//! joined to a discovery that the controller refused (`Busy`), and nothing is ever reported.
+//! So a scan that has reported nothing for [`RESCAN_AFTER`] is stopped and started again.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::time::Duration;
 
 use btleplug::api::{
     Central as _, CentralEvent, CentralState, Manager as _, Peripheral as _, ScanFilter,
@@ -17,6 +23,9 @@ use hybrid_protocol::eid::uuid128_to_16;
 
 use crate::error::BridgeError;
 use crate::scanner::{BoxFuture, HeardAdvert, Scanner};
+
+/// How long a scan may report nothing at all before it is started afresh (see the module doc).
+pub const RESCAN_AFTER: Duration = Duration::from_secs(15);
 
 /// Scans with the first (or a named) Bluetooth adapter.
 pub struct BtleplugScanner {
@@ -67,6 +76,21 @@ impl BtleplugScanner {
         })
     }
 
+    /// Stops the scan and starts it again (best effort: a failure is logged, and the next
+    /// silence tries again).
+    async fn rescan(&mut self) {
+        tracing::debug!(
+            "no Bluetooth event in {} s; starting the scan afresh",
+            RESCAN_AFTER.as_secs()
+        );
+        if let Err(e) = self.adapter.stop_scan().await {
+            tracing::debug!("stopping the scan: {e}");
+        }
+        if let Err(e) = self.adapter.start_scan(ScanFilter::default()).await {
+            tracing::debug!("starting the scan again: {e}");
+        }
+    }
+
     async fn handle(&mut self, event: CentralEvent) {
         let CentralEvent::ServiceDataAdvertisement { id, service_data } = event else {
             if let CentralEvent::StateUpdate(CentralState::PoweredOff) = event {
@@ -110,9 +134,10 @@ impl Scanner for BtleplugScanner {
                 if let Some(a) = self.pending.pop_front() {
                     return Ok(a);
                 }
-                match self.events.next().await {
-                    Some(e) => self.handle(e).await,
-                    None => {
+                match tokio::time::timeout(RESCAN_AFTER, self.events.next()).await {
+                    Ok(Some(e)) => self.handle(e).await,
+                    Err(_) => self.rescan().await,
+                    Ok(None) => {
                         return Err(BridgeError::Bluetooth(
                             "the Bluetooth event stream ended; was bluetoothd restarted?".into(),
                         ))
