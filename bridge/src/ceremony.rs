@@ -3,35 +3,45 @@
 //! calls; all wire logic is in `hybrid_protocol`.
 //!
 //! ```text
-//!  QR:     ShowingQr → AwaitingAdvert ──match──→ Connecting ──101──→ Handshaking
-//!  linked: ContactingPhone (contact socket + advert wait) ─────────→ Handshaking
+//!  QR:     ShowingQr → AwaitingAdvert ──match──→ Connecting ──channel open──→ Handshaking
+//!  linked: ContactingPhone (contact socket + advert wait) ───────────────→ Handshaking
 //!  Handshaking ──msg2, post-handshake──→ AwaitingUser ──CTAP reply──→ Done
 //!                                          (shutdown; linger for a late linking update)
 //! ```
 //!
+//! The data channel of a QR session is chosen in Connecting ([`ChannelChoice`],
+//! docs/PROTOCOL.md#ble-data-channel): with `auto` or `ble` the QR code lists the CTAP 2.3 BLE
+//! channel (key 6), and when the phone's advert announces an L2CAP PSM the bridge connects to
+//! it, bounded by [`Timeouts::ble_connect`]; otherwise, or when that fails under `auto`, it
+//! goes through the relay the advert names. Everything after runs on a [`DataChannel`] and is
+//! the same on both. Linked sessions always use the relay: CTAP 2.3 defines no BLE channel for
+//! them.
+//!
 //! Every stage has its own timeout ([`Timeouts`]) and its error names the stage. After the
 //! handshake, the session is the pure machine in `talk` (request, reply, shutdown, linger);
-//! [`talk`] here only pumps frames between it and the tunnel and stores the links it verified.
+//! [`talk`] here only pumps frames between it and the data channel and stores the links it
+//! verified.
 
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use hybrid_channel::{ChannelKind, DataChannel};
 use hybrid_protocol::ctap::{Command, GetInfo};
 use hybrid_protocol::eid::{self, MatchedAdvert};
 use hybrid_protocol::error::PeerMisbehaved;
 use hybrid_protocol::handshake::Initiator;
 use hybrid_protocol::keys::{EidKey, IdentityKey, QrSecret};
 use hybrid_protocol::linking::ClientPayload;
-use hybrid_protocol::qr::{QrCode, RequestType};
+use hybrid_protocol::qr::{DataChannels, QrCode, RequestType};
 use hybrid_protocol::session::{PostHandshake, Revision, Session};
 use hybrid_protocol::tunnel::{TunnelPath, CLIENT_PAYLOAD_HEADER, SIGNAL_CONNECTION_HEADER};
 use rand_core::OsRng;
-use tunnel_client::{RelayError, Route, Tunnel, TunnelConfig};
+use tunnel_client::{RelayError, Route, TunnelConfig};
 
 use crate::error::BridgeError;
 use crate::links::{LinkStore, StoredLink};
 use crate::progress::{Event, Phase, Progress};
-use crate::scanner::Scanner;
+use crate::scanner::{HeardAdvert, Scanner};
 use crate::talk::{FrameKind, Linking, Talk, TalkEvent, TalkTimeouts};
 
 /// Per-stage timeouts.
@@ -41,6 +51,9 @@ pub struct Timeouts {
     pub advert: Duration,
     /// Relay connection (TCP, TLS, upgrade).
     pub connect: Duration,
+    /// BLE L2CAP connection to the phone's PSM; under [`ChannelChoice::Auto`] the relay is
+    /// tried after it.
+    pub ble_connect: Duration,
     /// Handshake reply and post-handshake message.
     pub handshake: Duration,
     /// CTAP request → reply (the person confirms on the phone).
@@ -54,9 +67,45 @@ impl Default for Timeouts {
         Self {
             advert: Duration::from_secs(120),
             connect: Duration::from_secs(20),
+            ble_connect: Duration::from_secs(5),
             handshake: Duration::from_secs(20),
             user: Duration::from_secs(120),
             linger: Duration::from_secs(3),
+        }
+    }
+}
+
+/// How long one L2CAP connection attempt may hang before it is started afresh (within
+/// [`Timeouts::ble_connect`]).
+const BLE_CONNECT_ATTEMPT: Duration = Duration::from_secs(8);
+
+/// Which data channel a QR session may use (docs/PROTOCOL.md#ble-data-channel).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ChannelChoice {
+    /// Only the relay, and the QR code does not list the BLE channel: phones from before
+    /// CTAP 2.3 read QR key 6 as a boolean, and some may refuse a code that carries a list
+    /// there, so the BLE channel is offered only when asked for.
+    #[default]
+    Relay,
+    /// Offer both; use the BLE channel when the phone announces one and it connects within
+    /// [`Timeouts::ble_connect`], the relay otherwise.
+    Auto,
+    /// Offer both, but use only the BLE channel: fail when the phone does not announce one or
+    /// it does not connect (no relay, no internet).
+    Ble,
+}
+
+impl ChannelChoice {
+    /// The setting's spellings.
+    pub const NAMES: [&'static str; 3] = ["relay", "auto", "ble"];
+
+    /// Parses a spelling.
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "relay" => Some(Self::Relay),
+            "auto" => Some(Self::Auto),
+            "ble" => Some(Self::Ble),
+            _ => None,
         }
     }
 }
@@ -75,6 +124,8 @@ pub struct BridgeConfig {
     pub min_rssi: Option<i16>,
     /// Linked flow: ask the relay to signal when the phone connects.
     pub signal_connection: bool,
+    /// Which data channel a QR session may use.
+    pub channel: ChannelChoice,
 }
 
 /// One CTAP command to send: the command byte and its CBOR.
@@ -107,6 +158,8 @@ pub struct CtapOutcome {
     pub revision: Revision,
     /// The name under which a verified link was stored, if any.
     pub linked: Option<String>,
+    /// The data channel the session ran on.
+    pub channel: ChannelKind,
     /// Time spent in each phase.
     pub stages: Vec<(Phase, Duration)>,
 }
@@ -189,17 +242,20 @@ pub async fn qr_transaction(
     let mut run = Run::new(progress, Phase::ShowingQr);
     let identity = IdentityKey::random(&mut rng);
     let secret = QrSecret::random(&mut rng).map_err(|e| BridgeError::Internal(e.to_string()))?;
-    let qr = QrCode::new(
+    let mut qr = QrCode::new(
         identity.public_key(),
         secret,
         unix_now(),
         config.links.is_some(),
         request.request_type(),
     );
+    if config.channel != ChannelChoice::Relay {
+        qr.data_channels = DataChannels::tunnel_and_ble();
+    }
     run.emit(Event::QrCode { url: qr.to_url() });
     run.enter(Phase::AwaitingAdvert);
     let eid_key = qr.secret.eid_key();
-    let matched = run
+    let (matched, heard) = run
         .timed(
             config.timeouts.advert,
             wait_for_advert(&eid_key, config.min_rssi, scanner, &run),
@@ -211,27 +267,22 @@ pub async fn qr_transaction(
         .name()
         .map_err(BridgeError::peer("in its advert"))?;
     run.enter(Phase::Connecting);
-    let path = TunnelPath::Connect(matched.plaintext.routing_id, qr.secret.tunnel_id());
-    let mut tunnel = run
-        .timed(config.timeouts.connect, async {
-            Ok(config
-                .tunnel
-                .open(&domain, &Route::Tunnel(path), &[])
-                .await?)
-        })
-        .await?;
+    let mut channel = open_channel(&matched, &heard, &qr, &domain, config, scanner, &run).await?;
+    run.emit(Event::Channel {
+        channel: channel.kind(),
+    });
     run.enter(Phase::Handshaking);
     let psk = matched.psk(qr.secret.expose());
     let (waiting, msg1) = Initiator::start_qr(&identity, &psk, &mut rng)
         .map_err(|e| BridgeError::Internal(e.to_string()))?;
-    tunnel.send(msg1.to_vec()).await?;
+    channel.send(msg1.to_vec()).await?;
     let (session, ph, revision) = run
         .timed(config.timeouts.handshake, async {
-            let msg2 = tunnel.recv().await?.ok_or(BridgeError::Closed {
+            let msg2 = channel.recv().await?.ok_or(BridgeError::Closed {
                 during: "during the handshake",
             })?;
             let mut session = waiting.finish(&msg2).map_err(BridgeError::Handshake)?;
-            let (ph, rev) = read_post_handshake(&mut tunnel, &mut session).await?;
+            let (ph, rev) = read_post_handshake(channel.as_mut(), &mut session).await?;
             Ok((session, ph, rev))
         })
         .await?;
@@ -240,7 +291,71 @@ pub async fn qr_transaction(
         domain,
         store: config.links.as_ref(),
     };
-    talk(tunnel, session, ph, revision, request, linking, config, run).await
+    talk(
+        channel, session, ph, revision, request, linking, config, run,
+    )
+    .await
+}
+
+/// Opens the QR session's data channel: the phone's BLE channel when both sides offer it and
+/// it connects in time, the relay the advert names otherwise (see the module doc).
+async fn open_channel(
+    matched: &MatchedAdvert,
+    heard: &HeardAdvert,
+    qr: &QrCode,
+    domain: &str,
+    config: &BridgeConfig,
+    scanner: &mut dyn Scanner,
+    run: &Run<'_>,
+) -> Result<Box<dyn DataChannel>, BridgeError> {
+    let psm = matched
+        .l2cap_psm()
+        .filter(|_| config.channel != ChannelChoice::Relay);
+    let fallback = match psm {
+        Some(psm) => {
+            tracing::debug!(psm, "the phone offers the BLE channel");
+            let bound = config.timeouts.ble_connect;
+            let deadline = Instant::now() + bound;
+            // An LE connection that hangs (the controller never sees the phone's connectable
+            // advert) is given up and tried afresh within the bound; a refusal is final.
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break format!(
+                        "the phone's Bluetooth channel (PSM {psm:#06x}) did not connect in {}",
+                        crate::units::format_secs(bound)
+                    );
+                }
+                let attempt = left.min(BLE_CONNECT_ATTEMPT);
+                match tokio::time::timeout(attempt, scanner.connect_ble(heard, psm)).await {
+                    Ok(Ok(channel)) => return Ok(channel),
+                    Ok(Err(e)) => {
+                        break format!("the phone's Bluetooth channel (PSM {psm:#06x}) failed: {e}")
+                    }
+                    Err(_) => tracing::debug!(psm, "the L2CAP connection hangs; trying again"),
+                }
+            }
+        }
+        None => "the phone did not offer the Bluetooth channel (no L2CAP PSM in its advert)".into(),
+    };
+    if config.channel == ChannelChoice::Ble {
+        return Err(BridgeError::Bluetooth(format!(
+            "{fallback}; without --channel ble the relay would have been used"
+        )));
+    }
+    if config.channel == ChannelChoice::Auto {
+        run.emit(Event::ChannelFallback { reason: fallback });
+    }
+    let path = TunnelPath::Connect(matched.plaintext.routing_id, qr.secret.tunnel_id());
+    let tunnel = run
+        .timed(config.timeouts.connect, async {
+            Ok(config
+                .tunnel
+                .open(domain, &Route::Tunnel(path), &[])
+                .await?)
+        })
+        .await?;
+    Ok(Box::new(tunnel))
 }
 
 /// A state-assisted transaction with the linked phone `link_name` (docs/PROTOCOL.md#flow-linked):
@@ -313,7 +428,7 @@ async fn linked_transaction_with(
             tokio::pin!(advert);
             loop {
                 tokio::select! {
-                    matched = &mut advert => return matched,
+                    matched = &mut advert => return matched.map(|(m, _)| m),
                     got = tunnel.recv(), if early.is_none() => {
                         early = Some(got?.ok_or(BridgeError::Closed {
                             during: "before the phone answered",
@@ -323,6 +438,9 @@ async fn linked_transaction_with(
             }
         })
         .await?;
+    run.emit(Event::Channel {
+        channel: ChannelKind::Relay,
+    });
     run.enter(Phase::Handshaking);
     let psk = matched.psk(secret.expose());
     let (waiting, msg1) = Initiator::start_linked(&phone_key, &psk, &mut rng)
@@ -357,7 +475,7 @@ async fn linked_transaction_with(
         })
         .await?;
     talk(
-        tunnel,
+        Box::new(tunnel),
         session,
         ph,
         revision,
@@ -385,7 +503,7 @@ async fn wait_for_advert(
     min_rssi: Option<i16>,
     scanner: &mut dyn Scanner,
     run: &Run<'_>,
-) -> Result<MatchedAdvert, BridgeError> {
+) -> Result<(MatchedAdvert, HeardAdvert), BridgeError> {
     loop {
         let heard = scanner.next_advert().await?;
         if let (Some(min), Some(rssi)) = (min_rssi, heard.rssi) {
@@ -396,12 +514,19 @@ async fn wait_for_advert(
         }
         match eid::decrypt(key, &heard.data) {
             Ok(m) => {
+                if m.has_invalid_suffix() {
+                    tracing::debug!(
+                        trailing = m.trailing_len,
+                        "the advert's bytes after the 20th are not a CTAP 2.3 suffix; used anyway"
+                    );
+                }
                 run.emit(Event::AdvertMatched {
                     uuid16: heard.uuid16,
                     rssi: heard.rssi,
                     address: heard.address.clone(),
+                    l2cap_psm: m.l2cap_psm(),
                 });
-                return Ok(m);
+                return Ok((m, heard));
             }
             Err(e) => tracing::debug!(len = heard.data.len(), "advert not ours: {e}"),
         }
@@ -409,7 +534,7 @@ async fn wait_for_advert(
 }
 
 async fn read_post_handshake(
-    tunnel: &mut Tunnel,
+    tunnel: &mut dyn DataChannel,
     session: &mut Session,
 ) -> Result<(PostHandshake, Revision), BridgeError> {
     const DURING: &str = "in its post-handshake message";
@@ -431,12 +556,13 @@ async fn read_post_handshake(
     Ok((ph, rev))
 }
 
-/// The IO loop around the session machine ([`Talk`]): sends its frames on the tunnel, stores
-/// the links it verified and reports the ones it ignored, and hands it what the tunnel
-/// delivers, until it ends.
+/// The IO loop around the session machine ([`Talk`]): sends its frames on the data channel
+/// (the relay's tunnel or the BLE channel: the machine does not know which), stores the links
+/// it verified and reports the ones it ignored, and hands it what the channel delivers, until
+/// it ends.
 #[allow(clippy::too_many_arguments)] // one call site per flow; a struct would only rename them
 async fn talk(
-    mut tunnel: Tunnel,
+    mut tunnel: Box<dyn DataChannel>,
     session: Session,
     ph: PostHandshake,
     revision: Revision,
@@ -508,12 +634,14 @@ async fn talk(
         tunnel.close().await;
     }
     let talked = talked?;
+    let channel = tunnel.kind();
     let stages = run.finish();
     Ok(CtapOutcome {
         response: talked.response,
         get_info,
         revision,
         linked: talked.linked,
+        channel,
         stages,
     })
 }

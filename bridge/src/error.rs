@@ -6,6 +6,7 @@ use std::time::Duration;
 use hybrid_protocol::ctap::Status;
 use thiserror::Error;
 
+use hybrid_channel::ChannelError;
 use tunnel_client::RelayError;
 
 use crate::progress::Phase;
@@ -84,6 +85,21 @@ pub enum BridgeError {
     Internal(String),
 }
 
+impl From<ChannelError> for BridgeError {
+    /// A relay failure stays one; a BLE channel that breaks is a Bluetooth error, and one
+    /// whose framing the phone broke is the phone's fault.
+    fn from(e: ChannelError) -> Self {
+        match e {
+            ChannelError::Relay(e) => Self::Relay(e),
+            e @ ChannelError::Ble { .. } => Self::Bluetooth(e.to_string()),
+            ChannelError::Framing(error) => Self::Peer {
+                during: "on the Bluetooth channel",
+                error,
+            },
+        }
+    }
+}
+
 impl BridgeError {
     /// The process exit code for this error: 1 local failure, 2 usage, 3 timeout, 4
     /// Bluetooth, 5 relay, 6 phone protocol, 7 refused on the phone, 8 link gone.
@@ -125,7 +141,7 @@ fn timeout_message(phase: Phase, after: Duration) -> String {
             "the linked phone did not answer in {s}; is it online, with Bluetooth on and nearby?"
         ),
         Phase::Connecting => format!(
-            "the tunnel relay did not open the connection in {s}; check the network or the relay address"
+            "the tunnel relay did not open the connection in {s}; check the network or the relay address (or use --channel ble with a phone that offers the Bluetooth channel)"
         ),
         Phase::Handshaking => format!(
             "the phone did not complete the handshake in {s}; try again with a new QR code"

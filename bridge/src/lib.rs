@@ -74,7 +74,8 @@ pub mod units;
 pub mod webauthn;
 
 pub use ceremony::{
-    linked_transaction, qr_transaction, BridgeConfig, CtapOutcome, CtapRequest, Timeouts,
+    linked_transaction, qr_transaction, BridgeConfig, ChannelChoice, CtapOutcome, CtapRequest,
+    Timeouts,
 };
 pub use error::BridgeError;
 pub use links::{LinkStore, StoredLink};

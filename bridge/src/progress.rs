@@ -7,6 +7,7 @@ use std::io::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use hybrid_channel::ChannelKind;
 use serde::Serialize;
 
 use crate::units::format_secs;
@@ -23,7 +24,7 @@ pub enum Phase {
     AwaitingAdvert,
     /// Linked flow: waking the phone through the relay and waiting for its advert.
     ContactingPhone,
-    /// Opening the WebSocket to the relay (QR flow).
+    /// Opening the data channel (QR flow): the phone's BLE channel or the relay's tunnel.
     Connecting,
     /// Noise handshake and post-handshake message.
     Handshaking,
@@ -40,7 +41,7 @@ impl Phase {
             Self::ShowingQr => "QR code shown; scan it with the phone's camera",
             Self::AwaitingAdvert => "waiting for the phone (Bluetooth)",
             Self::ContactingPhone => "contacting the linked phone",
-            Self::Connecting => "phone nearby; connecting through the tunnel relay",
+            Self::Connecting => "phone nearby; connecting",
             Self::Handshaking => "connected; securing the channel",
             Self::AwaitingUser => "waiting for you to confirm on the phone",
             Self::Done => "done",
@@ -83,6 +84,19 @@ pub enum Event {
         rssi: Option<i16>,
         /// The advertiser's address, when known.
         address: Option<String>,
+        /// The L2CAP PSM of the phone's CTAP 2.3 BLE channel, when its advert offers one.
+        l2cap_psm: Option<u16>,
+    },
+    /// The data channel is open; the handshake runs on it next.
+    Channel {
+        /// `relay` (the WebSocket tunnel) or `ble` (the direct L2CAP channel, no relay).
+        #[serde(serialize_with = "channel_name")]
+        channel: ChannelKind,
+    },
+    /// The BLE channel was offered but not used; the relay is tried instead.
+    ChannelFallback {
+        /// Why.
+        reason: String,
     },
     /// A verified link was stored.
     Linked {
@@ -99,6 +113,18 @@ pub enum Event {
         /// `(phase, milliseconds)` in order.
         stages: Vec<(Phase, u128)>,
     },
+}
+
+fn channel_name<S: serde::Serializer>(kind: &ChannelKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(kind.as_str())
+}
+
+/// What a person reads for a channel.
+pub fn describe_channel(kind: ChannelKind) -> &'static str {
+    match kind {
+        ChannelKind::Relay => "connected through the tunnel relay",
+        ChannelKind::Ble => "connected over Bluetooth (CTAP 2.3 BLE channel, no relay)",
+    }
 }
 
 /// A sink for [`Event`]s; `elapsed` is the time since the ceremony started.
@@ -167,14 +193,26 @@ impl Progress for StderrProgress {
                     // The URL itself is printed with the QR code; don't repeat it.
                     Event::QrCode { .. } => return,
                     Event::Phase { phase } => phase.describe().to_string(),
-                    Event::AdvertMatched { rssi, address, .. } => format!(
-                        "heard the phone{}{}",
+                    Event::AdvertMatched {
+                        rssi,
+                        address,
+                        l2cap_psm,
+                        ..
+                    } => format!(
+                        "heard the phone{}{}{}",
                         address
                             .as_deref()
                             .map(|a| format!(" at {a}"))
                             .unwrap_or_default(),
-                        rssi.map(|r| format!(" ({r} dBm)")).unwrap_or_default()
+                        rssi.map(|r| format!(" ({r} dBm)")).unwrap_or_default(),
+                        l2cap_psm
+                            .map(|p| format!("; it offers a Bluetooth channel (PSM {p:#06x})"))
+                            .unwrap_or_default()
                     ),
+                    Event::Channel { channel } => describe_channel(*channel).to_string(),
+                    Event::ChannelFallback { reason } => {
+                        format!("{reason}; using the tunnel relay")
+                    }
                     Event::Linked { name } => format!(
                         "linked the phone {:?}: next time it needs no QR code (--phone)",
                         crate::sanitize::for_terminal(name)

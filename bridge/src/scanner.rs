@@ -2,7 +2,9 @@
 //! the simulated medium [`AdvertFileScanner`] shared with phone-sim, and (in [`crate::ble`]) the
 //! real radio through BlueZ. Scanners only report what they hear; matching (trial decryption
 //! under the ceremony's EID key, docs/PROTOCOL.md#advert) is the ceremony's job, so one scanner can
-//! serve several ceremonies in turn.
+//! serve several ceremonies in turn. A scanner also knows how to reach an advertiser over its
+//! radio: [`Scanner::connect_ble`] opens the CTAP 2.3 BLE data channel to the PSM a phone
+//! announced.
 
 use std::future::Future;
 use std::io::{Read as _, Seek as _, SeekFrom};
@@ -10,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::Duration;
 
-use hybrid_protocol::eid::{ADVERT_LEN, SERVICE_UUID_FIDO, SERVICE_UUID_GOOGLE};
+use hybrid_channel::DataChannel;
+use hybrid_protocol::eid::ADVERT_LEN;
 use hybrid_protocol::medium::AdvertLine;
 
 use crate::error::BridgeError;
@@ -18,7 +21,7 @@ use crate::error::BridgeError;
 /// A boxed future, so that [`Scanner`] can be used as `&mut dyn Scanner`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// One advertisement heard under a hybrid service UUID (0xFFF9 or 0xFDE2), at least 20 bytes.
+/// One advertisement heard with at least 20 bytes of service data under some 16-bit UUID.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HeardAdvert {
     /// The 16-bit service UUID.
@@ -29,22 +32,40 @@ pub struct HeardAdvert {
     pub rssi: Option<i16>,
     /// The advertiser's address, when known (BLE), `None` on the simulated medium.
     pub address: Option<String>,
+    /// Whether that address is a random (rather than public) LE address, when known.
+    pub random_address: Option<bool>,
 }
 
 impl HeardAdvert {
-    /// Whether this is a candidate hybrid advert: right UUID and at least 20 bytes.
+    /// Whether this may be a hybrid advert: at least 20 bytes of service data. Phones use
+    /// 0xFFF9 or 0xFDE2, but any 16-bit service UUID is tried: a trial decryption costs one
+    /// AES block and one HMAC, and only an advert made with this QR code's secret passes it.
     pub fn is_candidate(&self) -> bool {
-        matches!(self.uuid16, SERVICE_UUID_FIDO | SERVICE_UUID_GOOGLE)
-            && self.data.len() >= ADVERT_LEN
+        self.data.len() >= ADVERT_LEN
     }
 }
 
 /// A source of hybrid adverts.
 pub trait Scanner: Send {
-    /// Waits for the next candidate advert (hybrid UUID, ≥ 20 bytes). Cancel-safe: dropping
-    /// the future loses nothing but the advert being read. Errors are fatal (no adapter,
-    /// unreadable file).
+    /// Waits for the next candidate advert (≥ 20 bytes of service data). Cancel-safe:
+    /// dropping the future loses nothing but the advert being read. Errors are fatal (no
+    /// adapter, unreadable file).
     fn next_advert(&mut self) -> BoxFuture<'_, Result<HeardAdvert, BridgeError>>;
+
+    /// Opens the CTAP 2.3 BLE data channel to the phone that sent `heard`, on the PSM its
+    /// advert announced. Scanners without a radio to connect over refuse.
+    fn connect_ble<'a>(
+        &'a mut self,
+        heard: &'a HeardAdvert,
+        psm: u16,
+    ) -> BoxFuture<'a, Result<Box<dyn DataChannel>, BridgeError>> {
+        let _ = (heard, psm);
+        Box::pin(async {
+            Err(BridgeError::Bluetooth(
+                "this scanner cannot open a Bluetooth channel to the phone".into(),
+            ))
+        })
+    }
 }
 
 /// Follows an advert file (one [`AdvertLine`] per line, as phone-sim writes it) like
@@ -205,6 +226,7 @@ impl AdvertFileScanner {
                     data: l.data,
                     rssi: l.rssi,
                     address: None,
+                    random_address: None,
                 };
                 if heard.is_candidate() {
                     self.pending.push_back(heard);
@@ -239,6 +261,19 @@ impl Scanner for AdvertFileScanner {
                     tokio::time::sleep(self.poll).await;
                 }
             }
+        })
+    }
+
+    /// The simulated L2CAP channel: the Unix socket the phone bound beside the advert file
+    /// for `psm` (`hybrid_channel::sim`).
+    fn connect_ble<'a>(
+        &'a mut self,
+        _heard: &'a HeardAdvert,
+        psm: u16,
+    ) -> BoxFuture<'a, Result<Box<dyn DataChannel>, BridgeError>> {
+        Box::pin(async move {
+            let channel = hybrid_channel::sim::connect(&self.path, psm).await?;
+            Ok(Box::new(channel) as Box<dyn DataChannel>)
         })
     }
 }
@@ -293,8 +328,14 @@ mod tests {
             .unwrap();
         writeln!(f, "garbage").unwrap();
         writeln!(f, "fff9:0102").unwrap(); // too short
-        writeln!(f, "1234:{}", "33".repeat(20)).unwrap(); // other UUID
+        writeln!(f, "1234:{}", "33".repeat(19)).unwrap(); // too short under another UUID
+        writeln!(f, "1234:{}", "33".repeat(20)).unwrap(); // another UUID: tried all the same
         write!(f, "fde2:{} -60\nfff9:{}", "22".repeat(20), "44".repeat(21)).unwrap();
+        let other = tokio::time::timeout(Duration::from_secs(2), s.next_advert())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((other.uuid16, other.data), (0x1234, vec![0x33; 20]));
         let a = tokio::time::timeout(Duration::from_secs(2), s.next_advert())
             .await
             .unwrap()

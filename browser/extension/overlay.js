@@ -16,13 +16,15 @@ let kind = KIND.GET;
 let rpId = '';
 let finished = false;
 
-/** @type {Record<string, (m: {name?: string}) => string>} */
+/** @type {Record<string, (m: {name?: string, channel?: string}) => string>} */
 const STAGES = {
   [HOST_EVENT.QR]: () => 'Scan this QR code with your phone or tablet\'s camera.',
   [HOST_EVENT.ADVERT]: () => 'Your phone was found nearby. Connecting…',
   [HOST_EVENT.CONTACTING]: () => 'Asking your phone… Check it for a notification.',
   [HOST_EVENT.CONNECTING]: () => 'Connecting to your phone…',
-  [HOST_EVENT.CONNECTED]: () => 'Connected. Follow the steps on your phone.',
+  [HOST_EVENT.CONNECTED]: (m) => m.channel === 'ble'
+    ? 'Connected over Bluetooth, without the internet. Follow the steps on your phone.'
+    : 'Connected. Follow the steps on your phone.',
   [HOST_EVENT.WAITING]: () => kind === KIND.CREATE ? 'Confirm on your phone to create the passkey.' : 'Confirm on your phone to sign in.',
   [HOST_EVENT.LINKED]: (m) => `This computer will remember ${m.name || 'your phone'} for next time.`,
 };

@@ -84,6 +84,7 @@ impl Stack {
             timeouts: Timeouts {
                 advert: Duration::from_secs(10),
                 connect: Duration::from_secs(10),
+                ble_connect: Duration::from_secs(5),
                 handshake: Duration::from_secs(10),
                 user: Duration::from_secs(20),
                 linger: Duration::from_millis(300),

@@ -1,7 +1,11 @@
 //! BLE advertising through BlueZ's D-Bus LE advertising API (`org.bluez.LEAdvertisingManager1`,
 //! via the `bluer` crate), behind the cargo feature `bluez`. The phone advertises like
 //! Chrome on Android (docs/PROTOCOL.md#advert-uuids): non-connectable (BlueZ type `broadcast`),
-//! service UUID list [0xFFF9] and 20 bytes of service data under 0xFFF9, no name.
+//! service UUID list [0xFFF9] and 20 bytes of service data under 0xFFF9, no name. When it offers
+//! the CTAP 2.3 BLE channel it listens on an L2CAP PSM of its adapter (`hybrid_channel::l2cap`)
+//! and advertises connectable (type `peripheral`). A legacy advert holds 31 bytes: the flags
+//! BlueZ adds to a connectable advert (3), the service data field (4 + data) and the UUID list
+//! (4); the list is left out when the service data would not fit beside it.
 //!
 //! BlueZ is found on the D-Bus *system* bus; `DBUS_SYSTEM_BUS_ADDRESS` points it elsewhere
 //! (the tests use a mock BlueZ on a private bus).
@@ -9,6 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bluer::adv::{Advertisement, AdvertisementHandle, Type};
+use hybrid_channel::ChannelListener;
 
 use crate::error::PhoneError;
 use crate::medium::{Advertiser, BoxFuture};
@@ -18,6 +23,7 @@ pub struct BluezAdvertiser {
     _session: bluer::Session,
     adapter: bluer::Adapter,
     handle: Option<AdvertisementHandle>,
+    connectable: bool,
 }
 
 impl std::fmt::Debug for BluezAdvertiser {
@@ -25,6 +31,7 @@ impl std::fmt::Debug for BluezAdvertiser {
         f.debug_struct("BluezAdvertiser")
             .field("adapter", &self.adapter.name())
             .field("advertising", &self.handle.is_some())
+            .field("connectable", &self.connectable)
             .finish()
     }
 }
@@ -50,6 +57,7 @@ impl BluezAdvertiser {
             _session: session,
             adapter,
             handle: None,
+            connectable: false,
         })
     }
 
@@ -69,9 +77,19 @@ impl Advertiser for BluezAdvertiser {
         Box::pin(async move {
             self.handle = None;
             let u = uuid16(uuid);
+            let flags = if self.connectable { 3 } else { 0 };
+            let with_list = flags + 4 + data.len() + 4 <= 31;
             let adv = Advertisement {
-                advertisement_type: Type::Broadcast,
-                service_uuids: BTreeSet::from([u]),
+                advertisement_type: if self.connectable {
+                    Type::Peripheral
+                } else {
+                    Type::Broadcast
+                },
+                service_uuids: if with_list {
+                    BTreeSet::from([u])
+                } else {
+                    BTreeSet::new()
+                },
                 service_data: BTreeMap::from([(u, data.to_vec())]),
                 ..Advertisement::default()
             };
@@ -91,6 +109,26 @@ impl Advertiser for BluezAdvertiser {
             // Dropping the handle unregisters the advertisement.
             self.handle = None;
             Ok(())
+        })
+    }
+
+    fn listen_ble(&mut self) -> BoxFuture<'_, Result<Box<dyn ChannelListener>, PhoneError>> {
+        Box::pin(async move {
+            let address = self
+                .adapter
+                .address()
+                .await
+                .map_err(|e| ble(e, "cannot read the adapter's address"))?;
+            let listener = hybrid_channel::l2cap::Listener::bind(Some(address))
+                .await
+                .map_err(|e| PhoneError::Ble(e.to_string()))?;
+            tracing::debug!(
+                adapter = self.adapter.name(),
+                psm = listener.psm(),
+                "listening on L2CAP"
+            );
+            self.connectable = true;
+            Ok(Box::new(listener) as Box<dyn ChannelListener>)
         })
     }
 }

@@ -1,11 +1,13 @@
 //! How a phone behaves ([`PhoneConfig`]): which relay and tunnel domain it uses, how its
-//! simulated user answers, how it attests, whether it links, and how long it waits. Checked
+//! simulated user answers, how it attests, whether it links, how long it waits, whether it
+//! offers the CTAP 2.3 BLE channel ([`BleChannel`]) and what its adverts look like. Checked
 //! once when a [`Phone`](crate::Phone) opens; the session machine gets the part it needs
 //! ([`PhoneConfig::session`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use hybrid_protocol::eid::SERVICE_UUID_FIDO;
 use hybrid_protocol::tunnel::Domain;
 
 use crate::authenticator::{Approve, Attestation, CredentialKind};
@@ -41,6 +43,27 @@ pub struct PhoneConfig {
     pub name: String,
     /// How long to wait for the desktop at each step (Noise msg1, the request, shutdown).
     pub timeout: Duration,
+    /// Whether to offer the CTAP 2.3 BLE channel when the QR code lists it
+    /// (docs/PROTOCOL.md#ble-data-channel).
+    pub ble_channel: BleChannel,
+    /// The 16-bit service UUID of the adverts.
+    pub advert_uuid: u16,
+    /// Bytes appended to every advert's service data after the suffix (to test desktops with
+    /// adverts longer than phones send today).
+    pub advert_extra: Vec<u8>,
+}
+
+/// Whether and how the phone offers the CTAP 2.3 BLE channel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BleChannel {
+    /// Listen on a PSM and announce it when the QR code lists the channel (a CTAP 2.3 phone).
+    #[default]
+    Offer,
+    /// Never offer it (a phone from before CTAP 2.3).
+    Off,
+    /// Announce a PSM nobody listens on, so the desktop's connection is refused (to test
+    /// its fallback to the relay).
+    Refuse,
 }
 
 impl Default for PhoneConfig {
@@ -57,6 +80,9 @@ impl Default for PhoneConfig {
             link: true,
             name: "phone-sim".into(),
             timeout: Duration::from_secs(120),
+            ble_channel: BleChannel::Offer,
+            advert_uuid: SERVICE_UUID_FIDO,
+            advert_extra: Vec::new(),
         }
     }
 }

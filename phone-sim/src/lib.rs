@@ -3,7 +3,9 @@
 //! advertises its EID on a simulated BLE medium (an advert file), answers the Noise handshake
 //! and serves one CTAP2 command as a software authenticator with a JSON credential store.
 //! Linked phones hold a registration on the relay's contact channel and serve state-assisted
-//! sessions when woken.
+//! sessions when woken. When the QR code lists the CTAP 2.3 BLE data channel, the phone also
+//! listens on an L2CAP PSM (real with `bluez`, simulated beside the advert file), announces it
+//! in the advert, and serves the desktop on whichever channel brings its handshake.
 //!
 //! # Using it from a program
 //!
@@ -53,7 +55,7 @@ pub use authenticator::{
 };
 #[cfg(feature = "bluez")]
 pub use bluez::BluezAdvertiser;
-pub use config::PhoneConfig;
+pub use config::{BleChannel, PhoneConfig};
 pub use error::PhoneError;
 pub use medium::{
     build_advert, AdvertFault, AdvertFile, Advertiser, MediumKnobs, RecordingAdvertiser,

@@ -16,6 +16,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hybrid_channel::ChannelListener;
 use hybrid_protocol::eid::{self, EidPlaintext, ADVERT_LEN};
 use hybrid_protocol::keys::EidKey;
 use hybrid_protocol::medium::AdvertLine;
@@ -38,6 +39,17 @@ pub trait Advertiser: Send {
     ) -> BoxFuture<'a, Result<(), PhoneError>>;
     /// Stops advertising. Stopping when not advertising is fine.
     fn stop(&mut self) -> BoxFuture<'_, Result<(), PhoneError>>;
+
+    /// Listens for a desktop on the CTAP 2.3 BLE data channel of this medium's radio (a PSM
+    /// to announce in the advert's suffix); adverts started afterwards are connectable. Media
+    /// without such a channel refuse.
+    fn listen_ble(&mut self) -> BoxFuture<'_, Result<Box<dyn ChannelListener>, PhoneError>> {
+        Box::pin(async {
+            Err(PhoneError::Ble(
+                "this medium has no Bluetooth channel to offer".into(),
+            ))
+        })
+    }
 }
 
 /// Proximity knobs of the simulated medium.
@@ -359,6 +371,17 @@ impl Advertiser for AdvertFile {
         Box::pin(async move {
             self.abort();
             Ok(())
+        })
+    }
+
+    /// The simulated L2CAP channel: a Unix socket beside the advert file
+    /// (`hybrid_channel::sim`).
+    fn listen_ble(&mut self) -> BoxFuture<'_, Result<Box<dyn ChannelListener>, PhoneError>> {
+        Box::pin(async move {
+            let l = hybrid_channel::sim::SimListener::bind(&self.path)
+                .await
+                .map_err(|e| PhoneError::Ble(e.to_string()))?;
+            Ok(Box::new(l) as Box<dyn ChannelListener>)
         })
     }
 }

@@ -95,7 +95,10 @@ impl EidPlaintext {
     }
 }
 
-/// The CTAP 2.3 suffix: a CBOR map from channel id to channel data after byte 20.
+/// The CTAP 2.3 suffix (docs/PROTOCOL.md#advert-suffix): a CBOR map after byte 20 from transport channel ID
+/// ([`crate::qr::CHANNEL_TUNNEL`], [`crate::qr::CHANNEL_BLE`]) to that channel's data. The
+/// suffix is not covered by the advert's tag: it only says how the phone can be reached, and
+/// the Noise handshake that follows authenticates whichever channel is used.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct AdvertSuffix {
     /// Channel 1: the phone's L2CAP PSM for the BLE data channel.
@@ -107,19 +110,23 @@ impl AdvertSuffix {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut m = Vec::new();
         if let Some(psm) = self.l2cap_psm {
-            m.push((crate::cbor::int(1), Value::Integer(psm.into())));
+            m.push((
+                crate::cbor::int(crate::qr::CHANNEL_BLE as i64),
+                Value::Integer(psm.into()),
+            ));
         }
         crate::cbor::encode(&Value::Map(m))
     }
 
-    /// Parses a suffix; `None` if it is ill-formed (the advert is kept regardless).
+    /// Parses a suffix; `None` if the bytes are not one canonical CBOR map (the advert is kept
+    /// regardless). Unknown channels are ignored, and so is channel 1 when its value is not a
+    /// PSM (an unsigned integer from 1 to 0xFFFF): the phone is then reached through the relay.
     pub fn parse(bytes: &[u8]) -> Option<Self> {
         let v = crate::cbor::decode(bytes).ok()?;
         let m = crate::cbor::MapReader::new("advert suffix", &v).ok()?;
-        let l2cap_psm = match m.get(1) {
-            Some(Value::Integer(i)) => Some(u16::try_from(*i).ok()?),
-            Some(_) => return None,
-            None => None,
+        let l2cap_psm = match m.get(crate::qr::CHANNEL_BLE as i64) {
+            Some(Value::Integer(i)) => u16::try_from(*i).ok().filter(|psm| *psm != 0),
+            _ => None,
         };
         Some(Self { l2cap_psm })
     }
@@ -133,9 +140,22 @@ pub struct MatchedAdvert {
     pub plaintext: EidPlaintext,
     /// The CTAP 2.3 suffix, when present and well-formed.
     pub suffix: Option<AdvertSuffix>,
+    /// How many bytes followed the authenticated 20 (the suffix, well-formed or not).
+    pub trailing_len: usize,
 }
 
 impl MatchedAdvert {
+    /// The PSM of the phone's BLE data channel, when its suffix offers one.
+    pub fn l2cap_psm(&self) -> Option<u16> {
+        self.suffix.as_ref().and_then(|s| s.l2cap_psm)
+    }
+
+    /// Whether bytes followed the authenticated 20 that are not a CTAP 2.3 suffix map (they
+    /// are reported by `scan`, and the advert is used regardless).
+    pub fn has_invalid_suffix(&self) -> bool {
+        self.trailing_len > 0 && self.suffix.is_none()
+    }
+
     /// The client's PSK for this advert: `Derive(secret, plaintext, 3, 32)` where `secret` is
     /// the QR secret or link secret.
     pub fn psk(&self, secret: &[u8]) -> Psk {
@@ -200,6 +220,7 @@ pub fn decrypt(key: &EidKey, service_data: &[u8]) -> Result<MatchedAdvert, Error
         plaintext_bytes,
         plaintext,
         suffix,
+        trailing_len: service_data.len() - ADVERT_LEN,
     })
 }
 

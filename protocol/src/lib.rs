@@ -6,8 +6,9 @@
 //!
 //! - [`qr`]: `FIDO:/` codes; [`derive`](mod@derive): HKDF purposes and P-256 keys from seeds;
 //! - [`eid`]: BLE adverts; [`tunnel`]: relay domains, IDs and paths; [`contact`]: the
-//!   relay's contact channel (wake-ups, registration secrets); [`medium`]: the simulated BLE
-//!   medium's line format;
+//!   relay's contact channel (wake-ups, registration secrets); [`l2cap`]: message
+//!   delimiting on the CTAP 2.3 BLE data channel; [`medium`]: the simulated BLE medium's line
+//!   format;
 //! - [`handshake`]: Noise KNpsk0/NKpsk0; [`session`]: framing and typed messages;
 //! - [`linking`]: linking info and client payloads; [`ctap`]: CTAP2 messages;
 //! - [`ctaphid`]: the USB HID transport of a security key, device side;
@@ -50,6 +51,7 @@ pub mod eid;
 pub mod error;
 pub mod handshake;
 pub mod keys;
+pub mod l2cap;
 pub mod linking;
 pub mod medium;
 pub mod qr;

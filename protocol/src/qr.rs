@@ -16,6 +16,12 @@ pub const PREFIX: &str = "FIDO:/";
 /// The number of assigned tunnel domains this implementation knows (QR key 2).
 pub const KNOWN_ASSIGNED_DOMAINS: u64 = 2;
 
+/// Data-transfer channel ID of the WebSocket tunnel through a relay (QR key 6, advert
+/// suffix; CTAP 2.3).
+pub const CHANNEL_TUNNEL: u64 = 0x00;
+/// Data-transfer channel ID of the direct BLE L2CAP channel (QR key 6, advert suffix; CTAP 2.3).
+pub const CHANNEL_BLE: u64 = 0x01;
+
 /// Digits written for a trailing chunk of n bytes, n = 0..=7.
 const PARTIAL_WIDTHS: [usize; 8] = [0, 3, 5, 8, 10, 13, 15, 17];
 
@@ -111,6 +117,18 @@ pub enum DataChannels {
     Bool(bool),
     /// CTAP 2.3: the data-transfer channels the client supports (0 = tunnel, 1 = BLE L2CAP).
     Channels(Vec<u64>),
+}
+
+impl DataChannels {
+    /// What a client that can use the BLE channel puts in key 6: both channels.
+    pub fn tunnel_and_ble() -> Self {
+        Self::Channels(vec![CHANNEL_TUNNEL, CHANNEL_BLE])
+    }
+
+    /// Whether the client lists the BLE L2CAP channel (only the CTAP 2.3 list form can).
+    pub fn offers_ble(&self) -> bool {
+        matches!(self, Self::Channels(c) if c.contains(&CHANNEL_BLE))
+    }
 }
 
 /// The contents of a hybrid QR code.

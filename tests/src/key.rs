@@ -310,6 +310,7 @@ impl KeyRig {
                     handshake: Duration::from_secs(10),
                     user: Duration::from_secs(20),
                     linger: Duration::from_millis(300),
+                    ..Timeouts::default()
                 },
                 links: Some(links.clone()),
                 ..BridgeConfig::default()

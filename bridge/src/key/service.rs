@@ -412,7 +412,11 @@ impl Progress for KeyProgress<'_> {
                 self.ui.show(UiUpdate::Stage(*phase));
             }
             Event::Linked { name } => self.ui.show(UiUpdate::Linked { name: name.clone() }),
-            Event::AdvertMatched { .. } | Event::LinkIgnored { .. } | Event::Finished { .. } => {}
+            Event::AdvertMatched { .. }
+            | Event::Channel { .. }
+            | Event::ChannelFallback { .. }
+            | Event::LinkIgnored { .. }
+            | Event::Finished { .. } => {}
         }
     }
 }

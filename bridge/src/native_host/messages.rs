@@ -201,16 +201,25 @@ pub fn event(id: &str, e: &Event) -> Option<Value> {
         Event::Phase { phase } => match phase {
             Phase::ContactingPhone => ev("contacting"),
             Phase::Connecting => ev("connecting"),
-            Phase::Handshaking => ev("connected"),
             Phase::AwaitingUser => ev("waiting"),
-            Phase::ShowingQr | Phase::AwaitingAdvert | Phase::Done => return None,
+            Phase::ShowingQr | Phase::AwaitingAdvert | Phase::Handshaking | Phase::Done => {
+                return None
+            }
         },
+        // Reported as the channel opens, right before the handshake.
+        Event::Channel { channel } => {
+            let mut v = ev("connected");
+            v["channel"] = channel.as_str().into();
+            v
+        }
         Event::Linked { name } => {
             let mut v = ev("linked");
             v["name"] = name.clone().into();
             v
         }
-        Event::LinkIgnored { .. } | Event::Finished { .. } => return None,
+        Event::LinkIgnored { .. } | Event::Finished { .. } | Event::ChannelFallback { .. } => {
+            return None
+        }
     })
 }
 

@@ -126,6 +126,7 @@ impl Env {
             timeouts: Timeouts {
                 advert: Duration::from_secs(5),
                 connect: Duration::from_secs(5),
+                ble_connect: Duration::from_secs(5),
                 handshake: Duration::from_secs(5),
                 user: Duration::from_secs(5),
                 linger: Duration::from_millis(500),
@@ -133,6 +134,7 @@ impl Env {
             links: Some(links.clone()),
             min_rssi: None,
             signal_connection: false,
+            channel: Default::default(),
         };
         Self {
             _dir: dir,

@@ -875,6 +875,7 @@ async fn the_sites_timeout_is_clamped_and_ends_the_ceremony() {
             timeouts: bridge::Timeouts {
                 advert: Duration::from_secs(600),
                 connect: Duration::from_secs(600),
+                ble_connect: Duration::from_secs(600),
                 handshake: Duration::from_secs(600),
                 user: Duration::from_secs(600),
                 linger: Duration::ZERO,

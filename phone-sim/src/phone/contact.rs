@@ -13,6 +13,7 @@ use hybrid_protocol::tunnel::{ContactId, RoutingId, TunnelId, TunnelPath};
 use rand_core::OsRng;
 use tunnel_client::{Route, Tunnel};
 
+use super::channels::Channels;
 use super::{header, Phone};
 use crate::error::PhoneError;
 use crate::medium::Advertiser;
@@ -207,7 +208,7 @@ impl Phone {
             .ok_or_else(|| PhoneError::PeerMisbehaved("wake-up for an unknown link".into()))?;
         tracing::info!(tunnel = ?wake.tunnel_id, "woken: joining the tunnel");
         let route = Route::Tunnel(TunnelPath::Connect(wake.routing_id, wake.tunnel_id));
-        let mut ws = self.connect(&route, "joining the tunnel").await?;
+        let ws = self.connect(&route, "joining the tunnel").await?;
         let session = PhoneSession::linked(
             self.store.identity_key(),
             &secret,
@@ -217,7 +218,11 @@ impl Phone {
             tokio::time::Instant::now().into_std(),
             &mut OsRng,
         )?;
-        self.run_session(session, &mut ws, advertiser, None).await
+        // Linked sessions run on the relay only: CTAP 2.3 has no way to offer them the BLE
+        // channel.
+        let mut channel = Channels::one(Box::new(ws));
+        self.run_session(session, &mut channel, advertiser, None)
+            .await
     }
 }
 

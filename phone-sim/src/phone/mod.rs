@@ -6,8 +6,11 @@
 //!   and serving the linked sessions its wake-ups start;
 //! - `shell`: the IO shell that runs one session machine (`crate::session`) over a data
 //!   channel, the advertiser and the authenticator;
+//! - `channels`: the ways in of a session (the relay's tunnel, the CTAP 2.3 BLE channel) and
+//!   the one the desktop's handshake chooses;
 //! - this module: opening the phone and reaching its relay.
 
+mod channels;
 mod contact;
 mod qr;
 mod shell;

@@ -1,14 +1,19 @@
 //! The QR flow (docs/PROTOCOL.md#flow-qr) up to the session: a contact ID from the relay when
-//! the desktop may link, the tunnel `/cable/new/<tunnel id>` and its routing ID, and the link
-//! the phone offers; then the session machine runs in the shell.
+//! the desktop may link, the CTAP 2.3 BLE channel's listener when the QR code lists that
+//! channel (docs/PROTOCOL.md#ble-data-channel), the tunnel `/cable/new/<tunnel id>` and its
+//! routing ID (`000000` when the relay cannot be reached and the BLE channel is the only way
+//! in), and the link the phone offers; then the session machine runs in the shell.
 
+use hybrid_channel::DataChannel;
 use hybrid_protocol::qr::QrCode;
 use hybrid_protocol::tunnel::{RoutingId, TunnelPath, ROUTING_ID_HEADER};
 use rand_core::{OsRng, RngCore as _};
 use tunnel_client::Route;
 
+use super::channels::Channels;
 use super::shell::NewLink;
 use super::{header, Phone};
+use crate::config::BleChannel;
 use crate::error::PhoneError;
 use crate::medium::Advertiser;
 use crate::session::{LinkOffer, Outcome, PhoneSession};
@@ -16,9 +21,10 @@ use crate::store::StoredLink;
 
 impl Phone {
     /// Serves one QR-initiated session (docs/PROTOCOL.md#flow-qr): opens
-    /// `/cable/new/<tunnel id>`, advertises until the desktop's Noise message 1 arrives,
-    /// answers the KNpsk0 handshake, sends getInfo and (if the QR allows linking) linking info,
-    /// then serves one CTAP command.
+    /// `/cable/new/<tunnel id>` (and, when the QR code lists the BLE channel, listens on a PSM
+    /// announced in the advert), advertises until the desktop's Noise message 1 arrives on
+    /// either, answers the KNpsk0 handshake, sends getInfo and (if the QR allows linking)
+    /// linking info, then serves one CTAP command.
     pub async fn serve_qr(
         &mut self,
         qr: &QrCode,
@@ -45,23 +51,65 @@ impl Phone {
             }
         }
         let tunnel_id = qr.secret.tunnel_id();
+        // The BLE channel first, so that its PSM can go in the first advert.
+        let offer_ble = qr.data_channels.offers_ble() && self.config.ble_channel != BleChannel::Off;
+        let mut listener = if offer_ble {
+            match advertiser.listen_ble().await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!("not offering the Bluetooth channel: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         // The full tunnel ID lets anyone race the desktop for the tunnel: debug level only.
         tracing::info!(relay = %self.base_url()?, tunnel = ?tunnel_id, "opening the tunnel");
         let route = Route::Tunnel(TunnelPath::New(tunnel_id));
-        let mut ws = self.connect(&route, "opening the tunnel").await?;
-        tracing::debug!(url = ws.url(), "tunnel open");
-        let routing_id = header(&ws, ROUTING_ID_HEADER, RoutingId::from_hex)?;
+        let tunnel = match self.connect(&route, "opening the tunnel").await {
+            Ok(ws) => Some(ws),
+            // Without the internet the Bluetooth channel is the only way in.
+            Err(e) if listener.is_some() && self.config.ble_channel == BleChannel::Offer => {
+                tracing::warn!("{e}; offering only the Bluetooth channel");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let routing_id = match &tunnel {
+            Some(ws) => {
+                tracing::debug!(url = ws.url(), "tunnel open");
+                header(ws, ROUTING_ID_HEADER, RoutingId::from_hex)?
+            }
+            // No relay instance to name (docs/PROTOCOL.md#ble-data-channel).
+            None => RoutingId([0; 3]),
+        };
+        let psm = listener.as_ref().map(|l| l.psm());
+        if let Some(psm) = psm {
+            if self.config.ble_channel == BleChannel::Refuse {
+                tracing::info!(
+                    psm,
+                    "announcing PSM {psm:#06x} but refusing connections on it"
+                );
+                listener = None;
+            } else {
+                tracing::info!(psm, "offering the Bluetooth channel on PSM {psm:#06x}");
+            }
+        }
         let link = if linking { self.link_offer(qr) } else { None };
         let (offer, new_link) = link.unzip();
         let session = PhoneSession::qr(
             qr,
             routing_id,
             offer,
+            psm,
             self.config.session(),
             tokio::time::Instant::now().into_std(),
             &mut OsRng,
         )?;
-        self.run_session(session, &mut ws, advertiser, new_link)
+        let tunnel = tunnel.map(|ws| Box::new(ws) as Box<dyn DataChannel>);
+        let mut channels = Channels::either(tunnel, listener);
+        self.run_session(session, &mut channels, advertiser, new_link)
             .await
     }
 

@@ -1,65 +1,21 @@
-//! The IO shell of a session: pumps bytes between a [`DataChannel`] (the relay's tunnel, or
-//! any other byte pipe), the [`Advertiser`] and the session machine (`crate::session`), in the
-//! machine's drain order, and answers what the machine asks of the phone: storing an offered
-//! link, and running the desktop's command (the user's approval, which may be an async
-//! prompt, included). Every protocol decision is the machine's.
+//! The IO shell of a session: pumps bytes between its data [`Channels`] (the relay's tunnel,
+//! the CTAP 2.3 BLE channel, or the first of them to bring the desktop's handshake), the
+//! [`Advertiser`] and the session machine (`crate::session`), in the machine's drain order,
+//! and answers what the machine asks of the phone: storing an offered link, and running the
+//! desktop's command (the user's approval, which may be an async prompt, included). Every
+//! protocol decision is the machine's; the advert's service UUID and the extra bytes some
+//! tests append are the phone's settings.
 
 use tokio::time::Instant;
-use tunnel_client::Tunnel;
 
+use super::channels::Channels;
 use super::Phone;
 use crate::authenticator::{self, Attestation, Creation};
 use crate::error::PhoneError;
-use crate::medium::{Advertiser, BoxFuture};
+use crate::medium::Advertiser;
 use crate::session::{Answer, Command, Event, Outcome, PhoneSession, Transmit};
 use crate::store::{now_unix, StoredLink};
-use hybrid_protocol::eid::SERVICE_UUID_FIDO;
 use rand_core::OsRng;
-
-/// A data channel a session runs over: one message in, one message out, close. Errors come
-/// back as [`PhoneError`]s with the context the caller names.
-pub(crate) trait DataChannel: Send {
-    /// Sends one message.
-    fn send<'a>(
-        &'a mut self,
-        bytes: Vec<u8>,
-        context: &'static str,
-    ) -> BoxFuture<'a, Result<(), PhoneError>>;
-    /// The next message; `Ok(None)` when the other side ended the channel.
-    fn recv(&mut self, context: &'static str)
-        -> BoxFuture<'_, Result<Option<Vec<u8>>, PhoneError>>;
-    /// Closes the channel (best effort, bounded).
-    fn close(&mut self) -> BoxFuture<'_, ()>;
-}
-
-impl DataChannel for Tunnel {
-    fn send<'a>(
-        &'a mut self,
-        bytes: Vec<u8>,
-        context: &'static str,
-    ) -> BoxFuture<'a, Result<(), PhoneError>> {
-        Box::pin(async move {
-            Self::send(self, bytes)
-                .await
-                .map_err(|error| PhoneError::Relay { context, error })
-        })
-    }
-
-    fn recv(
-        &mut self,
-        context: &'static str,
-    ) -> BoxFuture<'_, Result<Option<Vec<u8>>, PhoneError>> {
-        Box::pin(async move {
-            Self::recv(self)
-                .await
-                .map_err(|error| PhoneError::Relay { context, error })
-        })
-    }
-
-    fn close(&mut self) -> BoxFuture<'_, ()> {
-        Box::pin(Self::close(self))
-    }
-}
 
 /// The store record of a link a QR session offers; its creation time is set when it is
 /// stored.
@@ -71,7 +27,7 @@ impl Phone {
     pub(super) async fn run_session(
         &mut self,
         mut session: PhoneSession,
-        channel: &mut dyn DataChannel,
+        channel: &mut Channels,
         advertiser: &mut dyn Advertiser,
         mut link: Option<NewLink>,
     ) -> Result<Outcome, PhoneError> {
@@ -79,8 +35,9 @@ impl Phone {
         loop {
             while let Some(t) = session.poll_transmit() {
                 match t {
-                    Transmit::Advertise(advert) => {
-                        advertiser.start(SERVICE_UUID_FIDO, &advert).await?;
+                    Transmit::Advertise(mut advert) => {
+                        advert.extend_from_slice(&self.config.advert_extra);
+                        advertiser.start(self.config.advert_uuid, &advert).await?;
                     }
                     Transmit::StopAdvertising => advertiser.stop().await?,
                     Transmit::Send(frame) => {
@@ -111,7 +68,11 @@ impl Phone {
                 if open {
                     channel.close().await;
                 }
-                return end;
+                return end.map(|served| {
+                    served.on(channel.kind().expect(
+                        "a session ends well only after the desktop's handshake chose its channel",
+                    ))
+                });
             }
             let waiting = session.waiting_for();
             let received = match session.poll_timeout() {

@@ -1,12 +1,13 @@
 //! What goes into and comes out of the session machine: its configuration and the link it may
 //! offer, the transmits and events it queues (and [`Output`], the queues transitions write
-//! to), the answer it expects, and the [`Outcome`] it ends with.
+//! to), the answer it expects, and what it ends with ([`Served`], which the shell turns into
+//! the [`Outcome`] by naming the channel that carried the session).
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use hybrid_channel::ChannelKind;
 use hybrid_protocol::ctap::{CtapError, GetAssertionRequest, MakeCredentialRequest, Status};
-use hybrid_protocol::eid::ADVERT_LEN;
 use hybrid_protocol::keys::{IdentityKey, LinkSecret};
 use hybrid_protocol::tunnel::{ContactId, Domain};
 
@@ -51,6 +52,29 @@ pub struct Outcome {
     pub get_info_served: usize,
     /// The link ID handed to the desktop, if linking info was sent.
     pub link_id: Option<[u8; 8]>,
+    /// The data channel the session ran on.
+    pub channel: ChannelKind,
+}
+
+/// What a session machine ends with: the [`Outcome`] but for the channel, which the machine
+/// does not know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Served {
+    pub(crate) operation: Operation,
+    pub(crate) get_info_served: usize,
+    pub(crate) link_id: Option<[u8; 8]>,
+}
+
+impl Served {
+    /// The outcome of this session, carried by `channel`.
+    pub(crate) fn on(self, channel: ChannelKind) -> Outcome {
+        Outcome {
+            operation: self.operation,
+            get_info_served: self.get_info_served,
+            link_id: self.link_id,
+            channel,
+        }
+    }
 }
 
 /// What the machine needs besides the keys: the advert's tunnel domain, a deliberate advert
@@ -81,8 +105,10 @@ pub(crate) struct LinkOffer {
 #[derive(Debug, PartialEq, Eq)]
 #[must_use]
 pub(crate) enum Transmit {
-    /// Start (or replace) the BLE advert: this service data under the FIDO service UUID.
-    Advertise([u8; ADVERT_LEN]),
+    /// Start (or replace) the BLE advert with this service data: the authenticated 20 bytes,
+    /// and the CTAP 2.3 suffix when the session offers the BLE channel
+    /// (docs/PROTOCOL.md#advert-suffix).
+    Advertise(Vec<u8>),
     /// Stop advertising.
     StopAdvertising,
     /// Send one message on the data channel.

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use hybrid_protocol::eid::{EidPlaintext, ADVERT_LEN};
+use hybrid_protocol::eid::{AdvertSuffix, EidPlaintext};
 use hybrid_protocol::keys::{IdentityKey, LinkSecret};
 use hybrid_protocol::qr::QrCode;
 use hybrid_protocol::tunnel::RoutingId;
@@ -14,7 +14,7 @@ use rand_core::CryptoRngCore;
 use crate::error::PhoneError;
 use crate::medium::build_advert;
 use crate::session::io::{
-    Answer, Event, FrameKind, LinkOffer, Outcome, Output, SessionConfig, Transmit,
+    Answer, Event, FrameKind, LinkOffer, Output, Served, SessionConfig, Transmit,
 };
 use crate::session::states::{AwaitingHandshake, Responding, State};
 
@@ -39,18 +39,31 @@ enum Input {
 impl PhoneSession {
     /// A QR-initiated session (docs/PROTOCOL.md#flow-qr) on a tunnel of the relay instance
     /// `routing_id`: the advert is queued, and the desktop's KNpsk0 message 1 is awaited.
-    /// With `link`, linking information is offered once the handshake is done.
+    /// With `link`, linking information is offered once the handshake is done. With `ble_psm`
+    /// (the phone listens there for the CTAP 2.3 BLE channel, docs/PROTOCOL.md#ble-data-channel)
+    /// the advert carries the suffix `{1: PSM}`, and message 1 may arrive on either channel:
+    /// the machine does not know which.
     pub(crate) fn qr(
         qr: &QrCode,
         routing_id: RoutingId,
         link: Option<LinkOffer>,
+        ble_psm: Option<u16>,
         config: SessionConfig,
         now: Instant,
         rng: &mut impl CryptoRngCore,
     ) -> Result<Self, PhoneError> {
         let plaintext = EidPlaintext::new(routing_id, config.domain, rng)
             .map_err(PhoneError::protocol("building the EID"))?;
-        let advert = build_advert(&qr.secret.eid_key(), &plaintext, config.fault, rng)?;
+        let mut advert =
+            build_advert(&qr.secret.eid_key(), &plaintext, config.fault, rng)?.to_vec();
+        if let Some(psm) = ble_psm {
+            advert.extend(
+                AdvertSuffix {
+                    l2cap_psm: Some(psm),
+                }
+                .to_bytes(),
+            );
+        }
         let state = AwaitingHandshake::new(
             plaintext.psk(qr.secret.expose()),
             Responding::Qr {
@@ -75,7 +88,8 @@ impl PhoneSession {
     ) -> Result<Self, PhoneError> {
         let plaintext = EidPlaintext::new(routing_id, config.domain, rng)
             .map_err(PhoneError::protocol("building the EID"))?;
-        let advert = build_advert(&secret.eid_key(client_nonce), &plaintext, config.fault, rng)?;
+        let advert =
+            build_advert(&secret.eid_key(client_nonce), &plaintext, config.fault, rng)?.to_vec();
         let state = AwaitingHandshake::new(
             plaintext.psk(secret.expose()),
             Responding::Linked { identity },
@@ -86,7 +100,7 @@ impl PhoneSession {
 
     fn start(
         state: AwaitingHandshake,
-        advert: [u8; ADVERT_LEN],
+        advert: Vec<u8>,
         config: SessionConfig,
         now: Instant,
     ) -> Self {
@@ -191,7 +205,7 @@ impl PhoneSession {
     /// How the session ended, once it has (and the transmits and events are drained); handed
     /// out once.
     #[must_use]
-    pub(crate) fn poll_end(&mut self) -> Option<Result<Outcome, PhoneError>> {
+    pub(crate) fn poll_end(&mut self) -> Option<Result<Served, PhoneError>> {
         if !self.out.transmits.is_empty() || !self.out.events.is_empty() {
             return None;
         }

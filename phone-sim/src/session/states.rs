@@ -15,7 +15,7 @@ use rand_core::CryptoRngCore;
 use crate::authenticator::{self, Done, Request};
 use crate::error::PhoneError;
 use crate::session::io::{
-    Answer, Command, Event, FrameKind, LinkOffer, Operation, Outcome, Output, Transmit,
+    Answer, Command, Event, FrameKind, LinkOffer, Operation, Output, Served, Transmit,
 };
 use crate::store::b64url;
 
@@ -27,7 +27,7 @@ pub(super) enum State {
     AwaitingAnswer(AwaitingAnswer),
     AwaitingShutdown(AwaitingShutdown),
     /// Over; the result is not yet handed out.
-    Ended(Result<Outcome, PhoneError>),
+    Ended(Result<Served, PhoneError>),
     /// Over, and the result handed out (also the placeholder during a transition).
     Over,
 }
@@ -140,19 +140,19 @@ impl State {
     pub(super) fn on_closed(self, out: &mut Output) -> Self {
         let before_request = || {
             Self::failed(PhoneError::PeerMisbehaved(
-                "the desktop ended the tunnel before any request".into(),
+                "the desktop ended the channel before any request".into(),
             ))
         };
         match self {
             Self::AwaitingHandshake(_) => {
                 out.transmit(Transmit::StopAdvertising);
                 Self::failed(PhoneError::PeerMisbehaved(
-                    "the desktop ended the tunnel before its handshake message".into(),
+                    "the desktop ended the channel before its handshake message".into(),
                 ))
             }
             Self::AwaitingLinkStored(_) | Self::AwaitingRequest(_) => before_request(),
             Self::AwaitingAnswer(_) => Self::failed(PhoneError::PeerMisbehaved(
-                "the desktop ended the tunnel before the phone answered".into(),
+                "the desktop ended the channel before the phone answered".into(),
             )),
             Self::AwaitingShutdown(s) => {
                 tracing::debug!("the desktop closed the tunnel after the answer");
@@ -520,7 +520,7 @@ impl Live {
     }
 
     fn end(self, operation: Operation) -> State {
-        State::Ended(Ok(Outcome {
+        State::Ended(Ok(Served {
             operation,
             get_info_served: self.get_info_served,
             link_id: self.link_id,

@@ -18,7 +18,7 @@ use hybrid_protocol::tunnel::{ContactId, Domain, RoutingId};
 use rand::rngs::StdRng;
 use rand::SeedableRng as _;
 
-use super::io::{Frame, FrameKind};
+use super::io::{Frame, FrameKind, Served};
 use super::*;
 use crate::authenticator::Done;
 use crate::error::PhoneError;
@@ -114,6 +114,14 @@ fn frames(t: Vec<Transmit>) -> Vec<Frame> {
         .collect()
 }
 
+/// The first transmit of a new session: its advert's service data.
+fn advert(s: &mut PhoneSession) -> Vec<u8> {
+    match &transmits(s)[..] {
+        [Transmit::Advertise(advert)] => advert.clone(),
+        t => panic!("the first transmit is the advert, got {t:?}"),
+    }
+}
+
 /// A phone session and the desktop talking to it, at a time the test moves.
 struct Pair {
     phone: PhoneSession,
@@ -128,11 +136,17 @@ fn qr_pair(link: Option<LinkOffer>) -> Pair {
     let mut rng = rng();
     let (identity, qr) = desktop(&mut rng, link.is_some());
     let now = Instant::now();
-    let mut phone =
-        PhoneSession::qr(&qr, RoutingId([1, 2, 3]), link, config(), now, &mut rng).unwrap();
-    let [Transmit::Advertise(advert)] = transmits(&mut phone)[..] else {
-        panic!("the first transmit is the advert");
-    };
+    let mut phone = PhoneSession::qr(
+        &qr,
+        RoutingId([1, 2, 3]),
+        link,
+        None,
+        config(),
+        now,
+        &mut rng,
+    )
+    .unwrap();
+    let advert = advert(&mut phone);
     assert_eq!(phone.poll_timeout(), Some(now + TIMEOUT));
     let matched = eid::decrypt(&qr.secret.eid_key(), &advert).expect("the advert is ours");
     assert_eq!(matched.plaintext.routing_id, RoutingId([1, 2, 3]));
@@ -200,14 +214,14 @@ impl Pair {
         assert!(self.phone.poll_end().is_none());
     }
 
-    fn end(&mut self) -> Result<Outcome, PhoneError> {
+    fn end(&mut self) -> Result<Served, PhoneError> {
         assert!(self.phone.poll_event().is_none());
         self.phone.poll_end().expect("the session ended")
     }
 }
 
-fn outcome(operation: Operation, get_info_served: usize) -> Outcome {
-    Outcome {
+fn outcome(operation: Operation, get_info_served: usize) -> Served {
+    Served {
         operation,
         get_info_served,
         link_id: None,
@@ -306,9 +320,7 @@ fn a_linked_session_answers_the_nk_handshake_and_sends_no_link() {
         &mut rng,
     )
     .unwrap();
-    let [Transmit::Advertise(advert)] = transmits(&mut phone)[..] else {
-        panic!("the advert");
-    };
+    let advert = advert(&mut phone);
     let matched = eid::decrypt(&secret.eid_key(&nonce), &advert).unwrap();
     let psk = matched.psk(secret.expose());
     let (waiting, msg1) = Initiator::start_linked(&phone_key, &psk, &mut rng).unwrap();
@@ -325,6 +337,43 @@ fn a_linked_session_answers_the_nk_handshake_and_sends_no_link() {
 }
 
 /// Once the answer is out, the desktop leaving in any way, or going quiet, is a success.
+#[test]
+fn a_qr_session_offering_the_ble_channel_announces_its_psm_in_the_advert_suffix() {
+    let mut rng = rng();
+    let identity = IdentityKey::random(&mut rng);
+    let qr = QrCode::new(
+        identity.public_key(),
+        QrSecret::random(&mut rng).unwrap(),
+        1_700_000_000,
+        false,
+        RequestType::GetAssertion,
+    );
+    let now = Instant::now();
+    let mut offering = PhoneSession::qr(
+        &qr,
+        RoutingId([0; 3]),
+        None,
+        Some(0x0081),
+        config(),
+        now,
+        &mut rng,
+    )
+    .unwrap();
+    let advert = advert(&mut offering);
+    assert_eq!(
+        advert.len(),
+        eid::ADVERT_LEN + 4,
+        "20 bytes and {{1: 0x81}}"
+    );
+    let matched = eid::decrypt(&qr.secret.eid_key(), &advert).unwrap();
+    assert_eq!(matched.l2cap_psm(), Some(0x0081));
+    let mut plain =
+        PhoneSession::qr(&qr, RoutingId([0; 3]), None, None, config(), now, &mut rng).unwrap();
+    let advert = self::advert(&mut plain);
+    let matched = eid::decrypt(&qr.secret.eid_key(), &advert).unwrap();
+    assert_eq!((matched.trailing_len, matched.l2cap_psm()), (0, None));
+}
+
 #[test]
 fn the_desktop_leaving_in_any_way_after_the_answer_is_a_success() {
     type Leave = fn(&mut Pair);
@@ -368,7 +417,7 @@ fn the_desktop_leaving_before_the_answer_fails_the_session() {
     let e = p.end().unwrap_err();
     assert!(
         e.to_string()
-            .contains("the desktop ended the tunnel before any request"),
+            .contains("the desktop ended the channel before any request"),
         "{e}"
     );
 
@@ -416,14 +465,14 @@ fn while_advertising_a_close_a_lost_channel_or_silence_fail_and_stop_the_advert(
         let (_, qr) = desktop(&mut rng, false);
         let now = Instant::now();
         let mut s =
-            PhoneSession::qr(&qr, RoutingId([0; 3]), None, config(), now, &mut rng).unwrap();
+            PhoneSession::qr(&qr, RoutingId([0; 3]), None, None, config(), now, &mut rng).unwrap();
         assert_eq!(s.waiting_for(), "waiting for the desktop's handshake");
         let _ = transmits(&mut s);
         input(&mut s, now);
         assert_eq!(transmits(&mut s), vec![Transmit::StopAdvertising], "{how}");
         let e = s.poll_end().unwrap().unwrap_err();
         let expected = match how {
-            "close" => "ended the tunnel before its handshake message",
+            "close" => "ended the channel before its handshake message",
             "lost" => "the test cut it",
             _ => "advertising and waiting for the desktop's handshake",
         };
@@ -436,7 +485,8 @@ fn a_bad_handshake_message_fails_after_stopping_the_advert() {
     let mut rng = rng();
     let (_, qr) = desktop(&mut rng, false);
     let now = Instant::now();
-    let mut s = PhoneSession::qr(&qr, RoutingId([0; 3]), None, config(), now, &mut rng).unwrap();
+    let mut s =
+        PhoneSession::qr(&qr, RoutingId([0; 3]), None, None, config(), now, &mut rng).unwrap();
     let _ = transmits(&mut s);
     s.handle_message(now, &[0; 10], &mut rng);
     assert_eq!(transmits(&mut s), vec![Transmit::StopAdvertising]);
@@ -672,14 +722,13 @@ fn bad_input_at_every_state_never_panics() {
             &qr,
             RoutingId([0; 3]),
             None,
+            None,
             config(),
             Instant::now(),
             &mut rng,
         )
         .unwrap();
-        let [Transmit::Advertise(advert)] = transmits(&mut s)[..] else {
-            panic!()
-        };
+        let advert = advert(&mut s);
         eid::decrypt(&qr.secret.eid_key(), &advert)
             .unwrap()
             .psk(qr.secret.expose())
@@ -688,7 +737,7 @@ fn bad_input_at_every_state_never_panics() {
     for m in mutations(&msg1) {
         let now = Instant::now();
         let mut s =
-            PhoneSession::qr(&qr, RoutingId([0; 3]), None, config(), now, &mut rng).unwrap();
+            PhoneSession::qr(&qr, RoutingId([0; 3]), None, None, config(), now, &mut rng).unwrap();
         s.handle_message(now, &m, &mut rng);
         let _ = transmits(&mut s);
         let _ = s.poll_end();
@@ -785,10 +834,9 @@ fn a_handshake_frame_that_cannot_be_sent_fails_the_session_and_drops_the_rest() 
     let mut rng = rng();
     let (identity, qr) = desktop(&mut rng, false);
     let now = Instant::now();
-    let mut s = PhoneSession::qr(&qr, RoutingId([0; 3]), None, config(), now, &mut rng).unwrap();
-    let [Transmit::Advertise(advert)] = transmits(&mut s)[..] else {
-        panic!("the advert");
-    };
+    let mut s =
+        PhoneSession::qr(&qr, RoutingId([0; 3]), None, None, config(), now, &mut rng).unwrap();
+    let advert = advert(&mut s);
     let psk = eid::decrypt(&qr.secret.eid_key(), &advert)
         .unwrap()
         .psk(qr.secret.expose());

@@ -284,7 +284,7 @@ async fn close_before_request() {
     assert!(matches!(e, PhoneError::PeerMisbehaved(_)), "{e:?}");
     assert!(
         e.to_string()
-            .contains("ended the tunnel before any request"),
+            .contains("ended the channel before any request"),
         "{e}"
     );
 }

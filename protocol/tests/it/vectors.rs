@@ -215,7 +215,25 @@ fn eid_rejections_and_suffix() {
     junk.extend_from_slice(&[0xff, 0x00]);
     let m = eid::decrypt(&key, &junk).unwrap();
     assert_eq!(m.suffix, None);
+    assert!(m.has_invalid_suffix());
+    assert_eq!(m.l2cap_psm(), None);
     assert_eq!(hex::encode(m.plaintext_bytes()), e.plaintext);
+    // Unknown channels are ignored; channel 1 must be a non-zero PSM that fits 16 bits.
+    for (suffix, psm) in [
+        (&[0xa2, 0x00, 0xf6, 0x01, 0x18, 0x81][..], Some(0x81)),
+        (&[0xa2, 0x01, 0x18, 0x80, 0x18, 0x63, 0x40][..], Some(0x80)),
+        (&[0xa1, 0x01, 0x00][..], None),
+        (&[0xa1, 0x01, 0x1a, 0x00, 0x01, 0x00, 0x00][..], None),
+        (&[0xa1, 0x01, 0x61, 0x78][..], None),
+        (&[0xa0][..], None),
+    ] {
+        let mut a = advert.clone();
+        a.extend_from_slice(suffix);
+        let m = eid::decrypt(&key, &a).unwrap();
+        assert_eq!(m.l2cap_psm(), psm, "{}", hex::encode(suffix));
+        assert!(!m.has_invalid_suffix(), "{}", hex::encode(suffix));
+        assert_eq!(m.trailing_len, suffix.len());
+    }
 }
 
 #[test]

@@ -11,11 +11,11 @@ use tunnel_client::RelayArgs;
 use hybrid_protocol::text::escape_controls as shown;
 use phone_sim::Operation;
 use phone_sim::Phone;
-use phone_sim::PhoneConfig;
 use phone_sim::PhoneError;
 use phone_sim::Store;
 use phone_sim::{AdvertFault, AdvertFile, Advertiser, MediumKnobs};
 use phone_sim::{Approve, Attestation, CredentialKind};
+use phone_sim::{BleChannel, PhoneConfig};
 
 const ABOUT: &str =
     "Plays the phone in a FIDO hybrid (caBLE v2) sign-in: scans the desktop's QR code, \
@@ -211,6 +211,19 @@ pub(crate) struct Common {
     /// Deliberate advert fault, to test desktops.
     #[arg(long, value_enum)]
     pub(crate) fault: Option<FaultArg>,
+    /// The CTAP 2.3 Bluetooth channel: offer (listen on an L2CAP PSM and announce it when the
+    /// QR code lists the channel, as a CTAP 2.3 phone does; without a relay it is the only way
+    /// in), off (a phone from before CTAP 2.3) or refuse (announce a PSM nobody listens on, to
+    /// test a desktop's fallback to the relay).
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = BleChannelArg::Offer, help_heading = "Bluetooth")]
+    pub(crate) ble_channel: BleChannelArg,
+    /// Service UUID of the adverts, 4 hex digits (phones use fff9, older ones fde2).
+    #[arg(long, value_name = "UUID16", value_parser = uuid16, default_value = "fff9", help_heading = "Bluetooth")]
+    pub(crate) advert_uuid: u16,
+    /// Extra bytes (hex) appended to every advert's service data, to test desktops with
+    /// adverts longer than phones send today.
+    #[arg(long, value_name = "HEX", value_parser = hex_bytes, help_heading = "Bluetooth")]
+    pub(crate) advert_extra: Option<HexBytes>,
     /// The simulated user's answer: auto (approve), deny, or prompt (ask y/n on the terminal).
     #[arg(long, value_enum, default_value_t = ApproveArg::Auto)]
     pub(crate) approve: ApproveArg,
@@ -258,6 +271,36 @@ pub(crate) struct LinkedArgs {
     /// Revoke this phone's contact ID at the relay and exit.
     #[arg(long)]
     revoke: bool,
+}
+
+/// `--ble-channel`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BleChannelArg {
+    /// Offer the channel when the QR code lists it.
+    Offer,
+    /// Never offer it.
+    Off,
+    /// Announce a PSM nobody listens on.
+    Refuse,
+}
+
+fn uuid16(s: &str) -> Result<u16, String> {
+    if s.len() != 4 {
+        return Err(format!("{s:?} is not 4 hex digits"));
+    }
+    u16::from_str_radix(s, 16).map_err(|_| format!("{s:?} is not 4 hex digits"))
+}
+
+/// Bytes given in hex on the command line (one value, not a list of bytes to clap).
+#[derive(Clone, Debug)]
+pub(crate) struct HexBytes(pub(crate) Vec<u8>);
+
+fn hex_bytes(s: &str) -> Result<HexBytes, String> {
+    let b = hex::decode(s).map_err(|e| format!("{s:?} is not hex: {e}"))?;
+    if b.len() > 200 {
+        return Err("at most 200 extra bytes".into());
+    }
+    Ok(HexBytes(b))
 }
 
 /// `--fault`.
@@ -337,6 +380,13 @@ impl Common {
             link,
             name: self.name.clone(),
             timeout: self.timeout,
+            ble_channel: match self.ble_channel {
+                BleChannelArg::Offer => BleChannel::Offer,
+                BleChannelArg::Off => BleChannel::Off,
+                BleChannelArg::Refuse => BleChannel::Refuse,
+            },
+            advert_uuid: self.advert_uuid,
+            advert_extra: self.advert_extra.clone().map(|h| h.0).unwrap_or_default(),
         }
     }
 
@@ -537,5 +587,52 @@ fn describe(op: &Operation) -> String {
         Operation::Refused { status } => format!("answered {status:?}: {}", status.explain()),
         Operation::Selected => "selected by the desktop (authenticatorSelection)".into(),
         Operation::NoRequest => "the desktop shut down without a request".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    fn scan_config(extra: &[&str]) -> Result<PhoneConfig, clap::Error> {
+        let mut argv = vec!["phone-sim", "scan", "--qr", "FIDO:/1", "--advert-file", "a"];
+        argv.extend_from_slice(extra);
+        let cli = Cli::try_parse_from(argv)?;
+        let Command::Scan(a) = cli.command else {
+            panic!("not the scan command")
+        };
+        Ok(a.common.config(true))
+    }
+
+    #[test]
+    fn advert_and_ble_channel_flags() {
+        let c = scan_config(&[]).unwrap();
+        assert_eq!(
+            (c.ble_channel, c.advert_uuid, c.advert_extra.len()),
+            (BleChannel::Offer, 0xfff9, 0)
+        );
+        let c = scan_config(&[
+            "--ble-channel",
+            "refuse",
+            "--advert-uuid",
+            "FDE2",
+            "--advert-extra",
+            "ff0011",
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.ble_channel, c.advert_uuid, c.advert_extra),
+            (BleChannel::Refuse, 0xfde2, vec![0xff, 0x00, 0x11])
+        );
+        for bad in [
+            &["--advert-uuid", "fff"][..],
+            &["--advert-uuid", "zzzz"],
+            &["--advert-extra", "f"],
+            &["--ble-channel", "sometimes"],
+        ] {
+            assert!(scan_config(bad).is_err(), "{bad:?}");
+        }
     }
 }

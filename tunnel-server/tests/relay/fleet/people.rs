@@ -93,6 +93,7 @@ impl Desk {
                 handshake: Duration::from_secs(10),
                 user: Duration::from_secs(20),
                 linger: Duration::from_millis(300),
+                ..Timeouts::default()
             },
             links: link.then(|| LinkStore::new(dir.join("links.json"))),
             ..BridgeConfig::default()

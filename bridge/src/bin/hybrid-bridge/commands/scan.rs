@@ -197,6 +197,7 @@ mod tests {
             data: eid::encrypt(&key.0, &pt).to_vec(),
             rssi: Some(-61),
             address: None,
+            random_address: None,
         };
         let tunnel = secret.tunnel_id().to_hex();
         let row = row(&heard, Some(&key));

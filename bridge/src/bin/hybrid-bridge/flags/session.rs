@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use tunnel_client::RelayArgs;
 
-use bridge::{BridgeConfig, LinkStore, Timeouts};
+use bridge::{BridgeConfig, ChannelChoice, LinkStore, Timeouts};
 use cli_support::parse_duration;
 
 /// How to hear and reach the phone: Bluetooth, the relay, the timeouts and linking. Shared by
@@ -35,6 +35,14 @@ pub(crate) struct SessionArgs {
         help_heading = "Bluetooth"
     )]
     pub(crate) min_rssi: Option<i16>,
+    /// Which data channel to use: `relay` (the tunnel relay only; the QR code works with every
+    /// phone), `auto` (also offer the CTAP 2.3 Bluetooth channel and use it when the phone
+    /// offers one, the relay otherwise) or `ble` (the Bluetooth channel only: no relay, no
+    /// internet). Linked phones always use the relay.
+    #[arg(long, value_name = "CHANNEL", env = "BRIDGE_CHANNEL", default_value = "relay",
+          value_parser = clap::builder::PossibleValuesParser::new(ChannelChoice::NAMES),
+          help_heading = "Bluetooth")]
+    pub(crate) channel: String,
     /// The relay.
     #[command(flatten)]
     pub(crate) relay: RelayArgs,
@@ -44,6 +52,9 @@ pub(crate) struct SessionArgs {
     /// How long to wait for the relay connection.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "20s", help_heading = "Timeouts")]
     pub(crate) connect_timeout: Duration,
+    /// How long to wait for the phone's Bluetooth channel to connect before using the relay.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s", help_heading = "Timeouts")]
+    pub(crate) ble_connect_timeout: Duration,
     /// How long to wait for the handshake.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "20s", help_heading = "Timeouts")]
     pub(crate) handshake_timeout: Duration,
@@ -70,6 +81,7 @@ impl SessionArgs {
             timeouts: Timeouts {
                 advert: self.advert_timeout,
                 connect: self.connect_timeout,
+                ble_connect: self.ble_connect_timeout,
                 handshake: self.handshake_timeout,
                 user: self.user_timeout,
                 linger: self.linger,
@@ -77,6 +89,7 @@ impl SessionArgs {
             links: if self.no_link { None } else { links },
             min_rssi: self.min_rssi,
             signal_connection: self.signal_connection,
+            channel: ChannelChoice::from_name(&self.channel).unwrap_or_default(),
         }
     }
 }

@@ -248,6 +248,7 @@ mod tests {
             data,
             rssi: Some(-60),
             address: None,
+            random_address: None,
         }
     }
 

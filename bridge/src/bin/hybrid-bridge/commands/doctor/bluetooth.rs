@@ -2,7 +2,9 @@
 //! we can connect to), BlueZ on it (btleplug's manager lists adapters), an adapter (the first,
 //! or `--adapter`), powered, an LE scan that BlueZ lets us start, and what a short scan hears:
 //! service-data adverts in general (the radio works) and hybrid ones (0xFFF9 / 0xFDE2, at
-//! least 20 bytes: a phone trying to connect). A failed step skips the ones after it.
+//! least 20 bytes: a phone trying to connect). A failed step skips the ones after it. Last,
+//! whether the CTAP 2.3 BLE data channel can be used here (L2CAP sockets) and whether it is
+//! switched on (`--channel`, `BRIDGE_CHANNEL`).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -239,7 +241,36 @@ pub(crate) async fn checks(adapter: Option<&str>, scan_time: Duration) -> Vec<Ch
             "none is normal unless a phone is connecting right now: scan a QR code with the phone and run doctor again (or `hybrid-bridge scan`)",
         )
     });
+    out.push(ble_channel_check());
     out
+}
+
+/// The CTAP 2.3 BLE data channel: whether L2CAP sockets work, and which channel ceremonies
+/// use by the `BRIDGE_CHANNEL` setting (the `--channel` flag's variable).
+fn ble_channel_check() -> Check {
+    let setting = std::env::var("BRIDGE_CHANNEL").unwrap_or_else(|_| "relay".into());
+    let uses = match setting.as_str() {
+        "auto" => "ceremonies use it when the phone offers it, the relay otherwise",
+        "ble" => "ceremonies use only it (no relay)",
+        _ => "ceremonies use the relay (--channel auto or ble to use it)",
+    };
+    match hybrid_channel::l2cap::sockets_available() {
+        Ok(()) => check(
+            "BLE data channel",
+            Status::Pass,
+            format!("L2CAP sockets work; channel setting {setting}: {uses}"),
+        ),
+        Err(e) => check(
+            "BLE data channel",
+            if setting == "ble" {
+                Status::Fail
+            } else {
+                Status::Info
+            },
+            format!("{e}; the relay is used"),
+        )
+        .next("the CTAP 2.3 Bluetooth channel needs a kernel with Bluetooth (L2CAP sockets)"),
+    }
 }
 
 #[cfg(test)]
