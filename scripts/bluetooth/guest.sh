@@ -79,10 +79,15 @@ bridge_global=(--links-file links.json --events json)
 bridge_conn=(--adapter hci1 "${tunnel[@]}" --no-qr --ble-connect-timeout 30s)
 phone_conn=(--bluez --adapter hci0 "${tunnel[@]}" --timeout 60s)
 
+# No LE link between the controllers: the next ceremony starts as a phone newly in range
+# would, not on a link the previous one left up (BlueZ drops an idle LE link after seconds).
+no_le_link() { ! hcitool -i hci1 con 2>/dev/null | grep -q ' LE '; }
+
 # ceremony NAME KIND(register|sign-in) CHANNEL [phone-sim flags...]: one QR ceremony, verified
 # by the relying party; leaves NAME.events (the bridge's JSON events) behind.
 ceremony() {
   local name=$1 kind=$2 channel=$3; shift 3
+  waitfor 20 no_le_link || echo "note: an LE link from the last ceremony is still up: $(hcitool -i hci1 con | tail -n +2)"
   rm -f qr.txt "$name".response
   if [ "$kind" = register ]; then
     rp reg-begin "$name".state "$name".options "user-$name"
