@@ -13,7 +13,9 @@ export const CHROMIUM_KEY = 'MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAqgnq7LQ
 export const CHROMIUM_ID = 'kbehonokcoobakmaiaaeeiedfmmjlope';
 export const FIREFOX_ID = 'hybrid-bridge@hybridbridge.org';
 
-export function build() {
+/** Writes dist/firefox and dist/chromium. `chromiumKey` (base64 DER public key) replaces the
+ * pinned `key` when the extension is packed with another signing key (tools/pack.mjs). */
+export function build({ chromiumKey = CHROMIUM_KEY } = {}) {
   const manifest = JSON.parse(readFileSync(join(src, 'manifest.json'), 'utf8'));
   const out = {};
   for (const flavour of ['firefox', 'chromium']) {
@@ -24,7 +26,7 @@ export function build() {
     let m = structuredClone(manifest);
     if (flavour === 'chromium') {
       delete m.browser_specific_settings;
-      m = { ...m, key: CHROMIUM_KEY, background: { service_worker: 'background.js', type: 'module' }, minimum_chrome_version: '111' };
+      m = { ...m, key: chromiumKey, background: { service_worker: 'background.js', type: 'module' }, minimum_chrome_version: '111' };
       // Chromium does not draw SVG icons; it falls back to its default icon.
       delete m.icons;
     }

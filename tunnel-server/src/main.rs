@@ -1,7 +1,8 @@
 //! The `tunnel-server` binary: sets up logging, parses flags, binds, runs the relay until
 //! SIGTERM or ctrl-c, and maps the result to an exit code. `tunnel-server domain` prints
 //! tunnel domain names; `tunnel-server health` checks a running relay (exit 0 or 1);
-//! `--check` checks a configuration and `--print-config` prints it.
+//! `tunnel-server man` prints the manual page; `--check` checks a configuration and
+//! `--print-config` prints it.
 
 mod health;
 
@@ -10,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 use tunnel_server::config::parse_duration;
 use tunnel_server::{domain, LogFormat, ServeArgs};
 
@@ -68,6 +69,8 @@ enum Command {
         #[command(flatten)]
         serve: Box<ServeArgs>,
     },
+    /// Print the manual page (roff), generated from these flags: `tunnel-server man | man -l -`.
+    Man,
 }
 
 fn main() -> ExitCode {
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
             timeout,
             serve,
         }) => health_command(address, ready, timeout, &serve),
+        Some(Command::Man) => man_page(),
         None if cli.print_config => print_config(&cli.serve),
         None if cli.check => check_config(&cli.serve),
         None => serve(&cli.serve),
@@ -128,6 +132,12 @@ fn domain_command(
         }
     }
     Ok(())
+}
+
+fn man_page() -> anyhow::Result<()> {
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut std::io::stdout())
+        .context("cannot write the manual page")
 }
 
 fn print_config(args: &ServeArgs) -> anyhow::Result<()> {

@@ -9,6 +9,7 @@
 
 mod bluetooth;
 mod browser;
+mod sandbox;
 mod relays;
 
 use std::path::PathBuf;
