@@ -13,13 +13,14 @@ export const CHROMIUM_KEY = 'MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAqgnq7LQ
 export const CHROMIUM_ID = 'kbehonokcoobakmaiaaeeiedfmmjlope';
 export const FIREFOX_ID = 'hybrid-bridge@hybridbridge.org';
 
-/** Writes dist/firefox and dist/chromium. `chromiumKey` (base64 DER public key) replaces the
- * pinned `key` when the extension is packed with another signing key (tools/pack.mjs). */
-export function build({ chromiumKey = CHROMIUM_KEY } = {}) {
+/** Writes dist/firefox and dist/chromium (or into `outDir`). `chromiumKey` (base64 DER public
+ * key) replaces the pinned `key` when the extension is packed with another signing key
+ * (tools/pack.mjs). */
+export function build({ chromiumKey = CHROMIUM_KEY, outDir = join(root, 'dist') } = {}) {
   const manifest = JSON.parse(readFileSync(join(src, 'manifest.json'), 'utf8'));
   const out = {};
   for (const flavour of ['firefox', 'chromium']) {
-    const dir = join(root, 'dist', flavour);
+    const dir = join(outDir, flavour);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
     cpSync(src, dir, { recursive: true });

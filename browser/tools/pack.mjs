@@ -159,11 +159,11 @@ export function crx3(zip, privatePem) {
   return Buffer.concat([prefix, header, zip]);
 }
 
-/** Builds dist/ with the public key of `keyPem` as the Chromium manifest `key`, and packs both
- * into `outDir`. */
+/** Builds dist/packed/ (apart from the dist/chromium people load) with the public key of
+ * `keyPem` as the Chromium manifest `key`, and packs both into `outDir`. */
 export function pack({ keyPem, outDir, epoch }) {
   const spki = publicKeyDer(keyPem);
-  const dirs = build({ chromiumKey: spki.toString('base64') });
+  const dirs = build({ chromiumKey: spki.toString('base64'), outDir: join(fileURLToPath(new URL('..', import.meta.url)), 'dist', 'packed') });
   const { version } = JSON.parse(readFileSync(join(dirs.firefox, 'manifest.json'), 'utf8'));
   mkdirSync(outDir, { recursive: true });
   const xpi = join(outDir, `hybrid-bridge-${version}.xpi`);

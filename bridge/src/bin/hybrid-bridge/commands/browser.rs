@@ -547,4 +547,40 @@ mod tests {
         assert_eq!(firefox["allowed_extensions"], json!([FIREFOX_EXTENSION_ID]));
         assert!(firefox.get("allowed_origins").is_none());
     }
+
+    #[test]
+    fn system_locations_write_below_the_root_and_name_the_final_paths() {
+        let targets = Targets {
+            system: true,
+            root: Some("/stage".into()),
+            ..Targets::default()
+        };
+        let locs = targets.locations().unwrap();
+        assert_eq!(locs.len(), Browser::ALL.len());
+        let chrome = &locs[1];
+        assert_eq!(chrome.label, "Chrome (system)");
+        assert_eq!(
+            chrome.manifest(),
+            Path::new("/stage/etc/opt/chrome/native-messaging-hosts/org.hybridbridge.host.json")
+        );
+        assert_eq!(
+            chrome.launcher_file,
+            Path::new("/stage/usr/lib/hybrid-bridge/native-host")
+        );
+        let m = manifest(chrome, "abcdefghijklmnopabcdefghijklmnop");
+        assert_eq!(m["path"], SYSTEM_LAUNCHER);
+        assert_eq!(
+            m["allowed_origins"],
+            json!(["chrome-extension://abcdefghijklmnopabcdefghijklmnop/"])
+        );
+        assert!(locs[5].firefox && locs[5].dir.ends_with("usr/lib/mozilla/native-messaging-hosts"));
+    }
+
+    #[test]
+    fn chromium_ids_are_32_letters_a_to_p() {
+        assert!(parse_chromium_id(CHROMIUM_EXTENSION_ID).is_ok());
+        for bad in ["", "kbehonokcoobakmaiaaeeiedfmmjlop", "kbehonokcoobakmaiaaeeiedfmmjlopq", "KBEHONOKCOOBAKMAIAAEEIEDFMMJLOPE", "zbehonokcoobakmaiaaeeiedfmmjlope"] {
+            assert!(parse_chromium_id(bad).is_err(), "{bad}");
+        }
+    }
 }
