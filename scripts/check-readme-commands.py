@@ -2,9 +2,10 @@
 """Runs the commands the READMEs show, so a person who copies one never meets a flag that
 does not exist.
 
-Every command line in the READMEs' code blocks (and in inline `code` that starts with one of
-our programs) that calls `hybrid-bridge`, `phone-sim`, `tunnel-server` or `hybrid-demo` —
-directly or as `cargo run -p <crate> -- …` — is run with `--help` appended: clap then checks
+Every command line in the READMEs' and benchmark pages' code blocks (and in inline `code` that
+starts with one of our programs) that calls `hybrid-bridge`, `phone-sim`, `tunnel-server`,
+`hybrid-demo` or `loadgen` — directly, by a path such as `target/release/loadgen`, or as
+`cargo run -p <crate> -- …` — is run with `--help` appended: clap then checks
 every flag and value before it and exits 0, or exits 2 naming what is wrong. A code block
 whose info string is `sh run` is a walkthrough and is executed for real with bash (the
 programs on PATH, a fresh HOME, a time limit) and must exit 0.
@@ -20,17 +21,20 @@ import subprocess
 import sys
 import tempfile
 
-PROGRAMS = {"hybrid-bridge", "phone-sim", "tunnel-server", "hybrid-demo"}
+PROGRAMS = {"hybrid-bridge", "phone-sim", "tunnel-server", "hybrid-demo", "loadgen"}
 CRATE_BINARY = {
     "bridge": "hybrid-bridge",
     "phone-sim": "phone-sim",
     "tunnel-server": "tunnel-server",
     "hybrid-demo": "hybrid-demo",
+    "relay-bench": "loadgen",
 }
 DEFAULT_READMES = [
     "README.md",
+    "BENCHMARKS.md",
     "phone-sim/README.md",
     "tunnel-server/README.md",
+    "tunnel-server/BENCHMARKS.md",
     "browser/README.md",
 ]
 
@@ -101,6 +105,8 @@ def program_call(argv):
         return None
     if argv[0] in PROGRAMS:
         return argv[0], argv[1:]
+    if "/" in argv[0] and os.path.basename(argv[0]) in PROGRAMS:
+        return os.path.basename(argv[0]), argv[1:]  # target/release/loadgen
     if argv[:2] == ["cargo", "run"] and "--" in argv:
         split = argv.index("--")
         opts, rest = argv[2:split], argv[split + 1:]

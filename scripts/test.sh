@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test in the workspace: unit, integration and end-to-end, including the btleplug
-# scanner against a mock BlueZ and the relay scale-out test behind nginx, and the browser
-# extension's tests. Installs the Debian packages those need when they are missing (dbus,
+# scanner against a mock BlueZ, the relay's scale-out and fleet tests behind nginx (the fleet
+# test runs relay processes in UTS namespaces of their own with util-linux's unshare), and the
+# browser extension's tests. Installs the Debian packages those need when they are missing (dbus,
 # python3-dbusmock, nginx, chromium, firefox-esr); run as root
 # or install them yourself first. Extra arguments go to `cargo test`.
 set -euo pipefail

@@ -9,19 +9,21 @@
 //!                                          (shutdown; linger for a late linking update)
 //! ```
 //!
-//! Every stage has its own timeout ([`Timeouts`]) and its error names the stage.
+//! Every stage has its own timeout ([`Timeouts`]) and its error names the stage. After the
+//! handshake, the session is the pure machine in `talk` (request, reply, shutdown, linger);
+//! [`talk`] here only pumps frames between it and the tunnel and stores the links it verified.
 
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hybrid_protocol::ctap::{self, Command, GetInfo, Status};
+use hybrid_protocol::ctap::{Command, GetInfo};
 use hybrid_protocol::eid::{self, MatchedAdvert};
 use hybrid_protocol::error::PeerMisbehaved;
 use hybrid_protocol::handshake::Initiator;
 use hybrid_protocol::keys::{EidKey, IdentityKey, QrSecret};
-use hybrid_protocol::linking::{ClientPayload, LinkingInfo};
+use hybrid_protocol::linking::ClientPayload;
 use hybrid_protocol::qr::{QrCode, RequestType};
-use hybrid_protocol::session::{Message, PostHandshake, Revision, Session};
+use hybrid_protocol::session::{PostHandshake, Revision, Session};
 use hybrid_protocol::tunnel::{TunnelPath, CLIENT_PAYLOAD_HEADER, SIGNAL_CONNECTION_HEADER};
 use rand_core::OsRng;
 use tunnel_client::{RelayError, Route, Tunnel, TunnelConfig};
@@ -30,6 +32,7 @@ use crate::error::BridgeError;
 use crate::links::{LinkStore, StoredLink};
 use crate::progress::{Event, Phase, Progress};
 use crate::scanner::Scanner;
+use crate::talk::{FrameKind, Linking, Talk, TalkEvent, TalkTimeouts};
 
 /// Per-stage timeouts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -300,11 +303,25 @@ async fn linked_transaction_with(
     let signal_connection = tunnel
         .header(SIGNAL_CONNECTION_HEADER)?
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    // The tunnel is watched while the phone is woken: a relay that goes away (killed,
+    // restarted) is reported as such at once, not as a phone that never answered. What
+    // arrives meanwhile (the relay's phone-connected signal) is kept for the handshake.
+    let mut early: Option<Vec<u8>> = None;
     let matched = run
-        .timed(
-            config.timeouts.advert,
-            wait_for_advert(&eid_key, config.min_rssi, scanner, &run),
-        )
+        .timed(config.timeouts.advert, async {
+            let advert = wait_for_advert(&eid_key, config.min_rssi, scanner, &run);
+            tokio::pin!(advert);
+            loop {
+                tokio::select! {
+                    matched = &mut advert => return matched,
+                    got = tunnel.recv(), if early.is_none() => {
+                        early = Some(got?.ok_or(BridgeError::Closed {
+                            during: "before the phone answered",
+                        })?);
+                    }
+                }
+            }
+        })
         .await?;
     run.enter(Phase::Handshaking);
     let psk = matched.psk(secret.expose());
@@ -313,9 +330,12 @@ async fn linked_transaction_with(
     tunnel.send(msg1.to_vec()).await?;
     let (session, ph, revision) = run
         .timed(config.timeouts.handshake, async {
-            let mut msg2 = tunnel.recv().await?.ok_or(BridgeError::Closed {
-                during: "during the handshake",
-            })?;
+            let mut msg2 = match early.take() {
+                Some(m) => m,
+                None => tunnel.recv().await?.ok_or(BridgeError::Closed {
+                    during: "during the handshake",
+                })?,
+            };
             if signal_connection {
                 if msg2 != [0x00] {
                     return Err(RelayError::Protocol {
@@ -411,10 +431,13 @@ async fn read_post_handshake(
     Ok((ph, rev))
 }
 
+/// The IO loop around the session machine ([`Talk`]): sends its frames on the tunnel, stores
+/// the links it verified and reports the ones it ignored, and hands it what the tunnel
+/// delivers, until it ends.
 #[allow(clippy::too_many_arguments)] // one call site per flow; a struct would only rename them
 async fn talk(
     mut tunnel: Tunnel,
-    mut session: Session,
+    session: Session,
     ph: PostHandshake,
     revision: Revision,
     request: &CtapRequest,
@@ -422,170 +445,113 @@ async fn talk(
     config: &BridgeConfig,
     mut run: Run<'_>,
 ) -> Result<CtapOutcome, BridgeError> {
-    let hash = *session.handshake_hash();
-    // getInfo is answered locally from the post-handshake message
-    // (docs/PROTOCOL.md#post-handshake).
-    let get_info_bytes = ph.get_info.clone().unwrap_or_default();
-    let get_info = GetInfo::from_cbor(&get_info_bytes).map_err(BridgeError::peer(
-        "in the getInfo of its post-handshake message",
-    ))?;
-    let mut linked = None;
-    if let Some(l) = ph.linking {
-        linked = handle_link(l, &hash, &linking, &run)?;
+    let machine_linking = match &linking {
+        LinkContext::Qr {
+            identity, store, ..
+        } => Linking::Qr {
+            identity: (*identity).clone(),
+            can_store: store.is_some(),
+        },
+        LinkContext::Linked => Linking::Linked,
+    };
+    let timeouts = TalkTimeouts {
+        user: config.timeouts.user,
+        linger: config.timeouts.linger,
+    };
+    let (mut machine, get_info) = Talk::new(session, ph, revision, machine_linking, timeouts)?;
+    // A revision-0 link from the post-handshake message is stored before the request; only
+    // failing to store it ends the session here.
+    handle_events(&mut machine, &linking, &run);
+    if let Some(end) = machine.poll_end() {
+        return Err(end.err().unwrap_or_else(|| {
+            BridgeError::Internal("the session ended before its request".into())
+        }));
     }
     run.enter(Phase::AwaitingUser);
-    let wire = ctap::encode_request(request.command, &request.body);
-    let frame = match revision {
-        Revision::One => session.encrypt_message(&Message::Ctap(wire)),
-        Revision::Zero => session.encrypt(&wire),
-    }
-    .map_err(|e| BridgeError::Internal(e.to_string()))?;
-    tunnel.send(frame).await?;
-    const DURING: &str = "in its CTAP reply";
-    let reply = run
-        .timed(config.timeouts.user, async {
-            loop {
-                let frame = tunnel.recv().await?.ok_or(BridgeError::Closed {
-                    during: "before the phone answered",
-                })?;
-                if revision == Revision::Zero {
-                    return session
-                        .decrypt(&frame)
-                        .map(|p| p.to_vec())
-                        .map_err(BridgeError::peer(DURING));
+    let now = || tokio::time::Instant::now().into_std();
+    machine.send_request(now(), request.command, &request.body);
+    let mut open = true;
+    let talked = loop {
+        while let Some(frame) = machine.poll_transmit() {
+            if let Err(e) = tunnel.send(frame.bytes).await {
+                if frame.kind == FrameKind::Request {
+                    open = false;
                 }
-                match session
-                    .decrypt_message(&frame)
-                    .map_err(BridgeError::peer(DURING))?
-                {
-                    Message::Ctap(r) => return Ok(r),
-                    Message::Update(u) => {
-                        if let Some(l) = u.linking {
-                            if let Some(n) = handle_link(l, &hash, &linking, &run)? {
-                                linked = Some(n);
-                            }
-                        }
-                    }
-                    other => {
-                        return Err(BridgeError::Peer {
-                            during: DURING,
-                            error: PeerMisbehaved::UnexpectedMessage {
-                                expected: "a CTAP reply",
-                                got: format!("{other:?}"),
-                            }
-                            .into(),
-                        })
-                    }
-                }
-            }
-        })
-        .await?;
-    let (status, body) = ctap::split_response(&reply).map_err(BridgeError::peer(DURING))?;
-    if status != Status::Ok {
-        if revision == Revision::One {
-            if let Ok(f) = session.encrypt_message(&Message::Shutdown) {
-                let _ = tunnel.send(f).await;
+                machine.handle_send_failed(frame.kind, e.into());
             }
         }
+        handle_events(&mut machine, &linking, &run);
+        if let Some(end) = machine.poll_end() {
+            break end;
+        }
+        let received = match machine.poll_timeout() {
+            Some(deadline) => tokio::select! {
+                r = tunnel.recv() => Some(r),
+                () = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => None,
+            },
+            None => Some(tunnel.recv().await),
+        };
+        match received {
+            None => machine.handle_timeout(now()),
+            Some(Ok(Some(frame))) => machine.handle_message(now(), &frame),
+            Some(Ok(None)) => {
+                open = false;
+                machine.handle_channel_closed();
+            }
+            Some(Err(e)) => {
+                open = false;
+                machine.handle_channel_lost(e.into());
+            }
+        }
+    };
+    if open {
         tunnel.close().await;
-        return Err(BridgeError::Ctap { status });
     }
-    let response = body.to_vec();
-    if revision == Revision::One {
-        if let Ok(f) = session.encrypt_message(&Message::Shutdown) {
-            let _ = tunnel.send(f).await;
-        }
-        let wants_link =
-            matches!(linking, LinkContext::Qr { store: Some(_), .. }) && linked.is_none();
-        if wants_link {
-            // A late linking update may follow the reply; an early close or a second
-            // shutdown is fine (we have the reply).
-            let late = tokio::time::timeout(config.timeouts.linger, async {
-                loop {
-                    let Ok(Some(frame)) = tunnel.recv().await else {
-                        return Ok(None);
-                    };
-                    match session.decrypt_message(&frame) {
-                        Ok(Message::Update(u)) => {
-                            if let Some(l) = u.linking {
-                                if let Some(n) = handle_link(l, &hash, &linking, &run)? {
-                                    return Ok(Some(n));
-                                }
-                            }
-                        }
-                        Ok(other) => tracing::debug!(?other, "after shutdown: ignored"),
-                        Err(e) => {
-                            tracing::debug!("after shutdown: {e}");
-                            return Ok::<_, BridgeError>(None);
-                        }
-                    }
-                }
-            })
-            .await;
-            if let Ok(Ok(Some(n))) = late {
-                linked = Some(n);
-            } else if let Ok(Err(e)) = late {
-                tracing::debug!("storing a late link failed: {e}");
-                run.emit(Event::LinkIgnored {
-                    reason: e.to_string(),
-                });
-            }
-        }
-    }
-    tunnel.close().await;
+    let talked = talked?;
     let stages = run.finish();
     Ok(CtapOutcome {
-        response,
+        response: talked.response,
         get_info,
         revision,
-        linked,
+        linked: talked.linked,
         stages,
     })
 }
 
-/// Verifies linking information and stores it; never stores an unverified link.
-fn handle_link(
-    info: LinkingInfo,
-    hash: &[u8; 32],
-    ctx: &LinkContext<'_>,
-    run: &Run<'_>,
-) -> Result<Option<String>, BridgeError> {
-    let (identity, domain, store) = match ctx {
-        LinkContext::Linked => {
-            run.emit(Event::LinkIgnored {
-                reason: "linking information in a linked session cannot be verified".into(),
-            });
-            return Ok(None);
+/// Stores the links the machine verified (never an unverified one) and reports the ones it
+/// ignored.
+fn handle_events(machine: &mut Talk, linking: &LinkContext<'_>, run: &Run<'_>) {
+    while let Some(event) = machine.poll_event() {
+        match event {
+            TalkEvent::LinkIgnored(reason) => run.emit(Event::LinkIgnored { reason }),
+            TalkEvent::StoreLink(verified) => {
+                let LinkContext::Qr {
+                    domain,
+                    store: Some(store),
+                    ..
+                } = linking
+                else {
+                    // The machine asks only in a QR session with a links file.
+                    machine.handle_link_store_failed(BridgeError::Internal(
+                        "a link to store without a links file".into(),
+                    ));
+                    continue;
+                };
+                let stored = store.store(StoredLink::from_verified(
+                    &verified,
+                    domain.clone(),
+                    unix_now(),
+                ));
+                match stored {
+                    Ok(name) => {
+                        run.emit(Event::Linked { name: name.clone() });
+                        machine.handle_link_stored(name);
+                    }
+                    Err(e) => machine.handle_link_store_failed(e),
+                }
+            }
         }
-        LinkContext::Qr {
-            identity,
-            domain,
-            store,
-        } => (identity, domain, store),
-    };
-    let verified = match info.verify(identity, hash) {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::warn!("{e}");
-            run.emit(Event::LinkIgnored {
-                reason: e.to_string(),
-            });
-            return Ok(None);
-        }
-    };
-    let Some(store) = store else {
-        run.emit(Event::LinkIgnored {
-            reason: "no links file configured".into(),
-        });
-        return Ok(None);
-    };
-    let name = store.store(StoredLink::from_verified(
-        &verified,
-        domain.clone(),
-        unix_now(),
-    ))?;
-    run.emit(Event::Linked { name: name.clone() });
-    Ok(Some(name))
+    }
 }
 
 fn unix_now() -> u64 {

@@ -40,7 +40,8 @@
 //! durations). Errors are [`BridgeError`], each with [`BridgeError::exit_code`].
 //!
 //! # Layout
-//! - [`ceremony`]: the orchestrator and its [`Phase`]s and [`Timeouts`].
+//! - [`ceremony`]: the orchestrator and its [`Phase`]s and [`Timeouts`]; `talk`: the session
+//!   after the handshake (request, reply, shutdown, linger) as a pure state machine.
 //! - [`webauthn`]: options JSON in, `clientDataJSON`, RP ID check, response JSON out.
 //! - [`scanner`]: the [`Scanner`] trait, the advert-file medium; [`ble`]: btleplug/BlueZ.
 //! - the relay connection is the `tunnel-client` crate ([`TunnelConfig`], [`RelayError`]).
@@ -53,7 +54,7 @@
 //!
 //! The `hybrid-bridge` command line (its flags, one module per command, `doctor`, the scan
 //! report, the browser installer) is the binary's own, in `src/bin/hybrid-bridge/`: this
-//! library does not know it is driven from a terminal.
+//! library has no command line, flags or subcommands of its own.
 
 pub mod ble;
 pub mod ceremony;
@@ -64,6 +65,7 @@ pub mod progress;
 pub mod render;
 pub mod sanitize;
 pub mod scanner;
+mod talk;
 pub mod units;
 pub mod webauthn;
 

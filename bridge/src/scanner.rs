@@ -55,16 +55,26 @@ pub trait Scanner: Send {
 /// could never match a QR code shown afterwards. Create the scanner before showing the QR code
 /// (the ceremony functions take it as an argument, so that is the natural order), and reuse one
 /// scanner for consecutive ceremonies. A file that shrinks (truncated or replaced) is read
-/// again from its start. Malformed lines and lines under other UUIDs are skipped with a debug
-/// log. The file is polled every 5 ms.
+/// again from its start. Malformed lines, lines under other UUIDs and lines longer than
+/// [`MAX_LINE`] are skipped with a debug log; memory stays bounded whatever the file holds. The
+/// file is polled every 5 ms.
 #[derive(Debug)]
 pub struct AdvertFileScanner {
     path: PathBuf,
     offset: u64,
     partial: Vec<u8>,
+    /// Inside a line longer than [`MAX_LINE`], dropped up to its newline.
+    skipping: bool,
     pending: std::collections::VecDeque<HeardAdvert>,
     poll: Duration,
 }
+
+/// The longest line kept. An advert line is a UUID, at most a few dozen bytes of hex and an
+/// RSSI (under 100 bytes); anything near this is not an advert.
+pub const MAX_LINE: usize = 4096;
+
+/// Bytes read from the advert file at once.
+const READ_CHUNK: usize = 64 * 1024;
 
 impl AdvertFileScanner {
     /// Follows `path` from its current end. A missing file is fine: it is waited for.
@@ -79,6 +89,7 @@ impl AdvertFileScanner {
             path,
             offset,
             partial: Vec::new(),
+            skipping: false,
             pending: Default::default(),
             poll: Duration::from_millis(5),
         })
@@ -90,6 +101,7 @@ impl AdvertFileScanner {
             path: path.into(),
             offset: 0,
             partial: Vec::new(),
+            skipping: false,
             pending: Default::default(),
             poll: Duration::from_millis(5),
         }
@@ -100,7 +112,10 @@ impl AdvertFileScanner {
         &self.path
     }
 
-    /// Reads whatever was appended since the last call.
+    /// Reads what was appended since the last call, [`READ_CHUNK`] bytes at a time, until it
+    /// has caught up with the file or has adverts to hand out (so neither the line buffer nor
+    /// the queue grows with the file). A line longer than [`MAX_LINE`] is dropped, with a
+    /// debug log, up to its newline.
     fn read_new(&mut self) -> Result<(), BridgeError> {
         let mut f = match std::fs::File::open(&self.path) {
             Ok(f) => f,
@@ -112,47 +127,103 @@ impl AdvertFileScanner {
             tracing::debug!(path = %self.path.display(), "advert file shrank; reading it from the start");
             self.offset = 0;
             self.partial.clear();
+            self.skipping = false;
         }
         if len == self.offset {
             return Ok(());
         }
         f.seek(SeekFrom::Start(self.offset))
             .map_err(|e| medium_error(&self.path, e))?;
-        let mut buf = Vec::with_capacity((len - self.offset) as usize);
-        f.take(len - self.offset)
-            .read_to_end(&mut buf)
-            .map_err(|e| medium_error(&self.path, e))?;
-        self.offset += buf.len() as u64;
-        self.partial.extend_from_slice(&buf);
-        while let Some(nl) = self.partial.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=nl).collect();
-            let text = String::from_utf8_lossy(&line);
-            let text = text.trim();
-            if text.is_empty() || text.starts_with('#') {
-                continue;
+        let mut chunk = vec![0u8; READ_CHUNK];
+        while self.offset < len && self.pending.is_empty() {
+            let want = usize::try_from(len - self.offset).map_or(READ_CHUNK, |n| n.min(READ_CHUNK));
+            let n = f
+                .read(&mut chunk[..want])
+                .map_err(|e| medium_error(&self.path, e))?;
+            if n == 0 {
+                break;
             }
-            match text.parse::<AdvertLine>() {
-                Ok(l) => {
-                    let heard = HeardAdvert {
-                        uuid16: l.uuid16,
-                        data: l.data,
-                        rssi: l.rssi,
-                        address: None,
-                    };
-                    if heard.is_candidate() {
-                        self.pending.push_back(heard);
-                    } else {
-                        tracing::debug!(
-                            uuid = format_args!("{:04x}", heard.uuid16),
-                            len = heard.data.len(),
-                            "advert file: not a hybrid advert, skipped"
-                        );
-                    }
-                }
-                Err(e) => tracing::debug!("advert file: skipping line: {e}"),
-            }
+            self.offset += n as u64;
+            self.take_lines(&chunk[..n]);
         }
         Ok(())
+    }
+
+    /// Splits `bytes` into lines, parsing each complete one; keeps at most [`MAX_LINE`] bytes
+    /// of an unfinished line.
+    fn take_lines(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let Some(nl) = bytes.iter().position(|&b| b == b'\n') else {
+                if !self.skipping {
+                    if self.partial.len() + bytes.len() > MAX_LINE {
+                        self.drop_long_line();
+                    } else {
+                        self.partial.extend_from_slice(bytes);
+                    }
+                }
+                return;
+            };
+            let (line, rest) = (&bytes[..nl], &bytes[nl + 1..]);
+            bytes = rest;
+            if std::mem::take(&mut self.skipping) {
+                continue;
+            }
+            if self.partial.len() + line.len() > MAX_LINE {
+                self.drop_long_line();
+                self.skipping = false;
+                continue;
+            }
+            let mut whole = std::mem::take(&mut self.partial);
+            whole.extend_from_slice(line);
+            self.parse_line(&whole);
+            whole.clear();
+            self.partial = whole;
+        }
+    }
+
+    /// Forgets the line being read and skips to its end.
+    fn drop_long_line(&mut self) {
+        tracing::debug!(
+            path = %self.path.display(),
+            max = MAX_LINE,
+            "advert file: skipping a line longer than any advert"
+        );
+        self.partial = Vec::new();
+        self.skipping = true;
+    }
+
+    fn parse_line(&mut self, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim();
+        if text.is_empty() || text.starts_with('#') {
+            return;
+        }
+        match text.parse::<AdvertLine>() {
+            Ok(l) => {
+                let heard = HeardAdvert {
+                    uuid16: l.uuid16,
+                    data: l.data,
+                    rssi: l.rssi,
+                    address: None,
+                };
+                if heard.is_candidate() {
+                    self.pending.push_back(heard);
+                } else {
+                    tracing::debug!(
+                        uuid = format_args!("{:04x}", heard.uuid16),
+                        len = heard.data.len(),
+                        "advert file: not a hybrid advert, skipped"
+                    );
+                }
+            }
+            Err(e) => tracing::debug!("advert file: skipping line: {e}"),
+        }
+    }
+
+    /// Bytes held for an unfinished line (tests).
+    #[cfg(test)]
+    fn buffered(&self) -> usize {
+        self.partial.capacity()
     }
 }
 
@@ -257,5 +328,58 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(a.data, vec![0x55; 20]);
+    }
+
+    /// A file that grows by a line with no end keeps the scanner's memory flat: the line is
+    /// dropped, and the lines after it are read.
+    #[tokio::test]
+    async fn a_huge_line_without_newline_is_dropped_and_later_lines_still_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("adverts");
+        std::fs::write(&path, "").unwrap();
+        let mut s = AdvertFileScanner::new(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let block = vec![b'a'; 1 << 20];
+        let mut most = 0;
+        for _ in 0..32 {
+            f.write_all(&block).unwrap();
+            assert!(
+                tokio::time::timeout(Duration::from_millis(1), s.next_advert())
+                    .await
+                    .is_err()
+            );
+            most = most.max(s.buffered());
+        }
+        assert!(
+            most <= MAX_LINE,
+            "the scanner held {most} bytes of a 32 MiB line"
+        );
+        // The end of the long line, a short malformed one, then a real advert.
+        write!(f, "tail\nfff9:01\nfff9:{}\n", "66".repeat(20)).unwrap();
+        let a = tokio::time::timeout(Duration::from_secs(2), s.next_advert())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.data, vec![0x66; 20]);
+        assert!(s.buffered() <= MAX_LINE);
+    }
+
+    /// A complete line longer than [`MAX_LINE`] in one read is dropped as well, and the
+    /// line after it is kept.
+    #[tokio::test]
+    async fn an_over_long_complete_line_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("adverts");
+        let mut s = AdvertFileScanner::new(&path).unwrap();
+        let long = format!("fff9:{}", "77".repeat(MAX_LINE));
+        std::fs::write(&path, format!("{long}\nfff9:{}\n", "88".repeat(20))).unwrap();
+        let a = tokio::time::timeout(Duration::from_secs(2), s.next_advert())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.data, vec![0x88; 20]);
     }
 }

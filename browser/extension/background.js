@@ -1,10 +1,14 @@
+// @ts-check
 // hybrid-bridge, background: one ceremony at a time per tab. It takes the page's origin from
 // the browser's sender information (never from the page), checks the RP ID against it, asks
 // the native host (runtime.connectNative, one port per ceremony) which phones are linked, and
 // drives the overlay: the person's choice goes to the host as a create/get request, the host's
 // progress events (the QR code among them) go only to the overlay, and the result or error
-// goes back to the page. See PROTOCOL.md for the host's messages.
-import { allowAttributeAllows, checkRpId, errorText, originOf, secureOrigin } from './lib.js';
+// goes back to the page. Every request is checked (origin, options, RP ID, permissions
+// policy) before a ceremony or its timer exists, so refused requests leave nothing behind.
+// See PROTOCOL.md for the messages (named in messages.js).
+import { allowAttributeAllows, checkRpId, errorText, optionsProblem, originOf, rpIdOf, secureOrigin } from './lib.js';
+import { CEREMONY, CHOICE, FROM_HOST, HOST_EVENT, KIND, OVERLAY, PORT, RUNTIME, TO_HOST } from './messages.js';
 
 const api = globalThis.browser ?? globalThis.chrome;
 const HOST = 'org.hybridbridge.host';
@@ -15,13 +19,15 @@ const byToken = new Map(); // overlay token -> Ceremony
 const randomToken = () => Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
 
 class Ceremony {
-  constructor(port, msg, origin, topOrigin = null) {
+  /** A checked request; its timer starts with {@link Ceremony#start}. */
+  constructor(port, msg, origin, rpId, topOrigin = null) {
     this.page = port; // the content script's port
     this.tabId = port.sender.tab.id;
     this.frameId = port.sender.frameId ?? 0;
     this.kind = msg.kind;
     this.options = msg.options;
     this.origin = origin;
+    this.rpId = rpId;
     this.topOrigin = topOrigin; // set only for a cross-origin frame
     this.id = randomToken();
     this.host = null;
@@ -30,14 +36,7 @@ class Ceremony {
     this.hostProblem = null;
     this.done = false;
     this.running = false;
-    const t = Number(msg.options.timeout);
-    const ms = Number.isFinite(t) && t > 0 ? Math.min(Math.max(t, 30000), 600000) : 300000;
-    this.timer = setTimeout(() => this.fail({ name: 'NotAllowedError', code: 'timeout', message: 'the request timed out' }, true), ms);
-  }
-
-  get rpId() {
-    return this.kind === 'create' ? (this.options.rp?.id ?? new URL(this.origin).hostname)
-      : (this.options.rpId ?? new URL(this.origin).hostname);
+    this.timer = null;
   }
 
   toOverlay(msg) {
@@ -49,20 +48,23 @@ class Ceremony {
   }
 
   async start() {
+    const t = Number(this.options.timeout);
+    const ms = Number.isFinite(t) && t > 0 ? Math.min(Math.max(t, 30000), 600000) : 300000;
+    this.timer = setTimeout(() => this.fail({ name: 'NotAllowedError', code: 'timeout', message: 'the request timed out' }, true), ms);
     byTab.set(this.tabId, this);
     this.connectHost();
     if (this.host) {
-      this.host.postMessage({ type: 'phones', id: this.id });
+      this.host.postMessage({ type: TO_HOST.PHONES, id: this.id });
       await new Promise((resolve) => {
-        this.onPhones = resolve;
-        setTimeout(resolve, 3000);
+        const wait = setTimeout(resolve, 3000);
+        this.onPhones = () => { clearTimeout(wait); resolve(undefined); };
       });
     }
     if (this.done) return;
     const token = randomToken();
     byToken.set(token, this);
     this.token = token;
-    this.toPage({ type: 'overlay', token });
+    this.toPage({ type: CEREMONY.OVERLAY, token });
   }
 
   connectHost() {
@@ -82,7 +84,7 @@ class Ceremony {
       if (!this.running) {
         this.hostProblem = why;
         this.onPhones?.();
-        this.toOverlay({ type: 'host-problem', message: errorText({ code: 'no_host', message: why }) });
+        this.toOverlay({ type: OVERLAY.HOST_PROBLEM, message: errorText({ code: 'no_host', message: why }) });
         return;
       }
       this.fail({ name: 'NotAllowedError', code: 'host_gone', message: why }, true);
@@ -91,56 +93,56 @@ class Ceremony {
 
   fromHost(m) {
     if (this.done || !m || typeof m !== 'object') return;
-    if (m.type === 'phones') {
+    if (m.type === FROM_HOST.PHONES) {
       this.phones = Array.isArray(m.phones) ? m.phones.filter((p) => p && typeof p.id === 'string') : [];
       this.onPhones?.();
-      this.toOverlay({ type: 'phones', phones: this.phones.map((p) => ({ id: p.id, name: String(p.name ?? p.id) })) });
+      this.toOverlay({ type: OVERLAY.PHONES, phones: this.phones.map((p) => ({ id: p.id, name: String(p.name ?? p.id) })) });
       return;
     }
     if (m.id !== this.id) return;
-    if (m.type === 'event') {
-      this.toOverlay({ type: 'event', event: m.event, svg: m.event === 'qr' ? m.svg : undefined, name: m.name });
-    } else if (m.type === 'result') {
+    if (m.type === FROM_HOST.EVENT) {
+      this.toOverlay({ type: OVERLAY.EVENT, event: m.event, svg: m.event === HOST_EVENT.QR ? m.svg : undefined, name: m.name });
+    } else if (m.type === FROM_HOST.RESULT) {
       this.succeed(m.credential);
-    } else if (m.type === 'error') {
+    } else if (m.type === FROM_HOST.ERROR) {
       this.fail({ name: m.name, code: m.code, message: m.message }, m.code !== 'cancelled');
     }
   }
 
   choose(choice) {
     if (this.done || this.running) return;
-    if (choice.choice === 'local') {
+    if (choice.choice === CHOICE.LOCAL) {
       this.end();
-      this.toPage({ type: 'fallthrough' });
+      this.toPage({ type: CEREMONY.FALLTHROUGH });
       return;
     }
     if (!this.host) {
-      this.toOverlay({ type: 'host-problem', message: errorText({ code: 'no_host', message: this.hostProblem }) });
+      this.toOverlay({ type: OVERLAY.HOST_PROBLEM, message: errorText({ code: 'no_host', message: this.hostProblem }) });
       return;
     }
-    const phone = choice.choice === 'phone' && this.phones.some((p) => p.id === choice.phone) ? choice.phone : null;
+    const phone = choice.choice === CHOICE.PHONE && this.phones.some((p) => p.id === choice.phone) ? choice.phone : null;
     this.running = true;
     const request = { type: this.kind, id: this.id, origin: this.origin, options: this.options, phone };
     if (this.topOrigin) request.topOrigin = this.topOrigin;
     this.host.postMessage(request);
-    this.toOverlay({ type: 'started', phone: phone && this.phones.find((p) => p.id === phone).name });
+    this.toOverlay({ type: OVERLAY.STARTED, phone: phone && this.phones.find((p) => p.id === phone).name });
   }
 
   succeed(credential) {
     this.end();
-    this.toPage({ type: 'result', credential });
+    this.toPage({ type: CEREMONY.RESULT, credential });
   }
 
   // keepOverlay: show the error to the person until they close it.
   fail(err, keepOverlay) {
     if (this.done) return;
     if (this.host && this.running) {
-      try { this.host.postMessage({ type: 'cancel', id: this.id }); } catch { /* gone */ }
+      try { this.host.postMessage({ type: TO_HOST.CANCEL, id: this.id }); } catch { /* gone */ }
     }
     const show = keepOverlay && !!this.overlay;
     this.end(show);
-    if (show) this.toOverlay({ type: 'error', message: errorText(err) });
-    this.toPage({ type: 'error', name: err.name || 'NotAllowedError', message: err.message || '', keepOverlay: show });
+    if (show) this.toOverlay({ type: OVERLAY.ERROR, message: errorText(err) });
+    this.toPage({ type: CEREMONY.ERROR, name: err.name || 'NotAllowedError', message: err.message || '', keepOverlay: show });
   }
 
   cancel() {
@@ -161,13 +163,13 @@ class Ceremony {
       const overlay = this.overlay;
       this.overlay = null;
       try { overlay?.disconnect(); } catch { /* gone */ }
-      this.toPage({ type: 'close-overlay' });
+      this.toPage({ type: CEREMONY.CLOSE_OVERLAY });
     }
   }
 }
 
 function reject(port, name, message) {
-  try { port.postMessage({ type: 'error', name, message }); } catch { /* gone */ }
+  try { port.postMessage({ type: CEREMONY.ERROR, name, message }); } catch { /* gone */ }
 }
 
 const POLICY_DENIED = (kind) => `The 'publickey-credentials-${kind}' feature is not enabled in this document. Permissions Policy may be used to delegate Web Authentication capabilities to cross-origin child frames.`;
@@ -188,12 +190,12 @@ function askTopFrame(port, s, kind, origin) {
       resolve: (answer) => done(allowAttributeAllows(answer.allow, `publickey-credentials-${kind}`,
         { childOrigin: origin, srcOrigin: originOf({ url: answer.src }), parentOrigin: answer.parentOrigin })),
     });
-    try { port.postMessage({ type: 'announce', nonce }); } catch { done(null); }
+    try { port.postMessage({ type: CEREMONY.ANNOUNCE, nonce }); } catch { done(null); }
   });
 }
 
 api.runtime.onMessage.addListener((m, sender) => {
-  if (m?.type !== 'hybrid-bridge:frame-policy' || sender.id !== api.runtime.id || sender.frameId !== 0) return;
+  if (m?.type !== RUNTIME.FRAME_POLICY || sender.id !== api.runtime.id || sender.frameId !== 0) return;
   const pending = framePolicies.get(m.nonce);
   if (!pending || pending.tabId !== sender.tab?.id) return;
   pending.resolve({ allow: typeof m.allow === 'string' ? m.allow : null, src: String(m.src ?? ''), parentOrigin: originOf(sender) });
@@ -206,8 +208,9 @@ function onCeremonyPort(port) {
   async function begin(msg) {
     const s = port.sender;
     if (s.id !== api.runtime.id || !s.tab || typeof s.tab.id !== 'number') return reject(port, 'NotAllowedError', 'not from a tab');
-    if (msg.kind !== 'create' && msg.kind !== 'get') return reject(port, 'TypeError', 'unknown request');
-    if (!msg.options || typeof msg.options !== 'object') return reject(port, 'TypeError', 'the options are missing');
+    if (msg.kind !== KIND.CREATE && msg.kind !== KIND.GET) return reject(port, 'TypeError', 'unknown request');
+    const problem = optionsProblem(msg.options);
+    if (problem) return reject(port, 'TypeError', problem);
     const origin = originOf(s);
     if (!origin || !secureOrigin(origin)) return reject(port, 'SecurityError', 'This page is not a secure context.');
     let topOrigin = null;
@@ -221,29 +224,30 @@ function onCeremonyPort(port) {
       if (allows !== true) {
         // No one can tell us the frame's permissions policy (a deeper frame in Firefox): the
         // browser's own implementation, which enforces the policy, decides.
-        try { port.postMessage({ type: 'fallthrough' }); } catch { /* gone */ }
+        try { port.postMessage({ type: CEREMONY.FALLTHROUGH }); } catch { /* gone */ }
         return;
       }
       // Delegated to this frame: the host writes clientDataJSON with crossOrigin: true and
       // the top-level origin, which the browser (not the page) reports.
       topOrigin = originOf({ url: s.tab.url });
       if (!topOrigin || !secureOrigin(topOrigin)) return reject(port, 'SecurityError', 'The top-level page is not a secure context.');
-      if (msg.kind === 'create' && msg.activated === false) {
+      if (msg.kind === KIND.CREATE && msg.activated === false) {
         return reject(port, 'NotAllowedError', 'Creating a credential in a cross-origin frame needs a user gesture in that frame.');
       }
     }
-    if (byTab.has(s.tab.id)) return reject(port, 'NotAllowedError', 'A request is already pending.');
-    const c = new Ceremony(port, msg, origin, topOrigin);
-    const bad = checkRpId(c.rpId, origin);
+    const rpId = rpIdOf(msg.kind, msg.options, origin);
+    const bad = checkRpId(rpId, origin);
     if (bad) return reject(port, 'SecurityError', bad);
-    ceremony = c;
-    c.start();
+    if (gone) return;
+    if (byTab.has(s.tab.id)) return reject(port, 'NotAllowedError', 'A request is already pending.');
+    ceremony = new Ceremony(port, msg, origin, /** @type {string} */ (rpId), topOrigin);
+    ceremony.start();
   }
   port.onMessage.addListener((msg) => {
-    if (msg?.type === 'begin' && !ceremony && !beginning) {
+    if (msg?.type === CEREMONY.BEGIN && !ceremony && !beginning) {
       beginning = true;
       begin(msg).finally(() => { beginning = false; });
-    } else if (ceremony && (msg?.type === 'abort' || msg?.type === 'cancel')) {
+    } else if (ceremony && (msg?.type === CEREMONY.ABORT || msg?.type === CEREMONY.CANCEL)) {
       ceremony.cancel();
     }
   });
@@ -256,7 +260,7 @@ function onCeremonyPort(port) {
 function onOverlayPort(port) {
   let ceremony = null;
   port.onMessage.addListener((msg) => {
-    if (msg?.type === 'hello' && !ceremony) {
+    if (msg?.type === OVERLAY.HELLO && !ceremony) {
       const c = byToken.get(msg.token);
       const s = port.sender;
       if (!c || !s.url?.startsWith(OVERLAY_URL) || s.tab?.id !== c.tabId || c.overlay) {
@@ -268,20 +272,20 @@ function onOverlayPort(port) {
       c.overlay = port;
       const rpId = c.rpId;
       port.postMessage({
-        type: 'init',
+        type: OVERLAY.INIT,
         kind: c.kind,
         rpId,
         origin: c.origin,
-        userName: c.kind === 'create' ? String(c.options.user?.name ?? '') : '',
+        userName: c.kind === KIND.CREATE ? String(c.options.user?.name ?? '') : '',
         phones: c.phones.map((p) => ({ id: p.id, name: String(p.name ?? p.id) })),
         hostProblem: c.host ? null : errorText({ code: 'no_host', message: c.hostProblem }),
       });
-    } else if (ceremony && msg?.type === 'choose') {
+    } else if (ceremony && msg?.type === OVERLAY.CHOOSE) {
       ceremony.choose(msg);
-    } else if (ceremony && msg?.type === 'cancel') {
+    } else if (ceremony && msg?.type === OVERLAY.CANCEL) {
       ceremony.cancel();
-    } else if (ceremony && msg?.type === 'close') {
-      api.tabs.sendMessage(ceremony.tabId, { type: 'hybrid-bridge:close-overlay' }, { frameId: ceremony.frameId }).catch(() => {});
+    } else if (ceremony && msg?.type === OVERLAY.CLOSE) {
+      api.tabs.sendMessage(ceremony.tabId, { type: RUNTIME.CLOSE_OVERLAY }, { frameId: ceremony.frameId }).catch(() => {});
     }
   });
   port.onDisconnect.addListener(() => {
@@ -296,7 +300,7 @@ function onOverlayPort(port) {
 
 api.runtime.onConnect.addListener((port) => {
   if (port.sender?.id !== api.runtime.id) return port.disconnect();
-  if (port.name === 'ceremony') onCeremonyPort(port);
-  else if (port.name === 'overlay') onOverlayPort(port);
+  if (port.name === PORT.CEREMONY) onCeremonyPort(port);
+  else if (port.name === PORT.OVERLAY) onOverlayPort(port);
   else port.disconnect();
 });

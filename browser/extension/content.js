@@ -1,22 +1,28 @@
+// @ts-check
 // hybrid-bridge, isolated content script: relays the MAIN-world script's requests to the
 // background over one runtime port per ceremony, and shows the overlay — an extension page in
 // an iframe inside a closed shadow root, which the page can neither read nor script. It
 // reports what only this frame can know (is an ancestor cross-origin? does the permissions
 // policy allow publickey-credentials-get/create here?); the origin itself the background takes
-// from the browser.
+// from the browser. Browsers load it as a classic script: tools/build.mjs writes the import
+// below as constants.
+import { CEREMONY, DOM_EVENT, KIND, MAX_REQUEST_CHARS, PAGE, PORT, RUNTIME } from './messages.js';
+
 (() => {
   'use strict';
-  const api = globalThis.browser ?? globalThis.chrome;
-  const TO_EXT = 'hybrid-bridge:to-ext';
-  const TO_PAGE = 'hybrid-bridge:to-page';
-  let current = null; // {id, port}
-  let overlay = null; // {host, frame, restoreFocus, onKey}
+  /** @type {typeof chrome} */
+  const api = /** @type {any} */ (globalThis).browser ?? globalThis.chrome;
+  /** @type {{id: string, port: chrome.runtime.Port} | null} */
+  let current = null;
+  /** @type {{host: HTMLElement, frame: HTMLIFrameElement, restoreFocus: HTMLElement | null, onKey: (e: KeyboardEvent) => void} | null} */
+  let overlay = null;
 
-  const toPage = (msg) => window.dispatchEvent(new CustomEvent(TO_PAGE, { detail: JSON.stringify(msg) }));
+  /** @param {object} msg */
+  const toPage = (msg) => window.dispatchEvent(new CustomEvent(DOM_EVENT.TO_PAGE, { detail: JSON.stringify(msg) }));
 
   function crossOriginAncestor() {
     try {
-      for (let w = window; w !== w.parent; w = w.parent) {
+      for (let w = /** @type {Window} */ (window); w !== w.parent; w = w.parent) {
         if (w.parent.location.origin !== location.origin) return true;
       }
       return false;
@@ -27,9 +33,10 @@
 
   // true / false when the browser tells us (Chromium), null when it cannot (Firefox).
   function policyAllows(kind) {
-    const fp = document.featurePolicy;
+    // Chromium only; not in the DOM typings.
+    const fp = /** @type {any} */ (document).featurePolicy;
     if (!fp || typeof fp.allowsFeature !== 'function') return null;
-    const feature = kind === 'create' ? 'publickey-credentials-create' : 'publickey-credentials-get';
+    const feature = kind === KIND.CREATE ? 'publickey-credentials-create' : 'publickey-credentials-get';
     if (!fp.features().includes(feature)) return null;
     return fp.allowsFeature(feature);
   }
@@ -60,7 +67,7 @@
       // Focus left the overlay (it is in the page): Escape still cancels.
       if (e.key === 'Escape') { e.stopImmediatePropagation(); e.preventDefault(); onCancel(); }
     };
-    overlay = { host, frame, restoreFocus: document.activeElement, onKey };
+    overlay = { host, frame, restoreFocus: /** @type {HTMLElement | null} */ (document.activeElement), onKey };
     window.addEventListener('keydown', onKey, true);
     frame.addEventListener('load', () => { try { frame.focus(); } catch { /* ignore */ } });
     (document.body ?? document.documentElement).append(host);
@@ -75,38 +82,38 @@
 
   function begin(msg) {
     if (current) {
-      toPage({ id: msg.id, type: 'error', name: 'NotAllowedError', message: 'Another passkey request is already running on this page.' });
+      toPage({ id: msg.id, type: PAGE.ERROR, name: 'NotAllowedError', message: 'Another passkey request is already running on this page.' });
       return;
     }
     let port;
     try {
-      port = api.runtime.connect({ name: 'ceremony' });
+      port = api.runtime.connect({ name: PORT.CEREMONY });
     } catch {
-      toPage({ id: msg.id, type: 'fallthrough' }); // the extension was reloaded: the browser's own
+      toPage({ id: msg.id, type: PAGE.FALLTHROUGH }); // the extension was reloaded: the browser's own
       return;
     }
     const id = msg.id;
     current = { id, port };
     port.onMessage.addListener((m) => {
       switch (m.type) {
-        case 'overlay':
+        case CEREMONY.OVERLAY:
           showOverlay(m.token, () => {
-            if (current?.port === port) port.postMessage({ type: 'cancel' });
+            if (current?.port === port) port.postMessage({ type: CEREMONY.CANCEL });
             else removeOverlay();
           });
           break;
-        case 'close-overlay':
+        case CEREMONY.CLOSE_OVERLAY:
           removeOverlay();
           break;
-        case 'announce':
+        case CEREMONY.ANNOUNCE:
           // The background asks the top frame which iframe element this frame is (Firefox
           // cannot say); the nonce, posted to the parent, lets it find the element.
           if (typeof m.nonce === 'string') window.parent.postMessage({ hybridBridgeFrame: m.nonce }, '*');
           break;
-        case 'result':
-        case 'error':
-        case 'fallthrough':
-          if (m.type !== 'error' || !m.keepOverlay) removeOverlay();
+        case CEREMONY.RESULT:
+        case CEREMONY.ERROR:
+        case CEREMONY.FALLTHROUGH:
+          if (m.type !== CEREMONY.ERROR || !m.keepOverlay) removeOverlay();
           toPage({ ...m, id });
           finish(id);
           break;
@@ -116,11 +123,11 @@
       if (current?.id !== id) return;
       current = null;
       removeOverlay();
-      toPage({ id, type: 'error', name: 'NotAllowedError', message: 'The passkey request ended unexpectedly.' });
+      toPage({ id, type: PAGE.ERROR, name: 'NotAllowedError', message: 'The passkey request ended unexpectedly.' });
     });
     port.postMessage({
-      type: 'begin',
-      kind: msg.kind === 'create' ? 'create' : 'get',
+      type: CEREMONY.BEGIN,
+      kind: msg.kind === KIND.CREATE ? KIND.CREATE : KIND.GET,
       options: msg.options,
       crossOrigin: crossOriginAncestor(),
       policyAllows: policyAllows(msg.kind),
@@ -131,34 +138,41 @@
     });
   }
 
-  window.addEventListener(TO_EXT, (e) => {
-    if (typeof e.detail !== 'string') return;
+  window.addEventListener(DOM_EVENT.TO_EXT, (e) => {
+    const detail = /** @type {CustomEvent} */ (e).detail;
+    if (typeof detail !== 'string') return;
+    if (detail.length > MAX_REQUEST_CHARS) {
+      // Refused before it is parsed or reaches the background (messages.js says why).
+      const id = /^\{"type":"begin","id":"([^"]{1,64})"/.exec(detail)?.[1];
+      if (id) toPage({ id, type: PAGE.ERROR, name: 'NotAllowedError', message: `The passkey request's options are too large (over ${MAX_REQUEST_CHARS / 1024} KiB).` });
+      return;
+    }
     let msg;
-    try { msg = JSON.parse(e.detail); } catch { return; }
+    try { msg = JSON.parse(detail); } catch { return; }
     if (!msg || typeof msg.id !== 'string') return;
-    if (msg.type === 'begin') begin(msg);
-    else if (msg.type === 'abort' && current?.id === msg.id) {
-      current.port.postMessage({ type: 'abort' });
+    if (msg.type === PAGE.BEGIN) begin(msg);
+    else if (msg.type === PAGE.ABORT && current?.id === msg.id) {
+      current.port.postMessage({ type: CEREMONY.ABORT });
       removeOverlay();
       finish(msg.id);
     }
   });
 
-  // In the top frame: a child frame announcing itself (see 'announce') is matched to its
+  // In the top frame: a child frame announcing itself (see CEREMONY.ANNOUNCE) is matched to its
   // iframe element, whose allow attribute the background reads to decide the frame's
   // permissions policy.
   if (window === window.top) {
     window.addEventListener('message', (e) => {
       const nonce = e.data?.hybridBridgeFrame;
       if (typeof nonce !== 'string' || !/^[0-9a-f]{32}$/.test(nonce)) return;
-      const el = [...document.querySelectorAll('iframe, frame')].find((f) => f.contentWindow === e.source);
+      const el = [.../** @type {NodeListOf<HTMLIFrameElement>} */ (document.querySelectorAll('iframe, frame'))].find((f) => f.contentWindow === e.source);
       if (!el) return;
-      api.runtime.sendMessage({ type: 'hybrid-bridge:frame-policy', nonce, allow: el.getAttribute('allow'), src: el.src }).catch(() => {});
+      api.runtime.sendMessage({ type: RUNTIME.FRAME_POLICY, nonce, allow: el.getAttribute('allow'), src: el.src }).catch(() => {});
     });
   }
 
   // An error the overlay keeps on screen is closed from the overlay (via the background).
   api.runtime.onMessage.addListener((m, sender) => {
-    if (sender.id === api.runtime.id && m?.type === 'hybrid-bridge:close-overlay') removeOverlay();
+    if (sender.id === api.runtime.id && m?.type === RUNTIME.CLOSE_OVERLAY) removeOverlay();
   });
 })();

@@ -1,3 +1,4 @@
+// @ts-check
 // hybrid-bridge: small pure helpers shared by the background and the overlay (and unit-tested
 // under node): the page's origin from the browser's sender information, the secure-context
 // and RP ID checks made before any UI appears, and the words a person sees for an error.
@@ -25,7 +26,8 @@ const isIp = (h) => /^\d{1,3}(\.\d{1,3}){3}$/.test(h) || h.startsWith('[');
 
 /** Why `rpId` may not be used by `origin` (a SecurityError's message), or null when it may:
  * it must be the origin's host or a parent domain of it. A parent with no dot (`com`) is
- * refused here; the host also refuses other public suffixes with its public suffix list. */
+ * refused here; the host also refuses other public suffixes with its public suffix list.
+ * @param {unknown} rpId @param {string} origin @returns {string | null} */
 export function checkRpId(rpId, origin) {
   const host = new URL(origin).hostname;
   if (typeof rpId !== 'string' || rpId === '') return 'The relying party ID is empty.';
@@ -34,6 +36,29 @@ export function checkRpId(rpId, origin) {
   if (id === host) return null;
   if (host.endsWith(`.${id}`) && id.includes('.')) return null;
   return `The relying party ID "${rpId}" is not a registrable domain suffix of, nor equal to, the current domain (${host}).`;
+}
+
+/** The RP ID a request names, read in the one place the native host reads it too
+ * (PROTOCOL.md): `rp.id` for create, `rpId` for get, else the origin's host. Options with
+ * a `publicKey` member are refused before this is asked (see {@link optionsProblem}).
+ * @param {string} kind 'create' or 'get'
+ * @param {any} options the W3C options JSON
+ * @param {string} origin the page's origin
+ * @returns {unknown} a string, or whatever else the page put there (checkRpId refuses it) */
+export function rpIdOf(kind, options, origin) {
+  const named = kind === 'create' ? options.rp?.id : options.rpId;
+  return named ?? new URL(origin).hostname;
+}
+
+/** Why the options of a begin message cannot be used (a TypeError's message), or null.
+ * @param {unknown} options */
+export function optionsProblem(options) {
+  if (!options || typeof options !== 'object' || Array.isArray(options)) return 'The options are missing.';
+  if (Object.hasOwn(options, 'publicKey')) {
+    // The RP ID is read in one place only, so the one shown is the one the phone signs.
+    return 'The options must be the W3C options JSON itself, not wrapped in publicKey.';
+  }
+  return null;
 }
 
 const TEXTS = {

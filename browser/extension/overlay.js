@@ -1,23 +1,30 @@
+// @ts-check
 // hybrid-bridge overlay: the extension page the person sees over the site, in an iframe the
 // page cannot read. It offers the QR code, each linked phone and the browser's own
 // authenticator, then shows the QR code and each stage in words (announced through an
-// aria-live region), and errors a person can act on. Escape or Cancel cancels.
-const api = globalThis.browser ?? globalThis.chrome;
+// aria-live region), and errors a person can act on. Escape or Cancel cancels. The account
+// name of a create is the page's own choice and is labelled as such.
+import { CHOICE, HOST_EVENT, KIND, OVERLAY, PORT } from './messages.js';
+
+/** @type {typeof chrome} */
+const api = /** @type {any} */ (globalThis).browser ?? globalThis.chrome;
 const $ = (id) => document.getElementById(id);
 const token = location.hash.slice(1);
-const port = api.runtime.connect({ name: 'overlay' });
-let kind = 'get';
+const port = api.runtime.connect({ name: PORT.OVERLAY });
+/** @type {string} */
+let kind = KIND.GET;
 let rpId = '';
 let finished = false;
 
+/** @type {Record<string, (m: {name?: string}) => string>} */
 const STAGES = {
-  qr: () => 'Scan this QR code with your phone or tablet\'s camera.',
-  advert: () => 'Your phone was found nearby. Connecting…',
-  contacting: () => 'Asking your phone… Check it for a notification.',
-  connecting: () => 'Connecting to your phone…',
-  connected: () => 'Connected. Follow the steps on your phone.',
-  waiting: () => kind === 'create' ? 'Confirm on your phone to create the passkey.' : 'Confirm on your phone to sign in.',
-  linked: (m) => `This computer will remember ${m.name || 'your phone'} for next time.`,
+  [HOST_EVENT.QR]: () => 'Scan this QR code with your phone or tablet\'s camera.',
+  [HOST_EVENT.ADVERT]: () => 'Your phone was found nearby. Connecting…',
+  [HOST_EVENT.CONTACTING]: () => 'Asking your phone… Check it for a notification.',
+  [HOST_EVENT.CONNECTING]: () => 'Connecting to your phone…',
+  [HOST_EVENT.CONNECTED]: () => 'Connected. Follow the steps on your phone.',
+  [HOST_EVENT.WAITING]: () => kind === KIND.CREATE ? 'Confirm on your phone to create the passkey.' : 'Confirm on your phone to sign in.',
+  [HOST_EVENT.LINKED]: (m) => `This computer will remember ${m.name || 'your phone'} for next time.`,
 };
 
 function focusables() {
@@ -35,10 +42,10 @@ function showProblem(text) {
 
 function cancel() {
   if (finished) {
-    port.postMessage({ type: 'close' });
+    port.postMessage({ type: OVERLAY.CLOSE });
     return;
   }
-  port.postMessage({ type: 'cancel' });
+  port.postMessage({ type: OVERLAY.CANCEL });
 }
 
 function choose(msg, label) {
@@ -46,7 +53,7 @@ function choose(msg, label) {
   $('progress').hidden = false;
   setStage(label);
   $('cancel').focus();
-  port.postMessage({ type: 'choose', choice: msg.type, phone: msg.phone });
+  port.postMessage({ type: OVERLAY.CHOOSE, choice: msg.type, phone: msg.phone });
 }
 
 function renderPhones(phones) {
@@ -61,8 +68,8 @@ function renderPhones(phones) {
     icon.className = 'icon';
     icon.setAttribute('aria-hidden', 'true');
     icon.textContent = '☎';
-    b.append(icon, `${kind === 'create' ? 'Create it on' : 'Sign in with'} ${p.name}`);
-    b.addEventListener('click', () => choose({ type: 'phone', phone: p.id }, `Contacting ${p.name}…`));
+    b.append(icon, `${kind === KIND.CREATE ? 'Create it on' : 'Sign in with'} ${p.name}`);
+    b.addEventListener('click', () => choose({ type: CHOICE.PHONE, phone: p.id }, `Contacting ${p.name}…`));
     box.append(b);
   }
 }
@@ -77,12 +84,17 @@ function showQr(svg) {
 
 port.onMessage.addListener((m) => {
   switch (m.type) {
-    case 'init': {
+    case OVERLAY.INIT: {
       kind = m.kind;
       rpId = m.rpId;
-      $('title').textContent = kind === 'create' ? 'Create a passkey' : 'Sign in with a passkey';
-      $('subtitle').textContent = kind === 'create'
-        ? `for ${m.userName ? `${m.userName} on ` : ''}${rpId}` : `to ${rpId}`;
+      $('title').textContent = kind === KIND.CREATE ? 'Create a passkey' : 'Sign in with a passkey';
+      $('subtitle').textContent = kind === KIND.CREATE ? `for ${rpId}` : `to ${rpId}`;
+      // The site picks the account name freely (any text): say so, apart from the RP ID,
+      // which the extension and the host checked against the page's origin.
+      if (kind === KIND.CREATE && m.userName) {
+        $('account').textContent = `Account name chosen by the site: ${m.userName}`;
+        $('account').hidden = false;
+      }
       renderPhones(m.phones);
       $('choices').hidden = false;
       if (m.hostProblem) showProblem(m.hostProblem);
@@ -90,10 +102,10 @@ port.onMessage.addListener((m) => {
       $('use-qr').focus();
       break;
     }
-    case 'phones':
+    case OVERLAY.PHONES:
       renderPhones(m.phones);
       break;
-    case 'host-problem':
+    case OVERLAY.HOST_PROBLEM:
       showProblem(m.message);
       if (!$('progress').hidden) {
         // The choice could not start: offer the choices again.
@@ -102,17 +114,17 @@ port.onMessage.addListener((m) => {
         $('use-local').focus();
       }
       break;
-    case 'started':
+    case OVERLAY.STARTED:
       if (m.phone) setStage(`Contacting ${m.phone}… Check your phone for a notification.`);
       break;
-    case 'event': {
-      if (m.event === 'qr' && typeof m.svg === 'string') showQr(m.svg);
-      else if (m.event !== 'qr') $('qr').hidden = true;
+    case OVERLAY.EVENT: {
+      if (m.event === HOST_EVENT.QR && typeof m.svg === 'string') showQr(m.svg);
+      else if (m.event !== HOST_EVENT.QR) $('qr').hidden = true;
       const stage = STAGES[m.event];
       if (stage) setStage(stage(m));
       break;
     }
-    case 'error':
+    case OVERLAY.ERROR:
       finished = true;
       $('choices').hidden = true;
       $('qr').hidden = true;
@@ -124,8 +136,8 @@ port.onMessage.addListener((m) => {
   }
 });
 
-$('use-qr').addEventListener('click', () => choose({ type: 'qr' }, 'Preparing a QR code…'));
-$('use-local').addEventListener('click', () => choose({ type: 'local' }, 'Using this device…'));
+$('use-qr').addEventListener('click', () => choose({ type: CHOICE.QR }, 'Preparing a QR code…'));
+$('use-local').addEventListener('click', () => choose({ type: CHOICE.LOCAL }, 'Using this device…'));
 $('cancel').addEventListener('click', cancel);
 document.addEventListener('keydown', (e) => {
   if (e.key === 'Escape') {
@@ -135,7 +147,7 @@ document.addEventListener('keydown', (e) => {
     // Keep focus inside the dialog.
     const f = focusables();
     if (!f.length) return;
-    const i = f.indexOf(document.activeElement);
+    const i = f.indexOf(/** @type {HTMLButtonElement} */ (document.activeElement));
     if (e.shiftKey && i <= 0) { e.preventDefault(); f[f.length - 1].focus(); }
     else if (!e.shiftKey && i === f.length - 1) { e.preventDefault(); f[0].focus(); }
   }
@@ -145,4 +157,4 @@ window.addEventListener('focus', () => {
     (focusables()[0] ?? $('dialog')).focus();
   }
 });
-port.postMessage({ type: 'hello', token });
+port.postMessage({ type: OVERLAY.HELLO, token });

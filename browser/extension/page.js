@@ -1,15 +1,17 @@
+// @ts-check
 // hybrid-bridge, MAIN world: wraps navigator.credentials.create/get for `publicKey` requests.
 // Options become W3C JSON (as PublicKeyCredential*Options toJSON / parse*OptionsFromJSON
 // define), travel as a string through a DOM event to the isolated content script, and come
 // back as W3C response JSON, turned here into an object that behaves like a
 // PublicKeyCredential. Nothing secret passes through this script: the page can see all of it,
 // and the origin is never taken from here (the background reads it from the browser).
+// Browsers load it as a classic script: tools/build.mjs writes the import below as constants.
+import { DOM_EVENT, KIND, PAGE } from './messages.js';
+
 (() => {
   'use strict';
   const container = globalThis.CredentialsContainer?.prototype;
   if (!container || typeof container.create !== 'function' || !globalThis.isSecureContext) return;
-  const TO_EXT = 'hybrid-bridge:to-ext';
-  const TO_PAGE = 'hybrid-bridge:to-page';
   const origCreate = container.create;
   const origGet = container.get;
   const pending = new Map(); // id -> {resolve, reject, fallthrough}
@@ -19,7 +21,7 @@
       : new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
     let s = '';
     for (let i = 0; i < bytes.length; i += 0x8000) {
-      s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+      s += String.fromCharCode.apply(null, /** @type {any} */ (bytes.subarray(i, i + 0x8000)));
     }
     return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
   };
@@ -107,10 +109,10 @@
   function credential(kind, json) {
     const r = json.response ?? {};
     const protoOf = (name) => globalThis[name]?.prototype ?? Object.prototype;
-    const response = Object.create(protoOf(kind === 'create'
+    const response = Object.create(protoOf(kind === KIND.CREATE
       ? 'AuthenticatorAttestationResponse' : 'AuthenticatorAssertionResponse'));
     ro(response, { clientDataJSON: unb64u(r.clientDataJSON) });
-    if (kind === 'create') {
+    if (kind === KIND.CREATE) {
       const authData = unb64u(r.authenticatorData);
       const publicKey = typeof r.publicKey === 'string' ? unb64u(r.publicKey) : null;
       const transports = Array.from(r.transports ?? []);
@@ -151,28 +153,30 @@
     return new DOMException(message || 'The operation either timed out or was not allowed.', name || 'NotAllowedError');
   }
 
-  window.addEventListener(TO_PAGE, (e) => {
-    if (typeof e.detail !== 'string') return;
+  window.addEventListener(DOM_EVENT.TO_PAGE, (e) => {
+    const detail = /** @type {CustomEvent} */ (e).detail;
+    if (typeof detail !== 'string') return;
     let msg;
-    try { msg = JSON.parse(e.detail); } catch { return; }
+    try { msg = JSON.parse(detail); } catch { return; }
     const p = pending.get(msg.id);
     if (!p) return;
     pending.delete(msg.id);
     p.cleanup();
-    if (msg.type === 'result') {
+    if (msg.type === PAGE.RESULT) {
       try { p.resolve(credential(p.kind, msg.credential)); } catch (err) {
         p.reject(domError('UnknownError', `the credential could not be read: ${err.message}`));
       }
-    } else if (msg.type === 'fallthrough') {
+    } else if (msg.type === PAGE.FALLTHROUGH) {
       p.fallthrough();
     } else {
       p.reject(domError(msg.name, msg.message));
     }
   });
 
-  const send = (msg) => window.dispatchEvent(new CustomEvent(TO_EXT, { detail: JSON.stringify(msg) }));
+  const send = (msg) => window.dispatchEvent(new CustomEvent(DOM_EVENT.TO_EXT, { detail: JSON.stringify(msg) }));
 
   function wrap(kind, original) {
+    /** @this {CredentialsContainer} @param {any} options */
     return function (options) {
       const pk = options?.publicKey;
       // Only publicKey requests, and never conditional mediation (autofill UI): those are the
@@ -184,7 +188,7 @@
       if (signal?.aborted) return Promise.reject(signal.reason);
       let json;
       try {
-        json = kind === 'create' ? creationJSON(pk) : requestJSON(pk);
+        json = kind === KIND.CREATE ? creationJSON(pk) : requestJSON(pk);
       } catch (err) {
         return Promise.reject(err);
       }
@@ -193,7 +197,7 @@
         const onAbort = () => {
           if (!pending.has(id)) return;
           pending.delete(id);
-          send({ type: 'abort', id });
+          send({ type: PAGE.ABORT, id });
           reject(signal.reason);
         };
         pending.set(id, {
@@ -204,7 +208,7 @@
           cleanup: () => signal?.removeEventListener('abort', onAbort),
         });
         signal?.addEventListener('abort', onAbort);
-        send({ type: 'begin', id, kind, options: json });
+        send({ type: PAGE.BEGIN, id, kind, options: json });
       });
     };
   }
@@ -213,6 +217,6 @@
     Object.defineProperty(fn, 'name', { value: name });
     Object.defineProperty(container, name, { value: fn, writable: true, configurable: true, enumerable: true });
   };
-  define('create', wrap('create', origCreate));
-  define('get', wrap('get', origGet));
+  define('create', wrap(KIND.CREATE, origCreate));
+  define('get', wrap(KIND.GET, origGet));
 })();

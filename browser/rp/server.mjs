@@ -122,7 +122,11 @@ export function startRp({ port = 0 } = {}) {
       else file = normalize(join(here, 'public', url.pathname === '/' ? 'index.html' : url.pathname));
       if (!file.startsWith(LIB) && !file.startsWith(join(here, 'public'))) { res.writeHead(403).end(); return; }
       const body = await readFile(file);
-      res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' }).end(body);
+      const headers = { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' };
+      // A top-level sandboxed document (opaque origin), unless it is framed by a page that
+      // sandboxes it itself.
+      if (url.pathname === '/sandboxed.html' && url.searchParams.has('csp')) headers['content-security-policy'] = 'sandbox allow-scripts';
+      res.writeHead(200, headers).end(body);
     } catch (e) {
       const status = e.code === 'ENOENT' ? 404 : 400;
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ error: e.message }));

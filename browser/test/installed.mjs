@@ -96,7 +96,7 @@ describe('the installed package', () => {
         it(`${label} through the system host and phone-sim, verified by the relying party`, async () => {
           try {
             await ctx.d.navigate(ctx.rp.url);
-            const before = (await ctx.d.evaluate(STATUS)).seq;
+            const seqBefore = (await ctx.d.evaluate(STATUS)).seq;
             await ctx.d.evaluate(`(document.querySelector('#${button}').click(), true)`);
             // The overlay: choose the QR code (keyboard in Chromium, mouse in Firefox).
             await waitFor('the overlay', async () => {
@@ -114,7 +114,7 @@ describe('the installed package', () => {
             const phone = ctx.stack.scan(file);
             const out = await waitFor('the page\'s outcome', async () => {
               const s = await ctx.d.evaluate(STATUS);
-              return s.seq === before + 1 && s.state !== 'pending' ? s : null;
+              return s.seq === seqBefore + 1 && s.state !== 'pending' ? s : null;
             }, { timeout: 40000 });
             assert.equal(out.state, 'ok', `${out.text}\nphone-sim: ${phone.output()}`);
             assert.equal(out.user, 'alice');

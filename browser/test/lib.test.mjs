@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { allowAttributeAllows, checkRpId, errorText, originOf, secureOrigin } from '../extension/lib.js';
-import { build, CHROMIUM_ID, CHROMIUM_KEY, FIREFOX_ID } from '../tools/build.mjs';
+import { build, CHROMIUM_ID, CHROMIUM_KEY, classicScript, FIREFOX_ID } from '../tools/build.mjs';
 
 test('the origin comes from the sender: sender.origin, else the origin of sender.url; opaque is refused', () => {
   assert.equal(originOf({ origin: 'https://a.example', url: 'https://evil.example/x' }), 'https://a.example');
@@ -157,3 +157,28 @@ function readProto(buf) {
   }
   return out;
 }
+
+test('every message constant is in PROTOCOL.md, with its value', async () => {
+  const messages = await import('../extension/messages.js');
+  const doc = readFileSync(join(fileURLToPath(new URL('.', import.meta.url)), '..', 'PROTOCOL.md'), 'utf8');
+  const table = doc.slice(doc.indexOf('## Messages inside the extension'), doc.indexOf('## Extension identity'));
+  let count = 0;
+  for (const [group, value] of Object.entries(messages)) {
+    if (typeof value !== 'object') continue;
+    for (const [name, kind] of Object.entries(value)) {
+      count++;
+      assert.ok(table.includes(`${group}.${name}`), `${group}.${name} is not in PROTOCOL.md`);
+      assert.ok(table.includes(`\`${kind}\``), `${group}.${name} = ${kind}: the value is not in PROTOCOL.md`);
+    }
+  }
+  assert.ok(count >= 25, `${count} message constants`);
+});
+
+test('content scripts: the import of messages.js becomes constants inside a block; other imports are refused', () => {
+  const out = classicScript("// @ts-check\n// doc\nimport { PAGE, KIND } from './messages.js';\n\n(() => { use(PAGE.BEGIN, KIND.GET); })();\n");
+  assert.ok(out.startsWith('{\n  const PAGE = Object.freeze({"BEGIN":"begin"'), out);
+  assert.ok(out.includes('  const KIND = Object.freeze({"CREATE":"create","GET":"get"});\n'), out);
+  assert.ok(!out.includes('import') && !out.includes('@ts-check') && out.trimEnd().endsWith('}'), out);
+  assert.throws(() => classicScript("import { NOPE } from './messages.js';\n"), /does not export/);
+  assert.throws(() => classicScript("import x from './lib.js';\n"), /may only import from .\/messages.js/);
+});

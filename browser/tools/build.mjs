@@ -1,9 +1,14 @@
+// @ts-check
 // Writes the two loadable copies of the one extension source tree: dist/firefox (the source
 // manifest as is) and dist/chromium (the same files; the manifest gets the `key` that pins
-// the Chromium ID, a service-worker background, and no Firefox-only settings).
+// the Chromium ID, a service-worker background, and no Firefox-only settings). Browsers load
+// content scripts as classic scripts, which cannot import: in the two content scripts the
+// one `import { … } from './messages.js'` line becomes those constants, inside a block so
+// that nothing leaks into the page's global scope.
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as messages from '../extension/messages.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const src = join(root, 'extension');
@@ -12,6 +17,31 @@ const src = join(root, 'extension');
 export const CHROMIUM_KEY = 'MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAqgnq7LQvk5P0Xftz+qIv6p65ItCICuZB+Umbis7lvCNX2GT4wqtZbLejXYpGWSUxvt0ZOijJ1tXJ8ks/dLAayBFGdeHtaqTBIru+7vvh9sLlffXdk0Adh4OBdFVi4e/jLH1F22llNdccnqKY1ocXWgInyjn846GCIZA8DOTTJPUc19SVHyTwJ2BwJPuxzp8dPpWu3Nt4/8sn0DKrgErvdVTX/q/eNRX5Jn35Mlu8QO8xO/tCCNM2PMaIDWrEk1WR+U6d9TEQb4FEJ5JHTpZA7/DJi6T9b2NCoBxNOonEqw63YSBn0vyrZ7oEiGJyAlNewDT4zKKpWyDY4nkOQiZ9AwIDAQAB';
 export const CHROMIUM_ID = 'kbehonokcoobakmaiaaeeiedfmmjlope';
 export const FIREFOX_ID = 'hybrid-bridge@hybridbridge.org';
+
+/** The content scripts (manifest `content_scripts`), written as modules in the source. */
+export const CLASSIC_SCRIPTS = ['page.js', 'content.js'];
+
+const IMPORT = /^import \{([^}]*)\} from '\.\/messages\.js';\n/m;
+
+/** A content script's source as the classic script a browser loads: its import of
+ * messages.js replaced by the constants, the whole inside a block. Any other import is an
+ * error (a classic script cannot have one). */
+export function classicScript(source, file = 'a content script') {
+  const m = IMPORT.exec(source);
+  let body = source;
+  let consts = '';
+  if (m) {
+    const names = m[1].split(',').map((n) => n.trim()).filter(Boolean);
+    consts = names.map((n) => {
+      if (!Object.hasOwn(messages, n)) throw new Error(`${file} imports ${n}, which messages.js does not export`);
+      return `  const ${n} = Object.freeze(${JSON.stringify(messages[n])});\n`;
+    }).join('');
+    body = source.slice(0, m.index) + source.slice(m.index + m[0].length);
+  }
+  if (/^\s*(import|export)\b/m.test(body)) throw new Error(`${file}: a content script may only import from ./messages.js`);
+  const lines = body.replace(/^\/\/ @ts-check\n/, '');
+  return `{\n${consts}${lines}}\n`;
+}
 
 /** Writes dist/firefox and dist/chromium (or into `outDir`). `chromiumKey` (base64 DER public
  * key) replaces the pinned `key` when the extension is packed with another signing key
@@ -24,6 +54,9 @@ export function build({ chromiumKey = CHROMIUM_KEY, outDir = join(root, 'dist') 
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
     cpSync(src, dir, { recursive: true });
+    for (const file of CLASSIC_SCRIPTS) {
+      writeFileSync(join(dir, file), classicScript(readFileSync(join(src, file), 'utf8'), file));
+    }
     let m = structuredClone(manifest);
     if (flavour === 'chromium') {
       delete m.browser_specific_settings;

@@ -1,5 +1,7 @@
-//! A moment as a listing shows it to a person (`phones list`, phone-sim's stores):
-//! `2026-11-28 15:04:05 UTC`, whole seconds, always UTC so that two machines' listings compare.
+//! Moments as the binaries write them: for a person in a listing (`phones list`, phone-sim's
+//! stores), `2026-11-28 15:04:05 UTC` ([`human_date`]); in a report or a JSON field meant for
+//! programs too (`doctor`, the scan report), RFC 3339 `2026-11-28T15:04:05Z` ([`rfc3339`]).
+//! Whole seconds, always UTC, so that two machines' outputs compare.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,6 +16,11 @@ pub fn human_system_time(at: SystemTime) -> String {
     format!("{} UTC", text.trim_end_matches('Z').replacen('T', " ", 1))
 }
 
+/// `2026-11-28T15:04:05Z` (RFC 3339, UTC, sub-seconds dropped).
+pub fn rfc3339(at: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -26,5 +33,11 @@ mod tests {
             human_system_time(UNIX_EPOCH + Duration::from_millis(1_795_878_245_999)),
             "2026-11-28 15:04:05 UTC"
         );
+    }
+
+    #[test]
+    fn reports_get_rfc_3339() {
+        let at = UNIX_EPOCH + Duration::from_millis(1_795_878_245_999);
+        assert_eq!(rfc3339(at), "2026-11-28T15:04:05Z");
     }
 }

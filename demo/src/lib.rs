@@ -33,7 +33,7 @@ pub const ORIGIN: &str = "https://demo.hybrid-bridge.test";
 
 /// `hybrid-demo` arguments.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "hybrid-demo", version)]
+#[command(name = "hybrid-demo", version, after_help = cli_support::DURATION_FORMS)]
 pub struct DemoArgs {
     /// Print no progress (the QR codes and the summary still show).
     #[arg(long, short)]

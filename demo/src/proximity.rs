@@ -43,7 +43,7 @@ pub struct ProximityArgs {
     #[arg(long, value_name = "DBM", default_value_t = -75, allow_hyphen_values = true, help_heading = "Proximity experiments")]
     pub min_rssi: i16,
     /// How long the bridge waits for a strong enough advert per ceremony.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "1s", help_heading = "Proximity experiments")]
+    #[arg(long, value_name = "DURATION", value_parser = cli_support::parse_duration, default_value = "1s", help_heading = "Proximity experiments")]
     pub advert_timeout: Duration,
     /// Where to write the report: FILE.html or FILE.svg [default: proximity.html in the
     /// demo's folder].

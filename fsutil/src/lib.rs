@@ -40,6 +40,17 @@ fn temp_affixes(path: &Path) -> io::Result<(String, &'static str)> {
 /// Writes `bytes` to `path` atomically with mode 0600 (see the module doc). The directory
 /// must exist. On error the temporary file is removed and `path` is unchanged.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_inner(path, bytes, None)
+}
+
+/// [`write_atomic`] for a file others must read or run, which holds no secret: the file gets
+/// `mode` (on Unix; the umask does not narrow it) before it takes `path`'s place, e.g. 0644
+/// for a browser's host manifest and 0755 for the launcher it starts.
+pub fn write_atomic_with_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    write_atomic_inner(path, bytes, Some(mode))
+}
+
+fn write_atomic_inner(path: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
     let dir = parent(path);
     let (prefix, suffix) = temp_affixes(path)?;
     // tempfile creates it with O_EXCL and 0600, and deletes it if we return early.
@@ -49,6 +60,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
+    #[cfg(unix)]
+    if let Some(mode) = mode {
+        use std::os::unix::fs::PermissionsExt as _;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
     tmp.persist(path).map_err(|e| e.error)?;
     #[cfg(unix)]
     File::open(dir)?.sync_all()?;
@@ -177,6 +196,24 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["qr.txt"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn write_atomic_with_mode_gives_the_mode_whatever_the_file_had() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("launcher.sh");
+        std::fs::write(&p, b"old").unwrap();
+        write_atomic_with_mode(&p, b"#!/bin/sh\n", 0o755).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"#!/bin/sh\n");
+        assert_eq!(mode(&p), 0o755);
+        write_atomic_with_mode(&p, b"{}", 0o644).unwrap();
+        assert_eq!(mode(&p), 0o644);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["launcher.sh"], "no temporary file left");
     }
 
     #[test]

@@ -5,12 +5,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use cli_support::{human_date, parse_duration};
 use tunnel_client::RelayArgs;
 
 use crate::authenticator::{Approve, Attestation, CredentialKind};
+use crate::config::PhoneConfig;
 use crate::error::PhoneError;
 use crate::medium::{AdvertFault, AdvertFile, Advertiser, MediumKnobs};
-use crate::phone::{Operation, Phone, PhoneConfig};
+use crate::phone::Phone;
+use crate::session::Operation;
 use crate::store::Store;
 use crate::terminal::shown;
 
@@ -19,7 +22,8 @@ const ABOUT: &str =
 opens the tunnel on a relay, advertises on a simulated BLE medium (an advert file) and answers \
 one CTAP2 request as a software authenticator.";
 
-const AFTER: &str = "\
+const AFTER: &str = concat!(
+    "\
 Examples:
   # a local relay and the bridge, all on this machine
   tunnel-server serve --listen 127.0.0.1:8080 --insecure-plaintext &
@@ -35,7 +39,9 @@ Examples:
   phone-sim --store /tmp/phone.json credentials list
   phone-sim --store /tmp/phone.json links revoke 3f2a
 
-Durations take a unit (30s, 2m, 100ms); a bare number is seconds.";
+",
+    cli_support::duration_forms!()
+);
 
 /// `phone-sim`: the phone side of FIDO hybrid sign-in.
 #[derive(Debug, Parser)]
@@ -57,32 +63,31 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// A duration flag: `30s`, `2m`, `100ms`, or a bare number of seconds.
-fn duration(s: &str) -> Result<Duration, String> {
-    s.trim()
-        .parse::<u64>()
-        .map(Duration::from_secs)
-        .or_else(|_| {
-            humantime::parse_duration(s.trim())
-                .map_err(|e| format!("{s:?}: {e} (write e.g. 30s or 2m)"))
-        })
-}
-
 /// The modes.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Scan a QR code and serve that one session.
-    #[command(after_help = "Examples:
+    #[command(after_help = concat!(
+        "Examples:
   phone-sim scan --qr 'FIDO:/0123...' --tunnel-override ws://127.0.0.1:8080 --advert-file /tmp/adverts
   phone-sim scan --qr-image qr.png --advert-file /tmp/adverts --approve prompt
-  phone-sim scan --qr-file qr.txt --advert-file /tmp/adverts --fault corrupt-tag --timeout 5s")]
+  phone-sim scan --qr-file qr.txt --advert-file /tmp/adverts --fault corrupt-tag --timeout 5s
+
+",
+        cli_support::duration_forms!()
+    ))]
     Scan(ScanArgs),
     /// Register with the relay's contact channel and serve linked (state-assisted) sessions.
-    #[command(after_help = "Example:
+    #[command(after_help = concat!(
+        "Example:
   phone-sim linked --tunnel-override ws://127.0.0.1:8080 --advert-file /tmp/adverts --sessions 1
 
 The phone first needs a QR session whose QR allowed linking, so that the desktop holds a link.
-`--revoke` tells the relay to forget this phone's contact ID (every link dies) and exits.")]
+`--revoke` tells the relay to forget this phone's contact ID (every link dies) and exits.
+
+",
+        cli_support::duration_forms!()
+    ))]
     Linked(LinkedArgs),
     /// List or delete stored credentials.
     Credentials {
@@ -173,7 +178,7 @@ pub struct Common {
     #[arg(long, requires = "bluez", help_heading = "Bluetooth")]
     pub adapter: Option<String>,
     /// Time between adverts.
-    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "100ms", help_heading = "Bluetooth")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "100ms", help_heading = "Bluetooth")]
     pub interval: Duration,
     /// Time between adverts in milliseconds (older spelling of --interval).
     #[arg(long, value_name = "MS", hide = true, conflicts_with = "interval")]
@@ -198,7 +203,7 @@ pub struct Common {
     )]
     pub seed: u64,
     /// Silence before the first advert.
-    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "0s", help_heading = "Bluetooth")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s", help_heading = "Bluetooth")]
     pub first_advert_delay: Duration,
     /// Silence before the first advert in milliseconds (older spelling).
     #[arg(long, hide = true, conflicts_with = "first_advert_delay")]
@@ -223,7 +228,7 @@ pub struct Common {
     #[arg(long, value_name = "KIND", value_enum, default_value_t = KindArg::Synced)]
     pub credential_kind: KindArg,
     /// How long to wait for the desktop at each step.
-    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "2m")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2m")]
     pub timeout: Duration,
     /// Display name sent in linking info.
     #[arg(long, value_name = "NAME", default_value = "phone-sim")]
@@ -443,7 +448,7 @@ pub async fn run(cli: Cli) -> Result<(), PhoneError> {
                                 CredentialKind::Synced => "synced",
                                 CredentialKind::DeviceBound => "device-bound",
                             },
-                            human_time(c.created_at)
+                            human_date(c.created_at)
                         );
                     }
                 }
@@ -465,7 +470,7 @@ pub async fn run(cli: Cli) -> Result<(), PhoneError> {
                             l.link_id,
                             l.contact_id.chars().take(8).collect::<String>(),
                             l.desktop_key,
-                            human_time(l.created_at)
+                            human_date(l.created_at)
                         );
                     }
                 }
@@ -489,13 +494,6 @@ pub async fn run(cli: Cli) -> Result<(), PhoneError> {
                 "stdout".as_ref(),
             )),
     }
-}
-
-/// `2026-11-28 15:04:05 UTC` for a Unix time in seconds.
-fn human_time(unix: u64) -> String {
-    let at = std::time::UNIX_EPOCH + Duration::from_secs(unix);
-    let text = humantime::format_rfc3339_seconds(at).to_string();
-    format!("{} UTC", text.trim_end_matches('Z').replacen('T', " ", 1))
 }
 
 /// Whether the credential just made is a passkey (discoverable: the desktop can sign in

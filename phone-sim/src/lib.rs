@@ -25,7 +25,10 @@
 //! ```
 //!
 //! # Layout
-//! - [`phone`](Phone): the session flows (QR and linked) over WebSockets.
+//! - [`config`](PhoneConfig): how the phone behaves.
+//! - [`phone`](Phone): the phone: its relay, the QR flow, the contact-channel client, and the
+//!   IO shell that runs a session over a data channel.
+//! - `session`: one session as a pure state machine ([`Operation`], [`Outcome`]).
 //! - `authenticator`: getInfo, makeCredential, getAssertion ([`Approve`], [`Attestation`]).
 //! - [`store`]: the atomic JSON credential store.
 //! - [`medium`]: the [`Advertiser`] trait, the [`AdvertFile`] medium and [`AdvertFault`]s.
@@ -36,10 +39,12 @@ mod authenticator;
 #[cfg(feature = "bluez")]
 mod bluez;
 pub mod cli;
+mod config;
 mod error;
 pub mod medium;
 mod phone;
 mod scan;
+mod session;
 pub mod store;
 mod terminal;
 
@@ -48,10 +53,12 @@ pub use authenticator::{
 };
 #[cfg(feature = "bluez")]
 pub use bluez::BluezAdvertiser;
+pub use config::PhoneConfig;
 pub use error::PhoneError;
 pub use medium::{
     build_advert, AdvertFault, AdvertFile, Advertiser, MediumKnobs, RecordingAdvertiser,
 };
-pub use phone::{Operation, Outcome, Phone, PhoneConfig};
+pub use phone::Phone;
 pub use scan::{decode_png_qr, qr_from_file, qr_from_image, qr_from_text};
+pub use session::{Operation, Outcome};
 pub use store::{Store, StoredCredential, StoredLink};

@@ -1,9 +1,10 @@
 //! A timed, step-by-step connection check of one relay for `hybrid-bridge doctor`: DNS, TCP,
 //! TLS (and which version it negotiated: hybrid relays must speak TLS 1.3) and the WebSocket
 //! upgrade with the `fido.cable` subprotocol (docs/PROTOCOL.md#tunnel-paths), each step bounded by
-//! a timeout and timed, with the relay's HTTP `Date` header for a clock check. It uses the same
-//! URL, `--connect-to`, TLS roots and request as [`TunnelConfig::open`], but keeps going after a
-//! soft failure (an old TLS version) so one run shows everything that is wrong.
+//! a timeout and timed, with the relay's HTTP `Date` header for a clock check. It sends the same
+//! upgrade as [`TunnelConfig::open`] (one builder: URL, `--connect-to`, TLS roots, request), but
+//! keeps going after a soft failure (an old TLS version) so one run shows everything that is
+//! wrong.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
@@ -11,12 +12,13 @@ use std::time::{Duration, Instant, SystemTime};
 use hybrid_protocol::tunnel::SUBPROTOCOL;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, error::ProtocolError};
 use tokio_tungstenite::MaybeTlsStream;
 
-use crate::{status_meaning, ws_config, RelayError, Route, Target, TunnelConfig};
+use crate::config::TunnelConfig;
+use crate::error::{status_meaning, RelayError};
+use crate::routes::{Route, Upgrade};
+use crate::tunnel::ws_config;
 
 /// One step of a relay check, in the order they run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -147,25 +149,13 @@ impl TunnelConfig {
         route: &Route,
         step_timeout: Duration,
     ) -> Result<ProbeReport, RelayError> {
-        let url = self.url(domain, route);
-        let target = Target::parse(&url)?;
-        let mut request = url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| RelayError::BadUrl {
-                url: url.clone(),
-                reason: e.to_string(),
-            })?;
-        request.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            HeaderValue::from_static(SUBPROTOCOL),
-        );
-        let tls = if target.tls { Some(self.tls()?) } else { None };
-        let addr = self
-            .connect_to
-            .iter()
-            .find(|(d, _)| d.eq_ignore_ascii_case(&target.host))
-            .map_or_else(|| target.authority.clone(), |(_, t)| t.clone());
+        let Upgrade {
+            url,
+            host,
+            addr,
+            tls,
+            request,
+        } = self.upgrade(domain, route, &[])?;
         let mut steps = Steps {
             steps: Vec::new(),
             timeout: step_timeout,
@@ -228,11 +218,10 @@ impl TunnelConfig {
             }
             Some(config) => {
                 let start = Instant::now();
-                let name =
-                    ServerName::try_from(target.host.clone()).map_err(|e| RelayError::BadUrl {
-                        url: url.clone(),
-                        reason: format!("{:?} is not a TLS server name: {e}", target.host),
-                    })?;
+                let name = ServerName::try_from(host.clone()).map_err(|e| RelayError::BadUrl {
+                    url: url.clone(),
+                    reason: format!("{host:?} is not a TLS server name: {e}"),
+                })?;
                 let connector = tokio_rustls::TlsConnector::from(config);
                 let r = tokio::time::timeout(step_timeout, connector.connect(name, tcp)).await;
                 let elapsed = start.elapsed();

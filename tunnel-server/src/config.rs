@@ -4,17 +4,20 @@
 //! the house style: raw flags → `Config::default()` overlaid with the TOML file (if
 //! `--config`) and then with every flag or variable that was given → `Config::validate`.
 //! `Config::check` adds what starting would find (TLS files, plaintext on a public address).
-//! Durations are written as `humantime` writes them (`30s`, `1m 30s`, `90days`), in flags,
-//! variables, the TOML file and `--print-config` alike; a bare number is seconds.
+//! Durations read and write the same way in flags, variables, the TOML file and
+//! `--print-config` (`30s`, `1m 30s`, `90days`; a bare number is seconds): every binary's one
+//! parser and formatter, `cli_support::duration`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cli_support::{format_duration, parse_duration};
 use hybrid_protocol::tunnel::RoutingId;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ServerError;
+use crate::fleet;
 
 /// Everything the relay needs to run. `Config::default()` is a working loopback relay.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -30,11 +33,18 @@ pub struct Config {
     /// contact ID it mints. Each instance behind one proxy needs its own.
     #[serde(with = "routing_id_hex")]
     pub routing_id: RoutingId,
+    /// Add the ordinal at the end of the host name (a StatefulSet pod's, `relay-3` → 3) to
+    /// `routing_id`, so every pod of a fleet has its own routing ID from one shared
+    /// configuration ([`crate::fleet`]). Applied when the configuration is resolved, which
+    /// then reads `false` with the pod's own `routing_id`.
+    pub routing_id_from_hostname: bool,
     /// TLS certificate chain and key; `None` serves plain `ws://`.
     pub tls: Option<TlsConfig>,
     /// Allow plain `ws://` on a non-loopback address (a TLS-terminating proxy in front).
     pub insecure_plaintext: bool,
-    /// If non-empty, an `Origin` header that is present must be one of these (absent is fine).
+    /// Web page origins allowed on the tunnel endpoints. Other page origins are refused; no
+    /// `Origin` and `ws://`/`wss://` origins (programs, Chromium's hybrid code) are always
+    /// accepted, and `/cable/register` refuses every `Origin` (README "Browser pages").
     pub allowed_origins: Vec<String>,
     /// File that keeps minted contact IDs across restarts (`None`: memory only, so a restart
     /// answers 410 to every linked phone). Keep `routing_id` unchanged with it.
@@ -112,6 +122,15 @@ pub struct Limits {
     /// New contact IDs minted per client IP per minute (0 = unlimited; behind a proxy use 0
     /// and rate-limit `/cable/register` in the proxy). Resuming is not limited.
     pub registrations_per_ip_per_minute: u32,
+    /// New contact IDs minted per IPv6 /48 per minute, all its clients together (0 =
+    /// unlimited): one /48 from a tunnel broker holds 65,536 /64 clients.
+    pub registrations_per_ipv6_48_per_minute: u32,
+    /// New contact IDs minted per IPv6 /32 per minute, all its clients together (0 =
+    /// unlimited).
+    pub registrations_per_ipv6_32_per_minute: u32,
+    /// New contact IDs minted per minute by the whole relay (0 = unlimited): bounds how fast
+    /// any number of addresses can fill the registry.
+    pub registrations_per_minute: u32,
     /// Wake-ups kept for a phone whose registration socket is not connected.
     pub max_pending_wakeups: usize,
     /// Ping interval on registration sockets; two silent intervals close it.
@@ -139,6 +158,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             metrics_listen: None,
             routing_id: RoutingId([0, 0, 0]),
+            routing_id_from_hostname: false,
             tls: None,
             insecure_plaintext: false,
             allowed_origins: Vec::new(),
@@ -169,6 +189,9 @@ impl Default for Limits {
             contact_expiry: Duration::from_secs(90 * 24 * 3600),
             unconfirmed_contact_expiry: Duration::from_secs(5 * 60),
             registrations_per_ip_per_minute: 10,
+            registrations_per_ipv6_48_per_minute: 30,
+            registrations_per_ipv6_32_per_minute: 120,
+            registrations_per_minute: 600,
             max_pending_wakeups: 4,
             registration_ping_interval: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
@@ -252,6 +275,27 @@ impl Config {
         Ok(())
     }
 
+    /// Applies `routing_id_from_hostname` for a machine named `host`: `routing_id` becomes
+    /// this pod's own ([`fleet::routing_id_for_ordinal`]) and the flag is cleared, so applying
+    /// it again changes nothing and the result reads back as it is.
+    pub fn apply_hostname(&mut self, host: &str) -> Result<(), ServerError> {
+        if self.routing_id_from_hostname {
+            let ordinal = fleet::ordinal_of_hostname(host)?;
+            self.routing_id = fleet::routing_id_for_ordinal(self.routing_id, ordinal)?;
+            self.routing_id_from_hostname = false;
+        }
+        Ok(())
+    }
+
+    /// [`apply_hostname`](Self::apply_hostname) with this machine's host name, if the
+    /// setting is on.
+    pub fn apply_own_hostname(&mut self) -> Result<(), ServerError> {
+        if self.routing_id_from_hostname {
+            self.apply_hostname(&fleet::hostname()?)?;
+        }
+        Ok(())
+    }
+
     /// Loads a TOML file over the defaults.
     pub fn from_toml_file(path: &Path) -> Result<Self, ServerError> {
         let text = std::fs::read_to_string(path).map_err(|e| ServerError::ConfigFile {
@@ -282,6 +326,10 @@ pub struct ServeArgs {
     /// This instance's routing ID, 6 hex digits [default: 000000].
     #[arg(long, env = "TUNNEL_SERVER_ROUTING_ID", value_parser = parse_routing_id)]
     pub routing_id: Option<RoutingId>,
+    /// Add the ordinal at the end of the host name to --routing-id: pod relay-3 of a
+    /// StatefulSet serves --routing-id + 3 (deploy/kubernetes/) [default: off].
+    #[arg(long, env = "TUNNEL_SERVER_ROUTING_ID_FROM_HOSTNAME")]
+    pub routing_id_from_hostname: bool,
     /// TLS certificate chain (PEM); needs --tls-key.
     #[arg(long, env = "TUNNEL_SERVER_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -291,7 +339,8 @@ pub struct ServeArgs {
     /// Serve plain ws:// on a non-loopback address (only behind a TLS-terminating proxy).
     #[arg(long, env = "TUNNEL_SERVER_INSECURE_PLAINTEXT")]
     pub insecure_plaintext: bool,
-    /// Allowed Origin header value (repeatable); a request without Origin is always allowed.
+    /// A web page origin allowed to open tunnels (repeatable); other page origins get 403.
+    /// Requests without Origin, or with a ws:// or wss:// one, are always allowed.
     #[arg(
         long = "allowed-origin",
         env = "TUNNEL_SERVER_ALLOWED_ORIGINS",
@@ -353,6 +402,23 @@ pub struct ServeArgs {
     /// New contact IDs per client IP per minute, 0 = unlimited [default: 10].
     #[arg(long, env = "TUNNEL_SERVER_REGISTRATIONS_PER_IP_PER_MINUTE")]
     pub registrations_per_ip_per_minute: Option<u32>,
+    /// New contact IDs per IPv6 /48 per minute, all its clients together, 0 = unlimited
+    /// [default: 30].
+    #[arg(
+        long = "registrations-per-ipv6-48-per-minute",
+        env = "TUNNEL_SERVER_REGISTRATIONS_PER_IPV6_48_PER_MINUTE"
+    )]
+    pub registrations_per_ipv6_48_per_minute: Option<u32>,
+    /// New contact IDs per IPv6 /32 per minute, all its clients together, 0 = unlimited
+    /// [default: 120].
+    #[arg(
+        long = "registrations-per-ipv6-32-per-minute",
+        env = "TUNNEL_SERVER_REGISTRATIONS_PER_IPV6_32_PER_MINUTE"
+    )]
+    pub registrations_per_ipv6_32_per_minute: Option<u32>,
+    /// New contact IDs per minute for the whole relay, 0 = unlimited [default: 600].
+    #[arg(long, env = "TUNNEL_SERVER_REGISTRATIONS_PER_MINUTE")]
+    pub registrations_per_minute: Option<u32>,
     /// Wake-ups kept for a disconnected phone [default: 4].
     #[arg(long, env = "TUNNEL_SERVER_MAX_PENDING_WAKEUPS")]
     pub max_pending_wakeups: Option<usize>,
@@ -368,8 +434,17 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// Defaults, overlaid with `--config`, overlaid with the flags given; then validated.
+    /// Defaults, overlaid with `--config`, overlaid with the flags given, with
+    /// `routing_id_from_hostname` applied to this machine's host name; then validated.
     pub fn resolve(&self) -> Result<Config, ServerError> {
+        let mut c = self.resolve_base()?;
+        c.apply_own_hostname()?;
+        Ok(c)
+    }
+
+    /// Like [`resolve`](Self::resolve) without applying `routing_id_from_hostname`: with it
+    /// on, `routing_id` is the fleet's base (what `tunnel-server fleet` renders from).
+    pub fn resolve_base(&self) -> Result<Config, ServerError> {
         let mut c = match &self.config {
             Some(path) => Config::from_toml_file(path)?,
             None => Config::default(),
@@ -399,6 +474,9 @@ impl ServeArgs {
             contact_expiry => c.limits.contact_expiry,
             unconfirmed_contact_expiry => c.limits.unconfirmed_contact_expiry,
             registrations_per_ip_per_minute => c.limits.registrations_per_ip_per_minute,
+            registrations_per_ipv6_48_per_minute => c.limits.registrations_per_ipv6_48_per_minute,
+            registrations_per_ipv6_32_per_minute => c.limits.registrations_per_ipv6_32_per_minute,
+            registrations_per_minute => c.limits.registrations_per_minute,
             max_pending_wakeups => c.limits.max_pending_wakeups,
             registration_ping_interval => c.limits.registration_ping_interval,
             shutdown_grace => c.limits.shutdown_grace,
@@ -418,6 +496,9 @@ impl ServeArgs {
         }
         if self.insecure_plaintext {
             c.insecure_plaintext = true;
+        }
+        if self.routing_id_from_hostname {
+            c.routing_id_from_hostname = true;
         }
         if !self.allowed_origins.is_empty() {
             c.allowed_origins = self.allowed_origins.clone();
@@ -444,44 +525,6 @@ fn name_tls_files(e: ServerError, tls: &TlsConfig) -> ServerError {
 /// Parses 6 hex digits into a routing ID (clap value parser).
 pub fn parse_routing_id(s: &str) -> Result<RoutingId, String> {
     RoutingId::from_hex(s).map_err(|e| format!("{e}; expected 6 hex digits such as 0A1B2C"))
-}
-
-/// Parses a duration as `humantime` writes it (`500ms`, `30s`, `2m`, `1m 30s`, `1h`,
-/// `90days`), or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. 500ms, 30s, 2m or 1h"))
-}
-
-/// A duration in units `humantime` reads back, largest first and days at most (humantime's own
-/// formatter writes 90 days as `2months 29days 2h 52m 48s`): `10s`, `2m`, `1m 30s`, `90days`.
-fn format_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    let nanos = d.subsec_nanos();
-    let days = secs / 86_400;
-    let parts = [
-        (days, if days == 1 { "day" } else { "days" }),
-        (secs / 3600 % 24, "h"),
-        (secs / 60 % 60, "m"),
-        (secs % 60, "s"),
-        (u64::from(nanos / 1_000_000), "ms"),
-        (u64::from(nanos / 1_000 % 1_000), "us"),
-        (u64::from(nanos % 1_000), "ns"),
-    ];
-    let text: Vec<String> = parts
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, unit)| format!("{n}{unit}"))
-        .collect();
-    if text.is_empty() {
-        "0s".to_string()
-    } else {
-        text.join(" ")
-    }
 }
 
 mod duration_text {
@@ -525,38 +568,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(
-            parse_duration("90days"),
-            Ok(Duration::from_secs(90 * 86_400))
-        );
-        assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("3 parsecs").is_err());
-        for (ms, text) in [
-            (500, "500ms"),
-            (10_000, "10s"),
-            (90_000, "1m 30s"),
-            (120_000, "2m"),
-            (1_500, "1s 500ms"),
-            (86_400_000, "1day"),
-            (90 * 86_400_000, "90days"),
-            (90 * 86_400_000 + 3_600_000, "90days 1h"),
-        ] {
-            let d = Duration::from_millis(ms);
-            assert_eq!(format_duration(d), text);
-            assert_eq!(parse_duration(text), Ok(d), "{text}");
-        }
-        assert_eq!(format_duration(Duration::ZERO), "0s");
-        let odd = Duration::new(3, 1_002_003);
-        assert_eq!(parse_duration(&format_duration(odd)), Ok(odd));
-    }
-
-    #[test]
     fn default_is_valid_and_round_trips_through_toml() {
         let c = Config::default();
         c.validate().unwrap();
@@ -584,6 +595,44 @@ mod tests {
         assert_eq!(c.limits.idle_timeout, Duration::from_secs(5));
         assert_eq!(c.limits.messages_per_side, 9);
         assert_eq!(c.limits.tunnel_lifetime, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn routing_id_from_hostname_adds_the_pod_ordinal_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "routing_id = \"0A0B00\"\nrouting_id_from_hostname = true\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        let base = args.resolve_base().unwrap();
+        assert!(base.routing_id_from_hostname);
+        assert_eq!(base.routing_id, RoutingId([0x0a, 0x0b, 0x00]));
+        let mut pod = base.clone();
+        pod.apply_hostname("relay-3").unwrap();
+        assert_eq!(pod.routing_id, RoutingId([0x0a, 0x0b, 0x03]));
+        assert!(!pod.routing_id_from_hostname);
+        // Applied once: the resolved configuration reads back as this pod's.
+        let again = pod.clone();
+        pod.apply_hostname("relay-5").unwrap();
+        assert_eq!(pod, again);
+        let back: Config = toml::from_str(&toml::to_string(&pod).unwrap()).unwrap();
+        assert_eq!(back, pod);
+        let e = base
+            .clone()
+            .apply_hostname("relay")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ending in -<ordinal>"), "{e}");
+        // Off, the host name is not read at all.
+        let mut off = Config::default();
+        off.apply_hostname("no ordinal here").unwrap();
+        assert_eq!(off.routing_id, RoutingId([0, 0, 0]));
     }
 
     #[test]

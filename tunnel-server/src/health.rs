@@ -59,7 +59,7 @@ pub(crate) fn check(
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
             anyhow!(
                 "no answer from {url} within {}",
-                humantime::format_duration(timeout)
+                cli_support::format_duration(timeout)
             )
         }
         _ => anyhow!("{url}: {e}"),

@@ -1,12 +1,13 @@
 //! The HTTP layer (docs/PROTOCOL.md#tunnel-paths): routes `/healthz`, `/readyz`, `/metrics` (GET or
 //! HEAD; `/metrics` only on the metrics listener when one is configured), `/cable/new`,
 //! `/cable/connect`, `/cable/contact` and `/cable/register`, checks the method, the WebSocket
-//! upgrade headers, the `fido.cable` subprotocol and the optional Origin allow-list (the
-//! phone-only `/cable/register` refuses any Origin), reserves
+//! upgrade headers, the `fido.cable` subprotocol and the `Origin` (`crate::origin`: no web
+//! page; the phone-only `/cable/register` refuses any Origin), reserves
 //! the tunnel or contact slot, and answers 101 (leaving the relay task that takes over the
 //! upgraded socket) or a status: 400 malformed, 403 origin or a resume without the phone's
 //! registration secret, 404 unknown, 405 wrong method, 409 duplicate, 410 gone contact, 429
-//! too many registrations, 503 full (or, on `/readyz`, shutting down).
+//! too many registrations, 503 full or shutting down (a draining relay still lets a waiting
+//! tunnel be joined).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -26,12 +27,13 @@ use tracing::debug;
 
 use crate::contact::{self, NotRegistered};
 use crate::metrics::Rejection;
+use crate::origin;
 use crate::relay;
 use crate::state::{ConnGuard, Phase, Shared};
 use crate::table::Refusal;
 
-/// The 403 body for a browser on a phone-only endpoint.
-const PHONE_ONLY: &str = "/cable/register is for phones, which send no Origin header; a request with one comes from a browser and is refused\n";
+/// The 503 body of a relay that is shutting down (also `/readyz`'s).
+const SHUTTING_DOWN: &str = "shutting down\n";
 
 /// Longest accepted `X-caBLE-Client-Payload` value, in hex digits (the payload is ~40 bytes).
 const MAX_CLIENT_PAYLOAD_HEX: usize = 1024;
@@ -98,13 +100,22 @@ pub(crate) fn handle(
             .insert(header::ALLOW, HeaderValue::from_static("GET"));
         return resp;
     }
-    if matches!(socket, Socket::Register(_)) && req.headers().contains_key(header::ORIGIN) {
-        // Phones send no Origin; browsers always do, so this is a web page making its visitor
-        // mint (squatting the registry) whatever `allowed_origins` says.
-        let _ = reject(Rejection::Origin, StatusCode::FORBIDDEN);
-        return plain(StatusCode::FORBIDDEN, PHONE_ONLY);
+    if draining_refuses(&socket, &shared) {
+        let _ = reject(Rejection::ShuttingDown, StatusCode::SERVICE_UNAVAILABLE);
+        let mut resp = plain(StatusCode::SERVICE_UNAVAILABLE, SHUTTING_DOWN);
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return resp;
     }
-    let accept = match check_upgrade(req.headers(), &shared.config.allowed_origins) {
+    let endpoint = match socket {
+        Socket::Tunnel(_) => origin::Endpoint::Tunnel,
+        Socket::Register(_) => origin::Endpoint::Register,
+    };
+    if let Err(refused) = origin::check(req.headers(), endpoint, &shared.config.allowed_origins) {
+        let _ = reject(Rejection::Origin, StatusCode::FORBIDDEN);
+        return plain(StatusCode::FORBIDDEN, refused.message());
+    }
+    let accept = match check_upgrade(req.headers()) {
         Ok(a) => a,
         Err((r, s)) => return reject(r, s),
     };
@@ -194,7 +205,7 @@ fn page(p: Page, method: &Method, shared: &Shared) -> Option<Response<Body>> {
         Page::Ready => match *shared.phase.borrow() {
             Phase::Running => plain(StatusCode::OK, "ready\n"),
             Phase::Draining | Phase::Closing => {
-                plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+                plain(StatusCode::SERVICE_UNAVAILABLE, SHUTTING_DOWN)
             }
         },
         Page::Metrics => {
@@ -206,6 +217,15 @@ fn page(p: Page, method: &Method, shared: &Shared) -> Option<Response<Body>> {
             resp
         }
     })
+}
+
+/// Whether a shutdown refuses this request: everything that would start something here (a
+/// tunnel, a wake-up, a registration) once the drain has begun. Joining a waiting tunnel is
+/// still served: its first side is here, and its peer has nowhere else to go. A proxy tries
+/// another instance on the 503.
+fn draining_refuses(socket: &Socket, shared: &Shared) -> bool {
+    *shared.phase.borrow() != Phase::Running
+        && !matches!(socket, Socket::Tunnel(TunnelPath::Connect(..)))
 }
 
 fn register(
@@ -220,8 +240,9 @@ fn register(
     let registered = match contact::register(contact, req.headers(), guard, now) {
         Ok(r) => r,
         Err(NotRegistered::Refused(r)) => return refused(r, reject),
-        Err(NotRegistered::RateLimited) => {
-            return reject(Rejection::RateLimited, StatusCode::TOO_MANY_REQUESTS)
+        Err(NotRegistered::RateLimited(limit)) => {
+            debug!(?limit, "minting refused by a rate limit");
+            return reject(Rejection::RateLimited, StatusCode::TOO_MANY_REQUESTS);
         }
         Err(NotRegistered::Denied(d)) => {
             let _ = reject(Rejection::RegistrationSecret, StatusCode::FORBIDDEN);
@@ -291,10 +312,7 @@ fn route(path: &str) -> Result<Option<Route>, ()> {
 }
 
 /// Checks a WebSocket upgrade request; returns the `Sec-WebSocket-Accept` value.
-fn check_upgrade(
-    headers: &HeaderMap,
-    allowed_origins: &[String],
-) -> Result<String, (Rejection, StatusCode)> {
+fn check_upgrade(headers: &HeaderMap) -> Result<String, (Rejection, StatusCode)> {
     let bad = Err((Rejection::BadUpgrade, StatusCode::BAD_REQUEST));
     if !has_token(headers, header::CONNECTION, "upgrade")
         || !has_token(headers, header::UPGRADE, "websocket")
@@ -315,16 +333,6 @@ fn check_upgrade(
     }
     if !has_token(headers, header::SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL) {
         return Err((Rejection::NoSubprotocol, StatusCode::BAD_REQUEST));
-    }
-    if !allowed_origins.is_empty() {
-        if let Some(origin) = headers.get(header::ORIGIN) {
-            let ok = origin
-                .to_str()
-                .is_ok_and(|o| allowed_origins.iter().any(|a| a.eq_ignore_ascii_case(o)));
-            if !ok {
-                return Err((Rejection::Origin, StatusCode::FORBIDDEN));
-            }
-        }
     }
     Ok(derive_accept_key(key.as_bytes()))
 }

@@ -23,12 +23,15 @@
 //! # Layout
 //! - [`config`]: `Config`, limits and the command-line flags.
 //! - `server`: the listener: accept loop, TLS, HTTP serving, shutdown.
-//! - `http`: routing and status codes. `relay`: the WebSocket tasks.
+//! - `http`: routing and status codes; `origin`: which `Origin` headers it accepts.
+//!   `relay`: the WebSocket tasks.
 //! - `state`: what the tasks share (phase, tables, metrics) and the per-connection guard.
 //! - `table`: the routing table, a plain struct.
 //! - `contact`: the contact channel: the contact registry, registration secrets, the mint
 //!   limit, the contact store, the endpoints' decisions and the registration socket.
 //! - [`fd_limit`]: the open-file limit against `max_connections`, reconciled at startup.
+//! - [`fleet`]: the routing-ID rule of a StatefulSet fleet and the router configuration it
+//!   renders.
 //! - `metrics`: counters and Prometheus text; `metrics_listener`: `--metrics-listen`.
 //! - `tls`: rustls from PEM. [`domain`]: domain names.
 //!
@@ -41,9 +44,11 @@ mod contact;
 pub mod domain;
 mod error;
 pub mod fd_limit;
+pub mod fleet;
 mod http;
 mod metrics;
 mod metrics_listener;
+mod origin;
 mod relay;
 mod server;
 mod state;
@@ -57,18 +62,21 @@ pub use config::{Config, Limits, LogFormat, ServeArgs, TlsConfig};
 pub use error::ServerError;
 pub use hybrid_protocol::tunnel::RoutingId;
 
-/// Serves the relay on `listener` until `shutdown` completes, then stops accepting, lets live
-/// tunnels finish for `limits.shutdown_grace`, closes the rest with 1001 (going away) and
-/// returns once every connection task has ended.
+/// Serves the relay on `listener` until `shutdown` completes, then drains: answers 503 to
+/// anything new while still letting waiting tunnels be joined, lets live tunnels finish for
+/// `limits.shutdown_grace`, closes the rest with 1001 (going away) and returns once every
+/// tunnel has ended. With `config.routing_id_from_hostname`, the routing ID is this host's
+/// ([`Config::apply_own_hostname`]).
 ///
 /// Refuses plain `ws://` on a non-loopback listener unless `config.insecure_plaintext`.
 /// Binds `config.metrics_listen` if set, and serves the metrics there until it returns.
 pub async fn run(
     listener: tokio::net::TcpListener,
-    config: Config,
+    mut config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     config.validate()?;
+    config.apply_own_hostname()?;
     let metrics = bind_metrics(&config).await?;
     server::run(listener, metrics, config, shutdown).await
 }
@@ -107,9 +115,10 @@ impl RunningServer {
     /// Runs [`run`] on a spawned task with an already bound listener.
     pub async fn start_on(
         listener: tokio::net::TcpListener,
-        config: Config,
+        mut config: Config,
     ) -> Result<Self, ServerError> {
         config.validate()?;
+        config.apply_own_hostname()?;
         if let Some(tls) = &config.tls {
             // Fail here, not inside the task, on unreadable PEM files.
             tls::acceptor(&tls.cert, &tls.key)?;

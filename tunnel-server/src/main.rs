@@ -1,6 +1,7 @@
 //! The `tunnel-server` binary: sets up logging, parses flags, binds, runs the relay until
 //! SIGTERM or ctrl-c, and maps the result to an exit code. `tunnel-server domain` prints
 //! tunnel domain names; `tunnel-server health` checks a running relay (exit 0 or 1);
+//! `tunnel-server fleet` renders a fleet's router configuration and per-pod Services;
 //! `tunnel-server man` prints the manual page; `--check` checks a configuration and
 //! `--print-config` prints it.
 
@@ -12,7 +13,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser, Subcommand};
-use tunnel_server::config::parse_duration;
+use cli_support::parse_duration;
+use tunnel_server::fleet::{self, Fleet};
 use tunnel_server::{domain, LogFormat, ServeArgs};
 
 /// jemalloc, so memory comes back after tunnels close: see the `jemalloc` feature in Cargo.toml.
@@ -22,7 +24,11 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// A self-hostable caBLE v2 (CTAP 2.2 hybrid) tunnel relay.
 #[derive(Parser)]
-#[command(version, args_conflicts_with_subcommands = true)]
+#[command(
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = cli_support::DURATION_FORMS
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -54,6 +60,7 @@ enum Command {
     },
     /// Check a running relay: GET /healthz, exit 0 if it answers 200 OK, 1 if not (for
     /// container health checks). Reads the same configuration as serving does.
+    #[command(after_help = cli_support::DURATION_FORMS)]
     Health {
         /// Address to check [default: the configured --listen; 0.0.0.0 and [::] mean this
         /// machine]. The configured --metrics-listen address is checked in plain HTTP.
@@ -71,6 +78,32 @@ enum Command {
     },
     /// Print the manual page (roff), generated from these flags: `tunnel-server man | man -l -`.
     Man,
+    /// Print what a fleet of relays behind one nginx router needs, from the relays'
+    /// configuration (its routing_id is pod 0's; pod N serves routing_id + N, see
+    /// --routing-id-from-hostname): the router's configuration, or one Service per pod.
+    /// deploy/kubernetes/ ships both for 3 replicas.
+    Fleet {
+        /// What to print.
+        #[arg(value_enum)]
+        output: FleetOutput,
+        /// Pods in the StatefulSet.
+        #[arg(long, default_value_t = 3)]
+        replicas: u32,
+        /// The StatefulSet's name (its pods are NAME-0, NAME-1, …).
+        #[arg(long, default_value = "relay")]
+        name: String,
+        // The relays' configuration (routing ID and listen port), boxed as for `health`.
+        #[command(flatten)]
+        serve: Box<ServeArgs>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FleetOutput {
+    /// The nginx configuration of the router (http context).
+    Router,
+    /// One Kubernetes Service per pod (YAML), the router's upstreams.
+    Services,
 }
 
 fn main() -> ExitCode {
@@ -92,6 +125,12 @@ fn main() -> ExitCode {
             serve,
         }) => health_command(address, ready, timeout, &serve),
         Some(Command::Man) => man_page(),
+        Some(Command::Fleet {
+            output,
+            replicas,
+            name,
+            serve,
+        }) => fleet_command(output, replicas, name, &serve),
         None if cli.print_config => print_config(&cli.serve),
         None if cli.check => check_config(&cli.serve),
         None => serve(&cli.serve),
@@ -157,7 +196,32 @@ fn check_config(args: &ServeArgs) -> anyhow::Result<()> {
         None if config.insecure_plaintext => "plaintext behind a TLS proxy".to_string(),
         None => "plaintext on loopback".to_string(),
     };
-    println!("configuration ok: listen {}, {tls}", config.listen);
+    println!(
+        "configuration ok: listen {}, routing ID {}, {tls}",
+        config.listen, config.routing_id
+    );
+    Ok(())
+}
+
+fn fleet_command(
+    output: FleetOutput,
+    replicas: u32,
+    name: String,
+    args: &ServeArgs,
+) -> anyhow::Result<()> {
+    // The fleet's base routing ID: the host name of whoever renders does not matter.
+    let config = args.resolve_base()?;
+    let fleet = Fleet {
+        name,
+        replicas,
+        base: config.routing_id,
+        port: config.listen.port(),
+    };
+    let text = match output {
+        FleetOutput::Router => fleet::render_router(&fleet)?,
+        FleetOutput::Services => fleet::render_services(&fleet)?,
+    };
+    print!("{text}");
     Ok(())
 }
 
@@ -167,7 +231,8 @@ fn health_command(
     timeout: Duration,
     args: &ServeArgs,
 ) -> anyhow::Result<()> {
-    let config = args.resolve()?;
+    // Only the addresses and TLS matter here, not which routing ID this pod serves.
+    let config = args.resolve_base()?;
     let target = health::local_target(address.unwrap_or(config.listen));
     // The metrics listener is plain HTTP whatever the main listener speaks.
     let tls = match config.metrics_listen.map(health::local_target) {

@@ -31,12 +31,13 @@ pub(crate) enum Rejection {
     PerIpLimit,
     RateLimited,
     RegistrationSecret,
+    ShuttingDown,
     UnknownTunnel,
     UpgradeTimeout,
 }
 
 impl Rejection {
-    const ALL: [Self; 16] = [
+    const ALL: [Self; 17] = [
         Self::BadPath,
         Self::BadUpgrade,
         Self::Conflict,
@@ -51,6 +52,7 @@ impl Rejection {
         Self::PerIpLimit,
         Self::RateLimited,
         Self::RegistrationSecret,
+        Self::ShuttingDown,
         Self::UnknownTunnel,
         Self::UpgradeTimeout,
     ];
@@ -71,6 +73,7 @@ impl Rejection {
             Self::PerIpLimit => "per_ip_limit",
             Self::RateLimited => "registration_rate",
             Self::RegistrationSecret => "registration_secret",
+            Self::ShuttingDown => "shutting_down",
             Self::UnknownTunnel => "unknown_tunnel",
             Self::UpgradeTimeout => "upgrade_timeout",
         }

@@ -83,45 +83,77 @@ pub(crate) async fn run(
     );
 
     tokio::pin!(shutdown);
-    let mut backoff = Duration::from_millis(5);
+    let mut accept = Acceptor {
+        listener,
+        tls,
+        shared: shared.clone(),
+        permits,
+        backoff: Duration::from_millis(5),
+    };
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let (tcp, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Usually EMFILE/ENFILE: wait for descriptors to free up.
-                        warn!(error = %e, "accept failed; backing off {backoff:?}");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(1));
-                        continue;
-                    }
-                };
-                backoff = Duration::from_millis(5);
-                shared.metrics.connection();
-                let Some(guard) = ConnGuard::admit(&shared, &permits, &drain_tx, peer) else {
-                    continue;
-                };
-                let _ = tcp.set_nodelay(true);
-                tokio::spawn(connection(tcp, tls.clone(), guard));
-            }
+            () = accept.next(Some(&drain_tx)) => {}
         }
     }
-    drop(listener);
-    info!("shutting down: no longer accepting; live tunnels may finish");
+    // Draining: not ready, and nothing new (503), but the listener stays open so that the
+    // peer of a tunnel waiting here can still join it: the phone that opened /cable/new a
+    // moment ago has put this routing ID in its advert, and its desktop connects here.
+    // Connections accepted while draining do not hold the drain open; a joiner is held by
+    // its tunnel.
+    info!("shutting down: not ready; waiting tunnels may still be joined, live ones finish");
     let _ = phase_tx.send(Phase::Draining);
     drop(drain_tx);
-    if tokio::time::timeout(limits.shutdown_grace, drain_rx.recv())
-        .await
-        .is_err()
-    {
+    let grace = tokio::time::sleep(limits.shutdown_grace);
+    tokio::pin!(grace);
+    let drained = loop {
+        tokio::select! {
+            _ = drain_rx.recv() => break true,
+            () = &mut grace => break false,
+            () = accept.next(None) => {}
+        }
+    };
+    drop(accept);
+    if !drained {
         info!("grace period over; closing the remaining tunnels");
         let _ = phase_tx.send(Phase::Closing);
         let _ = drain_rx.recv().await;
     }
     info!("shut down");
     Ok(())
+}
+
+/// The main listener with what accepting needs.
+struct Acceptor {
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    permits: Arc<Semaphore>,
+    backoff: Duration,
+}
+
+impl Acceptor {
+    /// Accepts one connection and spawns its task, or backs off after an accept error.
+    /// `drain` is the sender shutdown waits on; `None` while draining (see [`ConnGuard`]).
+    async fn next(&mut self, drain: Option<&mpsc::Sender<()>>) {
+        let (tcp, peer) = match self.listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                // Usually EMFILE/ENFILE: wait for descriptors to free up.
+                warn!(error = %e, "accept failed; backing off {:?}", self.backoff);
+                tokio::time::sleep(self.backoff).await;
+                self.backoff = (self.backoff * 2).min(Duration::from_secs(1));
+                return;
+            }
+        };
+        self.backoff = Duration::from_millis(5);
+        self.shared.metrics.connection();
+        let Some(guard) = ConnGuard::admit(&self.shared, &self.permits, drain, peer) else {
+            return;
+        };
+        let _ = tcp.set_nodelay(true);
+        tokio::spawn(connection(tcp, self.tls.clone(), guard));
+    }
 }
 
 /// Plain `ws://` only on loopback or when explicitly asked for.
@@ -154,8 +186,10 @@ async fn serve_tls(tcp: TcpStream, acceptor: TlsAcceptor, guard: Arc<ConnGuard>,
     }
 }
 
-/// Serves HTTP/1.1 on one connection until it upgrades, closes, times out or the server
-/// starts draining; an upgrade leaves its WebSocket task in `after`.
+/// Serves HTTP/1.1 on one connection until it upgrades, closes, times out or the grace period
+/// ends. A drain does not cut it: a request in progress may be a joiner for a waiting tunnel
+/// (draining refuses everything else with 503 and `Connection: close`). An upgrade leaves its
+/// WebSocket task in `after`.
 async fn serve<S>(io: S, guard: Arc<ConnGuard>, after: Deferred)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -185,7 +219,7 @@ where
             Ok(Err(e)) => debug!(error = %e, "http connection ended with an error"),
             Err(_) => shared.metrics.rejected(Rejection::UpgradeTimeout),
         },
-        () = reached(&mut phase, Phase::Draining) => {}
+        () = reached(&mut phase, Phase::Closing) => {}
     }
 }
 

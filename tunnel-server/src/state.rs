@@ -40,7 +40,8 @@ pub(crate) struct Joiner {
 pub(crate) enum Phase {
     /// Accepting and relaying.
     Running,
-    /// Not accepting; live tunnels may finish; registrations and unupgraded connections close.
+    /// Not ready: new tunnels, wake-ups and registrations get 503 and registration sockets
+    /// close, but a waiting tunnel may still be joined and live tunnels finish.
     Draining,
     /// The grace period is over: everything closes with 1001.
     Closing,
@@ -144,23 +145,28 @@ impl Shared {
     }
 }
 
-/// Held by every task that serves a connection: releases the connection slots and keeps
-/// shutdown waiting until it is dropped.
+/// Held by every task that serves a connection: releases the connection slots and, for a
+/// connection accepted before shutdown began, keeps shutdown waiting until it is dropped. One
+/// accepted while draining does not (it can only be refused or join a tunnel, whose own
+/// guard holds the drain).
 pub(crate) struct ConnGuard {
     shared: Arc<Shared>,
     /// The client key ([`client_key`]), not the exact address.
     ip: IpAddr,
+    /// The exact address, for the mint limits of the prefixes around it.
+    peer: IpAddr,
     _permit: OwnedSemaphorePermit,
-    _drain: mpsc::Sender<()>,
+    _drain: Option<mpsc::Sender<()>>,
 }
 
 impl ConnGuard {
     /// Applies the connection limits to a new connection from `peer`; `None` means drop it.
-    /// `drain` is the sender shutdown waits on: it closes once every guard is gone.
+    /// `drain` is the sender shutdown waits on (it closes once every guard holding it is
+    /// gone); `None` while the server is already draining.
     pub(crate) fn admit(
         shared: &Arc<Shared>,
         permits: &Arc<Semaphore>,
-        drain: &mpsc::Sender<()>,
+        drain: Option<&mpsc::Sender<()>>,
         peer: SocketAddr,
     ) -> Option<Self> {
         let Ok(permit) = permits.clone().try_acquire_owned() else {
@@ -185,8 +191,9 @@ impl ConnGuard {
         Some(Self {
             shared: shared.clone(),
             ip,
+            peer: peer.ip().to_canonical(),
             _permit: permit,
-            _drain: drain.clone(),
+            _drain: drain.cloned(),
         })
     }
 
@@ -194,10 +201,16 @@ impl ConnGuard {
         &self.shared
     }
 
-    /// Whether this client may mint another contact ID now (the per-IP rate limit).
-    pub(crate) fn allow_registration(&self, now: std::time::Instant) -> bool {
-        let rate = self.shared.config.limits.registrations_per_ip_per_minute;
-        self.shared.mints.allow(self.ip, rate, now)
+    /// Whether this client may mint another contact ID now (`contact::mint_limit`: per
+    /// client, per IPv6 /48 and /32, and relay-wide).
+    pub(crate) fn allow_registration(
+        &self,
+        now: std::time::Instant,
+    ) -> Result<(), crate::contact::mint_limit::Limited> {
+        let limits = &self.shared.config.limits;
+        self.shared
+            .mints
+            .handle_mint(self.ip, self.peer, limits, now)
     }
 }
 

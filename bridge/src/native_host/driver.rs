@@ -56,7 +56,7 @@ pub fn check_origin(req: &CeremonyRequest) -> Result<String, DomError> {
             )
         })?;
     }
-    let pk = req.options.get("publicKey").unwrap_or(&req.options);
+    let pk = &req.options;
     let rp = match req.kind {
         CeremonyKind::Create => pk.get("rp").and_then(|r| r.get("id")),
         CeremonyKind::Get => pk.get("rpId"),
@@ -78,8 +78,8 @@ pub async fn run(
     progress: &dyn Progress,
 ) -> Result<Value, DomError> {
     check_origin(req)?;
-    let pk = req.options.get("publicKey").unwrap_or(&req.options);
-    let limit = pk
+    let limit = req
+        .options
         .get("timeout")
         .and_then(Value::as_f64)
         .filter(|t| t.is_finite() && *t >= 0.0)

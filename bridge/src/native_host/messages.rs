@@ -33,7 +33,8 @@ pub struct CeremonyRequest {
     pub id: String,
     /// The page's origin as the browser reported it to the extension.
     pub origin: String,
-    /// `PublicKeyCredentialCreationOptionsJSON` / `…RequestOptionsJSON` (or `{"publicKey":…}`).
+    /// `PublicKeyCredentialCreationOptionsJSON` / `…RequestOptionsJSON`; never the
+    /// `{"publicKey":…}` wrapper, which [`Request::parse`] refuses.
     pub options: Value,
     /// A linked phone's id (from `phones`): no QR code.
     pub phone: Option<String>,
@@ -124,6 +125,14 @@ impl Request {
             if !c.options.is_object() {
                 return Err(bad(format!(
                     "\"options\" of a {ty} request must be an object"
+                )));
+            }
+            if c.options.get("publicKey").is_some() {
+                // One reading of the RP ID: the one the extension checked and showed is the
+                // one the phone signs, so the options are never looked up in two places.
+                return Err(bad(format!(
+                    "\"options\" of a {ty} request is the W3C options JSON itself; send the \
+                     object inside \"publicKey\", not the wrapper"
                 )));
             }
             Ok(Self::Ceremony(CeremonyRequest {
@@ -231,6 +240,23 @@ mod tests {
         let e = Request::parse(br#"{"type":"phones","id":7}"#).unwrap_err();
         assert_eq!(e.id, None);
         assert!(Request::parse(b"\xff\xfe").is_err());
+    }
+
+    /// `{rpId: A, publicKey: {rpId: B}}` could show A in the overlay and sign B: the wrapper
+    /// is refused, whatever sits beside it.
+    #[test]
+    fn options_wrapped_in_public_key_are_refused() {
+        for options in [
+            r#"{"rpId":"a.example","challenge":"x","publicKey":{"rpId":"b.example","challenge":"x"}}"#,
+            r#"{"publicKey":{"rpId":"a.example","challenge":"x"}}"#,
+        ] {
+            let body = format!(
+                r#"{{"type":"get","id":"w","origin":"https://a.example","options":{options}}}"#
+            );
+            let e = Request::parse(body.as_bytes()).unwrap_err();
+            assert_eq!(e.id.as_deref(), Some("w"));
+            assert!(e.message.contains("publicKey"), "{}", e.message);
+        }
     }
 
     #[test]

@@ -485,10 +485,13 @@ fn system_manifests_in_a_staging_tree_pass_for_every_browser() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    let launcher = std::fs::read_to_string(root.path().join("usr/lib/hybrid-bridge/native-host"))
-        .unwrap();
+    let launcher =
+        std::fs::read_to_string(root.path().join("usr/lib/hybrid-bridge/native-host")).unwrap();
     assert!(
-        launcher.contains(&format!("exec '{}' native-host", env!("CARGO_BIN_EXE_hybrid-bridge"))),
+        launcher.contains(&format!(
+            "exec '{}' native-host",
+            env!("CARGO_BIN_EXE_hybrid-bridge")
+        )),
         "{launcher}"
     );
     for dir in [
@@ -513,19 +516,26 @@ fn system_manifests_in_a_staging_tree_pass_for_every_browser() {
         }
     }
     // The package's own files also name every system folder browser install writes.
-    let cargo_toml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-        .unwrap();
-    for browser in ["chromium", "opt/chrome", "opt/brave", "opt/edge", "opt/vivaldi"] {
+    let cargo_toml =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    for browser in [
+        "chromium",
+        "opt/chrome",
+        "opt/brave",
+        "opt/edge",
+        "opt/vivaldi",
+    ] {
         assert!(
-            cargo_toml.contains(&format!(
-                "\"etc/{browser}/native-messaging-hosts/\""
-            )),
+            cargo_toml.contains(&format!("\"etc/{browser}/native-messaging-hosts/\"")),
             "bridge/Cargo.toml [package.metadata.deb] ships no manifest for {browser}"
         );
     }
     let env = [("HOME", home_s.as_str()), ("XDG_CONFIG_HOME", "")];
     let args = ["--only", "browser", "--system", "--root", &root_s];
-    let (out, text) = doctor(&[&args[..], &["--chromium-extension-id", id]].concat(), &env);
+    let (out, text) = doctor(
+        &[&args[..], &["--chromium-extension-id", id]].concat(),
+        &env,
+    );
     assert!(out.status.success(), "{text}");
     for b in ["Chromium", "Chrome", "Brave", "Edge", "Vivaldi", "Firefox"] {
         let l = line(&text, &format!("{b} (system)"));
@@ -555,20 +565,32 @@ fn sandboxed_browsers_are_named_with_what_to_do() {
 
     // Nothing sandboxed: no such lines.
     let (_, text) = doctor(&args, &env);
-    assert!(!text.contains("Snap") && !text.contains("Flatpak"), "{text}");
+    assert!(
+        !text.contains("Snap") && !text.contains("Flatpak"),
+        "{text}"
+    );
 
     std::fs::create_dir_all(root.path().join("snap/bin")).unwrap();
     std::fs::write(root.path().join("snap/bin/firefox"), "").unwrap();
     std::fs::create_dir_all(home.path().join(".var/app/org.mozilla.firefox")).unwrap();
-    std::fs::create_dir_all(root.path().join("var/lib/flatpak/app/org.chromium.Chromium")).unwrap();
+    std::fs::create_dir_all(
+        root.path()
+            .join("var/lib/flatpak/app/org.chromium.Chromium"),
+    )
+    .unwrap();
     let (out, text) = doctor(&args, &env);
     assert_eq!(out.status.code(), Some(1), "{text}");
     let snap = line(&text, "Firefox (Snap)");
     assert!(
-        snap.starts_with('✗') && snap.contains("WebExtensions portal") && snap.contains("does not offer it"),
+        snap.starts_with('✗')
+            && snap.contains("WebExtensions portal")
+            && snap.contains("does not offer it"),
         "{text}"
     );
-    assert!(text.contains("install Firefox from a Debian package"), "{text}");
+    assert!(
+        text.contains("install Firefox from a Debian package"),
+        "{text}"
+    );
     for b in ["Firefox (Flatpak)", "Chromium (Flatpak)"] {
         let l = line(&text, b);
         assert!(l.starts_with('✗') && l.contains("sandbox"), "{text}");
@@ -577,14 +599,29 @@ fn sandboxed_browsers_are_named_with_what_to_do() {
     // The portal, but no Firefox host yet: what to install.
     let interfaces = root.path().join("usr/share/dbus-1/interfaces");
     std::fs::create_dir_all(&interfaces).unwrap();
-    std::fs::write(interfaces.join("org.freedesktop.portal.WebExtensions.xml"), "<node/>").unwrap();
+    std::fs::write(
+        interfaces.join("org.freedesktop.portal.WebExtensions.xml"),
+        "<node/>",
+    )
+    .unwrap();
     let (_, text) = doctor(&args, &env);
     let snap = line(&text, "Firefox (Snap)");
-    assert!(snap.starts_with('✗') && snap.contains("no Firefox host manifest"), "{text}");
+    assert!(
+        snap.starts_with('✗') && snap.contains("no Firefox host manifest"),
+        "{text}"
+    );
 
     // And with the host installed for Firefox: Snap's Firefox passes.
     let out = Command::new(env!("CARGO_BIN_EXE_hybrid-bridge"))
-        .args(["browser", "install", "--system", "--root", &root_s, "--browser", "firefox"])
+        .args([
+            "browser",
+            "install",
+            "--system",
+            "--root",
+            &root_s,
+            "--browser",
+            "firefox",
+        ])
         .args(["--host-binary", env!("CARGO_BIN_EXE_hybrid-bridge")])
         .output()
         .unwrap();

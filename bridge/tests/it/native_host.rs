@@ -365,6 +365,29 @@ async fn bad_messages_get_errors_and_the_host_keeps_serving() {
     assert!(host.exit().await.success());
 }
 
+/// `{rpId: A, publicKey: {rpId: B}}` (both the page's own site) could be shown as A by the
+/// extension and signed as B: the host refuses the wrapper before any QR code, so what is
+/// checked and shown is what is signed.
+#[tokio::test]
+async fn options_wrapped_in_public_key_are_a_type_error_before_any_qr_code() {
+    let mut host = Host::idle();
+    let mut wrapped = get("w1", "https://login.example.com", "login.example.com", None);
+    wrapped["options"]["publicKey"] =
+        json!({"rpId": "example.com", "challenge": "EBESExQVFhcYGRobHB0eHw"});
+    let mut create_wrapped = create("w2", "https://login.example.com", "login.example.com");
+    create_wrapped["options"]["publicKey"] = creation_options("example.com");
+    for req in [wrapped, create_wrapped] {
+        let id = req["id"].clone();
+        host.send(req).await;
+        let m = host.recv().await;
+        assert_error(&m, "TypeError", "bad_request");
+        assert!(m["message"].as_str().unwrap().contains("publicKey"), "{m}");
+        assert_eq!(m["id"], id);
+    }
+    host.close_stdin();
+    assert!(host.exit().await.success());
+}
+
 #[tokio::test]
 async fn rp_id_not_matching_the_origin_is_security_error_before_any_qr_code() {
     let mut host = Host::idle();

@@ -223,10 +223,10 @@ export async function launchFirefox({ extensionDir, profileDir, home, log, env =
     },
     /** Evaluates `expression` in the overlay's frame (test-only: the page cannot). */
     async overlayEval(expression) {
-      const tree = await bidi.send('browsingContext.getTree', { root: context });
+      const frames = await bidi.send('browsingContext.getTree', { root: context });
       // Anywhere in the tree: a cross-origin frame's overlay is a frame in a frame.
       const find = (cs) => cs?.map((c) => (c.url.startsWith('moz-extension://') && c.url.includes('/overlay.html') ? c : find(c.children))).find(Boolean);
-      const frame = find(tree.contexts[0].children);
+      const frame = find(frames.contexts[0].children);
       if (!frame) throw new Error('no overlay frame');
       const r = await bidi.send('script.evaluate', {
         expression: `JSON.stringify(${expression})`, target: { context: frame.context }, awaitPromise: false,

@@ -51,9 +51,9 @@ function suite(name) {
 
   /** Clicks a page button; returns the status seq the outcome will carry. */
   async function click(id) {
-    const before = (await status(ctx.d)).seq;
+    const seq = (await status(ctx.d)).seq;
     await ctx.d.evaluate(`(document.querySelector('#${id}').click(), true)`);
-    return before + 1;
+    return seq + 1;
   }
 
   async function outcome(seq, timeout = 40000) {
@@ -425,6 +425,26 @@ function suite(name) {
     assert.match(r.message, /localhost/);
   });
 
+  it('a sandboxed document (CSP sandbox, iframe sandbox) gets SecurityError and no overlay', async () => {
+    try {
+      // CSP `sandbox allow-scripts`: the top-level document's origin is opaque.
+      await ctx.d.navigate(`${ctx.rp.url}/sandboxed.html?csp`);
+      const top = await waitFor('the sandboxed page\'s outcome', () => ctx.d.evaluate('window.__outcome'), { timeout: 15000 });
+      assert.deepEqual([top.state, top.error], ['error', 'SecurityError'], top.text);
+      assert.equal(await ctx.d.evaluate(`!!${OVERLAY_HOST}`), false, 'no overlay in the sandboxed page');
+      assert.equal(await ctx.d.evaluate('origin'), 'null', 'the document is sandboxed');
+      // <iframe sandbox="allow-scripts">: a frame with an opaque origin.
+      await ctx.d.navigate(`${ctx.rp.url}/sandboxed-frame.html`);
+      const framed = await waitFor('the sandboxed frame\'s outcome', () => ctx.d.evaluate('window.__outcome'), { timeout: 15000 });
+      assert.deepEqual([framed.state, framed.error], ['error', 'SecurityError'], framed.text);
+      assert.equal(await ctx.d.evaluate(`!!${OVERLAY_HOST}`), false, 'no overlay in the page');
+      const shot = await ctx.d.screenshot();
+      assert.ok(!overlayDrawn(shot), 'no overlay drawn anywhere, the frame included');
+    } finally {
+      await ctx.d.navigate(ctx.rp.url);
+    }
+  });
+
   it('a cross-origin iframe without publickey-credentials-get gets NotAllowedError', async () => {
     const top = ctx.rp.url.replace('localhost', '127.0.0.1');
     await ctx.d.navigate(`${top}/frames.html`);
@@ -432,7 +452,7 @@ function suite(name) {
       await waitFor('the frames', () => ctx.d.evaluate(`document.querySelectorAll('iframe').length === 2 && window.frames.length === 2`));
       // Each frame is cross-origin: the test clicks through a helper page in the frame itself
       // (postMessage), since the top page cannot script it.
-      const name = await ctx.d.evaluate(`new Promise((resolve) => {
+      const errorName = await ctx.d.evaluate(`new Promise((resolve) => {
         const f = document.getElementById('denied');
         const t = setInterval(() => f.contentWindow.postMessage({ run: 'signin' }, '*'), 200);
         window.addEventListener('message', (e) => {
@@ -440,7 +460,7 @@ function suite(name) {
           if (e.data?.outcome) resolve(e.data.outcome);
         });
       })`);
-      assert.equal(name.error, 'NotAllowedError', name.text);
+      assert.equal(errorName.error, 'NotAllowedError', errorName.text);
     } finally {
       await ctx.d.navigate(ctx.rp.url);
     }

@@ -74,7 +74,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         v
     };
     let create_request = format!(
-        r#"{{"type":"create","id":"r1","origin":"https://login.example.com","options":{{"publicKey":{create}}}}}"#
+        r#"{{"type":"create","id":"r1","origin":"https://login.example.com","options":{create}}}"#
     );
     let get_request = format!(
         r#"{{"type":"get","id":"r2","origin":"https://example.com","topOrigin":"https://example.com","options":{get},"phone":"p1"}}"#

@@ -11,6 +11,7 @@ use hybrid_protocol::tunnel::{ContactId, TunnelId};
 use rand::RngCore as _;
 use tokio::sync::oneshot;
 
+use crate::contact::mint_limit::Limited;
 use crate::contact::registry::CONTACT_RANDOM_LEN;
 use crate::contact::secret::{self, Denied};
 use crate::state::{ConnGuard, Joiner, Shared};
@@ -31,15 +32,17 @@ pub(crate) enum NotRegistered {
     Refused(Refusal),
     /// A resume without the contact ID's registration secret (403).
     Denied(Denied),
-    /// This client minted too many contact IDs this minute (429).
-    RateLimited,
+    /// Too many contact IDs minted this minute by this client, its IPv6 prefix or the
+    /// whole relay (429).
+    RateLimited(Limited),
 }
 
 /// `/cable/register` (`contact` is `None`: mint) or `/cable/register/<contact>` (resume).
 ///
 /// A resume must present the registration secret (`headers`), except for a legacy contact ID
 /// restored from a store written before secrets, and confirms the contact ID: its phone came
-/// back for it, so it is a lasting registration, not a squat. A mint is limited per client,
+/// back for it, so it is a lasting registration, not a squat; coming back again shows it in
+/// use, so a full registry never evicts it. A mint is limited per client,
 /// makes a fresh secret, and may forget expired or evicted entries, whose revocation is
 /// recorded; the new contact ID is not stored until its phone confirms it.
 pub(crate) fn register(
@@ -60,7 +63,7 @@ pub(crate) fn register(
             if !shared.contact_store.is_legacy(&key) {
                 secret::check(headers, &key).map_err(NotRegistered::Denied)?;
             }
-            let confirmed = shared.state().contacts.handle_confirm(key, now);
+            let confirmed = shared.state().contacts.handle_resume(key, now);
             shared.contact_store.confirmed(&key, confirmed);
             Ok(Registered {
                 contact: c,
@@ -69,9 +72,9 @@ pub(crate) fn register(
             })
         }
         None => {
-            if !guard.allow_registration(now) {
-                return Err(NotRegistered::RateLimited);
-            }
+            guard
+                .allow_registration(now)
+                .map_err(NotRegistered::RateLimited)?;
             let secret = secret::mint();
             let key = secret.contact_key();
             let minted = shared.state().contacts.handle_register(key, now);

@@ -25,8 +25,10 @@ type Key = [u8; CONTACT_RANDOM_LEN];
 /// Unconfirmed entries are forgotten `unconfirmed_expiry` after they were last seen; entries
 /// restored from store lines without a confirmation ([`Status::Restored`]) and
 /// confirmed ones after `expiry`. When the registry is full, a mint first drops expired
-/// entries, then evicts the least recently seen unconfirmed entry that is not connected
-/// (fresh ones before restored ones); confirmed and connected entries are never evicted.
+/// entries, then evicts the least recently seen entry that is not connected and has not
+/// proved it is in use: unconfirmed (fresh ones before restored ones), then confirmed but
+/// never woken or resumed since ([`Status::Confirmed`]). Entries in use ([`Status::Used`])
+/// and connected ones are never evicted.
 ///
 /// To keep every mint (and every refusal) amortised O(1) under the state lock, the entries
 /// that are not connected sit in one queue per [`Status`], least recently seen first, with
@@ -43,7 +45,7 @@ pub(crate) struct Contacts {
     next_gen: u64,
     contacts: HashMap<Key, Contact>,
     /// Not-connected entries per [`Status`], least recently seen first (lazy deletion).
-    queues: [VecDeque<(Key, u64)>; 3],
+    queues: [VecDeque<(Key, u64)>; 4],
     /// Entries with a registration socket.
     connected: usize,
     /// Queue slots looked at, for the test that a refused mint does not scan the registry.
@@ -62,8 +64,13 @@ pub(crate) enum Status {
     /// needs room, so a phone that is offline across the upgrade keeps its links.
     Restored = 1,
     /// Its phone resumed it, or stayed connected for the unconfirmed expiry: kept for the
-    /// full expiry, never evicted for a mint.
+    /// full expiry, but not yet woken or resumed again (since it was confirmed, or since
+    /// this process restored it), so a mint into a full registry may evict it after every
+    /// unconfirmed entry: minting and confirming is all a squatter has to do.
     Confirmed = 2,
+    /// Confirmed, and since then woken (a `/cable/contact` for it) or resumed again: a phone
+    /// in use, never evicted for a mint.
+    Used = 3,
 }
 
 /// What [`Contacts::handle_confirm`] changed, so the caller can persist it.
@@ -131,17 +138,23 @@ impl Contacts {
     }
 
     /// `/cable/register`: mints a contact ID from `random`, unconfirmed. Expired entries are
-    /// forgotten first and, when the registry is full, the least recently seen unconfirmed
-    /// entry that is not connected is evicted; the keys of forgotten entries the contact store
-    /// holds are returned so the caller can record that. `Full` when every entry is confirmed
-    /// or connected.
+    /// forgotten first and, when the registry is full, the least recently seen entry that is
+    /// not connected and not in use is evicted (unconfirmed, restored, then confirmed but
+    /// never woken or resumed since); the keys of forgotten entries the contact store holds
+    /// are returned so the caller can record that. `Full` when every entry is in use or
+    /// connected.
     pub(crate) fn handle_register(
         &mut self,
         random: Key,
         now: Instant,
     ) -> Result<(ContactId, Vec<Key>), Refusal> {
         let mut forgotten = Vec::new();
-        for status in [Status::Unconfirmed, Status::Restored, Status::Confirmed] {
+        for status in [
+            Status::Unconfirmed,
+            Status::Restored,
+            Status::Confirmed,
+            Status::Used,
+        ] {
             while let Some(key) = self.oldest(status) {
                 if !self.is_expired(&key, now) {
                     break;
@@ -149,12 +162,15 @@ impl Contacts {
                 self.forget(key, &mut forgotten);
             }
         }
-        for status in [Status::Unconfirmed, Status::Restored] {
+        for status in [Status::Unconfirmed, Status::Restored, Status::Confirmed] {
             if self.contacts.len() < self.max {
                 break;
             }
             if let Some(key) = self.oldest(status) {
-                tracing::debug!(?status, "contact registry full: evicting the least recently seen unconfirmed contact ID");
+                tracing::debug!(
+                    ?status,
+                    "contact registry full: evicting the least recently seen contact ID not in use"
+                );
                 self.forget(key, &mut forgotten);
             }
         }
@@ -213,14 +229,28 @@ impl Contacts {
         random.try_into().ok()
     }
 
+    /// Its phone resumed the entry with its secret (`/cable/register/<id>`): the first
+    /// resume confirms it ([`Self::handle_confirm`]); one after that shows it in use
+    /// ([`Status::Used`]), never evicted.
+    pub(crate) fn handle_resume(&mut self, key: Key, now: Instant) -> Confirmation {
+        match self.contacts.get(&key).map(|c| c.status) {
+            Some(Status::Confirmed) => {
+                self.mark_used(key, now);
+                Confirmation::Unchanged
+            }
+            Some(Status::Used) | None => Confirmation::Unchanged,
+            Some(Status::Unconfirmed | Status::Restored) => self.handle_confirm(key, now),
+        }
+    }
+
     /// Its phone proved the entry lasts (it resumed with its secret, or stayed connected for
-    /// the unconfirmed expiry): it is kept for the full expiry and never evicted.
+    /// the unconfirmed expiry): it is kept for the full expiry.
     pub(crate) fn handle_confirm(&mut self, key: Key, now: Instant) -> Confirmation {
         let Some(c) = self.contacts.get_mut(&key) else {
             return Confirmation::Unchanged;
         };
         let was = c.status;
-        if was == Status::Confirmed {
+        if matches!(was, Status::Confirmed | Status::Used) {
             return Confirmation::Unchanged;
         }
         c.status = Status::Confirmed;
@@ -273,7 +303,8 @@ impl Contacts {
         }
     }
 
-    /// `/cable/contact`: hands the wake-up to the live socket, or keeps it until `expiry`.
+    /// `/cable/contact`: hands the wake-up to the live socket, or keeps it until `expiry`. A
+    /// confirmed entry that is woken is in use ([`Status::Used`]).
     pub(crate) fn handle_contact(
         &mut self,
         key: Key,
@@ -282,6 +313,9 @@ impl Contacts {
         expiry: Instant,
     ) -> Result<(), Refusal> {
         let max_pending = self.max_pending;
+        if self.contacts.get(&key).ok_or(Refusal::Gone)?.status == Status::Confirmed {
+            self.mark_used(key, now);
+        }
         let contact = self.contacts.get_mut(&key).ok_or(Refusal::Gone)?;
         let wake = match &contact.socket {
             Some((_, sink)) => match sink.try_send(wake) {
@@ -331,10 +365,23 @@ impl Contacts {
         self.contacts.get(key).is_some_and(|c| {
             let expiry = match c.status {
                 Status::Unconfirmed => self.unconfirmed_expiry,
-                Status::Restored | Status::Confirmed => self.expiry,
+                Status::Restored | Status::Confirmed | Status::Used => self.expiry,
             };
             c.socket.is_none() && now.saturating_duration_since(c.last_seen) >= expiry
         })
+    }
+
+    /// A confirmed entry was woken or resumed again: it moves to [`Status::Used`] (and its
+    /// queue, if it is not connected).
+    fn mark_used(&mut self, key: Key, now: Instant) {
+        let Some(c) = self.contacts.get_mut(&key) else {
+            return;
+        };
+        c.status = Status::Used;
+        c.last_seen = now;
+        if c.socket.is_none() {
+            self.enqueue(key);
+        }
     }
 
     /// Gives a not-connected entry a fresh slot at the back of its status's queue (its older
@@ -468,14 +515,16 @@ mod tests {
     }
 
     /// A full registry evicts the least recently seen unconfirmed entry that is not connected,
-    /// fresh mints before restored ones; confirmed and connected entries stay; when only they
-    /// are left, the mint is refused.
+    /// fresh mints before restored ones; entries in use and connected ones stay; when only
+    /// they are left, the mint is refused.
     #[test]
     fn a_full_registry_evicts_the_least_recently_seen_unconfirmed_entry() {
         let mut c = Contacts::new(RoutingId([0; 3]), 4, 1, HOUR, MINUTE);
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
         c.handle_restore([(key(10), false), (key(11), true)], t0);
+        // key(11)'s phone came back after this process restored it: in use.
+        assert_eq!(c.handle_resume(key(11), t0), Confirmation::Unchanged);
         c.handle_register(key(1), at(1)).unwrap();
         c.handle_register(key(2), at(2)).unwrap();
         // key(1) connects and disconnects: seen more recently than key(2).
@@ -503,7 +552,7 @@ mod tests {
         );
         let (tx, _rx5) = mpsc::channel(1);
         c.handle_attach(key(5), tx, at(9)).unwrap();
-        // Confirmed key(11) and connected key(3), key(4), key(5): nothing to evict.
+        // In use key(11) and connected key(3), key(4), key(5): nothing to evict.
         assert_eq!(
             c.handle_register(key(6), at(10)).unwrap_err(),
             Refusal::Full
@@ -528,7 +577,7 @@ mod tests {
         assert_eq!(c.lookup(&id(key(2)), t0 + HOUR).unwrap_err(), Refusal::Gone);
     }
 
-    /// The refusal path is a few queue slots, not a scan: with 10,000 confirmed entries, a
+    /// The refusal path is a few queue slots, not a scan: with 10,000 entries in use, a
     /// refused mint looks at no more than one slot per queue (a `retain` over the registry
     /// would touch all 10,000 per refusal).
     #[test]
@@ -538,7 +587,8 @@ mod tests {
         let t0 = Instant::now();
         for i in 0..n as u32 {
             c.handle_register(key(i), t0).unwrap();
-            let _ = c.handle_confirm(key(i), t0);
+            let _ = c.handle_resume(key(i), t0);
+            let _ = c.handle_resume(key(i), t0);
         }
         // The first refusal drops the stale slots the confirmations left (once each).
         assert_eq!(
@@ -550,7 +600,7 @@ mod tests {
             let k = key(u32::MAX - i);
             assert_eq!(c.handle_register(k, t0).unwrap_err(), Refusal::Full);
         }
-        assert!(c.examined <= 100 * 3, "examined {} queue slots", c.examined);
+        assert!(c.examined <= 100 * 4, "examined {} queue slots", c.examined);
         assert_eq!(c.len(), n);
     }
 
@@ -570,5 +620,56 @@ mod tests {
         let slots: usize = c.queues.iter().map(VecDeque::len).sum();
         assert!(slots <= 3 * (2 + 64), "{slots} queue slots for one entry");
         assert_eq!(c.connected(), 0);
+    }
+
+    /// Minting and confirming is all a squatter has to do, so a full registry evicts
+    /// confirmed entries that were never woken or resumed again (least recently seen first)
+    /// before it refuses; a woken entry or one resumed again is in use and stays.
+    #[test]
+    fn a_full_registry_evicts_confirmed_entries_never_woken_or_resumed() {
+        let mut c = Contacts::new(RoutingId([0; 3]), 3, 1, HOUR, MINUTE);
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        for i in 1..=3 {
+            c.handle_register(key(i), at(u64::from(i))).unwrap();
+            assert_eq!(
+                c.handle_resume(key(i), at(u64::from(i))),
+                Confirmation::Minted
+            );
+        }
+        // key(1) is woken, key(2) resumed again; key(3) was only minted and confirmed.
+        let wake = WakeUp {
+            tunnel_id: TunnelId([7; 16]),
+            routing_id: RoutingId([0; 3]),
+            client_payload: "a1".into(),
+        };
+        c.handle_contact(key(1), wake, at(4), at(100)).unwrap();
+        assert_eq!(c.handle_resume(key(2), at(5)), Confirmation::Unchanged);
+        let (_, forgotten) = c.handle_register(key(4), at(6)).unwrap();
+        assert_eq!(
+            forgotten,
+            vec![key(3)],
+            "the confirmed, never used entry made room"
+        );
+        assert!(c.contacts.contains_key(&key(1)) && c.contacts.contains_key(&key(2)));
+        // key(4) unconfirmed goes before any confirmed one; then only entries in use are left.
+        let (_, forgotten) = c.handle_register(key(5), at(7)).unwrap();
+        assert!(
+            forgotten.is_empty(),
+            "the unconfirmed key(4) was never stored"
+        );
+        assert!(!c.contacts.contains_key(&key(4)));
+        let _ = c.handle_resume(key(5), at(8));
+        let _ = c.handle_resume(key(5), at(9));
+        assert_eq!(
+            c.handle_register(key(6), at(10)).unwrap_err(),
+            Refusal::Full
+        );
+        // Staying connected past the window confirms, but is not a use.
+        let mut c = Contacts::new(RoutingId([0; 3]), 1, 1, HOUR, MINUTE);
+        c.handle_register(key(1), t0).unwrap();
+        assert_eq!(c.handle_confirm(key(1), t0), Confirmation::Minted);
+        assert_eq!(c.handle_confirm(key(1), at(1)), Confirmation::Unchanged);
+        assert_eq!(c.contacts[&key(1)].status, Status::Confirmed);
     }
 }

@@ -74,7 +74,11 @@ fn environment_variables_configure_the_server() {
         .output()
         .expect("binary runs");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("write e.g. 500ms, 30s, 2m or 1h"), "{err}");
+    assert!(
+        err.contains("\"soon\" is not a duration")
+            && err.contains("write e.g. 500ms, 30s, 2m, 1m30s or 1h"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -223,4 +227,184 @@ fn open_file_limit_is_raised_or_the_connection_cap_lowered() {
     assert!(log.contains("\"level\":\"WARN\""), "{log}");
     assert!(log.contains("lowered max connections"), "{log}");
     assert!(log.contains("\"max_connections\":448"), "{log}");
+}
+
+/// Runs the binary in a UTS namespace of its own whose host name is `host`, as a
+/// StatefulSet pod's is its pod name (unprivileged through a user namespace when not root).
+fn run_as_host(host: &str, args: &[&str]) -> (bool, String, String) {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let mut cmd = Command::new("unshare");
+    if !root {
+        cmd.args(["--user", "--map-root-user"]);
+    }
+    let out = cmd
+        .args([
+            "--uts",
+            "sh",
+            "-c",
+            "hostname \"$0\" && shift && exec \"$@\"",
+        ])
+        .arg(host)
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_tunnel-server"))
+        .args(args)
+        .output()
+        .expect("unshare runs (util-linux); the fleet tests need it");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn routing_id_from_hostname_adds_the_pod_ordinal() {
+    let (ok, out, err) = run_as_host(
+        "relay-4",
+        &[
+            "--routing-id",
+            "0A0B00",
+            "--routing-id-from-hostname",
+            "--print-config",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("routing_id = \"0A0B04\"\n"), "{out}");
+    // Resolved once: the printed configuration reads back as this pod's.
+    assert!(out.contains("routing_id_from_hostname = false\n"), "{out}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("relay.toml");
+    std::fs::write(
+        &path,
+        "routing_id = \"0A0BFE\"\nrouting_id_from_hostname = true\n",
+    )
+    .expect("write");
+    let config = path.to_str().expect("utf-8 path");
+    let (ok, out, err) = run_as_host("relay-3", &["--config", config, "--check"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("routing ID 0A0C01"), "{out}");
+
+    for (host, why) in [
+        ("relay", "ending in -<ordinal>"),
+        ("relay-x", "\"relay-x\""),
+    ] {
+        let (ok, _, err) = run_as_host(host, &["--config", config, "--check"]);
+        assert!(!ok, "{host}");
+        assert!(err.contains(why), "{host}: {err}");
+    }
+    let (ok, _, err) = run_as_host(
+        "relay-2",
+        &[
+            "--routing-id",
+            "FFFFFE",
+            "--routing-id-from-hostname",
+            "--check",
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("passes FFFFFF"), "{err}");
+}
+
+/// `deploy/kubernetes/router.conf` and `relay-pods.yaml` are what `tunnel-server fleet`
+/// renders from `relay.toml` for the StatefulSet's replica count: nobody edited one without
+/// the others (the fleet test runs router.conf against real relays).
+#[test]
+fn shipped_fleet_files_are_what_fleet_renders() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/kubernetes");
+    let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).expect("deploy file");
+    let statefulset = read("relay-statefulset.yaml");
+    let replicas = statefulset
+        .lines()
+        .find_map(|l| l.strip_prefix("  replicas: "))
+        .expect("the StatefulSet has replicas");
+    let config = format!("{dir}/relay.toml");
+    for (output, file) in [("router", "router.conf"), ("services", "relay-pods.yaml")] {
+        let (ok, rendered, err) =
+            run(&["fleet", output, "--replicas", replicas, "--config", &config]);
+        assert!(ok, "{err}");
+        assert!(
+            rendered == read(file),
+            "deploy/kubernetes/{file} differs from `tunnel-server fleet {output} --replicas \
+             {replicas} --config relay.toml`: render it again (README \"Run a fleet on \
+             Kubernetes\")"
+        );
+    }
+    let router = read("router.conf");
+    assert!(router.contains(&format!("{replicas} pods, routing ID 0A0B00 + ordinal")));
+    let pods = read("relay-pods.yaml");
+    assert_eq!(pods.matches("kind: Service").count().to_string(), replicas);
+}
+
+#[test]
+fn fleet_says_what_it_cannot_render() {
+    let (ok, _, err) = run(&["fleet", "router", "--replicas", "0"]);
+    assert!(!ok);
+    assert!(err.contains("1 to 1000 replicas"), "{err}");
+    let (ok, _, err) = run(&["fleet", "services", "--name", "Relay"]);
+    assert!(!ok);
+    assert!(err.contains("StatefulSet name"), "{err}");
+    let (ok, out, _) = run(&[
+        "fleet",
+        "services",
+        "--replicas",
+        "1",
+        "--routing-id",
+        "0A0B0C",
+    ]);
+    assert!(ok);
+    assert!(
+        out.contains("tunnel-server/contact-prefix: \"CgsM\""),
+        "{out}"
+    );
+}
+
+/// The configuration the Debian package installs as /etc/tunnel-server/relay.toml passes the
+/// unit's `ExecStartPre` check (its contact store's folder, the unit's StateDirectory, stands
+/// in a temporary folder here) and serves loopback for a proxy; the manual page the package
+/// installs names every subcommand.
+#[test]
+fn shipped_package_config_checks_and_the_man_page_renders() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/relay.toml");
+    let text = std::fs::read_to_string(config).expect("relay.toml");
+    assert!(
+        text.contains("\ncontact_store = \"/var/lib/tunnel-server/contacts\"\n"),
+        "{text}"
+    );
+    let state = tempfile::tempdir().expect("tempdir");
+    let store = state.path().join("contacts");
+    let store = store.to_str().expect("utf-8 path");
+    let (ok, out, err) = run(&["--config", config, "--contact-store", store, "--check"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("configuration ok"), "{out}");
+    let (ok, out, err) = run(&[
+        "--config",
+        config,
+        "--contact-store",
+        store,
+        "--print-config",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("listen = \"127.0.0.1:8080\"\n"), "{out}");
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/tunnel-server.service"
+    ))
+    .expect("unit");
+    for line in [
+        "StateDirectory=tunnel-server\n",
+        "ExecStartPre=/usr/bin/tunnel-server --config /etc/tunnel-server/relay.toml --check\n",
+    ] {
+        assert!(unit.contains(line), "{line} in {unit}");
+    }
+
+    let (ok, man, err) = run(&["man"]);
+    assert!(ok, "{err}");
+    assert!(man.contains(".TH tunnel-server"), "{man}");
+    for sub in ["domain", "health", "fleet", "man"] {
+        assert!(man.contains(sub), "{sub} in the manual page");
+    }
 }

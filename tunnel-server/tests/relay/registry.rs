@@ -1,7 +1,8 @@
 //! Contact-registry squatting: minted contact IDs nobody uses expire after
-//! the unconfirmed window, a full registry evicts the least recently seen unconfirmed entry
-//! (never a confirmed or connected one), unused mints never reach the contact store so a
-//! restart cannot bring a squatted registry back, and browsers (any `Origin`) cannot mint.
+//! the unconfirmed window, a full registry evicts the least recently seen unconfirmed entry,
+//! then confirmed ones never woken or resumed since (never one in use or connected), unused
+//! mints never reach the contact store so a restart cannot bring a squatted registry back,
+//! and browsers (any `Origin`) cannot mint.
 
 use std::time::Duration;
 
@@ -77,8 +78,9 @@ async fn known(server: &tunnel_server::RunningServer, m: &Minted) -> bool {
 fn squattable(max_contacts: usize) -> tunnel_server::Config {
     let mut c = config();
     c.limits.max_contacts = max_contacts;
-    // The squatter has many addresses; the rate limit is not what is tested here.
+    // The squatter has many addresses; the rate limits are not what is tested here.
     c.limits.registrations_per_ip_per_minute = 0;
+    c.limits.registrations_per_minute = 0;
     c
 }
 
@@ -112,14 +114,17 @@ async fn never_used_mints_expire_after_the_unconfirmed_window() {
 }
 
 /// A registry full of unused mints admits a new phone before their window passes, by
-/// evicting the least recently seen unconfirmed entry that is not connected. A confirmed
-/// phone (it resumed) and a connected one are never evicted; once only such entries are
-/// left, a mint is refused (503).
+/// evicting the least recently seen unconfirmed entry that is not connected. A phone in use
+/// (it resumed, and came back again) and a connected one are never evicted; once only such
+/// entries are left, a mint is refused (503).
 #[tokio::test]
 async fn a_full_registry_evicts_the_least_recently_seen_unused_mint() {
     let server = start(squattable(4)).await;
     let mut confirmed = mint(&server).await;
     hang_up(&server, &mut confirmed).await;
+    assert_eq!(resume(&server, &confirmed).await, 101);
+    await_metric(&server, "tunnel_server_registrations_connected", 0).await;
+    // The phone reconnects later: in use, so never evicted.
     assert_eq!(resume(&server, &confirmed).await, 101);
     await_metric(&server, "tunnel_server_registrations_connected", 0).await;
     let connected = mint(&server).await;
@@ -236,7 +241,7 @@ async fn a_full_store_without_confirmations_admits_new_phones_and_keeps_phones_t
 
 /// Phones send no `Origin`; browsers always do. Any page could otherwise make its visitors
 /// mint, so the phone-only endpoints refuse any `Origin`, even one on the allow-list, and
-/// say why. The other endpoints keep the allow-list behaviour.
+/// say why. The tunnel endpoints accept a page only from the allow-list.
 #[tokio::test]
 async fn phone_only_endpoints_refuse_browser_origins() {
     for allowed in [vec![], vec!["https://evil.example".to_string()]] {
@@ -263,11 +268,42 @@ async fn phone_only_endpoints_refuse_browser_origins() {
         ];
         assert_eq!(status(open(&server, &resume_path, &with_secret).await), 403);
         assert_eq!(metric(&server, "tunnel_server_contacts").await, 1);
-        // A desktop in a browser may still use the tunnel endpoints.
-        let _desktop = open(&server, &new_path(tunnel(1)), &origin)
-            .await
-            .expect("/cable/new keeps the allow-list behaviour");
+        // A page may open tunnels only where the operator listed it (tests/relay/origins.rs).
+        let page_tunnel = open(&server, &new_path(tunnel(1)), &origin).await;
+        if allowed.is_empty() {
+            assert_eq!(status(page_tunnel), 403);
+        } else {
+            page_tunnel.expect("a listed page origin may open tunnels");
+        }
     }
+}
+
+/// Minting and confirming (one resume) is all a squatter has to do: a registry full of such
+/// contact IDs admits a new phone by evicting the least recently seen of them, and keeps a
+/// confirmed ID that was woken since.
+#[tokio::test]
+async fn a_registry_full_of_confirmed_squats_admits_new_phones() {
+    let server = start(squattable(3)).await;
+    let mut squats = Vec::new();
+    for _ in 0..3 {
+        let s = squat(&server).await;
+        assert_eq!(resume(&server, &s).await, 101);
+        await_metric(&server, "tunnel_server_registrations_connected", 0).await;
+        squats.push(s);
+    }
+    // A desktop wakes the second one: in use.
+    assert!(known(&server, &squats[1]).await);
+    let _phone = mint(&server).await;
+    assert!(
+        !known(&server, &squats[0]).await,
+        "the oldest confirmed squat went"
+    );
+    let _another = mint(&server).await;
+    assert!(!known(&server, &squats[2]).await);
+    assert!(
+        known(&server, &squats[1]).await,
+        "a woken ID is in use and stays"
+    );
 }
 
 /// A phone that keeps its minting socket for the unconfirmed window is confirmed: after it

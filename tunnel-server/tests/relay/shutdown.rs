@@ -1,6 +1,7 @@
 //! Graceful shutdown: live tunnels keep relaying during the grace period, then get 1001;
 //! a shutdown with nothing live (or everything finished) returns at once; while draining,
-//! `/readyz` on the metrics listener says so and `/healthz` still answers.
+//! anything new gets 503 but a waiting tunnel can still be joined, and `/readyz` (on the main
+//! and the metrics listener) says so while `/healthz` still answers.
 
 use std::time::Duration;
 
@@ -25,8 +26,9 @@ async fn live_tunnel_relays_during_grace_then_closes_going_away() {
     // The live tunnel still relays.
     send(&mut desktop, b"during grace").await;
     assert_eq!(recv(&mut phone).await, b"during grace");
-    // No new connections.
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    // Nothing new: the listener answers, with 503.
+    let url = format!("ws://{addr}{}", new_path(tunnel(2)));
+    assert_eq!(status(open_url(&url, &[]).await), 503);
     assert_eq!(closed(&mut phone).await, CloseCode::Away);
     assert_eq!(closed(&mut desktop).await, CloseCode::Away);
     tokio::time::timeout(WAIT, stopping)
@@ -113,4 +115,59 @@ async fn draining_relay_is_not_ready_but_healthy_on_the_metrics_listener() {
         .unwrap()
         .unwrap();
     assert!(tokio::net::TcpStream::connect(probes).await.is_err());
+}
+
+/// A phone that opened `/cable/new` just before the drain began has put this instance's
+/// routing ID in its advert: its desktop must still be able to join, or the ceremony is lost
+/// in a rolling update. Everything that would start something new gets 503 (a proxy tries
+/// another instance), and the shutdown ends once the joined tunnel is done.
+#[tokio::test]
+async fn draining_relay_lets_a_waiting_tunnel_be_joined_and_refuses_anything_new() {
+    let mut c = config();
+    c.limits.shutdown_grace = Duration::from_secs(60);
+    let server = start(c).await;
+    let addr = server.addr();
+    let t = tunnel(1);
+    let mut phone = ok(&server, &new_path(t)).await;
+    let (mut reg, resp) = open(&server, "/cable/register", &[]).await.unwrap();
+    let contact = format!(
+        "/cable/contact/{}",
+        resp.headers()["X-caBLE-Contact-ID"].to_str().unwrap()
+    );
+    let stopping = tokio::spawn(server.shutdown());
+    // The drain has begun once registrations are closed.
+    assert_eq!(closed(&mut reg).await, CloseCode::Away);
+
+    let at = |path: &str| format!("ws://{addr}{path}");
+    assert_eq!(status(open_url(&at(&new_path(tunnel(2))), &[]).await), 503);
+    assert_eq!(status(open_url(&at("/cable/register"), &[]).await), 503);
+    let payload = [("X-caBLE-Client-Payload", "A1")];
+    assert_eq!(status(open_url(&at(&contact), &payload).await), 503);
+    // An unknown tunnel is still a 404, not a 503: the proxy must not retry a join elsewhere.
+    assert_eq!(
+        status(open_url(&at(&connect_path(tunnel(3))), &[]).await),
+        404
+    );
+    let ready = request_at(addr, "GET", "/readyz").await;
+    assert_eq!(status_line(&ready), 503, "{ready}");
+    assert!(ready.ends_with("shutting down\n"), "{ready}");
+    assert_eq!(status_line(&request_at(addr, "GET", "/healthz").await), 200);
+
+    // The desktop joins the waiting tunnel and the ceremony completes.
+    let mut desktop = open_url(&at(&connect_path(t)), &[])
+        .await
+        .expect("joined")
+        .0;
+    send(&mut desktop, b"msg1").await;
+    assert_eq!(recv(&mut phone).await, b"msg1");
+    send(&mut phone, b"msg2").await;
+    assert_eq!(recv(&mut desktop).await, b"msg2");
+    desktop.close(None).await.unwrap();
+    assert_eq!(closed(&mut phone).await, CloseCode::Normal);
+    tokio::time::timeout(WAIT, stopping)
+        .await
+        .expect("shutdown once the joined tunnel is done, well before the 60 s grace")
+        .unwrap()
+        .unwrap();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }

@@ -11,6 +11,8 @@ mod failure;
 mod flags;
 mod output;
 mod scan_report;
+#[cfg(test)]
+mod test_util;
 
 use std::io::IsTerminal as _;
 

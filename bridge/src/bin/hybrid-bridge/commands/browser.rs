@@ -115,9 +115,7 @@ impl Browser {
         Ok(match self {
             Self::Chromium => config_home()?.join("chromium/NativeMessagingHosts"),
             Self::Chrome => config_home()?.join("google-chrome/NativeMessagingHosts"),
-            Self::Brave => {
-                config_home()?.join("BraveSoftware/Brave-Browser/NativeMessagingHosts")
-            }
+            Self::Brave => config_home()?.join("BraveSoftware/Brave-Browser/NativeMessagingHosts"),
             Self::Edge => config_home()?.join("microsoft-edge/NativeMessagingHosts"),
             Self::Vivaldi => config_home()?.join("vivaldi/NativeMessagingHosts"),
             Self::Firefox => home()?.join(".mozilla/native-messaging-hosts"),
@@ -187,7 +185,10 @@ fn parse_chromium_id(s: &str) -> Result<String, String> {
     if s.len() == 32 && s.bytes().all(|b| (b'a'..=b'p').contains(&b)) {
         Ok(s.to_string())
     } else {
-        Err("a Chromium extension ID is 32 letters from a to p, as chrome://extensions shows it".into())
+        Err(
+            "a Chromium extension ID is 32 letters from a to p, as chrome://extensions shows it"
+                .into(),
+        )
     }
 }
 
@@ -382,28 +383,10 @@ pub(crate) fn launcher(binary: &Path, flags: &[String], log_file: Option<&Path>)
     )
 }
 
+/// Writes a file whole or not at all with `mode` (the manifest 0644, the launcher 0755).
 fn write_atomic(path: &Path, contents: &str, mode: u32) -> Result<(), BridgeError> {
-    use std::io::Write as _;
-    let err = |e| BridgeError::file("writing", path, e);
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(mode);
-    }
-    let mut f = opts.open(&tmp).map_err(err)?;
-    f.write_all(contents.as_bytes()).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    drop(f);
-    #[cfg(unix)]
-    {
-        // The umask may have narrowed the mode; the browser must be able to run the launcher.
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(err)?;
-    }
-    std::fs::rename(&tmp, path).map_err(err)
+    fsutil::write_atomic_with_mode(path, contents.as_bytes(), mode)
+        .map_err(|e| BridgeError::file("writing", path, e))
 }
 
 impl BrowserArgs {
@@ -573,13 +556,24 @@ mod tests {
             m["allowed_origins"],
             json!(["chrome-extension://abcdefghijklmnopabcdefghijklmnop/"])
         );
-        assert!(locs[5].firefox && locs[5].dir.ends_with("usr/lib/mozilla/native-messaging-hosts"));
+        assert!(
+            locs[5].firefox
+                && locs[5]
+                    .dir
+                    .ends_with("usr/lib/mozilla/native-messaging-hosts")
+        );
     }
 
     #[test]
     fn chromium_ids_are_32_letters_a_to_p() {
         assert!(parse_chromium_id(CHROMIUM_EXTENSION_ID).is_ok());
-        for bad in ["", "kbehonokcoobakmaiaaeeiedfmmjlop", "kbehonokcoobakmaiaaeeiedfmmjlopq", "KBEHONOKCOOBAKMAIAAEEIEDFMMJLOPE", "zbehonokcoobakmaiaaeeiedfmmjlope"] {
+        for bad in [
+            "",
+            "kbehonokcoobakmaiaaeeiedfmmjlop",
+            "kbehonokcoobakmaiaaeeiedfmmjlopq",
+            "KBEHONOKCOOBAKMAIAAEEIEDFMMJLOPE",
+            "zbehonokcoobakmaiaaeeiedfmmjlope",
+        ] {
             assert!(parse_chromium_id(bad).is_err(), "{bad}");
         }
     }

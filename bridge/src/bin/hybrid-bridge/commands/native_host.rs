@@ -10,7 +10,8 @@ use clap::Args;
 
 use crate::flags::{SessionArgs, Settings};
 
-const HOST_EXAMPLES: &str = "\
+const HOST_EXAMPLES: &str = concat!(
+    "\
 The browser starts this itself (through the launcher `hybrid-bridge browser install` writes);
 people do not run it. The flags here are the host's settings: give them to `browser install`
 after `--` and the launcher passes them on.
@@ -22,7 +23,11 @@ Examples:
   # Against a local relay and phone-sim's simulated Bluetooth medium (tests):
   hybrid-bridge native-host --tunnel-override ws://127.0.0.1:8080 --advert-file /tmp/adverts
 
-Protocol: browser/PROTOCOL.md (32-bit native-endian length + UTF-8 JSON on stdin/stdout).";
+Protocol: browser/PROTOCOL.md (32-bit native-endian length + UTF-8 JSON on stdin/stdout).
+
+",
+    cli_support::duration_forms!()
+);
 
 /// `hybrid-bridge native-host`: the host's settings.
 #[derive(Clone, Debug, Default, Args)]

@@ -11,6 +11,7 @@ use crate::output::emit_json;
 
 /// `hybrid-bridge register`.
 #[derive(Debug, Args)]
+#[command(after_long_help = cli_support::DURATION_FORMS)]
 pub(crate) struct RegisterArgs {
     #[command(flatten)]
     pub(crate) rp: RpArgs,
@@ -40,22 +41,14 @@ impl RegisterArgs {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser as _;
-
     use super::*;
     use crate::commands::Command;
+    use crate::test_util::command;
 
     fn options(extra: &[&str]) -> bridge::RegistrationOptions {
-        let mut args = vec![
-            "hybrid-bridge",
-            "register",
-            "--rp-id",
-            "example.com",
-            "--user-name",
-            "alice",
-        ];
+        let mut args = vec!["register", "--rp-id", "example.com", "--user-name", "alice"];
         args.extend_from_slice(extra);
-        match crate::Cli::try_parse_from(args).unwrap().command {
+        match command(&args) {
             Command::Register(a) => registration_options(&a.rp, &a.credential).unwrap(),
             other => panic!("parsed as {other:?}"),
         }

@@ -18,6 +18,7 @@ use crate::scan_report::{self, ReportArgs};
 
 /// `hybrid-bridge scan`.
 #[derive(Debug, Args)]
+#[command(after_long_help = cli_support::DURATION_FORMS)]
 pub(crate) struct ScanArgs {
     /// A FIDO:/ URL whose adverts to recognise.
     #[arg(long)]
@@ -152,25 +153,18 @@ fn row(heard: &bridge::HeardAdvert, key: Option<&(EidKey, QrSecret)>) -> String 
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser as _;
     use hybrid_protocol::eid::EidPlaintext;
     use hybrid_protocol::tunnel::{Domain, RoutingId};
 
     use super::*;
     use crate::commands::Command;
+    use crate::test_util::{command, usage};
 
     fn scan(args: &[&str]) -> ScanArgs {
-        let args = ["hybrid-bridge", "scan"].iter().chain(args).copied();
-        match crate::Cli::try_parse_from(args).unwrap().command {
+        let args: Vec<&str> = ["scan"].iter().chain(args).copied().collect();
+        match command(&args) {
             Command::Scan(a) => a,
             other => panic!("parsed as {other:?}"),
-        }
-    }
-
-    fn usage(e: BridgeError) -> String {
-        match e {
-            BridgeError::Usage(m) => m,
-            other => panic!("expected a usage error, got {other:?}"),
         }
     }
 

@@ -12,6 +12,7 @@ use crate::output::emit_json;
 
 /// `hybrid-bridge sign-in`.
 #[derive(Debug, Args)]
+#[command(after_long_help = cli_support::DURATION_FORMS)]
 pub(crate) struct SignInArgs {
     #[command(flatten)]
     pub(crate) rp: RpArgs,

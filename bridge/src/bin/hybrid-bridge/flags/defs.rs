@@ -12,7 +12,8 @@ use cli_support::ColorChoice;
 use super::session::SessionArgs;
 
 /// The top-level long help after the flags: examples, duration forms, exit codes.
-pub(crate) const EXAMPLES: &str = "\
+pub(crate) const EXAMPLES: &str = concat!(
+    "\
 Examples:
   # Register a passkey for example.com on your phone (scan the QR code it shows):
   hybrid-bridge register --rp-id example.com --user-name alice
@@ -38,10 +39,13 @@ Examples:
   hybrid-bridge completions bash > ~/.local/share/bash-completion/completions/hybrid-bridge
   hybrid-bridge man > hybrid-bridge.1
 
-Durations take a unit (120s, 2m, 1m30s); a bare number is seconds.
+",
+    cli_support::duration_forms!(),
+    "
 
 Exit codes: 0 ok, 1 local failure, 2 bad usage, 3 a stage timed out, 4 Bluetooth,
-5 tunnel relay, 6 phone protocol error, 7 refused on the phone, 8 linked phone gone.";
+5 tunnel relay, 6 phone protocol error, 7 refused on the phone, 8 linked phone gone."
+);
 
 /// The flags every subcommand takes.
 #[derive(Debug, Args)]

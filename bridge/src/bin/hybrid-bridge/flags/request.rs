@@ -114,6 +114,7 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+    use crate::test_util::{parse, usage};
 
     /// `register`'s and `sign-in`'s relying-party flags, parsed as the commands parse them.
     #[derive(Parser)]
@@ -127,14 +128,7 @@ mod tests {
     }
 
     fn flags(args: &[&str]) -> Flags {
-        Flags::try_parse_from(std::iter::once("t").chain(args.iter().copied())).unwrap()
-    }
-
-    fn usage(e: BridgeError) -> String {
-        match e {
-            BridgeError::Usage(m) => m,
-            other => panic!("expected a usage error, got {other:?}"),
-        }
+        parse(args)
     }
 
     #[test]

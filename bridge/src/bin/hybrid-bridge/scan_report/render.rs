@@ -274,7 +274,7 @@ pub(crate) fn html(events: &[ScanEvent], duration_ms: f64) -> Result<String, Bri
         if flagged.is_empty() { "ok" } else { "bad" },
         flagged.len(),
         env!("CARGO_PKG_VERSION"),
-        humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        cli_support::rfc3339(std::time::SystemTime::now())
     );
     b.push_str(&svg(events, duration_ms)?);
     b.push_str("\n<h2>Reception per device</h2>\n<table><tr><th class=\"l\">device</th><th>adverts</th><th>first s</th><th>last s</th><th>rate /s</th><th>median interval ms</th><th>longest gap ms</th><th>gaps</th><th>RSSI min / mean / max</th><th class=\"l\">verdicts</th></tr>\n");

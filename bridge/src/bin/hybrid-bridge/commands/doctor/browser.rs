@@ -79,7 +79,11 @@ pub(crate) fn checks(targets: &Targets) -> Vec<Check> {
     let firefox_host = [
         Location::system(Browser::Firefox, &root).manifest(),
         std::env::var_os("HOME")
-            .map(|h| Path::new(&h).join(".mozilla/native-messaging-hosts").join(format!("{HOST_NAME}.json")))
+            .map(|h| {
+                Path::new(&h)
+                    .join(".mozilla/native-messaging-hosts")
+                    .join(format!("{HOST_NAME}.json"))
+            })
             .unwrap_or_default(),
     ]
     .iter()

@@ -9,8 +9,8 @@
 
 mod bluetooth;
 mod browser;
-mod sandbox;
 mod relays;
+mod sandbox;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,6 +25,7 @@ use crate::flags::Settings;
 
 /// `hybrid-bridge doctor`.
 #[derive(Debug, Args)]
+#[command(after_long_help = cli_support::DURATION_FORMS)]
 pub(crate) struct DoctorArgs {
     /// Print the report as JSON (for a support ticket).
     #[arg(long)]
@@ -177,7 +178,7 @@ impl Report {
         let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
         Self {
             version: env!("CARGO_PKG_VERSION"),
-            at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            at: cli_support::rfc3339(std::time::SystemTime::now()),
             checks,
             failed,
         }

@@ -208,7 +208,7 @@ pub(crate) async fn checks(
 /// The clock checks: a plausible year, and agreement with each relay's `Date` header.
 pub(crate) fn clock(now: SystemTime, dates: &[(String, SystemTime)]) -> Vec<Check> {
     let mut out = Vec::new();
-    let stamp = humantime::format_rfc3339_seconds(now).to_string();
+    let stamp = cli_support::rfc3339(now);
     let year: u32 = stamp.get(..4).and_then(|y| y.parse().ok()).unwrap_or(0);
     out.push(if year >= 2024 {
         Check::new(Section::Clock, "system time", Status::Pass, stamp)

@@ -1,5 +1,5 @@
-//! `loadgen flood`: a pending-tunnel flood against the relay's memory budget. Opens `--tunnels` `/cable/new`
-//! tunnels that are never joined, spread over `--sources` loopback source addresses
+//! `loadgen flood`: a pending-tunnel flood against the relay's memory budget. Opens `--tunnels`
+//! `/cable/new` tunnels that are never joined, spread over `--sources` loopback source addresses
 //! (127.1.x.y; on Linux every 127/8 address is local), each sending `--bytes` of early
 //! messages of `--message` bytes and then holding a partial frame of `--partial` bytes (what
 //! tungstenite buffers before any limit sees a message). Flood sockets are raw TCP, so
@@ -18,10 +18,16 @@ use rand::RngCore as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
 
-use super::{ceremonies, free_port, mb, open_files_limit, rss_kib, spawn, stats, Mode};
+use cli_support::parse_duration;
 
+use crate::client::{ceremonies, stats, Mode};
+use crate::procfs::{load_average, mb, open_files_limit, rss_kib};
+use crate::servers::{relay_beside_loadgen, start_relay};
+
+/// `loadgen flood`.
 #[derive(clap::Args)]
-pub(super) struct FloodArgs {
+#[command(after_help = cli_support::DURATION_FORMS)]
+pub(crate) struct FloodArgs {
     /// Pending tunnels to open.
     #[arg(long, default_value_t = 2000)]
     tunnels: usize,
@@ -40,12 +46,12 @@ pub(super) struct FloodArgs {
     /// Ceremonies at once, before and during the flood.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
-    /// Seconds of ceremonies before and during the flood.
-    #[arg(long, default_value_t = 5.0)]
-    seconds: f64,
-    /// Seconds after closing the flood before sampling RSS again.
-    #[arg(long, default_value_t = 12.0)]
-    settle: f64,
+    /// How long ceremonies run before, and again during, the flood.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    seconds: Duration,
+    /// How long to wait after closing the flood before sampling RSS again.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "12s")]
+    settle: Duration,
     /// The relay binary to start [default: tunnel-server beside loadgen].
     #[arg(long)]
     server_bin: Option<std::path::PathBuf>,
@@ -65,31 +71,22 @@ struct Outcomes {
     ended: AtomicUsize,
 }
 
-pub(super) async fn run(args: &FloodArgs) -> Result<()> {
-    let exe = std::env::current_exe()?;
-    let dir = exe.parent().context("no executable directory")?;
+/// Runs the flood and prints its tables.
+pub(crate) async fn run(args: &FloodArgs) -> Result<()> {
     if let Some(limit) = open_files_limit() {
         let need = (args.tunnels + 4 * args.concurrency + 64) as u64;
         if limit < need {
             bail!("the open-files limit is {limit}; this run needs {need} (ulimit -n {need})");
         }
     }
-    let port = free_port().await?;
-    let mut server_args = vec![
-        "--listen".to_string(),
-        format!("127.0.0.1:{port}"),
-        "--routing-id".into(),
-        "0A0B0C".into(),
-    ];
-    server_args.extend(args.server_args.iter().cloned());
-    let bin = args
-        .server_bin
-        .clone()
-        .unwrap_or_else(|| dir.join("tunnel-server"));
-    let target = spawn("tunnel-server", &bin, &server_args, port).await?;
+    let bin = match &args.server_bin {
+        Some(bin) => bin.clone(),
+        None => relay_beside_loadgen()?,
+    };
+    let target = start_relay(&bin, &args.server_args).await?;
     let pid = target.pid.context("no server pid")?;
     let url = target.url.clone();
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let addr = target.addr.context("no server address")?;
     println!(
         "loadgen flood: {} tunnels from {} source address(es), {} B in {} B messages + a {} B \
          partial frame each; relay {} {}; load average {}",
@@ -100,7 +97,7 @@ pub(super) async fn run(args: &FloodArgs) -> Result<()> {
         args.partial,
         bin.display(),
         args.server_args.join(" "),
-        super::load_average()
+        load_average()
     );
 
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -163,7 +160,7 @@ pub(super) async fn run(args: &FloodArgs) -> Result<()> {
     for w in held {
         w.abort();
     }
-    tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
+    tokio::time::sleep(args.settle).await;
     let after = rss_kib(pid);
 
     let o = &outcomes;
@@ -183,7 +180,7 @@ pub(super) async fn run(args: &FloodArgs) -> Result<()> {
     );
     let peak = Some(peak.load(Ordering::Relaxed).max(flooded.unwrap_or(0)));
     let opt = |v: Option<u64>| v.map_or("n/a".into(), |v| format!("{:.1}", mb(v)));
-    println!("\n| relay RSS MB: before | flood open | peak | end of ceremonies | +{} s after the flood closed |", args.settle);
+    println!("\n| relay RSS MB: before | flood open | peak | end of ceremonies | +{} s after the flood closed |", args.settle.as_secs_f64());
     println!("|---|---|---|---|---|");
     println!(
         "| {} | {} | {} | {} | {} |",
@@ -204,13 +201,14 @@ pub(super) async fn run(args: &FloodArgs) -> Result<()> {
     }
     println!(
         "\n| ceremonies ({} at once, {} s) | done | cer/s | p50 ms | p99 ms | errors |",
-        args.concurrency, args.seconds
+        args.concurrency,
+        args.seconds.as_secs_f64()
     );
     println!("|---|---|---|---|---|---|");
     for (name, s) in [("no flood", &base), ("during the flood", &during)] {
         println!(
             "| {name} | {} | {:.0} | {:.2} | {:.2} | {} |",
-            (s.rate * args.seconds).round(),
+            (s.rate * args.seconds.as_secs_f64()).round(),
             s.rate,
             s.p50,
             s.p99,
@@ -218,7 +216,7 @@ pub(super) async fn run(args: &FloodArgs) -> Result<()> {
         );
     }
     println!("\nrelay counters: {}", counters.join(", "));
-    println!("load average at end: {}", super::load_average());
+    println!("load average at end: {}", load_average());
     Ok(())
 }
 

@@ -1,0 +1,173 @@
+// The background under node, with a fake extension API: what a refused request leaves behind
+// (no ceremony, no timer), and the one reading of the RP ID. The content script's size limit,
+// run as the browser runs it (dist/, a classic script) in a fake window.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import vm from 'node:vm';
+import { build } from '../tools/build.mjs';
+import { CEREMONY, DOM_EVENT, FROM_HOST, MAX_REQUEST_CHARS, PAGE, PORT, TO_HOST } from '../extension/messages.js';
+
+// Timers the background starts and has not cleared or seen fire.
+const live = new Map();
+const realSetTimeout = globalThis.setTimeout;
+const realClearTimeout = globalThis.clearTimeout;
+globalThis.setTimeout = /** @type {any} */ ((fn, ms, ...args) => {
+  const t = realSetTimeout(() => { live.delete(t); fn(...args); }, ms);
+  live.set(t, ms);
+  t.unref?.();
+  return t;
+});
+globalThis.clearTimeout = /** @type {any} */ ((t) => { live.delete(t); realClearTimeout(t); });
+
+const events = () => {
+  const fns = [];
+  return { addListener: (f) => fns.push(f), fire: (...a) => fns.forEach((f) => f(...a)) };
+};
+
+/** A native host that answers `phones` with none and remembers what it was sent. */
+const hostPorts = [];
+function fakeHost() {
+  const port = {
+    sent: [], onMessage: events(), onDisconnect: events(),
+    postMessage(m) {
+      this.sent.push(m);
+      if (m.type === TO_HOST.PHONES) queueMicrotask(() => port.onMessage.fire({ type: FROM_HOST.PHONES, id: m.id, phones: [] }));
+    },
+    disconnect() {},
+  };
+  hostPorts.push(port);
+  return port;
+}
+
+const onConnect = events();
+globalThis.chrome = /** @type {any} */ ({
+  runtime: {
+    id: 'ext', lastError: null,
+    getURL: (p) => `chrome-extension://ext/${p}`,
+    onConnect, onMessage: events(),
+    connectNative: fakeHost,
+  },
+  tabs: { sendMessage: async () => {} },
+});
+await import('../extension/background.js');
+
+let nextTab = 1;
+/** The content script's ceremony port from a top-level page at `url`. */
+function pagePort(url, tabId = nextTab++) {
+  const port = {
+    name: PORT.CEREMONY,
+    sender: { id: 'ext', tab: { id: tabId, url }, frameId: 0, origin: new URL(url).origin, url },
+    sent: [], onMessage: events(), onDisconnect: events(),
+    postMessage(m) { this.sent.push(m); },
+    disconnect() {},
+  };
+  onConnect.fire(port);
+  return port;
+}
+
+const settle = () => new Promise((r) => setImmediate(r));
+
+async function begin(url, kind, options, tabId) {
+  const port = pagePort(url, tabId);
+  port.onMessage.fire({ type: CEREMONY.BEGIN, kind, options, crossOrigin: false });
+  await settle();
+  return port;
+}
+
+test('requests refused for their RP ID leave no ceremony and no timer behind', async () => {
+  const big = 'x'.repeat(1 << 20);
+  for (let i = 0; i < 20; i++) {
+    const port = await begin('https://a.example/', 'get', {
+      challenge: 'AAECAwQFBgcICQoLDA0ODw', rpId: 'other.example', timeout: 600000, extensions: { big },
+    }, 7);
+    assert.equal(port.sent.length, 1);
+    assert.deepEqual([port.sent[0].type, port.sent[0].name], [CEREMONY.ERROR, 'SecurityError']);
+  }
+  assert.deepEqual([...live.values()], [], 'timers left by refused requests');
+  // The tab is free: its next, valid request gets the overlay.
+  const ok = await begin('https://a.example/', 'get', { challenge: 'AAECAwQFBgcICQoLDA0ODw', timeout: 600000 }, 7);
+  await settle();
+  assert.deepEqual(ok.sent.map((m) => m.type), [CEREMONY.OVERLAY]);
+  assert.deepEqual([...live.values()], [600000], 'the running ceremony has its one timer');
+  ok.onMessage.fire({ type: CEREMONY.ABORT });
+  assert.deepEqual([...live.values()], [], 'an ended ceremony leaves no timer');
+});
+
+test('options wrapped in publicKey are refused: the RP ID shown is the one signed', async () => {
+  const hosts = hostPorts.length;
+  for (const options of [
+    { rpId: 'a.example', challenge: 'AAECAwQFBgcICQoLDA0ODw', publicKey: { rpId: 'b.a.example', challenge: 'AAECAwQFBgcICQoLDA0ODw' } },
+    { publicKey: { rpId: 'a.example', challenge: 'AAECAwQFBgcICQoLDA0ODw' } },
+  ]) {
+    const port = await begin('https://b.a.example/', 'get', options);
+    assert.deepEqual(port.sent.map((m) => [m.type, m.name]), [[CEREMONY.ERROR, 'TypeError']]);
+    assert.match(port.sent[0].message, /publicKey/);
+  }
+  assert.equal(hostPorts.length, hosts, 'no native host was started');
+  assert.deepEqual([...live.values()], []);
+});
+
+test('the RP ID of a create is rp.id (an rpId beside it is not read)', async () => {
+  const port = await begin('https://login.a.example/', 'create', {
+    rp: { id: 'a.example', name: 'A' }, user: { id: 'dXNlcg', name: 'alice' }, challenge: 'AAECAwQFBgcICQoLDA0ODw',
+  });
+  await settle();
+  assert.deepEqual(port.sent.map((m) => m.type), [CEREMONY.OVERLAY]);
+  port.onMessage.fire({ type: CEREMONY.CANCEL });
+  const refused = await begin('https://a.example/', 'create', {
+    rp: { id: 'login.a.example', name: 'A' }, rpId: 'a.example', user: { id: 'dXNlcg', name: 'alice' }, challenge: 'AAECAwQFBgcICQoLDA0ODw',
+  });
+  assert.deepEqual(refused.sent.map((m) => [m.type, m.name]), [[CEREMONY.ERROR, 'SecurityError']]);
+  assert.deepEqual([...live.values()], []);
+});
+
+/** Runs the built content script in a fake top-level window; returns what it sends. */
+function contentScript() {
+  const dist = build();
+  const source = readFileSync(join(dist.chromium, 'content.js'), 'utf8');
+  const listeners = new Map();
+  const toPage = [];
+  const connects = [];
+  const win = {
+    addEventListener: (type, f) => listeners.set(type, f),
+    removeEventListener() {},
+    dispatchEvent: (e) => { toPage.push(JSON.parse(e.detail)); return true; },
+    postMessage() {},
+  };
+  win.top = win;
+  win.parent = win;
+  const context = {
+    window: win, location: { origin: 'https://a.example' }, navigator: {},
+    document: { featurePolicy: undefined, activeElement: null },
+    CustomEvent: class { constructor(type, init) { this.type = type; this.detail = init.detail; } },
+    chrome: {
+      runtime: {
+        id: 'ext', getURL: (p) => p, onMessage: events(), sendMessage: async () => {},
+        connect: (info) => {
+          const port = { info, sent: [], onMessage: events(), onDisconnect: events(), postMessage(m) { this.sent.push(m); }, disconnect() {} };
+          connects.push(port);
+          return port;
+        },
+      },
+    },
+  };
+  vm.runInNewContext(source, context);
+  const send = (msg) => listeners.get(DOM_EVENT.TO_EXT)({ detail: typeof msg === 'string' ? msg : JSON.stringify(msg) });
+  return { send, toPage, connects };
+}
+
+test('the content script refuses options over MAX_REQUEST_CHARS before they reach the background', () => {
+  const cs = contentScript();
+  const options = { challenge: 'AAECAwQFBgcICQoLDA0ODw', extensions: { big: 'x'.repeat(MAX_REQUEST_CHARS) } };
+  cs.send({ type: PAGE.BEGIN, id: 'r1', kind: 'get', options });
+  assert.equal(cs.connects.length, 0, 'no port to the background');
+  assert.deepEqual(cs.toPage.map((m) => [m.id, m.type, m.name]), [['r1', PAGE.ERROR, 'NotAllowedError']]);
+  assert.match(cs.toPage[0].message, /too large \(over 256 KiB\)/);
+  // Just under the limit goes through.
+  options.extensions.big = 'x'.repeat(MAX_REQUEST_CHARS - 200);
+  cs.send({ type: PAGE.BEGIN, id: 'r2', kind: 'get', options });
+  assert.equal(cs.connects.length, 1);
+  assert.equal(cs.connects[0].sent[0].type, CEREMONY.BEGIN);
+});
