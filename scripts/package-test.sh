@@ -14,7 +14,8 @@
 #  4. every path the install, the tests and the purge left in that root is checked against
 #     what Debian policy lets a purged package leave (below, each with its reason).
 #
-#   bash scripts/package-test.sh          # about 4 minutes after the release build
+#   bash scripts/package-test.sh                 # packages a release build (cargo build --release)
+#   bash scripts/package-test.sh --profile dev   # CI: packages the debug build scripts/test.sh made
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CARGO_DEB_VERSION=3.8.0
@@ -61,6 +62,10 @@ if [ "${1:-}" = --inside ]; then
   exit 0
 fi
 
+profile=release
+if [ "${1:-}" = --profile ]; then
+  profile=${2:?--profile release or dev}
+fi
 if [ "$(id -u)" != 0 ]; then
   echo "package-test.sh installs packages (in a private copy-on-write root): run it as root" >&2
   exit 1
@@ -74,8 +79,8 @@ command -v lintian >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=nonintera
 out=$(realpath -m "${CARGO_TARGET_DIR:-target}/package-test")
 rm -rf "$out"
 mkdir -p "$out"
-echo "== release.sh --test-key --check-reproducible" >&2
-bash scripts/release.sh --test-key --check-reproducible --out "$out/release" 2> >(tee "$out/release.log" >&2)
+echo "== release.sh --test-key --check-reproducible --profile $profile" >&2
+bash scripts/release.sh --test-key --check-reproducible --profile "$profile" --out "$out/release" 2> >(tee "$out/release.log" >&2)
 id=$(sed -n 's/^chromium extension id: //p' "$out/release.log")
 
 echo "== lintian" >&2

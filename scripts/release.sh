@@ -7,6 +7,12 @@
 #   bash scripts/release.sh --test-key                                  # CI: a throwaway key
 #   bash scripts/release.sh --test-key --check-reproducible             # and package it twice
 #   bash scripts/release.sh --key KEY.pem --firefox-xpi signed.xpi      # ship Mozilla's signed .xpi
+#   bash scripts/release.sh --test-key --profile dev                    # CI: the tests' debug build
+#
+# --profile dev packages the debug binaries that scripts/test.sh builds, with the same cargo
+# command, so after the tests nothing is compiled: CI tests the packaging, installation and
+# browsers in minutes instead of spending about 9 CPU-minutes on a release build. A release
+# always uses the default, --profile release.
 #
 # The .crx is signed with --key, whose public key gives the Chromium extension ID: the real key
 # (kept outside the repository) gives the published ID kbehonokcoobakmaiaaeeiedfmmjlope, and the
@@ -31,6 +37,7 @@ KEY=
 SIGNED_XPI=
 TEST_KEY=0
 CHECK=0
+PROFILE=release
 PUBLISHED_ID=kbehonokcoobakmaiaaeeiedfmmjlope
 CARGO_DEB_VERSION=3.8.0
 while [ $# -gt 0 ]; do
@@ -40,10 +47,16 @@ while [ $# -gt 0 ]; do
     --firefox-xpi) SIGNED_XPI=$(realpath "$2"); shift 2 ;;
     --test-key) TEST_KEY=1; shift ;;
     --check-reproducible) CHECK=1; shift ;;
-    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --profile) PROFILE=$2; shift 2 ;;
+    -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "release.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+case $PROFILE in
+  release) PROFILE_DIR=release ;;
+  dev) PROFILE_DIR=debug ;;
+  *) echo "release.sh: --profile is release or dev, not $PROFILE" >&2; exit 2 ;;
+esac
 if [ -z "$KEY" ] && [ $TEST_KEY = 0 ]; then
   echo "release.sh: give the extension signing key (--key FILE; docs/RELEASE.md says where it lives) or --test-key" >&2
   exit 2
@@ -53,10 +66,10 @@ if ! cargo deb --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION"; then
   exit 1
 fi
 
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
+SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 TARGET=$CARGO_TARGET_DIR
-STAGE=$TARGET/release/package
+STAGE=$TARGET/$PROFILE_DIR/package
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 
@@ -65,13 +78,24 @@ if [ $TEST_KEY = 1 ]; then
   node browser/tools/pack.mjs keygen "$KEY" >/dev/null
 fi
 
-# The binaries, with the build's own paths out of them (panic messages name source files).
+# The binaries. A release build has the build's own paths taken out (panic messages name
+# source files), so its bytes do not depend on where the tree was checked out.
 step() { echo "== $*" >&2; }
-step "cargo build --release (hybrid-bridge, tunnel-server)"
-RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$REPO=/build/hybrid-bridge --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo" \
-  cargo build --release --locked -j2 -p bridge --bin hybrid-bridge -p tunnel-server --bin tunnel-server
-BRIDGE=$TARGET/release/hybrid-bridge
-RELAY=$TARGET/release/tunnel-server
+if [ "$PROFILE" = release ]; then
+  step "cargo build --release (hybrid-bridge, tunnel-server)"
+  export SOURCE_DATE_EPOCH
+  RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$REPO=/build/hybrid-bridge --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo" \
+    cargo build --release --locked -j2 -p bridge --bin hybrid-bridge -p tunnel-server --bin tunnel-server
+else
+  # scripts/test.sh's own command in the caller's environment (same packages, features, flags
+  # and variables: the cc crate's build scripts rebuild C code when SOURCE_DATE_EPOCH
+  # changes), so after the tests it compiles nothing.
+  step "cargo build --workspace --bins --features phone-sim/bluez (the tests' debug build)"
+  cargo build --workspace -j2 --bins --features phone-sim/bluez
+  export SOURCE_DATE_EPOCH
+fi
+BRIDGE=$TARGET/$PROFILE_DIR/hybrid-bridge
+RELAY=$TARGET/$PROFILE_DIR/tunnel-server
 VERSION=$("$BRIDGE" --version | awk '{print $2}')
 DEB_VERSION=$VERSION-1
 
@@ -141,8 +165,8 @@ package() {
   rm -f "$out"/*.deb "$out"/*.xpi "$out"/*.crx "$out"/SHA256SUMS
   stage
   step "cargo deb (hybrid-bridge, tunnel-server) into $out"
-  cargo deb --no-build -p bridge -o "$out" >/dev/null
-  cargo deb --no-build -p tunnel-server -o "$out" >/dev/null
+  cargo deb --no-build --profile "$PROFILE" -p bridge -o "$out" >/dev/null
+  cargo deb --no-build --profile "$PROFILE" -p tunnel-server -o "$out" >/dev/null
   cp "$scratch/extension/hybrid-bridge-$VERSION.xpi" "$scratch/extension/hybrid-bridge-$VERSION.crx" "$out/"
   (cd "$out" && sha256sum -- *.deb *.xpi *.crx > SHA256SUMS)
 }
