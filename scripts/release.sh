@@ -69,7 +69,6 @@ fi
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 TARGET=$CARGO_TARGET_DIR
-STAGE=$TARGET/$PROFILE_DIR/package
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 
@@ -96,6 +95,17 @@ else
 fi
 BRIDGE=$TARGET/$PROFILE_DIR/hybrid-bridge
 RELAY=$TARGET/$PROFILE_DIR/tunnel-server
+if [ "$PROFILE" = dev ]; then
+  # cargo-deb packages release builds: it reads target/release/ (the paths in Cargo.toml) under
+  # a target folder of its own here, holding links to the debug binaries, so a release build
+  # in the real target folder is left alone.
+  DEB_TARGET=$TARGET/package-dev
+  mkdir -p "$DEB_TARGET/release"
+  ln -f "$BRIDGE" "$RELAY" "$DEB_TARGET/release/"
+else
+  DEB_TARGET=$TARGET
+fi
+STAGE=$DEB_TARGET/release/package
 VERSION=$("$BRIDGE" --version | awk '{print $2}')
 DEB_VERSION=$VERSION-1
 
@@ -118,8 +128,8 @@ stage() {
   NO_COLOR=1 "$BRIDGE" completions bash > "$hb/completions/hybrid-bridge"
   NO_COLOR=1 "$BRIDGE" completions zsh > "$hb/completions/_hybrid-bridge"
   NO_COLOR=1 "$BRIDGE" completions fish > "$hb/completions/hybrid-bridge.fish"
-  changelog hybrid-bridge > "$hb/changelog"
-  changelog tunnel-server > "$ts/changelog"
+  changelog hybrid-bridge | gzip -9n > "$hb/changelog.Debian.gz"
+  changelog tunnel-server | gzip -9n > "$ts/changelog.Debian.gz"
 
   # The extension, packed and signed; its ID decides what the host manifests allow.
   local packed
@@ -165,8 +175,8 @@ package() {
   rm -f "$out"/*.deb "$out"/*.xpi "$out"/*.crx "$out"/SHA256SUMS
   stage
   step "cargo deb (hybrid-bridge, tunnel-server) into $out"
-  cargo deb --no-build --profile "$PROFILE" -p bridge -o "$out" >/dev/null
-  cargo deb --no-build --profile "$PROFILE" -p tunnel-server -o "$out" >/dev/null
+  CARGO_TARGET_DIR=$DEB_TARGET cargo deb --no-build -p bridge -o "$out" >/dev/null
+  CARGO_TARGET_DIR=$DEB_TARGET cargo deb --no-build -p tunnel-server -o "$out" >/dev/null
   cp "$scratch/extension/hybrid-bridge-$VERSION.xpi" "$scratch/extension/hybrid-bridge-$VERSION.crx" "$out/"
   (cd "$out" && sha256sum -- *.deb *.xpi *.crx > SHA256SUMS)
 }
