@@ -49,6 +49,7 @@ for n in 0 1 2; do
     ports+=("$port")
     mkdir -p "$work/relay-$n"
     # --messages-per-side: the load generator's ping-pong relays thousands of messages a tunnel.
+    # shellcheck disable=SC2016 # $0 and $@ are the inner shell's: the hostname, then the relay.
     "${uts[@]}" sh -c 'hostname "$0" && shift && exec "$@"' "relay-$n" -- \
         "$BIN/tunnel-server" --config "$DEPLOY/relay.toml" \
         --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$(free_port)" \

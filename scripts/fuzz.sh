@@ -62,7 +62,7 @@ case "$mode" in
     for t in $targets; do
       fuzz cmin "${build_flags[@]}" "$t" "$dir/corpus/$t" -- -rss_limit_mb=2048 >"target/cmin-$t.log" 2>&1 \
         || { tail -20 "target/cmin-$t.log"; exit 1; }
-      echo "fuzz: corpus/$t: $(ls "corpus/$t" | wc -l) inputs after cmin"
+      echo "fuzz: corpus/$t: $(find "corpus/$t" -type f | wc -l) inputs after cmin"
     done
     exit 0
     ;;
@@ -73,7 +73,7 @@ case "$mode" in
       fi
       fuzz cmin "${build_flags[@]}" "$t" "$dir/corpus/$t" -- -rss_limit_mb=2048 >"target/cmin-$t.log" 2>&1 \
         || { tail -20 "target/cmin-$t.log"; exit 1; }
-      echo "fuzz: corpus/$t: $(ls "corpus/$t" | wc -l) inputs after cmin"
+      echo "fuzz: corpus/$t: $(find "corpus/$t" -type f | wc -l) inputs after cmin"
     done
     exit 0
     ;;

@@ -20,6 +20,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CARGO_DEB_VERSION=3.8.0
 
+# What the hybrid-bridge package ships for the security key (bridge/dist/).
+KEY_FILES="/usr/lib/udev/rules.d/70-hybrid-bridge-key.rules /usr/lib/modules-load.d/hybrid-bridge-key.conf /usr/lib/systemd/user/hybrid-bridge-key.service"
+
 if [ "${1:-}" = --inside ]; then
   # Step 3, inside the copy-on-write root: $2 holds the packages.
   rel=$2
@@ -36,6 +39,10 @@ if [ "${1:-}" = --inside ]; then
   bash -c '. /usr/share/bash-completion/completions/hybrid-bridge && complete -p hybrid-bridge' >/dev/null
   test -s /usr/share/zsh/vendor-completions/_hybrid-bridge
   test -s /usr/share/fish/vendor_completions.d/hybrid-bridge.fish
+  # The security key's system files: the udev rule, uhid at boot, the login service.
+  for f in $KEY_FILES; do test -s "$f" || { echo "$f is not installed" >&2; exit 1; }; done
+  grep -qx 'uhid' /usr/lib/modules-load.d/hybrid-bridge-key.conf
+  grep -q '^ExecStart=/usr/bin/hybrid-bridge key$' /usr/lib/systemd/user/hybrid-bridge-key.service
   # The browser host as the package installed it, for every browser's system folder.
   hybrid-bridge doctor --only browser --system --chromium-extension-id "$HB_PACKAGE_CHROMIUM_ID"
   say "tunnel-server: the shipped configuration, the unit, a run as its system user"
@@ -56,7 +63,7 @@ if [ "${1:-}" = --inside ]; then
   (cd browser && HYBRID_BRIDGE_SKIP_BUILD=1 node --test --test-concurrency=1 test/installed.mjs)
   say "apt-get purge hybrid-bridge tunnel-server"
   apt-get purge -y -qq hybrid-bridge tunnel-server >/dev/null
-  for gone in /usr/bin/hybrid-bridge /usr/lib/hybrid-bridge /usr/share/hybrid-bridge /etc/tunnel-server /var/lib/tunnel-server; do
+  for gone in /usr/bin/hybrid-bridge /usr/lib/hybrid-bridge /usr/share/hybrid-bridge /etc/tunnel-server /var/lib/tunnel-server $KEY_FILES; do
     if [ -e "$gone" ]; then echo "$gone is still there after the purge" >&2; exit 1; fi
   done
   exit 0

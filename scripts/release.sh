@@ -175,8 +175,8 @@ package() {
   rm -f "$out"/*.deb "$out"/*.xpi "$out"/*.crx "$out"/SHA256SUMS
   stage
   step "cargo deb (hybrid-bridge, tunnel-server) into $out"
-  CARGO_TARGET_DIR=$DEB_TARGET cargo deb --no-build -p bridge -o "$out" >/dev/null
-  CARGO_TARGET_DIR=$DEB_TARGET cargo deb --no-build -p tunnel-server -o "$out" >/dev/null
+  CARGO_TARGET_DIR=$DEB_TARGET cargo deb --no-build --strip -p bridge -o "$out" >/dev/null
+  CARGO_TARGET_DIR=$DEB_TARGET cargo deb --no-build --strip -p tunnel-server -o "$out" >/dev/null
   cp "$scratch/extension/hybrid-bridge-$VERSION.xpi" "$scratch/extension/hybrid-bridge-$VERSION.crx" "$out/"
   (cd "$out" && sha256sum -- *.deb *.xpi *.crx > SHA256SUMS)
 }

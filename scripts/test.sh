@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test in the workspace: unit, integration and end-to-end, including the btleplug
 # scanner against a mock BlueZ, the relay's scale-out and fleet tests behind nginx (the fleet
-# test runs relay processes in UTS namespaces of their own with util-linux's unshare), and the
-# browser extension's tests. Installs the Debian packages those need when they are missing (dbus,
-# python3-dbusmock, nginx, chromium, firefox-esr); run as root
-# or install them yourself first. Extra arguments go to `cargo test`.
+# test runs relay processes in UTS namespaces of their own with util-linux's unshare), the
+# browser extension's tests, and the security key under a real kernel in QEMU (scripts/key-vm).
+# Installs the Debian packages those need when they are missing (dbus, python3-dbusmock, nginx,
+# chromium, firefox-esr; QEMU, a kernel, fido2-tools, python3-fido2, openssh-client); run as
+# root or install them yourself first. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,3 +37,9 @@ cargo test --workspace -j2 --features phone-sim/bluez "$@"
 # Every command the READMEs show parses with the real programs; walkthroughs run as written.
 cargo build --workspace -j2 --bins --features phone-sim/bluez
 python3 scripts/check-readme-commands.py --bin-dir "${CARGO_TARGET_DIR:-target}/debug"
+
+# The phone as a USB security key under a real Linux kernel (one QEMU guest per suite,
+# scripts/vm): libfido2's tools, python-fido2, OpenSSH, every CTAPHID error through hidraw,
+# then Firefox ESR and Chromium with no extension, all through `hybrid-bridge key` on
+# /dev/uhid. Installs QEMU, a Debian kernel and the programs it drives when run as root.
+bash scripts/key-vm/run.sh all

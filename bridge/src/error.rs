@@ -59,10 +59,12 @@ pub enum BridgeError {
         during: &'static str,
     },
     /// The phone answered the CTAP request with an error status. Exit code 7.
-    #[error("{} (CTAP status {:#04x})", .status.explain(), *.status as u8)]
+    #[error("{} (CTAP status {:#04x})", .status.explain(), .code)]
     Ctap {
-        /// The status.
+        /// The status, as far as this project knows it ([`Status::Other`] for the rest).
         status: Status,
+        /// The status byte exactly as the phone sent it (the security key passes it on).
+        code: u8,
     },
     /// A linked phone name that is not in the link store. Exit code 2.
     #[error("no linked phone named {0:?}; `hybrid-bridge phones list` shows the linked phones")]

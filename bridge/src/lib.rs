@@ -50,6 +50,9 @@
 //!   [`progress`]: events and their sinks.
 //! - [`native_host`]: the browser extension's native messaging host — its wire codec, the
 //!   request loop over any pair of pipes ([`native_host::serve`]) and one ceremony per request.
+//! - [`key`]: the phone as a USB security key: a `/dev/uhid` HID device speaking CTAPHID
+//!   to every FIDO program, each request it cannot answer itself sent to the phone through
+//!   the same ceremony code, behind the [`key::KeyUi`] and [`key::HidDevice`] seams.
 //! - [`error`]: the error type; [`units`], [`sanitize`]: durations and peer text in messages.
 //!
 //! The `hybrid-bridge` command line (its flags, one module per command, `doctor`, the scan
@@ -59,6 +62,7 @@
 pub mod ble;
 pub mod ceremony;
 pub mod error;
+pub mod key;
 pub mod links;
 pub mod native_host;
 pub mod progress;

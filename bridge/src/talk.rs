@@ -368,7 +368,10 @@ impl Talk {
             }
         }
         if status != Status::Ok {
-            return State::Ended(Err(BridgeError::Ctap { status }));
+            return State::Ended(Err(BridgeError::Ctap {
+                status,
+                code: reply[0],
+            }));
         }
         let response = body.to_vec();
         let wants_link = self.revision == Revision::One

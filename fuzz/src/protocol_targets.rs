@@ -1,5 +1,5 @@
 //! The bodies of the protocol crate's fuzz targets, shared by the libFuzzer binaries in
-//! `fuzz/fuzz_targets/` and by `protocol/tests/fuzz_regressions.rs`, which replays the
+//! `fuzz/fuzz_targets/` and by `protocol/tests/it/fuzz_regressions.rs`, which replays the
 //! committed corpus and every crash ever found through these same functions with `cargo test`.
 //! Expensive state (P-256 keys, transport keys) is built once per process, and what sits
 //! behind a MAC or an AEAD tag is reached by encrypting the fuzzer's bytes under fixed keys
@@ -27,7 +27,7 @@ use hybrid_protocol::{cbor, eid};
 use rand_core::{CryptoRng, RngCore};
 
 /// The protocol targets, in the order the CI script runs them.
-pub const TARGETS: [&str; 7] = [
+pub const TARGETS: [&str; 8] = [
     "qr",
     "advert",
     "ctap",
@@ -35,6 +35,7 @@ pub const TARGETS: [&str; 7] = [
     "frame",
     "linking",
     "tunnel",
+    "ctaphid",
 ];
 
 /// Runs the named target on one input; `None` for an unknown name.
@@ -47,6 +48,7 @@ pub fn run(target: &str, data: &[u8]) -> Option<bool> {
         "frame" => frame(data),
         "linking" => linking(data),
         "tunnel" => tunnel(data),
+        "ctaphid" => ctaphid(data),
         _ => return None,
     })
 }
@@ -275,6 +277,108 @@ pub fn tunnel(data: &[u8]) -> bool {
     let _ = RoutingId::from_hex(text);
     let _ = ContactId::from_base64url(text);
     TunnelPath::parse(text).is_ok()
+}
+
+/// The CTAPHID engine of a security key, driven by a script of host actions. Each step's
+/// first byte picks the action: `0x00..=0x3f` a 64-byte report taken from the input (its
+/// channel replaced by the last allocated one when bit 0 is set, by the broadcast channel
+/// when bit 1 is set), `0x40` a tick of the next byte × 10 ms, `0x41` a reply to the pending
+/// request of the next two bytes' length, `0x42` a keepalive status change, `0x43` the host
+/// closing the device. Every report the engine sends must parse, and every message it
+/// starts must be complete. Accepted: the engine handed out at least one request.
+pub fn ctaphid(data: &[u8]) -> bool {
+    use hybrid_protocol::ctaphid::{
+        Engine, Event, KeepaliveStatus, Packet, BROADCAST_CID, REPORT_LEN,
+    };
+    use std::time::{Duration, Instant};
+
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    // Simulated time needs one real instant as its origin.
+    #[allow(clippy::disallowed_methods)] // the fuzz target's origin of simulated time
+    let mut now = *ORIGIN.get_or_init(Instant::now);
+    let mut engine = Engine::new(Default::default());
+    let mut rng = FixedRng(1);
+    let mut last_cid = BROADCAST_CID;
+    let mut pending = None;
+    let mut requests = 0usize;
+    let mut rest = data;
+    while let Some((&op, tail)) = rest.split_first() {
+        rest = tail;
+        match op {
+            0x00..=0x3f => {
+                let mut report = [0u8; REPORT_LEN];
+                let n = rest.len().min(REPORT_LEN);
+                report[..n].copy_from_slice(&rest[..n]);
+                rest = &rest[n..];
+                if op & 1 != 0 {
+                    report[..4].copy_from_slice(&last_cid.to_be_bytes());
+                }
+                if op & 2 != 0 {
+                    report[..4].copy_from_slice(&BROADCAST_CID.to_be_bytes());
+                }
+                engine.handle_report(&report, now, &mut rng);
+            }
+            0x40 => {
+                let (&t, tail) = rest.split_first().unwrap_or((&1, &[]));
+                rest = tail;
+                now += Duration::from_millis(u64::from(t) * 10);
+                engine.handle_tick(now);
+            }
+            0x41 => {
+                let len = match rest {
+                    [a, b, tail @ ..] => {
+                        rest = tail;
+                        usize::from(u16::from_be_bytes([*a, *b]))
+                    }
+                    _ => 1,
+                };
+                if let Some(id) = pending.take() {
+                    let _ = engine.handle_reply(id, &vec![0u8; len]);
+                }
+            }
+            0x42 => {
+                if let Some(id) = pending {
+                    engine.handle_status(id, KeepaliveStatus::UpNeeded, now);
+                }
+            }
+            0x43 => engine.handle_host_closed(),
+            _ => {}
+        }
+        while let Some(e) = engine.poll_event() {
+            match e {
+                Event::Request { id, .. } => {
+                    requests += 1;
+                    pending = Some(id);
+                }
+                Event::Cancelled { id, .. } if pending == Some(id) => pending = None,
+                _ => {}
+            }
+        }
+        let mut remaining = 0usize;
+        while let Some(r) = engine.poll_report() {
+            match Packet::parse(&r) {
+                Packet::Init { cid, cmd, len, .. } => {
+                    assert_eq!(remaining, 0, "a message started before the last was whole");
+                    assert!(len <= hybrid_protocol::ctaphid::MAX_MESSAGE_LEN);
+                    if cmd == 0x06 && cid == BROADCAST_CID && len == 17 {
+                        last_cid = u32::from_be_bytes([r[15], r[16], r[17], r[18]]);
+                    }
+                    remaining = len.saturating_sub(57);
+                }
+                Packet::Cont { .. } => {
+                    assert!(remaining > 0, "a continuation with no message");
+                    remaining = remaining.saturating_sub(59);
+                }
+            }
+        }
+        assert_eq!(remaining, 0, "a message was cut short");
+    }
+    requests > 0
+}
+
+/// A CTAPHID script ([`ctaphid`]) of reports: each is the action byte 0x00 and 64 bytes.
+fn ctaphid_script(steps: &[Vec<u8>]) -> Vec<u8> {
+    steps.concat()
 }
 
 /// Valid inputs for every target, as `(target, name, bytes)`: the seed corpus, built from the
@@ -511,6 +615,43 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         "tunnel",
         "query",
         b"/cable/new/ABABABABABABABABABABABABABABABAB?x=1".to_vec(),
+    );
+
+    // CTAPHID: INIT on the broadcast channel, then on the allocated channel (bit 0) a
+    // getInfo, a two-packet makeCredential-sized message, a PING, a CANCEL, a tick.
+    let report = |op: u8, cid: u32, first: &[u8]| {
+        let mut r = vec![op];
+        r.extend_from_slice(&cid.to_be_bytes());
+        r.extend_from_slice(first);
+        r.resize(65, 0);
+        r
+    };
+    let init = report(0x00, 0xffff_ffff, &[0x86, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
+    let get_info = report(0x01, 0, &[0x90, 0, 1, 0x04]);
+    let mut long = vec![0x81, 0, 100];
+    long.extend(std::iter::repeat_n(0xa5, 57));
+    let long_init = report(0x01, 0, &long);
+    let long_cont = report(0x01, 0, &[0x00]);
+    add(
+        "ctaphid",
+        "init-getinfo-reply",
+        ctaphid_script(&[init.clone(), get_info.clone(), vec![0x41, 0, 3]]),
+    );
+    add(
+        "ctaphid",
+        "ping-two-packets",
+        ctaphid_script(&[init.clone(), long_init, long_cont, get_info.clone()]),
+    );
+    add(
+        "ctaphid",
+        "keepalive-cancel",
+        ctaphid_script(&[
+            init,
+            get_info,
+            vec![0x42, 0x40, 20],
+            report(0x01, 0, &[0x91, 0, 0]),
+            vec![0x40, 200],
+        ]),
     );
     out
 }

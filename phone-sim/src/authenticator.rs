@@ -14,7 +14,10 @@
 //!   each 32-byte (already hashed) salt, `evalByCredential` taking precedence over `eval`.
 //! - `credProps` is a client extension: the phone outputs nothing for it (the client reports
 //!   `rk` from the request), and its presence changes nothing.
-//! - Chromium's phone requires `rp.name`, `user.name` and `user.displayName`; so do we.
+//! - `rp.name`, `user.name` and `user.displayName` are optional, as in CTAP and in Chromium's
+//!   phone (its CBOR readers of the entities): USB platforms behind `hybrid-bridge key` omit
+//!   them (Firefox sends neither `rp.name` nor `user.displayName`; libfido2 and OpenSSH no
+//!   `rp.name`).
 //! - Attestation ([`Attestation`]): `none`; packed self attestation (signature by the credential
 //!   key); packed with an `x5c` chain from an attestation CA made for this run
 //!   ([`AttestationCa`], WebAuthn §8.2.1 certificate requirements); or a format no registry
@@ -281,18 +284,6 @@ pub(crate) async fn make_credential(
     creation: Creation<'_>,
     rng: &mut (impl CryptoRngCore + Send),
 ) -> Result<(MakeCredentialResponse, Done), CtapError> {
-    if req.rp.name.is_none() {
-        return Err(err(
-            Status::MissingParameter,
-            "makeCredential: rp.name is missing",
-        ));
-    }
-    if req.user.name.is_none() || req.user.display_name.is_none() {
-        return Err(err(
-            Status::MissingParameter,
-            "makeCredential: user.name and user.displayName are required",
-        ));
-    }
     if !req.algorithms.contains(&ES256) {
         return Err(err(
             Status::UnsupportedAlgorithm,

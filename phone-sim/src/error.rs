@@ -88,10 +88,9 @@ impl PhoneError {
         move |error| Self::Protocol { context, error }
     }
 
-    pub(crate) fn file(
-        what: &'static str,
-        path: &std::path::Path,
-    ) -> impl FnOnce(std::io::Error) -> Self {
+    /// Maps an IO error on `path` to [`PhoneError::File`], naming what was being done
+    /// ("reading", "writing the attestation CA to").
+    pub fn file(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.to_path_buf();
         move |error| Self::File { what, path, error }
     }

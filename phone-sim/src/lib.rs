@@ -33,12 +33,12 @@
 //! - [`store`]: the atomic JSON credential store.
 //! - [`medium`]: the [`Advertiser`] trait, the [`AdvertFile`] medium and [`AdvertFault`]s.
 //! - `BluezAdvertiser` (cargo feature `bluez`): advertising through BlueZ over D-Bus.
-//! - `scan`: QR codes from text, files and PNG images. [`cli`]: the `phone-sim` command.
+//! - `scan`: QR codes from text, files and PNG images. The `phone-sim` command line is the
+//!   binary's (`src/bin/phone-sim/`), over this library's public API.
 
 mod authenticator;
 #[cfg(feature = "bluez")]
 mod bluez;
-pub mod cli;
 mod config;
 mod error;
 pub mod medium;

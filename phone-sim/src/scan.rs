@@ -43,10 +43,13 @@ pub fn decode_png_qr(bytes: &[u8]) -> Result<String, String> {
     if !bytes.starts_with(PNG_MAGIC) {
         return Err("not a PNG image".into());
     }
-    let mut decoder = png::Decoder::new(bytes);
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
     decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = decoder.read_info().map_err(|e| format!("bad PNG: {e}"))?;
-    let mut buf = vec![0u8; reader.output_buffer_size()];
+    let size = reader
+        .output_buffer_size()
+        .ok_or("bad PNG: the image is too large to decode")?;
+    let mut buf = vec![0u8; size];
     let info = reader
         .next_frame(&mut buf)
         .map_err(|e| format!("bad PNG: {e}"))?;

@@ -10,6 +10,7 @@
 //!   medium's line format;
 //! - [`handshake`]: Noise KNpsk0/NKpsk0; [`session`]: framing and typed messages;
 //! - [`linking`]: linking info and client payloads; [`ctap`]: CTAP2 messages;
+//! - [`ctaphid`]: the USB HID transport of a security key, device side;
 //! - [`keys`]: secret newtypes; [`cbor`]: canonical CBOR; [`error`]: the error type;
 //! - [`text`]: peer-chosen strings made safe to show.
 //!
@@ -43,6 +44,7 @@
 pub mod cbor;
 pub mod contact;
 pub mod ctap;
+pub mod ctaphid;
 pub mod derive;
 pub mod eid;
 pub mod error;

@@ -356,7 +356,7 @@ impl PostHandshake {
             return Ok((Self::from_value(&v)?, Revision::One));
         }
         for (granule, count_len) in [(512usize, 2usize), (256, 1)] {
-            if plain.is_empty() || plain.len() % granule != 0 {
+            if plain.is_empty() || !plain.len().is_multiple_of(granule) {
                 continue;
             }
             let zeros = match count_len {

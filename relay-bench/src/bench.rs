@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use cli_support::parse_duration;
-use futures_util::SinkExt as _;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt as _, StreamExt as _};
 use hybrid_protocol::tunnel::TunnelPath;
+use tokio::sync::{oneshot, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{
@@ -61,6 +63,11 @@ pub(crate) struct BenchArgs {
     /// Idle paired tunnels for the RSS measurement (two sockets each), opened on top.
     #[arg(long, default_value_t = 1000)]
     paired: usize,
+    /// How long the paired tunnels stay open and silent before RSS is sampled again, for the
+    /// memory of a quiet paired tunnel (the relay drops a socket's buffers after 1 s without a
+    /// message; jemalloc gives the pages back over its 10 s decay).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "15s")]
+    quiet_wait: Duration,
     /// Tunnels doing 1 KiB ping-pong in the throughput test.
     #[arg(long, default_value_t = 32)]
     pumps: usize,
@@ -71,6 +78,13 @@ pub(crate) struct BenchArgs {
     /// Time per throughput round and server.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
     pump_seconds: Duration,
+    /// Messages in flight per tunnel and direction in the pipelined throughput test (0 skips
+    /// it): each side sends while fewer than this many of its messages are unread by the other.
+    #[arg(long, default_value_t = 255)]
+    pipeline: usize,
+    /// Time per pipelined throughput round and server.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
+    pipeline_seconds: Duration,
 }
 
 /// Starts (or names) the server under test. No per-IP limit (every client is 127.0.0.1) and
@@ -106,11 +120,14 @@ struct Figures {
     handshake_ms: f64,
     idle_kib: Option<f64>,
     paired_kib: Option<f64>,
+    quiet_kib: Option<f64>,
     rss_before_mb: Option<f64>,
     rss_peak_mb: Option<f64>,
     rss_after_mb: Option<f64>,
     msgs: f64,
     cpu_us: Option<f64>,
+    piped_msgs: Option<f64>,
+    piped_cpu_us: Option<f64>,
 }
 
 /// Runs the default mode.
@@ -134,28 +151,30 @@ pub(crate) async fn run(cli: &BenchArgs) -> Result<()> {
     // RSS first, on fresh processes; each measured alone (one's tunnels closed before the
     // other's open), so loadgen's own descriptors stay under the limit.
     println!("\n## RSS\n");
-    println!("| server | idle `/new` tunnels | KiB/idle tunnel | paired tunnels | KiB/paired tunnel | RSS before MB | peak MB | after closing all MB (+{} s) | after ÷ before | errors |", cli.settle.as_secs_f64());
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| server | idle `/new` tunnels | KiB/idle tunnel | paired tunnels | KiB/paired tunnel | KiB/paired tunnel, quiet {} s | RSS before MB | peak MB | after closing all MB (+{} s) | after ÷ before | errors |", cli.quiet_wait.as_secs_f64(), cli.settle.as_secs_f64());
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (i, fresh) in [true, false].into_iter().enumerate() {
         let target = if fresh {
             server_target(cli).await?
         } else {
             floor_target(cli).await?
         };
-        let r = rss(&target, cli.idle, cli.paired, cli.settle).await;
+        let r = rss(&target, cli, cli.settle).await;
         let f = &mut figures[i];
         f.idle_kib = r.idle_kib;
         f.paired_kib = r.paired_kib;
+        f.quiet_kib = r.quiet_kib;
         f.rss_before_mb = r.before.map(mb);
         f.rss_peak_mb = r.peak.map(mb);
         f.rss_after_mb = r.after.map(mb);
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             target.name,
             cli.idle,
             opt(r.idle_kib, 1),
             cli.paired,
             opt(r.paired_kib, 1),
+            opt(r.quiet_kib, 1),
             opt(f.rss_before_mb, 1),
             opt(f.rss_peak_mb, 1),
             opt(f.rss_after_mb, 1),
@@ -264,6 +283,45 @@ pub(crate) async fn run(cli: &BenchArgs) -> Result<()> {
     figures[0].cpu_us = s.1;
     figures[1].cpu_us = f.1;
 
+    if cli.pipeline > 0 {
+        println!(
+            "\n## Relayed messages, pipelined (1 KiB, {} tunnels, up to {} in flight per tunnel and direction, both directions, {} s per round, median of {})\n",
+            cli.pumps,
+            cli.pipeline,
+            cli.pipeline_seconds.as_secs_f64(),
+            cli.rounds
+        );
+        let (mut s_runs, mut f_runs) = (Vec::new(), Vec::new());
+        for round in 0..cli.rounds {
+            let (p, d) = (cli.pipeline, cli.pipeline_seconds);
+            if round % 2 == 0 {
+                s_runs.push(pipelined(&server, cli.pumps, p, d).await?);
+                f_runs.push(pipelined(&floor, cli.pumps, p, d).await?);
+            } else {
+                f_runs.push(pipelined(&floor, cli.pumps, p, d).await?);
+                s_runs.push(pipelined(&server, cli.pumps, p, d).await?);
+            }
+        }
+        let (s, f) = (pumped(s_runs), pumped(f_runs));
+        println!(
+            "| server msg/s | floor msg/s | ratio | server CPU µs/msg | floor CPU µs/msg | ratio |"
+        );
+        println!("|---|---|---|---|---|---|");
+        println!(
+            "| {:.0} | {:.0} | {:.2} | {} | {} | {} |",
+            s.0,
+            f.0,
+            s.0 / f.0,
+            opt(s.1, 2),
+            opt(f.1, 2),
+            ratio(s.1, f.1)
+        );
+        figures[0].piped_msgs = Some(s.0);
+        figures[1].piped_msgs = Some(f.0);
+        figures[0].piped_cpu_us = s.1;
+        figures[1].piped_cpu_us = f.1;
+    }
+
     let [o, b] = figures;
     println!("\n## Headline figures, this run\n");
     println!("| figure | ours | floor | ours ÷ floor |");
@@ -307,6 +365,16 @@ pub(crate) async fn run(cli: &BenchArgs) -> Result<()> {
         1,
     );
     row(
+        &format!(
+            "RSS per paired tunnel KiB, {}, quiet {} s",
+            cli.paired,
+            cli.quiet_wait.as_secs_f64()
+        ),
+        o.quiet_kib,
+        b.quiet_kib,
+        1,
+    );
+    row(
         "RSS before any tunnel MB",
         o.rss_before_mb,
         b.rss_before_mb,
@@ -321,6 +389,23 @@ pub(crate) async fn run(cli: &BenchArgs) -> Result<()> {
         0,
     );
     row("server CPU per relayed message µs", o.cpu_us, b.cpu_us, 2);
+    if cli.pipeline > 0 {
+        row(
+            &format!(
+                "relayed msgs/s, {} tunnels, 1 KiB, {} in flight each way",
+                cli.pumps, cli.pipeline
+            ),
+            o.piped_msgs,
+            b.piped_msgs,
+            0,
+        );
+        row(
+            "server CPU per relayed message µs, pipelined",
+            o.piped_cpu_us,
+            b.piped_cpu_us,
+            2,
+        );
+    }
     println!("\nload average at end: {}", load_average());
     Ok(())
 }
@@ -384,6 +469,106 @@ async fn throughput(
     Ok((n / elapsed, cpu))
 }
 
+/// Messages/s relayed by `pumps` tunnels with up to `depth` 1 KiB messages in flight per
+/// tunnel and direction (both sides send and read at once), and the server's CPU µs per
+/// relayed message. Senders stop after `duration`; the round ends when every sent message
+/// has been read, and the rate counts every message over the whole round.
+async fn pipelined(
+    target: &Target,
+    pumps: usize,
+    depth: usize,
+    duration: Duration,
+) -> Result<(f64, Option<f64>)> {
+    let mut pairs = Vec::new();
+    for _ in 0..pumps {
+        pairs.push(open_pair(&target.url).await?);
+    }
+    let cpu_before = target.pid.and_then(cpu_ticks);
+    let start = Instant::now();
+    let until = start + duration;
+    let mut tasks: Vec<tokio::task::JoinHandle<Result<(u64, Half)>>> = Vec::new();
+    for (phone, desktop) in pairs {
+        let (phone_tx, phone_rx) = phone.split();
+        let (desktop_tx, desktop_rx) = desktop.split();
+        for (tx, rx) in [(desktop_tx, phone_rx), (phone_tx, desktop_rx)] {
+            let window = Arc::new(Semaphore::new(depth));
+            let (sent_tx, sent_rx) = oneshot::channel();
+            tasks.push(tokio::spawn(pipe_send(tx, window.clone(), until, sent_tx)));
+            tasks.push(tokio::spawn(pipe_read(rx, window, sent_rx)));
+        }
+    }
+    // Every socket stays open until every direction is done: a socket closed with unread
+    // data resets, which would cut off what its peer still has in flight.
+    let mut relayed = 0u64;
+    let mut halves = Vec::new();
+    for t in tasks {
+        let (n, half) = t.await??;
+        relayed += n;
+        halves.push(half);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    drop(halves);
+    let cpu_after = target.pid.and_then(cpu_ticks);
+    let n = relayed as f64;
+    let cpu = match (cpu_before, cpu_after) {
+        (Some(b), Some(a)) if n > 0.0 => Some((a - b) as f64 / TICKS_PER_SECOND / n * 1e6),
+        _ => None,
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok((n / elapsed, cpu))
+}
+
+/// One direction's sender: a 1 KiB message whenever the window has room, until `until`;
+/// then tells the reader how many it sent. The reader counts them (this returns 0).
+async fn pipe_send(
+    mut tx: SplitSink<Ws, Message>,
+    window: Arc<Semaphore>,
+    until: Instant,
+    sent_tx: oneshot::Sender<u64>,
+) -> Result<(u64, Half)> {
+    let payload = vec![7u8; 1024];
+    let mut sent = 0u64;
+    while Instant::now() < until {
+        window.acquire().await?.forget();
+        tx.send(Message::Binary(payload.clone())).await?;
+        sent += 1;
+    }
+    let _ = sent_tx.send(sent);
+    Ok((0, Half::Sink(tx)))
+}
+
+/// One direction's reader: reads every message its sender sent, opening the window by one
+/// for each. Returns how many it read.
+async fn pipe_read(
+    mut rx: SplitStream<Ws>,
+    window: Arc<Semaphore>,
+    mut sent_rx: oneshot::Receiver<u64>,
+) -> Result<(u64, Half)> {
+    let mut read = 0u64;
+    let mut total = None;
+    while total != Some(read) {
+        tokio::select! {
+            m = rx.next() => match m {
+                Some(Ok(Message::Binary(_))) => {
+                    read += 1;
+                    window.add_permits(1);
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => bail!("expected a binary message, got {other:?}"),
+            },
+            n = &mut sent_rx, if total.is_none() => total = Some(n?),
+        }
+    }
+    Ok((read, Half::Stream(rx)))
+}
+
+/// Half of a pipelined socket, kept until the round ends.
+#[allow(dead_code)] // held only to be dropped
+enum Half {
+    Sink(SplitSink<Ws, Message>),
+    Stream(SplitStream<Ws>),
+}
+
 /// The median rate and median CPU per message over rounds.
 fn pumped(runs: Vec<(f64, Option<f64>)>) -> (f64, Option<f64>) {
     let median = |mut v: Vec<f64>| {
@@ -399,16 +584,19 @@ fn pumped(runs: Vec<(f64, Option<f64>)>) -> (f64, Option<f64>) {
 struct RssRun {
     idle_kib: Option<f64>,
     paired_kib: Option<f64>,
+    quiet_kib: Option<f64>,
     before: Option<u64>,
     peak: Option<u64>,
     after: Option<u64>,
     errors: usize,
 }
 
-/// Opens `idle` waiting `/new` tunnels, then `paired` paired tunnels on top (one message
+/// Opens `--idle` waiting `/new` tunnels, then `--paired` paired tunnels on top (one message
 /// relayed each, so both sockets have been used), then closes them all; RSS is sampled before,
-/// after each step, and `settle` seconds after the closes.
-async fn rss(target: &Target, idle: usize, paired: usize, settle: Duration) -> RssRun {
+/// after each step, again after `--quiet-wait` with every tunnel open and silent, and `settle`
+/// seconds after the closes.
+async fn rss(target: &Target, cli: &BenchArgs, settle: Duration) -> RssRun {
+    let (idle, paired) = (cli.idle, cli.paired);
     let sample = || target.pid.and_then(rss_kib);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = sample();
@@ -424,6 +612,8 @@ async fn rss(target: &Target, idle: usize, paired: usize, settle: Duration) -> R
     };
     let idle_kib = per(mid, before, held_idle.len());
     let paired_kib = per(peak, mid, held_paired.len());
+    tokio::time::sleep(cli.quiet_wait).await;
+    let quiet_kib = per(sample(), mid, held_paired.len());
     // Close every tunnel the way a client does (a close frame), then give the server time to
     // finish the handshakes and time out the unanswered ones.
     let mut closes = Vec::new();
@@ -447,6 +637,7 @@ async fn rss(target: &Target, idle: usize, paired: usize, settle: Duration) -> R
     RssRun {
         idle_kib,
         paired_kib,
+        quiet_kib,
         before,
         peak,
         after: sample(),

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A mock BlueZ for advertiser tests (phone-sim's `bluez` feature; see shared/ble/MOCK-BLUEZ.md).
+"""A mock BlueZ for advertiser tests (phone-sim's `bluez` feature; see README.md beside it).
 
 Serves `org.bluez` on the bus at $DBUS_SYSTEM_BUS_ADDRESS with one adapter, hci0, that has
 org.bluez.LEAdvertisingManager1. RegisterAdvertisement reads the caller's

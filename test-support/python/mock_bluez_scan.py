@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A mock BlueZ for scanner tests (bridge scan, bridge doctor; see shared/ble/MOCK-BLUEZ.md).
+"""A mock BlueZ for scanner tests (bridge scan, bridge doctor; see README.md beside it).
 
 Runs python-dbusmock's `bluez5` template on the bus at $DBUS_SYSTEM_BUS_ADDRESS, adds adapter
 hci0, prints "ready", then reads commands from stdin, one per line:

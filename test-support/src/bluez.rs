@@ -1,4 +1,4 @@
-//! A mock BlueZ on a private D-Bus (see shared/ble/MOCK-BLUEZ.md): [`Bus`] is a private
+//! A mock BlueZ on a private D-Bus (test-support/python/README.md): [`Bus`] is a private
 //! `dbus-daemon` whose address a test passes as `DBUS_SYSTEM_BUS_ADDRESS`; [`ScanMock`] serves
 //! python-dbusmock's `bluez5` template on it with adapter hci0 ([`Adapter`]: powered, off or
 //! missing) and publishes the adverts a test feeds it, for scanners; [`AdvertiseMock`] serves an

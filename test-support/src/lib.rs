@@ -3,11 +3,13 @@
 //! scanner and advertiser tests, and [`race`] runs copies of the current test binary at the
 //! same moment, for the tests that two processes writing one secrets file lose nothing, and
 //! [`terminal`] checks that a peer-chosen name reached a command's output escaped, and
-//! [`fuzz`] replays a fuzz crate's committed corpus and regression inputs. A
+//! [`fuzz`] replays a fuzz crate's committed corpus and regression inputs, and [`svg`] reads
+//! the text of an SVG report. A
 //! dev-dependency only (`publish = false`); it panics with what to install or what went wrong,
 //! as test code does.
 
 pub mod bluez;
 pub mod fuzz;
 pub mod race;
+pub mod svg;
 pub mod terminal;

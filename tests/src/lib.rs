@@ -2,5 +2,6 @@
 //! relay, a phone and the bridge in-process on loopback. All scenarios compile into one test
 //! binary, `tests/e2e.rs`, with one module per area.
 
+pub mod key;
 pub mod rp;
 pub mod tap;

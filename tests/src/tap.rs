@@ -55,6 +55,8 @@ pub struct Cut {
     pub path_prefix: &'static str,
     /// Messages to let through first.
     pub after: usize,
+    /// How many matching sockets to cut; later ones pass untouched (`usize::MAX`: all).
+    pub sockets: usize,
     /// How the relay sees the client leave.
     pub relay_side: CutEnd,
 }
@@ -83,12 +85,14 @@ pub async fn start_cutting(
     let addr: SocketAddr = listener.local_addr()?;
     let capture = Capture::default();
     let cap = capture.clone();
+    let cut_so_far = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let upstream = upstream.clone();
             let cap = cap.clone();
+            let cut_so_far = cut_so_far.clone();
             tokio::spawn(async move {
-                let _ = proxy_one(tcp, upstream, cap, cut).await;
+                let _ = proxy_one(tcp, upstream, cap, cut, cut_so_far).await;
             });
         }
     });
@@ -100,6 +104,7 @@ async fn proxy_one(
     upstream: String,
     cap: Capture,
     cut: Option<Cut>,
+    cut_so_far: Arc<std::sync::atomic::AtomicUsize>,
 ) -> anyhow::Result<()> {
     tcp.set_nodelay(true)?;
     // Peek at the request head (bounded) to learn the path and headers, connect upstream with
@@ -181,7 +186,9 @@ async fn proxy_one(
             Ok(resp)
         })
         .await?;
-    let cut = cut.filter(|c| path.starts_with(c.path_prefix));
+    let cut = cut
+        .filter(|c| path.starts_with(c.path_prefix))
+        .filter(|c| cut_so_far.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < c.sockets);
     let limit = cut.map(|c| c.after);
     let (mut c_tx, mut c_rx) = client.split();
     let (mut s_tx, mut s_rx) = server.split();

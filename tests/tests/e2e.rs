@@ -402,6 +402,7 @@ mod failures {
             Cut {
                 path_prefix: "/cable/connect",
                 after: 2,
+                sockets: usize::MAX,
                 relay_side: CutEnd::Close,
             },
         )
@@ -441,6 +442,7 @@ mod failures {
             Cut {
                 path_prefix: "/cable/new",
                 after: 3,
+                sockets: usize::MAX,
                 relay_side: CutEnd::Close,
             },
         )
@@ -475,6 +477,7 @@ mod leaving_after_the_answer {
             Cut {
                 path_prefix,
                 after: THROUGH_THE_ANSWER,
+                sockets: usize::MAX,
                 relay_side,
             },
         )
@@ -512,6 +515,13 @@ mod leaving_after_the_answer {
 
 /// The relay closing tunnels on its own (limits).
 mod relay_limits;
+
+/// The repository's own checks: module docs, no history in the code, licences, cited
+/// documents, module import cycles.
+mod tidy;
+
+/// The phone as a USB security key (`hybrid-bridge key`) without a kernel.
+mod key;
 
 mod privacy {
     use super::*;
@@ -763,7 +773,7 @@ mod attestation {
             st.windows(x5c0.len()).any(|w| w == x5c0),
             "attStmt carries the phone's certificate byte for byte"
         );
-        // Untrusted attestation (no CA list) is accepted too: the signature and the §8.2.1
+        // Untrusted attestation (no CA list) is accepted too: the signature and WebAuthn §8.2.1
         // certificate requirements are still checked.
         rp.finish_registration(&pending, &json)
             .expect("webauthn-rs accepts the packed x5c statement without a trust list");

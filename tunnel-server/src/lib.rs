@@ -36,8 +36,8 @@
 //! - `tls`: rustls from PEM. [`domain`]: domain names.
 //!
 //! Module imports run one way, listener → HTTP routing → tunnels → state
-//! (`server` → `http` → `relay` → `state`); `scripts/module-cycles.sh` checks there is no
-//! cycle.
+//! (`server` → `http` → `relay` → `state`); the tidy test (`tests/tests/tidy.rs`) checks there
+//! is no cycle.
 
 pub mod config;
 mod contact;
@@ -46,6 +46,7 @@ mod error;
 pub mod fd_limit;
 pub mod fleet;
 mod http;
+mod lent;
 mod metrics;
 mod metrics_listener;
 mod origin;

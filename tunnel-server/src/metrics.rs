@@ -230,8 +230,15 @@ impl Metrics {
     }
 
     pub(crate) fn relayed(&self, bytes: usize) {
-        self.messages.fetch_add(1, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.relayed_batch(1, bytes);
+    }
+
+    /// `messages` relayed messages of `bytes` in all, counted once per written batch.
+    pub(crate) fn relayed_batch(&self, messages: u64, bytes: usize) {
+        if messages > 0 {
+            self.messages.fetch_add(messages, Ordering::Relaxed);
+            self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        }
     }
 
     /// Prometheus text exposition format 0.0.4.

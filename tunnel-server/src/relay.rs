@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
 use hybrid_protocol::tunnel::TunnelId;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -26,6 +26,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tracing::info;
 
+use crate::lent::{Io, Lent};
 use crate::metrics::CloseReason;
 use crate::state::{reached, ConnGuard, Joiner, Phase, Shared, Ws};
 
@@ -130,12 +131,19 @@ pub(crate) fn peer_end(code: Option<CloseCode>) -> (End, CloseCode) {
     }
 }
 
+/// How many bytes of frames a socket's writer collects before it writes them out, when the
+/// relay feeds it a batch (messages that arrived together) and flushes once at the end: one
+/// write system call per batch instead of one per message. A single `send` writes at once
+/// whatever this is. Kept at or under `max_message_size`, so the collected bytes plus the next
+/// frame stay under `max_write_buffer_size`.
+const WRITE_BATCH: usize = 8 * 1024;
+
 pub(crate) fn ws_config(max_message: usize) -> WebSocketConfig {
     WebSocketConfig {
         max_message_size: Some(max_message),
         max_frame_size: Some(max_message),
-        // Write each message straight through: no 128 KiB write buffer per socket.
-        write_buffer_size: 0,
+        // A small batch, not tungstenite's 128 KiB write buffer per socket.
+        write_buffer_size: WRITE_BATCH.min(max_message),
         max_write_buffer_size: max_message.saturating_mul(2).saturating_add(4096),
         ..WebSocketConfig::default()
     }
@@ -145,7 +153,7 @@ pub(crate) async fn upgrade(on: OnUpgrade, max_message: usize) -> Option<Ws> {
     let upgraded = on.await.ok()?;
     Some(
         WebSocketStream::from_raw_socket(
-            TokioIo::new(upgraded),
+            Lent::new(TokioIo::new(upgraded)),
             Role::Server,
             Some(ws_config(max_message)),
         )
@@ -309,7 +317,7 @@ pub(crate) async fn first(
         Woke::Joiner(_) | Woke::End(_) => Vec::new(),
     };
     let config = Some(ws_config(shared.config.limits.max_message_size));
-    let ws = WebSocketStream::from_partially_read(io, part, Role::Server, config).await;
+    let ws = WebSocketStream::from_partially_read(Lent::new(io), part, Role::Server, config).await;
     // Boxed: a waiting tunnel's task then does not carry the WebSocket's state.
     Box::pin(awake(
         shared, id, started, deadline, ws, woke, joiner, signal, phase,
@@ -339,6 +347,12 @@ async fn awake(
         bytes: 0,
     };
     let mut sent: u32 = 0;
+    // The WebSocket's bytes so far: those read before it was built, and the frames of the
+    // messages it has delivered ([`Side`]).
+    let (given, mut consumed) = match woke {
+        Woke::Read(n) => (n as u64, 0u64),
+        _ => (0, 0),
+    };
     let outcome = match woke {
         Woke::Joiner(Some(j)) => Ok(*j),
         Woke::Joiner(None) => Err(End::PEER_GONE),
@@ -350,7 +364,7 @@ async fn awake(
                     Ok(j) => break Ok(j),
                     Err(_) => break Err(End::PEER_GONE),
                 },
-                m = ws.next() => match classify(m) {
+                m = ws.next() => match classify(counted(m, &mut consumed)) {
                     Incoming::Data(b) => {
                         sent += 1;
                         if sent > limits.messages_per_side
@@ -396,8 +410,16 @@ async fn awake(
     };
     let mut pair = Pair {
         shared: shared.clone(),
-        a: ws,
-        b: joiner.ws,
+        a: Side::Live {
+            ws: Box::new(ws),
+            given,
+            consumed,
+        },
+        b: Side::Live {
+            ws: Box::new(joiner.ws),
+            given: 0,
+            consumed: 0,
+        },
         sent: [sent, 0],
         deadline,
     };
@@ -443,11 +465,154 @@ fn finish(
     );
 }
 
+/// One write to a socket of a pair.
+enum Write {
+    /// A message, written out at once.
+    Send(Vec<u8>),
+    /// A message, collected into the current batch.
+    Feed(Vec<u8>),
+    /// The end of a batch.
+    Flush,
+}
+
+/// How long a paired tunnel goes without a message before its sockets drop their WebSocket
+/// state ([`Side::quiet`]). A hybrid tunnel speaks in bursts (the handshake, a request, its
+/// answer, with a person's touch in between), so most of a paired tunnel's life is quiet;
+/// building the state again costs a few microseconds per burst.
+const QUIET: Duration = Duration::from_secs(1);
+
+/// The size of the frame that carried a message a server read: the header (2 bytes, the
+/// extended length, the 4-byte mask every client frame carries) and the payload. Messages
+/// that came in several frames have larger headers than this: their socket then looks as if
+/// it held unread bytes, so it keeps its WebSocket state (the safe side).
+fn frame_len(m: &Option<Result<Message, WsError>>) -> u64 {
+    let n = match m {
+        Some(Ok(Message::Binary(b) | Message::Ping(b) | Message::Pong(b))) => b.len(),
+        Some(Ok(Message::Text(t))) => t.len(),
+        _ => return 0,
+    };
+    let extended = match n {
+        0..=125 => 0,
+        126..=65535 => 2,
+        _ => 8,
+    };
+    (2 + extended + 4 + n) as u64
+}
+
+/// Adds the frame of `m` to `consumed`, and passes `m` on.
+fn counted(
+    m: Option<Result<Message, WsError>>,
+    consumed: &mut u64,
+) -> Option<Result<Message, WsError>> {
+    *consumed += frame_len(&m);
+    m
+}
+
+/// One socket of a paired tunnel.
+enum Side {
+    /// A WebSocket, with the bytes it was given before it read anything itself and the bytes
+    /// of the frames it has delivered: when those add up to everything read from the
+    /// connection, it holds no partial frame.
+    /// Boxed, so a quiet side keeps none of the WebSocket's size.
+    Live {
+        ws: Box<Ws>,
+        given: u64,
+        consumed: u64,
+    },
+    /// A quiet socket: the bare connection, without WebSocket state or buffers.
+    Bare(Io),
+    /// Only while switching between the two.
+    Gone,
+}
+
+impl Side {
+    /// The next message, building the WebSocket again first if the socket was quiet and has
+    /// spoken. Cancel safe: a quiet socket's read takes bytes only when it completes, and the
+    /// WebSocket is built in the same poll.
+    async fn next(&mut self, max_message: usize) -> Option<Result<Message, WsError>> {
+        if let Self::Bare(io) = self {
+            let mut head = [0u8; HEAD];
+            let n = match io.read(&mut head).await {
+                Ok(0) => return None,
+                Ok(n) => n,
+                Err(e) => return Some(Err(WsError::Io(e))),
+            };
+            self.wake(head[..n].to_vec(), max_message).await;
+        }
+        match self {
+            Self::Live { ws, consumed, .. } => counted(ws.next().await, consumed),
+            Self::Bare(_) | Self::Gone => None,
+        }
+    }
+
+    /// The WebSocket, built again if the socket was quiet.
+    async fn live(&mut self, max_message: usize) -> Option<&mut Ws> {
+        if let Self::Bare(_) = self {
+            self.wake(Vec::new(), max_message).await;
+        }
+        match self {
+            Self::Live { ws, .. } => Some(&mut **ws),
+            Self::Bare(_) | Self::Gone => None,
+        }
+    }
+
+    async fn wake(&mut self, part: Vec<u8>, max_message: usize) {
+        let Self::Bare(io) = std::mem::replace(self, Self::Gone) else {
+            return;
+        };
+        let given = part.len() as u64;
+        let config = Some(ws_config(max_message));
+        let ws =
+            WebSocketStream::from_partially_read(Lent::new(io), part, Role::Server, config).await;
+        *self = Self::Live {
+            ws: Box::new(ws),
+            given,
+            consumed: 0,
+        };
+    }
+
+    /// Drops the WebSocket state of a quiet socket, keeping the bare connection, when that
+    /// loses nothing: no partial frame read, nothing left to write (a pong, a batch).
+    fn quiet(&mut self) {
+        let Self::Live {
+            ws,
+            given,
+            consumed,
+        } = self
+        else {
+            return;
+        };
+        if ws.get_ref().bytes_read() + *given != *consumed {
+            return;
+        }
+        if !matches!(ws.flush().now_or_never(), Some(Ok(()))) {
+            return;
+        }
+        if let Some(io) = ws.get_mut().take() {
+            *self = Self::Bare(io);
+        }
+    }
+}
+
+/// Completes a close the peer of `side` started ([`closed_by_peer`]).
+async fn side_closed_by_peer(side: &mut Side) {
+    if let Side::Live { ws, .. } = side {
+        closed_by_peer(ws).await;
+    }
+}
+
+/// Closes `side` ([`close`]), building its WebSocket again if it was quiet.
+async fn close_side(side: &mut Side, max_message: usize, code: CloseCode, text: &'static str) {
+    if let Some(ws) = side.live(max_message).await {
+        close(ws, code, text).await;
+    }
+}
+
 /// A paired tunnel: `a` is the first socket, `b` the joiner.
 struct Pair {
     shared: Arc<Shared>,
-    a: Ws,
-    b: Ws,
+    a: Side,
+    b: Side,
     sent: [u32; 2],
     deadline: Instant,
 }
@@ -477,15 +642,26 @@ impl Pair {
         // Timers are set up once: the idle timer is re-armed only when it fires early, so a
         // relayed message costs no timer-wheel work.
         let mut last_message = Instant::now();
+        let max = limits.max_message_size;
         let lifetime = sleep_until(self.deadline);
         let idle = sleep_until(last_message + limits.idle_timeout);
-        tokio::pin!(lifetime, idle);
+        // Set up once like `idle`; parked at the deadline once both sockets are quiet, and
+        // set again by the next message.
+        let quiet = sleep_until(last_message + QUIET);
+        let mut quiet_parked = false;
+        tokio::pin!(lifetime, idle, quiet);
         let closing = reached(phase, Phase::Closing);
         tokio::pin!(closing);
+        // A message read while collecting a batch that is not data: handled next, after the
+        // batch has been written.
+        let mut carried: Option<(bool, Incoming)> = None;
         loop {
-            let (from_a, item) = tokio::select! {
-                m = self.a.next() => (true, classify(m)),
-                m = self.b.next() => (false, classify(m)),
+            let (from_a, item) = if let Some(c) = carried.take() {
+                c
+            } else {
+                tokio::select! {
+                m = self.a.next(max) => (true, classify(m)),
+                m = self.b.next(max) => (false, classify(m)),
                 () = &mut lifetime => return self.close_both(End::LIFETIME).await,
                 () = &mut idle => {
                     let due = last_message + limits.idle_timeout;
@@ -495,35 +671,83 @@ impl Pair {
                     idle.as_mut().reset(due);
                     continue;
                 }
+                () = &mut quiet, if !quiet_parked => {
+                    let due = last_message + QUIET;
+                    if due <= Instant::now() {
+                        self.a.quiet();
+                        self.b.quiet();
+                        quiet_parked = true;
+                    } else {
+                        quiet.as_mut().reset(due);
+                    }
+                    continue;
+                }
                 () = &mut closing => return self.close_both(End::SHUTDOWN).await,
+                }
             };
             let side = usize::from(!from_a);
             match item {
-                Incoming::Data(m) => {
-                    self.sent[side] += 1;
-                    if self.sent[side] > limits.messages_per_side {
-                        return self.close_both(End::TOO_MANY).await;
-                    }
+                Incoming::Data(mut m) => {
+                    // Every message the socket has already delivered goes into one write to
+                    // the other side: fed one by one (each counted against the limit), then
+                    // flushed once, and counted in the metrics once.
+                    let (mut messages, mut bytes) = (0u64, 0usize);
+                    let fed = loop {
+                        self.sent[side] += 1;
+                        if self.sent[side] > limits.messages_per_side {
+                            break Err(None);
+                        }
+                        let n = m.len();
+                        if let Err(end) = self.feed(!from_a, m).await {
+                            break Err(Some(end));
+                        }
+                        messages += 1;
+                        bytes += n;
+                        let from = if from_a { &mut self.a } else { &mut self.b };
+                        match from.next(max).now_or_never() {
+                            None => break Ok(()),
+                            Some(next) => match classify(next) {
+                                Incoming::Data(next) => m = next,
+                                other => {
+                                    carried = Some((from_a, other));
+                                    break Ok(());
+                                }
+                            },
+                        }
+                    };
                     last_message = Instant::now();
-                    let n = m.len();
-                    if let Err(end) = self.forward(!from_a, m).await {
+                    if quiet_parked {
+                        quiet.as_mut().reset(last_message + QUIET);
+                        quiet_parked = false;
+                    }
+                    let written = match fed {
+                        Ok(()) => self.flush(!from_a).await,
+                        Err(None) => {
+                            // Deliver what was fed before the limit, then close.
+                            let _ = self.flush(!from_a).await;
+                            self.shared.metrics.relayed_batch(messages, bytes);
+                            return self.close_both(End::TOO_MANY).await;
+                        }
+                        Err(Some(end)) => Err(end),
+                    };
+                    self.shared.metrics.relayed_batch(messages, bytes);
+                    if let Err(end) = written {
                         return end;
                     }
-                    self.shared.metrics.relayed(n);
                 }
                 Incoming::Control => {}
                 Incoming::Closed(code) => {
                     let (end, code) = peer_end(code);
                     return if from_a {
                         tokio::join!(
-                            closed_by_peer(&mut self.a),
-                            close(&mut self.b, code, end.text)
+                            side_closed_by_peer(&mut self.a),
+                            close_side(&mut self.b, max, code, end.text)
                         );
                         end
                     } else {
                         tokio::join!(
-                            closed_by_peer(&mut self.b),
-                            close(&mut self.a, code, end.text)
+                            side_closed_by_peer(&mut self.b),
+                            close_side(&mut self.a, max, code, end.text)
                         );
                         end
                     };
@@ -537,10 +761,39 @@ impl Pair {
     /// past its lifetime or the idle timeout: the send gives up then and both sides close.
     /// On failure the tunnel has been closed and the error says how it ended.
     async fn forward(&mut self, to_a: bool, m: Vec<u8>) -> Result<(), End> {
+        self.write(to_a, Write::Send(m)).await
+    }
+
+    /// Hands `m` to `a` (if `to_a`) or `b` without flushing: the writer sends it once it
+    /// holds [`WRITE_BATCH`] bytes, or at the [`Pair::flush`] that ends the batch. Fails
+    /// like [`Pair::forward`].
+    async fn feed(&mut self, to_a: bool, m: Vec<u8>) -> Result<(), End> {
+        self.write(to_a, Write::Feed(m)).await
+    }
+
+    /// Writes out what [`Pair::feed`] handed to `a` (if `to_a`) or `b`. Fails like
+    /// [`Pair::forward`].
+    async fn flush(&mut self, to_a: bool) -> Result<(), End> {
+        self.write(to_a, Write::Flush).await
+    }
+
+    async fn write(&mut self, to_a: bool, w: Write) -> Result<(), End> {
         let limits = &self.shared.config.limits;
         let stall = self.deadline.min(Instant::now() + limits.idle_timeout);
-        let to = if to_a { &mut self.a } else { &mut self.b };
-        match tokio::time::timeout_at(stall, to.send(Message::Binary(m))).await {
+        let side = if to_a { &mut self.a } else { &mut self.b };
+        let Some(to) = side.live(limits.max_message_size).await else {
+            return Err(if to_a {
+                self.close_b(End::PEER_GONE, CloseCode::Away).await
+            } else {
+                self.close_a(End::PEER_GONE, CloseCode::Away).await
+            });
+        };
+        let done = match w {
+            Write::Send(m) => tokio::time::timeout_at(stall, to.send(Message::Binary(m))).await,
+            Write::Feed(m) => tokio::time::timeout_at(stall, to.feed(Message::Binary(m))).await,
+            Write::Flush => tokio::time::timeout_at(stall, to.flush()).await,
+        };
+        match done {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(if to_a {
                 self.close_b(End::PEER_GONE, CloseCode::Away).await
@@ -559,19 +812,22 @@ impl Pair {
     }
 
     async fn close_a(&mut self, end: End, code: CloseCode) -> End {
-        close(&mut self.a, code, end.text).await;
+        let max = self.shared.config.limits.max_message_size;
+        close_side(&mut self.a, max, code, end.text).await;
         end
     }
 
     async fn close_b(&mut self, end: End, code: CloseCode) -> End {
-        close(&mut self.b, code, end.text).await;
+        let max = self.shared.config.limits.max_message_size;
+        close_side(&mut self.b, max, code, end.text).await;
         end
     }
 
     async fn close_both(&mut self, end: End) -> End {
+        let max = self.shared.config.limits.max_message_size;
         tokio::join!(
-            close(&mut self.a, end.code, end.text),
-            close(&mut self.b, end.code, end.text)
+            close_side(&mut self.a, max, end.code, end.text),
+            close_side(&mut self.b, max, end.code, end.text)
         );
         end
     }

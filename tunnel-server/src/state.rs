@@ -12,8 +12,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
@@ -22,11 +20,13 @@ use crate::config::Config;
 use crate::contact::mint_limit::MintLimiter;
 use crate::contact::registry::Contacts;
 use crate::contact::store::{ContactStore, SharedStore};
+use crate::lent::Lent;
 use crate::metrics::{Gauges, Metrics, Rejection};
 use crate::table::Table;
 
-/// An upgraded WebSocket connection (plain TCP or TLS underneath).
-pub(crate) type Ws = WebSocketStream<TokioIo<Upgraded>>;
+/// An upgraded WebSocket connection (plain TCP or TLS underneath), its connection lent so the
+/// relay can take it back while the socket is quiet.
+pub(crate) type Ws = WebSocketStream<Lent>;
 
 /// What `/cable/connect` hands the waiting socket's task through the table: its socket, and
 /// its connection guard, held until the tunnel ends.

@@ -80,7 +80,7 @@ impl DomError {
                 (NotAllowedError, "phone_protocol")
             }
             BridgeError::Closed { .. } => (NotAllowedError, "closed"),
-            BridgeError::Ctap { status } => match status {
+            BridgeError::Ctap { status, .. } => match status {
                 Status::CredentialExcluded => (InvalidStateError, "excluded"),
                 Status::UnsupportedAlgorithm => (NotSupportedError, "unsupported_algorithm"),
                 Status::UnsupportedOption | Status::UnsupportedExtension => {
@@ -103,7 +103,12 @@ mod tests {
 
     #[test]
     fn ctap_statuses_map_like_a_browser() {
-        let ctap = |s| DomError::from_bridge(&BridgeError::Ctap { status: s });
+        let ctap = |s| {
+            DomError::from_bridge(&BridgeError::Ctap {
+                status: s,
+                code: s as u8,
+            })
+        };
         assert_eq!(
             ctap(Status::CredentialExcluded).name,
             DomName::InvalidStateError

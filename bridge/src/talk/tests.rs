@@ -351,7 +351,8 @@ fn an_error_status_sends_the_shutdown_and_fails_with_the_status() {
     assert!(matches!(
         p.end(),
         Err(BridgeError::Ctap {
-            status: Status::OperationDenied
+            status: Status::OperationDenied,
+            code: 0x27
         })
     ));
 }

@@ -300,7 +300,8 @@ impl RegistrationOptions {
         Ok(())
     }
 
-    pub(crate) fn client_data(&self) -> String {
+    /// The `clientDataJSON` a browser would write for this registration.
+    pub fn client_data(&self) -> String {
         client_data_json("webauthn.create", &self.challenge, &self.origin)
     }
 
@@ -373,7 +374,8 @@ impl AuthenticationOptions {
         Ok(())
     }
 
-    pub(crate) fn client_data(&self) -> String {
+    /// The `clientDataJSON` a browser would write for this sign-in.
+    pub fn client_data(&self) -> String {
         client_data_json("webauthn.get", &self.challenge, &self.origin)
     }
 

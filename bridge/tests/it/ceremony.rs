@@ -146,7 +146,8 @@ async fn ctap_error_status_is_explained() {
         matches!(
             err,
             BridgeError::Ctap {
-                status: Status::NoCredentials
+                status: Status::NoCredentials,
+                code: 0x2e,
             }
         ),
         "{err:?}"

@@ -244,3 +244,58 @@ fn help_names_values_and_groups_flags() {
         assert!(text.contains(words), "{words} missing from:\n{text}");
     }
 }
+
+#[test]
+fn the_key_without_uhid_says_what_to_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bridge()
+        .args(["key", "--no-window", "--advert-file"])
+        .arg(dir.path().join("adverts"))
+        .arg("--uhid")
+        .arg(dir.path().join("uhid"))
+        .env("HOME", dir.path())
+        .env("XDG_RUNTIME_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not exist") && err.contains("sudo modprobe uhid"),
+        "{err}"
+    );
+    assert_eq!(err.matches("error:").count(), 1, "printed once: {err}");
+}
+
+#[test]
+fn key_status_says_it_is_not_running_and_which_phone_it_would_ask() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bridge()
+        .args(["key", "status"])
+        .env("HOME", dir.path())
+        .env("XDG_RUNTIME_DIR", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .arg("--links-file")
+        .arg(dir.path().join("links.json"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("key: not running"), "{text}");
+    assert!(text.contains("phone: a QR code for each request"), "{text}");
+}
+
+#[test]
+fn key_help_teaches_the_three_commands() {
+    let out = bridge().args(["key", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for needle in [
+        "hybrid-bridge key install",
+        "hybrid-bridge key --no-window",
+        "hybrid-bridge key status",
+        "ssh-keygen -t ecdsa-sk",
+        "hmac-secret",
+    ] {
+        assert!(text.contains(needle), "{needle} in {text}");
+    }
+}

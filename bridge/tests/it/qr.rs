@@ -24,9 +24,9 @@ fn terminal_rendering_has_quiet_zone_and_half_blocks() {
 #[test]
 fn png_decodes_back_to_the_url() {
     let bytes = render::png_bytes(URL, 4).unwrap();
-    let decoder = png::Decoder::new(bytes.as_slice());
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes.as_slice()));
     let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
     let info = reader.next_frame(&mut buf).unwrap();
     let (w, h) = (info.width as usize, info.height as usize);
     let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * w + x]);
@@ -50,8 +50,10 @@ fn real_qr_url_round_trips_through_png() {
     )
     .to_url();
     let bytes = render::png_bytes(&url, 3).unwrap();
-    let mut reader = png::Decoder::new(bytes.as_slice()).read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes.as_slice()))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
     let info = reader.next_frame(&mut buf).unwrap();
     let w = info.width as usize;
     let mut img =

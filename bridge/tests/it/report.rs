@@ -197,13 +197,8 @@ fn scan_report_svg_parses_and_has_the_rssi_rate_and_decrypted_series() {
     assert_eq!(events[0]["rssi"], -40);
 
     let svg = std::fs::read_to_string(dir.path().join("report.svg")).unwrap();
-    let doc = roxmltree::Document::parse(&svg).expect("the SVG is well-formed XML");
-    assert_eq!(doc.root_element().tag_name().name(), "svg");
-    let texts: Vec<String> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("text"))
-        .filter_map(|n| n.text().map(|t| t.trim().to_string()))
-        .collect();
+    let doc = test_support::svg::parse(&svg, "report.svg");
+    let texts = test_support::svg::texts(&doc);
     for want in [
         "RSSI over time",
         "RSSI (dBm)",

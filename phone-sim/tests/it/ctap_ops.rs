@@ -369,3 +369,39 @@ async fn every_attestation_mode_and_credential_kind_and_assertions_keep_the_kind
         verify(&key, &resp.auth_data, &ga.client_data_hash, &resp.signature);
     }
 }
+
+#[tokio::test]
+async fn a_request_without_rp_name_or_display_name_creates_a_credential() {
+    // What USB platforms send, passed on by `hybrid-bridge key`: Firefox omits rp.name and
+    // user.displayName, libfido2 and OpenSSH omit rp.name. CTAP makes both optional, and so
+    // does Chromium's phone (PublicKeyCredentialRpEntity/UserEntity::CreateFromCBORValue).
+    let relay = relay().await;
+    let f = files();
+    let mut req = mc_request("ssh:", b"user-1", false);
+    req.rp.name = None;
+    req.user.display_name = None;
+    let run = one_request(
+        &relay.ws_url(),
+        &f,
+        config(&relay.ws_url()),
+        MC,
+        &req.to_cbor(),
+    )
+    .await;
+    let (status, body) = run.response.unwrap();
+    assert_eq!(status, Status::Ok);
+    let resp = MakeCredentialResponse::from_cbor(&body).unwrap();
+    let ad = AuthenticatorData::parse(&resp.auth_data).unwrap();
+    assert_eq!(ad.rp_id_hash, <[u8; 32]>::from(Sha256::digest(b"ssh:")));
+    // Without a user name at all, too.
+    req.user.name = None;
+    let run = one_request(
+        &relay.ws_url(),
+        &f,
+        config(&relay.ws_url()),
+        MC,
+        &req.to_cbor(),
+    )
+    .await;
+    assert_eq!(run.response.unwrap().0, Status::Ok);
+}

@@ -4,7 +4,6 @@
 //! source address and the relay on [::1] sees it as the peer.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::process::Command;
 
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
@@ -20,11 +19,13 @@ const IN_NAMESPACE: &str = "HYBRID_BRIDGE_TEST_IN_NETNS";
 /// Runs the named test of this binary again in a fresh user and network namespace whose
 /// loopback serves 2001:db8::/32 (and lets sockets bind any address in it).
 fn in_namespace(test: &str) {
-    let exe = std::env::current_exe().expect("the test binary");
     let setup = "ip link set lo up && ip -6 route add local 2001:db8::/32 dev lo \
                  && echo 1 > /proc/sys/net/ipv6/ip_nonlocal_bind && exec \"$0\" \"$@\"";
-    let out = Command::new("unshare")
-        .args([
+    run_alone(
+        test,
+        IN_NAMESPACE,
+        &[
+            "unshare",
             "--user",
             "--map-root-user",
             "--net",
@@ -32,18 +33,8 @@ fn in_namespace(test: &str) {
             "sh",
             "-c",
             setup,
-        ])
-        .arg(&exe)
-        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
-        .env(IN_NAMESPACE, "1")
-        .output()
-        .expect("unshare (util-linux) runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{test} in its own network namespace failed (it needs `unshare --user --net` and \
-         `ip`):\n{stdout}\n{stderr}"
+        ],
+        "a network namespace: `unshare --user --net` from util-linux, and `ip`",
     );
 }
 

@@ -175,3 +175,40 @@ async fn sequential_reader_sees_both_closes_complete_promptly() {
     await_metric(&server, "tunnel_server_tunnels_open", 0).await;
     await_metric(&server, "tunnel_server_ceremonies_completed_total", 2).await;
 }
+
+/// A paired tunnel that has been silent for over a second waits as two bare connections
+/// (the relay drops their WebSocket buffers); whichever side speaks next, with a ping, a
+/// message longer than the relay's first read, or a close, is served as if it had never gone
+/// quiet.
+#[tokio::test]
+async fn a_tunnel_quiet_for_seconds_relays_pings_messages_and_closes() {
+    use futures_util::SinkExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let quiet = std::time::Duration::from_millis(1300);
+    let server = start(config()).await;
+    let t = tunnel(0x51);
+    let mut phone = ok(&server, &new_path(t)).await;
+    let mut desktop = ok(&server, &connect_path(t)).await;
+    send(&mut desktop, &[1; 81]).await;
+    assert_eq!(recv(&mut phone).await, vec![1; 81]);
+    tokio::time::sleep(quiet).await;
+    // The phone speaks first after the quiet: a ping (answered by the relay), then a message.
+    phone.send(Message::Ping(vec![7; 4])).await.unwrap();
+    send(&mut phone, &[2; 2000]).await;
+    assert_eq!(recv(&mut desktop).await, vec![2; 2000]);
+    send(&mut desktop, &[3; 300]).await;
+    assert_eq!(recv(&mut phone).await, vec![3; 300]);
+    tokio::time::sleep(quiet).await;
+    // Now the desktop, with several messages at once.
+    for i in 0..20u8 {
+        send(&mut desktop, &[i; 1000]).await;
+    }
+    for i in 0..20u8 {
+        assert_eq!(recv(&mut phone).await, vec![i; 1000]);
+    }
+    tokio::time::sleep(quiet).await;
+    desktop.close(None).await.unwrap();
+    assert_eq!(closed(&mut phone).await, CloseCode::Normal);
+    await_metric(&server, "tunnel_server_relayed_messages_total", 23).await;
+    await_metric(&server, "tunnel_server_ceremonies_completed_total", 1).await;
+}

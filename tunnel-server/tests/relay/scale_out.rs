@@ -3,49 +3,15 @@
 //! whichever instance took `/cable/new`, and contact wake-ups route to the owning instance.
 
 use std::collections::HashSet;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use hybrid_protocol::tunnel::{ContactId, RoutingId, TunnelPath};
-use tokio::net::TcpListener;
 use tunnel_server::{Config, RunningServer};
 
+use crate::nginx::Nginx;
 use crate::support::*;
-
-struct Nginx {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn nginx_binary() -> &'static str {
-    for candidate in ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"] {
-        if Path::new(candidate).exists() {
-            return candidate;
-        }
-    }
-    panic!(
-        "the scale-out test needs Debian's nginx and did not find it; install it with \
-         `apt-get install -y nginx` (.ci/run does this)"
-    );
-}
-
-async fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap().port()
-}
 
 /// Starts nginx with the shipped site config, templated for the test's ports.
 async fn start_nginx(a: u16, b: u16) -> Nginx {
-    let binary = nginx_binary();
     let shipped = include_str!("../../deploy/nginx/tunnel-server.conf");
     let port = free_port().await;
     let site: String = shipped
@@ -60,53 +26,12 @@ async fn start_nginx(a: u16, b: u16) -> Nginx {
             &format!("server {{\n    listen 127.0.0.1:{port};\n"),
         );
     assert!(site.contains(&format!("listen 127.0.0.1:{port};")));
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display();
-    std::fs::write(dir.path().join("site.conf"), site).unwrap();
-    let main = format!(
-        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
-         error_log {d}/error.log warn;\nevents {{ worker_connections 512; }}\n\
-         http {{\n access_log off;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n\
-         fastcgi_temp_path {d}/fastcgi;\n uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n\
-         include {d}/site.conf;\n}}\n"
-    );
-    std::fs::write(dir.path().join("nginx.conf"), main).unwrap();
-    let child = Command::new(binary)
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(dir.path().join("nginx.conf"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("nginx starts");
-    let mut nginx = Nginx {
-        child,
-        port,
-        _dir: dir,
-    };
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+    Nginx::start(&site, port, 512, async |port| {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
-        {
-            return nginx;
-        }
-        if let Ok(Some(status)) = nginx.child.try_wait() {
-            let mut err = String::new();
-            if let Some(mut e) = nginx.child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut e, &mut err);
-            }
-            panic!("nginx exited with {status}: {err}");
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "nginx did not listen"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 async fn instance(routing: [u8; 3]) -> RunningServer {

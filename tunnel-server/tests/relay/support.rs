@@ -34,6 +34,14 @@ pub(crate) async fn start(config: Config) -> RunningServer {
     RunningServer::start(config).await.expect("server starts")
 }
 
+/// A loopback port nothing listens on (bound, then released).
+pub(crate) async fn free_port() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
 pub(crate) fn tunnel(n: u8) -> TunnelId {
     TunnelId([n; 16])
 }
@@ -229,4 +237,32 @@ pub(crate) async fn register_with_secret(
 
 pub(crate) fn resume_path(id: &hybrid_protocol::tunnel::ContactId) -> String {
     format!("/cable/register/{}", id.to_base64url())
+}
+
+/// Runs `test` (its full name in this binary) again, alone, in a new process of this binary
+/// with `marker` set in its environment, started through `wrapper` (a command the binary and
+/// its arguments are appended to; empty: none), and asserts that it passed; `context` says why
+/// it runs alone and what that needs, for the failure message. For tests that must own their
+/// process.
+pub(crate) fn run_alone(test: &str, marker: &str, wrapper: &[&str], context: &str) {
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut cmd = std::process::Command::new(program);
+            cmd.args(args).arg(&exe);
+            cmd
+        }
+        None => std::process::Command::new(&exe),
+    };
+    let out = cmd
+        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
+        .env(marker, "1")
+        .output()
+        .unwrap_or_else(|e| panic!("{test}: the test binary does not run again ({context}): {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{test} in a process of its own ({context}) failed:\n{stdout}\n{stderr}"
+    );
 }

@@ -2,14 +2,15 @@
 //! [`Command`] enum lists them in the order `--help` shows them, each variant's doc line being
 //! the command's one-line help, and [`Command::run`] hands each to its module.
 //!
-//! Adding a command (say `hybrid-bridge key`) takes one new file and one variant:
-//! 1. `commands/key.rs`: `pub(crate) struct KeyArgs` deriving `clap::Args` (flags with their
+//! Adding a command (say `hybrid-bridge export`) takes one new file and one variant:
+//! 1. `commands/export.rs`: `pub(crate) struct ExportArgs` deriving `clap::Args` (flags with their
 //!    help beside them; flatten [`crate::flags::SessionArgs`] or the other shared groups of
-//!    [`crate::flags`] where they fit) and `impl KeyArgs { pub(crate) async fn run(&self, s:
+//!    [`crate::flags`] where they fit) and `impl ExportArgs { pub(crate) async fn run(&self, s:
 //!    &Settings) -> Result<(), BridgeError> }`. Ceremony work goes through the `bridge`
 //!    library; [`ceremony::prepare`] gives a QR ceremony its settings, scanner and display.
-//! 2. Here: `mod key;`, the variant `Key(key::KeyArgs)` with its doc line in [`Command`], and
-//!    its arm `Self::Key(a) => a.run(s).await` in [`Command::run`] (the compiler asks for it).
+//! 2. Here: `mod export;`, the variant `Export(export::ExportArgs)` with its doc line in
+//!    [`Command`], and its arm `Self::Export(a) => a.run(s).await` in [`Command::run`] (the
+//!    compiler asks for it).
 //!
 //! Errors are [`BridgeError`]s; their exit codes and the way they are shown are `crate::failure`'s.
 
@@ -17,6 +18,7 @@ mod browser;
 mod ceremony;
 mod completions;
 mod doctor;
+pub(crate) mod key;
 mod native_host;
 mod phones;
 mod register;
@@ -44,7 +46,10 @@ pub(crate) enum Command {
     NativeHost(native_host::HostArgs),
     /// Install or remove the native messaging host for Chromium, Chrome and Firefox.
     Browser(browser::BrowserArgs),
-    /// Check Bluetooth, the browser host, relays, the clock and linked phones; say what to fix.
+    /// Your phone as a USB security key for every FIDO program (browsers, OpenSSH, libfido2).
+    Key(key::KeyArgs),
+    /// Check Bluetooth, the browser host, relays, the clock, linked phones and the security
+    /// key; say what to fix.
     Doctor(doctor::DoctorArgs),
     /// Print a shell completion script, e.g. `hybrid-bridge completions bash`.
     Completions(completions::CompletionsArgs),
@@ -63,6 +68,7 @@ impl Command {
             Self::Scan(a) => a.run().await,
             Self::NativeHost(a) => a.run(s).await,
             Self::Browser(a) => a.run(),
+            Self::Key(a) => a.run(s).await,
             Self::Doctor(a) => a.run(s).await,
             Self::Completions(a) => a.run(),
             Self::Man(a) => a.run(),

@@ -4,11 +4,14 @@
 //! host ([`browser`]: per-browser manifests, the binary they start, the extension they allow),
 //! the relays ([`relays`]: DNS, TCP, TLS 1.3 and the `fido.cable` upgrade to Google's and
 //! Apple's tunnel domains and to a configured relay, each step timed), the system clock (phones
-//! check a QR code's timestamp, docs/PROTOCOL.md#qr-keys) and the linked-phones file. `--json`
-//! prints the same report for a support ticket. Every network step is bounded by `--step-timeout`.
+//! check a QR code's timestamp, docs/PROTOCOL.md#qr-keys), the linked-phones file and the phone
+//! as a USB security key ([`key`]: `/dev/uhid` access, the udev rule, the login service, the
+//! running key). `--json` prints the same report for a support ticket. Every network step is
+//! bounded by `--step-timeout`.
 
 mod bluetooth;
 mod browser;
+mod key;
 mod relays;
 mod sandbox;
 
@@ -71,6 +74,9 @@ pub(crate) enum Section {
     Clock,
     /// The linked-phones file.
     Links,
+    /// The phone as a USB security key: uhid access, the udev rule, the login service, the
+    /// running key's HID node.
+    Key,
 }
 
 impl Section {
@@ -81,6 +87,7 @@ impl Section {
             Self::Relays => "Relays",
             Self::Clock => "Clock",
             Self::Links => "Linked phones",
+            Self::Key => "Security key (hybrid-bridge key)",
         }
     }
 }
@@ -243,6 +250,9 @@ async fn checks(args: &DoctorArgs, links_file: Option<PathBuf>) -> Report {
     }
     if wanted(Section::Clock) {
         checks.extend(relays::clock(std::time::SystemTime::now(), &dates));
+    }
+    if wanted(Section::Key) {
+        checks.extend(key::checks());
     }
     Report::new(checks)
 }

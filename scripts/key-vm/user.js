@@ -1,0 +1,26 @@
+// Firefox profile for the browser suite: USB security keys on, no first-run UI, no traffic.
+user_pref("security.webauth.webauthn", true);
+user_pref("security.webauth.webauthn_enable_usbtoken", true);
+user_pref("security.webauth.webauthn_enable_softtoken", false);
+user_pref("browser.shell.checkDefaultBrowser", false);
+user_pref("browser.startup.homepage_override.mstone", "ignore");
+user_pref("startup.homepage_welcome_url", "");
+user_pref("browser.aboutwelcome.enabled", false);
+user_pref("datareporting.policy.dataSubmissionEnabled", false);
+user_pref("datareporting.healthreport.uploadEnabled", false);
+user_pref("toolkit.telemetry.reportingpolicy.firstRun", false);
+user_pref("toolkit.startup.max_resumed_crashes", -1);
+user_pref("app.update.disabledForTesting", true);
+user_pref("app.normandy.enabled", false);
+user_pref("browser.safebrowsing.malware.enabled", false);
+user_pref("browser.safebrowsing.phishing.enabled", false);
+user_pref("browser.safebrowsing.downloads.enabled", false);
+user_pref("browser.safebrowsing.update.enabled", false);
+user_pref("network.captive-portal-service.enabled", false);
+user_pref("network.connectivity-service.enabled", false);
+user_pref("extensions.update.enabled", false);
+user_pref("extensions.getAddons.cache.enabled", false);
+user_pref("media.gmp-manager.updateEnabled", false);
+user_pref("browser.newtabpage.enabled", false);
+user_pref("browser.search.update", false);
+user_pref("services.settings.server", "http://127.0.0.1:9/");
