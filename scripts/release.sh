@@ -95,16 +95,13 @@ else
 fi
 BRIDGE=$TARGET/$PROFILE_DIR/hybrid-bridge
 RELAY=$TARGET/$PROFILE_DIR/tunnel-server
-if [ "$PROFILE" = dev ]; then
-  # cargo-deb packages release builds: it reads target/release/ (the paths in Cargo.toml) under
-  # a target folder of its own here, holding links to the debug binaries, so a release build
-  # in the real target folder is left alone.
-  DEB_TARGET=$TARGET/package-dev
-  mkdir -p "$DEB_TARGET/release"
-  ln -f "$BRIDGE" "$RELAY" "$DEB_TARGET/release/"
-else
-  DEB_TARGET=$TARGET
-fi
+# cargo-deb packages target/release/ (the paths in Cargo.toml) of a target folder of its own,
+# holding the binaries stripped as Debian ships them (lintian: unstripped-binary-or-object;
+# its --strip would also try the shell launcher). The build's own binaries stay as they are.
+DEB_TARGET=$TARGET/package-$PROFILE
+mkdir -p "$DEB_TARGET/release"
+strip --strip-unneeded -o "$DEB_TARGET/release/hybrid-bridge" "$BRIDGE"
+strip --strip-unneeded -o "$DEB_TARGET/release/tunnel-server" "$RELAY"
 STAGE=$DEB_TARGET/release/package
 VERSION=$("$BRIDGE" --version | awk '{print $2}')
 DEB_VERSION=$VERSION-1
@@ -175,8 +172,8 @@ package() {
   rm -f "$out"/*.deb "$out"/*.xpi "$out"/*.crx "$out"/SHA256SUMS
   stage
   step "cargo deb (hybrid-bridge, tunnel-server) into $out"
-  CARGO_TARGET_DIR=$DEB_TARGET cargo deb --no-build --strip -p bridge -o "$out" >/dev/null
-  CARGO_TARGET_DIR=$DEB_TARGET cargo deb --no-build --strip -p tunnel-server -o "$out" >/dev/null
+  CARGO_TARGET_DIR=$DEB_TARGET cargo deb --no-build -p bridge -o "$out" >/dev/null
+  CARGO_TARGET_DIR=$DEB_TARGET cargo deb --no-build -p tunnel-server -o "$out" >/dev/null
   cp "$scratch/extension/hybrid-bridge-$VERSION.xpi" "$scratch/extension/hybrid-bridge-$VERSION.crx" "$out/"
   (cd "$out" && sha256sum -- *.deb *.xpi *.crx > SHA256SUMS)
 }
