@@ -34,7 +34,9 @@ describe('the installed package', () => {
     mkdirSync(SHOTS, { recursive: true });
   });
 
-  for (const name of ['chromium', 'firefox']) {
+  // HB_INSTALLED_BROWSERS narrows the run (scripts/package-test.sh says which it leaves out, and why).
+  const browsers = (process.env.HB_INSTALLED_BROWSERS || 'chromium,firefox').split(',');
+  for (const name of browsers) {
     describe(name, () => {
       const ctx = {};
 
@@ -82,7 +84,9 @@ describe('the installed package', () => {
               return JSON.parse(readFileSync(f, 'utf8')).addons.find((a) => a.id === FIREFOX_ID && a.active);
             }, { timeout: 30000, interval: 250 });
             assert.equal(addon.userDisabled, false);
-            await ctx.d.navigate('about:addons');
+            // WebDriver BiDi refuses to navigate to about:addons ("not allowed in this
+            // context"): no screenshot of Firefox's extensions page.
+            return;
           }
           await new Promise((r) => setTimeout(r, 1000));
           writeFileSync(join(SHOTS, `${name}-installed-extensions.png`), await ctx.d.screenshot());
