@@ -2,10 +2,12 @@
 # Runs every test in the workspace: unit, integration and end-to-end, including the btleplug
 # scanner against a mock BlueZ, the relay's scale-out and fleet tests behind nginx (the fleet
 # test runs relay processes in UTS namespaces of their own with util-linux's unshare), the
-# browser extension's tests, and the security key under a real kernel in QEMU (scripts/key-vm).
+# browser extension's tests, the security key's window under Xvfb, and the security key under
+# a real kernel in QEMU (scripts/key-vm).
 # Installs the Debian packages those need when they are missing (dbus, python3-dbusmock, nginx,
-# chromium, firefox-esr; QEMU, a kernel, fido2-tools, python3-fido2, openssh-client); run as
-# root or install them yourself first. Extra arguments go to `cargo test`.
+# xvfb, xdotool, imagemagick, python3-gi, gir1.2-gtk-4.0, chromium, firefox-esr; QEMU, a
+# kernel, fido2-tools, python3-fido2, openssh-client); run as root or install them yourself
+# first. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +15,13 @@ need=()
 command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus)
 /usr/bin/python3 -c 'import dbusmock, dbus' >/dev/null 2>&1 || need+=(python3-dbusmock python3-dbus)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
+# The security key's window (bridge/dist/hybrid-bridge-window, GTK 4 through PyGObject) runs
+# under Xvfb, keys pressed by xdotool, screenshots taken by ImageMagick's import.
+command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
+command -v xdotool >/dev/null 2>&1 || need+=(xdotool)
+command -v import >/dev/null 2>&1 || need+=(imagemagick)
+/usr/bin/python3 -c 'import gi; gi.require_version("Gtk", "4.0"); from gi.repository import Gtk' \
+  >/dev/null 2>&1 || need+=(python3-gi gir1.2-gtk-4.0)
 # The browser extension's end-to-end tests (browser/README.md) drive Debian's browsers.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v firefox-esr >/dev/null 2>&1 || need+=(firefox-esr)

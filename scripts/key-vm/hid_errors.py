@@ -169,9 +169,18 @@ def main():
     t0 = time.monotonic()
     dev.send(a, PING, big, pace=0.001)
     m = dev.recv(a, timeout=20)
+    note = ""
+    if m != (a, PING, big):
+        # hidraw keeps 64 reports per reader and drops the rest, from a USB key as from this
+        # one: a reader starved for longer than that (this guest on a busy host) loses part of
+        # the echo. One more try tells that apart from a key that fragments wrongly.
+        note = ", on the second try: the first lost reports in the kernel (%r)" % (repr(m)[:40],)
+        t0 = time.monotonic()
+        dev.send(a, PING, big, pace=0.001)
+        m = dev.recv(a, timeout=20)
     check("a 7609-byte PING echoes through the kernel (129 reports each way)",
           m == (a, PING, big),
-          "%.2f s" % (time.monotonic() - t0) if m == (a, PING, big) else repr(m)[:80])
+          ("%.2f s" % (time.monotonic() - t0) if m == (a, PING, big) else repr(m)[:80]) + note)
     dev.send(a, MSG, bytes([0, 3, 0, 0, 0]))
     m = dev.recv(a)
     check("CTAPHID_MSG (U2F) is ERR_INVALID_CMD, as on a CTAP2-only key", m == (a, ERROR, b"\x01"), repr(m))

@@ -198,6 +198,8 @@ struct Shared {
     mode: Mutex<PhoneMode>,
     updates: mpsc::UnboundedSender<UiUpdate>,
     choices: Mutex<Vec<UiRequest>>,
+    /// The person pressing Cancel in the window ([`KeyRig::cancel_in_ui`]).
+    cancel: tokio::sync::Notify,
 }
 
 /// The UI double: takes the suggested choice, records every update, and hands each QR code
@@ -222,6 +224,10 @@ impl KeyUi for RigUi {
             }
         }
         let _ = self.0.updates.send(update);
+    }
+
+    fn cancelled(&self) -> bridge::key::device::BoxFuture<'_, ()> {
+        Box::pin(self.0.cancel.notified())
     }
 }
 
@@ -320,6 +326,7 @@ impl KeyRig {
             mode: Mutex::new(PhoneMode::Scan),
             updates: tx,
             choices: Mutex::new(Vec::new()),
+            cancel: tokio::sync::Notify::new(),
         });
         let mut rig = Self {
             host: HidHost::new(MemoryDevice::pair().1),
@@ -363,6 +370,11 @@ impl KeyRig {
     /// Whether the phone scans the QR codes the key shows.
     pub fn set_phone_mode(&self, mode: PhoneMode) {
         *self.shared.mode.lock().unwrap_or_else(|e| e.into_inner()) = mode;
+    }
+
+    /// The person cancels in the UI (a window's Cancel button) while the ceremony runs.
+    pub fn cancel_in_ui(&self) {
+        self.shared.cancel.notify_one();
     }
 
     /// Every request the key asked the UI about.

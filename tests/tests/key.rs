@@ -202,6 +202,49 @@ async fn a_cancel_mid_ceremony_answers_at_once_and_the_next_request_is_served() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_in_the_window_mid_ceremony_denies_the_request_and_the_next_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rig = KeyRig::start(dir.path().into(), PhoneConfig::default(), |_| {}).await;
+    rig.set_phone_mode(PhoneMode::Ignore);
+    let cid = rig.host.init().await;
+    let rp = rp();
+    let (_, options) = registration_options(&rp, "dave");
+    rig.host.send(
+        cid,
+        0x10,
+        &cbor_request(0x01, &options.to_ctap([1; 32]).to_cbor()),
+    );
+    rig.wait_for(WAIT, qr_shown).await;
+    let asked = std::time::Instant::now();
+    rig.cancel_in_ui();
+    let t = loop {
+        let m = rig.host.recv(WAIT).await.expect("an answer");
+        if m.cmd != 0x3b {
+            break m; // not a keepalive
+        }
+    };
+    assert_eq!(
+        (t.cid, t.cmd, t.data.as_slice()),
+        (cid, 0x10, &[0x27][..]),
+        "the request ends with CTAP2_ERR_OPERATION_DENIED"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "at once, not at the advert timeout: {:?}",
+        asked.elapsed()
+    );
+    rig.wait_for(
+        WAIT,
+        |u| matches!(u, UiUpdate::Failed { message } if message.starts_with("cancelled here")),
+    )
+    .await;
+    assert_eq!(rig.phone_credentials().await, 0);
+    rig.set_phone_mode(PhoneMode::Scan);
+    register_through_key(&mut rig.host, cid, &rp, "dave").await;
+    rig.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_phone_vanishing_is_a_clear_ctap_error_and_the_next_request_is_served() {
     let dir = tempfile::tempdir().unwrap();
     let relay = tunnel_server::RunningServer::start(tunnel_server::Config::default())

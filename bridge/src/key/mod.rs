@@ -11,12 +11,17 @@
 //! - [`uhid`]: `/dev/uhid` events as byte arrays, and the device on top of them.
 //! - [`ctap2`]: getInfo, probes, and what goes to the phone byte for byte.
 //! - [`service`]: the event loop. [`ui`]: the UI seam.
+//! - [`window`]: the desktop window, a separate GTK 4 process spoken to in JSON lines (why a
+//!   process and not gtk4-rs: its module doc). [`notify`]: "Check your phone" as a desktop
+//!   notification.
 
 pub mod ctap2;
 pub mod device;
+pub mod notify;
 pub mod service;
 pub mod uhid;
 pub mod ui;
+pub mod window;
 
 use std::path::{Path, PathBuf};
 

@@ -84,9 +84,11 @@ enum Failure {
 
 /// A phase change of the running ceremony, tagged with its request.
 type PhaseNote = (RequestId, Phase);
-
-/// The ceremony a request is running, polled beside the device's reports.
-type Running<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = CeremonyResult> + Send + 'a>>;
+/// The one ceremony in flight, and the request it answers.
+type Running<'a> = (
+    RequestId,
+    std::pin::Pin<Box<dyn std::future::Future<Output = CeremonyResult> + Send + 'a>>,
+);
 
 /// Serves the platform until `shutdown` resolves or the device goes away.
 pub async fn serve(
@@ -99,7 +101,7 @@ pub async fn serve(
     let mut ctap = KeyCtap::new();
     let scanner: tokio::sync::Mutex<Option<Box<dyn Scanner>>> = tokio::sync::Mutex::new(None);
     let (phase_tx, mut phase_rx) = mpsc::unbounded_channel::<PhaseNote>();
-    let mut running: Option<(RequestId, Running<'_>)> = None;
+    let mut running: Option<Running<'_>> = None;
     let clock = Clock::new();
     let mut outbox = std::collections::VecDeque::new();
     let mut pacer = Pacer::new(Instant::now());
@@ -236,9 +238,23 @@ async fn ceremony(
                 links: Some(config.links.clone()),
                 ..config.bridge.clone()
             };
-            linked_transaction(name, &request, &bridge, scanner, &progress).await
+            until_cancelled(
+                ui,
+                linked_transaction(name, &request, &bridge, scanner, &progress),
+            )
+            .await
         }
-        _ => qr_transaction(&request, &config.bridge, scanner, &progress).await,
+        _ => {
+            until_cancelled(
+                ui,
+                qr_transaction(&request, &config.bridge, scanner, &progress),
+            )
+            .await
+        }
+    };
+    let result = match result {
+        Some(r) => r,
+        None => return Err(Failure::Declined),
     };
     let result = result.map(|mut outcome| {
         if let std::borrow::Cow::Owned(r) = reply_for_platform(request.command, &outcome.response) {
@@ -253,6 +269,18 @@ async fn ceremony(
         }
     }
     result.map_err(Failure::Bridge)
+}
+
+/// `work`'s result, or `None` when the person cancels in the UI first (dropping `work` closes
+/// its tunnel: the phone sees the session end).
+async fn until_cancelled<T>(
+    ui: &dyn KeyUi,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        r = work => Some(r),
+        () = ui.cancelled() => None,
+    }
 }
 
 async fn open_scanner(source: &AdvertSource) -> Result<Box<dyn Scanner>, BridgeError> {

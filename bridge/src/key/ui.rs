@@ -5,7 +5,8 @@
 //! The key calls [`KeyUi::choose`] when a request needs the phone (the person picks the QR code,
 //! a linked phone, or cancels; the platform sees keepalives meanwhile), then reports the
 //! ceremony through [`KeyUi::show`]: the QR code, each stage, a linked phone being asked, and
-//! the outcome or an error in words.
+//! the outcome or an error in words. [`KeyUi::cancelled`] lets the person stop a running
+//! ceremony from a window.
 
 use hybrid_protocol::ctap::Command;
 
@@ -89,4 +90,24 @@ pub trait KeyUi: Send + Sync {
     fn choose<'a>(&'a self, request: &'a UiRequest) -> BoxFuture<'a, Choice>;
     /// Shows an update. Must not block: it runs on the key's event loop.
     fn show(&self, update: UiUpdate);
+    /// Resolves when the person cancels while the ceremony runs (a window's Cancel button, or
+    /// the window closing). A UI without such a control never resolves.
+    fn cancelled(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// A boxed UI is a UI: the binary picks the window or the terminal when the key starts.
+impl<T: KeyUi + ?Sized> KeyUi for Box<T> {
+    fn choose<'a>(&'a self, request: &'a UiRequest) -> BoxFuture<'a, Choice> {
+        (**self).choose(request)
+    }
+
+    fn show(&self, update: UiUpdate) {
+        (**self).show(update);
+    }
+
+    fn cancelled(&self) -> BoxFuture<'_, ()> {
+        (**self).cancelled()
+    }
 }

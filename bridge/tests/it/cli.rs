@@ -299,3 +299,48 @@ fn key_help_teaches_the_three_commands() {
         assert!(text.contains(needle), "{needle} in {text}");
     }
 }
+
+#[test]
+fn the_key_says_whether_it_shows_a_window_or_the_terminal_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let mut c = bridge();
+        c.args(["key", "--advert-file"])
+            .arg(dir.path().join("adverts"))
+            .arg("--uhid")
+            .arg(dir.path().join("uhid"))
+            .env("HOME", dir.path())
+            .env("XDG_RUNTIME_DIR", dir.path())
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(&[]);
+    assert!(
+        err.contains("no display (neither WAYLAND_DISPLAY nor DISPLAY is set); showing QR codes and stages on this terminal"),
+        "{err}"
+    );
+    let missing = dir.path().join("no-such-window");
+    let err = run(&[
+        ("DISPLAY", ":99"),
+        ("HYBRID_BRIDGE_WINDOW", missing.to_str().unwrap()),
+    ]);
+    assert!(
+        err.contains("the window cannot open: cannot run") && err.contains("on this terminal"),
+        "{err}"
+    );
+    let fine = dir.path().join("window");
+    std::fs::write(&fine, "#!/bin/sh\nexit 0\n").unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&fine, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let err = run(&[
+        ("DISPLAY", ":99"),
+        ("HYBRID_BRIDGE_WINDOW", fine.to_str().unwrap()),
+    ]);
+    assert!(err.contains("each request opens a window"), "{err}");
+}

@@ -8,6 +8,7 @@ mod doctor;
 mod files;
 mod fuzz_regressions;
 mod harness;
+mod key_window;
 mod native_host;
 mod qr;
 mod report;

@@ -1,6 +1,7 @@
 //! `hybrid-bridge key`: the phone as a USB security key. The flags ([`KeyArgs`]) resolve to
 //! the library's [`KeyConfig`], which opens `/dev/uhid` and serves every FIDO program on the
-//! machine (`bridge::key`); [`terminal`] is what the person sees with `--no-window`;
+//! machine (`bridge::key`); the window (`bridge::key::window`) is what the person sees on a
+//! desktop, [`terminal`] what they see with `--no-window` or without a display;
 //! [`install`] sets up permissions and a login service and reports the setup (`key status`,
 //! `doctor`); [`settings`] keeps the default phone and the running key's status.
 
@@ -10,9 +11,11 @@ mod terminal;
 
 use std::path::PathBuf;
 
+use bridge::key::notify::Notifying;
 use bridge::key::service::{self, AdvertSource, KeyConfig};
 use bridge::key::uhid::{UhidDevice, DEVICE_NAME};
-use bridge::key::KeyError;
+use bridge::key::window::{self, WindowUi};
+use bridge::key::{KeyError, KeyUi};
 use bridge::{BridgeError, LinkStore};
 use clap::{Args, Subcommand};
 
@@ -29,6 +32,10 @@ goes to your phone: scan the QR code the key shows, or have a linked phone asked
 Examples:
   # Once: permissions (it prints the one command that needs root) and a login service:
   hybrid-bridge key install
+
+  # Run the key: on a desktop, a window for each request (who asks, the QR code, your
+  # linked phones, cancel) and a notification when a linked phone is asked:
+  hybrid-bridge key
 
   # Run the key, showing QR codes in this terminal (works over ssh):
   hybrid-bridge key --no-window
@@ -98,7 +105,9 @@ pub(crate) struct RunArgs {
     /// Ask this linked phone, without a QR code [default: the settings' phone, else a QR code].
     #[arg(long, value_name = "NAME")]
     pub(crate) phone: Option<String>,
-    /// Show QR codes and stages on this terminal instead of a window (ssh, servers).
+    /// Show QR codes and stages on this terminal instead of a window (ssh, servers). Without
+    /// it the key opens a window for each request when a display is there (WAYLAND_DISPLAY or
+    /// DISPLAY) and hybrid-bridge-window runs on it, else it uses the terminal and says why.
     #[arg(long)]
     pub(crate) no_window: bool,
     /// Also write each QR code's FIDO:/ URL to this file (tools and tests "scan" it).
@@ -124,7 +133,15 @@ async fn run(args: &KeyArgs, links: LinkStore, color: bool) -> Result<(), Bridge
         Some(KeyAction::Install(a)) => install_command(a, &links),
         Some(KeyAction::Uninstall) => {
             let paths = Paths::system()?;
-            let done = install::uninstall(&paths, &binary()?);
+            let mut done = install::uninstall(&paths, &binary()?);
+            if let Some(w) = window::installed_path().filter(|w| w.exists()) {
+                match std::fs::remove_file(&w) {
+                    Ok(()) => done
+                        .done
+                        .push(format!("removed the window program {}", w.display())),
+                    Err(e) => done.todo.push(format!("rm {}   # {e}", w.display())),
+                }
+            }
             print_installed(&done);
             Ok(())
         }
@@ -159,15 +176,11 @@ async fn run_key(a: &RunArgs, links: LinkStore, color: bool) -> Result<(), KeyEr
         },
         qr_file: a.qr_file.clone(),
     };
-    if !a.no_window {
-        eprintln!(
-            "hybrid-bridge key: this build has no window; showing QR codes on the terminal (--no-window)"
-        );
-    }
     let running_path = RunningKey::default_path()?;
     if let Some(k) = RunningKey::read(&running_path) {
         return Err(KeyError::AlreadyRunning(k.pid));
     }
+    let ui = pick_ui(a, color).await;
     let mut device =
         UhidDevice::create(&a.uhid, DEVICE_NAME, &format!("pid{}", std::process::id()))?;
     let started = std::time::SystemTime::now()
@@ -192,8 +205,40 @@ async fn run_key(a: &RunArgs, links: LinkStore, color: bool) -> Result<(), KeyEr
             None => "each request shows a QR code".into(),
         }
     );
-    let ui = TerminalUi::new(color, !a.no_qr);
     service::serve(&mut device, &config, &ui, shutdown_signal()).await
+}
+
+/// The window when a display is there and the window program runs on it, else the terminal;
+/// says which and why. Either way a linked phone being asked is a desktop notification too.
+async fn pick_ui(a: &RunArgs, color: bool) -> Notifying<Box<dyn KeyUi>> {
+    let terminal = |why: &str| -> Box<dyn KeyUi> {
+        eprintln!("hybrid-bridge key: {why}; showing QR codes and stages on this terminal");
+        Box::new(TerminalUi::new(color, !a.no_qr))
+    };
+    let ui = if a.no_window {
+        terminal("--no-window")
+    } else if !window::display_available() {
+        terminal("no display (neither WAYLAND_DISPLAY nor DISPLAY is set)")
+    } else {
+        match window::locate() {
+            None => terminal(&format!(
+                "the window program {} is not installed (beside hybrid-bridge or on PATH; it is bridge/dist/{} in the source)",
+                window::PROGRAM_NAME,
+                window::PROGRAM_NAME
+            )),
+            Some(program) => match window::check(&program).await {
+                Ok(()) => {
+                    eprintln!(
+                        "hybrid-bridge key: each request opens a window ({})",
+                        program.display()
+                    );
+                    Box::new(WindowUi::new(program))
+                }
+                Err(e) => terminal(&format!("the window cannot open: {e}")),
+            },
+        }
+    };
+    Notifying::new(ui)
 }
 
 /// Ctrl-C or SIGTERM (systemd stopping the service).
@@ -239,13 +284,23 @@ fn install_command(a: &InstallArgs, links: &LinkStore) -> Result<(), BridgeError
     if let Some(name) = &a.phone {
         links.get(name)?;
     }
-    let done = install::install(
+    let mut done = install::install(
         &paths,
         &binary()?,
         &a.key_flags,
         a.phone.as_deref(),
         a.group.as_deref(),
     )?;
+    // The window each request opens on a desktop (GTK 4 through python3-gi).
+    if let Some(w) = window::installed_path() {
+        match window::install(&w) {
+            Ok(()) => done.done.push(format!("window: {}", w.display())),
+            Err(e) => done.todo.push(format!(
+                "the window program could not be written to {} ({e}); the key uses the terminal",
+                w.display()
+            )),
+        }
+    }
     print_installed(&done);
     Ok(())
 }
