@@ -21,8 +21,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CARGO_DEB_VERSION=3.8.0
 
-# What the hybrid-bridge package ships for the security key (bridge/dist/).
-KEY_FILES="/usr/lib/udev/rules.d/70-hybrid-bridge-key.rules /usr/lib/modules-load.d/hybrid-bridge-key.conf /usr/lib/systemd/user/hybrid-bridge-key.service"
+# What the hybrid-bridge package ships for the security key (bridge/dist/): the udev rule,
+# uhid at boot, the login service, the window program.
+KEY_FILES="/usr/lib/udev/rules.d/70-hybrid-bridge-key.rules /usr/lib/modules-load.d/hybrid-bridge-key.conf /usr/lib/systemd/user/hybrid-bridge-key.service /usr/bin/hybrid-bridge-window"
 
 if [ "${1:-}" = --inside ]; then
   # Step 3, inside the copy-on-write root: $2 holds the packages.
@@ -43,6 +44,7 @@ if [ "${1:-}" = --inside ]; then
   # The security key's system files: the udev rule, uhid at boot, the login service.
   for f in $KEY_FILES; do test -s "$f" || { echo "$f is not installed" >&2; exit 1; }; done
   grep -qx 'uhid' /usr/lib/modules-load.d/hybrid-bridge-key.conf
+  test -x /usr/bin/hybrid-bridge-window
   grep -q '^ExecStart=/usr/bin/hybrid-bridge key$' /usr/lib/systemd/user/hybrid-bridge-key.service
   # The browser host as the package installed it, for every browser's system folder.
   hybrid-bridge doctor --only browser --system --chromium-extension-id "$HB_PACKAGE_CHROMIUM_ID"
