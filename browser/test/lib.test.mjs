@@ -84,6 +84,80 @@ test('an iframe allow attribute delegates WebAuthn as Permissions Policy says', 
   assert.equal(allowAttributeAllows('', get, { ...at, childOrigin: 'https://shop.example' }), true);
 });
 
+test('packing: the .xpi and .crx are byte-for-byte the same twice, and the CRX3 header proves the ID', async () => {
+  const { crx3, chromiumId, publicKeyDer, zipDir } = await import('../tools/pack.mjs');
+  const { generateKeyPairSync, verify } = await import('node:crypto');
+  const { mkdtempSync, writeFileSync: write, mkdirSync, utimesSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'pack-'));
+  mkdirSync(join(dir, 'sub'));
+  write(join(dir, 'b.txt'), 'bee');
+  write(join(dir, 'sub', 'a.txt'), 'a'.repeat(1000));
+  write(join(dir, 'a.txt'), 'ay');
+  const first = zipDir(dir, 1700000000);
+  // Other mtimes on disk change nothing: every entry carries the given time.
+  utimesSync(join(dir, 'a.txt'), 1, 1);
+  assert.deepEqual(zipDir(dir, 1700000000), first);
+  assert.notDeepEqual(zipDir(dir, 1700000002), first);
+  // Entries in sorted order, stored as deflate (8), with the UTF-8 flag.
+  const names = [];
+  for (let off = 0; first.readUInt32LE(off) === 0x04034b50;) {
+    const n = first.readUInt16LE(off + 26);
+    names.push(first.subarray(off + 30, off + 30 + n).toString());
+    assert.equal(first.readUInt16LE(off + 8), 8);
+    off += 30 + n + first.readUInt32LE(off + 18);
+  }
+  assert.deepEqual(names, ['a.txt', 'b.txt', 'sub/a.txt']);
+
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const pem = privateKey.export({ type: 'pkcs8', format: 'pem' });
+  const crx = crx3(first, pem);
+  assert.deepEqual(crx3(first, pem), crx, 'PKCS#1 v1.5 signatures are deterministic');
+  assert.equal(crx.subarray(0, 4).toString('latin1'), 'Cr24');
+  assert.equal(crx.readUInt32LE(4), 3);
+  const headerLen = crx.readUInt32LE(8);
+  assert.deepEqual(crx.subarray(12 + headerLen), first, 'the zip follows the header unchanged');
+  // The header: field 2 (the RSA proof: public key, signature) and field 10000 (signed data
+  // holding the 16-byte crx_id); the signature covers the signed data and the zip.
+  const header = crx.subarray(12, 12 + headerLen);
+  const fields = readProto(header);
+  const proof = readProto(fields.get(2));
+  const spki = proof.get(1);
+  assert.deepEqual(spki, publicKeyDer(pem));
+  const signed = fields.get(10000);
+  const crxId = readProto(signed).get(1);
+  assert.equal([...crxId.toString('hex')].map((c) => String.fromCharCode(97 + parseInt(c, 16))).join(''), chromiumId(spki));
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(signed.length);
+  assert.ok(verify('sha256', Buffer.concat([Buffer.from('CRX3 SignedData\0', 'latin1'), len, signed, first]), privateKey, proof.get(2)));
+  // The published ID is the pinned key's.
+  assert.equal(chromiumId(Buffer.from(CHROMIUM_KEY, 'base64')), CHROMIUM_ID);
+});
+
+/** The length-delimited fields of a protobuf message, by number (the last of each). */
+function readProto(buf) {
+  const out = new Map();
+  const varint = (at) => {
+    let v = 0;
+    let mul = 1;
+    for (;;) {
+      const b = buf[at.i++];
+      v += (b & 0x7f) * mul;
+      if (b < 0x80) return v;
+      mul *= 128;
+    }
+  };
+  const at = { i: 0 };
+  while (at.i < buf.length) {
+    const tag = varint(at);
+    assert.equal(tag & 7, 2, 'only length-delimited fields');
+    const n = varint(at);
+    out.set(Math.floor(tag / 8), buf.subarray(at.i, at.i + n));
+    at.i += n;
+  }
+  return out;
+}
+
 test('every message constant is in PROTOCOL.md, with its value', async () => {
   const messages = await import('../extension/messages.js');
   const doc = readFileSync(join(fileURLToPath(new URL('.', import.meta.url)), '..', 'PROTOCOL.md'), 'utf8');

@@ -43,11 +43,14 @@ export function classicScript(source, file = 'a content script') {
   return `{\n${consts}${lines}}\n`;
 }
 
-export function build() {
+/** Writes dist/firefox and dist/chromium (or into `outDir`). `chromiumKey` (base64 DER public
+ * key) replaces the pinned `key` when the extension is packed with another signing key
+ * (tools/pack.mjs). */
+export function build({ chromiumKey = CHROMIUM_KEY, outDir = join(root, 'dist') } = {}) {
   const manifest = JSON.parse(readFileSync(join(src, 'manifest.json'), 'utf8'));
   const out = {};
   for (const flavour of ['firefox', 'chromium']) {
-    const dir = join(root, 'dist', flavour);
+    const dir = join(outDir, flavour);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
     cpSync(src, dir, { recursive: true });
@@ -57,7 +60,7 @@ export function build() {
     let m = structuredClone(manifest);
     if (flavour === 'chromium') {
       delete m.browser_specific_settings;
-      m = { ...m, key: CHROMIUM_KEY, background: { service_worker: 'background.js', type: 'module' }, minimum_chrome_version: '111' };
+      m = { ...m, key: chromiumKey, background: { service_worker: 'background.js', type: 'module' }, minimum_chrome_version: '111' };
       // Chromium does not draw SVG icons; it falls back to its default icon.
       delete m.icons;
     }

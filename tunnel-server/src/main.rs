@@ -2,7 +2,8 @@
 //! SIGTERM or ctrl-c, and maps the result to an exit code. `tunnel-server domain` prints
 //! tunnel domain names; `tunnel-server health` checks a running relay (exit 0 or 1);
 //! `tunnel-server fleet` renders a fleet's router configuration and per-pod Services;
-//! `--check` checks a configuration and `--print-config` prints it.
+//! `tunnel-server man` prints the manual page; `--check` checks a configuration and
+//! `--print-config` prints it.
 
 mod health;
 
@@ -11,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 use cli_support::parse_duration;
 use tunnel_server::fleet::{self, Fleet};
 use tunnel_server::{domain, LogFormat, ServeArgs};
@@ -75,6 +76,8 @@ enum Command {
         #[command(flatten)]
         serve: Box<ServeArgs>,
     },
+    /// Print the manual page (roff), generated from these flags: `tunnel-server man | man -l -`.
+    Man,
     /// Print what a fleet of relays behind one nginx router needs, from the relays'
     /// configuration (its routing_id is pod 0's; pod N serves routing_id + N, see
     /// --routing-id-from-hostname): the router's configuration, or one Service per pod.
@@ -121,6 +124,7 @@ fn main() -> ExitCode {
             timeout,
             serve,
         }) => health_command(address, ready, timeout, &serve),
+        Some(Command::Man) => man_page(),
         Some(Command::Fleet {
             output,
             replicas,
@@ -167,6 +171,12 @@ fn domain_command(
         }
     }
     Ok(())
+}
+
+fn man_page() -> anyhow::Result<()> {
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut std::io::stdout())
+        .context("cannot write the manual page")
 }
 
 fn print_config(args: &ServeArgs) -> anyhow::Result<()> {

@@ -467,3 +467,166 @@ fn a_corrupt_links_file_fails_and_a_linked_phones_relay_is_probed() {
         "{text}"
     );
 }
+
+/// `browser install --system --root` writes what the Debian package ships: one launcher and a
+/// manifest in every browser's system folder, allowing the extension ID given; doctor checks
+/// them there (and fails a manifest allowing another ID than the one it is told).
+#[test]
+fn system_manifests_in_a_staging_tree_pass_for_every_browser() {
+    let root = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let root_s = root.path().display().to_string();
+    let home_s = home.path().display().to_string();
+    let id = "abcdefghijklmnopabcdefghijklmnop";
+    let out = Command::new(env!("CARGO_BIN_EXE_hybrid-bridge"))
+        .args(["browser", "install", "--system", "--root", &root_s])
+        .args(["--host-binary", env!("CARGO_BIN_EXE_hybrid-bridge")])
+        .args(["--chromium-extension-id", id])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let launcher =
+        std::fs::read_to_string(root.path().join("usr/lib/hybrid-bridge/native-host")).unwrap();
+    assert!(
+        launcher.contains(&format!(
+            "exec '{}' native-host",
+            env!("CARGO_BIN_EXE_hybrid-bridge")
+        )),
+        "{launcher}"
+    );
+    for dir in [
+        "etc/chromium/native-messaging-hosts",
+        "etc/opt/chrome/native-messaging-hosts",
+        "etc/opt/brave/native-messaging-hosts",
+        "etc/opt/edge/native-messaging-hosts",
+        "etc/opt/vivaldi/native-messaging-hosts",
+        "usr/lib/mozilla/native-messaging-hosts",
+    ] {
+        let m: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(root.path().join(dir).join("org.hybridbridge.host.json"))
+                .unwrap(),
+        )
+        .unwrap();
+        // The manifest names the final path, not the staging tree.
+        assert_eq!(m["path"], "/usr/lib/hybrid-bridge/native-host", "{dir}");
+        if dir.contains("mozilla") {
+            assert_eq!(m["allowed_extensions"][0], "hybrid-bridge@hybridbridge.org");
+        } else {
+            assert_eq!(m["allowed_origins"][0], format!("chrome-extension://{id}/"));
+        }
+    }
+    // The package's own files also name every system folder browser install writes.
+    let cargo_toml =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    for browser in [
+        "chromium",
+        "opt/chrome",
+        "opt/brave",
+        "opt/edge",
+        "opt/vivaldi",
+    ] {
+        assert!(
+            cargo_toml.contains(&format!("\"etc/{browser}/native-messaging-hosts/\"")),
+            "bridge/Cargo.toml [package.metadata.deb] ships no manifest for {browser}"
+        );
+    }
+    let env = [("HOME", home_s.as_str()), ("XDG_CONFIG_HOME", "")];
+    let args = ["--only", "browser", "--system", "--root", &root_s];
+    let (out, text) = doctor(
+        &[&args[..], &["--chromium-extension-id", id]].concat(),
+        &env,
+    );
+    assert!(out.status.success(), "{text}");
+    for b in ["Chromium", "Chrome", "Brave", "Edge", "Vivaldi", "Firefox"] {
+        let l = line(&text, &format!("{b} (system)"));
+        assert!(l.starts_with('✓'), "{text}");
+    }
+    // Told to expect the published extension, doctor fails the manifests allowing another.
+    let (out, text) = doctor(&args, &env);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let l = line(&text, "Chromium (system)");
+    assert!(
+        l.starts_with('✗') && l.contains("does not allow the hybrid-bridge extension"),
+        "{text}"
+    );
+}
+
+/// Snap's Firefox and Flatpak browsers start no host from the usual folders: doctor names each
+/// one found (fake trees below --root and HOME) with what the person does, and passes Snap's
+/// Firefox once the WebExtensions portal and a Firefox manifest are there.
+#[test]
+fn sandboxed_browsers_are_named_with_what_to_do() {
+    let root = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let root_s = root.path().display().to_string();
+    let home_s = home.path().display().to_string();
+    let env = [("HOME", home_s.as_str()), ("XDG_CONFIG_HOME", "")];
+    let args = ["--only", "browser", "--system", "--root", root_s.as_str()];
+
+    // Nothing sandboxed: no such lines.
+    let (_, text) = doctor(&args, &env);
+    assert!(
+        !text.contains("Snap") && !text.contains("Flatpak"),
+        "{text}"
+    );
+
+    std::fs::create_dir_all(root.path().join("snap/bin")).unwrap();
+    std::fs::write(root.path().join("snap/bin/firefox"), "").unwrap();
+    std::fs::create_dir_all(home.path().join(".var/app/org.mozilla.firefox")).unwrap();
+    std::fs::create_dir_all(
+        root.path()
+            .join("var/lib/flatpak/app/org.chromium.Chromium"),
+    )
+    .unwrap();
+    let (out, text) = doctor(&args, &env);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let snap = line(&text, "Firefox (Snap)");
+    assert!(
+        snap.starts_with('✗')
+            && snap.contains("WebExtensions portal")
+            && snap.contains("does not offer it"),
+        "{text}"
+    );
+    assert!(
+        text.contains("install Firefox from a Debian package"),
+        "{text}"
+    );
+    for b in ["Firefox (Flatpak)", "Chromium (Flatpak)"] {
+        let l = line(&text, b);
+        assert!(l.starts_with('✗') && l.contains("sandbox"), "{text}");
+    }
+
+    // The portal, but no Firefox host yet: what to install.
+    let interfaces = root.path().join("usr/share/dbus-1/interfaces");
+    std::fs::create_dir_all(&interfaces).unwrap();
+    std::fs::write(
+        interfaces.join("org.freedesktop.portal.WebExtensions.xml"),
+        "<node/>",
+    )
+    .unwrap();
+    let (_, text) = doctor(&args, &env);
+    let snap = line(&text, "Firefox (Snap)");
+    assert!(
+        snap.starts_with('✗') && snap.contains("no Firefox host manifest"),
+        "{text}"
+    );
+
+    // And with the host installed for Firefox: Snap's Firefox passes.
+    let out = Command::new(env!("CARGO_BIN_EXE_hybrid-bridge"))
+        .args([
+            "browser",
+            "install",
+            "--system",
+            "--root",
+            &root_s,
+            "--browser",
+            "firefox",
+        ])
+        .args(["--host-binary", env!("CARGO_BIN_EXE_hybrid-bridge")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (_, text) = doctor(&args, &env);
+    assert!(line(&text, "Firefox (Snap)").starts_with('✓'), "{text}");
+    assert!(line(&text, "Firefox (system)").starts_with('✓'), "{text}");
+}

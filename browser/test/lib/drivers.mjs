@@ -1,6 +1,7 @@
 // Two small browser drivers with one interface (navigate, evaluate, screenshot, key): Debian's
 // Chromium over the DevTools protocol, and Firefox ESR over WebDriver BiDi, which it speaks
-// itself. Both load the unpacked extension and get everything from temp folders: no browser
+// itself. Both load the unpacked extension (or, with no extensionDir, only what the system has
+// installed: the Debian package's test) and get everything from temp folders: no browser
 // download, no network beyond 127.0.0.1.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -57,16 +58,17 @@ const CHROMIUM_KEYS = {
   Escape: { code: 'Escape', windowsVirtualKeyCode: 27 },
 };
 
-/** Debian's Chromium, headless, driven through the DevTools protocol. */
-export async function launchChromium({ extensionDir, userDataDir, log }) {
+/** Debian's Chromium, headless, driven through the DevTools protocol. Without `extensionDir`,
+ * only the extensions the system installed; `env` goes to the browser and the hosts it starts. */
+export async function launchChromium({ extensionDir, userDataDir, log, env }) {
   const args = [
     '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
     '--disable-default-apps', '--no-default-browser-check', '--disable-features=Translate,MediaRouter',
     `--user-data-dir=${userDataDir}`, '--remote-debugging-port=0', '--remote-allow-origins=*',
-    `--load-extension=${extensionDir}`, '--window-size=900,760', 'about:blank',
+    ...(extensionDir ? [`--load-extension=${extensionDir}`] : []), '--window-size=900,760', 'about:blank',
   ];
-  const proc = child('/usr/bin/chromium', args, { log });
+  const proc = child('/usr/bin/chromium', args, { log, env });
   const portFile = join(userDataDir, 'DevToolsActivePort');
   const port = await waitFor('Chromium\'s DevTools port', () => existsSync(portFile) && readFileSync(portFile, 'utf8').split('\n')[0]);
   const page = await waitFor('a page target', async () => {
@@ -97,6 +99,11 @@ export async function launchChromium({ extensionDir, userDataDir, log }) {
   await cdp.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: true });
   return {
     name: 'chromium',
+    /** The running extensions' IDs (their service workers' origins). */
+    async extensionIds() {
+      const list = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json();
+      return [...new Set(list.filter((t) => t.url.startsWith('chrome-extension://')).map((t) => new URL(t.url).host))];
+    },
     async navigate(url) {
       const loaded = new Promise((resolve) => {
         const l = (m) => { if (m.method === 'Page.loadEventFired') { cdp.listeners.delete(l); resolve(); } };
@@ -167,25 +174,27 @@ const FIREFOX_PREFS = {
 };
 
 /** Firefox ESR, headless, driven through WebDriver BiDi. `home` is HOME for the browser (the
- * native host manifest is read from HOME/.mozilla/native-messaging-hosts). */
-export async function launchFirefox({ extensionDir, profileDir, home, log }) {
+ * native host manifest is read from HOME/.mozilla/native-messaging-hosts). Without
+ * `extensionDir`, only what the system installs (policies); `prefs` are added to the profile. */
+export async function launchFirefox({ extensionDir, profileDir, home, log, env = {}, prefs = {} }) {
   mkdirSync(profileDir, { recursive: true });
-  writeFileSync(join(profileDir, 'user.js'), Object.entries(FIREFOX_PREFS)
+  writeFileSync(join(profileDir, 'user.js'), Object.entries({ ...FIREFOX_PREFS, ...prefs })
     .map(([k, v]) => `user_pref(${JSON.stringify(k)}, ${JSON.stringify(v)});`).join('\n') + '\n');
   const port = await freePort();
   const proc = child('/usr/bin/firefox-esr', ['--headless', '--no-remote', '--profile', profileDir,
     '--remote-debugging-port', String(port), '--width', '900', '--height', '760', 'about:blank'],
-  { env: { HOME: home, MOZ_CRASHREPORTER_DISABLE: '1' }, log });
+  { env: { ...env, HOME: home, MOZ_CRASHREPORTER_DISABLE: '1' }, log });
   await waitFor('Firefox\'s WebDriver BiDi', () => /WebDriver BiDi listening/.test(proc.output()), { timeout: 40000 });
   const bidi = new Rpc(`ws://127.0.0.1:${port}/session`);
   await bidi.open;
   await bidi.send('session.new', { capabilities: {} });
-  await bidi.send('webExtension.install', { extensionData: { type: 'path', path: extensionDir } });
+  if (extensionDir) await bidi.send('webExtension.install', { extensionData: { type: 'path', path: extensionDir } });
   const tree = await bidi.send('browsingContext.getTree', {});
   const context = tree.contexts[0].context;
   await bidi.send('browsingContext.setViewport', { context, viewport: { width: 900, height: 760 } });
   return {
     name: 'firefox',
+    profileDir,
     async navigate(url) {
       await bidi.send('browsingContext.navigate', { context, url, wait: 'complete' });
       // Headless windows start unfocused; without this, key presses reach no frame.

@@ -4,12 +4,12 @@
 // read from a screenshot of the overlay.
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { startRp } from '../../rp/server.mjs';
 import { launchChromium, launchFirefox } from './drivers.mjs';
-import { BROWSER_DIR, qrText, sleep, startStack, waitFor } from './stack.mjs';
+import { BROWSER_DIR, PACKAGE_LAUNCHER, qrText, sleep, startStack, waitFor } from './stack.mjs';
 
 // The overlay's screenshots: into test-output/ on every run; into the committed screenshots/
 // (for the README) with HB_SCREENSHOTS=1 (`npm run screenshots`).
@@ -126,6 +126,10 @@ function suite(name) {
   }
 
   before(async () => {
+    if (existsSync(PACKAGE_LAUNCHER)) {
+      throw new Error(`the hybrid-bridge package is installed (${PACKAGE_LAUNCHER}): its extension would run `
+        + 'beside the one under test; apt-get purge hybrid-bridge, then run the tests');
+    }
     mkdirSync(SHOTS, { recursive: true });
     ctx.stack = await startStack(name);
     ctx.rp = await startRp();

@@ -161,6 +161,10 @@ export async function startStack(name) {
   return stack;
 }
 
+/** The launcher the hybrid-bridge Debian package installs: while it is there, every browser on
+ * the machine also runs the packaged extension, beside the one a test loads. */
+export const PACKAGE_LAUNCHER = '/usr/lib/hybrid-bridge/native-host';
+
 /** The FIDO:/ text of the QR code in a PNG screenshot, or null. */
 export function qrText(pngBuffer) {
   const png = PNG.sync.read(pngBuffer);

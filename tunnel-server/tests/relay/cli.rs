@@ -361,3 +361,50 @@ fn fleet_says_what_it_cannot_render() {
         "{out}"
     );
 }
+
+/// The configuration the Debian package installs as /etc/tunnel-server/relay.toml passes the
+/// unit's `ExecStartPre` check (its contact store's folder, the unit's StateDirectory, stands
+/// in a temporary folder here) and serves loopback for a proxy; the manual page the package
+/// installs names every subcommand.
+#[test]
+fn shipped_package_config_checks_and_the_man_page_renders() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/relay.toml");
+    let text = std::fs::read_to_string(config).expect("relay.toml");
+    assert!(
+        text.contains("\ncontact_store = \"/var/lib/tunnel-server/contacts\"\n"),
+        "{text}"
+    );
+    let state = tempfile::tempdir().expect("tempdir");
+    let store = state.path().join("contacts");
+    let store = store.to_str().expect("utf-8 path");
+    let (ok, out, err) = run(&["--config", config, "--contact-store", store, "--check"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("configuration ok"), "{out}");
+    let (ok, out, err) = run(&[
+        "--config",
+        config,
+        "--contact-store",
+        store,
+        "--print-config",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("listen = \"127.0.0.1:8080\"\n"), "{out}");
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/tunnel-server.service"
+    ))
+    .expect("unit");
+    for line in [
+        "StateDirectory=tunnel-server\n",
+        "ExecStartPre=/usr/bin/tunnel-server --config /etc/tunnel-server/relay.toml --check\n",
+    ] {
+        assert!(unit.contains(line), "{line} in {unit}");
+    }
+
+    let (ok, man, err) = run(&["man"]);
+    assert!(ok, "{err}");
+    assert!(man.contains(".TH tunnel-server"), "{man}");
+    for sub in ["domain", "health", "fleet", "man"] {
+        assert!(man.contains(sub), "{sub} in the manual page");
+    }
+}

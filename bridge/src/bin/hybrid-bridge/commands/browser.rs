@@ -1,9 +1,11 @@
 //! `hybrid-bridge browser install|uninstall`: installing the native messaging host for the
-//! person's browsers, without root: a host manifest (`org.hybridbridge.host.json`) in each
-//! browser's per-user folder, and beside it a launcher script the manifest points at, which
-//! runs `hybrid-bridge native-host` with the settings given at install time (browsers start
-//! hosts with no flags of their own). The manifests name only our extension:
-//! `allowed_origins` for Chromium and Chrome, `allowed_extensions` for Firefox.
+//! person's browsers. Per user, without root: a host manifest (`org.hybridbridge.host.json`)
+//! in each browser's per-user folder, and beside it a launcher script the manifest points at,
+//! which runs `hybrid-bridge native-host` with the settings given at install time (browsers
+//! start hosts with no flags of their own). System-wide (`--system`, what the Debian package
+//! ships; `--root` writes into a staging tree): the manifests in each browser's system folder
+//! and one launcher, `/usr/lib/hybrid-bridge/native-host`. The manifests name only our
+//! extension: `allowed_origins` for the Chromium family, `allowed_extensions` for Firefox.
 
 use std::path::{Path, PathBuf};
 
@@ -33,8 +35,14 @@ Examples:
   # Remove everything install wrote (same location flags):
   hybrid-bridge browser uninstall
 
+  # For every user (root; the Debian package ships exactly these files):
+  sudo hybrid-bridge browser install --system --host-binary /usr/bin/hybrid-bridge
+
 What is written, per location: org.hybridbridge.host.json (the manifest) and
-org.hybridbridge.host.sh (the launcher it names). No root needed.";
+org.hybridbridge.host.sh (the launcher it names); with --system, the manifests and one
+launcher, /usr/lib/hybrid-bridge/native-host. Per user, no root needed. Brave, Edge and
+Vivaldi are included by default when their folder in ~/.config exists. Firefox from Snap or
+Flatpak cannot start a host this way: `hybrid-bridge doctor` says what to do there.";
 
 /// `hybrid-bridge browser …`
 #[derive(Debug, Args)]
@@ -55,21 +63,100 @@ pub(crate) enum BrowserAction {
     Uninstall(Targets),
 }
 
-/// A browser with its own per-user manifest folder.
+/// A browser with its own manifest folders.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Browser {
-    /// ~/.config/chromium/NativeMessagingHosts
+    /// ~/.config/chromium/NativeMessagingHosts, /etc/chromium/native-messaging-hosts
     Chromium,
-    /// ~/.config/google-chrome/NativeMessagingHosts
+    /// ~/.config/google-chrome/NativeMessagingHosts, /etc/opt/chrome/native-messaging-hosts
     Chrome,
-    /// ~/.mozilla/native-messaging-hosts
+    /// ~/.config/BraveSoftware/Brave-Browser/NativeMessagingHosts, /etc/opt/brave/native-messaging-hosts
+    Brave,
+    /// ~/.config/microsoft-edge/NativeMessagingHosts, /etc/opt/edge/native-messaging-hosts
+    Edge,
+    /// ~/.config/vivaldi/NativeMessagingHosts, /etc/opt/vivaldi/native-messaging-hosts
+    Vivaldi,
+    /// ~/.mozilla/native-messaging-hosts, /usr/lib/mozilla/native-messaging-hosts
     Firefox,
 }
+
+impl Browser {
+    /// Every browser, in the order install and doctor list them.
+    pub(crate) const ALL: [Self; 6] = [
+        Self::Chromium,
+        Self::Chrome,
+        Self::Brave,
+        Self::Edge,
+        Self::Vivaldi,
+        Self::Firefox,
+    ];
+
+    /// The browser's name as people write it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Chromium => "Chromium",
+            Self::Chrome => "Chrome",
+            Self::Brave => "Brave",
+            Self::Edge => "Edge",
+            Self::Vivaldi => "Vivaldi",
+            Self::Firefox => "Firefox",
+        }
+    }
+
+    /// Firefox-style manifests (`allowed_extensions`) rather than Chromium-style.
+    pub(crate) fn is_firefox(self) -> bool {
+        self == Self::Firefox
+    }
+
+    /// The per-user folder below `~/.config` (or `~` for Firefox), and the folder whose
+    /// presence says the browser has been used (Brave, Edge, Vivaldi: installed by default
+    /// only then).
+    fn user_dir(self) -> Result<PathBuf, BridgeError> {
+        Ok(match self {
+            Self::Chromium => config_home()?.join("chromium/NativeMessagingHosts"),
+            Self::Chrome => config_home()?.join("google-chrome/NativeMessagingHosts"),
+            Self::Brave => config_home()?.join("BraveSoftware/Brave-Browser/NativeMessagingHosts"),
+            Self::Edge => config_home()?.join("microsoft-edge/NativeMessagingHosts"),
+            Self::Vivaldi => config_home()?.join("vivaldi/NativeMessagingHosts"),
+            Self::Firefox => home()?.join(".mozilla/native-messaging-hosts"),
+        })
+    }
+
+    /// The system-wide folder every user's browser reads (absolute, without a `--root`).
+    /// Browsers installed under /opt read only /etc/opt/<vendor>; some Brave builds read
+    /// Chrome's folder instead of their own, which `--system` also writes.
+    pub(crate) fn system_dir(self) -> &'static str {
+        match self {
+            Self::Chromium => "/etc/chromium/native-messaging-hosts",
+            Self::Chrome => "/etc/opt/chrome/native-messaging-hosts",
+            Self::Brave => "/etc/opt/brave/native-messaging-hosts",
+            Self::Edge => "/etc/opt/edge/native-messaging-hosts",
+            Self::Vivaldi => "/etc/opt/vivaldi/native-messaging-hosts",
+            Self::Firefox => "/usr/lib/mozilla/native-messaging-hosts",
+        }
+    }
+
+    /// Installed per user by default: Chromium, Chrome and Firefox always; the others when
+    /// their profile folder exists (no empty folders for browsers that are not there).
+    fn wanted_by_default(self) -> Result<bool, BridgeError> {
+        Ok(match self {
+            Self::Chromium | Self::Chrome | Self::Firefox => true,
+            other => other
+                .user_dir()?
+                .parent()
+                .is_some_and(|profile| profile.is_dir()),
+        })
+    }
+}
+
+/// The launcher `--system` writes, which every system manifest names.
+pub(crate) const SYSTEM_LAUNCHER: &str = "/usr/lib/hybrid-bridge/native-host";
 
 /// Where to install.
 #[derive(Clone, Debug, Default, Args)]
 pub(crate) struct Targets {
-    /// Only these browsers' per-user folders (repeatable) [default: chromium, chrome, firefox].
+    /// Only these browsers (repeatable) [default: Chromium, Chrome and Firefox, plus Brave,
+    /// Edge and Vivaldi where their folder in ~/.config exists; with --system, all six].
     #[arg(long = "browser", value_enum)]
     pub(crate) browsers: Vec<Browser>,
     /// Also the NativeMessagingHosts folder of this Chromium --user-data-dir (repeatable).
@@ -78,6 +165,31 @@ pub(crate) struct Targets {
     /// Only the --chromium-user-data-dir folders, none of the per-user ones.
     #[arg(long, requires = "chromium_user_data_dir")]
     pub(crate) only_user_data_dir: bool,
+    /// The system-wide folders (for every user; needs root) instead of the per-user ones,
+    /// with one launcher, /usr/lib/hybrid-bridge/native-host.
+    #[arg(long, conflicts_with_all = ["chromium_user_data_dir", "only_user_data_dir"])]
+    pub(crate) system: bool,
+    /// With --system: write below this folder instead of / (a package's staging tree); the
+    /// files still name the final paths.
+    #[arg(long, value_name = "DIR", requires = "system")]
+    pub(crate) root: Option<PathBuf>,
+    /// The Chromium extension ID the manifests allow [default: the published extension's,
+    /// kbehonokcoobakmaiaaeeiedfmmjlope]. Another one only for the extension packed with
+    /// another key (a test build: browser/tools/pack.mjs).
+    #[arg(long, value_name = "ID", value_parser = parse_chromium_id)]
+    pub(crate) chromium_extension_id: Option<String>,
+}
+
+/// A Chromium extension ID: 32 letters a to p (the hex digits of a key hash, 0-f as a-p).
+fn parse_chromium_id(s: &str) -> Result<String, String> {
+    if s.len() == 32 && s.bytes().all(|b| (b'a'..=b'p').contains(&b)) {
+        Ok(s.to_string())
+    } else {
+        Err(
+            "a Chromium extension ID is 32 letters from a to p, as chrome://extensions shows it"
+                .into(),
+        )
+    }
 }
 
 /// `hybrid-bridge browser install`.
@@ -115,21 +227,46 @@ struct HostFlags {
 /// One manifest location.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Location {
+    /// What doctor calls it ("Chromium", "Firefox (system)", …).
+    pub(crate) label: String,
     /// The folder.
     pub(crate) dir: PathBuf,
     /// Firefox-style manifest (`allowed_extensions`) or Chromium-style (`allowed_origins`).
     pub(crate) firefox: bool,
+    /// The launcher file to write (below `--root` for a staging tree).
+    pub(crate) launcher_file: PathBuf,
+    /// The launcher's path as the manifest names it (the final path).
+    pub(crate) launcher_path: PathBuf,
 }
 
 impl Location {
+    /// A per-user (or user-data-dir) folder, its launcher beside the manifest.
+    fn beside(label: String, dir: PathBuf, firefox: bool) -> Self {
+        let launcher = dir.join(format!("{HOST_NAME}.sh"));
+        Self {
+            label,
+            dir,
+            firefox,
+            launcher_file: launcher.clone(),
+            launcher_path: launcher,
+        }
+    }
+
+    /// A browser's system folder below `root`, naming the shared system launcher.
+    pub(crate) fn system(browser: Browser, root: &Path) -> Self {
+        let below = |p: &str| root.join(p.trim_start_matches('/'));
+        Self {
+            label: format!("{} (system)", browser.name()),
+            dir: below(browser.system_dir()),
+            firefox: browser.is_firefox(),
+            launcher_file: below(SYSTEM_LAUNCHER),
+            launcher_path: PathBuf::from(SYSTEM_LAUNCHER),
+        }
+    }
+
     /// The manifest file.
     pub(crate) fn manifest(&self) -> PathBuf {
         self.dir.join(format!("{HOST_NAME}.json"))
-    }
-
-    /// The launcher script.
-    pub(crate) fn launcher(&self) -> PathBuf {
-        self.dir.join(format!("{HOST_NAME}.sh"))
     }
 }
 
@@ -155,53 +292,70 @@ impl Targets {
     /// The folders these flags name.
     pub(crate) fn locations(&self) -> Result<Vec<Location>, BridgeError> {
         let mut out = Vec::new();
-        if !self.only_user_data_dir {
+        if self.system {
+            let root = self.root.clone().unwrap_or_else(|| PathBuf::from("/"));
             let browsers = if self.browsers.is_empty() {
-                vec![Browser::Chromium, Browser::Chrome, Browser::Firefox]
+                Browser::ALL.to_vec()
             } else {
                 self.browsers.clone()
             };
             for b in browsers {
-                out.push(match b {
-                    Browser::Chromium => Location {
-                        dir: config_home()?.join("chromium/NativeMessagingHosts"),
-                        firefox: false,
-                    },
-                    Browser::Chrome => Location {
-                        dir: config_home()?.join("google-chrome/NativeMessagingHosts"),
-                        firefox: false,
-                    },
-                    Browser::Firefox => Location {
-                        dir: home()?.join(".mozilla/native-messaging-hosts"),
-                        firefox: true,
-                    },
-                });
+                out.push(Location::system(b, &root));
+            }
+            return Ok(out);
+        }
+        if !self.only_user_data_dir {
+            let browsers = if self.browsers.is_empty() {
+                let mut wanted = Vec::new();
+                for b in Browser::ALL {
+                    if b.wanted_by_default()? {
+                        wanted.push(b);
+                    }
+                }
+                wanted
+            } else {
+                self.browsers.clone()
+            };
+            for b in browsers {
+                out.push(Location::beside(
+                    b.name().to_string(),
+                    b.user_dir()?,
+                    b.is_firefox(),
+                ));
             }
         }
         for ud in &self.chromium_user_data_dir {
             let ud = std::path::absolute(ud).map_err(|e| BridgeError::file("resolving", ud, e))?;
-            out.push(Location {
-                dir: ud.join("NativeMessagingHosts"),
-                firefox: false,
-            });
+            out.push(Location::beside(
+                format!("Chromium ({})", ud.display()),
+                ud.join("NativeMessagingHosts"),
+                false,
+            ));
         }
         out.dedup();
         Ok(out)
     }
+
+    /// The Chromium extension ID the manifests allow.
+    pub(crate) fn chromium_id(&self) -> &str {
+        self.chromium_extension_id
+            .as_deref()
+            .unwrap_or(CHROMIUM_EXTENSION_ID)
+    }
 }
 
-/// The manifest for one location.
-pub(crate) fn manifest(location: &Location, launcher: &Path) -> serde_json::Value {
+/// The manifest for one location, allowing the Chromium extension `chromium_id`.
+pub(crate) fn manifest(location: &Location, chromium_id: &str) -> serde_json::Value {
     let mut m = json!({
         "name": HOST_NAME,
         "description": "hybrid-bridge: sign in with the passkey on your phone",
-        "path": launcher,
+        "path": location.launcher_path,
         "type": "stdio",
     });
     if location.firefox {
         m["allowed_extensions"] = json!([FIREFOX_EXTENSION_ID]);
     } else {
-        m["allowed_origins"] = json!([format!("chrome-extension://{CHROMIUM_EXTENSION_ID}/")]);
+        m["allowed_origins"] = json!([format!("chrome-extension://{chromium_id}/")]);
     }
     m
 }
@@ -286,8 +440,19 @@ pub(crate) fn install(a: &InstallArgs) -> Result<Vec<PathBuf>, BridgeError> {
             ))
         })?,
     };
-    let binary = std::fs::canonicalize(&binary)
-        .map_err(|e| BridgeError::file("finding the host binary", &binary, e))?;
+    let binary = if a.targets.root.is_some() {
+        // A staging tree: the binary is where the package will put it, not here.
+        if !binary.is_absolute() {
+            return Err(BridgeError::Usage(format!(
+                "with --root, --host-binary must be the absolute path the binary is installed at, not {}",
+                binary.display()
+            )));
+        }
+        binary
+    } else {
+        std::fs::canonicalize(&binary)
+            .map_err(|e| BridgeError::file("finding the host binary", &binary, e))?
+    };
     let log_file = a
         .log_file
         .as_ref()
@@ -297,15 +462,20 @@ pub(crate) fn install(a: &InstallArgs) -> Result<Vec<PathBuf>, BridgeError> {
     let script = launcher(&binary, &a.host_flags, log_file.as_deref());
     let mut written = Vec::new();
     for loc in a.targets.locations()? {
-        std::fs::create_dir_all(&loc.dir)
-            .map_err(|e| BridgeError::file("creating", &loc.dir, e))?;
-        let launcher_path = loc.launcher();
-        write_atomic(&launcher_path, &script, 0o755)?;
-        let text = serde_json::to_string_pretty(&manifest(&loc, &launcher_path))
+        for dir in [Some(loc.dir.as_path()), loc.launcher_file.parent()]
+            .into_iter()
+            .flatten()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| BridgeError::file("creating", dir, e))?;
+        }
+        if !written.contains(&loc.launcher_file) {
+            write_atomic(&loc.launcher_file, &script, 0o755)?;
+            written.push(loc.launcher_file.clone());
+        }
+        let text = serde_json::to_string_pretty(&manifest(&loc, a.targets.chromium_id()))
             .map_err(|e| BridgeError::Internal(e.to_string()))?;
         write_atomic(&loc.manifest(), &format!("{text}\n"), 0o644)?;
         written.push(loc.manifest());
-        written.push(launcher_path);
     }
     Ok(written)
 }
@@ -314,7 +484,7 @@ pub(crate) fn install(a: &InstallArgs) -> Result<Vec<PathBuf>, BridgeError> {
 pub(crate) fn uninstall(t: &Targets) -> Result<Vec<PathBuf>, BridgeError> {
     let mut removed = Vec::new();
     for loc in t.locations()? {
-        for p in [loc.manifest(), loc.launcher()] {
+        for p in [loc.manifest(), loc.launcher_file] {
             match std::fs::remove_file(&p) {
                 Ok(()) => removed.push(p),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -345,11 +515,8 @@ mod tests {
     #[test]
     fn manifests_name_only_our_extension() {
         let chromium = manifest(
-            &Location {
-                dir: "/x".into(),
-                firefox: false,
-            },
-            Path::new("/x/l.sh"),
+            &Location::beside("Chromium".into(), "/x".into(), false),
+            CHROMIUM_EXTENSION_ID,
         );
         assert_eq!(
             chromium["allowed_origins"],
@@ -357,13 +524,57 @@ mod tests {
         );
         assert!(chromium.get("allowed_extensions").is_none());
         let firefox = manifest(
-            &Location {
-                dir: "/x".into(),
-                firefox: true,
-            },
-            Path::new("/x/l.sh"),
+            &Location::beside("Firefox".into(), "/x".into(), true),
+            CHROMIUM_EXTENSION_ID,
         );
         assert_eq!(firefox["allowed_extensions"], json!([FIREFOX_EXTENSION_ID]));
         assert!(firefox.get("allowed_origins").is_none());
+    }
+
+    #[test]
+    fn system_locations_write_below_the_root_and_name_the_final_paths() {
+        let targets = Targets {
+            system: true,
+            root: Some("/stage".into()),
+            ..Targets::default()
+        };
+        let locs = targets.locations().unwrap();
+        assert_eq!(locs.len(), Browser::ALL.len());
+        let chrome = &locs[1];
+        assert_eq!(chrome.label, "Chrome (system)");
+        assert_eq!(
+            chrome.manifest(),
+            Path::new("/stage/etc/opt/chrome/native-messaging-hosts/org.hybridbridge.host.json")
+        );
+        assert_eq!(
+            chrome.launcher_file,
+            Path::new("/stage/usr/lib/hybrid-bridge/native-host")
+        );
+        let m = manifest(chrome, "abcdefghijklmnopabcdefghijklmnop");
+        assert_eq!(m["path"], SYSTEM_LAUNCHER);
+        assert_eq!(
+            m["allowed_origins"],
+            json!(["chrome-extension://abcdefghijklmnopabcdefghijklmnop/"])
+        );
+        assert!(
+            locs[5].firefox
+                && locs[5]
+                    .dir
+                    .ends_with("usr/lib/mozilla/native-messaging-hosts")
+        );
+    }
+
+    #[test]
+    fn chromium_ids_are_32_letters_a_to_p() {
+        assert!(parse_chromium_id(CHROMIUM_EXTENSION_ID).is_ok());
+        for bad in [
+            "",
+            "kbehonokcoobakmaiaaeeiedfmmjlop",
+            "kbehonokcoobakmaiaaeeiedfmmjlopq",
+            "KBEHONOKCOOBAKMAIAAEEIEDFMMJLOPE",
+            "zbehonokcoobakmaiaaeeiedfmmjlope",
+        ] {
+            assert!(parse_chromium_id(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -1,67 +1,70 @@
-//! Doctor's browser-host checks: for each browser's per-user manifest folder (the same
-//! locations `hybrid-bridge browser install` writes, `crate::commands::browser`), whether
-//! the host is installed, whether its manifest parses and names our host, whether the launcher
-//! it points at exists and starts this very binary, and whether it allows only our extension.
+//! Doctor's browser-host checks: for each browser's per-user manifest folder and system
+//! folder (the locations `hybrid-bridge browser install` and the Debian package write,
+//! `crate::commands::browser`), whether the host is installed, whether its manifest parses and
+//! names our host, whether the launcher it points at exists and starts this very binary, and
+//! whether it allows only our extension; then the sandboxed browsers (Snap, Flatpak), which
+//! start no host from these folders, each with what the person does (`super::sandbox`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use bridge::native_host::{CHROMIUM_EXTENSION_ID, FIREFOX_EXTENSION_ID, HOST_NAME};
+use bridge::native_host::{FIREFOX_EXTENSION_ID, HOST_NAME};
 
-use super::{Check, Section, Status};
+use super::{sandbox, Check, Section, Status};
 use crate::commands::browser::{Browser, Location, Targets};
 
 const REINSTALL: &str =
     "run `hybrid-bridge browser install` again (it rewrites the manifest and launcher)";
 
-/// Runs the browser-host checks for `targets` (default: Chromium, Chrome and Firefox).
+/// Runs the browser-host checks for `targets`: the per-user folders (default: Chromium, Chrome,
+/// Firefox, and Brave, Edge, Vivaldi where used) and every system folder (with `--system`,
+/// only those), then the sandboxed browsers found.
 pub(crate) fn checks(targets: &Targets) -> Vec<Check> {
-    let mut labelled: Vec<(String, Location)> = Vec::new();
-    if !targets.only_user_data_dir {
-        let browsers = if targets.browsers.is_empty() {
-            vec![Browser::Chromium, Browser::Chrome, Browser::Firefox]
-        } else {
-            targets.browsers.clone()
+    let root = targets.root.clone().unwrap_or_else(|| PathBuf::from("/"));
+    let user = if targets.system {
+        Vec::new()
+    } else {
+        let user_only = Targets {
+            system: false,
+            root: None,
+            ..targets.clone()
         };
-        for b in browsers {
-            let one = Targets {
-                browsers: vec![b],
-                ..Targets::default()
-            };
-            match one.locations() {
-                Ok(locs) => {
-                    labelled.extend(locs.into_iter().map(|l| (format!("{b:?}"), l)));
-                }
-                Err(e) => {
-                    return vec![Check::new(
-                        Section::Browser,
-                        "manifest folders",
-                        Status::Fail,
-                        e.to_string(),
-                    )]
-                }
+        match user_only.locations() {
+            Ok(l) => l,
+            Err(e) => {
+                return vec![Check::new(
+                    Section::Browser,
+                    "manifest folders",
+                    Status::Fail,
+                    e.to_string(),
+                )]
             }
         }
-    }
-    for ud in &targets.chromium_user_data_dir {
-        let one = Targets {
-            browsers: vec![],
-            chromium_user_data_dir: vec![ud.clone()],
-            only_user_data_dir: true,
-        };
-        if let Ok(locs) = one.locations() {
-            labelled.extend(
-                locs.into_iter()
-                    .map(|l| (format!("Chromium ({})", ud.display()), l)),
-            );
-        }
-    }
+    };
+    let wanted: Vec<Browser> = if targets.browsers.is_empty() {
+        Browser::ALL.to_vec()
+    } else {
+        targets.browsers.clone()
+    };
+    let system: Vec<Location> = wanted
+        .iter()
+        .map(|b| Location::system(*b, &root))
+        .filter(|l| targets.system || l.manifest().exists())
+        .collect();
     let this = std::env::current_exe()
         .ok()
         .and_then(|p| std::fs::canonicalize(p).ok());
-    let mut out: Vec<Check> = labelled
+    let id = targets.chromium_id();
+    let system_labels: Vec<String> = system
         .iter()
-        .map(|(label, loc)| one(label, loc, this.as_deref()))
+        .map(|l| l.label.trim_end_matches(" (system)").to_string())
         .collect();
+    let mut out: Vec<Check> = user
+        .iter()
+        .map(|loc| one(loc, this.as_deref(), id))
+        // Not installed per user but installed for the system: the system line says it all.
+        .filter(|c| !(c.status == Status::Info && system_labels.contains(&c.name)))
+        .collect();
+    out.extend(system.iter().map(|loc| one(loc, this.as_deref(), id)));
     if !out.is_empty() && out.iter().all(|c| c.status == Status::Info) {
         out.push(
             Check::new(
@@ -70,14 +73,28 @@ pub(crate) fn checks(targets: &Targets) -> Vec<Check> {
                 Status::Info,
                 "the host is not installed for any browser (only needed for the browser extension)",
             )
-            .next("`hybrid-bridge browser install`"),
+            .next("`hybrid-bridge browser install`, or install the hybrid-bridge Debian package"),
         );
     }
+    let firefox_host = [
+        Location::system(Browser::Firefox, &root).manifest(),
+        std::env::var_os("HOME")
+            .map(|h| {
+                Path::new(&h)
+                    .join(".mozilla/native-messaging-hosts")
+                    .join(format!("{HOST_NAME}.json"))
+            })
+            .unwrap_or_default(),
+    ]
+    .iter()
+    .any(|p| p.is_file());
+    out.extend(sandbox::checks(&root, firefox_host));
     out
 }
 
-/// Checks one manifest location.
-fn one(label: &str, loc: &Location, this: Option<&Path>) -> Check {
+/// Checks one manifest location; `chromium_id` is the extension a Chromium manifest must allow.
+fn one(loc: &Location, this: Option<&Path>, chromium_id: &str) -> Check {
+    let label = loc.label.as_str();
     let manifest = loc.manifest();
     let fail = |detail: String, next: &str| {
         Check::new(Section::Browser, label, Status::Fail, detail).next(next)
@@ -139,7 +156,13 @@ fn one(label: &str, loc: &Location, this: Option<&Path>) -> Check {
             REINSTALL,
         );
     }
-    let script = match std::fs::read_to_string(launcher) {
+    // A staging tree (--root) holds the launcher below the root, at the path the manifest names.
+    let launcher_file = if launcher == loc.launcher_path {
+        loc.launcher_file.clone()
+    } else {
+        launcher.to_path_buf()
+    };
+    let script = match std::fs::read_to_string(&launcher_file) {
         Ok(s) => s,
         Err(e) => {
             return fail(
@@ -151,7 +174,7 @@ fn one(label: &str, loc: &Location, this: Option<&Path>) -> Check {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(launcher)
+        let mode = std::fs::metadata(&launcher_file)
             .map(|m| m.permissions().mode())
             .unwrap_or(0);
         if mode & 0o111 == 0 {
@@ -179,7 +202,7 @@ fn one(label: &str, loc: &Location, this: Option<&Path>) -> Check {
     } else {
         (
             "allowed_origins",
-            format!("chrome-extension://{CHROMIUM_EXTENSION_ID}/"),
+            format!("chrome-extension://{chromium_id}/"),
         )
     };
     let allowed: Vec<&str> = json[key]

@@ -13,6 +13,7 @@ mod bluetooth;
 mod browser;
 mod key;
 mod relays;
+mod sandbox;
 
 use std::path::PathBuf;
 use std::time::Duration;
