@@ -602,8 +602,12 @@ fn citations(line: &str) -> Vec<Citation> {
             .rfind(char::is_whitespace)
             .map_or(0, |k| k + 1);
         let token = &line[token_start..end];
-        // URLs, globs and placeholders are not documents of this repository.
+        // URLs, globs, placeholders and paths on an installed system (a package's
+        // `usr/share/doc/…`) are not documents of this repository.
         if path == ".md"
+            || ["usr/", "/usr/", "etc/", "/etc/"]
+                .iter()
+                .any(|p| path.starts_with(p))
             || path.starts_with('.') && !path.starts_with("../") && !path.starts_with("./")
             || token.contains("://")
             || token.contains('*')
@@ -774,6 +778,7 @@ fn the_scanners_find_what_they_should_and_nothing_else() {
     assert_eq!(c[1].path, "../README.md");
     assert!(citations("https://github.com/o/r/blob/main/README.md").is_empty());
     assert!(citations("`*.md` files").is_empty());
+    assert!(citations(r#"["../README.md", "usr/share/doc/x/README.md"]"#).len() == 1);
     let known: BTreeSet<String> = ["docs/PROTOCOL.md", "README.md"].map(String::from).into();
     assert_eq!(
         resolve(&known, "bridge/src/a.rs", "docs/PROTOCOL.md").as_deref(),
