@@ -4,12 +4,14 @@
 //! same moment, for the tests that two processes writing one secrets file lose nothing, and
 //! [`terminal`] checks that a peer-chosen name reached a command's output escaped, and
 //! [`fuzz`] replays a fuzz crate's committed corpus and regression inputs, and [`svg`] reads
-//! the text of an SVG report. A
+//! the text of an SVG report, and [`netfault`] is a TCP proxy that injects network faults
+//! (latency, loss, blackhole, reset, stall, slow reader) between a client and the relay. A
 //! dev-dependency only (`publish = false`); it panics with what to install or what went wrong,
 //! as test code does.
 
 pub mod bluez;
 pub mod fuzz;
+pub mod netfault;
 pub mod race;
 pub mod svg;
 pub mod terminal;
