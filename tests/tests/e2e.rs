@@ -667,6 +667,9 @@ mod leaving_after_the_answer {
 /// The relay closing tunnels on its own (limits).
 mod relay_limits;
 
+/// Ceremonies under network faults between each end and the relay.
+mod faults;
+
 /// The repository's own checks: module docs, no history in the code, licences, cited
 /// documents, module import cycles.
 mod tidy;
