@@ -337,11 +337,7 @@ fn got(r: &Result<(), BridgeError>) -> String {
         }
         Err(e) => {
             let debug = format!("{e:?}");
-            let kind: String = debug
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '(')
-                .collect();
-            let kind = kind.trim_end_matches('(').to_string();
+            let kind: String = debug.chars().take_while(|c| c.is_alphanumeric()).collect();
             let inner = match e {
                 BridgeError::Relay(r) => {
                     let d = format!("{r:?}");
