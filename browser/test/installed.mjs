@@ -26,7 +26,7 @@ const STATUS = `(() => { const s = document.querySelector('#status');
 describe('the installed package', () => {
   before(() => {
     assert.ok(CHROMIUM_ID, 'HB_PACKAGE_CHROMIUM_ID must name the Chromium extension ID the package ships');
-    for (const f of [PACKAGE_LAUNCHER, `/usr/share/chromium/extensions/${CHROMIUM_ID}.json`,
+    for (const f of [PACKAGE_LAUNCHER, `/usr/lib/chromium/extensions/${CHROMIUM_ID}.json`,
       '/etc/chromium/native-messaging-hosts/org.hybridbridge.host.json',
       '/usr/lib/mozilla/native-messaging-hosts/org.hybridbridge.host.json', '/etc/firefox/policies/policies.json']) {
       assert.ok(existsSync(f), `${f} is missing: install the hybrid-bridge package first (scripts/package-test.sh)`);
@@ -34,7 +34,7 @@ describe('the installed package', () => {
     mkdirSync(SHOTS, { recursive: true });
   });
 
-  // HB_INSTALLED_BROWSERS narrows the run (scripts/package-test.sh says which it leaves out, and why).
+  // HB_INSTALLED_BROWSERS narrows the run to some of them (chromium, firefox).
   const browsers = (process.env.HB_INSTALLED_BROWSERS || 'chromium,firefox').split(',');
   for (const name of browsers) {
     describe(name, () => {
