@@ -119,6 +119,10 @@ allowed=(
   '^/var/lib/dpkg(/|$)' '^/var/lib/apt(/|$)' '^/var/cache/apt(/|$)' '^/var/cache/debconf(/|$)' '^/var/log(/|$)'
   # man-db's index, rebuilt by its trigger when manual pages come and go
   '^/var/cache/man(/|$)'
+  # fontconfig's cache: a browser run as root writes the cache of a font folder the machine
+  # has none for yet (Firefox ESR's own /usr/lib/firefox-esr/fonts on a machine where no
+  # browser ran before this test)
+  '^/var/cache/fontconfig/'
   # the lock adduser's shadow tools take on the account files
   '^/etc/\.pwd\.lock$'
   # runtime state under /run (a tmpfs, empty at the next boot): adduser's lock, systemd's
