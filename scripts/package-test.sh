@@ -148,5 +148,5 @@ if [ -n "$left" ]; then
   echo "$left" >&2
   exit 1
 fi
-echo "purged clean: $(wc -l < "$out/changes") paths changed in the root, all of them the package manager's records or the system user's" >&2
+echo "purged clean: $(wc -l < "$out/changes") paths changed in the root, each of a kind a purge may leave (this script lists them with their reasons)" >&2
 echo "package test: both packages built, lintian clean, installed, used by Chromium and Firefox ESR, purged"
