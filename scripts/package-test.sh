@@ -9,8 +9,8 @@
 #     apt-get install both; run the installed programs (hybrid-bridge --version and doctor,
 #     man pages, completions, tunnel-server --check with the shipped configuration and a
 #     health check of it running as its system user, systemd-analyze verify on its unit);
-#     Firefox ESR finds the extension and host from the package alone and completes a
-#     registration and a sign-in (browser/test/installed.mjs; Chromium is left out, below);
+#     Debian's Chromium and Firefox ESR each find the extension and host from the package
+#     alone and complete a registration and a sign-in (browser/test/installed.mjs);
 #     apt-get purge both;
 #  4. every path the install, the tests and the purge left in that root is checked against
 #     what Debian policy lets a purged package leave (below, each with its reason).
@@ -62,12 +62,18 @@ if [ "${1:-}" = --inside ]; then
   done
   kill "$relay"; wait "$relay" || true
   [ $ok = 1 ] || { echo "the packaged relay did not answer /healthz as the tunnel-server user" >&2; exit 1; }
+  # Debian's launcher (/etc/chromium.d/extensions) hands everything in
+  # /usr/share/chromium/extensions to --load-extension as an unpacked extension: a file of ours
+  # there would stop every Chromium start with a "Failed to load extension" dialog.
+  if dpkg -L hybrid-bridge | grep -q '^/usr/share/chromium/extensions/'; then
+    echo "the package ships files into /usr/share/chromium/extensions, which Debian's Chromium launcher loads as unpacked extensions" >&2
+    exit 1
+  fi
   say "the browsers, with only the package installed (browser/test/installed.mjs)"
-  # Chromium does not start the extension from /usr/share/chromium/extensions/<id>.json in
-  # this headless run (no extension target within 30 s; not yet understood): it is left out
-  # here, said on every run, until it passes. Firefox ESR installs it from the policy.
-  echo "NOT CHECKED: Chromium installing the extension from the package's external extension file (fails headless, under investigation)" >&2
-  (cd browser && HB_INSTALLED_BROWSERS=firefox HYBRID_BRIDGE_SKIP_BUILD=1 node --test --test-concurrency=1 test/installed.mjs)
+  # Chromium installs the extension from the package's external extension file
+  # (/usr/lib/chromium/extensions/<id>.json), Firefox ESR from the package's policy; each then
+  # registers and signs in through the package's host.
+  (cd browser && HYBRID_BRIDGE_SKIP_BUILD=1 node --test --test-concurrency=1 test/installed.mjs)
   say "apt-get purge hybrid-bridge tunnel-server"
   apt-get purge -y -qq hybrid-bridge tunnel-server >/dev/null
   for gone in /usr/bin/hybrid-bridge /usr/lib/hybrid-bridge /usr/share/hybrid-bridge /etc/tunnel-server /var/lib/tunnel-server $KEY_FILES; do
@@ -113,6 +119,10 @@ allowed=(
   '^/var/lib/dpkg(/|$)' '^/var/lib/apt(/|$)' '^/var/cache/apt(/|$)' '^/var/cache/debconf(/|$)' '^/var/log(/|$)'
   # man-db's index, rebuilt by its trigger when manual pages come and go
   '^/var/cache/man(/|$)'
+  # fontconfig's cache: a browser run as root writes the cache of a font folder the machine
+  # has none for yet (Firefox ESR's own /usr/lib/firefox-esr/fonts on a machine where no
+  # browser ran before this test)
+  '^/var/cache/fontconfig/'
   # the lock adduser's shadow tools take on the account files
   '^/etc/\.pwd\.lock$'
   # runtime state under /run (a tmpfs, empty at the next boot): adduser's lock, systemd's
@@ -125,12 +135,18 @@ allowed=(
 )
 pattern=$(IFS='|'; echo "${allowed[*]}")
 left=$(awk '{print $2, $1}' "$out/changes" | while read -r path kind; do
-  [[ $path =~ $pattern ]] || echo "$path $kind"
+  [[ $path =~ $pattern ]] && continue
+  # Chromium's external extensions folder, when the machine had it before the install (Chromium
+  # makes it, mode 0700, when it runs as root: scripts/key-vm does): dpkg removes it with the
+  # purge once the package's file in it is gone, as it does any empty folder no installed
+  # package ships. Gone is allowed; left behind is not.
+  [ "$path $kind" = "/usr/lib/chromium/extensions deleted" ] && continue
+  echo "$path $kind"
 done)
 if [ -n "$left" ]; then
   echo "the purge left these behind (path, kind):" >&2
   echo "$left" >&2
   exit 1
 fi
-echo "purged clean: $(wc -l < "$out/changes") paths changed in the root, all of them the package manager's records or the system user's" >&2
-echo "package test: both packages built, lintian clean, installed, used by Firefox ESR (Chromium: not checked, above), purged"
+echo "purged clean: $(wc -l < "$out/changes") paths changed in the root, each of a kind a purge may leave (this script lists them with their reasons)" >&2
+echo "package test: both packages built, lintian clean, installed, used by Chromium and Firefox ESR, purged"

@@ -156,7 +156,8 @@ PY
   "$BRIDGE" browser install --system --root "$hb/root" --host-binary /usr/bin/hybrid-bridge \
     --chromium-extension-id "$CHROMIUM_ID" >/dev/null
   # Chromium and Chrome install an extension named by an <id>.json in their external
-  # extensions folder; Firefox one named by policy (ExtensionSettings). Both from the package.
+  # extensions folder (bridge/Cargo.toml says which folder, and why); Firefox one named by
+  # policy (ExtensionSettings). Both from the package.
   printf '{\n  "external_crx": "/usr/share/hybrid-bridge/extension/hybrid-bridge.crx",\n  "external_version": "%s"\n}\n' \
     "$VERSION" > "$hb/chromium-extensions/$CHROMIUM_ID.json"
   printf '{\n  "policies": {\n    "ExtensionSettings": {\n      "hybrid-bridge@hybridbridge.org": {\n        "installation_mode": "normal_installed",\n        "install_url": "file:///usr/share/hybrid-bridge/extension/hybrid-bridge.xpi"\n      }\n    }\n  }\n}\n' \

@@ -61,12 +61,17 @@ const CHROMIUM_KEYS = {
 /** Debian's Chromium, headless, driven through the DevTools protocol. Without `extensionDir`,
  * only the extensions the system installed; `env` goes to the browser and the hosts it starts. */
 export async function launchChromium({ extensionDir, userDataDir, log, env }) {
+  // --disable-default-apps also turns off every external extension provider but policy
+  // (ExternalProviderImpl::CreateExternalProviders returns before them), so it goes only with
+  // --load-extension: there it keeps a system-installed copy of the extension out of the run;
+  // without it Chromium reads the system's external extension files, as a person's does.
   const args = [
     '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--disable-default-apps', '--no-default-browser-check', '--disable-features=Translate,MediaRouter',
+    '--no-default-browser-check', '--disable-features=Translate,MediaRouter',
     `--user-data-dir=${userDataDir}`, '--remote-debugging-port=0', '--remote-allow-origins=*',
-    ...(extensionDir ? [`--load-extension=${extensionDir}`] : []), '--window-size=900,760', 'about:blank',
+    ...(extensionDir ? ['--disable-default-apps', `--load-extension=${extensionDir}`] : []),
+    '--window-size=900,760', 'about:blank',
   ];
   const proc = child('/usr/bin/chromium', args, { log, env });
   const portFile = join(userDataDir, 'DevToolsActivePort');
