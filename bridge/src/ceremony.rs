@@ -35,12 +35,13 @@ use hybrid_protocol::linking::ClientPayload;
 use hybrid_protocol::qr::{DataChannels, QrCode, RequestType};
 use hybrid_protocol::session::{PostHandshake, Revision, Session};
 use hybrid_protocol::tunnel::{TunnelPath, CLIENT_PAYLOAD_HEADER, SIGNAL_CONNECTION_HEADER};
-use rand_core::OsRng;
-use tunnel_client::{RelayError, Route, TunnelConfig};
+use rand_core::{OsRng, RngCore as _};
+use tunnel_client::{RelayError, Route, Tunnel, TunnelConfig};
 
 use crate::error::BridgeError;
 use crate::links::{LinkStore, StoredLink};
 use crate::progress::{Event, Phase, Progress};
+use crate::retry::{jitter, Backoff};
 use crate::scanner::{HeardAdvert, Scanner};
 use crate::talk::{FrameKind, Linking, Talk, TalkEvent, TalkTimeouts};
 
@@ -360,7 +361,9 @@ async fn open_channel(
 
 /// A state-assisted transaction with the linked phone `link_name` (docs/PROTOCOL.md#flow-linked):
 /// no QR code; the relay wakes the phone through `/cable/contact/…`, the phone's advert proves
-/// proximity, then NKpsk0. HTTP 410 deletes the link ([`BridgeError::LinkGone`]).
+/// proximity, then NKpsk0. HTTP 410 deletes the link ([`BridgeError::LinkGone`]). A relay that
+/// closes with 1013 (busy) is tried again after a jittered, growing wait
+/// ([`Event::RelayBusy`]) until [`Timeouts::advert`] has passed ([`BridgeError::RelayBusy`]).
 pub async fn linked_transaction(
     link_name: &str,
     request: &CtapRequest,
@@ -384,9 +387,60 @@ async fn linked_transaction_with(
     scanner: &mut dyn Scanner,
     progress: &dyn Progress,
 ) -> Result<CtapOutcome, BridgeError> {
+    let mut run = Run::new(progress, Phase::ContactingPhone);
+    // A busy relay (1013) is tried again from the start, with a fresh client nonce, while
+    // the linked phone's time lasts; nothing has reached the phone's authenticator yet.
+    let deadline = Instant::now() + config.timeouts.advert;
+    let mut backoff = Backoff::new();
+    let mut tries = 0u32;
+    let (tunnel, session, ph, revision) = loop {
+        tries += 1;
+        match contact_phone(link, store, config, request, scanner, &mut run).await {
+            Err(BridgeError::Relay(e)) if e.is_busy() => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let Some(wait) = backoff.next_wait(left, jitter(OsRng.next_u32())) else {
+                    return Err(BridgeError::RelayBusy {
+                        tries,
+                        within: config.timeouts.advert,
+                    });
+                };
+                tracing::debug!(tries, wait_ms = wait.as_millis() as u64, "relay busy: {e}");
+                run.emit(Event::RelayBusy {
+                    retry_in_ms: wait.as_millis() as u64,
+                });
+                tokio::time::sleep(wait).await;
+                if run.phase != Phase::ContactingPhone {
+                    run.enter(Phase::ContactingPhone);
+                }
+            }
+            other => break other?,
+        }
+    };
+    talk(
+        Box::new(tunnel),
+        session,
+        ph,
+        revision,
+        request,
+        LinkContext::Linked,
+        config,
+        run,
+    )
+    .await
+}
+
+/// One try of a linked session up to the CTAP request: the contact tunnel with a fresh client
+/// payload, the phone's advert, then the NKpsk0 handshake and the post-handshake message.
+async fn contact_phone(
+    link: &StoredLink,
+    store: &LinkStore,
+    config: &BridgeConfig,
+    request: &CtapRequest,
+    scanner: &mut dyn Scanner,
+    run: &mut Run<'_>,
+) -> Result<(Tunnel, Session, PostHandshake, Revision), BridgeError> {
     let mut rng = OsRng;
     let (contact, link_id, secret, phone_key) = link.decode()?;
-    let mut run = Run::new(progress, Phase::ContactingPhone);
     let payload = ClientPayload::new(link_id, request.request_type(), &mut rng)
         .map_err(|e| BridgeError::Internal(e.to_string()))?;
     let eid_key = secret.eid_key(&payload.client_nonce);
@@ -422,9 +476,10 @@ async fn linked_transaction_with(
     // restarted) is reported as such at once, not as a phone that never answered. What
     // arrives meanwhile (the relay's phone-connected signal) is kept for the handshake.
     let mut early: Option<Vec<u8>> = None;
-    let matched = run
+    let watching: &Run<'_> = run;
+    let matched = watching
         .timed(config.timeouts.advert, async {
-            let advert = wait_for_advert(&eid_key, config.min_rssi, scanner, &run);
+            let advert = wait_for_advert(&eid_key, config.min_rssi, scanner, watching);
             tokio::pin!(advert);
             loop {
                 tokio::select! {
@@ -474,17 +529,7 @@ async fn linked_transaction_with(
             Ok((session, ph, rev))
         })
         .await?;
-    talk(
-        Box::new(tunnel),
-        session,
-        ph,
-        revision,
-        request,
-        LinkContext::Linked,
-        config,
-        run,
-    )
-    .await
+    Ok((tunnel, session, ph, revision))
 }
 
 enum LinkContext<'a> {

@@ -35,6 +35,15 @@ pub enum BridgeError {
     /// 2 when our own relay settings are unusable ([`RelayError::is_local`]).
     #[error(transparent)]
     Relay(#[from] RelayError),
+    /// The relay closed each try of a linked sign-in with 1013 (busy, try again later) until
+    /// the time to reach the phone ran out. Exit code 5.
+    #[error("the tunnel relay was busy (it closed with 1013, try again later) on each of {tries} tries in {}; try again in a minute, or use another relay", format_secs(*.within))]
+    RelayBusy {
+        /// How many times the phone was contacted.
+        tries: u32,
+        /// The time the tries had (the linked phone's timeout).
+        within: Duration,
+    },
     /// The linked phone's contact ID is permanently invalid (HTTP 410): the link was deleted.
     /// Exit code 8.
     #[error("the phone {name:?} no longer accepts this computer (HTTP 410 Gone); the link was removed, sign in with a QR code to link it again")]
@@ -110,7 +119,7 @@ impl BridgeError {
             Self::Timeout { .. } => 3,
             Self::Bluetooth(_) => 4,
             Self::Relay(e) if e.is_local() => 2,
-            Self::Relay(_) => 5,
+            Self::Relay(_) | Self::RelayBusy { .. } => 5,
             Self::Handshake(_) | Self::Peer { .. } | Self::Closed { .. } => 6,
             Self::Ctap { .. } => 7,
             Self::LinkGone { .. } => 8,

@@ -98,6 +98,12 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// The relay was busy (it closed with 1013); the linked phone is contacted again after
+    /// this wait.
+    RelayBusy {
+        /// The wait, in milliseconds.
+        retry_in_ms: u64,
+    },
     /// A verified link was stored.
     Linked {
         /// The phone's name.
@@ -213,6 +219,10 @@ impl Progress for StderrProgress {
                     Event::ChannelFallback { reason } => {
                         format!("{reason}; using the tunnel relay")
                     }
+                    Event::RelayBusy { retry_in_ms } => format!(
+                        "the relay is busy; trying again in {}",
+                        format_secs(Duration::from_millis(*retry_in_ms))
+                    ),
                     Event::Linked { name } => format!(
                         "linked the phone {:?}: next time it needs no QR code (--phone)",
                         crate::sanitize::for_terminal(name)

@@ -8,7 +8,9 @@
 //!   device-bound (BE and BS clear), chosen at creation ([`CredentialKind`]) and kept in the
 //!   store; assertions carry the flags it was created with. The signature counter is always 0.
 //! - Discoverable credentials when `rk: true`; otherwise a non-discoverable credential whose ID
-//!   is a random handle kept in the store (found only through an allowList).
+//!   is a random handle kept in the store (found only through an allowList). An assertion
+//!   with a discoverable credential carries its user handle (key 4), also when the allowList
+//!   named it; the names and `userSelected` only when the phone chose the account.
 //! - `prf` (docs/PROTOCOL.md#ctap): makeCredential answers `prf.enabled = true` in unsigned
 //!   outputs (key 6); getAssertion answers `prf.results` (key 8) = HMAC-SHA256(credential PRF secret, salt) for
 //!   each 32-byte (already hashed) salt, `evalByCredential` taking precedence over `eval`.
@@ -506,7 +508,23 @@ pub(crate) async fn get_assertion(
         .signing_key()
         .map_err(|e| err(Status::Other, format!("stored key: {e}")))?;
     let signature = sign(&key, &auth_data, &req.client_data_hash);
+    // A discoverable credential always comes with its user handle, as from phones: CTAP's
+    // getAssertion makes at least `user.id` mandatory for one, and Chromium requires it. The
+    // account's names only when the phone chose the account.
     let discovered = req.allow_list.is_empty();
+    let user = if discovered {
+        Some(User {
+            id: cred.user_id_bytes(),
+            name: Some(cred.user_name.clone().unwrap_or_default()),
+            display_name: Some(cred.user_display_name.clone().unwrap_or_default()),
+        })
+    } else {
+        cred.discoverable.then(|| User {
+            id: cred.user_id_bytes(),
+            name: None,
+            display_name: None,
+        })
+    };
     Ok((
         GetAssertionResponse {
             credential: CredentialDescriptor {
@@ -515,11 +533,7 @@ pub(crate) async fn get_assertion(
             },
             auth_data,
             signature,
-            user: discovered.then(|| User {
-                id: cred.user_id_bytes(),
-                name: Some(cred.user_name.clone().unwrap_or_default()),
-                display_name: Some(cred.user_display_name.clone().unwrap_or_default()),
-            }),
+            user,
             user_selected: discovered.then_some(true),
             prf_results,
         },

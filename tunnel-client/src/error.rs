@@ -115,6 +115,13 @@ impl RelayError {
         )
     }
 
+    /// Whether the relay asked to be tried again later: it closed the tunnel with 1013, as a
+    /// relay does when what it holds for peers not yet connected is full. A caller that has
+    /// sent nothing the other side acts on yet may start afresh after a wait.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Self::ClosedByRelay { code: 1013, .. })
+    }
+
     /// The HTTP status of a refused upgrade.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -246,6 +253,24 @@ mod tests {
         }
         .to_string();
         assert!(e.ends_with("; it said: phones do not send Origin"), "{e}");
+    }
+
+    #[test]
+    fn only_a_1013_close_asks_to_be_tried_again() {
+        let closed = |code| RelayError::ClosedByRelay {
+            code,
+            reason: String::new(),
+        };
+        assert!(closed(1013).is_busy());
+        for code in [1001, 1008, 1011, 1012] {
+            assert!(!closed(code).is_busy(), "{code}");
+        }
+        let refused = RelayError::Refused {
+            url: "ws://127.0.0.1:9/cable/contact/x".into(),
+            status: 503,
+            said: None,
+        };
+        assert!(!refused.is_busy());
     }
 
     #[test]

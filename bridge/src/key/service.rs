@@ -339,6 +339,7 @@ pub fn failure_status(e: &BridgeError) -> u8 {
         BridgeError::Usage(_)
         | BridgeError::Bluetooth(_)
         | BridgeError::Relay(_)
+        | BridgeError::RelayBusy { .. }
         | BridgeError::LinkGone { .. }
         | BridgeError::Handshake(_)
         | BridgeError::Peer { .. }
@@ -415,6 +416,7 @@ impl Progress for KeyProgress<'_> {
             Event::AdvertMatched { .. }
             | Event::Channel { .. }
             | Event::ChannelFallback { .. }
+            | Event::RelayBusy { .. }
             | Event::LinkIgnored { .. }
             | Event::Finished { .. } => {}
         }

@@ -73,7 +73,7 @@ impl DomError {
             BridgeError::Usage(_) => (TypeError, "bad_request"),
             BridgeError::Timeout { .. } => (NotAllowedError, "timeout"),
             BridgeError::Bluetooth(_) => (NotAllowedError, "bluetooth"),
-            BridgeError::Relay(_) => (NotAllowedError, "relay"),
+            BridgeError::Relay(_) | BridgeError::RelayBusy { .. } => (NotAllowedError, "relay"),
             BridgeError::LinkGone { .. } => (NotAllowedError, "link_gone"),
             BridgeError::UnknownPhone(_) => (NotAllowedError, "unknown_phone"),
             BridgeError::Handshake(_) | BridgeError::Peer { .. } => {

@@ -217,9 +217,10 @@ pub fn event(id: &str, e: &Event) -> Option<Value> {
             v["name"] = name.clone().into();
             v
         }
-        Event::LinkIgnored { .. } | Event::Finished { .. } | Event::ChannelFallback { .. } => {
-            return None
-        }
+        Event::LinkIgnored { .. }
+        | Event::Finished { .. }
+        | Event::ChannelFallback { .. }
+        | Event::RelayBusy { .. } => return None,
     })
 }
 

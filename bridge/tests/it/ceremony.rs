@@ -259,6 +259,87 @@ async fn late_link_is_stored_then_linked_sign_in_works_then_410_forgets() {
     assert!(env.links.list().unwrap().is_empty());
 }
 
+/// Links the scripted phone with a QR sign-in, so that linked sign-ins can follow.
+async fn linked_env() -> Env {
+    let env = Env::new(Fault::GoodLink).await;
+    let (r, _) = env.qr(get_assertion("example.com"), vec![]).await;
+    assert_eq!(r.unwrap().linked.as_deref(), Some(PHONE_NAME));
+    env
+}
+
+fn contacts(env: &Env) -> usize {
+    env.paths()
+        .iter()
+        .filter(|p| p.starts_with("/cable/contact/"))
+        .count()
+}
+
+#[tokio::test]
+async fn a_linked_sign_in_tries_a_busy_relay_again_until_it_serves() {
+    let env = linked_env().await;
+    env.relay_busy_for(2);
+    let rec = Recorder::default();
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        bridge::linked_transaction(
+            PHONE_NAME,
+            &get_assertion("example.com"),
+            &env.config,
+            &mut env.scanner(),
+            &rec,
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(!out.response.is_empty());
+    assert_eq!(contacts(&env), 3, "two busy answers, then the phone");
+    let waits: Vec<Duration> = rec
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::RelayBusy { retry_in_ms } => Some(Duration::from_millis(*retry_in_ms)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(waits.len(), 2, "{:?}", rec.events());
+    assert!(waits[0] < waits[1], "the wait grows: {waits:?}");
+}
+
+#[tokio::test]
+async fn a_relay_that_stays_busy_fails_the_linked_sign_in_within_its_timeout() {
+    let env = linked_env().await;
+    env.relay_busy_for(u32::MAX);
+    let mut config = env.config.clone();
+    config.timeouts.advert = Duration::from_secs(2);
+    let rec = Recorder::default();
+    let err = tokio::time::timeout(
+        Duration::from_secs(30),
+        bridge::linked_transaction(
+            PHONE_NAME,
+            &get_assertion("example.com"),
+            &config,
+            &mut env.scanner(),
+            &rec,
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    let tries = contacts(&env);
+    assert!(tries > 2, "tried again before giving up: {tries}");
+    assert_eq!(err.exit_code(), 5, "a relay error: {err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("busy") && msg.contains(&format!("{tries} tries")) && msg.contains("2 s"),
+        "{msg}"
+    );
+    assert!(
+        !env.links.list().unwrap().is_empty(),
+        "a busy relay does not cost the link"
+    );
+}
+
 #[tokio::test]
 async fn register_produces_registration_response_json() {
     let env = Env::new(Fault::None).await;

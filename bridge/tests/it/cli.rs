@@ -78,6 +78,39 @@ fn phones_forget_unknown_is_usage_error() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+#[test]
+fn a_challenge_and_credential_ids_beginning_with_a_hyphen_are_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bridge()
+        .args([
+            "-q",
+            "sign-in",
+            "--rp-id",
+            "example.com",
+            "--challenge",
+            "-Uab_AAECAwQFBgcICQoLDA",
+            "--allow",
+            "-AID",
+            "--allow=-BAU",
+            "--advert-timeout",
+            "300ms",
+            "--no-link",
+        ])
+        .arg("--advert-file")
+        .arg(dir.path().join("adverts"))
+        .arg("--qr-file")
+        .arg(dir.path().join("qr.txt"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the sign-in ran and timed out: {err}"
+    );
+    assert!(err.contains("no advert matched"), "{err}");
+}
+
 /// A sign-in that can only time out (nobody advertises), with the QR URL in a file.
 fn waiting_sign_in(dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
     bridge()

@@ -3,6 +3,7 @@
 //! `Responder`, with deliberate faults.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ use rand_core::OsRng;
 use sha2::{Digest as _, Sha256};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as Ws;
 
 /// What the scripted phone (or relay) does wrong.
@@ -78,6 +81,9 @@ struct Shared {
     adverts: PathBuf,
     /// Plaintext requests received (to check the relay path saw what we expect).
     paths: Mutex<Vec<String>>,
+    /// How many more `/cable/contact/…` connections the relay closes with 1013 (busy, try
+    /// again later) right after the upgrade, before the phone is woken.
+    busy: AtomicU32,
 }
 
 pub(crate) struct Env {
@@ -106,6 +112,7 @@ impl Env {
             },
             adverts: adverts.clone(),
             paths: Mutex::new(vec![]),
+            busy: AtomicU32::new(0),
         });
         let s = shared.clone();
         tokio::spawn(async move {
@@ -147,6 +154,11 @@ impl Env {
 
     pub(crate) fn scanner(&self) -> AdvertFileScanner {
         AdvertFileScanner::new(&self.adverts).unwrap()
+    }
+
+    /// The relay closes the next `n` contact connections with 1013, as a full relay does.
+    pub(crate) fn relay_busy_for(&self, n: u32) {
+        self.shared.busy.store(n, Ordering::SeqCst);
     }
 
     pub(crate) fn paths(&self) -> Vec<String> {
@@ -270,6 +282,19 @@ async fn serve(tcp: tokio::net::TcpStream, s: Arc<Shared>) -> Result<(), String>
         .map_err(|e| e.to_string())?;
     let (path, payload, signal) = seen.lock().unwrap().clone();
     s.paths.lock().unwrap().push(path.clone());
+    let busy = path.starts_with("/cable/contact/")
+        && s.busy
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+    if busy {
+        let frame = CloseFrame {
+            code: CloseCode::Again,
+            reason: "relay busy; try again later".into(),
+        };
+        ws.close(Some(frame)).await.ok();
+        while let Some(Ok(_)) = ws.next().await {}
+        return Ok(());
+    }
     if s.fault == Fault::TextFrame {
         let _ = next(&mut ws).await?;
         ws.send(Ws::Text("hello".into())).await.ok();

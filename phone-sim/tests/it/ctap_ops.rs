@@ -198,7 +198,7 @@ async fn make_credential_and_get_assertion_discoverable_with_prf() {
     )
     .await;
     let resp = GetAssertionResponse::from_cbor(&run.response.unwrap().1).unwrap();
-    assert_eq!(resp.user, None, "no user for an allowList request");
+    assert_eq!(resp.user.unwrap().id, b"user-1", "a passkey's user handle");
     assert_eq!(resp.user_selected, None);
     assert_eq!(resp.prf_results.unwrap().first, prf1.first);
     assert_eq!(
@@ -207,6 +207,42 @@ async fn make_credential_and_get_assertion_discoverable_with_prf() {
             rp_id: "example.com".into(),
             credential_id: id
         }
+    );
+}
+
+/// Phones return a passkey's user handle even when the relying party names the credential:
+/// sites look the account up by it, and Chromium requires it for a discoverable credential.
+#[tokio::test]
+async fn a_passkey_named_in_the_allow_list_still_returns_its_user_handle() {
+    let relay = relay().await;
+    let f = files();
+    let (id, key) = register(&relay.ws_url(), &f, true, Attestation::None).await;
+    let ga = ga_request("example.com", &[b"other", &id]);
+    let run = one_request(
+        &relay.ws_url(),
+        &f,
+        config(&relay.ws_url()),
+        GA,
+        &ga.to_cbor(),
+    )
+    .await;
+    let (status, body) = run.response.unwrap();
+    assert_eq!(status, Status::Ok);
+    let resp = GetAssertionResponse::from_cbor(&body).unwrap();
+    verify(&key, &resp.auth_data, &ga.client_data_hash, &resp.signature);
+    assert_eq!(resp.credential.id, id);
+    let user = resp
+        .user
+        .expect("the user handle of a discoverable credential");
+    assert_eq!(user.id, b"user-1");
+    assert_eq!(
+        (user.name, user.display_name),
+        (None, None),
+        "only the handle: the relying party already chose the account"
+    );
+    assert_eq!(
+        resp.user_selected, None,
+        "no account was chosen on the phone"
     );
 }
 
@@ -243,6 +279,10 @@ async fn non_discoverable_needs_the_allow_list() {
     assert_eq!(s, Status::Ok);
     let resp = GetAssertionResponse::from_cbor(&body).unwrap();
     verify(&key, &resp.auth_data, &ga.client_data_hash, &resp.signature);
+    assert_eq!(
+        resp.user, None,
+        "a server-side credential has no user to return"
+    );
     // Another RP never sees it.
     let run = one_request(
         &relay.ws_url(),

@@ -118,7 +118,8 @@ pub(crate) enum CredentialsAction {
     List,
     /// Delete a credential by its base64url ID (a unique prefix is enough).
     Delete {
-        /// Credential ID (base64url) or a unique prefix.
+        /// Credential ID (base64url) or a unique prefix; it may begin with `-`.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
 }
@@ -604,6 +605,18 @@ mod tests {
             panic!("not the scan command")
         };
         Ok(a.common.config(true))
+    }
+
+    #[test]
+    fn a_credential_id_beginning_with_a_hyphen_is_a_value() {
+        let cli = Cli::try_parse_from(["phone-sim", "credentials", "delete", "-Uab_AQ"]).unwrap();
+        let Command::Credentials {
+            action: CredentialsAction::Delete { id },
+        } = cli.command
+        else {
+            panic!("not credentials delete")
+        };
+        assert_eq!(id, "-Uab_AQ");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! the long help's examples ([`EXAMPLES`]) and the groups the ceremony commands flatten
 //! ([`RpArgs`], [`CredentialArgs`], [`AssertionArgs`], [`ConnectArgs`]). Raw values only:
 //! nothing here reads a file or opens a device ([`super::settings`] does). The subcommands and
-//! their own flags are `crate::commands::Command`.
+//! their own flags are `crate::commands::Command`. A flag that takes base64url allows a value
+//! beginning with `-` (`allow_hyphen_values`): one random challenge or ID in 64 begins so.
 
 use std::path::PathBuf;
 
@@ -91,7 +92,12 @@ pub(crate) struct RpArgs {
     #[arg(long, value_name = "URL", help_heading = "Relying party")]
     pub(crate) origin: Option<String>,
     /// Challenge, base64url [default: 32 random bytes].
-    #[arg(long, value_name = "BASE64URL", help_heading = "Relying party")]
+    #[arg(
+        long,
+        value_name = "BASE64URL",
+        allow_hyphen_values = true,
+        help_heading = "Relying party"
+    )]
     pub(crate) challenge: Option<String>,
     /// User verification.
     #[arg(long, value_enum, default_value_t = UvArg::Preferred, help_heading = "Relying party")]
@@ -148,7 +154,12 @@ pub(crate) struct CredentialArgs {
     #[arg(long, value_name = "NAME", help_heading = "Relying party")]
     pub(crate) display_name: Option<String>,
     /// User handle, base64url [default: 16 random bytes].
-    #[arg(long, value_name = "BASE64URL", help_heading = "Relying party")]
+    #[arg(
+        long,
+        value_name = "BASE64URL",
+        allow_hyphen_values = true,
+        help_heading = "Relying party"
+    )]
     pub(crate) user_id: Option<String>,
     /// What kind of credential to ask for: required makes a passkey that `sign-in --rp-id`
     /// finds without naming it.
@@ -161,7 +172,12 @@ pub(crate) struct CredentialArgs {
     #[arg(long, help_heading = "Relying party")]
     pub(crate) prf: bool,
     /// Credential IDs (base64url) the phone must not already hold.
-    #[arg(long, value_name = "BASE64URL", help_heading = "Relying party")]
+    #[arg(
+        long,
+        value_name = "BASE64URL",
+        allow_hyphen_values = true,
+        help_heading = "Relying party"
+    )]
     pub(crate) exclude: Vec<String>,
 }
 
@@ -170,10 +186,20 @@ pub(crate) struct CredentialArgs {
 #[derive(Debug, Args)]
 pub(crate) struct AssertionArgs {
     /// Allowed credential IDs, base64url [default: any passkey for the RP].
-    #[arg(long, value_name = "BASE64URL", help_heading = "Relying party")]
+    #[arg(
+        long,
+        value_name = "BASE64URL",
+        allow_hyphen_values = true,
+        help_heading = "Relying party"
+    )]
     pub(crate) allow: Vec<String>,
     /// PRF input (base64url) to evaluate.
-    #[arg(long, value_name = "BASE64URL", help_heading = "Relying party")]
+    #[arg(
+        long,
+        value_name = "BASE64URL",
+        allow_hyphen_values = true,
+        help_heading = "Relying party"
+    )]
     pub(crate) prf_first: Option<String>,
 }
 

@@ -246,6 +246,48 @@ mod tests {
     }
 
     #[test]
+    fn base64url_values_may_begin_with_a_hyphen() {
+        let decoded = |s: &str| b64_arg("test", s).unwrap();
+        let f = flags(&[
+            "--rp-id",
+            "example.com",
+            "--user-name",
+            "alice",
+            "--challenge",
+            "-Uab_AAECAwQFBgcICQoLDA",
+            "--user-id=-HVzZXI",
+            "--exclude",
+            "-AID",
+            "--exclude=-BAU",
+            "--exclude",
+            "BwgJ",
+        ]);
+        let o = registration_options(&f.rp, &f.credential).unwrap();
+        assert_eq!(o.challenge, decoded("-Uab_AAECAwQFBgcICQoLDA"));
+        assert_eq!(o.user_id, decoded("-HVzZXI"));
+        assert_eq!(o.exclude, [decoded("-AID"), decoded("-BAU"), vec![7, 8, 9]]);
+        let f = flags(&[
+            "--rp-id",
+            "example.com",
+            "--challenge=-Uab_AAECAwQFBgcICQoLDA",
+            "--allow",
+            "-AID",
+            "--allow=-BAU",
+            "--allow",
+            "BwgJ",
+            "--prf-first",
+            "-AECAw",
+            "--uv",
+            "required",
+        ]);
+        let o = authentication_options(&f.rp, &f.assertion).unwrap();
+        assert_eq!(o.challenge, decoded("-Uab_AAECAwQFBgcICQoLDA"));
+        assert_eq!(o.allow, [decoded("-AID"), decoded("-BAU"), vec![7, 8, 9]]);
+        assert!(o.prf.is_some());
+        assert_eq!(o.user_verification, UserVerification::Required);
+    }
+
+    #[test]
     fn sign_in_without_rp_id_takes_the_origins_host() {
         let f = flags(&["--origin", "https://example.com"]);
         let o = authentication_options(&f.rp, &f.assertion).unwrap();
