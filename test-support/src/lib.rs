@@ -5,9 +5,10 @@
 //! [`terminal`] checks that a peer-chosen name reached a command's output escaped, and
 //! [`fuzz`] replays a fuzz crate's committed corpus and regression inputs, and [`svg`] reads
 //! the text of an SVG report, and [`netfault`] is a TCP proxy that injects network faults
-//! (latency, loss, blackhole, reset, stall, slow reader) between a client and the relay. A
-//! dev-dependency only (`publish = false`); it panics with what to install or what went wrong,
-//! as test code does.
+//! (latency, loss, blackhole, reset, stall, slow reader) between a client and the relay, and
+//! [`ws`] answers a relay's WebSocket upgrade for tests that play one by hand. A dev-dependency
+//! only (`publish = false`); it panics with what to install or what went wrong, as test code
+//! does.
 
 pub mod bluez;
 pub mod fuzz;
@@ -15,3 +16,4 @@ pub mod netfault;
 pub mod race;
 pub mod svg;
 pub mod terminal;
+pub mod ws;

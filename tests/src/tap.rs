@@ -11,7 +11,6 @@ use hybrid_protocol::tunnel::{
 };
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -166,26 +165,11 @@ async fn proxy_one(
     for (k, v) in &echoed {
         cap.headers.lock().expect("lock").push(format!("{k}: {v}"));
     }
-    // The callback's error type is tungstenite's; clippy's size lint does not apply to an API we
-    // do not own.
-    #[allow(clippy::result_large_err)]
-    let client =
-        tokio_tungstenite::accept_hdr_async(tcp, move |_req: &Request, mut resp: Response| {
-            resp.headers_mut().insert(
-                "Sec-WebSocket-Protocol",
-                HeaderValue::from_static(SUBPROTOCOL),
-            );
-            for (k, v) in &echoed {
-                if let (Ok(k), Ok(v)) = (
-                    k.parse::<tokio_tungstenite::tungstenite::http::HeaderName>(),
-                    HeaderValue::from_str(v),
-                ) {
-                    resp.headers_mut().insert(k, v);
-                }
-            }
-            Ok(resp)
-        })
-        .await?;
+    let echoed: Vec<(&str, &str)> = echoed
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let client = test_support::ws::accept_fido_cable(tcp, &echoed).await?;
     let cut = cut
         .filter(|c| path.starts_with(c.path_prefix))
         .filter(|c| cut_so_far.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < c.sockets);

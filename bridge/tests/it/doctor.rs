@@ -250,15 +250,7 @@ async fn tls12_relay(dir: &Path) -> (u16, std::path::PathBuf) {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                // The callback type is tungstenite's; its error type is large by design.
-                #[allow(clippy::result_large_err)]
-                let cb = |_req: &tokio_tungstenite::tungstenite::handshake::server::Request,
-                          mut resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
-                    resp.headers_mut()
-                        .insert("Sec-WebSocket-Protocol", "fido.cable".parse().unwrap());
-                    Ok(resp)
-                };
-                let _ = tokio_tungstenite::accept_hdr_async(tls, cb).await;
+                let _ = test_support::ws::accept_fido_cable(tls, &[]).await;
             });
         }
     });

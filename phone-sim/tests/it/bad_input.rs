@@ -355,19 +355,12 @@ async fn relay_refuses_or_drops() {
 }
 
 #[tokio::test]
-#[allow(clippy::result_large_err)] // tungstenite's callback signature, not ours
 async fn relay_without_routing_id() {
-    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
-        let _ = tokio_tungstenite::accept_hdr_async(tcp, |_: &Request, mut resp: Response| {
-            resp.headers_mut()
-                .insert("Sec-WebSocket-Protocol", "fido.cable".parse().unwrap());
-            Ok(resp)
-        })
-        .await;
+        let _ = test_support::ws::accept_fido_cable(tcp, &[]).await;
     });
     let f = files();
     let mut phone = Phone::open(&f.store, config(&url)).unwrap();
@@ -382,12 +375,10 @@ async fn relay_without_routing_id() {
 }
 
 /// A relay (or a desktop behind one) sending a message over 1 MiB is refused: phone-sim
-/// once accepted up to 64 MiB per message. 1 MiB exactly still arrives.
+/// closes the tunnel; 1 MiB exactly still arrives.
 #[tokio::test]
-#[allow(clippy::result_large_err)] // tungstenite's callback signature, not ours
 async fn a_message_over_one_mib_is_refused() {
     use futures_util::{SinkExt as _, StreamExt as _};
-    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
     use tokio_tungstenite::tungstenite::Message as WsMessage;
     for (len, refused) in [((1 << 20) + 1, true), (2 << 20, true), (1 << 20, false)] {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -395,14 +386,9 @@ async fn a_message_over_one_mib_is_refused() {
         tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
             let mut ws =
-                tokio_tungstenite::accept_hdr_async(tcp, |_: &Request, mut resp: Response| {
-                    let h = resp.headers_mut();
-                    h.insert("Sec-WebSocket-Protocol", "fido.cable".parse().unwrap());
-                    h.insert("X-caBLE-Routing-ID", "010203".parse().unwrap());
-                    Ok(resp)
-                })
-                .await
-                .unwrap();
+                test_support::ws::accept_fido_cable(tcp, &[("X-caBLE-Routing-ID", "010203")])
+                    .await
+                    .unwrap();
             let _ = ws.send(WsMessage::Binary(vec![0x55; len])).await;
             // Hold the socket open until the phone is done with it.
             while let Some(Ok(_)) = ws.next().await {}
