@@ -96,24 +96,43 @@ fn program() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/hybrid-bridge-window")
 }
 
-/// xdotool on `display`: focuses the key's window (waiting for it to be visible), then
+/// The X id of the key's window, once it is the only one visible on `display`: the window
+/// of the step before can still be on the screen for a moment after its process was told to
+/// close, and keys sent to it would be lost.
+fn the_window(display: &str) -> String {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = Command::new("xdotool")
+            .args(["search", "--onlyvisible", "--name", TITLE])
+            .env("DISPLAY", display)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run xdotool ({e}): {INSTALL}"));
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if let [id] = ids.as_slice() {
+            return id.clone();
+        }
+        assert!(
+            Instant::now() < until,
+            "one visible window titled {TITLE:?} within 20 s, found {ids:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// xdotool on `display`: focuses the key's window (once it is the only one visible), then
 /// presses `keys`. Focusing a window the X server has not mapped yet fails (BadMatch): that is
 /// tried again, five times at most.
 fn press(display: &str, keys: &[&str]) {
-    let mut args = vec![
-        "search",
-        "--sync",
-        "--onlyvisible",
-        "--name",
-        TITLE,
-        "windowfocus",
-        "--sync",
-    ];
-    for k in keys {
-        args.extend(["key", k]);
-    }
     let mut last = None;
     for _ in 0..5 {
+        let id = the_window(display);
+        let mut args = vec!["windowfocus", "--sync", id.as_str()];
+        for k in keys {
+            args.extend(["key", k]);
+        }
         let out = Command::new("xdotool")
             .args(&args)
             .env("DISPLAY", display)
@@ -125,7 +144,7 @@ fn press(display: &str, keys: &[&str]) {
         last = Some(out);
         std::thread::sleep(Duration::from_millis(200));
     }
-    panic!("xdotool {args:?}: {last:?}");
+    panic!("xdotool {keys:?}: {last:?}");
 }
 
 /// Waits for the window to say it is shown (its accessible names arrive with "ready").
@@ -180,16 +199,7 @@ async fn closes_within(ui: &WindowUi, within: Duration) -> bool {
 
 fn screenshot(display: &str, name: &str) -> PathBuf {
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let window = Command::new("xdotool")
-        .args(["search", "--name", TITLE])
-        .env("DISPLAY", display)
-        .output()
-        .unwrap();
-    let id = String::from_utf8_lossy(&window.stdout)
-        .lines()
-        .next()
-        .expect("the window is on the screen")
-        .to_string();
+    let id = the_window(display);
     let status = Command::new("import")
         .args(["-window", &id])
         .arg(&out)
