@@ -146,7 +146,7 @@ impl Relay {
 
 /// How a resume was answered.
 enum Resumed {
-    Yes(Ws),
+    Yes(Box<Ws>),
     /// An HTTP status other than 101.
     Status(u16),
     /// The connection failed (the relay was killed).
@@ -157,7 +157,7 @@ async fn resume(url: &str, id: &ContactId, secret: &str) -> Resumed {
     let full = format!("{url}{}", resume_path(id));
     // `open_url` bounds the handshake by `WAIT`.
     match open_url(&full, &[(SECRET_HEADER, secret)]).await {
-        Ok((ws, _)) => Resumed::Yes(ws),
+        Ok((ws, _)) => Resumed::Yes(Box::new(ws)),
         Err(WsError::Http(resp)) => Resumed::Status(resp.status().as_u16()),
         Err(_) => Resumed::Lost,
     }
@@ -284,7 +284,7 @@ async fn revoke_live(url: &str, model: &Shared, rng: &mut StdRng) {
         (m.phones[i].id.clone(), m.phones[i].secret.clone())
     };
     let mut ws = match resume(url, &id, &secret).await {
-        Resumed::Yes(ws) => ws,
+        Resumed::Yes(ws) => *ws,
         Resumed::Status(s) => {
             let mut m = lock(model);
             m.failures
