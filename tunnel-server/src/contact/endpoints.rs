@@ -63,8 +63,12 @@ pub(crate) fn register(
             if !shared.contact_store.is_legacy(&key) {
                 secret::check(headers, &key).map_err(NotRegistered::Denied)?;
             }
-            let confirmed = shared.state().contacts.handle_resume(key, now);
+            // The store line is written under the state lock, so a revocation racing this
+            // first resume is recorded after the confirmation, as the registry saw them.
+            let mut state = shared.state();
+            let confirmed = state.contacts.handle_resume(key, now);
             shared.contact_store.confirmed(&key, confirmed);
+            drop(state);
             Ok(Registered {
                 contact: c,
                 key,
@@ -77,11 +81,13 @@ pub(crate) fn register(
                 .map_err(NotRegistered::RateLimited)?;
             let secret = secret::mint();
             let key = secret.contact_key();
-            let minted = shared.state().contacts.handle_register(key, now);
+            let mut state = shared.state();
+            let minted = state.contacts.handle_register(key, now);
             let (c, expired) = minted.map_err(NotRegistered::Refused)?;
             for old in &expired {
                 shared.contact_store.revoked(old);
             }
+            drop(state);
             Ok(Registered {
                 contact: c,
                 key,

@@ -89,10 +89,13 @@ async fn serve_registration(
                 match classify(m) {
                     Incoming::Data(b) => {
                         if is_revoke(&b) {
-                            let stored = shared.state().contacts.handle_revoke(key);
-                            if stored {
+                            // Under the state lock: a racing resume's confirmation is
+                            // recorded before this revocation, as the registry saw them.
+                            let mut state = shared.state();
+                            if state.contacts.handle_revoke(key) {
                                 shared.contact_store.revoked(&key);
                             }
+                            drop(state);
                             return End::new(CloseReason::Revoked, CloseCode::Normal, "contact revoked");
                         }
                     }
@@ -117,8 +120,10 @@ async fn serve_registration(
             () = &mut confirm, if !confirmed => {
                 confirmed = true;
                 let now = Instant::now().into_std();
-                let c = shared.state().contacts.handle_confirm(key, now);
+                let mut state = shared.state();
+                let c = state.contacts.handle_confirm(key, now);
                 shared.contact_store.confirmed(&key, c);
+                drop(state);
             },
             () = reached(&mut phase, Phase::Draining) => return End::SHUTDOWN,
         }

@@ -163,7 +163,10 @@ impl ContactStore {
 }
 
 /// The store as every connection task shares it: none without `--contact-store`, else the
-/// open file behind a lock (each write is a short blocking append to the page cache).
+/// open file behind a lock (each write is a short blocking append to the page cache). Callers
+/// write while they hold the state lock, so the file records a contact ID's confirmation and
+/// revocation in the order the registry made them: a revocation written before a racing
+/// confirmation would bring the revoked ID back at the next start.
 pub(crate) struct SharedStore(Option<Mutex<ContactStore>>);
 
 impl SharedStore {

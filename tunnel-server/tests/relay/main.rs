@@ -19,5 +19,6 @@ mod registry;
 mod scale_out;
 mod shutdown;
 mod status;
+mod store_crash;
 mod support;
 mod tls;
