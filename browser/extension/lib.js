@@ -111,3 +111,25 @@ export function allowAttributeAllows(allow, feature, { childOrigin, srcOrigin, p
   }
   return childOrigin === parentOrigin;
 }
+
+/** `PublicKeyCredential.getClientCapabilities()` with the extension active: the browser's own
+ * answer (`browserAnswer`; null or undefined when it has none), with what the phone path
+ * provides end to end set true — `hybridTransport`, and the extensions the native host carries
+ * to the phone and back (`credProps`, `prf`). Nothing is lowered: a key the browser says true
+ * stays true, and every key the phone path does not provide (`extension:largeBlob`,
+ * `passkeyPlatformAuthenticator`, `conditionalGet` …) keeps the browser's answer. A plain
+ * record of booleans, keys in ascending order as WebAuthn returns them. page.js gets this
+ * function's own text (tools/build.mjs), so it uses nothing else from this module.
+ * @param {unknown} browserAnswer @returns {Record<string, boolean>} */
+export function clientCapabilities(browserAnswer) {
+  const phonePath = ['hybridTransport', 'extension:credProps', 'extension:prf'];
+  const all = {};
+  if (browserAnswer && typeof browserAnswer === 'object') {
+    for (const [k, v] of Object.entries(browserAnswer)) if (typeof v === 'boolean') all[k] = v;
+  }
+  for (const k of phonePath) all[k] = true;
+  /** @type {Record<string, boolean>} */
+  const out = {};
+  for (const k of Object.keys(all).sort()) out[k] = all[k];
+  return out;
+}

@@ -5,7 +5,10 @@
 // back as W3C response JSON, turned here into an object that behaves like a
 // PublicKeyCredential. Nothing secret passes through this script: the page can see all of it,
 // and the origin is never taken from here (the background reads it from the browser).
-// Browsers load it as a classic script: tools/build.mjs writes the import below as constants.
+// It also answers PublicKeyCredential.getClientCapabilities() with what the phone path adds
+// (lib.js clientCapabilities). Browsers load it as a classic script: tools/build.mjs writes the
+// imports below as constants and the function's text.
+import { clientCapabilities } from './lib.js';
 import { DOM_EVENT, KIND, PAGE } from './messages.js';
 
 (() => {
@@ -219,4 +222,20 @@ import { DOM_EVENT, KIND, PAGE } from './messages.js';
   };
   define('create', wrap(KIND.CREATE, origCreate));
   define('get', wrap(KIND.GET, origGet));
+
+  // WebAuthn L3 capabilities: the browser's own answer where it has the method, with
+  // hybridTransport and the extensions the phone path carries set true (never lowered).
+  // isUserVerifyingPlatformAuthenticatorAvailable and isConditionalMediationAvailable stay
+  // the browser's: the phone is no platform authenticator, and conditional mediation goes to
+  // the browser untouched (README "What the page gets").
+  const PKC = globalThis.PublicKeyCredential;
+  if (typeof PKC === 'function') {
+    const origCaps = typeof PKC.getClientCapabilities === 'function' ? PKC.getClientCapabilities : null;
+    const getClientCapabilities = function () {
+      const browsers = origCaps ? Promise.resolve().then(() => origCaps.call(PKC)).catch(() => null) : Promise.resolve(null);
+      return browsers.then(clientCapabilities);
+    };
+    Object.defineProperty(getClientCapabilities, 'name', { value: 'getClientCapabilities' });
+    Object.defineProperty(PKC, 'getClientCapabilities', { value: getClientCapabilities, writable: true, configurable: true, enumerable: false });
+  }
 })();

@@ -171,3 +171,55 @@ test('the content script refuses options over MAX_REQUEST_CHARS before they reac
   assert.equal(cs.connects.length, 1);
   assert.equal(cs.connects[0].sent[0].type, CEREMONY.BEGIN);
 });
+
+/** Runs the built page script in a fake window whose PublicKeyCredential is `pkc`. */
+function pageScript(pkc) {
+  const dist = build();
+  const source = readFileSync(join(dist.firefox, 'page.js'), 'utf8');
+  class CredentialsContainer { create() {} get() {} }
+  const win = { addEventListener() {}, dispatchEvent: () => true };
+  const context = {
+    window: win, isSecureContext: true, CredentialsContainer, PublicKeyCredential: pkc,
+    navigator: { credentials: new CredentialsContainer() },
+  };
+  vm.runInNewContext(source, context);
+  return context;
+}
+
+const PHONE_CAPABILITIES = { 'extension:credProps': true, 'extension:prf': true, hybridTransport: true };
+const plain = (r) => JSON.parse(JSON.stringify(r));
+
+test('the page gets getClientCapabilities as a static method when the browser has none', async () => {
+  const pkc = function PublicKeyCredential() {};
+  const page = pageScript(pkc);
+  const d = Object.getOwnPropertyDescriptor(pkc, 'getClientCapabilities');
+  assert.ok(d, 'defined');
+  assert.deepEqual([d.enumerable, d.writable, d.configurable], [false, true, true]);
+  assert.equal(d.value.name, 'getClientCapabilities');
+  assert.equal(d.value.length, 0);
+  const answer = pkc.getClientCapabilities();
+  assert.equal(typeof answer.then, 'function', 'a Promise');
+  const r = await answer;
+  assert.equal(Object.getPrototypeOf(r), vm.runInNewContext('Object.prototype', page), 'a plain record');
+  assert.deepEqual(plain(r), PHONE_CAPABILITIES);
+});
+
+test('the page gets the browser\'s getClientCapabilities merged with what the phone path adds', async () => {
+  const browserAnswer = { conditionalGet: true, hybridTransport: false, passkeyPlatformAuthenticator: false, 'extension:largeBlob': true };
+  const calls = [];
+  const pkc = function PublicKeyCredential() {};
+  Object.defineProperty(pkc, 'getClientCapabilities', {
+    value: function getClientCapabilities() { calls.push(this); return Promise.resolve({ ...browserAnswer }); },
+    writable: true, configurable: true, enumerable: false,
+  });
+  pageScript(pkc);
+  const d = Object.getOwnPropertyDescriptor(pkc, 'getClientCapabilities');
+  assert.deepEqual([d.enumerable, d.value.name, d.value.length], [false, 'getClientCapabilities', 0]);
+  assert.deepEqual(plain(await pkc.getClientCapabilities()), { ...browserAnswer, ...PHONE_CAPABILITIES });
+  assert.deepEqual(calls, [pkc], 'the browser\'s own method, called on PublicKeyCredential');
+  // A browser whose own answer fails still gets what the phone path provides.
+  const failing = function PublicKeyCredential() {};
+  Object.defineProperty(failing, 'getClientCapabilities', { value: () => Promise.reject(new Error('no')), writable: true, configurable: true });
+  pageScript(failing);
+  assert.deepEqual(plain(await failing.getClientCapabilities()), PHONE_CAPABILITIES);
+});

@@ -5,7 +5,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { allowAttributeAllows, checkRpId, errorText, originOf, secureOrigin } from '../extension/lib.js';
+import vm from 'node:vm';
+import { allowAttributeAllows, checkRpId, clientCapabilities, errorText, originOf, secureOrigin } from '../extension/lib.js';
 import { build, CHROMIUM_ID, CHROMIUM_KEY, classicScript, FIREFOX_ID } from '../tools/build.mjs';
 
 test('the origin comes from the sender: sender.origin, else the origin of sender.url; opaque is refused', () => {
@@ -43,6 +44,34 @@ test('errors read as something a person can act on', () => {
   assert.match(errorText({ code: 'no_host' }), /hybrid-bridge browser install/);
   assert.equal(errorText({ code: 'something_new', message: 'the phone is on fire' }), 'The phone is on fire.');
   assert.equal(errorText({}), 'Something went wrong.');
+});
+
+test('client capabilities: the phone path adds hybridTransport, credProps and prf to what the browser says', () => {
+  const phone = { 'extension:credProps': true, 'extension:prf': true, hybridTransport: true };
+  // A browser without getClientCapabilities (or whose answer failed): only what the phone path provides.
+  assert.deepEqual(clientCapabilities(undefined), phone);
+  assert.deepEqual(clientCapabilities(null), phone);
+  // Firefox on Linux: no hybrid; keys the phone path does not provide keep the browser's answer.
+  const firefox = {
+    conditionalCreate: false, conditionalGet: true, hybridTransport: false, passkeyPlatformAuthenticator: false,
+    userVerifyingPlatformAuthenticator: false, 'extension:prf': false, 'extension:largeBlob': false,
+  };
+  const merged = clientCapabilities(firefox);
+  assert.deepEqual(merged, { ...firefox, ...phone });
+  assert.equal(merged['extension:largeBlob'], false, 'largeBlob does not reach the phone: never raised');
+  assert.equal(merged.passkeyPlatformAuthenticator, false, 'the phone is no platform authenticator');
+  assert.deepEqual(firefox.hybridTransport, false, 'the browser\'s record is left as it was');
+  // What the browser says true stays true, including keys unknown here.
+  const chromium = { hybridTransport: true, 'extension:largeBlob': true, relatedOrigins: true, somethingNew: true };
+  assert.deepEqual(clientCapabilities(chromium), { ...chromium, ...phone });
+  // A plain record with its keys in ascending order, booleans only.
+  const r = clientCapabilities({ zeta: true, alpha: false, odd: 'yes', hybridTransport: 0 });
+  assert.equal(Object.getPrototypeOf(r), Object.prototype);
+  assert.deepEqual(Object.keys(r), ['alpha', 'extension:credProps', 'extension:prf', 'hybridTransport', 'zeta']);
+  // The MAIN-world script gets the function's own text (tools/build.mjs): it needs nothing
+  // from the module around it.
+  const alone = vm.runInNewContext(`(${clientCapabilities})`);
+  assert.deepEqual(JSON.parse(JSON.stringify(alone(firefox))), { ...firefox, ...phone });
 });
 
 test('the two manifests: one source, the pinned Chromium ID, the Firefox ID', () => {
@@ -180,5 +209,12 @@ test('content scripts: the import of messages.js becomes constants inside a bloc
   assert.ok(out.includes('  const KIND = Object.freeze({"CREATE":"create","GET":"get"});\n'), out);
   assert.ok(!out.includes('import') && !out.includes('@ts-check') && out.trimEnd().endsWith('}'), out);
   assert.throws(() => classicScript("import { NOPE } from './messages.js';\n"), /does not export/);
-  assert.throws(() => classicScript("import x from './lib.js';\n"), /may only import from .\/messages.js/);
+  assert.throws(() => classicScript("import x from './lib.js';\n"), /may only import/);
+  assert.throws(() => classicScript("import { x } from './other.js';\n"), /may only import/);
+  // Functions from lib.js are written in as their own text.
+  const withLib = classicScript("import { clientCapabilities } from './lib.js';\n(() => clientCapabilities(null))();\n");
+  assert.ok(withLib.startsWith('{\n  const clientCapabilities = function clientCapabilities('), withLib);
+  assert.ok(!withLib.includes('import'), withLib);
+  assert.deepEqual(Object.keys(vm.runInNewContext(withLib)), ['extension:credProps', 'extension:prf', 'hybridTransport']);
+  assert.throws(() => classicScript("import { NOPE } from './lib.js';\n"), /lib.js does not export NOPE as a function/);
 });

@@ -3,11 +3,13 @@
 // manifest as is) and dist/chromium (the same files; the manifest gets the `key` that pins
 // the Chromium ID, a service-worker background, and no Firefox-only settings). Browsers load
 // content scripts as classic scripts, which cannot import: in the two content scripts the
-// one `import { … } from './messages.js'` line becomes those constants, inside a block so
-// that nothing leaks into the page's global scope.
+// `import { … } from './messages.js'` line becomes those constants, and an
+// `import { … } from './lib.js'` line those functions' own text (each must use nothing else
+// from lib.js), inside a block so that nothing leaks into the page's global scope.
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as lib from '../extension/lib.js';
 import * as messages from '../extension/messages.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -21,24 +23,26 @@ export const FIREFOX_ID = 'hybrid-bridge@hybridbridge.org';
 /** The content scripts (manifest `content_scripts`), written as modules in the source. */
 export const CLASSIC_SCRIPTS = ['page.js', 'content.js'];
 
-const IMPORT = /^import \{([^}]*)\} from '\.\/messages\.js';\n/m;
+const IMPORT = /^import \{([^}]*)\} from '\.\/(messages|lib)\.js';\n/gm;
 
 /** A content script's source as the classic script a browser loads: its import of
- * messages.js replaced by the constants, the whole inside a block. Any other import is an
- * error (a classic script cannot have one). */
+ * messages.js replaced by the constants and its import of lib.js by the functions' text, the
+ * whole inside a block. Any other import is an error (a classic script cannot have one). */
 export function classicScript(source, file = 'a content script') {
-  const m = IMPORT.exec(source);
-  let body = source;
   let consts = '';
-  if (m) {
-    const names = m[1].split(',').map((n) => n.trim()).filter(Boolean);
-    consts = names.map((n) => {
-      if (!Object.hasOwn(messages, n)) throw new Error(`${file} imports ${n}, which messages.js does not export`);
-      return `  const ${n} = Object.freeze(${JSON.stringify(messages[n])});\n`;
-    }).join('');
-    body = source.slice(0, m.index) + source.slice(m.index + m[0].length);
-  }
-  if (/^\s*(import|export)\b/m.test(body)) throw new Error(`${file}: a content script may only import from ./messages.js`);
+  const body = source.replace(IMPORT, (_, list, from) => {
+    for (const n of list.split(',').map((x) => x.trim()).filter(Boolean)) {
+      if (from === 'messages') {
+        if (!Object.hasOwn(messages, n)) throw new Error(`${file} imports ${n}, which messages.js does not export`);
+        consts += `  const ${n} = Object.freeze(${JSON.stringify(messages[n])});\n`;
+      } else {
+        if (typeof lib[n] !== 'function') throw new Error(`${file}: lib.js does not export ${n} as a function`);
+        consts += `  const ${n} = ${lib[n]};\n`;
+      }
+    }
+    return '';
+  });
+  if (/^\s*(import|export)\b/m.test(body)) throw new Error(`${file}: a content script may only import from ./messages.js and ./lib.js`);
   const lines = body.replace(/^\/\/ @ts-check\n/, '');
   return `{\n${consts}${lines}}\n`;
 }
