@@ -7,7 +7,7 @@
 // goes back to the page. Every request is checked (origin, options, RP ID, permissions
 // policy) before a ceremony or its timer exists, so refused requests leave nothing behind.
 // See PROTOCOL.md for the messages (named in messages.js).
-import { allowAttributeAllows, checkRpId, errorText, optionsProblem, originOf, rpIdOf, secureOrigin } from './lib.js';
+import { allowAttributeAllows, checkRpId, errorText, firstChoice, optionsProblem, originOf, rpIdOf, secureOrigin } from './lib.js';
 import { CEREMONY, CHOICE, FROM_HOST, HOST_EVENT, KIND, OVERLAY, PORT, RUNTIME, TO_HOST } from './messages.js';
 
 const api = globalThis.browser ?? globalThis.chrome;
@@ -279,6 +279,7 @@ function onOverlayPort(port) {
         userName: c.kind === KIND.CREATE ? String(c.options.user?.name ?? '') : '',
         phones: c.phones.map((p) => ({ id: p.id, name: String(p.name ?? p.id) })),
         hostProblem: c.host ? null : errorText({ code: 'no_host', message: c.hostProblem }),
+        first: firstChoice(c.options.hints),
       });
     } else if (ceremony && msg?.type === OVERLAY.CHOOSE) {
       ceremony.choose(msg);

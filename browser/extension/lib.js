@@ -133,3 +133,18 @@ export function clientCapabilities(browserAnswer) {
   for (const k of Object.keys(all).sort()) out[k] = all[k];
   return out;
 }
+
+/** Which of the overlay's choices comes first for a request's `hints` (WebAuthn L3, in order
+ * of preference): the first hint the overlay knows decides. `hybrid` (and no hint) puts the
+ * phone first — the QR code, then each linked phone; `security-key` and `client-device` put
+ * *Use this device / a security key* (the browser's own implementation) first. Unknown hints
+ * are skipped, as browsers skip them.
+ * @param {unknown} hints @returns {'phone' | 'local'} */
+export function firstChoice(hints) {
+  if (!Array.isArray(hints)) return 'phone';
+  for (const h of hints) {
+    if (h === 'hybrid') return 'phone';
+    if (h === 'security-key' || h === 'client-device') return 'local';
+  }
+  return 'phone';
+}

@@ -77,7 +77,8 @@ export const RUNTIME = Object.freeze({
 export const OVERLAY = Object.freeze({
   /** overlay → background: the token from the overlay's URL. */
   HELLO: 'hello',
-  /** background → overlay: what to show (`kind`, `rpId`, `origin`, `userName`, `phones`). */
+  /** background → overlay: what to show (`kind`, `rpId`, `origin`, `userName`, `phones`,
+   * `first`). */
   INIT: 'init',
   /** overlay → background: the person's choice (`choice`: a {@link CHOICE}, `phone`). */
   CHOOSE: 'choose',

@@ -3,7 +3,8 @@
 // page cannot read. It offers the QR code, each linked phone and the browser's own
 // authenticator, then shows the QR code and each stage in words (announced through an
 // aria-live region), and errors a person can act on. Escape or Cancel cancels. The account
-// name of a create is the page's own choice and is labelled as such.
+// name of a create is the page's own choice and is labelled as such. The request's `hints`
+// decide which choice comes first (lib.js firstChoice).
 import { CHOICE, HOST_EVENT, KIND, OVERLAY, PORT } from './messages.js';
 
 /** @type {typeof chrome} */
@@ -98,10 +99,12 @@ port.onMessage.addListener((m) => {
         $('account').hidden = false;
       }
       renderPhones(m.phones);
+      // hints ["security-key"] or ["client-device"]: the browser's own implementation first.
+      if (m.first === 'local') $('choices').prepend($('use-local'));
       $('choices').hidden = false;
       if (m.hostProblem) showProblem(m.hostProblem);
       document.body.hidden = false; // drawn only once it can be used
-      $('use-qr').focus();
+      focusables()[0].focus();
       break;
     }
     case OVERLAY.PHONES:

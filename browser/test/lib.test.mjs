@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import vm from 'node:vm';
-import { allowAttributeAllows, checkRpId, clientCapabilities, errorText, originOf, secureOrigin } from '../extension/lib.js';
+import { allowAttributeAllows, checkRpId, clientCapabilities, errorText, firstChoice, originOf, secureOrigin } from '../extension/lib.js';
 import { build, CHROMIUM_ID, CHROMIUM_KEY, classicScript, FIREFOX_ID } from '../tools/build.mjs';
 
 test('the origin comes from the sender: sender.origin, else the origin of sender.url; opaque is refused', () => {
@@ -72,6 +72,18 @@ test('client capabilities: the phone path adds hybridTransport, credProps and pr
   // from the module around it.
   const alone = vm.runInNewContext(`(${clientCapabilities})`);
   assert.deepEqual(JSON.parse(JSON.stringify(alone(firefox))), { ...firefox, ...phone });
+});
+
+test('hints: the first one the overlay knows decides which choice comes first', () => {
+  assert.equal(firstChoice(undefined), 'phone');
+  assert.equal(firstChoice([]), 'phone');
+  assert.equal(firstChoice(['hybrid']), 'phone');
+  assert.equal(firstChoice(['hybrid', 'security-key']), 'phone');
+  assert.equal(firstChoice(['security-key']), 'local');
+  assert.equal(firstChoice(['client-device', 'hybrid']), 'local');
+  assert.equal(firstChoice(['something-new', 'security-key', 'hybrid']), 'local', 'unknown hints are skipped');
+  assert.equal(firstChoice(['something-new']), 'phone');
+  assert.equal(firstChoice('security-key'), 'phone', 'not a list: ignored');
 });
 
 test('the two manifests: one source, the pinned Chromium ID, the Firefox ID', () => {
