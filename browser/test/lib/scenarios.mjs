@@ -271,7 +271,11 @@ function suite(name) {
     await overlayGone();
   });
 
-  it('conditional mediation is left to the browser: no overlay', async () => {
+  it('capabilities: the phone path\'s, merged with the browser\'s; conditional mediation is left to the browser: no overlay', async () => {
+    const caps = JSON.parse(await ctx.d.evaluate('PublicKeyCredential.getClientCapabilities().then((c) => JSON.stringify(c))'));
+    assert.equal(caps.hybridTransport, true, JSON.stringify(caps));
+    assert.equal(caps['extension:prf'], true, JSON.stringify(caps));
+    assert.equal(caps['extension:credProps'], true, JSON.stringify(caps));
     await ctx.d.evaluate(`(window.__ac = new AbortController(), window.__cond = navigator.credentials.get({ mediation: 'conditional',
       publicKey: { challenge: new Uint8Array(32) }, signal: window.__ac.signal }).then(() => 'resolved', (e) => e.name), true)`);
     await sleep(1000);
