@@ -40,11 +40,13 @@ fn timeouts() -> bridge::Timeouts {
     }
 }
 
-/// The relay's limits in the matrix: a tunnel nobody closes is gone within these.
+/// The relay's limits in the matrix: a tunnel nobody closes is gone within these. The idle
+/// limit is longer than the bridge's wait for the phone (`user`, 8 s) by a margin, so that a
+/// stalled tunnel ends with the bridge's own timeout, not a race with the relay's close.
 fn relay_config() -> tunnel_server::Config {
     let mut c = tunnel_server::Config::default();
     c.limits.tunnel_lifetime = Duration::from_secs(30);
-    c.limits.idle_timeout = Duration::from_secs(8);
+    c.limits.idle_timeout = Duration::from_secs(12);
     c.limits.upgrade_timeout = Duration::from_secs(3);
     c.limits.registration_ping_interval = Duration::from_secs(2);
     c
