@@ -282,7 +282,7 @@ pub fn authentication_json(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hybrid_protocol::ctap::{flags, AttestedCredential};
+    use hybrid_protocol::ctap::{flags, AttestedCredential, PrfValues};
     use hybrid_protocol::keys::PublicKey;
 
     const ORIGIN: &str = "https://att.example.com";
@@ -445,5 +445,54 @@ mod tests {
                 assert_eq!(field(&att, "authData"), &cbor::bytes(&ad), "{pref}/{fmt}");
             }
         }
+    }
+
+    /// A getAssertion response from credential `[9; 16]` on `att.example.com`.
+    fn assertion(prf_results: Option<PrfValues>) -> Vec<u8> {
+        GetAssertionResponse {
+            credential: ctap::CredentialDescriptor {
+                id: vec![9; 16],
+                transports: None,
+            },
+            auth_data: AuthenticatorData {
+                rp_id_hash: Sha256::digest(b"att.example.com").into(),
+                flags: flags::UP | flags::UV,
+                sign_count: 0,
+                attested_credential: None,
+                extensions: None,
+            }
+            .to_bytes(),
+            signature: vec![0x30, 0],
+            user: None,
+            user_selected: None,
+            prf_results,
+        }
+        .to_cbor()
+    }
+
+    fn sign_in(prf: serde_json::Value) -> AuthenticationOptions {
+        let json = serde_json::json!({
+            "challenge": b64url(&[7; 32]),
+            "rpId": "att.example.com",
+            "allowCredentials": [{"type": "public-key", "id": b64url(&[9; 16])}],
+            "extensions": {"prf": prf},
+        });
+        AuthenticationOptions::from_json(&json.to_string(), Some(ORIGIN)).unwrap()
+    }
+
+    #[test]
+    fn prf_results_reach_the_page_when_only_eval_by_credential_was_given() {
+        let o = sign_in(serde_json::json!({
+            "evalByCredential": {b64url(&[9; 16]): {"first": "b25l"}},
+        }));
+        let results = PrfValues {
+            first: vec![1; 32],
+            second: None,
+        };
+        let json = authentication_json(&o, "{}", &assertion(Some(results))).unwrap();
+        assert_eq!(
+            json.client_extension_results,
+            serde_json::json!({"prf": {"results": {"first": b64url(&[1; 32])}}})
+        );
     }
 }
