@@ -1060,8 +1060,8 @@ mod backup_flags {
     }
 }
 
-/// The `prf` extension through the bridge and the phone: `eval` and `evalByCredential`, each
-/// result checked against the others.
+/// The `prf` extension through the bridge and the phone: `eval`, `evalByCredential` and
+/// first-use evaluation on create, each result checked against the others.
 mod prf {
     use super::*;
     use bridge::webauthn::b64url;
@@ -1140,5 +1140,37 @@ mod prf {
             "the credential's own salt wins over eval"
         );
         assert_eq!(other["results"]["second"], first);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn eval_on_create_gives_the_results_a_sign_in_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stack = stack(&dir, PhoneConfig::default()).await;
+        let rp = rp();
+        let salt = b64url(b"first use");
+        let (pending, _) = registration_options(&rp, "vault");
+        let mut json: serde_json::Value = serde_json::from_str(&pending.options_json).unwrap();
+        public_key(&mut json)["extensions"] = serde_json::json!({"prf": {"eval": {"first": salt}}});
+        let options = RegistrationOptions::from_json(&json.to_string(), Some(ORIGIN))
+            .expect("bridge reads the options");
+        let run = stack
+            .register(&options, &Silent)
+            .await
+            .expect("registration");
+        let created = run.bridge.json.client_extension_results["prf"].clone();
+        let cred = rp
+            .finish_registration(&pending, &serde_json::to_string(&run.bridge.json).unwrap())
+            .expect("webauthn-rs accepts the registration");
+        assert_eq!(created["enabled"], true, "{created}");
+
+        let signed_in = sign_in_with(
+            &mut stack,
+            &rp,
+            &cred,
+            serde_json::json!({"eval": {"first": salt}}),
+        )
+        .await;
+        assert!(signed_in["results"]["first"].is_string(), "{signed_in}");
+        assert_eq!(created["results"], signed_in["results"], "{created}");
     }
 }

@@ -6,6 +6,7 @@ use ciborium::value::Value;
 use hybrid_protocol::cbor;
 use hybrid_protocol::ctap::{
     self, AttestationStatement, AuthenticatorData, GetAssertionResponse, MakeCredentialResponse,
+    PrfValues,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -159,10 +160,12 @@ pub fn registration_json(
         ext.insert("credProps".into(), serde_json::json!({ "rk": rk }));
     }
     if options.prf.is_some() {
-        ext.insert(
-            "prf".into(),
-            serde_json::json!({ "enabled": r.prf_enabled.unwrap_or(false) }),
-        );
+        let mut prf = serde_json::json!({ "enabled": r.prf_enabled.unwrap_or(false) });
+        // Results only for inputs the page gave: a phone's answer to nothing is dropped.
+        if let (Some(Some(_)), Some(results)) = (&options.prf, &r.prf_results) {
+            prf["results"] = prf_results_json(results);
+        }
+        ext.insert("prf".into(), prf);
     }
     let id = b64url(&cred.credential_id);
     Ok(RegistrationResponseJson {
@@ -227,6 +230,15 @@ fn auth_ext_bool(auth: &AuthenticatorData, ext: &str, key: &str) -> Option<bool>
         .and_then(|(_, v)| v.as_bool())
 }
 
+/// `prf.results` as `AuthenticationExtensionsPRFValuesJSON`: `first` and `second`, base64url.
+fn prf_results_json(p: &PrfValues) -> serde_json::Value {
+    let mut m = serde_json::json!({ "first": b64url(&p.first) });
+    if let Some(s) = &p.second {
+        m["second"] = b64url(s).into();
+    }
+    m
+}
+
 /// Builds `AuthenticationResponseJSON` from the getAssertion response CBOR.
 pub fn authentication_json(
     options: &AuthenticationOptions,
@@ -248,13 +260,7 @@ pub fn authentication_json(
     }
     let mut ext = serde_json::Map::new();
     if options.prf.is_some() {
-        let results = r.prf_results.as_ref().map(|p| {
-            let mut m = serde_json::json!({ "first": b64url(&p.first) });
-            if let Some(s) = &p.second {
-                m["second"] = b64url(s).into();
-            }
-            m
-        });
+        let results = r.prf_results.as_ref().map(prf_results_json);
         ext.insert(
             "prf".into(),
             match results {
@@ -282,7 +288,7 @@ pub fn authentication_json(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hybrid_protocol::ctap::{flags, AttestedCredential, PrfValues};
+    use hybrid_protocol::ctap::{flags, AttestedCredential};
     use hybrid_protocol::keys::PublicKey;
 
     const ORIGIN: &str = "https://att.example.com";
