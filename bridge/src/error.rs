@@ -18,6 +18,14 @@ pub enum BridgeError {
     /// Bad flags, options JSON or arguments: the caller's input. Exit code 2.
     #[error("{0}")]
     Usage(String),
+    /// Options WebAuthn refuses with `NotSupportedError`: well-formed, but asking for what
+    /// the client does not do in that ceremony. Exit code 2.
+    #[error("{0}")]
+    NotSupported(String),
+    /// Options WebAuthn refuses with `SyntaxError`: a value that names nothing it may name.
+    /// Exit code 2.
+    #[error("{0}")]
+    Syntax(String),
     /// A stage took longer than its timeout. Exit code 3.
     #[error("{}", timeout_message(*.phase, *.after))]
     Timeout {
@@ -115,7 +123,7 @@ impl BridgeError {
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::File { .. } | Self::Internal(_) => 1,
-            Self::Usage(_) | Self::UnknownPhone(_) => 2,
+            Self::Usage(_) | Self::NotSupported(_) | Self::Syntax(_) | Self::UnknownPhone(_) => 2,
             Self::Timeout { .. } => 3,
             Self::Bluetooth(_) => 4,
             Self::Relay(e) if e.is_local() => 2,

@@ -12,7 +12,8 @@
 //!   with a discoverable credential carries its user handle (key 4), also when the allowList
 //!   named it; the names and `userSelected` only when the phone chose the account.
 //! - `prf` (docs/PROTOCOL.md#ctap): makeCredential answers `prf.enabled = true` in unsigned
-//!   outputs (key 6); getAssertion answers `prf.results` (key 8) = HMAC-SHA256(credential PRF secret, salt) for
+//!   outputs (key 6), with `prf.results` for a `prf.eval` given at creation (evaluated as a
+//!   sign-in would, with the new credential's secret); getAssertion answers `prf.results` (key 8) = HMAC-SHA256(credential PRF secret, salt) for
 //!   each 32-byte (already hashed) salt, `evalByCredential` taking precedence over `eval`.
 //! - `credProps` is a client extension: the phone outputs nothing for it (the client reports
 //!   `rk` from the request), and its presence changes nothing.
@@ -392,6 +393,13 @@ pub(crate) async fn make_credential(
             ]),
         ),
     };
+    let prf_results = req
+        .extensions
+        .prf_eval
+        .as_ref()
+        .filter(|_| req.extensions.prf)
+        .map(|v| prf_with(&prf_secret, v))
+        .transpose()?;
     let credential = StoredCredential {
         id: b64url(&id),
         rp_id: req.rp.id.clone(),
@@ -420,6 +428,7 @@ pub(crate) async fn make_credential(
             attestation,
             auth_data,
             prf_enabled: req.extensions.prf.then_some(true),
+            prf_results,
         },
         Done::Created {
             rp_id: req.rp.id.clone(),
@@ -549,6 +558,11 @@ fn prf(cred: &StoredCredential, v: &PrfValues) -> Result<PrfValues, CtapError> {
         .prf_secret
         .bytes::<32>("prf secret")
         .map_err(|e| err(Status::Other, e))?;
+    prf_with(&secret, v)
+}
+
+/// HMAC-SHA256(`secret`, salt) for each 32-byte salt of `v`.
+fn prf_with(secret: &[u8; 32], v: &PrfValues) -> Result<PrfValues, CtapError> {
     let eval = |salt: &[u8]| -> Result<Vec<u8>, CtapError> {
         if salt.len() != 32 {
             return Err(err(

@@ -337,6 +337,8 @@ pub fn failure_status(e: &BridgeError) -> u8 {
             Phase::Connecting | Phase::Handshaking | Phase::Done => status::OTHER,
         },
         BridgeError::Usage(_)
+        | BridgeError::NotSupported(_)
+        | BridgeError::Syntax(_)
         | BridgeError::Bluetooth(_)
         | BridgeError::Relay(_)
         | BridgeError::RelayBusy { .. }

@@ -2,7 +2,8 @@
 //! (WebAuthn L3 §5.1.3, §5.1.4, §6.3.2): `NotAllowedError` for cancel, timeout, denial and
 //! every transport failure (browsers do not tell pages why), `SecurityError` for an RP ID
 //! the origin may not use, `InvalidStateError` for an excluded credential,
-//! `NotSupportedError` for no supported algorithm, `TypeError` for malformed options. Each
+//! `NotSupportedError` for no supported algorithm or an option the ceremony does not take,
+//! `SyntaxError` for options that name what they may not, `TypeError` for malformed options. Each
 //! also gets a machine-readable `code` for the extension's overlay and a message a person
 //! can act on; the page sees only the name.
 
@@ -25,6 +26,9 @@ pub enum DomName {
     /// The RP ID is not the origin's host or a registrable parent of it, or the origin is not
     /// a secure context.
     SecurityError,
+    /// Options that name what they may not (a `prf.evalByCredential` key outside
+    /// `allowCredentials`).
+    SyntaxError,
     /// Malformed options.
     TypeError,
     /// A local failure with no WebAuthn equivalent.
@@ -71,6 +75,8 @@ impl DomError {
         use DomName::*;
         let (name, code) = match e {
             BridgeError::Usage(_) => (TypeError, "bad_request"),
+            BridgeError::NotSupported(_) => (NotSupportedError, "unsupported"),
+            BridgeError::Syntax(_) => (SyntaxError, "bad_request"),
             BridgeError::Timeout { .. } => (NotAllowedError, "timeout"),
             BridgeError::Bluetooth(_) => (NotAllowedError, "bluetooth"),
             BridgeError::Relay(_) | BridgeError::RelayBusy { .. } => (NotAllowedError, "relay"),

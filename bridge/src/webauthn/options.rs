@@ -20,6 +20,21 @@ use super::origin::{check_rp_id, resolve_origin};
 /// WebAuthn-level PRF inputs: `first` and an optional `second` (hashed before sending).
 pub type PrfEval = (Vec<u8>, Option<Vec<u8>>);
 
+/// The `prf` inputs of a sign-in (WebAuthn L3 §10.1.4), WebAuthn-level (hashed before sending).
+///
+/// Over hybrid the client cannot know which allowed credential the phone will use, so both
+/// go to the phone, as Chromium sends them (its `prf` CTAP extension carries `eval` and
+/// `evalByCredential`): the phone evaluates the entry for the credential it signs with, else
+/// `eval`. With one allowed credential that is the entry for it, as the spec's client would
+/// choose.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PrfGet {
+    /// `eval`: for a credential with no entry of its own.
+    pub eval: Option<PrfEval>,
+    /// `evalByCredential`: decoded credential ID → inputs; every ID is in the allow list.
+    pub eval_by_credential: Vec<(Vec<u8>, PrfEval)>,
+}
+
 /// User verification preference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -115,8 +130,8 @@ pub struct AuthenticationOptions {
     pub allow: Vec<Vec<u8>>,
     /// User verification.
     pub user_verification: UserVerification,
-    /// `prf` eval inputs (WebAuthn-level): first, second.
-    pub prf: Option<PrfEval>,
+    /// `prf` inputs: `None` when the request gives neither `eval` nor `evalByCredential`.
+    pub prf: Option<PrfGet>,
 }
 
 // ---- W3C JSON in ----
@@ -185,6 +200,8 @@ struct ExtensionsJson {
 #[derive(Deserialize)]
 struct PrfJson {
     eval: Option<PrfEvalJson>,
+    #[serde(rename = "evalByCredential")]
+    eval_by_credential: Option<std::collections::BTreeMap<String, PrfEvalJson>>,
 }
 
 #[derive(Deserialize)]
@@ -221,15 +238,51 @@ fn unwrap_public_key(json: &str) -> Result<serde_json::Value, BridgeError> {
 }
 
 fn prf_eval(p: Option<PrfEvalJson>) -> Result<Option<PrfEval>, BridgeError> {
-    p.map(|e| {
-        Ok((
-            b64("extensions.prf.eval.first", &e.first)?,
-            e.second
-                .map(|s| b64("extensions.prf.eval.second", &s))
-                .transpose()?,
-        ))
-    })
-    .transpose()
+    p.map(|e| prf_inputs("extensions.prf.eval", e)).transpose()
+}
+
+/// `{first, second?}` at `field`, decoded.
+fn prf_inputs(field: &str, e: PrfEvalJson) -> Result<PrfEval, BridgeError> {
+    Ok((
+        b64(&format!("{field}.first"), &e.first)?,
+        e.second
+            .map(|s| b64(&format!("{field}.second"), &s))
+            .transpose()?,
+    ))
+}
+
+/// A sign-in's `prf` inputs, checked as WebAuthn L3 §10.1.4 says: `evalByCredential` needs an
+/// allow list (else `NotSupportedError`), and each of its keys must be the base64url ID of an
+/// allowed credential (else `SyntaxError`).
+fn prf_get(p: PrfJson, allow: &[Vec<u8>]) -> Result<Option<PrfGet>, BridgeError> {
+    let by_credential = p.eval_by_credential.unwrap_or_default();
+    if !by_credential.is_empty() && allow.is_empty() {
+        return Err(BridgeError::NotSupported(
+            "extensions.prf.evalByCredential needs allowCredentials naming those credentials"
+                .into(),
+        ));
+    }
+    let mut eval_by_credential = Vec::with_capacity(by_credential.len());
+    for (key, inputs) in by_credential {
+        let id = URL_SAFE_NO_PAD
+            .decode(&key)
+            .ok()
+            .filter(|id| !id.is_empty() && allow.contains(id))
+            .ok_or_else(|| {
+                BridgeError::Syntax(format!(
+                    "extensions.prf.evalByCredential key {key:?} is not the base64url ID of a credential in allowCredentials"
+                ))
+            })?;
+        let field = format!("extensions.prf.evalByCredential[{key:?}]");
+        eval_by_credential.push((id, prf_inputs(&field, inputs)?));
+    }
+    let eval = prf_eval(p.eval)?;
+    Ok(
+        (eval.is_some() || !eval_by_credential.is_empty()).then_some(PrfGet {
+            eval,
+            eval_by_credential,
+        }),
+    )
 }
 
 impl RegistrationOptions {
@@ -276,6 +329,14 @@ impl RegistrationOptions {
             attestation: AttestationConveyance::from_json(c.attestation.as_deref()),
             prf: match ext.and_then(|e| e.prf) {
                 None => None,
+                Some(PrfJson {
+                    eval_by_credential: Some(_),
+                    ..
+                }) => {
+                    return Err(BridgeError::NotSupported(
+                        "extensions.prf.evalByCredential is for sign-in only; a registration takes extensions.prf.eval".into(),
+                    ))
+                }
                 Some(p) => Some(prf_eval(p.eval)?),
             },
         };
@@ -346,17 +407,22 @@ impl AuthenticationOptions {
             BridgeError::Usage(format!("not a PublicKeyCredentialRequestOptionsJSON: {e}"))
         })?;
         let (origin, rp_id) = resolve_origin(origin, r.rp_id.as_deref())?;
+        let allow: Vec<Vec<u8>> = r
+            .allow_credentials
+            .iter()
+            .map(|d| b64("allowCredentials.id", &d.id))
+            .collect::<Result<_, _>>()?;
+        let prf = match r.extensions.and_then(|e| e.prf) {
+            None => None,
+            Some(p) => prf_get(p, &allow)?,
+        };
         let o = Self {
             origin,
             rp_id,
             challenge: b64("challenge", &r.challenge)?,
-            allow: r
-                .allow_credentials
-                .iter()
-                .map(|d| b64("allowCredentials.id", &d.id))
-                .collect::<Result<_, _>>()?,
+            allow,
             user_verification: r.user_verification.unwrap_or_default(),
-            prf: prf_eval(r.extensions.and_then(|e| e.prf).and_then(|p| p.eval))?,
+            prf,
         };
         o.validate()?;
         Ok(o)
@@ -385,9 +451,13 @@ impl AuthenticationOptions {
             rp_id: self.rp_id.clone(),
             client_data_hash,
             allow_list: self.allow.iter().map(|id| descriptor(id)).collect(),
-            prf: self.prf.as_ref().map(|(a, b)| PrfInputs {
-                eval: Some(prf_values(a, b.as_deref())),
-                eval_by_credential: vec![],
+            prf: self.prf.as_ref().map(|p| PrfInputs {
+                eval: p.eval.as_ref().map(|(a, b)| prf_values(a, b.as_deref())),
+                eval_by_credential: p
+                    .eval_by_credential
+                    .iter()
+                    .map(|(id, (a, b))| (id.clone(), prf_values(a, b.as_deref())))
+                    .collect(),
             }),
             options: Options {
                 rk: None,
@@ -416,5 +486,108 @@ fn prf_values(first: &[u8], second: Option<&[u8]>) -> PrfValues {
     PrfValues {
         first: h(first),
         second: second.map(h),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::native_host::dom::DomError;
+
+    const ORIGIN: &str = "https://example.com";
+
+    /// Request options with `allowCredentials` and `extensions.prf` as given.
+    fn request(allow: &[&str], prf: serde_json::Value) -> String {
+        serde_json::json!({
+            "challenge": "AAAAAAAAAAAAAAAAAAAAAA",
+            "rpId": "example.com",
+            "allowCredentials": allow
+                .iter()
+                .map(|id| serde_json::json!({"type": "public-key", "id": id}))
+                .collect::<Vec<_>>(),
+            "extensions": {"prf": prf},
+        })
+        .to_string()
+    }
+
+    fn dom_name(e: &BridgeError) -> serde_json::Value {
+        serde_json::to_value(DomError::from_bridge(e).name).unwrap()
+    }
+
+    #[test]
+    fn eval_by_credential_goes_to_the_phone_hashed_beside_eval() {
+        let json = request(
+            &["AQID", "BAUG"],
+            serde_json::json!({
+                "eval": {"first": "ZXZhbA"},
+                "evalByCredential": {
+                    "AQID": {"first": "b25l", "second": "dHdv"},
+                    "BAUG": {"first": "dGhyZWU"},
+                },
+            }),
+        );
+        let o = AuthenticationOptions::from_json(&json, Some(ORIGIN)).unwrap();
+        let prf = o.to_ctap([0; 32]).prf.expect("prf inputs");
+        assert_eq!(prf.eval, Some(prf_values(b"eval", None)));
+        let mut by_credential = prf.eval_by_credential;
+        by_credential.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            by_credential,
+            vec![
+                (vec![1, 2, 3], prf_values(b"one", Some(b"two"))),
+                (vec![4, 5, 6], prf_values(b"three", None)),
+            ]
+        );
+    }
+
+    #[test]
+    fn eval_by_credential_alone_asks_for_prf() {
+        let json = request(
+            &["AQID"],
+            serde_json::json!({"evalByCredential": {"AQID": {"first": "b25l"}}}),
+        );
+        let o = AuthenticationOptions::from_json(&json, Some(ORIGIN)).unwrap();
+        let prf = o.to_ctap([0; 32]).prf.expect("prf inputs");
+        assert_eq!(prf.eval, None);
+        assert_eq!(
+            prf.eval_by_credential,
+            vec![(vec![1, 2, 3], prf_values(b"one", None))]
+        );
+    }
+
+    #[test]
+    fn eval_by_credential_without_an_allow_list_is_not_supported() {
+        let json = request(
+            &[],
+            serde_json::json!({"evalByCredential": {"AQID": {"first": "b25l"}}}),
+        );
+        let e = AuthenticationOptions::from_json(&json, Some(ORIGIN)).unwrap_err();
+        assert_eq!(dom_name(&e), "NotSupportedError", "{e}");
+    }
+
+    #[test]
+    fn eval_by_credential_keys_must_be_allowed_base64url_ids() {
+        for key in ["BAUG", "", "not base64url!"] {
+            let json = request(
+                &["AQID"],
+                serde_json::json!({"evalByCredential": {key: {"first": "b25l"}}}),
+            );
+            let e = AuthenticationOptions::from_json(&json, Some(ORIGIN))
+                .expect_err(&format!("key {key:?} must be refused"));
+            assert_eq!(dom_name(&e), "SyntaxError", "key {key:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn eval_by_credential_on_create_is_not_supported() {
+        let json = serde_json::json!({
+            "rp": {"id": "example.com", "name": "Example"},
+            "user": {"id": "dXNlcg", "name": "alice"},
+            "challenge": "AAAAAAAAAAAAAAAAAAAAAA",
+            "extensions": {"prf": {"evalByCredential": {"AQID": {"first": "b25l"}}}},
+        })
+        .to_string();
+        let e = RegistrationOptions::from_json(&json, Some(ORIGIN)).unwrap_err();
+        assert_eq!(dom_name(&e), "NotSupportedError", "{e}");
     }
 }

@@ -6,6 +6,7 @@ use ciborium::value::Value;
 use hybrid_protocol::cbor;
 use hybrid_protocol::ctap::{
     self, AttestationStatement, AuthenticatorData, GetAssertionResponse, MakeCredentialResponse,
+    PrfValues,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -159,10 +160,12 @@ pub fn registration_json(
         ext.insert("credProps".into(), serde_json::json!({ "rk": rk }));
     }
     if options.prf.is_some() {
-        ext.insert(
-            "prf".into(),
-            serde_json::json!({ "enabled": r.prf_enabled.unwrap_or(false) }),
-        );
+        let mut prf = serde_json::json!({ "enabled": r.prf_enabled.unwrap_or(false) });
+        // Results only for inputs the page gave: a phone's answer to nothing is dropped.
+        if let (Some(Some(_)), Some(results)) = (&options.prf, &r.prf_results) {
+            prf["results"] = prf_results_json(results);
+        }
+        ext.insert("prf".into(), prf);
     }
     let id = b64url(&cred.credential_id);
     Ok(RegistrationResponseJson {
@@ -227,6 +230,15 @@ fn auth_ext_bool(auth: &AuthenticatorData, ext: &str, key: &str) -> Option<bool>
         .and_then(|(_, v)| v.as_bool())
 }
 
+/// `prf.results` as `AuthenticationExtensionsPRFValuesJSON`: `first` and `second`, base64url.
+fn prf_results_json(p: &PrfValues) -> serde_json::Value {
+    let mut m = serde_json::json!({ "first": b64url(&p.first) });
+    if let Some(s) = &p.second {
+        m["second"] = b64url(s).into();
+    }
+    m
+}
+
 /// Builds `AuthenticationResponseJSON` from the getAssertion response CBOR.
 pub fn authentication_json(
     options: &AuthenticationOptions,
@@ -248,13 +260,7 @@ pub fn authentication_json(
     }
     let mut ext = serde_json::Map::new();
     if options.prf.is_some() {
-        let results = r.prf_results.as_ref().map(|p| {
-            let mut m = serde_json::json!({ "first": b64url(&p.first) });
-            if let Some(s) = &p.second {
-                m["second"] = b64url(s).into();
-            }
-            m
-        });
+        let results = r.prf_results.as_ref().map(prf_results_json);
         ext.insert(
             "prf".into(),
             match results {
@@ -445,5 +451,54 @@ mod tests {
                 assert_eq!(field(&att, "authData"), &cbor::bytes(&ad), "{pref}/{fmt}");
             }
         }
+    }
+
+    /// A getAssertion response from credential `[9; 16]` on `att.example.com`.
+    fn assertion(prf_results: Option<PrfValues>) -> Vec<u8> {
+        GetAssertionResponse {
+            credential: ctap::CredentialDescriptor {
+                id: vec![9; 16],
+                transports: None,
+            },
+            auth_data: AuthenticatorData {
+                rp_id_hash: Sha256::digest(b"att.example.com").into(),
+                flags: flags::UP | flags::UV,
+                sign_count: 0,
+                attested_credential: None,
+                extensions: None,
+            }
+            .to_bytes(),
+            signature: vec![0x30, 0],
+            user: None,
+            user_selected: None,
+            prf_results,
+        }
+        .to_cbor()
+    }
+
+    fn sign_in(prf: serde_json::Value) -> AuthenticationOptions {
+        let json = serde_json::json!({
+            "challenge": b64url(&[7; 32]),
+            "rpId": "att.example.com",
+            "allowCredentials": [{"type": "public-key", "id": b64url(&[9; 16])}],
+            "extensions": {"prf": prf},
+        });
+        AuthenticationOptions::from_json(&json.to_string(), Some(ORIGIN)).unwrap()
+    }
+
+    #[test]
+    fn prf_results_reach_the_page_when_only_eval_by_credential_was_given() {
+        let o = sign_in(serde_json::json!({
+            "evalByCredential": {b64url(&[9; 16]): {"first": "b25l"}},
+        }));
+        let results = PrfValues {
+            first: vec![1; 32],
+            second: None,
+        };
+        let json = authentication_json(&o, "{}", &assertion(Some(results))).unwrap();
+        assert_eq!(
+            json.client_extension_results,
+            serde_json::json!({"prf": {"results": {"first": b64url(&[1; 32])}}})
+        );
     }
 }

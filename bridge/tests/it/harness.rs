@@ -402,6 +402,7 @@ fn answer(req: &[u8]) -> Vec<u8> {
                     attestation: AttestationStatement::none(),
                     auth_data: auth.to_bytes(),
                     prf_enabled: None,
+                    prf_results: None,
                 }
                 .to_cbor(),
             );

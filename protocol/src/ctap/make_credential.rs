@@ -4,7 +4,7 @@ use ciborium::value::Value;
 
 use super::*;
 use crate::cbor::{self, MapReader};
-use crate::error::Error;
+use crate::error::{Error, Malformed};
 
 /// Extensions a makeCredential request may carry.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -246,6 +246,9 @@ pub struct MakeCredentialResponse {
     pub auth_data: Vec<u8>,
     /// Key 6 (CTAP 2.3 unsigned extension outputs): `prf.enabled`.
     pub prf_enabled: Option<bool>,
+    /// Key 6: `prf.results`, when the request gave `prf.eval` and the authenticator evaluated
+    /// it at creation.
+    pub prf_results: Option<PrfValues>,
 }
 
 impl MakeCredentialResponse {
@@ -256,13 +259,17 @@ impl MakeCredentialResponse {
             (cbor::int(2), cbor::bytes(&self.auth_data)),
             (cbor::int(3), self.attestation.to_value()),
         ];
+        let mut prf = Vec::new();
         if let Some(e) = self.prf_enabled {
+            prf.push((cbor::text("enabled"), Value::Bool(e)));
+        }
+        if let Some(r) = &self.prf_results {
+            prf.push((cbor::text("results"), r.to_value()));
+        }
+        if !prf.is_empty() {
             m.push((
                 cbor::int(6),
-                Value::Map(vec![(
-                    cbor::text("prf"),
-                    Value::Map(vec![(cbor::text("enabled"), Value::Bool(e))]),
-                )]),
+                Value::Map(vec![(cbor::text("prf"), Value::Map(prf))]),
             ));
         }
         cbor::encode(&Value::Map(m))
@@ -279,24 +286,29 @@ impl MakeCredentialResponse {
             .ok_or_else(|| Error::cbor("makeCredential response: key 3 (attStmt) is missing"))?
             .clone();
         let attestation = AttestationStatement::new(fmt, statement);
-        let prf_enabled = m
-            .opt_map(6)?
-            .and_then(|u| {
-                MapReader::new("unsigned outputs", u)
-                    .ok()?
-                    .get_text_key("prf")
-                    .cloned()
-            })
-            .and_then(
-                |p| match MapReader::new("prf", &p).ok()?.get_text_key("enabled") {
-                    Some(Value::Bool(b)) => Some(*b),
-                    _ => None,
-                },
-            );
+        let prf = m.opt_map(6)?.and_then(|u| {
+            MapReader::new("unsigned outputs", u)
+                .ok()?
+                .get_text_key("prf")
+                .cloned()
+        });
+        let prf_field = |key: &str| {
+            prf.as_ref()
+                .and_then(|p| MapReader::new("prf", p).ok()?.get_text_key(key).cloned())
+        };
+        let prf_enabled = match prf_field("enabled") {
+            Some(Value::Bool(b)) => Some(b),
+            _ => None,
+        };
+        let prf_results = prf_field("results")
+            .map(|r| PrfValues::from_value(&r))
+            .transpose()
+            .map_err(|e| Malformed::Ctap(e.message))?;
         Ok(Self {
             attestation,
             auth_data,
             prf_enabled,
+            prf_results,
         })
     }
 }

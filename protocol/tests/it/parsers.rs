@@ -247,6 +247,10 @@ fn authenticator_data_and_responses_round_trip() {
         attestation: AttestationStatement::packed_self(-7, vec![0x30, 1, 2]),
         auth_data: raw.clone(),
         prf_enabled: Some(true),
+        prf_results: Some(PrfValues {
+            first: vec![5; 32],
+            second: Some(vec![6; 32]),
+        }),
     };
     assert_eq!(MakeCredentialResponse::from_cbor(&r.to_cbor()).unwrap(), r);
     let a = GetAssertionResponse {
