@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command as root in a private, copy-on-write view of this machine: a mount namespace
-# where / is an overlay whose upper layer is a fresh tmpfs, with /proc, /sys, /dev and /work
-# bound in. apt-get, dpkg and maintainer scripts run for real inside it, yet nothing they
+# where / is an overlay whose upper layer is a fresh tmpfs, with /proc, /sys, /dev, /work and
+# this repository's checkout (wherever it is cloned) bound in. apt-get, dpkg and maintainer scripts run for real inside it, yet nothing they
 # write reaches the machine: other browser tests running at the same time never see the
 # package, and an aborted run leaves nothing to clean up.
 #
@@ -28,14 +28,16 @@ inner() {
   mount -t tmpfs -o mode=0755 overlay-root "$base"
   mkdir "$base/up" "$base/work" "$base/root"
   mount -t overlay overlay -o "lowerdir=/,upperdir=$base/up,workdir=$base/work" "$base/root"
-  # The root's own mounts are not part of the overlay: bind them in.
-  for d in /proc /sys /dev /work; do
+  # Everything under /tmp stays inside (a fresh tmpfs; not part of the changes list).
+  mount -t tmpfs -o mode=1777 overlay-tmp "$base/root/tmp"
+  # The root's own mounts are not part of the overlay: bind them in. The checkout is bound
+  # too, so what a test writes there (screenshots, logs) reaches the machine and is not
+  # taken for something the packages left behind.
+  for d in /proc /sys /dev /work "$OVERLAY_REPO"; do
     [ -d "$d" ] || continue
     mkdir -p "$base/root$d"
     mount --rbind "$d" "$base/root$d"
   done
-  # Everything under /tmp stays inside (a fresh tmpfs; not part of the changes list).
-  mount -t tmpfs -o mode=1777 overlay-tmp "$base/root/tmp"
   local rc=0
   chroot "$base/root" /usr/bin/env -C "$PWD" "$@" || rc=$?
   if [ -n "${OVERLAY_CHANGES:-}" ]; then
@@ -52,6 +54,8 @@ inner() {
   return $rc
 }
 
+OVERLAY_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+export OVERLAY_REPO
 export -f inner
 # A private mount namespace: every mount above ends with the command.
 exec unshare --mount --propagation private bash -c 'inner "$@"' inner "$@"
