@@ -148,3 +148,72 @@ export function firstChoice(hints) {
   }
   return 'phone';
 }
+
+/** A signal call's options checked as WebAuthn L3 §5.1.10 says, for a page of `origin`:
+ * `{ options }`, the dictionary as WebIDL converts it (strings, and an array of strings for
+ * `allAcceptedCredentialIds`), or `{ error }`, what the page's promise rejects with —
+ * `TypeError` for options that are no such dictionary (a missing member, a member that is no
+ * string) or for an ID that is not unpadded base64url (`credentialId`, `userId`, each of
+ * `allAcceptedCredentialIds`), then `SecurityError` when `rpId` is neither the page's host nor
+ * a parent domain of it (the asynchronous RP ID validation; related origins are not
+ * fetched). A parent with no dot (`com`) is refused; other public suffixes are left to the
+ * browser's own method where it has one. page.js gets this function's own text
+ * (tools/build.mjs), so it uses nothing else from this module.
+ * @param {string} method `signalUnknownCredential`, `signalAllAcceptedCredentials` or
+ *   `signalCurrentUserDetails`
+ * @param {unknown} options what the page passed
+ * @param {string} origin the page's origin (`null` when opaque)
+ * @returns {{options: Record<string, string | string[]>, error?: undefined} | {error: {name: string, message: string}, options?: undefined}} */
+export function signalOptions(method, options, origin) {
+  const members = {
+    signalAllAcceptedCredentials: ['allAcceptedCredentialIds', 'rpId', 'userId'],
+    signalCurrentUserDetails: ['displayName', 'name', 'rpId', 'userId'],
+    signalUnknownCredential: ['credentialId', 'rpId'],
+  }[method];
+  const fail = (name, message) => ({ error: { name, message: `Failed to execute '${method}': ${message}` } });
+  if (!members) return fail('TypeError', 'not a signal method.');
+  if (options !== undefined && options !== null && typeof options !== 'object' && typeof options !== 'function') {
+    return fail('TypeError', 'the options are not an object.');
+  }
+  const str = (v, what) => {
+    if (typeof v === 'symbol') throw new TypeError(`${what} is a Symbol, not a string.`);
+    return String(v);
+  };
+  /** @type {Record<string, string | string[]>} */
+  const out = {};
+  try {
+    for (const k of members) {
+      const v = options === undefined || options === null ? undefined : /** @type {any} */ (options)[k];
+      if (v === undefined) return fail('TypeError', `required member ${k} is undefined.`);
+      if (k === 'allAcceptedCredentialIds') {
+        if (v === null || typeof v !== 'object' || typeof v[Symbol.iterator] !== 'function') {
+          return fail('TypeError', `${k} is not a sequence of strings.`);
+        }
+        out[k] = Array.from(v, (x, i) => str(x, `${k}[${i}]`));
+      } else {
+        out[k] = str(v, k);
+      }
+    }
+  } catch (e) {
+    return fail('TypeError', e instanceof Error ? e.message : String(e));
+  }
+  const base64url = (s) => /^[A-Za-z0-9_-]*$/.test(s) && s.length % 4 !== 1;
+  for (const k of ['userId', 'credentialId']) {
+    if (typeof out[k] === 'string' && !base64url(out[k])) return fail('TypeError', `${k} is not a base64url string.`);
+  }
+  const ids = out.allAcceptedCredentialIds;
+  if (Array.isArray(ids)) {
+    const i = ids.findIndex((s) => !base64url(s));
+    if (i >= 0) return fail('TypeError', `allAcceptedCredentialIds[${i}] is not a base64url string.`);
+  }
+  let host = null;
+  try { host = origin && origin !== 'null' ? new URL(origin).hostname : null; } catch { host = null; }
+  const rpId = String(out.rpId).toLowerCase();
+  if (!host || /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.startsWith('[')) {
+    return fail('SecurityError', `this page's address is not a valid domain for passkeys.`);
+  }
+  if (rpId === '' || !(rpId === host || (host.endsWith(`.${rpId}`) && rpId.includes('.')))) {
+    return fail('SecurityError', `the relying party ID "${out.rpId}" is not a registrable domain suffix of, nor equal to, the current domain (${host}).`);
+  }
+  return { options: out };
+}

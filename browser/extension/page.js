@@ -6,9 +6,11 @@
 // PublicKeyCredential. Nothing secret passes through this script: the page can see all of it,
 // and the origin is never taken from here (the background reads it from the browser).
 // It also answers PublicKeyCredential.getClientCapabilities() with what the phone path adds
-// (lib.js clientCapabilities). Browsers load it as a classic script: tools/build.mjs writes the
+// (lib.js clientCapabilities), and the WebAuthn L3 signals (signalUnknownCredential,
+// signalAllAcceptedCredentials, signalCurrentUserDetails): checked as the spec says (lib.js
+// signalOptions), then the browser's own method where it has one, else resolved. Browsers load it as a classic script: tools/build.mjs writes the
 // imports below as constants and the function's text.
-import { clientCapabilities } from './lib.js';
+import { clientCapabilities, signalOptions } from './lib.js';
 import { DOM_EVENT, KIND, PAGE } from './messages.js';
 
 (() => {
@@ -237,5 +239,21 @@ import { DOM_EVENT, KIND, PAGE } from './messages.js';
     };
     Object.defineProperty(getClientCapabilities, 'name', { value: 'getClientCapabilities' });
     Object.defineProperty(PKC, 'getClientCapabilities', { value: getClientCapabilities, writable: true, configurable: true, enumerable: false });
+
+    // WebAuthn L3 signals: the options are checked here as the spec says (TypeError,
+    // SecurityError) whether or not the browser has the method, so a page gets the same
+    // answer everywhere; then the browser's own method gets the checked dictionary, and
+    // where the browser has none the promise resolves, as the spec's does once the RP ID is
+    // valid (a signal is a hint with no answer).
+    for (const method of ['signalUnknownCredential', 'signalAllAcceptedCredentials', 'signalCurrentUserDetails']) {
+      const own = typeof PKC[method] === 'function' ? PKC[method] : null;
+      const signal = function (options) {
+        const checked = signalOptions(method, options, globalThis.location.origin);
+        if (checked.error) return Promise.reject(domError(checked.error.name, checked.error.message));
+        return own ? Promise.resolve().then(() => own.call(PKC, checked.options)) : Promise.resolve(undefined);
+      };
+      Object.defineProperty(signal, 'name', { value: method });
+      Object.defineProperty(PKC, method, { value: signal, writable: true, configurable: true, enumerable: false });
+    }
   }
 })();

@@ -180,7 +180,7 @@ function pageScript(pkc) {
   const win = { addEventListener() {}, dispatchEvent: () => true };
   const context = {
     window: win, isSecureContext: true, CredentialsContainer, PublicKeyCredential: pkc,
-    navigator: { credentials: new CredentialsContainer() },
+    navigator: { credentials: new CredentialsContainer() }, DOMException, URL, location: { origin: 'https://login.example.com' },
   };
   vm.runInNewContext(source, context);
   return context;
@@ -222,4 +222,57 @@ test('the page gets the browser\'s getClientCapabilities merged with what the ph
   Object.defineProperty(failing, 'getClientCapabilities', { value: () => Promise.reject(new Error('no')), writable: true, configurable: true });
   pageScript(failing);
   assert.deepEqual(plain(await failing.getClientCapabilities()), PHONE_CAPABILITIES);
+});
+
+const SIGNALS = ['signalUnknownCredential', 'signalAllAcceptedCredentials', 'signalCurrentUserDetails'];
+const SIGNAL_CALLS = {
+  signalUnknownCredential: { rpId: 'example.com', credentialId: 'AAEC' },
+  signalAllAcceptedCredentials: { rpId: 'example.com', userId: 'dXNlcg', allAcceptedCredentialIds: ['AAEC'] },
+  signalCurrentUserDetails: { rpId: 'example.com', userId: 'dXNlcg', name: 'alice', displayName: 'Alice' },
+};
+const outcome = (p) => p.then((v) => ['resolved', v], (e) => [e.name, e.constructor.name]);
+
+test('the page gets the three signals, resolved after the spec\'s checks, when the browser has none', async () => {
+  const pkc = function PublicKeyCredential() {};
+  pageScript(pkc);
+  for (const m of SIGNALS) {
+    const d = Object.getOwnPropertyDescriptor(pkc, m);
+    assert.deepEqual([d.enumerable, d.writable, d.configurable, d.value.name, d.value.length], [false, true, true, m, 1], m);
+    assert.deepEqual(await outcome(pkc[m](SIGNAL_CALLS[m])), ['resolved', undefined], m);
+    assert.deepEqual(await outcome(pkc[m]({ ...SIGNAL_CALLS[m], rpId: 'elsewhere.example' })), ['SecurityError', 'DOMException'], m);
+    assert.deepEqual(await outcome(pkc[m]({ ...SIGNAL_CALLS[m], rpId: undefined })), ['TypeError', 'TypeError'], m);
+  }
+  // A malformed ID never throws synchronously: the promise rejects.
+  const p = pkc.signalUnknownCredential({ rpId: 'example.com', credentialId: 'AA==' });
+  assert.deepEqual(await outcome(p), ['TypeError', 'TypeError']);
+});
+
+test('the page\'s signals go to the browser\'s own methods, with the checked dictionary, and only when valid', async () => {
+  const calls = [];
+  const pkc = function PublicKeyCredential() {};
+  for (const m of SIGNALS) {
+    Object.defineProperty(pkc, m, {
+      value: function (options) { calls.push([m, this, options]); return Promise.resolve(m === 'signalCurrentUserDetails' ? 'own' : undefined); },
+      writable: true, configurable: true, enumerable: false,
+    });
+  }
+  pageScript(pkc);
+  assert.deepEqual(await outcome(pkc.signalUnknownCredential({ ...SIGNAL_CALLS.signalUnknownCredential, extra: true })), ['resolved', undefined]);
+  assert.deepEqual(await outcome(pkc.signalAllAcceptedCredentials({ ...SIGNAL_CALLS.signalAllAcceptedCredentials,
+    allAcceptedCredentialIds: new Set(['AAEC']) })), ['resolved', undefined]);
+  assert.deepEqual(await outcome(pkc.signalCurrentUserDetails(SIGNAL_CALLS.signalCurrentUserDetails)), ['resolved', 'own'],
+    'what the browser\'s method resolves with');
+  assert.deepEqual(calls.map(([m, self, o]) => [m, self === pkc, plain(o)]), [
+    ['signalUnknownCredential', true, SIGNAL_CALLS.signalUnknownCredential],
+    ['signalAllAcceptedCredentials', true, SIGNAL_CALLS.signalAllAcceptedCredentials],
+    ['signalCurrentUserDetails', true, SIGNAL_CALLS.signalCurrentUserDetails],
+  ]);
+  calls.length = 0;
+  assert.deepEqual(await outcome(pkc.signalUnknownCredential({ rpId: 'example.com', credentialId: 'A' })), ['TypeError', 'TypeError']);
+  assert.deepEqual(await outcome(pkc.signalUnknownCredential({ rpId: 'example.org', credentialId: 'AAAA' })), ['SecurityError', 'DOMException']);
+  assert.deepEqual(calls, [], 'a refused call does not reach the browser');
+  // The browser's own rejection reaches the page as it is.
+  Object.defineProperty(pkc, 'signalUnknownCredential', { value: () => Promise.reject(new DOMException('x', 'NotAllowedError')), configurable: true, writable: true });
+  pageScript(pkc);
+  assert.deepEqual(await outcome(pkc.signalUnknownCredential(SIGNAL_CALLS.signalUnknownCredential)), ['NotAllowedError', 'DOMException']);
 });

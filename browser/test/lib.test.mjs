@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import vm from 'node:vm';
-import { allowAttributeAllows, checkRpId, clientCapabilities, errorText, firstChoice, originOf, secureOrigin } from '../extension/lib.js';
+import { allowAttributeAllows, checkRpId, clientCapabilities, errorText, firstChoice, originOf, secureOrigin, signalOptions } from '../extension/lib.js';
 import { build, CHROMIUM_ID, CHROMIUM_KEY, classicScript, FIREFOX_ID } from '../tools/build.mjs';
 
 test('the origin comes from the sender: sender.origin, else the origin of sender.url; opaque is refused', () => {
@@ -229,4 +229,51 @@ test('content scripts: the import of messages.js becomes constants inside a bloc
   assert.ok(!withLib.includes('import'), withLib);
   assert.deepEqual(Object.keys(vm.runInNewContext(withLib)), ['extension:credProps', 'extension:prf', 'hybridTransport']);
   assert.throws(() => classicScript("import { NOPE } from './lib.js';\n"), /lib.js does not export NOPE as a function/);
+});
+
+test('signal options: WebIDL conversion, unpadded base64url IDs, then the RP ID (WebAuthn L3 §5.1.10)', () => {
+  const page = 'https://login.example.com';
+  const err = (r) => r.error && [r.error.name, r.error.message];
+  // Valid calls give the dictionary as WebIDL converts it.
+  assert.deepEqual(signalOptions('signalUnknownCredential', { rpId: 'example.com', credentialId: 'AAEC_-9z', extra: 1 }, page),
+    { options: { credentialId: 'AAEC_-9z', rpId: 'example.com' } });
+  assert.deepEqual(signalOptions('signalAllAcceptedCredentials', { rpId: 'login.example.com', userId: 'dXNlcg',
+    allAcceptedCredentialIds: new Set(['AAAA', 'BBB']) }, page),
+  { options: { allAcceptedCredentialIds: ['AAAA', 'BBB'], rpId: 'login.example.com', userId: 'dXNlcg' } });
+  assert.deepEqual(signalOptions('signalCurrentUserDetails', { rpId: 'example.com', userId: '', name: 42, displayName: 'Alice' }, page),
+    { options: { displayName: 'Alice', name: '42', rpId: 'example.com', userId: '' } });
+  assert.deepEqual(signalOptions('signalAllAcceptedCredentials', { rpId: 'example.com', userId: 'AA', allAcceptedCredentialIds: [] }, page).options.allAcceptedCredentialIds, []);
+  // TypeError: not a dictionary, a missing member, a Symbol, a sequence that is none.
+  for (const [method, options] of [
+    ['signalUnknownCredential', undefined],
+    ['signalUnknownCredential', null],
+    ['signalUnknownCredential', 'example.com'],
+    ['signalUnknownCredential', { rpId: 'example.com' }],
+    ['signalUnknownCredential', { credentialId: 'AAAA' }],
+    ['signalUnknownCredential', { rpId: Symbol('x'), credentialId: 'AAAA' }],
+    ['signalAllAcceptedCredentials', { rpId: 'example.com', userId: 'AA', allAcceptedCredentialIds: 'AAAA' }],
+    ['signalAllAcceptedCredentials', { rpId: 'example.com', userId: 'AA', allAcceptedCredentialIds: null }],
+    ['signalAllAcceptedCredentials', { rpId: 'example.com', allAcceptedCredentialIds: [] }],
+    ['signalCurrentUserDetails', { rpId: 'example.com', userId: 'AA', name: 'a' }],
+    ['signalSomethingElse', { rpId: 'example.com' }],
+  ]) {
+    assert.equal(err(signalOptions(method, options, page))?.[0], 'TypeError', `${method} ${String(options?.rpId ?? options)}`);
+  }
+  // TypeError: an ID that is not unpadded base64url, before the RP ID is looked at.
+  for (const id of ['AAAA=', 'AA+A', 'AA/A', 'A', 'AAAAA', 'AA A', 'é']) {
+    assert.deepEqual(err(signalOptions('signalUnknownCredential', { rpId: 'elsewhere.example', credentialId: id }, page)),
+      ['TypeError', "Failed to execute 'signalUnknownCredential': credentialId is not a base64url string."], id);
+  }
+  assert.match(err(signalOptions('signalCurrentUserDetails', { rpId: 'example.com', userId: 'a=', name: 'a', displayName: 'A' }, page))[1], /userId is not a base64url/);
+  assert.match(err(signalOptions('signalAllAcceptedCredentials', { rpId: 'example.com', userId: 'AA', allAcceptedCredentialIds: ['AAAA', 'A*'] }, page))[1],
+    /allAcceptedCredentialIds\[1\] is not a base64url/);
+  // SecurityError: the RP ID is not the page's host nor a parent domain of it.
+  for (const [rpId, origin] of [['other.example', page], ['ample.com', 'https://example.com'], ['com', page], ['', page],
+    ['deeper.login.example.com', page], ['127.0.0.1', 'http://127.0.0.1:8080'], ['example.com', 'null']]) {
+    assert.equal(err(signalOptions('signalUnknownCredential', { rpId, credentialId: 'AAAA' }, origin))?.[0], 'SecurityError', `${rpId} on ${origin}`);
+  }
+  assert.equal(signalOptions('signalUnknownCredential', { rpId: 'LOCALHOST', credentialId: 'AAAA' }, 'http://localhost:8765').error, undefined);
+  // A getter that throws is a TypeError too, not an exception out of the check.
+  const throwing = { rpId: 'example.com', get credentialId() { throw new Error('boom'); } };
+  assert.deepEqual(err(signalOptions('signalUnknownCredential', throwing, page)), ['TypeError', "Failed to execute 'signalUnknownCredential': boom"]);
 });

@@ -284,6 +284,54 @@ function suite(name) {
     assert.equal(typeof await ctx.d.evaluate('window.__cond'), 'string');
   });
 
+  it('signals (WebAuthn L3): valid calls resolve, malformed IDs get TypeError, another site\'s RP ID SecurityError; no overlay', async () => {
+    const results = await ctx.d.evaluate(`(async () => {
+      const P = PublicKeyCredential;
+      const run = (m, o) => Promise.resolve().then(() => P[m](o)).then((v) => ['resolved', v === undefined ? 'undefined' : typeof v], (e) => [e.name, e instanceof DOMException ? 'DOMException' : e.constructor.name]);
+      const rpId = location.hostname;
+      return {
+        shape: ['signalUnknownCredential', 'signalAllAcceptedCredentials', 'signalCurrentUserDetails']
+          .map((m) => [typeof P[m], P[m].name, P[m].length, Object.keys(P).includes(m)]),
+        unknown: await run('signalUnknownCredential', { rpId, credentialId: 'AAECAwQFBgcICQoLDA0ODw' }),
+        unknownPadded: await run('signalUnknownCredential', { rpId, credentialId: 'AAECAw==' }),
+        unknownPlus: await run('signalUnknownCredential', { rpId, credentialId: 'AA+/' }),
+        unknownMissing: await run('signalUnknownCredential', { rpId }),
+        unknownNoOptions: await run('signalUnknownCredential'),
+        unknownOtherSite: await run('signalUnknownCredential', { rpId: 'example.com', credentialId: 'AAECAw' }),
+        accepted: await run('signalAllAcceptedCredentials', { rpId, userId: 'dXNlcg', allAcceptedCredentialIds: ['AAECAw', 'BAUGBw'] }),
+        acceptedBadId: await run('signalAllAcceptedCredentials', { rpId, userId: 'dXNlcg', allAcceptedCredentialIds: ['AAECAw', 'A'] }),
+        acceptedBadUser: await run('signalAllAcceptedCredentials', { rpId, userId: 'dXN!cg', allAcceptedCredentialIds: [] }),
+        acceptedNotList: await run('signalAllAcceptedCredentials', { rpId, userId: 'dXNlcg', allAcceptedCredentialIds: 'AAECAw' }),
+        acceptedOtherSite: await run('signalAllAcceptedCredentials', { rpId: 'example.com', userId: 'dXNlcg', allAcceptedCredentialIds: [] }),
+        details: await run('signalCurrentUserDetails', { rpId, userId: 'dXNlcg', name: 'alice', displayName: 'Alice' }),
+        detailsBadUser: await run('signalCurrentUserDetails', { rpId, userId: 'dXNlcg=', name: 'alice', displayName: 'Alice' }),
+        detailsMissing: await run('signalCurrentUserDetails', { rpId, userId: 'dXNlcg', name: 'alice' }),
+        detailsOtherSite: await run('signalCurrentUserDetails', { rpId: 'com', userId: 'dXNlcg', name: 'alice', displayName: 'Alice' }),
+      };
+    })()`);
+    const expected = {
+      shape: [['function', 'signalUnknownCredential', 1, false], ['function', 'signalAllAcceptedCredentials', 1, false],
+        ['function', 'signalCurrentUserDetails', 1, false]],
+      unknown: ['resolved', 'undefined'],
+      unknownPadded: ['TypeError', 'TypeError'],
+      unknownPlus: ['TypeError', 'TypeError'],
+      unknownMissing: ['TypeError', 'TypeError'],
+      unknownNoOptions: ['TypeError', 'TypeError'],
+      unknownOtherSite: ['SecurityError', 'DOMException'],
+      accepted: ['resolved', 'undefined'],
+      acceptedBadId: ['TypeError', 'TypeError'],
+      acceptedBadUser: ['TypeError', 'TypeError'],
+      acceptedNotList: ['TypeError', 'TypeError'],
+      acceptedOtherSite: ['SecurityError', 'DOMException'],
+      details: ['resolved', 'undefined'],
+      detailsBadUser: ['TypeError', 'TypeError'],
+      detailsMissing: ['TypeError', 'TypeError'],
+      detailsOtherSite: ['SecurityError', 'DOMException'],
+    };
+    assert.deepEqual(results, expected);
+    assert.equal(await ctx.d.evaluate(`!!${OVERLAY_HOST}`), false, 'a signal shows nothing in the page');
+  });
+
   it('sign in with the linked phone: no QR code', async () => {
     const phone = ctx.stack.linked();
     await waitFor('phone-sim to hold its contact channel', () => /regist|listening|waiting/i.test(phone.output()), { timeout: 15000 });
