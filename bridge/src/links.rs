@@ -5,6 +5,11 @@
 //! bridges linking at once lose neither link; the write is atomic and 0600
 //! (`fsutil::write_atomic`), and temporary files a killed writer left (link secrets inside)
 //! are deleted at the next change. Link secrets live in zeroizing memory.
+//!
+//! Each link also remembers which passkeys the phone made or used through this computer, as
+//! hashes of the RP ID and credential ID only ([`credential_key`]), so that when a site
+//! reports one of them unknown (WebAuthn L3 `signalUnknownCredential`) the person can be told
+//! which phone holds a passkey the site no longer accepts ([`UnknownReport`]).
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +17,7 @@ use hybrid_protocol::keys::{LinkSecret, PublicKey};
 use hybrid_protocol::linking::VerifiedLink;
 use hybrid_protocol::tunnel::ContactId;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
 use crate::error::BridgeError;
@@ -33,6 +39,41 @@ pub struct StoredLink {
     pub tunnel_domain: String,
     /// When it was linked, seconds since the Unix epoch.
     pub linked_at: u64,
+    /// The passkeys this phone made or used through this computer, as [`credential_key`]s,
+    /// oldest first, at most [`MAX_CREDENTIALS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credentials: Vec<String>,
+    /// Sites that reported one of [`Self::credentials`] unknown, oldest first, at most
+    /// [`MAX_REPORTS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reported_unknown: Vec<UnknownReport>,
+}
+
+/// How many passkeys a link remembers; the least recently used is dropped first.
+pub const MAX_CREDENTIALS: usize = 256;
+
+/// How many unknown-passkey reports a link keeps; the oldest is dropped first.
+pub const MAX_REPORTS: usize = 16;
+
+/// A site reported a passkey of this phone unknown (WebAuthn L3 `signalUnknownCredential`):
+/// the person may delete it on the phone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnknownReport {
+    /// The site's RP ID, checked against the page's origin.
+    pub rp_id: String,
+    /// When, seconds since the Unix epoch.
+    pub at: u64,
+}
+
+/// What a link remembers of one passkey: the hex SHA-256 of the RP ID, a zero byte and the
+/// credential ID. Neither the ID nor anything about the account is kept, and a site can only
+/// match it by naming its own RP ID and an ID it issued.
+pub fn credential_key(rp_id: &str, credential_id: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(rp_id.as_bytes());
+    h.update([0]);
+    h.update(credential_id);
+    hex::encode(h.finalize())
 }
 
 impl std::fmt::Debug for StoredLink {
@@ -41,6 +82,8 @@ impl std::fmt::Debug for StoredLink {
             .field("name", &self.name)
             .field("tunnel_domain", &self.tunnel_domain)
             .field("link_secret", &"[redacted]")
+            .field("credentials", &self.credentials.len())
+            .field("reported_unknown", &self.reported_unknown)
             .finish_non_exhaustive()
     }
 }
@@ -57,6 +100,8 @@ impl StoredLink {
             phone_public_key: hex::encode(i.authenticator_public_key.to_uncompressed()),
             tunnel_domain,
             linked_at: now,
+            credentials: Vec::new(),
+            reported_unknown: Vec::new(),
         }
     }
 
@@ -138,12 +183,25 @@ impl LinkStore {
             .ok_or_else(|| BridgeError::UnknownPhone(name.to_string()))
     }
 
-    /// Stores a verified link. A link from the same phone (same public key) is replaced; a
-    /// different phone with the same name gets a suffix ` (2)`, ` (3)`… Returns the name used.
+    /// Stores a verified link. A link from the same phone (same public key) is replaced,
+    /// keeping what it remembered of passkeys and reports; a different phone with the same
+    /// name gets a suffix ` (2)`, ` (3)`… Returns the name used.
     pub fn store(&self, mut link: StoredLink) -> Result<String, BridgeError> {
         let mut lock = self.lock_file()?;
         let locked = self.lock(&mut lock)?;
         let mut f = self.read()?;
+        if let Some(old) = f
+            .links
+            .iter_mut()
+            .find(|l| l.phone_public_key == link.phone_public_key)
+        {
+            if link.credentials.is_empty() {
+                link.credentials = std::mem::take(&mut old.credentials);
+            }
+            if link.reported_unknown.is_empty() {
+                link.reported_unknown = std::mem::take(&mut old.reported_unknown);
+            }
+        }
         f.links
             .retain(|l| l.phone_public_key != link.phone_public_key);
         let base = link.name.clone();
@@ -169,6 +227,59 @@ impl LinkStore {
             return Err(BridgeError::UnknownPhone(name.to_string()));
         }
         self.write(&locked, &f)
+    }
+
+    /// Remembers that the phone named `phone` made or used the passkey `key` (a
+    /// [`credential_key`]): it moves to the end of the list, and the least recently used
+    /// beyond [`MAX_CREDENTIALS`] is dropped. An unknown phone is an error.
+    pub fn remember_credential(&self, phone: &str, key: String) -> Result<(), BridgeError> {
+        let mut lock = self.lock_file()?;
+        let locked = self.lock(&mut lock)?;
+        let mut f = self.read()?;
+        let link = f
+            .links
+            .iter_mut()
+            .find(|l| l.name == phone)
+            .ok_or_else(|| BridgeError::UnknownPhone(phone.to_string()))?;
+        if link.credentials.last() == Some(&key) {
+            return Ok(());
+        }
+        link.credentials.retain(|k| *k != key);
+        link.credentials.push(key);
+        let extra = link.credentials.len().saturating_sub(MAX_CREDENTIALS);
+        link.credentials.drain(..extra);
+        self.write(&locked, &f)
+    }
+
+    /// A site reported the passkey `key` (a [`credential_key`] of its RP ID `rp_id`) unknown:
+    /// the phone that holds it forgets it and keeps an [`UnknownReport`] dated `now`. Returns
+    /// that phone's name, or `None` when no linked phone made or used that passkey here.
+    pub fn report_unknown(
+        &self,
+        rp_id: &str,
+        key: &str,
+        now: u64,
+    ) -> Result<Option<String>, BridgeError> {
+        let mut lock = self.lock_file()?;
+        let locked = self.lock(&mut lock)?;
+        let mut f = self.read()?;
+        let Some(link) = f
+            .links
+            .iter_mut()
+            .find(|l| l.credentials.iter().any(|k| k == key))
+        else {
+            return Ok(None);
+        };
+        link.credentials.retain(|k| k != key);
+        link.reported_unknown.push(UnknownReport {
+            rp_id: rp_id.to_string(),
+            at: now,
+        });
+        let extra = link.reported_unknown.len().saturating_sub(MAX_REPORTS);
+        link.reported_unknown.drain(..extra);
+        let name = link.name.clone();
+        self.write(&locked, &f)?;
+        Ok(Some(name))
     }
 
     /// The file's lock file (created, with the file's directory, if need be).
@@ -216,5 +327,134 @@ impl LinkStore {
         locked
             .write(&json)
             .map_err(|e| BridgeError::file("writing the links file", &self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(name: &str, key_byte: u8) -> StoredLink {
+        let mut key = vec![0x04, key_byte];
+        key.resize(65, 0x11);
+        StoredLink {
+            name: name.into(),
+            contact_id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+            link_id: "0011223344556677".into(),
+            link_secret: Zeroizing::new("ab".repeat(32)),
+            phone_public_key: hex::encode(key),
+            tunnel_domain: "cable.ua5v.com".into(),
+            linked_at: 1,
+            credentials: Vec::new(),
+            reported_unknown: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_credential_key_binds_the_rp_id_and_the_id() {
+        let k = credential_key("example.com", b"\x01\x02");
+        assert_eq!(k.len(), 64);
+        assert_eq!(k, credential_key("example.com", b"\x01\x02"));
+        assert_ne!(k, credential_key("example.org", b"\x01\x02"));
+        assert_ne!(k, credential_key("example.com", b"\x01\x03"));
+        // The separator keeps the RP ID and the ID apart.
+        assert_ne!(
+            credential_key("example.co", b"m\x01"),
+            credential_key("example.com", b"\x01")
+        );
+    }
+
+    #[test]
+    fn a_passkey_reported_unknown_names_the_phone_that_holds_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LinkStore::new(dir.path().join("links.json"));
+        store.store(link("Pixel", 1)).unwrap();
+        store.store(link("Tablet", 2)).unwrap();
+        let key = credential_key("example.com", b"cred");
+        store.remember_credential("Tablet", key.clone()).unwrap();
+        store.remember_credential("Tablet", key.clone()).unwrap();
+        assert_eq!(store.get("Tablet").unwrap().credentials, vec![key.clone()]);
+        assert!(matches!(
+            store.remember_credential("Nobody", key.clone()),
+            Err(BridgeError::UnknownPhone(_))
+        ));
+        assert_eq!(
+            store
+                .report_unknown("example.com", &credential_key("example.com", b"other"), 5)
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store.report_unknown("example.com", &key, 7).unwrap(),
+            Some("Tablet".into())
+        );
+        let tablet = store.get("Tablet").unwrap();
+        assert!(tablet.credentials.is_empty());
+        assert_eq!(
+            tablet.reported_unknown,
+            vec![UnknownReport {
+                rp_id: "example.com".into(),
+                at: 7
+            }]
+        );
+        assert!(store.get("Pixel").unwrap().reported_unknown.is_empty());
+        // Forgotten once reported: a second report finds nothing.
+        assert_eq!(store.report_unknown("example.com", &key, 8).unwrap(), None);
+        // Linking the same phone again keeps what its link remembered.
+        store
+            .remember_credential("Tablet", credential_key("example.com", b"new"))
+            .unwrap();
+        store.store(link("Tablet", 2)).unwrap();
+        let again = store.get("Tablet").unwrap();
+        assert_eq!(again.credentials.len(), 1);
+        assert_eq!(again.reported_unknown.len(), 1);
+    }
+
+    #[test]
+    fn the_lists_are_bounded_and_the_least_recent_goes_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LinkStore::new(dir.path().join("links.json"));
+        store.store(link("Pixel", 1)).unwrap();
+        let key = |i: usize| credential_key("example.com", &i.to_be_bytes());
+        for i in 0..=MAX_CREDENTIALS {
+            store.remember_credential("Pixel", key(i)).unwrap();
+        }
+        // Using the first surviving one again moves it to the end.
+        store.remember_credential("Pixel", key(1)).unwrap();
+        let creds = store.get("Pixel").unwrap().credentials;
+        assert_eq!(creds.len(), MAX_CREDENTIALS);
+        assert!(
+            !creds.contains(&key(0)),
+            "the least recently used is dropped"
+        );
+        assert_eq!(creds.last(), Some(&key(1)));
+        assert_eq!(creds[0], key(2));
+        for i in 0..MAX_REPORTS + 3 {
+            assert!(store
+                .report_unknown("example.com", &key(i + 2), i as u64)
+                .unwrap()
+                .is_some());
+        }
+        let reports = store.get("Pixel").unwrap().reported_unknown;
+        assert_eq!(reports.len(), MAX_REPORTS);
+        assert_eq!(reports[0].at, 3);
+    }
+
+    #[test]
+    fn a_links_file_without_the_passkey_members_reads_and_writes_without_them() {
+        // A file written with only the link's own members (the form every version reads).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("links.json");
+        let mut plain = serde_json::to_value(File {
+            version: 1,
+            links: vec![link("Pixel", 1)],
+        })
+        .unwrap();
+        assert!(plain["links"][0].get("credentials").is_none());
+        assert!(plain["links"][0].get("reported_unknown").is_none());
+        plain["links"][0]["linked_at"] = 2.into();
+        std::fs::write(&path, plain.to_string()).unwrap();
+        let l = LinkStore::new(&path).get("Pixel").unwrap();
+        assert_eq!((l.linked_at, l.credentials.len()), (2, 0));
     }
 }

@@ -5,10 +5,16 @@
 //! cross-origin frame (`topOrigin`) gets the `clientDataJSON` a browser writes there
 //! (`crossOrigin: true`, `topOrigin`); whether the frame may use WebAuthn at all (permissions
 //! policy) is the extension's check, made with what the browser tells it.
+//!
+//! After a ceremony with a linked phone (or one that linked the phone), the phone's link
+//! remembers the passkey's [`links::credential_key`]; a site's `signalUnknownCredential` for
+//! it ([`unknown_credential`]) is then recorded on that link and its name returned, so the
+//! person can be told which phone holds a passkey the site no longer accepts.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::Engine as _;
 use hybrid_protocol::ctap::Command;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
@@ -16,13 +22,13 @@ use sha2::{Digest as _, Sha256};
 use crate::ble::BtleplugScanner;
 use crate::ceremony::{self, BridgeConfig, CtapRequest};
 use crate::error::BridgeError;
-use crate::links::LinkStore;
+use crate::links::{self, LinkStore};
 use crate::progress::Progress;
 use crate::scanner::{AdvertFileScanner, Scanner};
 use crate::webauthn::{self, AuthenticationOptions, RegistrationOptions};
 
 use super::dom::{DomError, DomName};
-use super::messages::{CeremonyKind, CeremonyRequest};
+use super::messages::{CeremonyKind, CeremonyRequest, UnknownCredentialRequest};
 
 /// Browsers clamp a relying party's `timeout` to this range (Chromium: 10 s to 10 min).
 const TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_secs(10), Duration::from_secs(600));
@@ -77,7 +83,7 @@ pub async fn run(
     host: &HostConfig,
     progress: &dyn Progress,
 ) -> Result<Value, DomError> {
-    check_origin(req)?;
+    let rp_id = check_origin(req)?;
     let limit = req
         .options
         .get("timeout")
@@ -85,7 +91,7 @@ pub async fn run(
         .filter(|t| t.is_finite() && *t >= 0.0)
         .map(|ms| Duration::from_millis(ms as u64).clamp(TIMEOUT_RANGE.0, TIMEOUT_RANGE.1));
     let ceremony = ceremony(req, host, progress);
-    match limit {
+    let (json, phone) = match limit {
         None => ceremony.await,
         Some(limit) => tokio::time::timeout(limit, ceremony)
             .await
@@ -99,14 +105,57 @@ pub async fn run(
                     ),
                 ))
             }),
+    }?;
+    if let Some(phone) = phone {
+        remember(&host.links, &phone, &rp_id, &json);
     }
+    Ok(json)
+}
+
+/// Remembers on the link of `phone` the passkey of a W3C response JSON (its `rawId`). What
+/// cannot be remembered is logged: the ceremony has succeeded all the same.
+fn remember(links: &LinkStore, phone: &str, rp_id: &str, json: &Value) {
+    let raw = json.get("rawId").and_then(Value::as_str).and_then(|s| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .ok()
+    });
+    let Some(raw) = raw else {
+        tracing::warn!("the response has no readable rawId; its passkey is not remembered");
+        return;
+    };
+    if let Err(e) = links.remember_credential(phone, links::credential_key(rp_id, &raw)) {
+        tracing::warn!("cannot remember the passkey on the link of {phone:?}: {e}");
+    }
+}
+
+/// A page's `signalUnknownCredential`: checks the origin and RP ID as a ceremony does, then
+/// records the report on the linked phone that made or used that passkey through this
+/// computer. Returns that phone's name, or `None` when no linked phone did.
+pub fn unknown_credential(
+    req: &UnknownCredentialRequest,
+    links: &LinkStore,
+) -> Result<Option<String>, DomError> {
+    webauthn::origin_host(&req.origin)
+        .map_err(|e| DomError::new(DomName::SecurityError, "insecure_origin", e.to_string()))?;
+    webauthn::check_rp_id(&req.rp_id, &req.origin)
+        .map_err(|e| DomError::new(DomName::SecurityError, "rp_id_mismatch", e.to_string()))?;
+    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&req.credential_id)
+        .map_err(|_| DomError::bad_request("\"credentialId\" must be base64url without padding"))?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    links
+        .report_unknown(&req.rp_id, &links::credential_key(&req.rp_id, &id), now)
+        .map_err(|e| DomError::from_bridge(&e))
 }
 
 async fn ceremony(
     req: &CeremonyRequest,
     host: &HostConfig,
     progress: &dyn Progress,
-) -> Result<Value, DomError> {
+) -> Result<(Value, Option<String>), DomError> {
     let dom = |e: BridgeError| DomError::from_bridge(&e);
     let options = req.options.to_string();
     let origin = Some(req.origin.as_str());
@@ -125,10 +174,11 @@ async fn ceremony(
                 command: Command::MakeCredential,
                 body: o.to_ctap(hash(&client_data)).to_cbor(),
             };
-            let response = transaction(req, &request, &config, host, progress).await?;
+            let (response, phone) = transaction(req, &request, &config, host, progress).await?;
             serde_json::to_value(
                 webauthn::registration_json(&o, &client_data, &response).map_err(dom)?,
             )
+            .map(|j| (j, phone))
         }
         CeremonyKind::Get => {
             let o = AuthenticationOptions::from_json(&options, origin).map_err(dom)?;
@@ -137,23 +187,25 @@ async fn ceremony(
                 command: Command::GetAssertion,
                 body: o.to_ctap(hash(&client_data)).to_cbor(),
             };
-            let response = transaction(req, &request, &config, host, progress).await?;
+            let (response, phone) = transaction(req, &request, &config, host, progress).await?;
             serde_json::to_value(
                 webauthn::authentication_json(&o, &client_data, &response).map_err(dom)?,
             )
+            .map(|j| (j, phone))
         }
     };
     json.map_err(|e| DomError::new(DomName::UnknownError, "internal", e.to_string()))
 }
 
-/// The QR or linked transaction; the phone's response CBOR.
+/// The QR or linked transaction: the phone's response CBOR, and the name of the phone's link
+/// when it has one (the linked phone, or the link a QR ceremony stored).
 async fn transaction(
     req: &CeremonyRequest,
     request: &CtapRequest,
     config: &BridgeConfig,
     host: &HostConfig,
     progress: &dyn Progress,
-) -> Result<Vec<u8>, DomError> {
+) -> Result<(Vec<u8>, Option<String>), DomError> {
     let dom = |e: BridgeError| DomError::from_bridge(&e);
     let mut scanner = open_scanner(host).await.map_err(dom)?;
     let outcome = match &req.phone {
@@ -162,7 +214,9 @@ async fn transaction(
             ceremony::linked_transaction(phone, request, config, scanner.as_mut(), progress).await
         }
     };
-    Ok(outcome.map_err(dom)?.response)
+    let outcome = outcome.map_err(dom)?;
+    let phone = req.phone.clone().or(outcome.linked);
+    Ok((outcome.response, phone))
 }
 
 /// The top-level origin when it differs from the caller's (a cross-origin frame).

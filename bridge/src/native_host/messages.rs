@@ -58,6 +58,31 @@ pub enum Request {
         /// Echoed in the reply.
         id: Option<String>,
     },
+    /// A page called `PublicKeyCredential.signalUnknownCredential` (WebAuthn L3).
+    UnknownCredential(UnknownCredentialRequest),
+}
+
+/// A site's report that it does not know a credential (`signalUnknownCredential`), with the
+/// origin the browser reported for the page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownCredentialRequest {
+    /// Echoed in the reply.
+    pub id: Option<String>,
+    /// The page's origin as the browser reported it to the extension.
+    pub origin: String,
+    /// The RP ID the page named; checked against `origin`.
+    pub rp_id: String,
+    /// The credential ID, base64url as the page gave it.
+    pub credential_id: String,
+}
+
+#[derive(Deserialize)]
+struct UnknownCredentialJson {
+    origin: String,
+    #[serde(rename = "rpId")]
+    rp_id: String,
+    #[serde(rename = "credentialId")]
+    credential_id: String,
 }
 
 /// A request the host cannot act on.
@@ -113,7 +138,7 @@ impl Request {
             .get("type")
             .and_then(Value::as_str)
             .ok_or_else(|| {
-                bad("the message has no \"type\"; expected create, get, cancel or phones".into())
+                bad("the message has no \"type\"; expected create, get, cancel, phones or unknown-credential".into())
             })?
             .to_string();
         let ceremony = |kind| {
@@ -153,8 +178,21 @@ impl Request {
                     .id,
             }),
             "phones" => Ok(Self::Phones { id }),
+            "unknown-credential" => {
+                let u: UnknownCredentialJson = serde_json::from_value(v.clone()).map_err(|e| {
+                    bad(format!(
+                        "an unknown-credential message needs \"origin\", \"rpId\" and \"credentialId\": {e}"
+                    ))
+                })?;
+                Ok(Self::UnknownCredential(UnknownCredentialRequest {
+                    id,
+                    origin: u.origin,
+                    rp_id: u.rp_id,
+                    credential_id: u.credential_id,
+                }))
+            }
             other => Err(bad(format!(
-                "unknown message type {:?}; expected create, get, cancel or phones",
+                "unknown message type {:?}; expected create, get, cancel, phones or unknown-credential",
                 other.chars().take(40).collect::<String>()
             ))),
         }
@@ -171,13 +209,26 @@ pub fn result(id: &str, credential: Value) -> Value {
     json!({"type": "result", "id": id, "credential": credential})
 }
 
-/// `{"type":"phones","id","phones":[{"id","name","relay","linkedAt"}]}`.
+/// `{"type":"phones","id","phones":[{"id","name","relay","linkedAt","reportedUnknown"}]}`.
 pub fn phones(id: Option<&str>, links: &[StoredLink]) -> Value {
     let list: Vec<Value> = links
         .iter()
-        .map(|l| json!({"id": l.name, "name": l.name, "relay": l.tunnel_domain, "linkedAt": l.linked_at}))
+        .map(|l| {
+            let reports: Vec<Value> = l
+                .reported_unknown
+                .iter()
+                .map(|r| json!({"rpId": r.rp_id, "at": r.at}))
+                .collect();
+            json!({"id": l.name, "name": l.name, "relay": l.tunnel_domain, "linkedAt": l.linked_at, "reportedUnknown": reports})
+        })
         .collect();
     json!({"type": "phones", "id": id, "phones": list})
+}
+
+/// `{"type":"unknown-credential","id","phone"}`: the linked phone that holds the passkey a
+/// site reported unknown, or null.
+pub fn unknown_credential(id: Option<&str>, phone: Option<&str>) -> Value {
+    json!({"type": "unknown-credential", "id": id, "phone": phone})
 }
 
 /// The progress event for the extension, if this ceremony event is one it shows.
@@ -247,6 +298,23 @@ mod tests {
         assert!(e.message.contains("options"), "{}", e.message);
         let e = Request::parse(br#"{"type":"nope","id":"r3"}"#).unwrap_err();
         assert!(e.message.contains("unknown message type"), "{}", e.message);
+        let r = Request::parse(
+            br#"{"type":"unknown-credential","id":"s1","origin":"https://a.example","rpId":"a.example","credentialId":"AAEC"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r,
+            Request::UnknownCredential(UnknownCredentialRequest {
+                id: Some("s1".into()),
+                origin: "https://a.example".into(),
+                rp_id: "a.example".into(),
+                credential_id: "AAEC".into(),
+            })
+        );
+        let e = Request::parse(br#"{"type":"unknown-credential","id":"s2","origin":"https://a.example","rpId":"a.example"}"#)
+            .unwrap_err();
+        assert_eq!(e.id.as_deref(), Some("s2"));
+        assert!(e.message.contains("credentialId"), "{}", e.message);
         let e = Request::parse(br#"{"type":"phones","id":7}"#).unwrap_err();
         assert_eq!(e.id, None);
         assert!(Request::parse(b"\xff\xfe").is_err());
@@ -271,15 +339,18 @@ mod tests {
 
     #[test]
     fn never_panics_on_truncations_and_bit_flips() {
-        let good = br#"{"type":"create","id":"r1","origin":"https://a.example","phone":null,"topOrigin":"https://a.example","options":{"rp":{"id":"a.example","name":"A"},"user":{"id":"dXNlcg","name":"u"},"challenge":"AAECAwQFBgcICQoLDA0ODw"}}"#;
-        assert!(Request::parse(good).is_ok());
-        for cut in 0..good.len() {
-            let _ = Request::parse(&good[..cut]);
-        }
-        for i in 0..good.len() * 8 {
-            let mut b = good.to_vec();
-            b[i / 8] ^= 1 << (i % 8);
-            let _ = Request::parse(&b);
+        let create: &[u8] = br#"{"type":"create","id":"r1","origin":"https://a.example","phone":null,"topOrigin":"https://a.example","options":{"rp":{"id":"a.example","name":"A"},"user":{"id":"dXNlcg","name":"u"},"challenge":"AAECAwQFBgcICQoLDA0ODw"}}"#;
+        let unknown: &[u8] = br#"{"type":"unknown-credential","id":"s1","origin":"https://a.example","rpId":"a.example","credentialId":"AAECAw"}"#;
+        for good in [create, unknown] {
+            assert!(Request::parse(good).is_ok());
+            for cut in 0..good.len() {
+                let _ = Request::parse(&good[..cut]);
+            }
+            for i in 0..good.len() * 8 {
+                let mut b = good.to_vec();
+                b[i / 8] ^= 1 << (i % 8);
+                let _ = Request::parse(&b);
+            }
         }
     }
 }

@@ -3,7 +3,8 @@
 //! each `create`/`get` request runs one ceremony ([`driver`]) whose progress streams back as
 //! events ([`messages`]) and which ends with the W3C response JSON or a [`dom`] error. A
 //! `cancel` message or the browser closing stdin drops the ceremony at once. Logs go to
-//! stderr only. The message protocol is specified in `browser/PROTOCOL.md`. The
+//! stderr only. An `unknown-credential` message (a site's `signalUnknownCredential`) is
+//! answered at once with the linked phone that holds that passkey, if any. The message protocol is specified in `browser/PROTOCOL.md`. The
 //! `hybrid-bridge native-host` command serves stdin and stdout with [`serve`]; installing the
 //! host for the browsers is the binary's `browser` command.
 
@@ -136,6 +137,20 @@ pub async fn serve(
                 Ok(list) => messages::phones(id.as_deref(), &list),
                 Err(e) => messages::error(id.as_deref(), &DomError::from_bridge(&e)),
             },
+            Incoming::Request(Request::UnknownCredential(req)) => {
+                match driver::unknown_credential(&req, &config.links) {
+                    Ok(phone) => {
+                        if let Some(p) = &phone {
+                            tracing::info!(
+                                phone = p,
+                                "a site reported a passkey of this phone unknown"
+                            );
+                        }
+                        messages::unknown_credential(req.id.as_deref(), phone.as_deref())
+                    }
+                    Err(e) => messages::error(req.id.as_deref(), &e),
+                }
+            }
             Incoming::Request(Request::Cancel { id }) => match &running {
                 Some((current, _)) if id.as_deref().is_none_or(|i| i == current) => {
                     let (current, f) = running.take().expect("matched Some");

@@ -25,6 +25,8 @@ fn link(name: String, key_byte: u8, n: usize) -> StoredLink {
         phone_public_key: hex::encode(key),
         tunnel_domain: "cable.ua5v.com".into(),
         linked_at: n as u64,
+        credentials: Vec::new(),
+        reported_unknown: Vec::new(),
     }
 }
 

@@ -1,8 +1,9 @@
 //! The native messaging host, mostly through the real binary as a browser would
 //! run it: framing and its limits, bad messages, the RP ID check before any QR code, cancel
 //! and stdin EOF mid-ceremony, full create and get ceremonies against the scripted phone
-//! behind the in-test relay (QR and linked), phone errors as DOMException names, and the
-//! browser manifests' install and uninstall.
+//! behind the in-test relay (QR and linked), a site's report of a linked phone's passkey as
+//! unknown, phone errors as DOMException names, and the browser manifests' install and
+//! uninstall.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -639,6 +640,125 @@ async fn create_and_get_through_the_host_with_qr_and_linked_phone() {
         !log.contains("FIDO:/") && !log.contains(&digits[..40]),
         "QR secret in the log"
     );
+}
+
+/// `unknown-credential` (a site's `signalUnknownCredential`) names the linked phone that
+/// made or used that passkey through this computer, once, and `phones` and `phones list`
+/// show the report; the origin and RP ID are checked as for a ceremony.
+#[tokio::test]
+async fn a_passkey_reported_unknown_is_recorded_on_the_linked_phone_that_holds_it() {
+    let env = Env::new(Fault::GoodLink).await;
+    let mut host = Host::spawn(env.links.path(), &env_flags(&env));
+    let origin = "https://login.example.com";
+    let unknown = |id: &str, origin: &str, rp_id: &str, cred: &[u8]| {
+        json!({"type": "unknown-credential", "id": id, "origin": origin, "rpId": rp_id,
+            "credentialId": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(cred)})
+    };
+
+    // Before any ceremony: no phone holds it.
+    host.send(unknown("s0", origin, "example.com", &CREDENTIAL_ID))
+        .await;
+    let m = host.recv().await;
+    assert_eq!(
+        m,
+        json!({"type": "unknown-credential", "id": "s0", "phone": null})
+    );
+
+    // A QR registration links the phone, which remembers the passkey.
+    let (_, m) = qr_ceremony(&mut host, &env, create("r1", origin, "example.com")).await;
+    assert_eq!(m["type"], "result", "{m}");
+    let stored = env.links.get(PHONE_NAME).unwrap();
+    assert_eq!(
+        stored.credentials,
+        [bridge::links::credential_key("example.com", &CREDENTIAL_ID)]
+    );
+    assert!(
+        !std::fs::read_to_string(env.links.path())
+            .unwrap()
+            .contains(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(CREDENTIAL_ID)),
+        "the credential ID itself is not stored"
+    );
+
+    // Another ID, or the same ID under another RP ID of this origin: not this phone's.
+    host.send(unknown("s1", origin, "example.com", b"some other id"))
+        .await;
+    assert_eq!(host.recv().await["phone"], Value::Null);
+    host.send(unknown("s2", origin, "login.example.com", &CREDENTIAL_ID))
+        .await;
+    assert_eq!(host.recv().await["phone"], Value::Null);
+    // Another site's RP ID, an insecure origin, a malformed ID: refused, nothing recorded.
+    host.send(unknown("s3", origin, "example.org", &CREDENTIAL_ID))
+        .await;
+    assert_error(&host.recv().await, "SecurityError", "rp_id_mismatch");
+    host.send(unknown(
+        "s4",
+        "http://example.com",
+        "example.com",
+        &CREDENTIAL_ID,
+    ))
+    .await;
+    assert_error(&host.recv().await, "SecurityError", "insecure_origin");
+    let mut padded = unknown("s5", origin, "example.com", &CREDENTIAL_ID);
+    padded["credentialId"] = "AAECAw==".into();
+    host.send(padded).await;
+    assert_error(&host.recv().await, "TypeError", "bad_request");
+    assert!(env
+        .links
+        .get(PHONE_NAME)
+        .unwrap()
+        .reported_unknown
+        .is_empty());
+
+    // The site reports it: the phone is named, once.
+    host.send(unknown("s6", origin, "example.com", &CREDENTIAL_ID))
+        .await;
+    let m = host.recv().await;
+    assert_eq!(
+        m,
+        json!({"type": "unknown-credential", "id": "s6", "phone": PHONE_NAME})
+    );
+    host.send(unknown("s7", origin, "example.com", &CREDENTIAL_ID))
+        .await;
+    assert_eq!(host.recv().await["phone"], Value::Null);
+    host.send(json!({"type": "phones", "id": "p"})).await;
+    let phones = host.recv().await;
+    let reports = &phones["phones"][0]["reportedUnknown"];
+    assert_eq!(reports[0]["rpId"], "example.com", "{phones}");
+    assert!(
+        reports[0]["at"].as_u64().unwrap() > 1_700_000_000,
+        "{phones}"
+    );
+
+    // A sign-in with the linked phone remembers the passkey again.
+    host.send(get("g1", origin, "example.com", Some(PHONE_NAME)))
+        .await;
+    let (_, m) = host.until_reply().await;
+    assert_eq!(m["type"], "result", "{m}");
+    host.send(unknown("s8", origin, "example.com", &CREDENTIAL_ID))
+        .await;
+    assert_eq!(host.recv().await["phone"], PHONE_NAME);
+    host.close_stdin();
+    assert!(host.exit().await.success());
+
+    // `phones list` tells the person under the phone's line.
+    let out = std::process::Command::new(binary())
+        .arg("--links-file")
+        .arg(env.links.path())
+        .args(["phones", "list"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].starts_with(PHONE_NAME), "{text}");
+    for l in &lines[1..] {
+        assert!(
+            l.starts_with("  example.com reported a passkey on this phone unknown on ")
+                && l.ends_with("; delete it in the phone's passkey manager"),
+            "{text}"
+        );
+    }
 }
 
 #[tokio::test]

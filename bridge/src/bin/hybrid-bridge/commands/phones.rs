@@ -1,5 +1,6 @@
 //! `hybrid-bridge phones`: the phones linked during earlier ceremonies — list them (name,
-//! relay, when linked; peer-chosen text escaped for the terminal) or forget one.
+//! relay, when linked; peer-chosen text escaped for the terminal; under a phone, each site
+//! that reported one of its passkeys unknown) or forget one.
 
 use bridge::sanitize::for_terminal;
 use bridge::BridgeError;
@@ -19,7 +20,7 @@ pub(crate) struct PhonesArgs {
 /// `hybrid-bridge phones …`
 #[derive(Debug, Subcommand)]
 pub(crate) enum PhonesAction {
-    /// Show the linked phones.
+    /// Show the linked phones, and under each the sites that reported one of its passkeys unknown.
     List,
     /// Delete a linked phone.
     Forget {
@@ -45,6 +46,13 @@ impl PhonesArgs {
                         for_terminal(&l.tunnel_domain),
                         human_date(l.linked_at)
                     );
+                    for r in &l.reported_unknown {
+                        println!(
+                            "  {} reported a passkey on this phone unknown on {}; delete it in the phone's passkey manager",
+                            for_terminal(&r.rp_id),
+                            human_date(r.at)
+                        );
+                    }
                 }
                 Ok(())
             }
