@@ -6,6 +6,8 @@
 // progress events (the QR code among them) go only to the overlay, and the result or error
 // goes back to the page. Every request is checked (origin, options, RP ID, permissions
 // policy) before a ceremony or its timer exists, so refused requests leave nothing behind.
+// A page's signalUnknownCredential goes to the host, one at a time, which notes it on the
+// linked phone that holds that passkey; the overlay then says so for that site.
 // See PROTOCOL.md for the messages (named in messages.js).
 import { allowAttributeAllows, checkRpId, errorText, firstChoice, optionsProblem, originOf, rpIdOf, secureOrigin } from './lib.js';
 import { CEREMONY, CHOICE, FROM_HOST, HOST_EVENT, KIND, OVERLAY, PORT, RUNTIME, TO_HOST } from './messages.js';
@@ -15,6 +17,13 @@ const HOST = 'org.hybridbridge.host';
 const OVERLAY_URL = api.runtime.getURL('overlay.html');
 const byTab = new Map(); // tabId -> Ceremony
 const byToken = new Map(); // overlay token -> Ceremony
+
+/** A linked phone as the overlay shows it for a request to `rpId`. */
+const phoneView = (p, rpId) => ({
+  id: p.id,
+  name: String(p.name ?? p.id),
+  reportedUnknown: Array.isArray(p.reportedUnknown) && p.reportedUnknown.some((r) => r?.rpId === rpId),
+});
 
 const randomToken = () => Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
 
@@ -96,7 +105,7 @@ class Ceremony {
     if (m.type === FROM_HOST.PHONES) {
       this.phones = Array.isArray(m.phones) ? m.phones.filter((p) => p && typeof p.id === 'string') : [];
       this.onPhones?.();
-      this.toOverlay({ type: OVERLAY.PHONES, phones: this.phones.map((p) => ({ id: p.id, name: String(p.name ?? p.id) })) });
+      this.toOverlay({ type: OVERLAY.PHONES, phones: this.phones.map((p) => phoneView(p, this.rpId)) });
       return;
     }
     if (m.id !== this.id) return;
@@ -194,6 +203,51 @@ function askTopFrame(port, s, kind, origin) {
   });
 }
 
+// signalUnknownCredential reports, to the host one at a time (each starts a host process), at
+// most UNKNOWN_QUEUE waiting; more are dropped, as a signal has no answer to wait for.
+const UNKNOWN_QUEUE = 8;
+const unknownReports = [];
+let reporting = false;
+
+function nextUnknownReport() {
+  const r = unknownReports.shift();
+  reporting = !!r;
+  if (!r) return;
+  let host;
+  try {
+    host = api.runtime.connectNative(HOST);
+  } catch {
+    unknownReports.length = 0; // no host: nothing to note them on
+    reporting = false;
+    return;
+  }
+  const id = randomToken();
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    clearTimeout(timer);
+    try { host.disconnect(); } catch { /* gone */ }
+    nextUnknownReport();
+  };
+  const timer = setTimeout(end, 10000);
+  host.onMessage.addListener((m) => { if (m?.id === id) end(); });
+  host.onDisconnect.addListener(end);
+  host.postMessage({ type: TO_HOST.UNKNOWN_CREDENTIAL, id, origin: r.origin, rpId: r.rpId, credentialId: r.credentialId });
+}
+
+api.runtime.onMessage.addListener((m, sender) => {
+  if (m?.type !== RUNTIME.UNKNOWN_CREDENTIAL || sender.id !== api.runtime.id || !sender.tab) return;
+  const origin = originOf(sender);
+  const { rpId, credentialId } = m;
+  if (!origin || !secureOrigin(origin) || typeof rpId !== 'string' || checkRpId(rpId, origin)) return;
+  // A credential ID is at most 1023 bytes (WebAuthn L3 §4), 1364 base64url characters.
+  if (typeof credentialId !== 'string' || credentialId.length > 1364 || !/^[A-Za-z0-9_-]+$/.test(credentialId)) return;
+  if (unknownReports.length >= UNKNOWN_QUEUE) return;
+  unknownReports.push({ origin, rpId, credentialId });
+  if (!reporting) nextUnknownReport();
+});
+
 api.runtime.onMessage.addListener((m, sender) => {
   if (m?.type !== RUNTIME.FRAME_POLICY || sender.id !== api.runtime.id || sender.frameId !== 0) return;
   const pending = framePolicies.get(m.nonce);
@@ -277,7 +331,7 @@ function onOverlayPort(port) {
         rpId,
         origin: c.origin,
         userName: c.kind === KIND.CREATE ? String(c.options.user?.name ?? '') : '',
-        phones: c.phones.map((p) => ({ id: p.id, name: String(p.name ?? p.id) })),
+        phones: c.phones.map((p) => phoneView(p, rpId)),
         hostProblem: c.host ? null : errorText({ code: 'no_host', message: c.hostProblem }),
         first: firstChoice(c.options.hints),
       });

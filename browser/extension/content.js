@@ -151,6 +151,9 @@ import { CEREMONY, DOM_EVENT, KIND, MAX_REQUEST_CHARS, PAGE, PORT, RUNTIME } fro
     try { msg = JSON.parse(detail); } catch { return; }
     if (!msg || typeof msg.id !== 'string') return;
     if (msg.type === PAGE.BEGIN) begin(msg);
+    else if (msg.type === PAGE.UNKNOWN_CREDENTIAL && typeof msg.rpId === 'string' && typeof msg.credentialId === 'string') {
+      api.runtime.sendMessage({ type: RUNTIME.UNKNOWN_CREDENTIAL, rpId: msg.rpId, credentialId: msg.credentialId }).catch(() => {});
+    }
     else if (msg.type === PAGE.ABORT && current?.id === msg.id) {
       current.port.postMessage({ type: CEREMONY.ABORT });
       removeOverlay();

@@ -33,6 +33,9 @@ export const PAGE = Object.freeze({
   ERROR: 'error',
   /** content → page: hand the request to the browser's own implementation. */
   FALLTHROUGH: 'fallthrough',
+  /** page → content: a valid `signalUnknownCredential` call (`rpId`, `credentialId`); no
+   * answer comes back. */
+  UNKNOWN_CREDENTIAL: 'unknown-credential',
 });
 
 /** The names of the two runtime ports into the background. */
@@ -71,6 +74,9 @@ export const RUNTIME = Object.freeze({
   FRAME_POLICY: 'hybrid-bridge:frame-policy',
   /** background → the requesting frame's content script: the overlay asked to close. */
   CLOSE_OVERLAY: 'hybrid-bridge:close-overlay',
+  /** content script → background: the page signalled a credential unknown (`rpId`,
+   * `credentialId`); the origin is the browser's. */
+  UNKNOWN_CREDENTIAL: 'hybrid-bridge:unknown-credential',
 });
 
 /** Messages on the `overlay` port (`type`). */
@@ -78,7 +84,8 @@ export const OVERLAY = Object.freeze({
   /** overlay → background: the token from the overlay's URL. */
   HELLO: 'hello',
   /** background → overlay: what to show (`kind`, `rpId`, `origin`, `userName`, `phones`,
-   * `first`). */
+   * `first`); each phone is `id`, `name` and `reportedUnknown` (this RP ID reported one of its
+   * passkeys unknown). */
   INIT: 'init',
   /** overlay → background: the person's choice (`choice`: a {@link CHOICE}, `phone`). */
   CHOOSE: 'choose',
@@ -111,6 +118,7 @@ export const TO_HOST = Object.freeze({
   GET: 'get',
   CANCEL: 'cancel',
   PHONES: 'phones',
+  UNKNOWN_CREDENTIAL: 'unknown-credential',
 });
 
 /** Messages from the native host (`type`; PROTOCOL.md "Host → extension"). */
@@ -119,6 +127,7 @@ export const FROM_HOST = Object.freeze({
   PHONES: 'phones',
   RESULT: 'result',
   ERROR: 'error',
+  UNKNOWN_CREDENTIAL: 'unknown-credential',
 });
 
 /** The host's progress events (`event` of a {@link FROM_HOST}.EVENT). */

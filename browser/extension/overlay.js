@@ -4,7 +4,8 @@
 // authenticator, then shows the QR code and each stage in words (announced through an
 // aria-live region), and errors a person can act on. Escape or Cancel cancels. The account
 // name of a create is the page's own choice and is labelled as such. The request's `hints`
-// decide which choice comes first (lib.js firstChoice).
+// decide which choice comes first (lib.js firstChoice). Under the linked phones it says when
+// this site reported one of their passkeys unknown (signalUnknownCredential).
 import { CHOICE, HOST_EVENT, KIND, OVERLAY, PORT } from './messages.js';
 
 /** @type {typeof chrome} */
@@ -75,6 +76,12 @@ function renderPhones(phones) {
     b.addEventListener('click', () => choose({ type: CHOICE.PHONE, phone: p.id }, `Contacting ${p.name}…`));
     box.append(b);
   }
+  // A site's signalUnknownCredential named a passkey one of these phones made or used here.
+  const reported = phones.filter((p) => p.reportedUnknown).map((p) => p.name);
+  $('notice').textContent = reported.length
+    ? `${rpId} no longer accepts a passkey saved on ${reported.join(', ')}. You can delete it in the phone's passkey manager.`
+    : '';
+  $('notice').hidden = !reported.length;
 }
 
 function showQr(svg) {

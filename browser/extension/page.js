@@ -8,7 +8,8 @@
 // It also answers PublicKeyCredential.getClientCapabilities() with what the phone path adds
 // (lib.js clientCapabilities), and the WebAuthn L3 signals (signalUnknownCredential,
 // signalAllAcceptedCredentials, signalCurrentUserDetails): checked as the spec says (lib.js
-// signalOptions), then the browser's own method where it has one, else resolved. Browsers load it as a classic script: tools/build.mjs writes the
+// signalOptions), then the browser's own method where it has one, else resolved; a valid
+// signalUnknownCredential also goes to the extension, for the linked phone that holds it. Browsers load it as a classic script: tools/build.mjs writes the
 // imports below as constants and the function's text.
 import { clientCapabilities, signalOptions } from './lib.js';
 import { DOM_EVENT, KIND, PAGE } from './messages.js';
@@ -250,6 +251,11 @@ import { DOM_EVENT, KIND, PAGE } from './messages.js';
       const signal = function (options) {
         const checked = signalOptions(method, options, globalThis.location.origin);
         if (checked.error) return Promise.reject(domError(checked.error.name, checked.error.message));
+        if (method === 'signalUnknownCredential') {
+          // The linked phone that holds it, if any, is noted by the host; the page learns
+          // nothing of it.
+          send({ type: PAGE.UNKNOWN_CREDENTIAL, id: crypto.randomUUID(), rpId: checked.options.rpId, credentialId: checked.options.credentialId });
+        }
         return own ? Promise.resolve().then(() => own.call(PKC, checked.options)) : Promise.resolve(undefined);
       };
       Object.defineProperty(signal, 'name', { value: method });

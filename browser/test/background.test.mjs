@@ -177,10 +177,12 @@ function pageScript(pkc) {
   const dist = build();
   const source = readFileSync(join(dist.firefox, 'page.js'), 'utf8');
   class CredentialsContainer { create() {} get() {} }
-  const win = { addEventListener() {}, dispatchEvent: () => true };
+  const sent = [];
+  const win = { addEventListener() {}, dispatchEvent: (e) => { sent.push(JSON.parse(e.detail)); return true; } };
   const context = {
     window: win, isSecureContext: true, CredentialsContainer, PublicKeyCredential: pkc,
     navigator: { credentials: new CredentialsContainer() }, DOMException, URL, location: { origin: 'https://login.example.com' },
+    crypto, CustomEvent, sent,
   };
   vm.runInNewContext(source, context);
   return context;
@@ -245,6 +247,16 @@ test('the page gets the three signals, resolved after the spec\'s checks, when t
   // A malformed ID never throws synchronously: the promise rejects.
   const p = pkc.signalUnknownCredential({ rpId: 'example.com', credentialId: 'AA==' });
   assert.deepEqual(await outcome(p), ['TypeError', 'TypeError']);
+});
+
+test('a valid signalUnknownCredential, and only that, goes on to the extension for the linked phones', async () => {
+  const pkc = function PublicKeyCredential() {};
+  const page = pageScript(pkc);
+  for (const m of SIGNALS) await pkc[m](SIGNAL_CALLS[m]);
+  await outcome(pkc.signalUnknownCredential({ rpId: 'elsewhere.example', credentialId: 'AAAA' }));
+  await outcome(pkc.signalUnknownCredential({ rpId: 'example.com', credentialId: 'AA=' }));
+  assert.deepEqual(page.sent.map(({ id, ...m }) => [typeof id, m]),
+    [['string', { type: PAGE.UNKNOWN_CREDENTIAL, rpId: 'example.com', credentialId: 'AAEC' }]]);
 });
 
 test('the page\'s signals go to the browser\'s own methods, with the checked dictionary, and only when valid', async () => {

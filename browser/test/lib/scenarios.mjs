@@ -4,12 +4,13 @@
 // read from a screenshot of the overlay.
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { startRp } from '../../rp/server.mjs';
 import { launchChromium, launchFirefox } from './drivers.mjs';
-import { BROWSER_DIR, PACKAGE_LAUNCHER, qrText, sleep, startStack, waitFor } from './stack.mjs';
+import { binaries, BROWSER_DIR, PACKAGE_LAUNCHER, qrText, sleep, startStack, waitFor } from './stack.mjs';
 
 // The overlay's screenshots: into test-output/ on every run; into the committed screenshots/
 // (for the README) with HB_SCREENSHOTS=1 (`npm run screenshots`).
@@ -90,6 +91,7 @@ function suite(name) {
         choices: [...document.querySelectorAll('#choices button')].filter(shown).map((b) => [...b.childNodes].filter((n) => n.getAttribute?.('aria-hidden') !== 'true').map((n) => n.textContent).join('').trim()),
         stage: shown($('stage')) ? $('stage').textContent : null, stageLive: $('stage').getAttribute('aria-live'),
         problem: shown($('problem')) ? $('problem').textContent : null, problemRole: $('problem').getAttribute('role'),
+        notice: shown($('notice')) ? $('notice').textContent : null,
         qr: shown($('qr')), button: $('cancel').textContent,
       };
     })()`);
@@ -164,7 +166,7 @@ function suite(name) {
     const chooser = await overlayState();
     assert.deepEqual(chooser, { role: 'dialog', modal: 'true', title: 'Create a passkey', focused: 'use-qr',
       choices: ['Use a phone or tablet (QR code)', 'Use this device / a security key'], stage: null, stageLive: 'polite',
-      problem: null, problemRole: 'alert', qr: false, button: 'Cancel' });
+      problem: null, problemRole: 'alert', notice: null, qr: false, button: 'Cancel' });
     const [png, text] = await chooseQr('choose');
     const showing = await overlayState();
     assert.equal(showing.qr, true);
@@ -346,6 +348,40 @@ function suite(name) {
     assert.equal(out.state, 'ok', `${out.text}\nphone-sim: ${phone.output()}`);
     assert.equal(out.user, 'alice');
     assert.equal((await phone.exited).code, 0, phone.output());
+  });
+
+  it('signalUnknownCredential for the linked phone\'s passkey: phones list and the next overlay say so; the page learns nothing', async () => {
+    const credentialId = ctx.rp.users.get('alice').credentials[0].id;
+    const list = () => {
+      const r = spawnSync(binaries().bridge, ['--links-file', ctx.stack.links, 'phones', 'list'], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout;
+    };
+    assert.doesNotMatch(list(), /reported a passkey/);
+    // An ID no phone made here: resolved just the same, and nothing is recorded.
+    const other = await ctx.d.evaluate(`PublicKeyCredential.signalUnknownCredential({ rpId: 'localhost', credentialId: 'b3RoZXI' })
+      .then((v) => ['resolved', v === undefined], (e) => [e.name])`);
+    assert.deepEqual(other, ['resolved', true]);
+    const got = await ctx.d.evaluate(`PublicKeyCredential.signalUnknownCredential({ rpId: 'localhost', credentialId: ${JSON.stringify(credentialId)} })
+      .then((v) => ['resolved', v === undefined], (e) => [e.name])`);
+    assert.deepEqual(got, ['resolved', true]);
+    const listed = await waitFor('the report in phones list', () => {
+      const out = list();
+      return /reported a passkey/.test(out) ? out : null;
+    }, { timeout: 15000, interval: 250 });
+    const lines = listed.trim().split('\n');
+    assert.equal(lines.length, 2, listed);
+    assert.match(lines[0], /^Pixel\t/);
+    assert.match(lines[1], /^ {2}localhost reported a passkey on this phone unknown on .+; delete it in the phone's passkey manager$/);
+    // The next request from this site shows it under the linked phone.
+    const seq = await click('signin');
+    await overlayReady();
+    const st = await overlayState();
+    assert.deepEqual([st.choices, st.notice], [['Use a phone or tablet (QR code)', 'Sign in with Pixel', 'Use this device / a security key'],
+      'localhost no longer accepts a passkey saved on Pixel. You can delete it in the phone\'s passkey manager.']);
+    await person('cancel');
+    assert.equal((await outcome(seq)).error, 'NotAllowedError');
+    await overlayGone();
   });
 
   if (name === 'chromium') {
