@@ -204,7 +204,8 @@ function askTopFrame(port, s, kind, origin) {
 }
 
 // signalUnknownCredential reports, to the host one at a time (each starts a host process), at
-// most UNKNOWN_QUEUE waiting; more are dropped, as a signal has no answer to wait for.
+// most UNKNOWN_QUEUE different ones waiting; more are dropped, as a signal has no answer to
+// wait for.
 const UNKNOWN_QUEUE = 8;
 const unknownReports = [];
 let reporting = false;
@@ -244,6 +245,7 @@ api.runtime.onMessage.addListener((m, sender) => {
   // A credential ID is at most 1023 bytes (WebAuthn L3 §4), 1364 base64url characters.
   if (typeof credentialId !== 'string' || credentialId.length > 1364 || !/^[A-Za-z0-9_-]+$/.test(credentialId)) return;
   if (unknownReports.length >= UNKNOWN_QUEUE) return;
+  if (unknownReports.some((r) => r.origin === origin && r.rpId === rpId && r.credentialId === credentialId)) return;
   unknownReports.push({ origin, rpId, credentialId });
   if (!reporting) nextUnknownReport();
 });

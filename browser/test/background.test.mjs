@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import vm from 'node:vm';
 import { build } from '../tools/build.mjs';
-import { CEREMONY, DOM_EVENT, FROM_HOST, MAX_REQUEST_CHARS, PAGE, PORT, TO_HOST } from '../extension/messages.js';
+import { CEREMONY, DOM_EVENT, FROM_HOST, MAX_REQUEST_CHARS, PAGE, PORT, RUNTIME, TO_HOST } from '../extension/messages.js';
 
 // Timers the background starts and has not cleared or seen fire.
 const live = new Map();
@@ -170,6 +170,33 @@ test('the content script refuses options over MAX_REQUEST_CHARS before they reac
   cs.send({ type: PAGE.BEGIN, id: 'r2', kind: 'get', options });
   assert.equal(cs.connects.length, 1);
   assert.equal(cs.connects[0].sent[0].type, CEREMONY.BEGIN);
+});
+
+test('signalUnknownCredential reports: the sender\'s origin, the RP ID checked again, one host at a time, at most 8 waiting', async () => {
+  const hosts = hostPorts.length;
+  const report = (url, rpId, credentialId) => globalThis.chrome.runtime.onMessage.fire(
+    { type: RUNTIME.UNKNOWN_CREDENTIAL, rpId, credentialId, origin: 'https://forged.example' },
+    { id: 'ext', tab: { id: 99, url }, frameId: 0, origin: new URL(url).origin, url });
+  report('https://a.example/', 'other.example', 'AAAA');
+  report('http://a.example/', 'a.example', 'AAAA');
+  report('https://a.example/', 'a.example', 'AA=');
+  report('https://a.example/', 'a.example', 'A'.repeat(1365));
+  report('https://a.example/', 'a.example', '');
+  assert.equal(hostPorts.length, hosts, 'refused reports start no host');
+  for (let i = 0; i < 20; i++) report('https://login.a.example/', 'a.example', `AAA${i % 10}`);
+  assert.equal(hostPorts.length, hosts + 1, 'one host at a time');
+  const first = hostPorts[hosts];
+  assert.deepEqual(first.sent.map(({ id, ...m }) => [typeof id, m]), [['string',
+    { type: TO_HOST.UNKNOWN_CREDENTIAL, origin: 'https://login.a.example', rpId: 'a.example', credentialId: 'AAA0' }]]);
+  assert.equal(live.size, 1, 'the report\'s one timer');
+  // Each reply ends that host and starts the next: 8 of the other 9 different IDs waited.
+  for (let n = 1; n <= 9; n++) {
+    const port = hostPorts[hostPorts.length - 1];
+    port.onMessage.fire({ type: FROM_HOST.UNKNOWN_CREDENTIAL, id: port.sent[0].id, phone: null });
+  }
+  assert.deepEqual(hostPorts.slice(hosts).map((p) => p.sent[0].credentialId),
+    ['AAA0', 'AAA1', 'AAA2', 'AAA3', 'AAA4', 'AAA5', 'AAA6', 'AAA7', 'AAA8']);
+  assert.equal(live.size, 0, 'no timer left once every report is answered');
 });
 
 /** Runs the built page script in a fake window whose PublicKeyCredential is `pkc`. */
