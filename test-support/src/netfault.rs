@@ -138,7 +138,7 @@ pub struct Rule {
     pub step: Step,
 }
 
-/// The proxy; dropping it stops accepting (live connections run until their ends close).
+/// The proxy; dropping it stops accepting and closes its live connections.
 pub struct FaultProxy {
     addr: SocketAddr,
     shared: Arc<Shared>,
@@ -164,6 +164,8 @@ struct State {
 struct Conn {
     dirs: [Faults; 2],
     reset: bool,
+    /// The proxy was dropped: the connection ends (closed, not reset).
+    closed: bool,
 }
 
 impl FaultProxy {
@@ -190,6 +192,7 @@ impl FaultProxy {
                     let (tx, rx) = watch::channel(Conn {
                         dirs: st.defaults.clone(),
                         reset: false,
+                        closed: false,
                     });
                     st.live.push(tx.clone());
                     (tx, rx)
@@ -245,6 +248,11 @@ impl FaultProxy {
 impl Drop for FaultProxy {
     fn drop(&mut self) {
         self.accept.abort();
+        // Its connections end with it: a stalled direction would never read the end of its
+        // stream, and its task and sockets would stay.
+        for c in &self.shared.lock().live {
+            c.send_modify(|c| c.closed = true);
+        }
     }
 }
 
@@ -302,10 +310,12 @@ async fn connection(
         };
         tokio::select! {
             _ = all => return,
-            _ = rx.wait_for(|c| c.reset) => {}
+            _ = rx.wait_for(|c| c.reset || c.closed) => {}
         }
     }
-    let _ = (client.set_zero_linger(), server.set_zero_linger());
+    if rx.borrow().reset {
+        let _ = (client.set_zero_linger(), server.set_zero_linger());
+    }
 }
 
 /// Reads one direction's source and queues what should cross, under that direction's faults.
@@ -322,8 +332,9 @@ async fn pump(
     let mut last_due = Instant::now();
     let mut started = dir == Direction::Down;
     let mut head = Vec::new();
-    // The request head, once its rules have fired: it crosses when no stall holds it, so a
-    // stall set at `Trigger::Start` keeps the request from the server.
+    // What was read and not yet forwarded because a stall was set meanwhile (the request
+    // head once its `Trigger::Start` rules have fired, the rest of a read after a rule that
+    // stalls, a read that completed as a stall was set): it crosses once the stall lifts.
     let mut held = Vec::new();
     loop {
         let faults = rx.borrow_and_update().dirs[dir.index()].clone();
@@ -335,7 +346,7 @@ async fn pump(
         }
         if !held.is_empty() {
             let bytes = std::mem::take(&mut held);
-            forward(dir, &bytes, &out, shared, tx, rules, &mut last_due);
+            held = forward(dir, &bytes, &out, shared, tx, rules, &mut last_due);
             continue;
         }
         let max = faults.slow_reader.map_or(buf.len(), |s| s.chunk.max(1));
@@ -370,7 +381,11 @@ async fn pump(
             held = std::mem::take(&mut head);
             continue;
         }
-        forward(dir, &buf[..n], &out, shared, tx, rules, &mut last_due);
+        if tx.borrow().dirs[dir.index()].stall {
+            held = chunk.to_vec();
+            continue;
+        }
+        held = forward(dir, chunk, &out, shared, tx, rules, &mut last_due);
         if let Some(s) = faults.slow_reader {
             tokio::time::sleep(s.pause).await;
         }
@@ -378,7 +393,7 @@ async fn pump(
 }
 
 /// Queues `bytes`, split where a rule fires so that each part crosses under the faults of its
-/// own stage.
+/// own stage; returns what a rule's stall of this direction holds back.
 fn forward(
     dir: Direction,
     mut bytes: &[u8],
@@ -387,7 +402,7 @@ fn forward(
     tx: &watch::Sender<Conn>,
     rules: &Mutex<Rules>,
     last_due: &mut Instant,
-) {
+) -> Vec<u8> {
     while !bytes.is_empty() {
         let (used, fired) = lock(rules).advance(dir, bytes);
         let (part, rest) = bytes.split_at(used);
@@ -398,7 +413,12 @@ fn forward(
             let _ = out.send(Item::Bytes(due(&faults, last_due, shared), part.to_vec()));
         }
         apply(fired, tx);
+        if !bytes.is_empty() && tx.borrow().dirs[dir.index()].stall {
+            // A rule stalled this direction here: the rest waits until the stall lifts.
+            return bytes.to_vec();
+        }
     }
+    Vec::new()
 }
 
 /// When a write queued now is delivered: never before the one queued before it.
@@ -859,5 +879,26 @@ mod tests {
         proxy.set(Direction::Up, Faults::default());
         proxy.set(Direction::Down, Faults::default());
         assert_eq!(read_exact(&mut c, request.len()).await, request);
+    }
+
+    #[tokio::test]
+    async fn dropping_the_proxy_closes_a_stalled_connection() {
+        let (proxy, mut c, _ends) = proxied().await;
+        proxy.set(
+            Direction::Down,
+            Faults {
+                stall: true,
+                ..Faults::default()
+            },
+        );
+        c.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        silent(&mut c, Duration::from_millis(100)).await;
+        drop(proxy);
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(WAIT, c.read(&mut buf))
+            .await
+            .expect("the end of the stream within the bound")
+            .unwrap();
+        assert_eq!(n, 0);
     }
 }
