@@ -21,8 +21,8 @@
 //! The cells run concurrently, each with its own relay, proxies, phone and bridge, in a
 //! process of their own (the test runs itself again), whose open file descriptors and live
 //! tokio tasks must come back to their level before the matrix. The table is printed; with
-//! `FAULT_MATRIX_OUT=<file>` it is also written there as Markdown, which is how
-//! docs/FAULTS.md is made.
+//! `FAULT_MATRIX_OUT=<file>` (relative to the repository root) it is also written there as
+//! Markdown, which is how docs/FAULTS.md is made.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -1198,7 +1198,12 @@ async fn every_fault_at_every_stage_ends_as_expected_in_time_and_leaves_no_tunne
     );
     println!("{text}\n{total}");
     if let Ok(path) = std::env::var("FAULT_MATRIX_OUT") {
-        std::fs::write(path, format!("{DOC_HEAD}\n{text}\n{total}.\n")).unwrap();
+        // Relative to the repository root (tests run in their package's folder).
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(path);
+        std::fs::write(&path, format!("{DOC_HEAD}\n{text}\n{total}.\n"))
+            .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
     }
     let bad: Vec<String> = rows
         .iter()
