@@ -14,7 +14,10 @@
 //! in a direction. Counting messages reads the stream's framing (the HTTP head, then frame
 //! headers) and nothing else, so a stage such as "the Noise handshake's first message has
 //! crossed" is exact however the bytes were chunked. A rule can be limited to connections
-//! whose request path starts with a prefix (`/cable/new`, `/cable/connect`). The proxy reads
+//! whose request path starts with a prefix (`/cable/new`, `/cable/connect`). A rule can also
+//! wake the test ([`Step::Notify`]): with a stall in both directions set at the same stage,
+//! the connection waits there while the test does something to the server (restarts it). The
+//! proxy reads
 //! a connection's first line (up to 4 KiB) before it forwards anything, so it serves protocols
 //! whose client speaks first in lines, as HTTP does.
 //!
@@ -95,6 +98,32 @@ pub enum Step {
     Set(Direction, Faults),
     /// Resets that connection (an RST to both ends).
     Reset,
+    /// Wakes the test waiting on the [`Signal`], e.g. to restart the server at this stage
+    /// (with a stall set in both directions by the same rule, the connection waits for it).
+    Notify(Signal),
+}
+
+/// What a [`Step::Notify`] wakes: the test waits on [`Signal::fired`]. Clones share one
+/// signal; a notification sent before anyone waits is kept for the first wait.
+#[derive(Clone, Debug, Default)]
+pub struct Signal(Arc<tokio::sync::Notify>);
+
+impl Signal {
+    /// A signal nobody has fired.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Returns once a rule has fired the signal.
+    pub async fn fired(&self) {
+        self.0.notified().await;
+    }
+}
+
+impl PartialEq for Signal {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// A rule: on connections whose request path starts with `path_prefix` (all, if empty), at
@@ -109,7 +138,7 @@ pub struct Rule {
     pub step: Step,
 }
 
-/// The proxy; dropping it stops accepting (live connections run until their ends close).
+/// The proxy; dropping it stops accepting and closes its live connections.
 pub struct FaultProxy {
     addr: SocketAddr,
     shared: Arc<Shared>,
@@ -135,6 +164,8 @@ struct State {
 struct Conn {
     dirs: [Faults; 2],
     reset: bool,
+    /// The proxy was dropped: the connection ends (closed, not reset).
+    closed: bool,
 }
 
 impl FaultProxy {
@@ -161,6 +192,7 @@ impl FaultProxy {
                     let (tx, rx) = watch::channel(Conn {
                         dirs: st.defaults.clone(),
                         reset: false,
+                        closed: false,
                     });
                     st.live.push(tx.clone());
                     (tx, rx)
@@ -216,6 +248,11 @@ impl FaultProxy {
 impl Drop for FaultProxy {
     fn drop(&mut self) {
         self.accept.abort();
+        // Its connections end with it: a stalled direction would never read the end of its
+        // stream, and its task and sockets would stay.
+        for c in &self.shared.lock().live {
+            c.send_modify(|c| c.closed = true);
+        }
     }
 }
 
@@ -273,10 +310,12 @@ async fn connection(
         };
         tokio::select! {
             _ = all => return,
-            _ = rx.wait_for(|c| c.reset) => {}
+            _ = rx.wait_for(|c| c.reset || c.closed) => {}
         }
     }
-    let _ = (client.set_zero_linger(), server.set_zero_linger());
+    if rx.borrow().reset {
+        let _ = (client.set_zero_linger(), server.set_zero_linger());
+    }
 }
 
 /// Reads one direction's source and queues what should cross, under that direction's faults.
@@ -293,12 +332,21 @@ async fn pump(
     let mut last_due = Instant::now();
     let mut started = dir == Direction::Down;
     let mut head = Vec::new();
+    // What was read and not yet forwarded because a stall was set meanwhile (the request
+    // head once its `Trigger::Start` rules have fired, the rest of a read after a rule that
+    // stalls, a read that completed as a stall was set): it crosses once the stall lifts.
+    let mut held = Vec::new();
     loop {
         let faults = rx.borrow_and_update().dirs[dir.index()].clone();
         if faults.stall {
             if rx.changed().await.is_err() {
                 return;
             }
+            continue;
+        }
+        if !held.is_empty() {
+            let bytes = std::mem::take(&mut held);
+            held = forward(dir, &bytes, &out, shared, tx, rules, &mut last_due);
             continue;
         }
         let max = faults.slow_reader.map_or(buf.len(), |s| s.chunk.max(1));
@@ -318,7 +366,7 @@ async fn pump(
             }
             return;
         }
-        let mut chunk = &buf[..n];
+        let chunk = &buf[..n];
         if !started {
             // The request line names the connection; rules wait for it.
             head.extend_from_slice(chunk);
@@ -330,11 +378,14 @@ async fn pump(
             let line = String::from_utf8_lossy(&head[..line_end.unwrap_or(head.len())]);
             let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
             apply(lock(rules).start(path), tx);
-            let held = std::mem::take(&mut head);
-            forward(dir, &held, &out, shared, tx, rules, &mut last_due);
-            chunk = &[];
+            held = std::mem::take(&mut head);
+            continue;
         }
-        forward(dir, chunk, &out, shared, tx, rules, &mut last_due);
+        if tx.borrow().dirs[dir.index()].stall {
+            held = chunk.to_vec();
+            continue;
+        }
+        held = forward(dir, chunk, &out, shared, tx, rules, &mut last_due);
         if let Some(s) = faults.slow_reader {
             tokio::time::sleep(s.pause).await;
         }
@@ -342,7 +393,7 @@ async fn pump(
 }
 
 /// Queues `bytes`, split where a rule fires so that each part crosses under the faults of its
-/// own stage.
+/// own stage; returns what a rule's stall of this direction holds back.
 fn forward(
     dir: Direction,
     mut bytes: &[u8],
@@ -351,7 +402,7 @@ fn forward(
     tx: &watch::Sender<Conn>,
     rules: &Mutex<Rules>,
     last_due: &mut Instant,
-) {
+) -> Vec<u8> {
     while !bytes.is_empty() {
         let (used, fired) = lock(rules).advance(dir, bytes);
         let (part, rest) = bytes.split_at(used);
@@ -362,7 +413,12 @@ fn forward(
             let _ = out.send(Item::Bytes(due(&faults, last_due, shared), part.to_vec()));
         }
         apply(fired, tx);
+        if !bytes.is_empty() && tx.borrow().dirs[dir.index()].stall {
+            // A rule stalled this direction here: the rest waits until the stall lifts.
+            return bytes.to_vec();
+        }
     }
+    Vec::new()
 }
 
 /// When a write queued now is delivered: never before the one queued before it.
@@ -398,10 +454,11 @@ async fn deliver(mut items: mpsc::UnboundedReceiver<Item>, mut to: tokio::net::t
 
 fn apply(steps: Vec<Step>, tx: &watch::Sender<Conn>) {
     for step in steps {
-        tx.send_modify(|c| match step {
-            Step::Set(dir, f) => c.dirs[dir.index()] = f,
-            Step::Reset => c.reset = true,
-        });
+        match step {
+            Step::Set(dir, f) => tx.send_modify(|c| c.dirs[dir.index()] = f),
+            Step::Reset => tx.send_modify(|c| c.reset = true),
+            Step::Notify(signal) => signal.0.notify_one(),
+        }
     }
 }
 
@@ -789,5 +846,59 @@ mod tests {
         assert_eq!(end, Err(std::io::ErrorKind::ConnectionReset));
         assert!(got.len() <= through, "{} > {through}", got.len());
         assert!(!got.ends_with(b"after"));
+    }
+
+    #[tokio::test]
+    async fn a_stall_at_the_start_holds_the_request_until_lifted_and_the_signal_fires() {
+        let (addr, _ends) = echo().await;
+        let proxy = FaultProxy::start(addr, rng()).await.unwrap();
+        let signal = Signal::new();
+        let stall = Faults {
+            stall: true,
+            ..Faults::default()
+        };
+        for step in [
+            Step::Set(Direction::Up, stall.clone()),
+            Step::Set(Direction::Down, stall),
+            Step::Notify(signal.clone()),
+        ] {
+            proxy.at(Rule {
+                path_prefix: "/cable/connect".into(),
+                trigger: Trigger::Start,
+                step,
+            });
+        }
+        let mut c = TcpStream::connect(proxy.addr()).await.unwrap();
+        let request = b"GET /cable/connect/x HTTP/1.1\r\n\r\n";
+        c.write_all(request).await.unwrap();
+        tokio::time::timeout(WAIT, signal.fired())
+            .await
+            .expect("the rule fires the signal once the request line is read");
+        // Held: the echo server has not seen it, so nothing comes back.
+        silent(&mut c, Duration::from_millis(200)).await;
+        proxy.set(Direction::Up, Faults::default());
+        proxy.set(Direction::Down, Faults::default());
+        assert_eq!(read_exact(&mut c, request.len()).await, request);
+    }
+
+    #[tokio::test]
+    async fn dropping_the_proxy_closes_a_stalled_connection() {
+        let (proxy, mut c, _ends) = proxied().await;
+        proxy.set(
+            Direction::Down,
+            Faults {
+                stall: true,
+                ..Faults::default()
+            },
+        );
+        c.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        silent(&mut c, Duration::from_millis(100)).await;
+        drop(proxy);
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(WAIT, c.read(&mut buf))
+            .await
+            .expect("the end of the stream within the bound")
+            .unwrap();
+        assert_eq!(n, 0);
     }
 }

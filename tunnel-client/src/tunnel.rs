@@ -79,6 +79,15 @@ impl TunnelConfig {
             tungstenite::Error::Protocol(ProtocolError::SecWebSocketSubProtocolError(_)) => {
                 RelayError::NotARelay { url: url.clone() }
             }
+            // The end of the stream before the answer: the relay (or its process) went away,
+            // which says nothing about how it speaks.
+            tungstenite::Error::Protocol(ProtocolError::HandshakeIncomplete) => {
+                RelayError::Dropped {
+                    reason: "the relay closed the connection before answering the WebSocket \
+                             upgrade; if it is restarting, try again in a moment"
+                        .into(),
+                }
+            }
             e => RelayError::Protocol {
                 url: url.clone(),
                 reason: format!("the WebSocket upgrade failed: {e}"),

@@ -150,6 +150,29 @@ async fn nothing_listening_is_unreachable_and_bad_settings_are_local() {
 }
 
 #[tokio::test]
+async fn a_relay_gone_before_answering_the_upgrade_is_a_lost_connection() {
+    // A relay process that is killed after its kernel accepted the connection, before it
+    // answered: the request is read, then the socket closes.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt as _;
+        let (mut tcp, _) = l.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = tcp.read(&mut buf).await;
+    });
+    let client = TunnelConfig::new(Some(format!("ws://{addr}")), vec![], None);
+    let e = client.open("unused", &new_route(8), &[]).await.unwrap_err();
+    server.await.unwrap();
+    assert!(matches!(e, RelayError::Dropped { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("before answering the WebSocket upgrade"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
 async fn the_registration_socket_mints_a_contact_id() {
     let (server, client) = relay(|_| {}).await;
     let reg = client
