@@ -62,9 +62,9 @@ btmon -w btmon.snoop > /dev/null 2>&1 &
 # accepted for the desktop (README: "EATT beside the BLE channel").
 printf '[GATT]\nChannels = 1\n' > /run/bluetoothd.conf
 bluetoothd -n -d -f /run/bluetoothd.conf > bluetoothd.log 2>&1 &
-waitfor 20 dbus-send --system --print-reply --dest=org.bluez / org.freedesktop.DBus.Peer.Ping ||
+waitfor 60 dbus-send --system --print-reply --dest=org.bluez / org.freedesktop.DBus.Peer.Ping ||
   { echo "FAIL setup: bluetoothd is not on the bus"; exit 1; }
-waitfor 15 powered || { echo "FAIL setup: the controllers are not powered"; btmgmt info; exit 1; }
+waitfor 30 powered || { echo "FAIL setup: the controllers are not powered"; btmgmt info; exit 1; }
 phone_addr=$(btmgmt --index 0 info | awk '/addr/{print $2; exit}')
 echo "controllers: hci0 (phone) $phone_addr, hci1 (desktop) $(btmgmt --index 1 info | awk '/addr/{print $2; exit}')"
 pass "setup: btvirt, bluetoothd, two powered LE controllers"
