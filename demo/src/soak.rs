@@ -184,7 +184,7 @@ async fn ceremonies(
         let i = done.load(Ordering::Relaxed);
         let challenge = random(32);
         let options = authentication_options(&credential.id, &challenge)?;
-        let (what, run) = if i % 2 == 0 {
+        let (what, run) = if i.is_multiple_of(2) {
             ("QR sign-in", stack.sign_in(&options, &Silent).await)
         } else {
             (

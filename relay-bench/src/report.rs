@@ -28,27 +28,27 @@ pub(crate) enum Phase {
 }
 
 impl Phase {
-    const ALL: [Phase; 5] = [
-        Phase::Prime,
-        Phase::IdleBefore,
-        Phase::Warmup,
-        Phase::Load,
-        Phase::IdleAfter,
+    const ALL: [Self; 5] = [
+        Self::Prime,
+        Self::IdleBefore,
+        Self::Warmup,
+        Self::Load,
+        Self::IdleAfter,
     ];
 
     /// The CSV label.
     pub(crate) fn label(self) -> &'static str {
         match self {
-            Phase::Prime => "prime",
-            Phase::IdleBefore => "idle-before",
-            Phase::Warmup => "warmup",
-            Phase::Load => "load",
-            Phase::IdleAfter => "idle-after",
+            Self::Prime => "prime",
+            Self::IdleBefore => "idle-before",
+            Self::Warmup => "warmup",
+            Self::Load => "load",
+            Self::IdleAfter => "idle-after",
         }
     }
 
-    fn parse(s: &str) -> Option<Phase> {
-        Phase::ALL.into_iter().find(|p| p.label() == s)
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.label() == s)
     }
 }
 
@@ -117,7 +117,7 @@ impl Samples {
         if cols.len() < 4 || cols[..3] != ["t_s", "phase", "ceremonies"] {
             bail!("the CSV's header is {header:?}; a soak CSV starts t_s,phase,ceremonies and has a column per series");
         }
-        let mut samples = Samples {
+        let mut samples = Self {
             names: cols[3..].iter().map(|s| s.to_string()).collect(),
             rows: Vec::new(),
         };

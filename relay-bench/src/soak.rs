@@ -129,7 +129,7 @@ impl Mix {
             Mode::Abandon
         } else if m < self.abandon + self.never_read {
             Mode::NeverRead
-        } else if n % 2 == 0 {
+        } else if n.is_multiple_of(2) {
             Mode::Sequential
         } else {
             Mode::Background
