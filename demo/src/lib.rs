@@ -5,12 +5,14 @@
 //! without a QR code, registers a device-bound credential (the RP reports synced or
 //! device-bound from the BE/BS flags it sees), verifies every result as a relying party would
 //! ([`verify`]: packed attestation with an x5c chain checked against the phone's CA), and ends
-//! with a summary. `--repeat N` instead runs N registrations and prints p50/p99 per stage.
+//! with a summary. `--repeat N` instead runs N registrations and prints p50/p99 per stage;
+//! `--soak N` runs N sign-ins back to back in this one process and samples it ([`soak`]).
 //!
 //! It lives in its own crate so that the desktop client a person installs (`hybrid-bridge`,
 //! the `bridge` crate) carries neither the relay nor the simulated phone.
 
 pub mod proximity;
+pub mod soak;
 pub mod stack;
 pub mod verify;
 
@@ -53,6 +55,8 @@ pub struct DemoArgs {
     pub advert_interval: u64,
     #[command(flatten)]
     pub proximity: proximity::ProximityArgs,
+    #[command(flatten)]
+    pub soak: soak::SoakArgs,
 }
 
 fn b64(b: &[u8]) -> String {
@@ -139,6 +143,9 @@ pub async fn run(args: &DemoArgs, style: ProgressStyle) -> Result<(), BridgeErro
     }
     if args.proximity.proximity {
         return proximity::run(args).await;
+    }
+    if let Some(n) = args.soak.soak {
+        return soak::run(args, n).await;
     }
     let dir = demo_dir(args);
     let phone = PhoneConfig {

@@ -6,15 +6,20 @@
 //! ceremony ends when **both** sockets are fully closed (*close*) — read in the order the
 //! [`Mode`] says.
 
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use clap::ValueEnum;
 use futures_util::{SinkExt as _, StreamExt as _};
-use hybrid_protocol::tunnel::{RoutingId, TunnelId, TunnelPath, ROUTING_ID_HEADER, SUBPROTOCOL};
+use hybrid_protocol::contact::{WakeUp, CONTACT_ID_HEADER};
+use hybrid_protocol::tunnel::{
+    RoutingId, TunnelId, TunnelPath, CLIENT_PAYLOAD_HEADER, ROUTING_ID_HEADER, SUBPROTOCOL,
+};
 use rand::RngCore as _;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderValue};
 use tokio_tungstenite::tungstenite::Message;
@@ -23,14 +28,28 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// A client socket.
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// How a simulated client reads its two sockets during the close.
+/// How a simulated client behaves: how it reads its two sockets during the close, or how it
+/// misbehaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Mode {
     /// Close the initiator and read it to its end, then read the authenticator to its end.
     Sequential,
     /// Read both sockets to their end at the same time.
     Background,
+    /// Abandoned mid-way: once the first handshake message reached the phone, the desktop
+    /// drops its connection without a close frame; the phone reads its socket to the end the
+    /// relay gives it. Its phases after the handshake are zero.
+    Abandon,
+    /// A phone that never reads: it writes its handshake reply, post-handshake message and
+    /// CTAP response without reading anything, and holds its socket unread for
+    /// [`NEVER_READ_HOLD`] after the desktop has closed (handed to a task of its own, so the
+    /// next ceremony does not wait for it).
+    NeverRead,
 }
+
+/// How long a [`Mode::NeverRead`] phone holds its unread socket after the desktop closed:
+/// longer than the relay waits for a close reply (1 s).
+pub(crate) const NEVER_READ_HOLD: Duration = Duration::from_secs(2);
 
 /// A random tunnel ID.
 pub(crate) fn random_tunnel() -> TunnelId {
@@ -61,6 +80,59 @@ pub(crate) async fn open_with(
     Ok((ws, resp.into_parts().0.headers))
 }
 
+/// Like [`open_with`] for a `ws://` URL on `server`, from the local address `source` (a
+/// loopback address other than 127.0.0.1 has its own ephemeral ports, so a long run at a high
+/// rate does not run out of them while closed connections sit in TIME_WAIT).
+pub(crate) async fn open_from(
+    server: SocketAddr,
+    source: IpAddr,
+    path: &str,
+    headers: &[(&'static str, String)],
+) -> Result<(Ws, HeaderMap)> {
+    let mut req = format!("ws://{server}{path}").into_client_request()?;
+    let h = req.headers_mut();
+    h.insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static(SUBPROTOCOL),
+    );
+    for (k, v) in headers {
+        h.insert(*k, HeaderValue::from_str(v)?);
+    }
+    let socket = match source {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket
+        .bind(SocketAddr::new(source, 0))
+        .with_context(|| format!("cannot bind a client socket to {source}"))?;
+    let tcp = socket.connect(server).await?;
+    let _ = tcp.set_nodelay(true);
+    let (ws, resp) = tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(tcp)).await?;
+    Ok((ws, resp.into_parts().0.headers))
+}
+
+/// Where simulated clients connect: a relay's address, and the local source addresses to
+/// spread connections over, taken in turn.
+#[derive(Clone, Debug)]
+pub(crate) struct Dial {
+    pub(crate) server: SocketAddr,
+    pub(crate) sources: Arc<[IpAddr]>,
+    pub(crate) next: Arc<AtomicUsize>,
+}
+
+impl Dial {
+    /// Opens `path` (e.g. `/cable/new/…`) with extra request `headers`, from the next source
+    /// address.
+    pub(crate) async fn open(
+        &self,
+        path: &str,
+        headers: &[(&'static str, String)],
+    ) -> Result<(Ws, HeaderMap)> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.sources.len();
+        open_from(self.server, self.sources[i], path, headers).await
+    }
+}
+
 /// Opens `url`; returns the socket and the routing ID the relay sent, if any.
 pub(crate) async fn open(url: &str) -> Result<(Ws, Option<RoutingId>)> {
     let (ws, headers) = open_with(url, &[]).await?;
@@ -82,6 +154,71 @@ pub(crate) async fn open_pair(base: &str) -> Result<(Ws, Ws)> {
     ))
     .await?;
     Ok((phone, desktop))
+}
+
+/// Opens a QR tunnel's two sockets through `dial`: `(phone, desktop)`.
+pub(crate) async fn open_pair_via(dial: &Dial) -> Result<(Ws, Ws)> {
+    let t = random_tunnel();
+    let (phone, headers) = dial.open(&TunnelPath::New(t).to_path(), &[]).await?;
+    let routing = headers
+        .get(ROUTING_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| RoutingId::from_hex(v).ok())
+        .context("no routing ID header")?;
+    let (desktop, _) = dial
+        .open(&TunnelPath::Connect(routing, t).to_path(), &[])
+        .await?;
+    Ok((phone, desktop))
+}
+
+/// A linked phone as the relay sees it: a contact ID and the registration socket its
+/// wake-ups arrive on.
+pub(crate) struct LinkedPhone {
+    contact_id: String,
+    registration: Ws,
+}
+
+impl LinkedPhone {
+    /// Mints a contact ID (`/cable/register`) and keeps the registration socket open.
+    pub(crate) async fn register(dial: &Dial) -> Result<Self> {
+        let (registration, headers) = dial
+            .open("/cable/register", &[])
+            .await
+            .context("minting a contact ID")?;
+        let contact_id = headers
+            .get(CONTACT_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .context("the mint's 101 has no contact ID")?
+            .to_string();
+        Ok(Self {
+            contact_id,
+            registration,
+        })
+    }
+
+    /// Opens a linked tunnel's two sockets: the desktop wakes the phone
+    /// (`/cable/contact/<id>`), the phone reads the wake-up and joins (`/cable/connect`).
+    /// Returns `(phone, desktop)`.
+    pub(crate) async fn open_pair(&mut self, dial: &Dial) -> Result<(Ws, Ws)> {
+        let (desktop, _) = dial
+            .open(
+                &format!("/cable/contact/{}", self.contact_id),
+                &[(CLIENT_PAYLOAD_HEADER, "00".into())],
+            )
+            .await
+            .context("waking the linked phone")?;
+        let wake = next_binary(&mut self.registration)
+            .await
+            .context("reading the wake-up")?;
+        let wake = WakeUp::from_json(&wake).context("parsing the wake-up")?;
+        let (phone, _) = dial
+            .open(
+                &TunnelPath::Connect(wake.routing_id, wake.tunnel_id).to_path(),
+                &[],
+            )
+            .await?;
+        Ok((phone, desktop))
+    }
 }
 
 /// The next binary message (pings and pongs skipped); anything else is an error.
@@ -107,11 +244,38 @@ pub(crate) type Phases = [Duration; 5];
 /// One simulated hybrid ceremony; returns its phases.
 pub(crate) async fn ceremony(base: &str, mode: Mode) -> Result<Phases> {
     let t0 = Instant::now();
-    let (mut phone, mut desktop) = open_pair(base).await?;
+    let (phone, desktop) = open_pair(base).await?;
+    exchange(t0, phone, desktop, mode).await
+}
+
+/// A ceremony's traffic on an open tunnel, `t0` being when its opening began, as `mode` says;
+/// returns its phases.
+pub(crate) async fn exchange(
+    t0: Instant,
+    mut phone: Ws,
+    mut desktop: Ws,
+    mode: Mode,
+) -> Result<Phases> {
     let t1 = Instant::now();
+    if mode == Mode::NeverRead {
+        return never_read(t0, t1, phone, desktop).await;
+    }
     // Noise msg1, msg2 (and right behind it the post-handshake message).
     desktop.send(Message::Binary(vec![1; 81])).await?;
     next_binary(&mut phone).await?;
+    if mode == Mode::Abandon {
+        // The desktop vanishes: its TCP connection ends without a close frame.
+        drop(desktop);
+        read_to_end(&mut phone).await;
+        let t2 = Instant::now();
+        return Ok([
+            t1 - t0,
+            t2 - t1,
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::ZERO,
+        ]);
+    }
     phone.send(Message::Binary(vec![2; 81])).await?;
     phone.send(Message::Binary(vec![3; 320])).await?;
     next_binary(&mut desktop).await?;
@@ -127,15 +291,38 @@ pub(crate) async fn ceremony(base: &str, mode: Mode) -> Result<Phases> {
     // The initiator (the desktop) closes; the ceremony ends when both sockets are closed.
     desktop.close(None).await?;
     match mode {
-        Mode::Sequential => {
-            read_to_end(&mut desktop).await;
-            read_to_end(&mut phone).await;
-        }
         Mode::Background => {
             tokio::join!(read_to_end(&mut desktop), read_to_end(&mut phone));
         }
+        _ => {
+            read_to_end(&mut desktop).await;
+            read_to_end(&mut phone).await;
+        }
     }
     let t5 = Instant::now();
+    Ok([t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4])
+}
+
+/// [`Mode::NeverRead`]: the desktop reads and closes as usual; the phone only writes.
+async fn never_read(t0: Instant, t1: Instant, mut phone: Ws, mut desktop: Ws) -> Result<Phases> {
+    desktop.send(Message::Binary(vec![1; 81])).await?;
+    phone.send(Message::Binary(vec![2; 81])).await?;
+    phone.send(Message::Binary(vec![3; 320])).await?;
+    next_binary(&mut desktop).await?;
+    let t2 = Instant::now();
+    next_binary(&mut desktop).await?;
+    let t3 = Instant::now();
+    desktop.send(Message::Binary(vec![4; 480])).await?;
+    phone.send(Message::Binary(vec![5; 800])).await?;
+    next_binary(&mut desktop).await?;
+    let t4 = Instant::now();
+    desktop.close(None).await?;
+    read_to_end(&mut desktop).await;
+    let t5 = Instant::now();
+    tokio::spawn(async move {
+        tokio::time::sleep(NEVER_READ_HOLD).await;
+        drop(phone);
+    });
     Ok([t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4])
 }
 

@@ -9,6 +9,11 @@
 //!   ceremonies before and during it;
 //! - `mint-flood` ([`mint_flood`]): ceremony latency with a full contact registry, without
 //!   and during a flood of refused mints;
+//! - `soak` ([`soak`]): a long mixed run of ceremonies (QR and linked, some abandoned, some
+//!   from phones that never read) with the relay's RSS, descriptors, threads and tunnel
+//!   gauges sampled throughout, judged for drift after warm-up and for coming back to idle;
+//! - `soak-report` ([`report`]): the same judgement and plot for a soak CSV another program
+//!   wrote (`hybrid-demo --soak`, the bridge and phone-sim in one process);
 //! - `serve-baseline` ([`floor`]): the floor itself (loadgen starts it as a child process).
 //!
 //! The simulated clients (a hybrid ceremony's relay traffic, its phases, rates and
@@ -26,7 +31,9 @@ mod flood;
 mod floor;
 mod mint_flood;
 mod procfs;
+mod report;
 mod servers;
+mod soak;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -54,6 +61,11 @@ enum Command {
     /// Fill the relay's contact registry, then time ceremonies without and during a flood of
     /// mints it refuses.
     MintFlood(mint_flood::MintFloodArgs),
+    /// Serve a long mixed run of ceremonies, sampling the relay's RSS, descriptors, threads
+    /// and tunnels; fail if any drifted after warm-up or did not come back to idle.
+    Soak(soak::SoakArgs),
+    /// Judge and plot a soak CSV written by another program (hybrid-demo --soak).
+    SoakReport(report::ReportArgs),
 }
 
 fn main() -> Result<()> {
@@ -66,6 +78,8 @@ fn main() -> Result<()> {
         Some(Command::ServeBaseline(args)) => rt.block_on(floor::serve(&args)),
         Some(Command::Flood(args)) => rt.block_on(flood::run(&args)),
         Some(Command::MintFlood(args)) => rt.block_on(mint_flood::run(&args)),
+        Some(Command::Soak(args)) => rt.block_on(soak::run(&args)),
+        Some(Command::SoakReport(args)) => report::run(&args),
         None => rt.block_on(bench::run(&cli.bench)),
     }
 }
