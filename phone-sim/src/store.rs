@@ -1,8 +1,8 @@
 //! The phone's credential store: one JSON file per phone identity holding the identity root
 //! secret (docs/PROTOCOL.md#derive: identity key and paired secrets derive from it), the relay
 //! contact ID with the registration secret that alone lets this phone resume or revoke it, the
-//! links the phone handed out (docs/PROTOCOL.md#linking-info) and the credentials with their
-//! private keys.
+//! links the phone handed out (docs/PROTOCOL.md#linking-info; the newest [`MAX_LINKS`]) and the
+//! credentials with their private keys.
 //!
 //! Several phone-sim processes may share one store (a `scan` adding links while `linked`
 //! serves). Changes are made in memory and remembered; [`Store::save`] takes the store's
@@ -28,6 +28,12 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
 use crate::error::PhoneError;
+
+/// How many links a store keeps: a QR session with linking adds one (a desktop shows a new
+/// identity key in every QR code, so links cannot be matched to the desktop that holds them),
+/// and the oldest goes first once there are more. A desktop whose link was dropped links again
+/// at its next QR session.
+pub const MAX_LINKS: usize = 64;
 
 /// Version written into new stores; older or newer versions are refused.
 pub const STORE_VERSION: u32 = 1;
@@ -168,6 +174,8 @@ impl StoreFile {
             Change::AddLink(l) => {
                 self.links.retain(|o| o.link_id != l.link_id);
                 self.links.push(l.clone());
+                let over = self.links.len().saturating_sub(MAX_LINKS);
+                self.links.drain(..over);
             }
             Change::RevokeLink(id) => self.links.retain(|l| &l.link_id != id),
             Change::SetContactId(new, secret) => {
@@ -436,7 +444,8 @@ impl Store {
         &self.data.links
     }
 
-    /// Adds a link record (a QR session with linking does this).
+    /// Adds a link record (a QR session with linking does this); past [`MAX_LINKS`] the oldest
+    /// is dropped.
     pub fn add_link(&mut self, l: StoredLink) {
         self.change(Change::AddLink(l));
     }
@@ -569,5 +578,27 @@ mod tests {
         assert!(e.contains("phone.json") && e.contains("corrupt"), "{e}");
         assert_eq!(fs::read(&p).unwrap(), b"{not json");
         assert!(!format!("{:?}", s2).contains(&hex::encode(root.expose())));
+    }
+
+    #[test]
+    fn links_past_the_limit_drop_the_oldest_in_memory_and_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("phone.json");
+        let mut s = Store::open_or_create(&p, &mut rand::rngs::OsRng).unwrap();
+        let link = |i: usize| StoredLink {
+            link_id: format!("{i:016x}"),
+            created_at: i as u64,
+            desktop_key: String::new(),
+            contact_id: "c".into(),
+        };
+        for i in 0..MAX_LINKS + 5 {
+            s.add_link(link(i));
+        }
+        let ids = |links: &[StoredLink]| links.iter().map(|l| l.created_at).collect::<Vec<_>>();
+        let kept: Vec<u64> = (5..MAX_LINKS as u64 + 5).collect();
+        assert_eq!(ids(s.links()), kept);
+        s.save().unwrap();
+        let again = Store::open_or_create(&p, &mut rand::rngs::OsRng).unwrap();
+        assert_eq!(ids(again.links()), kept);
     }
 }
