@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+use test_support::net::closed_port;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
-use test_support::net::closed_port;
 use tunnel_server::{Config, TlsConfig};
 
 use crate::support::*;

@@ -25,8 +25,8 @@ use tokio::time::Instant;
 
 use crate::support::send;
 use cluster::{open, Relay, Router, WAIT};
-use test_support::ws::{recv_binary, refused_status};
 use people::{relying_party, Desk, Failed, Linked};
+use test_support::ws::{recv_binary, refused_status};
 
 /// Linked phones each pod must hold before the updates start.
 const LINKED_PER_POD: usize = 2;
