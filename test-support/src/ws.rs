@@ -67,9 +67,10 @@ pub async fn open_fido_cable(
     within: Duration,
 ) -> Result<(ClientWs, client::Response), Error> {
     let req = fido_cable_request(url, headers);
-    tokio::time::timeout(within, tokio_tungstenite::connect_async(req))
-        .await
-        .unwrap_or_else(|_| panic!("{url}: no handshake within {within:?}"))
+    match tokio::time::timeout(within, tokio_tungstenite::connect_async(req)).await {
+        Ok(opened) => opened,
+        Err(_) => panic!("{url}: no handshake within {within:?}"),
+    }
 }
 
 /// The HTTP status of an upgrade the server refused. Panics if it upgraded (101) or failed
