@@ -2,14 +2,12 @@
 //! forwards every request path and the headers the protocol uses, relays binary messages and
 //! close frames both ways and keeps a copy of each binary message. Tests use it to prove that the relay sees only ciphertext.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use hybrid_protocol::tunnel::{
     CLIENT_PAYLOAD_HEADER, ROUTING_ID_HEADER, SIGNAL_CONNECTION_HEADER, SUBPROTOCOL,
 };
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
@@ -80,21 +78,16 @@ pub async fn start_cutting(
     upstream: String,
     cut: Option<Cut>,
 ) -> anyhow::Result<(String, Capture)> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr: SocketAddr = listener.local_addr()?;
     let capture = Capture::default();
     let cap = capture.clone();
     let cut_so_far = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let upstream = upstream.clone();
-            let cap = cap.clone();
-            let cut_so_far = cut_so_far.clone();
-            tokio::spawn(async move {
-                let _ = proxy_one(tcp, upstream, cap, cut, cut_so_far).await;
-            });
+    let addr = test_support::net::serve_each(move |tcp| {
+        let proxied = proxy_one(tcp, upstream.clone(), cap.clone(), cut, cut_so_far.clone());
+        async move {
+            let _ = proxied.await;
         }
-    });
+    })
+    .await;
     Ok((format!("ws://{addr}"), capture))
 }
 

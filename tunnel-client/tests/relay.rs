@@ -134,10 +134,7 @@ async fn a_relay_shutting_down_is_going_away() {
 
 #[tokio::test]
 async fn nothing_listening_is_unreachable_and_bad_settings_are_local() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = test_support::net::closed_port().port();
     let client = TunnelConfig::new(Some(format!("ws://127.0.0.1:{port}")), vec![], None);
     let e = client.open("unused", &new_route(6), &[]).await.unwrap_err();
     assert!(

@@ -170,16 +170,11 @@ fn mock_bluez_reports_the_adapter_and_the_hybrid_adverts_it_hears() {
 
 /// A WebSocket server on 127.0.0.1 that upgrades without any subprotocol.
 async fn not_a_relay() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let _ = tokio_tungstenite::accept_async(tcp).await;
-            });
-        }
-    });
-    port
+    test_support::net::serve_each(|tcp| async move {
+        let _ = tokio_tungstenite::accept_async(tcp).await;
+    })
+    .await
+    .port()
 }
 
 async fn doctor_async(args: Vec<String>) -> (Output, String) {
@@ -241,20 +236,17 @@ async fn tls12_relay(dir: &Path) -> (u16, std::path::PathBuf) {
         .with_single_cert(vec![cert.cert.der().clone()], key)
         .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let _ = test_support::ws::accept_fido_cable(tls, &[]).await;
-            });
+    let relay = test_support::net::serve_each(move |tcp| {
+        let acceptor = acceptor.clone();
+        async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let _ = test_support::ws::accept_fido_cable(tls, &[]).await;
         }
-    });
-    (port, ca)
+    })
+    .await;
+    (relay.port(), ca)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -422,11 +414,7 @@ fn a_corrupt_links_file_fails_and_a_linked_phones_relay_is_probed() {
     assert!(line(&text, "links file").starts_with('✗'), "{text}");
 
     // A linked phone whose relay cannot be reached (a closed port on loopback).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = test_support::net::closed_port().port();
     std::fs::write(
         &links,
         serde_json::json!({"version": 1, "links": [{

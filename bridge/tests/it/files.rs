@@ -181,10 +181,7 @@ fn a_relay_error_prints_no_full_contact_id() {
     let phone = hybrid_protocol::keys::IdentityKey::from_bytes(&[7; 32]).unwrap();
     l.phone_public_key = hex::encode(phone.public_key().to_uncompressed());
     LinkStore::new(&path).store(l.clone()).unwrap();
-    let port = {
-        let s = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        s.local_addr().unwrap().port()
-    };
+    let port = test_support::net::closed_port().port();
     let out = bridge()
         .arg("--links-file")
         .arg(&path)

@@ -30,7 +30,6 @@ use hybrid_protocol::tunnel::{
 };
 use rand_core::OsRng;
 use sha2::{Digest as _, Sha256};
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -100,8 +99,6 @@ impl Env {
         let adverts = dir.path().join("adverts");
         std::fs::write(&adverts, "").unwrap();
         let links = LinkStore::new(dir.path().join("links.json"));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
         let shared = Arc::new(Shared {
             fault,
             qr: Mutex::new(None),
@@ -115,16 +112,16 @@ impl Env {
             busy: AtomicU32::new(0),
         });
         let s = shared.clone();
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let s = s.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = serve(tcp, s).await {
-                        eprintln!("scripted phone: {e}");
-                    }
-                });
+        let port = test_support::net::serve_each(move |tcp| {
+            let s = s.clone();
+            async move {
+                if let Err(e) = serve(tcp, s).await {
+                    eprintln!("scripted phone: {e}");
+                }
             }
-        });
+        })
+        .await
+        .port();
         let config = BridgeConfig {
             tunnel: TunnelConfig {
                 tunnel_override: Some(format!("ws://127.0.0.1:{port}")),

@@ -293,10 +293,7 @@ async fn close_before_request() {
 async fn relay_refuses_or_drops() {
     // Nothing listening.
     let f = files();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = test_support::net::closed_port().port();
     let mut phone = Phone::open(&f.store, config(&format!("ws://127.0.0.1:{port}"))).unwrap();
     let desktop = Desktop::new(false);
     let e = phone
@@ -356,12 +353,11 @@ async fn relay_refuses_or_drops() {
 
 #[tokio::test]
 async fn relay_without_routing_id() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
+    let relay = test_support::net::serve_each(|tcp| async move {
         let _ = test_support::ws::accept_fido_cable(tcp, &[]).await;
-    });
+    })
+    .await;
+    let url = format!("ws://{relay}");
     let f = files();
     let mut phone = Phone::open(&f.store, config(&url)).unwrap();
     let e = phone
@@ -381,10 +377,7 @@ async fn a_message_over_one_mib_is_refused() {
     use futures_util::{SinkExt as _, StreamExt as _};
     use tokio_tungstenite::tungstenite::Message as WsMessage;
     for (len, refused) in [((1 << 20) + 1, true), (2 << 20, true), (1 << 20, false)] {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("ws://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            let (tcp, _) = listener.accept().await.unwrap();
+        let relay = test_support::net::serve_each(move |tcp| async move {
             let mut ws =
                 test_support::ws::accept_fido_cable(tcp, &[("X-caBLE-Routing-ID", "010203")])
                     .await
@@ -392,7 +385,9 @@ async fn a_message_over_one_mib_is_refused() {
             let _ = ws.send(WsMessage::Binary(vec![0x55; len])).await;
             // Hold the socket open until the phone is done with it.
             while let Some(Ok(_)) = ws.next().await {}
-        });
+        })
+        .await;
+        let url = format!("ws://{relay}");
         let f = files();
         let mut phone = Phone::open(&f.store, config(&url)).unwrap();
         let e = phone
@@ -415,10 +410,7 @@ async fn a_message_over_one_mib_is_refused() {
 #[tokio::test]
 async fn relay_errors_show_no_full_tunnel_or_contact_id() {
     let f = files();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = test_support::net::closed_port().port();
     let relay_url = format!("ws://127.0.0.1:{port}");
     let desktop = Desktop::new(false);
     let tunnel = desktop.qr.secret.tunnel_id().to_hex();

@@ -16,12 +16,10 @@ use hybrid_protocol::linking::LinkingInfo;
 use hybrid_protocol::medium::AdvertLine;
 use hybrid_protocol::qr::{QrCode, RequestType};
 use hybrid_protocol::session::{Message, PostHandshake, Session};
-use hybrid_protocol::tunnel::{TunnelId, TunnelPath, SUBPROTOCOL};
+use hybrid_protocol::tunnel::{TunnelId, TunnelPath};
 use phone_sim::{AdvertFile, MediumKnobs, Outcome, Phone, PhoneConfig, PhoneError};
 use rand_core::OsRng;
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -236,18 +234,12 @@ pub(crate) async fn recv(ws: &mut Ws) -> Option<Vec<u8>> {
 }
 
 pub(crate) async fn connect(relay_url: &str, path: &TunnelPath, payload: Option<String>) -> Ws {
-    let mut req = format!("{relay_url}{}", path.to_path())
-        .into_client_request()
-        .unwrap();
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static(SUBPROTOCOL),
-    );
-    if let Some(p) = payload {
-        req.headers_mut()
-            .insert("X-caBLE-Client-Payload", HeaderValue::from_str(&p).unwrap());
-    }
-    let (ws, _) = tokio_tungstenite::connect_async(req)
+    let headers: Vec<(&str, &str)> = payload
+        .iter()
+        .map(|p| ("X-caBLE-Client-Payload", p.as_str()))
+        .collect();
+    let url = format!("{relay_url}{}", path.to_path());
+    let (ws, _) = test_support::ws::open_fido_cable(&url, &headers, STEP)
         .await
         .expect("desktop connects");
     ws

@@ -176,24 +176,14 @@ async fn revoked_link_and_contact() {
     phone.revoke_contact().await.unwrap();
     assert!(phone.store().contact_id().is_none());
     assert!(phone.store().links().is_empty());
-    let mut req =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
-            "{url}{}",
-            TunnelPath::Contact(ContactId(link.info().contact_id.clone())).to_path()
-        ))
-        .unwrap();
-    req.headers_mut()
-        .insert("Sec-WebSocket-Protocol", "fido.cable".parse().unwrap());
-    req.headers_mut().insert(
-        "X-caBLE-Client-Payload",
-        payload.to_header().parse().unwrap(),
-    );
-    match tokio_tungstenite::connect_async(req).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-            assert_eq!(resp.status().as_u16(), 410)
-        }
-        other => panic!("expected 410, got {:?}", other.map(|_| ())),
-    }
+    let contact = TunnelPath::Contact(ContactId(link.info().contact_id.clone())).to_path();
+    let opened = test_support::ws::open_fido_cable(
+        &format!("{url}{contact}"),
+        &[("X-caBLE-Client-Payload", &payload.to_header())],
+        STEP,
+    )
+    .await;
+    assert_eq!(test_support::ws::refused_status(opened), 410);
 }
 
 #[tokio::test]
@@ -260,19 +250,9 @@ async fn linked_phone_sees_links_made_by_another_process_on_the_same_store() {
 
 /// The HTTP status of opening `path` on the relay with `headers` (101 when it upgrades).
 async fn open_status(relay_url: &str, path: &str, headers: &[(&str, String)]) -> u16 {
-    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-        format!("{relay_url}{path}"),
-    )
-    .unwrap();
-    req.headers_mut()
-        .insert("Sec-WebSocket-Protocol", "fido.cable".parse().unwrap());
-    for (k, v) in headers {
-        req.headers_mut().insert(
-            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            v.parse().unwrap(),
-        );
-    }
-    match tokio_tungstenite::connect_async(req).await {
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let url = format!("{relay_url}{path}");
+    match test_support::ws::open_fido_cable(&url, &headers, STEP).await {
         Ok(_) => 101,
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
         Err(e) => panic!("cannot reach the relay: {e}"),

@@ -128,10 +128,7 @@ fn toml_config_file_is_read_and_errors_name_it() {
 
 #[test]
 fn sigterm_shuts_the_binary_down_cleanly() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = test_support::net::closed_port().port();
     let child = Command::new(env!("CARGO_BIN_EXE_tunnel-server"))
         .args([
             "--listen",

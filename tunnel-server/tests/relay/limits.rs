@@ -259,16 +259,7 @@ async fn new_from(server: &tunnel_server::RunningServer, source: [u8; 4], t: u8)
         .expect("bind a loopback source address");
     let tcp = socket.connect(server.addr()).await.expect("connect");
     let url = format!("{}{}", server.ws_url(), new_path(tunnel(t)));
-    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-        url.as_str(),
-    )
-    .expect("request");
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        hybrid_protocol::tunnel::SUBPROTOCOL
-            .parse()
-            .expect("header"),
-    );
+    let req = test_support::ws::fido_cable_request(&url, &[]);
     let opened = tokio::time::timeout(
         WAIT,
         tokio_tungstenite::client_async(req, tokio_tungstenite::MaybeTlsStream::Plain(tcp)),

@@ -6,8 +6,6 @@
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use tokio::net::TcpSocket;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tunnel_server::RunningServer;
 
@@ -45,13 +43,8 @@ async fn mint_from(server: &RunningServer, from: Ipv6Addr) -> u16 {
         .bind(SocketAddr::new(IpAddr::V6(from), 0))
         .expect("bind a source address in 2001:db8::/32");
     let tcp = socket.connect(server.addr()).await.expect("connect");
-    let mut req = format!("{}/cable/register", server.ws_url())
-        .into_client_request()
-        .unwrap();
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("fido.cable"),
-    );
+    let req =
+        test_support::ws::fido_cable_request(&format!("{}/cable/register", server.ws_url()), &[]);
     let handshake = tokio_tungstenite::client_async(req, tcp);
     match tokio::time::timeout(WAIT, handshake)
         .await

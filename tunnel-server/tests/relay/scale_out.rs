@@ -13,7 +13,7 @@ use crate::support::*;
 /// Starts nginx with the shipped site config, templated for the test's ports.
 async fn start_nginx(a: u16, b: u16) -> Nginx {
     let shipped = include_str!("../../deploy/nginx/tunnel-server.conf");
-    let port = free_port().await;
+    let port = test_support::net::closed_port().port();
     let site: String = shipped
         .lines()
         .filter(|l| !l.trim_end().ends_with("# tls"))

@@ -4,11 +4,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use hybrid_protocol::tunnel::{RoutingId, TunnelId, TunnelPath, SUBPROTOCOL};
+use hybrid_protocol::tunnel::{RoutingId, TunnelId, TunnelPath};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, Response};
+use tokio_tungstenite::tungstenite::http::Response;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -34,14 +33,6 @@ pub(crate) async fn start(config: Config) -> RunningServer {
     RunningServer::start(config).await.expect("server starts")
 }
 
-/// A loopback port nothing listens on (bound, then released).
-pub(crate) async fn free_port() -> u16 {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 pub(crate) fn tunnel(n: u8) -> TunnelId {
     TunnelId([n; 16])
 }
@@ -60,19 +51,7 @@ pub(crate) async fn open(server: &RunningServer, path: &str, headers: &[(&str, &
 }
 
 pub(crate) async fn open_url(url: &str, headers: &[(&str, &str)]) -> Opened {
-    let mut req = url.into_client_request()?;
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static(SUBPROTOCOL),
-    );
-    for (k, v) in headers {
-        let name: HeaderName = k.parse().expect("header name");
-        req.headers_mut()
-            .insert(name, HeaderValue::from_str(v).expect("header value"));
-    }
-    tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
-        .await
-        .expect("handshake within the bound")
+    test_support::ws::open_fido_cable(url, headers, WAIT).await
 }
 
 pub(crate) async fn ok(server: &RunningServer, path: &str) -> Ws {
@@ -81,11 +60,7 @@ pub(crate) async fn ok(server: &RunningServer, path: &str) -> Ws {
 
 /// The HTTP status of a failed handshake.
 pub(crate) fn status(result: Opened) -> u16 {
-    match result {
-        Err(WsError::Http(resp)) => resp.status().as_u16(),
-        Err(e) => panic!("expected an HTTP error status, got {e}"),
-        Ok(_) => panic!("expected an HTTP error status, got 101"),
-    }
+    test_support::ws::refused_status(result)
 }
 
 pub(crate) async fn send(ws: &mut Ws, data: &[u8]) {
@@ -94,16 +69,7 @@ pub(crate) async fn send(ws: &mut Ws, data: &[u8]) {
 
 /// The next binary message (pings skipped).
 pub(crate) async fn recv(ws: &mut Ws) -> Vec<u8> {
-    loop {
-        let m = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("message within the bound");
-        match m {
-            Some(Ok(Message::Binary(b))) => return b,
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            other => panic!("expected a binary message, got {other:?}"),
-        }
-    }
+    test_support::ws::recv_binary(ws, WAIT).await
 }
 
 /// Reads until the close frame; returns its code.

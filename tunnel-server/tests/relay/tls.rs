@@ -2,9 +2,6 @@
 
 use std::sync::Arc;
 
-use hybrid_protocol::tunnel::SUBPROTOCOL;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::Connector;
 use tunnel_server::{Config, TlsConfig};
 
@@ -19,11 +16,7 @@ async fn open_tls_versions(
     roots: &rustls::RootCertStore,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Ws {
-    let mut req = url.into_client_request().unwrap();
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static(SUBPROTOCOL),
-    );
+    let req = test_support::ws::fido_cable_request(url, &[]);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let client = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)

@@ -11,15 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use hybrid_protocol::tunnel::{RoutingId, TunnelId, TunnelPath, SUBPROTOCOL};
+use hybrid_protocol::tunnel::{RoutingId, TunnelId, TunnelPath};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::nginx::Nginx;
-use crate::support::free_port;
+use test_support::net::closed_port;
 
 /// The shipped files the fleet runs.
 pub(crate) const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/kubernetes");
@@ -45,8 +43,8 @@ impl Relay {
         Self {
             ordinal,
             dir,
-            port: free_port().await,
-            metrics_port: free_port().await,
+            port: closed_port().port(),
+            metrics_port: closed_port().port(),
             child: None,
             starts: 0,
         }
@@ -208,7 +206,7 @@ pub(crate) struct Router(Nginx);
 impl Router {
     /// Starts nginx with `router.conf` for `relays` (as many as the file was rendered for).
     pub(crate) async fn start(relays: &[Relay]) -> Self {
-        let port = free_port().await;
+        let port = closed_port().port();
         let site = router_site(
             &std::fs::read_to_string(format!("{DEPLOY}/router.conf")).expect("router.conf"),
             port,
@@ -260,38 +258,10 @@ fn router_site(shipped: &str, port: u16, ports: &[u16]) -> String {
 
 pub(crate) use crate::support::Ws;
 
-/// Opens a WebSocket with the `fido.cable` subprotocol and extra headers.
-pub(crate) async fn open(
-    url: &str,
-    headers: &[(&'static str, &str)],
-) -> Result<
-    (
-        Ws,
-        tokio_tungstenite::tungstenite::handshake::client::Response,
-    ),
-    tokio_tungstenite::tungstenite::Error,
-> {
-    let mut req = url.into_client_request()?;
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static(SUBPROTOCOL),
-    );
-    for (k, v) in headers {
-        req.headers_mut()
-            .insert(*k, HeaderValue::from_str(v).expect("header value"));
-    }
-    tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
-        .await
-        .expect("handshake within the bound")
-}
-
-/// The HTTP status of a WebSocket request that was refused.
-pub(crate) async fn refused_status(url: &str) -> u16 {
-    match open(url, &[]).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
-        Err(e) => panic!("{url}: expected an HTTP status, got {e}"),
-        Ok(_) => panic!("{url}: expected an HTTP status, got 101"),
-    }
+/// Opens a WebSocket with the `fido.cable` subprotocol and extra headers, within the fleet's
+/// bound.
+pub(crate) async fn open(url: &str, headers: &[(&str, &str)]) -> crate::support::Opened {
+    test_support::ws::open_fido_cable(url, headers, WAIT).await
 }
 
 /// A plain GET on loopback `port`: status and body, `None` if nothing answers.

@@ -20,14 +20,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures_util::StreamExt as _;
 use hybrid_protocol::tunnel::{RoutingId, TunnelId, TunnelPath};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::send;
-use cluster::{open, refused_status, Relay, Router, Ws, WAIT};
+use cluster::{open, Relay, Router, WAIT};
 use people::{relying_party, Desk, Failed, Linked};
+use test_support::ws::{recv_binary, refused_status};
 
 /// Linked phones each pod must hold before the updates start.
 const LINKED_PER_POD: usize = 2;
@@ -367,7 +366,7 @@ async fn rolling_restart(relay: &mut Relay, router: &str) {
         TunnelPath::New(tunnel(0xEE)).to_path()
     );
     assert_eq!(
-        refused_status(&direct).await,
+        refused_status(open(&direct, &[]).await),
         503,
         "{}: /cable/new while draining",
         relay.name()
@@ -381,9 +380,9 @@ async fn rolling_restart(relay: &mut Relay, router: &str) {
         )
     });
     send(&mut desktop, b"msg1").await;
-    assert_eq!(recv(&mut phone).await, b"msg1");
+    assert_eq!(recv_binary(&mut phone, WAIT).await, b"msg1");
     send(&mut phone, b"msg2").await;
-    assert_eq!(recv(&mut desktop).await, b"msg2");
+    assert_eq!(recv_binary(&mut desktop, WAIT).await, b"msg2");
     desktop.close(None).await.expect("close");
     drop(phone);
     // It exits once its tunnels are done, and comes back with the same routing ID and store.
@@ -425,17 +424,4 @@ fn tunnel(n: u8) -> TunnelId {
     id[15] = n;
     id[1..9].copy_from_slice(&(std::process::id() as u64).to_be_bytes());
     TunnelId(id)
-}
-
-async fn recv(ws: &mut Ws) -> Vec<u8> {
-    loop {
-        match tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a message")
-        {
-            Some(Ok(Message::Binary(b))) => return b,
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            other => panic!("expected a binary message, got {other:?}"),
-        }
-    }
 }
