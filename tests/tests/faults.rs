@@ -407,12 +407,6 @@ impl Answer {
     }
 }
 
-/// A port nobody listens on.
-async fn closed_port() -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap()
-}
-
 /// The error, as the table shows it: its kind and message.
 fn got(r: &Result<(), BridgeError>) -> String {
     match r {
@@ -893,7 +887,7 @@ async fn run_cell(cell: Cell, seed: u64) -> Row {
         });
     }
     if cell.fault == Fault::Unreachable {
-        let nowhere = format!("ws://{}", closed_port().await);
+        let nowhere = format!("ws://{}", test_support::net::closed_port());
         match cell.leg {
             Leg::Desktop | Leg::Relay => {
                 stack.config.tunnel = bridge::TunnelConfig::new(Some(nowhere), vec![], None)
