@@ -35,7 +35,7 @@ if [ "$short" = 1 ]; then
   relay=(--ceremonies 20000 --prime 2000 --warmup-percent 30 --idle 12s --sample-every 2s)
   bridge=(--soak 200 --soak-prime 20 --soak-warmup-percent 30 --soak-idle 4s --soak-sample-every 250ms)
 else
-  relay=(--ceremonies 1000000 --prime 5000 --idle 20s --sample-every 5s)
+  relay=(--ceremonies 1000000 --prime 5000 --idle 40s --sample-every 5s)
   bridge=(--soak 10000 --soak-prime 50 --soak-idle 10s --soak-sample-every 5s)
 fi
 
