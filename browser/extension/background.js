@@ -4,12 +4,12 @@
 // the native host (runtime.connectNative, one port per ceremony) which phones are linked, and
 // drives the overlay: the person's choice goes to the host as a create/get request, the host's
 // progress events (the QR code among them) go only to the overlay, and the result or error
-// goes back to the page. Every request is checked (origin, options, RP ID, permissions
-// policy) before a ceremony or its timer exists, so refused requests leave nothing behind.
+// goes back to the page. Every request is checked (origin, options, RP ID, prf inputs,
+// permissions policy) before a ceremony or its timer exists, so refused requests leave nothing behind.
 // A page's signalUnknownCredential goes to the host, one at a time, which notes it on the
 // linked phone that holds that passkey; the overlay then says so for that site.
 // See PROTOCOL.md for the messages (named in messages.js).
-import { allowAttributeAllows, checkRpId, errorText, firstChoice, optionsProblem, originOf, rpIdOf, secureOrigin } from './lib.js';
+import { allowAttributeAllows, checkRpId, errorText, firstChoice, optionsProblem, originOf, prfProblem, rpIdOf, secureOrigin } from './lib.js';
 import { CEREMONY, CHOICE, FROM_HOST, HOST_EVENT, KIND, OVERLAY, PORT, RUNTIME, TO_HOST } from './messages.js';
 
 const api = globalThis.browser ?? globalThis.chrome;
@@ -294,6 +294,8 @@ function onCeremonyPort(port) {
     const rpId = rpIdOf(msg.kind, msg.options, origin);
     const bad = checkRpId(rpId, origin);
     if (bad) return reject(port, 'SecurityError', bad);
+    const prf = prfProblem(msg.kind, msg.options);
+    if (prf) return reject(port, prf.name, prf.message);
     if (gone) return;
     if (byTab.has(s.tab.id)) return reject(port, 'NotAllowedError', 'A request is already pending.');
     ceremony = new Ceremony(port, msg, origin, /** @type {string} */ (rpId), topOrigin);

@@ -149,6 +149,47 @@ export function firstChoice(hints) {
   return 'phone';
 }
 
+/** The bytes of an unpadded base64url string as a binary string, or null when it is not one
+ * (`=` padding, `+`, `/`, a length of 4n+1, or trailing bits that a canonical encoding leaves 0).
+ * @param {unknown} s @returns {string | null} */
+function base64urlBytes(s) {
+  if (typeof s !== 'string' || !/^[A-Za-z0-9_-]*$/.test(s) || s.length % 4 === 1) return null;
+  let bin;
+  try { bin = atob(s.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((s.length + 3) % 4)); } catch { return null; }
+  const again = btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  return again === s ? bin : null;
+}
+
+/** Why a request's `prf` extension input cannot be used (WebAuthn L3 §10.1.4), checked before
+ * any UI appears, as a browser checks it before it asks an authenticator: `{ name, message }`
+ * for the page's DOMException, or null. A non-empty `evalByCredential` is `NotSupportedError`
+ * on create and on a sign-in without `allowCredentials`; each of its keys must be the
+ * base64url ID of a credential in `allowCredentials` (else `SyntaxError`). The host checks
+ * the same again.
+ * @param {string} kind 'create' or 'get' @param {any} options the W3C options JSON
+ * @returns {{name: string, message: string} | null} */
+export function prfProblem(kind, options) {
+  const byCredential = options?.extensions?.prf?.evalByCredential;
+  if (!byCredential || typeof byCredential !== 'object') return null;
+  const keys = Object.keys(byCredential);
+  if (!keys.length) return null;
+  if (kind === 'create') {
+    return { name: 'NotSupportedError', message: 'extensions.prf.evalByCredential is for sign-in only; a registration takes extensions.prf.eval.' };
+  }
+  const allowed = new Set((Array.isArray(options.allowCredentials) ? options.allowCredentials : [])
+    .map((c) => base64urlBytes(c?.id)).filter((b) => b));
+  if (!allowed.size) {
+    return { name: 'NotSupportedError', message: 'extensions.prf.evalByCredential needs allowCredentials naming those credentials.' };
+  }
+  for (const key of keys) {
+    const id = base64urlBytes(key);
+    if (!id || !allowed.has(id)) {
+      return { name: 'SyntaxError', message: `extensions.prf.evalByCredential key ${JSON.stringify(key)} is not the base64url ID of a credential in allowCredentials: key it by one of those IDs, or use extensions.prf.eval.` };
+    }
+  }
+  return null;
+}
+
 /** A signal call's options checked as WebAuthn L3 §5.1.10 says, for a page of `origin`:
  * `{ options }`, the dictionary as WebIDL converts it (strings, and an array of strings for
  * `allAcceptedCredentialIds`), or `{ error }`, what the page's promise rejects with —

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import vm from 'node:vm';
-import { allowAttributeAllows, checkRpId, clientCapabilities, errorText, firstChoice, originOf, secureOrigin, signalOptions } from '../extension/lib.js';
+import { allowAttributeAllows, checkRpId, clientCapabilities, errorText, firstChoice, originOf, prfProblem, secureOrigin, signalOptions } from '../extension/lib.js';
 import { build, CHROMIUM_ID, CHROMIUM_KEY, classicScript, FIREFOX_ID } from '../tools/build.mjs';
 
 test('the origin comes from the sender: sender.origin, else the origin of sender.url; opaque is refused', () => {
@@ -84,6 +84,27 @@ test('hints: the first one the overlay knows decides which choice comes first', 
   assert.equal(firstChoice(['something-new', 'security-key', 'hybrid']), 'local', 'unknown hints are skipped');
   assert.equal(firstChoice(['something-new']), 'phone');
   assert.equal(firstChoice('security-key'), 'phone', 'not a list: ignored');
+});
+
+test('prf: evalByCredential is checked as WebAuthn L3 §10.1.4 says, before any UI', () => {
+  const allow = [{ type: 'public-key', id: 'AAECAw' }, { type: 'public-key', id: 'BAUGBw' }];
+  const get = (byCred, allowCredentials = allow) => prfProblem('get', { challenge: 'AA', allowCredentials, extensions: { prf: { eval: { first: 'AA' }, evalByCredential: byCred } } });
+  const name = (p) => p?.name ?? null;
+  assert.equal(prfProblem('get', { challenge: 'AA' }), null);
+  assert.equal(prfProblem('get', { challenge: 'AA', extensions: { prf: { eval: { first: 'AA' } } } }), null);
+  assert.equal(get({ AAECAw: { first: 'AA' }, BAUGBw: { first: 'AQ' } }), null);
+  assert.equal(get({}, null), null, 'an empty evalByCredential needs no allow list');
+  assert.equal(name(get({ AAECAw: { first: 'AA' } }, null)), 'NotSupportedError');
+  assert.equal(name(get({ AAECAw: { first: 'AA' } }, [])), 'NotSupportedError');
+  assert.equal(name(get({ CAkKCw: { first: 'AA' } })), 'SyntaxError', 'no such allowed credential');
+  assert.equal(name(get({ 'AAECAw==': { first: 'AA' } })), 'SyntaxError', 'padded');
+  assert.equal(name(get({ 'AA+/': { first: 'AA' } })), 'SyntaxError', 'base64, not base64url');
+  assert.equal(name(get({ AAECAx: { first: 'AA' } })), 'SyntaxError', 'trailing bits set');
+  assert.equal(name(get({ '': { first: 'AA' } })), 'SyntaxError', 'empty');
+  assert.equal(name(get({ AAECAw: { first: 'AA' }, A: { first: 'AA' } })), 'SyntaxError', 'every key is checked');
+  assert.equal(name(prfProblem('create', { extensions: { prf: { evalByCredential: { AAECAw: { first: 'AA' } } } } })), 'NotSupportedError');
+  assert.equal(prfProblem('create', { extensions: { prf: { eval: { first: 'AA' } } } }), null);
+  assert.match(get({ CAkKCw: { first: 'AA' } }).message, /key "CAkKCw" is not the base64url ID of a credential in allowCredentials/);
 });
 
 test('the two manifests: one source, the pinned Chromium ID, the Firefox ID', () => {

@@ -261,6 +261,82 @@ function suite(name) {
     await overlayGone();
   });
 
+  it('prf (WebAuthn L3 §10.1.4): eval on create, evalByCredential on sign-in, results as ArrayBuffers, deterministic per salt', async () => {
+    // Salts are the page's own bytes (the client hashes them); results are 32-byte ArrayBuffers.
+    const HELPERS = `const salt = (c) => new Uint8Array(32).fill(c);
+      const hex = (b) => b instanceof ArrayBuffer ? [...new Uint8Array(b)].map((x) => x.toString(16).padStart(2, '0')).join('') : String(b);
+      const results = (r) => r && { first: hex(r.first), firstBytes: r.first?.byteLength, second: r.second === undefined ? undefined : hex(r.second) };`;
+    await ctx.d.evaluate(`(window.__prfCreate = (async () => {
+      ${HELPERS}
+      const cred = await navigator.credentials.create({ publicKey: { challenge: new Uint8Array(32), rp: { name: 'RP' },
+        user: { id: new Uint8Array([1, 2, 3, 4]), name: 'prf', displayName: 'PRF' }, pubKeyCredParams: [{ type: 'public-key', alg: -7 }],
+        extensions: { prf: { eval: { first: salt(1) } } } } });
+      window.__prfId = cred.rawId;
+      const prf = cred.getClientExtensionResults().prf;
+      return { id: cred.id, enabled: prf?.enabled, results: results(prf?.results) };
+    })(), true)`);
+    let [png] = await chooseQr();
+    let phone = phoneScans(png, 'prf-create');
+    const created = await waitFor('the create', () => ctx.d.evaluate('window.__prfCreate'), { timeout: 40000 });
+    assert.equal((await phone.exited).code, 0, phone.output());
+    assert.equal(created.enabled, true, JSON.stringify(created));
+    assert.equal(created.results.firstBytes, 32, JSON.stringify(created));
+    await overlayGone();
+
+    // A sign-in with this credential: evalByCredential (keyed by its ID) beside eval.
+    const signIn = async (label, extensions) => {
+      await ctx.d.evaluate(`(window.__prfGet = (async () => {
+        ${HELPERS}
+        const cred = await navigator.credentials.get({ publicKey: { challenge: new Uint8Array(32),
+          allowCredentials: [{ type: 'public-key', id: window.__prfId }], extensions: { prf: ${extensions} } } });
+        const prf = cred.getClientExtensionResults().prf;
+        return { id: cred.id, enabled: prf?.enabled, results: results(prf?.results) };
+      })(), true)`);
+      [png] = await chooseQr();
+      phone = phoneScans(png, `prf-${label}`);
+      const got = await waitFor('the sign-in', () => ctx.d.evaluate('window.__prfGet'), { timeout: 40000 });
+      assert.equal((await phone.exited).code, 0, phone.output());
+      await overlayGone();
+      assert.equal(got.id, created.id);
+      assert.equal(got.results?.firstBytes, 32, JSON.stringify(got));
+      return got.results;
+    };
+    const id = `b64u(window.__prfId)`;
+    const B64U = `const b64u = (b) => btoa(String.fromCharCode(...new Uint8Array(b))).replace(/\\+/g, '-').replace(/\\//g, '_').replace(/=+$/, '');`;
+    const byCred = (first, second) => `(() => { ${B64U} return { eval: { first: salt(9) },
+      evalByCredential: { [${id}]: { first: salt(${first})${second ? `, second: salt(${second})` : ''} } } }; })()`;
+    const same = await signIn('same-salt', byCred(1, 2));
+    const other = await signIn('other-salt', byCred(3));
+    const evalOnly = await signIn('eval-only', '{ eval: { first: salt(3) } }');
+    // The same salt gives the same output, at creation and at sign-in; another salt another one.
+    assert.equal(same.first, created.results.first);
+    assert.equal(same.second?.length, 64);
+    assert.notEqual(same.second, same.first);
+    assert.notEqual(other.first, same.first);
+    // evalByCredential's entry for the credential is what was evaluated, not eval's salt(9).
+    assert.equal(evalOnly.first, other.first);
+
+    // The checks, before anything goes to a phone: no allow list, or a key naming no allowed credential.
+    const errors = await ctx.d.evaluate(`(async () => {
+      ${HELPERS}
+      ${B64U}
+      const run = (publicKey) => navigator.credentials.get({ publicKey }).then(() => 'resolved', (e) => [e.name, e instanceof DOMException]);
+      return {
+        noAllowList: await run({ challenge: new Uint8Array(32), extensions: { prf: { evalByCredential: { [${id}]: { first: salt(1) } } } } }),
+        notAllowed: await run({ challenge: new Uint8Array(32), allowCredentials: [{ type: 'public-key', id: window.__prfId }],
+          extensions: { prf: { evalByCredential: { AAECAw: { first: salt(1) } } } } }),
+        notBase64url: await run({ challenge: new Uint8Array(32), allowCredentials: [{ type: 'public-key', id: window.__prfId }],
+          extensions: { prf: { evalByCredential: { [${id} + '=']: { first: salt(1) } } } } }),
+        onCreate: await navigator.credentials.create({ publicKey: { challenge: new Uint8Array(32), rp: { name: 'RP' },
+          user: { id: new Uint8Array(4), name: 'prf', displayName: 'PRF' }, pubKeyCredParams: [{ type: 'public-key', alg: -7 }],
+          extensions: { prf: { evalByCredential: { [${id}]: { first: salt(1) } } } } } }).then(() => 'resolved', (e) => [e.name, e instanceof DOMException]),
+      };
+    })()`);
+    assert.deepEqual(errors, { noAllowList: ['NotSupportedError', true], notAllowed: ['SyntaxError', true],
+      notBase64url: ['SyntaxError', true], onCreate: ['NotSupportedError', true] });
+    assert.equal(await ctx.d.evaluate(`!!${OVERLAY_HOST}`), false, 'no overlay for a refused request');
+  });
+
   it('one ceremony at a time: a second request while one runs gets NotAllowedError', async () => {
     await ctx.d.evaluate(`(window.__first = navigator.credentials.get({ publicKey: { challenge: new Uint8Array(32) } })
       .then(() => 'resolved', (e) => e.name), true)`);
@@ -284,6 +360,38 @@ function suite(name) {
     assert.equal(await ctx.d.evaluate(`!!${OVERLAY_HOST}`), false);
     await ctx.d.evaluate('(window.__ac.abort(), true)');
     assert.equal(typeof await ctx.d.evaluate('window.__cond'), 'string');
+  });
+
+  it('hints decide what the overlay offers first (and focuses); every choice stays on offer', async () => {
+    const QR = 'Use a phone or tablet (QR code)';
+    const LOCAL = 'Use this device / a security key';
+    const cases = [
+      [['security-key'], [LOCAL, QR], 'use-local'],
+      [['client-device'], [LOCAL, QR], 'use-local'],
+      [['hybrid'], [QR, LOCAL], 'use-qr'],
+      [['hybrid', 'security-key'], [QR, LOCAL], 'use-qr'],
+      [['not-a-hint', 'client-device'], [LOCAL, QR], 'use-local'],
+      [[], [QR, LOCAL], 'use-qr'],
+    ];
+    for (const [hints, choices, focused] of cases) {
+      for (const kind of ['get', 'create']) {
+        const publicKey = kind === 'get'
+          ? `{ challenge: new Uint8Array(32), hints: ${JSON.stringify(hints)} }`
+          : `{ challenge: new Uint8Array(32), rp: { name: 'RP' }, user: { id: new Uint8Array(8), name: 'hints', displayName: 'Hints' },
+              pubKeyCredParams: [{ type: 'public-key', alg: -7 }], hints: ${JSON.stringify(hints)} }`;
+        await ctx.d.evaluate(`(window.__hinted = navigator.credentials.${kind}({ publicKey: ${publicKey} })
+          .then(() => 'resolved', (e) => e.name), true)`);
+        await overlayReady();
+        const st = await overlayState();
+        // Linked phones (once a QR code linked one) follow the QR code, wherever it goes.
+        const phones = st.choices.filter((c) => c !== QR && c !== LOCAL);
+        const expected = choices[0] === LOCAL ? [LOCAL, QR, ...phones] : [QR, ...phones, LOCAL];
+        assert.deepEqual({ hints, kind, choices: st.choices, focused: st.focused }, { hints, kind, choices: expected, focused });
+        await person('cancel');
+        assert.equal(await waitFor('the page\'s outcome', () => ctx.d.evaluate('window.__hinted')), 'NotAllowedError');
+        await overlayGone();
+      }
+    }
   });
 
   it('signals (WebAuthn L3): valid calls resolve, malformed IDs get TypeError, another site\'s RP ID SecurityError; no overlay', async () => {
