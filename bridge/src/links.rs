@@ -441,6 +441,37 @@ mod tests {
     }
 
     #[test]
+    fn reports_dated_by_a_clock_that_jumps_keep_the_order_they_came_in() {
+        const T: u64 = 1_795_878_245;
+        let dir = tempfile::tempdir().unwrap();
+        let store = LinkStore::new(dir.path().join("links.json"));
+        store
+            .store(StoredLink {
+                linked_at: T,
+                ..link("Pixel", 1)
+            })
+            .unwrap();
+        let key = |i: usize| credential_key("example.com", &i.to_be_bytes());
+        for i in 0..MAX_REPORTS + 2 {
+            store.remember_credential("Pixel", key(i)).unwrap();
+        }
+        // The clock an hour behind the link's date, then an hour ahead, then back and forth:
+        // each report is kept, each credential forgotten, the oldest report dropped first.
+        let dates: Vec<u64> = (0..MAX_REPORTS + 2)
+            .map(|i| if i % 2 == 0 { T - 3600 } else { T + 3600 } + i as u64)
+            .collect();
+        for (i, at) in dates.iter().enumerate() {
+            let named = store.report_unknown("example.com", &key(i), *at).unwrap();
+            assert_eq!(named.as_deref(), Some("Pixel"), "report at {at}");
+        }
+        let l = store.get("Pixel").unwrap();
+        assert_eq!(l.linked_at, T);
+        assert!(l.credentials.is_empty());
+        let kept: Vec<u64> = l.reported_unknown.iter().map(|r| r.at).collect();
+        assert_eq!(kept, dates[2..]);
+    }
+
+    #[test]
     fn a_links_file_without_the_passkey_members_reads_and_writes_without_them() {
         // A file written with only the link's own members (the form every version reads).
         let dir = tempfile::tempdir().unwrap();

@@ -455,8 +455,10 @@ pub(crate) async fn get_assertion(
             }
         })
         .collect();
-    // Newest first, as an account chooser would default to.
-    let Some(cred) = candidates.iter().max_by_key(|c| c.created_at).copied() else {
+    // Newest first, as an account chooser would default to: the store keeps credentials in
+    // the order they were made, so the last is the newest whatever the clock said when each
+    // was made (a clock set back between two makeCredentials dates the newer one earlier).
+    let Some(cred) = candidates.last().copied() else {
         return Err(err(
             Status::NoCredentials,
             format!("no passkey for {} on this phone", req.rp_id),
@@ -691,6 +693,51 @@ mod tests {
         assert_eq!(c.kind, CredentialKind::DeviceBound);
         assert_eq!(c.kind.flags(), 0);
         assert_eq!(CredentialKind::Synced.flags(), flags::BE | flags::BS);
+    }
+
+    /// A discoverable credential for `example.com` with ID `id` and `created_at`.
+    fn stored(id: u8, created_at: u64) -> StoredCredential {
+        StoredCredential {
+            id: b64url(&[id; 16]),
+            rp_id: "example.com".into(),
+            rp_name: None,
+            user_id: b64url(&[id]),
+            user_name: Some(format!("user{id}")),
+            user_display_name: None,
+            discoverable: true,
+            kind: Default::default(),
+            created_at,
+            private_key: SecretHex::new(&[0x42; 32]),
+            prf_secret: SecretHex::new(&[0x43; 32]),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_newest_credential_is_chosen_whatever_the_clock_said_when_it_was_made() {
+        const T: u64 = 1_795_878_245;
+        let dir = tempfile::tempdir().unwrap();
+        let req = GetAssertionRequest {
+            rp_id: "example.com".into(),
+            client_data_hash: [7; 32],
+            allow_list: Vec::new(),
+            prf: None,
+            options: Options::default(),
+        };
+        // The second credential is made after the first; its date is the first's, an hour
+        // behind it (a clock set back between them), or an hour ahead.
+        for (n, second_at) in [T, T - 3600, T + 3600].into_iter().enumerate() {
+            let path = dir.path().join(format!("phone{n}.json"));
+            let mut store = Store::open_or_create(&path, &mut rand_core::OsRng).unwrap();
+            store.add_credential(stored(1, T));
+            store.add_credential(stored(2, second_at));
+            store.save().unwrap();
+            let (resp, _) = get_assertion(&store, &req, Approve::Auto).await.unwrap();
+            assert_eq!(
+                resp.credential.id,
+                vec![2; 16],
+                "second made at {second_at}"
+            );
+        }
     }
 
     #[test]

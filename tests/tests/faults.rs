@@ -1083,6 +1083,31 @@ fn table(rows: &[Row]) -> String {
     out
 }
 
+/// The close of docs/FAULTS.md, after the matrix: where the desktop and phone read which clock.
+const DOC_TAIL: &str = r#"## Clocks
+
+A desktop's or phone's clock an hour off, or jumping mid-ceremony, changes nothing that should
+not change. Every timeout, deadline, retry, keepalive and rate limit counts on monotonic time
+(`std::time::Instant` or `tokio::time::Instant`), passed as `now` into the pure machines: the
+bridge's ceremony and CTAP exchange (`bridge/src/ceremony.rs`, `bridge/src/talk.rs`), the
+virtual key's CTAPHID engine (`protocol/src/ctaphid/engine.rs`), the phone's session
+(`phone-sim/src/session/machine.rs`), and the relay's tunnels, contact registry and mint limit
+(`tunnel-server/src/relay.rs`, `tunnel-server/src/contact/`). The relay's contact store holds no
+dates: a restored contact's expiry counts from the restart, on monotonic time, so no contact
+reads as expired, or as not yet valid, after its host's clock moves.
+
+Wall time is read only for dates shown to people and for one protocol field:
+
+| Where | What it dates | Why wall time | Test of an offset or jumping clock |
+| --- | --- | --- | --- |
+| `bridge/src/ceremony.rs` (`unix_now`) | the QR code's `created_at` (key 3 of the hybrid QR code) | a protocol field in Unix seconds; no phone in this project checks it | `parsers::a_qr_dated_an_hour_off_or_at_the_epoch_reads_back_with_its_date` (hybrid-protocol, `it`) |
+| `bridge/src/ceremony.rs` (`unix_now`) | a link's `linked_at` | shown by `bridge phones` and the extension ("linked on …"), in words | `links::tests::reports_dated_by_a_clock_that_jumps_keep_the_order_they_came_in` (hybrid-bridge) |
+| `bridge/src/native_host/driver.rs` | when a site reported a credential unknown | shown beside the link; the list keeps arrival order and drops the oldest by position | `links::tests::reports_dated_by_a_clock_that_jumps_keep_the_order_they_came_in` (hybrid-bridge) |
+| `bridge/src/bin/hybrid-bridge/commands/key/mod.rs` | when the virtual key started | shown by `hybrid-bridge key status` ("since …"), in words | none: a record only |
+| `bridge/src/bin/hybrid-bridge/commands/doctor/` and `scan_report/render.rs` | when a report was made; the relay's `Date` header (`tunnel-client/src/probe.rs`) | shown in reports; the doctor compares the desktop's clock with each relay's, to say when it is off | `relays::tests::clock_skew_and_year` (hybrid-bridge binary) |
+| `phone-sim/src/store.rs` (`now_unix`) | a passkey's and a link's `created_at` | shown by `phone-sim credentials` and `phone-sim links`, in words | `authenticator::tests::the_newest_credential_is_chosen_whatever_the_clock_said_when_it_was_made` (phone-sim): the newest passkey is the last one made, not the one with the latest date |
+"#;
+
 /// Set in the process of its own that the matrix runs in, so that the file descriptors it
 /// counts are its own (other tests of the binary run in threads beside it otherwise).
 const ALONE: &str = "FAULT_MATRIX_ALONE";
@@ -1196,7 +1221,7 @@ async fn every_fault_at_every_stage_ends_as_expected_in_time_and_leaves_no_tunne
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("..")
             .join(path);
-        std::fs::write(&path, format!("{DOC_HEAD}\n{text}\n{total}.\n"))
+        std::fs::write(&path, format!("{DOC_HEAD}\n{text}\n{total}.\n\n{DOC_TAIL}"))
             .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
     }
     let bad: Vec<String> = rows

@@ -309,6 +309,25 @@ fn get_info_round_trip_and_post_handshake_rules() {
 }
 
 #[test]
+fn a_qr_dated_an_hour_off_or_at_the_epoch_reads_back_with_its_date() {
+    // A desktop clock an hour behind or ahead, or never set: the QR code reads back whole,
+    // its date as the desktop wrote it.
+    const T: u64 = 1_795_878_245;
+    for at in [T - 3600, T + 3600, 0, u64::from(u32::MAX) + 1] {
+        let q = QrCode::new(
+            key().public_key(),
+            QrSecret::from_bytes([9; 16]),
+            at,
+            true,
+            RequestType::MakeCredential,
+        );
+        let back = QrCode::parse(&q.to_url()).unwrap();
+        assert_eq!(back.created_at, Some(at));
+        assert_eq!(back, q, "dated {at}");
+    }
+}
+
+#[test]
 fn cut_off_qr_codes_say_so() {
     assert!(QrCode::parse("FIDO:/")
         .unwrap_err()
