@@ -261,6 +261,14 @@ mod tests {
         let c = clock(now, &[("r".into(), now + Duration::from_secs(600))]);
         assert_eq!(c[1].status, Status::Fail);
         assert!(c[1].detail.contains("600 s behind r"), "{}", c[1].detail);
+        for (relay, said) in [
+            (now + Duration::from_secs(3600), "3600 s behind r"),
+            (now - Duration::from_secs(3600), "3600 s ahead of r"),
+        ] {
+            let c = clock(now, &[("r".into(), relay)]);
+            assert_eq!(c[1].status, Status::Fail, "{c:?}");
+            assert!(c[1].detail.contains(said), "{}", c[1].detail);
+        }
         let c = clock(SystemTime::UNIX_EPOCH + Duration::from_secs(86_400), &[]);
         assert_eq!(c[0].status, Status::Fail);
         assert!(c[0].detail.starts_with("1970-01-02"), "{}", c[0].detail);
