@@ -58,12 +58,11 @@ pub(crate) fn random_tunnel() -> TunnelId {
     t
 }
 
-/// Opens `url` with the `fido.cable` subprotocol and extra request `headers`; returns the
-/// socket and the 101's headers.
-pub(crate) async fn open_with(
+/// The upgrade request for `url` with the `fido.cable` subprotocol and extra `headers`.
+fn request(
     url: &str,
     headers: &[(&'static str, String)],
-) -> Result<(Ws, HeaderMap)> {
+) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request> {
     let mut req = url.into_client_request()?;
     let h = req.headers_mut();
     h.insert(
@@ -73,6 +72,16 @@ pub(crate) async fn open_with(
     for (k, v) in headers {
         h.insert(*k, HeaderValue::from_str(v)?);
     }
+    Ok(req)
+}
+
+/// Opens `url` with the `fido.cable` subprotocol and extra request `headers`; returns the
+/// socket and the 101's headers.
+pub(crate) async fn open_with(
+    url: &str,
+    headers: &[(&'static str, String)],
+) -> Result<(Ws, HeaderMap)> {
+    let req = request(url, headers)?;
     let (ws, resp) = tokio_tungstenite::connect_async(req).await?;
     if let MaybeTlsStream::Plain(s) = ws.get_ref() {
         let _ = s.set_nodelay(true);
@@ -89,15 +98,7 @@ pub(crate) async fn open_from(
     path: &str,
     headers: &[(&'static str, String)],
 ) -> Result<(Ws, HeaderMap)> {
-    let mut req = format!("ws://{server}{path}").into_client_request()?;
-    let h = req.headers_mut();
-    h.insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static(SUBPROTOCOL),
-    );
-    for (k, v) in headers {
-        h.insert(*k, HeaderValue::from_str(v)?);
-    }
+    let req = request(&format!("ws://{server}{path}"), headers)?;
     let socket = match source {
         IpAddr::V4(_) => TcpSocket::new_v4()?,
         IpAddr::V6(_) => TcpSocket::new_v6()?,

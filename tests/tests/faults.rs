@@ -438,16 +438,8 @@ fn bridge_secs(d: Duration) -> String {
 
 /// The value of `name` in the relay's `/metrics`, read directly (not through a proxy).
 async fn gauge(relay: SocketAddr, name: &str) -> Option<u64> {
-    let mut tcp = tokio::net::TcpStream::connect(relay).await.ok()?;
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .ok()?;
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut out))
-        .await
-        .ok()?
-        .ok()?;
-    String::from_utf8_lossy(&out)
+    get(relay, "/metrics")
+        .await?
         .lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
@@ -651,8 +643,8 @@ async fn relay_child(spec: &str) {
     .expect("the relay serves, drains and stops");
 }
 
-/// The HTTP status of `GET path` straight at the relay.
-async fn http_status(relay: SocketAddr, path: &str) -> Option<u16> {
+/// The whole answer to `GET path` straight at the relay; `None` if it cannot be had in 5 s.
+async fn get(relay: SocketAddr, path: &str) -> Option<String> {
     let mut tcp = tokio::net::TcpStream::connect(relay).await.ok()?;
     let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     tcp.write_all(req.as_bytes()).await.ok()?;
@@ -661,7 +653,13 @@ async fn http_status(relay: SocketAddr, path: &str) -> Option<u16> {
         .await
         .ok()?
         .ok()?;
-    String::from_utf8_lossy(&out)
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The HTTP status of `GET path` straight at the relay.
+async fn http_status(relay: SocketAddr, path: &str) -> Option<u16> {
+    get(relay, path)
+        .await?
         .split_whitespace()
         .nth(1)?
         .parse()
