@@ -56,8 +56,8 @@ pub(crate) struct SoakArgs {
     /// Ceremonies before the idle baseline (the same mix).
     #[arg(long, default_value_t = 5000)]
     prime: u64,
-    /// Each idle window, before and after the soak; its last sample is the idle value (longer
-    /// than jemalloc's 10 s decay, so freed memory has been given back).
+    /// Each idle window, before and after the soak; its last sample is the idle value. At
+    /// least jemalloc's 10 s decay plus two samples, so freed memory has been given back.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "20s")]
     idle: Duration,
     /// Loopback source addresses to spread connections over (127.3.0.1, 127.3.0.2, …).
@@ -80,6 +80,10 @@ pub(crate) struct SoakArgs {
     #[arg(long = "server-arg", allow_hyphen_values = true)]
     server_args: Vec<String>,
 }
+
+/// How long after a burst the relay's allocator (jemalloc, `dirty_decay_ms` 10 000) returns
+/// the freed pages.
+const JEMALLOC_DECAY: Duration = Duration::from_secs(10);
 
 /// The series sampled, in CSV column order.
 const SERIES: [&str; 6] = [
@@ -244,6 +248,19 @@ fn gauge(page: &str, name: &str) -> Option<f64> {
 pub(crate) async fn run(args: &SoakArgs) -> Result<()> {
     if args.abandon_percent + args.never_read_percent > 100 || args.linked_percent > 100 {
         bail!("the shares are percentages: --abandon-percent and --never-read-percent together, and --linked-percent, at most 100");
+    }
+    // jemalloc gives freed pages back in one step about 10 s after a burst ends (its decay,
+    // run by its background thread); the idle value is the window's last sample, the mean
+    // over `--sample-every`, so that sample must start after the step.
+    let settled = JEMALLOC_DECAY + 2 * args.sample_every;
+    if args.idle < settled {
+        bail!(
+            "--idle {} s is too short for --sample-every {} s: the relay's allocator gives memory back about {} s after a burst, and the idle value is the window's last sample, so the window needs at least {} s (10 s plus two samples)",
+            args.idle.as_secs_f64(),
+            args.sample_every.as_secs_f64(),
+            JEMALLOC_DECAY.as_secs(),
+            settled.as_secs_f64()
+        );
     }
     if args.sources == 0 || args.sources > 254 {
         bail!("--sources is between 1 and 254 (127.3.0.1 to 127.3.0.254)");
