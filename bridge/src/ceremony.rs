@@ -36,12 +36,11 @@ use hybrid_protocol::qr::{DataChannels, QrCode, RequestType};
 use hybrid_protocol::session::{PostHandshake, Revision, Session};
 use hybrid_protocol::tunnel::{TunnelPath, CLIENT_PAYLOAD_HEADER, SIGNAL_CONNECTION_HEADER};
 use rand_core::{OsRng, RngCore as _};
-use tunnel_client::{RelayError, Route, Tunnel, TunnelConfig};
+use tunnel_client::{jitter, Backoff, RelayError, Route, Tunnel, TunnelConfig};
 
 use crate::error::BridgeError;
 use crate::links::{LinkStore, StoredLink};
 use crate::progress::{Event, Phase, Progress};
-use crate::retry::{jitter, Backoff};
 use crate::scanner::{HeardAdvert, Scanner};
 use crate::talk::{FrameKind, Linking, Talk, TalkEvent, TalkTimeouts};
 
@@ -362,8 +361,10 @@ async fn open_channel(
 /// A state-assisted transaction with the linked phone `link_name` (docs/PROTOCOL.md#flow-linked):
 /// no QR code; the relay wakes the phone through `/cable/contact/…`, the phone's advert proves
 /// proximity, then NKpsk0. HTTP 410 deletes the link ([`BridgeError::LinkGone`]). A relay that
-/// closes with 1013 (busy) is tried again after a jittered, growing wait
-/// ([`Event::RelayBusy`]) until [`Timeouts::advert`] has passed ([`BridgeError::RelayBusy`]).
+/// asks to be tried again later (it closes with 1013, busy, or answers the upgrade with 503,
+/// full or shutting down: [`RelayError::is_busy`]) is tried again after a jittered, growing
+/// wait, at least its `Retry-After` ([`Event::RelayBusy`]), until [`Timeouts::advert`] has
+/// passed ([`BridgeError::RelayBusy`]).
 pub async fn linked_transaction(
     link_name: &str,
     request: &CtapRequest,
@@ -388,8 +389,9 @@ async fn linked_transaction_with(
     progress: &dyn Progress,
 ) -> Result<CtapOutcome, BridgeError> {
     let mut run = Run::new(progress, Phase::ContactingPhone);
-    // A busy relay (1013) is tried again from the start, with a fresh client nonce, while
-    // the linked phone's time lasts; nothing has reached the phone's authenticator yet.
+    // A busy relay (1013, or 503 at the upgrade) is tried again from the start, with a fresh
+    // client nonce, while the linked phone's time lasts; nothing has reached the phone's
+    // authenticator yet.
     let deadline = Instant::now() + config.timeouts.advert;
     let mut backoff = Backoff::new();
     let mut tries = 0u32;
@@ -398,7 +400,8 @@ async fn linked_transaction_with(
         match contact_phone(link, store, config, request, scanner, &mut run).await {
             Err(BridgeError::Relay(e)) if e.is_busy() => {
                 let left = deadline.saturating_duration_since(Instant::now());
-                let Some(wait) = backoff.next_wait(left, jitter(OsRng.next_u32())) else {
+                let asked = e.retry_after();
+                let Some(wait) = backoff.next_wait(left, jitter(OsRng.next_u32()), asked) else {
                     return Err(BridgeError::RelayBusy {
                         tries,
                         within: config.timeouts.advert,

@@ -43,9 +43,10 @@ pub enum BridgeError {
     /// 2 when our own relay settings are unusable ([`RelayError::is_local`]).
     #[error(transparent)]
     Relay(#[from] RelayError),
-    /// The relay closed each try of a linked sign-in with 1013 (busy, try again later) until
-    /// the time to reach the phone ran out. Exit code 5.
-    #[error("the tunnel relay was busy (it closed with 1013, try again later) on each of {tries} tries in {}; try again in a minute, or use another relay", format_secs(*.within))]
+    /// The relay asked each try of a linked sign-in to come back later (it closed with 1013,
+    /// busy, or answered 503, full or shutting down) until the time to reach the phone ran
+    /// out. Exit code 5.
+    #[error("the tunnel relay was busy (it closed with 1013 or answered HTTP 503: try again later) on each of {tries} tries in {}; try again in a minute, or use another relay", format_secs(*.within))]
     RelayBusy {
         /// How many times the phone was contacted.
         tries: u32,

@@ -53,8 +53,8 @@
 //! - [`key`]: the phone as a USB security key: a `/dev/uhid` HID device speaking CTAPHID
 //!   to every FIDO program, each request it cannot answer itself sent to the phone through
 //!   the same ceremony code, behind the [`key::KeyUi`] and [`key::HidDevice`] seams.
-//! - [`error`]: the error type; [`units`], [`sanitize`]: durations and peer text in messages;
-//!   `retry`: the backoff with which a linked sign-in tries a busy relay again.
+//! - [`error`]: the error type; [`units`], [`sanitize`]: durations and peer text in messages.
+//!   A linked sign-in tries a busy relay again with `tunnel_client::Backoff`.
 //!
 //! The `hybrid-bridge` command line (its flags, one module per command, `doctor`, the scan
 //! report, the browser installer) is the binary's own, in `src/bin/hybrid-bridge/`: this
@@ -68,7 +68,6 @@ pub mod links;
 pub mod native_host;
 pub mod progress;
 pub mod render;
-mod retry;
 pub mod sanitize;
 pub mod scanner;
 mod talk;

@@ -144,8 +144,9 @@ enum Expect {
     /// Loss corrupts the stream: success if nothing crossing mattered was lost, otherwise a
     /// clean error (never an internal error, never past the bound).
     SuccessOrCleanError,
-    /// The relay refused the upgrade with this HTTP status.
-    Refused(u16),
+    /// A draining relay's 503 is tried again after a short wait: success once the new relay
+    /// listens, or the error of a try that found the relay gone between the two processes.
+    RetriedThroughRestart,
 }
 
 impl Expect {
@@ -155,8 +156,9 @@ impl Expect {
             Self::Timeout(p) => format!("timeout in {p:?}"),
             Self::LostOrClosed => "relay lost or tunnel closed".into(),
             Self::SuccessOrCleanError => "success or a clean error".into(),
-            Self::Refused(503) => "refused: HTTP 503, relay shutting down".into(),
-            Self::Refused(status) => format!("refused: HTTP {status}"),
+            Self::RetriedThroughRestart => {
+                "success (the 503 tried again) or relay lost while it restarts".into()
+            }
         }
     }
 
@@ -167,7 +169,8 @@ impl Expect {
             (Self::LostOrClosed, Err(BridgeError::Relay(_) | BridgeError::Closed { .. })) => true,
             (Self::SuccessOrCleanError, Ok(())) => true,
             (Self::SuccessOrCleanError, Err(e)) => !matches!(e, BridgeError::Internal(_)),
-            (Self::Refused(want), Err(BridgeError::Relay(e))) => e.status() == Some(want),
+            (Self::RetriedThroughRestart, Ok(())) => true,
+            (Self::RetriedThroughRestart, Err(BridgeError::Relay(e))) => !e.is_busy(),
             _ => false,
         }
     }
@@ -297,10 +300,11 @@ impl Cell {
             // Once the shutdown has crossed, the answer is in: nothing after it can undo it.
             (_, Stage::Close, _) => Expect::Success,
             // A draining relay refuses what would start something new, and a linked
-            // ceremony's contact does (it wakes the phone); joining the QR phone's waiting
-            // tunnel is still served, and a live tunnel finishes.
+            // ceremony's contact does (it wakes the phone): the bridge tries the 503 again
+            // and reaches the new relay. Joining the QR phone's waiting tunnel is still
+            // served, and a live tunnel finishes.
             (Fault::RestartTerm, Stage::Start, _) if self.flow == Flow::Linked => {
-                Expect::Refused(503)
+                Expect::RetriedThroughRestart
             }
             (Fault::RestartTerm, _, _) => Expect::Success,
             // The process is gone: the kernel closes its sockets under the tunnel.
@@ -1033,7 +1037,9 @@ desktop's leg). That connection waits there, both ways, until the signal has tak
 keeps the phone's answer from that stage on, so the relay dies before relaying it. A new
 relay process then starts on the same address with the same contact store. A draining relay
 still lets a QR phone's waiting tunnel be joined and lets a live tunnel finish, and refuses a
-linked ceremony's contact with 503, since that would start something new. After the faulted
+linked ceremony's contact with 503, since that would start something new; the bridge tries
+that contact again after a short wait (as for 1013), which reaches the new relay once it
+listens, and fails as a lost relay if a try falls between the two processes. After the faulted
 ceremony, the next one of the same flow runs through the new relay and must succeed (for a
 linked phone: its registration resumed from the relay's contact store, its link from the
 desktop's links file). A relay given SIGTERM must exit 0 within its shutdown grace (10 s).

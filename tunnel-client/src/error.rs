@@ -2,10 +2,11 @@
 //! caller's settings, the network, the relay refusing or misbehaving, the relay or the network
 //! ending a tunnel), and what the relay's close codes ([`close_meaning`]) and HTTP statuses
 //! ([`status_meaning`]) mean for the person waiting. A refusing relay's own words are kept,
-//! escaped and cut short ([`relay_said`]); a URL in a message shows only a prefix of each ID
-//! ([`shown`]).
+//! escaped and cut short ([`relay_said`]), and so is its `Retry-After` ([`retry_after`]); a URL
+//! in a message shows only a prefix of each ID ([`shown`]).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use tokio_tungstenite::tungstenite;
 
@@ -74,6 +75,8 @@ pub enum RelayError {
         /// The relay's own explanation (its response body, control characters escaped and
         /// cut short), when it gave more than the status's standard phrase.
         said: Option<String>,
+        /// How long the relay asked to be left alone (`Retry-After` in seconds), when it said.
+        retry_after: Option<Duration>,
     },
     /// The server did not select the `fido.cable` subprotocol.
     #[error("{} did not select the fido.cable subprotocol; is it a caBLE tunnel relay?", shown(.url))]
@@ -116,10 +119,23 @@ impl RelayError {
     }
 
     /// Whether the relay asked to be tried again later: it closed the tunnel with 1013, as a
-    /// relay does when what it holds for peers not yet connected is full. A caller that has
-    /// sent nothing the other side acts on yet may start afresh after a wait.
+    /// relay does when what it holds for peers not yet connected is full, or answered the
+    /// upgrade with 503, as a relay does when its tables are full or it is shutting down. A
+    /// caller that has sent nothing the other side acts on yet may start afresh after a wait
+    /// (`crate::Backoff`), at least [`RelayError::retry_after`] when the relay said.
     pub fn is_busy(&self) -> bool {
-        matches!(self, Self::ClosedByRelay { code: 1013, .. })
+        matches!(
+            self,
+            Self::ClosedByRelay { code: 1013, .. } | Self::Refused { status: 503, .. }
+        )
+    }
+
+    /// How long a refusing relay asked to be left alone (its `Retry-After`), when it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Refused { retry_after, .. } => *retry_after,
+            _ => None,
+        }
     }
 
     /// The HTTP status of a refused upgrade.
@@ -151,6 +167,22 @@ pub(crate) fn relay_said(
         said = said.chars().take(MAX_SAID).collect::<String>() + "…";
     }
     Some(said)
+}
+
+/// A refusal's `Retry-After` (RFC 9110 §10.2.3) as a wait: delay-seconds only. An HTTP-date
+/// would need the clock and a relay's clock may be off, so it is not used (the caller's own
+/// backoff applies); neither is a value that is not a plain number.
+pub(crate) fn retry_after(headers: &tungstenite::http::HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(tungstenite::http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Digits beyond what u64 holds are an hour as surely as any: the caller caps the wait.
+    Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)))
 }
 
 /// What a WebSocket close code from a relay means (RFC 6455 §7.4.1, RFC 9110 for 1013).
@@ -224,6 +256,7 @@ mod tests {
                 url: url.clone(),
                 status: 410,
                 said: None,
+                retry_after: None,
             }
             .to_string();
             assert!(!e.contains(tunnel) && !e.contains(contact), "{e}");
@@ -250,13 +283,14 @@ mod tests {
             url: "ws://127.0.0.1:9/cable/register".into(),
             status: 403,
             said: Some("phones do not send Origin".into()),
+            retry_after: None,
         }
         .to_string();
         assert!(e.ends_with("; it said: phones do not send Origin"), "{e}");
     }
 
     #[test]
-    fn only_a_1013_close_asks_to_be_tried_again() {
+    fn a_1013_close_or_a_503_refusal_asks_to_be_tried_again() {
         let closed = |code| RelayError::ClosedByRelay {
             code,
             reason: String::new(),
@@ -265,12 +299,38 @@ mod tests {
         for code in [1001, 1008, 1011, 1012] {
             assert!(!closed(code).is_busy(), "{code}");
         }
-        let refused = RelayError::Refused {
+        let refused = |status, retry_after| RelayError::Refused {
             url: "ws://127.0.0.1:9/cable/contact/x".into(),
-            status: 503,
+            status,
             said: None,
+            retry_after,
         };
-        assert!(!refused.is_busy());
+        assert!(refused(503, None).is_busy());
+        let asked = Some(Duration::from_secs(2));
+        assert_eq!(refused(503, asked).retry_after(), asked);
+        for status in [404, 410, 429, 500, 502] {
+            assert!(!refused(status, None).is_busy(), "{status}");
+        }
+        assert_eq!(closed(1013).retry_after(), None);
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_only() {
+        let headers = |value: &str| {
+            let mut h = tungstenite::http::HeaderMap::new();
+            h.insert("Retry-After", value.parse().unwrap());
+            h
+        };
+        assert_eq!(retry_after(&tungstenite::http::HeaderMap::new()), None);
+        assert_eq!(retry_after(&headers("5")), Some(Duration::from_secs(5)));
+        assert_eq!(retry_after(&headers(" 0 ")), Some(Duration::ZERO));
+        assert_eq!(
+            retry_after(&headers("99999999999999999999999")),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        for ignored in ["Wed, 21 Oct 2026 07:28:00 GMT", "-1", "1.5", "soon", ""] {
+            assert_eq!(retry_after(&headers(ignored)), None, "{ignored:?}");
+        }
     }
 
     #[test]

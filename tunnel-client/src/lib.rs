@@ -33,6 +33,7 @@
 //! - `probe`: [`TunnelConfig::probe`], a timed step-by-step check for `doctor`.
 //! - `error`: [`RelayError`], what close codes and HTTP statuses mean, and URLs as messages
 //!   show them ([`shown`]).
+//! - `retry`: [`Backoff`], how long to wait before trying a busy relay again.
 //! - `cli` (feature `cli`): [`RelayArgs`], the relay flags every command line shares.
 
 #[cfg(feature = "cli")]
@@ -40,6 +41,7 @@ mod cli;
 mod config;
 mod error;
 mod probe;
+mod retry;
 mod routes;
 mod tls;
 mod tunnel;
@@ -49,6 +51,7 @@ pub use cli::RelayArgs;
 pub use config::TunnelConfig;
 pub use error::{close_meaning, shown, status_meaning, RelayError};
 pub use probe::{ProbeReport, ProbeStep, StepOutcome, StepReport};
+pub use retry::{jitter, Backoff};
 pub use routes::{check_base_url, parse_connect_to, Route};
 pub use tls::TlsCache;
 pub use tunnel::{Tunnel, CLOSE_WAIT};

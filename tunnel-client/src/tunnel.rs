@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::{self, error::ProtocolError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::config::TunnelConfig;
-use crate::error::{relay_said, RelayError};
+use crate::error::{relay_said, retry_after, RelayError};
 use crate::routes::{Route, Upgrade};
 
 /// How long [`Tunnel::close`] waits for the relay to finish the close handshake.
@@ -71,6 +71,7 @@ impl TunnelConfig {
                 url: url.clone(),
                 status: r.status().as_u16(),
                 said: relay_said(r.status(), r.body().as_deref()),
+                retry_after: retry_after(r.headers()),
             },
             tungstenite::Error::Tls(e) => unreachable(format!(
                 "TLS failed: {e}; for a relay with a private CA pass --extra-ca FILE"

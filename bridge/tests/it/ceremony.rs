@@ -341,6 +341,95 @@ async fn a_relay_that_stays_busy_fails_the_linked_sign_in_within_its_timeout() {
 }
 
 #[tokio::test]
+async fn a_linked_sign_in_tries_a_draining_relay_again_until_it_serves() {
+    let env = linked_env().await;
+    env.relay_draining_for(2, None);
+    let rec = Recorder::default();
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        bridge::linked_transaction(
+            PHONE_NAME,
+            &get_assertion("example.com"),
+            &env.config,
+            &mut env.scanner(),
+            &rec,
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(!out.response.is_empty());
+    assert_eq!(contacts(&env), 3, "two 503 answers, then the phone");
+    assert_eq!(busy_waits(&rec).len(), 2, "{:?}", rec.events());
+}
+
+#[tokio::test]
+async fn a_draining_relay_s_retry_after_sets_the_wait() {
+    let env = linked_env().await;
+    env.relay_draining_for(1, Some("1"));
+    let rec = Recorder::default();
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        bridge::linked_transaction(
+            PHONE_NAME,
+            &get_assertion("example.com"),
+            &env.config,
+            &mut env.scanner(),
+            &rec,
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(!out.response.is_empty());
+    assert_eq!(
+        busy_waits(&rec),
+        [Duration::from_secs(1)],
+        "the first step is at most 250 ms; the relay asked for 1 s"
+    );
+}
+
+#[tokio::test]
+async fn a_relay_that_keeps_draining_fails_the_linked_sign_in_within_its_timeout() {
+    let env = linked_env().await;
+    env.relay_draining_for(u32::MAX, None);
+    let mut config = env.config.clone();
+    config.timeouts.advert = Duration::from_secs(2);
+    let err = tokio::time::timeout(
+        Duration::from_secs(30),
+        bridge::linked_transaction(
+            PHONE_NAME,
+            &get_assertion("example.com"),
+            &config,
+            &mut env.scanner(),
+            &Recorder::default(),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    let tries = contacts(&env);
+    assert!(tries > 2, "tried again before giving up: {tries}");
+    assert_eq!(err.exit_code(), 5, "a relay error: {err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("503") && msg.contains(&format!("{tries} tries")),
+        "{msg}"
+    );
+    assert!(!env.links.list().unwrap().is_empty());
+}
+
+fn busy_waits(rec: &Recorder) -> Vec<Duration> {
+    rec.events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::RelayBusy { retry_in_ms } => Some(Duration::from_millis(*retry_in_ms)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
 async fn register_produces_registration_response_json() {
     let env = Env::new(Fault::None).await;
     let options = bridge::RegistrationOptions::from_json(

@@ -83,6 +83,10 @@ struct Shared {
     /// How many more `/cable/contact/…` connections the relay closes with 1013 (busy, try
     /// again later) right after the upgrade, before the phone is woken.
     busy: AtomicU32,
+    /// How many more `/cable/contact/…` upgrades the relay answers with 503, as a draining
+    /// relay does, and the `Retry-After` it sends with them.
+    draining: AtomicU32,
+    retry_after: Mutex<Option<String>>,
 }
 
 pub(crate) struct Env {
@@ -110,6 +114,8 @@ impl Env {
             adverts: adverts.clone(),
             paths: Mutex::new(vec![]),
             busy: AtomicU32::new(0),
+            draining: AtomicU32::new(0),
+            retry_after: Mutex::new(None),
         });
         let s = shared.clone();
         let port = test_support::net::serve_each(move |tcp| {
@@ -156,6 +162,13 @@ impl Env {
     /// The relay closes the next `n` contact connections with 1013, as a full relay does.
     pub(crate) fn relay_busy_for(&self, n: u32) {
         self.shared.busy.store(n, Ordering::SeqCst);
+    }
+
+    /// The relay answers the next `n` contact upgrades with 503 "shutting down", as a draining
+    /// relay does, with `Retry-After: <retry_after>` when given.
+    pub(crate) fn relay_draining_for(&self, n: u32, retry_after: Option<&str>) {
+        *self.shared.retry_after.lock().unwrap() = retry_after.map(str::to_string);
+        self.shared.draining.store(n, Ordering::SeqCst);
     }
 
     pub(crate) fn paths(&self) -> Vec<String> {
@@ -248,6 +261,7 @@ async fn serve(tcp: tokio::net::TcpStream, s: Arc<Shared>) -> Result<(), String>
     let seen: Arc<Mutex<(String, Option<String>, bool)>> = Default::default();
     let seen2 = seen.clone();
     let fault = s.fault.clone();
+    let s2 = s.clone();
     // The callback's error type is fixed by tungstenite.
     #[allow(clippy::result_large_err)]
     let cb = move |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
@@ -262,6 +276,22 @@ async fn serve(tcp: tokio::net::TcpStream, s: Arc<Shared>) -> Result<(), String>
         if seen2.lock().unwrap().2 {
             resp.headers_mut()
                 .insert(SIGNAL_CONNECTION_HEADER, "true".parse().unwrap());
+        }
+        let path = req.uri().path();
+        if path.starts_with("/cable/contact/")
+            && s2
+                .draining
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            s2.paths.lock().unwrap().push(path.to_string());
+            let mut r = ErrorResponse::new(Some("shutting down\n".into()));
+            *r.status_mut() = 503.try_into().unwrap();
+            if let Some(after) = s2.retry_after.lock().unwrap().as_deref() {
+                r.headers_mut()
+                    .insert("Retry-After", after.parse().unwrap());
+            }
+            return Err(r);
         }
         if let Fault::Refuse(code) = fault {
             let mut r = ErrorResponse::new(None);
