@@ -9,8 +9,8 @@
 // A page's signalUnknownCredential goes to the host, one at a time, which notes it on the
 // linked phone that holds that passkey; the overlay then says so for that site.
 // See PROTOCOL.md for the messages (named in messages.js).
-import { allowAttributeAllows, checkRpId, errorText, firstChoice, optionsProblem, originOf, prfProblem, rpIdOf, secureOrigin } from './lib.js';
-import { CEREMONY, CHOICE, FROM_HOST, HOST_EVENT, KIND, OVERLAY, PORT, RUNTIME, TO_HOST } from './messages.js';
+import { allowAttributeAllows, checkRpId, errorText, firstChoice, optionsProblem, originOf, prfProblem, progressFields, rpIdOf, secureOrigin } from './lib.js';
+import { CEREMONY, CHOICE, FROM_HOST, KIND, OVERLAY, PORT, RUNTIME, TO_HOST } from './messages.js';
 
 const api = globalThis.browser ?? globalThis.chrome;
 const HOST = 'org.hybridbridge.host';
@@ -110,7 +110,7 @@ class Ceremony {
     }
     if (m.id !== this.id) return;
     if (m.type === FROM_HOST.EVENT) {
-      this.toOverlay({ type: OVERLAY.EVENT, event: m.event, svg: m.event === HOST_EVENT.QR ? m.svg : undefined, name: m.name });
+      this.toOverlay({ type: OVERLAY.EVENT, ...progressFields(m) });
     } else if (m.type === FROM_HOST.RESULT) {
       this.succeed(m.credential);
     } else if (m.type === FROM_HOST.ERROR) {

@@ -89,6 +89,28 @@ export function errorText(err) {
   return m.charAt(0).toUpperCase() + m.slice(1) + (/[.!?]$/.test(m) ? '' : '.');
 }
 
+/** What of a host progress event (PROTOCOL.md "Host → extension") the overlay is sent: the
+ * `event`, and the fields that event carries, each only when it has its documented type
+ * (`svg` of `qr`, `name` of `linked`, `channel` of `connected`, `retryInMs` of `relay-busy`).
+ * @param {any} m
+ * @returns {{event: string, svg?: string, name?: string, channel?: string, retryInMs?: number}} */
+export function progressFields(m) {
+  const out = /** @type {{event: string, svg?: string, name?: string, channel?: string, retryInMs?: number}} */ ({ event: String(m?.event) });
+  const text = (v) => typeof v === 'string' ? v : undefined;
+  if (m?.event === 'qr') out.svg = text(m.svg);
+  if (m?.event === 'linked') out.name = text(m.name);
+  if (m?.event === 'connected') out.channel = text(m.channel);
+  if (m?.event === 'relay-busy' && Number.isFinite(m.retryInMs) && m.retryInMs >= 0) out.retryInMs = m.retryInMs;
+  return out;
+}
+
+/** The overlay's words while the host waits for a busy or draining relay (`relay-busy`): the
+ * wait in whole seconds, rounded up, at least 1. */
+export function busyText(retryInMs) {
+  const ms = Number.isFinite(retryInMs) && retryInMs > 0 ? retryInMs : 0;
+  return `The relay is busy; trying again in ${Math.max(1, Math.ceil(ms / 1000))} s…`;
+}
+
 /** Whether an iframe's `allow` attribute delegates `feature` (e.g. publickey-credentials-get)
  * to a frame whose document has origin `childOrigin`, for a frame element whose `src`
  * resolves to `srcOrigin` in a page of origin `parentOrigin` (Permissions Policy §9.2, the

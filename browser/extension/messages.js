@@ -139,6 +139,7 @@ export const HOST_EVENT = Object.freeze({
   CONNECTED: 'connected',
   WAITING: 'waiting',
   LINKED: 'linked',
+  RELAY_BUSY: 'relay-busy',
 });
 
 /** The ceremony kinds (`kind` of a begin, `type` of the host request). */

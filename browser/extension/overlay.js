@@ -6,6 +6,7 @@
 // name of a create is the page's own choice and is labelled as such. The request's `hints`
 // decide which choice comes first (lib.js firstChoice). Under the linked phones it says when
 // this site reported one of their passkeys unknown (signalUnknownCredential).
+import { busyText } from './lib.js';
 import { CHOICE, HOST_EVENT, KIND, OVERLAY, PORT } from './messages.js';
 
 /** @type {typeof chrome} */
@@ -18,7 +19,7 @@ let kind = KIND.GET;
 let rpId = '';
 let finished = false;
 
-/** @type {Record<string, (m: {name?: string, channel?: string}) => string>} */
+/** @type {Record<string, (m: {name?: string, channel?: string, retryInMs?: number}) => string>} */
 const STAGES = {
   [HOST_EVENT.QR]: () => 'Scan this QR code with your phone or tablet\'s camera.',
   [HOST_EVENT.ADVERT]: () => 'Your phone was found nearby. Connecting…',
@@ -29,6 +30,7 @@ const STAGES = {
     : 'Connected. Follow the steps on your phone.',
   [HOST_EVENT.WAITING]: () => kind === KIND.CREATE ? 'Confirm on your phone to create the passkey.' : 'Confirm on your phone to sign in.',
   [HOST_EVENT.LINKED]: (m) => `This computer will remember ${m.name || 'your phone'} for next time.`,
+  [HOST_EVENT.RELAY_BUSY]: (m) => busyText(m.retryInMs),
 };
 
 function focusables() {

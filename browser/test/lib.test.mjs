@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import vm from 'node:vm';
-import { allowAttributeAllows, checkRpId, clientCapabilities, errorText, firstChoice, originOf, prfProblem, secureOrigin, signalOptions } from '../extension/lib.js';
+import { allowAttributeAllows, busyText, checkRpId, clientCapabilities, errorText, firstChoice, originOf, prfProblem, progressFields, secureOrigin, signalOptions } from '../extension/lib.js';
 import { build, CHROMIUM_ID, CHROMIUM_KEY, classicScript, FIREFOX_ID } from '../tools/build.mjs';
 
 test('the origin comes from the sender: sender.origin, else the origin of sender.url; opaque is refused', () => {
@@ -44,6 +44,26 @@ test('errors read as something a person can act on', () => {
   assert.match(errorText({ code: 'no_host' }), /hybrid-bridge browser install/);
   assert.equal(errorText({ code: 'something_new', message: 'the phone is on fire' }), 'The phone is on fire.');
   assert.equal(errorText({}), 'Something went wrong.');
+});
+
+test('progress events: each event\'s own fields reach the overlay, typed, and nothing else', () => {
+  assert.deepEqual(progressFields({ type: 'event', id: 'r1', event: 'relay-busy', retryInMs: 1200, name: 'x' }),
+    { event: 'relay-busy', retryInMs: 1200 });
+  assert.deepEqual(progressFields({ event: 'relay-busy', retryInMs: '1200' }), { event: 'relay-busy' });
+  assert.deepEqual(progressFields({ event: 'relay-busy', retryInMs: -1 }), { event: 'relay-busy' });
+  assert.deepEqual(progressFields({ event: 'connected', channel: 'ble', svg: '<svg/>' }), { event: 'connected', channel: 'ble' });
+  assert.deepEqual(progressFields({ event: 'linked', name: 'Pixel 9' }), { event: 'linked', name: 'Pixel 9' });
+  assert.deepEqual(progressFields({ event: 'qr', svg: '<svg/>', name: 'x' }), { event: 'qr', svg: '<svg/>' });
+  assert.deepEqual(progressFields({ event: 'qr', svg: 7 }), { event: 'qr', svg: undefined });
+  assert.deepEqual(progressFields(null), { event: 'undefined' });
+});
+
+test('a busy relay\'s wait is shown in whole seconds, rounded up', () => {
+  assert.equal(busyText(1200), 'The relay is busy; trying again in 2 s…');
+  assert.equal(busyText(4000), 'The relay is busy; trying again in 4 s…');
+  assert.equal(busyText(125), 'The relay is busy; trying again in 1 s…');
+  assert.equal(busyText(undefined), 'The relay is busy; trying again in 1 s…');
+  assert.equal(busyText(Number.NaN), 'The relay is busy; trying again in 1 s…');
 });
 
 test('client capabilities: the phone path adds hybridTransport, credProps and prf to what the browser says', () => {

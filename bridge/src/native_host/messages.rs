@@ -268,10 +268,14 @@ pub fn event(id: &str, e: &Event) -> Option<Value> {
             v["name"] = name.clone().into();
             v
         }
-        Event::LinkIgnored { .. }
-        | Event::Finished { .. }
-        | Event::ChannelFallback { .. }
-        | Event::RelayBusy { .. } => return None,
+        Event::RelayBusy { retry_in_ms } => {
+            let mut v = ev("relay-busy");
+            v["retryInMs"] = (*retry_in_ms).into();
+            v
+        }
+        Event::LinkIgnored { .. } | Event::Finished { .. } | Event::ChannelFallback { .. } => {
+            return None
+        }
     })
 }
 

@@ -607,6 +607,19 @@ async fn create_and_get_through_the_host_with_qr_and_linked_phone() {
     assert_eq!(client_data(&m["credential"])["origin"], origin);
     assert!(env.paths().iter().any(|p| p.starts_with("/cable/contact/")));
 
+    // A draining relay (503, Retry-After: 1): the overlay hears of the wait, then the phone.
+    env.relay_draining_for(1, Some("1"));
+    host.send(get("g2b", origin, "example.com", Some(&phone_id)))
+        .await;
+    let (events, m) = host.until_reply().await;
+    assert_eq!(m["type"], "result", "{m}");
+    assert_eq!(
+        event_names(&events),
+        ["contacting", "relay-busy", "advert", "connected", "waiting"]
+    );
+    assert_eq!(events[1]["retryInMs"], 1000, "{}", events[1]);
+    assert_eq!(events[1]["id"], "g2b");
+
     // Registration with the linked phone works the same way.
     let mut req = create("r2", origin, "example.com");
     req["phone"] = phone_id.clone().into();
