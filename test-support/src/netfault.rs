@@ -243,6 +243,11 @@ impl FaultProxy {
     pub fn at(&self, rule: Rule) {
         self.shared.lock().rules.push(rule);
     }
+
+    /// Drops every rule: connections accepted from now on have none (live ones keep theirs).
+    pub fn clear_rules(&self) {
+        self.shared.lock().rules.clear();
+    }
 }
 
 impl Drop for FaultProxy {
