@@ -81,7 +81,9 @@ mod tests {
     #[test]
     fn waits_double_from_250_ms_up_to_the_cap() {
         let mut b = Backoff::new();
-        let lowest: Vec<_> = (0..7).map(|_| b.next_wait(LONG, 0.0, None).unwrap()).collect();
+        let lowest: Vec<_> = (0..7)
+            .map(|_| b.next_wait(LONG, 0.0, None).unwrap())
+            .collect();
         assert_eq!(
             lowest,
             [
@@ -95,7 +97,9 @@ mod tests {
             ]
         );
         let mut b = Backoff::new();
-        let highest: Vec<_> = (0..7).map(|_| b.next_wait(LONG, 1.0, None).unwrap()).collect();
+        let highest: Vec<_> = (0..7)
+            .map(|_| b.next_wait(LONG, 1.0, None).unwrap())
+            .collect();
         assert_eq!(
             highest,
             [

@@ -434,3 +434,91 @@ async fn relay_errors_show_no_full_tunnel_or_contact_id() {
     assert!(e.contains("/cable/register/"), "{e}");
     assert!(!e.contains(&full), "the full contact ID: {e}");
 }
+
+/// A relay in front of `relay` that answers the first `refusals` upgrades with 503 "shutting
+/// down", as a draining relay does, and passes later connections through; with the number of
+/// connections it has had.
+async fn draining_then(
+    relay: std::net::SocketAddr,
+    refusals: u32,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let seen = std::sync::Arc::new(AtomicU32::new(0));
+    let count = seen.clone();
+    let front = test_support::net::serve_each(move |mut tcp| {
+        let n = count.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n >= refusals {
+                let mut back = tokio::net::TcpStream::connect(relay).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut tcp, &mut back).await;
+                return;
+            }
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(k) => head.extend_from_slice(&buf[..k]),
+                }
+            }
+            let _ = tcp
+                .write_all(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 14\r\n\
+                      Connection: close\r\n\r\nshutting down\n",
+                )
+                .await;
+        }
+    })
+    .await;
+    (format!("ws://{front}"), seen)
+}
+
+#[tokio::test]
+async fn a_draining_relay_is_tried_again_until_it_opens_the_tunnel() {
+    let relay = relay().await;
+    let (url, seen) = draining_then(relay.addr(), 2).await;
+    let f = files();
+    let phone = Phone::open(&f.store, config(&url)).unwrap();
+    let desktop = Desktop::new(false);
+    let task = spawn_qr(phone, desktop.qr.clone(), f.adverts.clone());
+    let matched = follow_until_match(&f.adverts, &desktop.eid_key()).await;
+    assert_eq!(matched.plaintext.routing_id, relay.routing_id());
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 3);
+    let mut ch = desktop.open(&relay.ws_url(), &f.adverts).await;
+    let (s, _) = ch.ctap(0x04, &[]).await.unwrap();
+    assert_eq!(s, Status::Ok);
+    ch.shutdown().await;
+    let (_, outcome) = join(task).await;
+    assert_eq!(outcome.unwrap().get_info_served, 1);
+}
+
+#[tokio::test]
+async fn a_relay_that_keeps_draining_fails_the_phone_within_its_timeout() {
+    let relay = relay().await;
+    let (url, seen) = draining_then(relay.addr(), u32::MAX).await;
+    let f = files();
+    let mut cfg = config(&url);
+    cfg.timeout = std::time::Duration::from_secs(1);
+    let mut phone = Phone::open(&f.store, cfg).unwrap();
+    let e = tokio::time::timeout(
+        STEP,
+        phone.serve_qr(&Desktop::new(false).qr, &mut fast_medium(&f.adverts)),
+    )
+    .await
+    .expect("the phone gives up")
+    .unwrap_err();
+    let tries = seen.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(tries > 1, "tried again before giving up: {tries}");
+    assert!(
+        matches!(
+            &e,
+            PhoneError::Relay {
+                error: tunnel_client::RelayError::Refused { status: 503, .. },
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("shutting down"), "{e}");
+}
