@@ -84,11 +84,13 @@ fn bytes(data: &impl AsRef<[u8]>) -> &[u8] {
 }
 
 fn random_id() -> CredentialID {
-    rand::random::<[u8; 32]>().to_vec().into()
+    rand::random::<[u8; 32]>().to_vec()
 }
 
 fn text<'a>(body: &'a Value, key: &str) -> Option<&'a str> {
-    body.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+    body.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 fn decoys(body: &Value) -> usize {
@@ -222,13 +224,12 @@ impl Rp {
     fn auth_options(&mut self, body: &Value) -> Result<Value> {
         let rp_id = text(body, "rpId").unwrap_or("localhost").to_owned();
         let creds = match text(body, "username") {
-            Some(name) => {
-                self.users
-                    .get(name)
-                    .with_context(|| format!("no user {name}: register first"))?
-                    .credentials
-                    .clone()
-            }
+            Some(name) => self
+                .users
+                .get(name)
+                .with_context(|| format!("no user {name}: register first"))?
+                .credentials
+                .clone(),
             None => Vec::new(),
         };
         let core = self.core(&rp_id);
@@ -332,13 +333,18 @@ async fn handle(rp: Arc<Mutex<Rp>>, req: Request<Incoming>) -> Response<Full<Byt
                 let users = rp.lock().map(|r| r.users()).unwrap_or(Value::Null);
                 reply(StatusCode::OK, JSON, users.to_string())
             }
-            _ => reply(StatusCode::NOT_FOUND, JSON, r#"{"error":"not found"}"#.into()),
+            _ => reply(
+                StatusCode::NOT_FOUND,
+                JSON,
+                r#"{"error":"not found"}"#.into(),
+            ),
         };
     }
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
-            let msg = json!({"error": format!("the body could not be read ({e}): send at most 1 MiB")});
+            let msg =
+                json!({"error": format!("the body could not be read ({e}): send at most 1 MiB")});
             return reply(StatusCode::BAD_REQUEST, JSON, msg.to_string());
         }
     };
@@ -348,7 +354,9 @@ async fn handle(rp: Arc<Mutex<Rp>>, req: Request<Incoming>) -> Response<Full<Byt
             if !body.is_object() {
                 bail!("the body must be a JSON object");
             }
-            let mut rp = rp.lock().map_err(|_| anyhow!("the RP's state is poisoned"))?;
+            let mut rp = rp
+                .lock()
+                .map_err(|_| anyhow!("the RP's state is poisoned"))?;
             match path.as_str() {
                 "/api/register/options" => rp.register_options(&body).map(Some),
                 "/api/register/verify" => rp.register_verify(&body).map(Some),
@@ -359,7 +367,11 @@ async fn handle(rp: Arc<Mutex<Rp>>, req: Request<Incoming>) -> Response<Full<Byt
         });
     match outcome {
         Ok(Some(v)) => reply(StatusCode::OK, JSON, v.to_string()),
-        Ok(None) => reply(StatusCode::NOT_FOUND, JSON, r#"{"error":"not found"}"#.into()),
+        Ok(None) => reply(
+            StatusCode::NOT_FOUND,
+            JSON,
+            r#"{"error":"not found"}"#.into(),
+        ),
         Err(e) => reply(
             StatusCode::BAD_REQUEST,
             JSON,

@@ -22,8 +22,16 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
-        .with_context(|| format!("cannot listen on 127.0.0.1:{}: pick another --port", args.port))?;
-    println!("rp listening on http://localhost:{}", listener.local_addr()?.port());
+        .with_context(|| {
+            format!(
+                "cannot listen on 127.0.0.1:{}: pick another --port",
+                args.port
+            )
+        })?;
+    println!(
+        "rp listening on http://localhost:{}",
+        listener.local_addr()?.port()
+    );
     let config = hybrid_tests::rp_http::Config {
         attestation_ca: args.attestation_ca,
     };
