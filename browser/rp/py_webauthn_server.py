@@ -9,8 +9,8 @@ registration asks for a discoverable credential (`residentKey: "required"`) with
 
   attestation  "direct" or "none" (the default); with --attestation-ca, a packed x5c
                statement must chain to that CA (PEM, read when a registration is verified)
-  decoys       a number of random credential IDs added to excludeCredentials (register) or
-               allowCredentials (sign in), beside the user's own
+  decoys       a number (at most 16) of random credential IDs added to excludeCredentials
+               (register) or allowCredentials (sign in), beside the user's own
   exclude      true: excludeCredentials names the user's credentials
 
 GET /api/users answers {name: [credential ID, ...]}; GET / is an empty page to run scripts in.
@@ -53,6 +53,11 @@ class RequestError(Exception):
     """A request this RP refuses; the message goes back to the page as {"error": ...}."""
 
 
+def decoys(body):
+    """How many random credential IDs to add (at most 16)."""
+    return max(0, min(16, int(body.get("decoys") or 0)))
+
+
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -86,7 +91,7 @@ class RelyingParty:
         name = str(body.get("username") or "alice")
         user = self.user(name)
         exclude = [c["id"] for c in user["credentials"]] if body.get("exclude") else []
-        exclude += [secrets.token_bytes(32) for _ in range(int(body.get("decoys") or 0))]
+        exclude += [secrets.token_bytes(32) for _ in range(decoys(body))]
         attestation = (
             AttestationConveyancePreference.DIRECT
             if body.get("attestation") == "direct"
@@ -145,7 +150,7 @@ class RelyingParty:
             if name not in self.users:
                 raise RequestError(f"no user {name}: register first")
             allow = [c["id"] for c in self.users[name]["credentials"]]
-        allow += [secrets.token_bytes(32) for _ in range(int(body.get("decoys") or 0))]
+        allow += [secrets.token_bytes(32) for _ in range(decoys(body))]
         options = generate_authentication_options(
             rp_id=rp_id,
             timeout=int(body.get("timeout") or 60000),
