@@ -63,7 +63,9 @@ class Ceremony {
     byTab.set(this.tabId, this);
     this.connectHost();
     if (this.host) {
-      this.host.postMessage({ type: TO_HOST.PHONES, id: this.id });
+      // The host checks the RP ID with its public suffix list first (`co.uk` from
+      // login.example.co.uk): a refusal ends the request before the overlay opens.
+      this.host.postMessage({ type: TO_HOST.PHONES, id: this.id, origin: this.origin, rpId: this.rpId });
       await new Promise((resolve) => {
         const wait = setTimeout(resolve, 3000);
         this.onPhones = () => { clearTimeout(wait); resolve(undefined); };
@@ -145,6 +147,7 @@ class Ceremony {
   // keepOverlay: show the error to the person until they close it.
   fail(err, keepOverlay) {
     if (this.done) return;
+    this.onPhones?.(); // not waiting for the phones any longer
     if (this.host && this.running) {
       try { this.host.postMessage({ type: TO_HOST.CANCEL, id: this.id }); } catch { /* gone */ }
     }
