@@ -215,7 +215,7 @@ function pageScript(pkc) {
   return context;
 }
 
-const PHONE_CAPABILITIES = { 'extension:credProps': true, 'extension:prf': true, hybridTransport: true };
+const PHONE_CAPABILITIES = { 'extension:credProps': true, 'extension:prf': true, hybridTransport: true, relatedOrigins: false, signalUnknownCredential: true };
 const plain = (r) => JSON.parse(JSON.stringify(r));
 
 test('the page gets getClientCapabilities as a static method when the browser has none', async () => {
