@@ -130,6 +130,8 @@ export function startRp({ port = 0, tls, names = ['localhost', '127.0.0.1'] } = 
       // A top-level sandboxed document (opaque origin), unless it is framed by a page that
       // sandboxes it itself.
       if (url.pathname === '/sandboxed.html' && url.searchParams.has('csp')) headers['content-security-policy'] = 'sandbox allow-scripts';
+      // The page's own Permissions-Policy header, as a site would send it.
+      if (url.searchParams.has('permissions-policy')) headers['permissions-policy'] = url.searchParams.get('permissions-policy');
       res.writeHead(200, headers).end(body);
     } catch (e) {
       const status = e.code === 'ENOENT' ? 404 : 400;

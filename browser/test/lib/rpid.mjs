@@ -188,4 +188,104 @@ function suite(name) {
     assert.deepEqual(got, { hybridTransport: true, relatedOrigins: false, signalAllAcceptedCredentials: chromium,
       signalCurrentUserDetails: chromium, signalUnknownCredential: true }, JSON.stringify(caps));
   });
+
+  /** A page on frames.example.net holding a chain of cross-origin frames, `levels` from the
+   * top down (`host`, and the `allow` attribute of the iframe that holds it); the last is the
+   * RP's page with RP ID example.test. `policy` is the top page's Permissions-Policy header. */
+  function chain(levels, policy) {
+    let next = url(levels.at(-1).host, '/?rpid=example.test');
+    for (let i = levels.length - 1; i >= 0; i--) {
+      const q = new URLSearchParams({ next });
+      if (levels[i].allow) q.set('allow', levels[i].allow);
+      if (i === 0 && policy) q.set('permissions-policy', policy);
+      next = url(i === 0 ? HOSTS[2] : levels[i - 1].host, `/frame-chain.html?${q}`);
+    }
+    return next;
+  }
+
+  /** Opens `page` and asks its innermost frame to sign in (by postMessage, down the chain);
+   * with `person`, picks the linked phone in the overlay that opens in that frame. */
+  async function signInInFrame(page, person) {
+    await ctx.d.navigate(page);
+    await ctx.d.evaluate(`(window.__outcome = null, (() => {
+      const f = document.getElementById('next');
+      const t = setInterval(() => f.contentWindow.postMessage({ run: 'signin' }, '*'), 200);
+      window.addEventListener('message', (e) => {
+        if (e.data?.started) clearInterval(t);
+        if (e.data?.outcome) window.__outcome = e.data.outcome;
+      });
+    })(), true)`);
+    if (person) {
+      await waitFor('the overlay in the frame', async () => {
+        try { return await ctx.d.overlayEval(`!!document.querySelector('button.phone')`); } catch { return false; }
+      }, { timeout: 15000, interval: 150 });
+      await ctx.d.overlayEval(`(document.querySelector('button.phone').click(), true)`);
+    }
+    return waitFor('the frame\'s outcome', () => ctx.d.evaluate('window.__outcome'), { timeout: 40000 });
+  }
+
+  const ALLOW = 'publickey-credentials-get; publickey-credentials-create';
+
+  /** The linked phone ready for one session. */
+  async function linkedPhone() {
+    const phone = ctx.stack.linked();
+    await waitFor('phone-sim to hold its contact channel', () => /regist|listening|waiting/i.test(phone.output()), { timeout: 15000 });
+    return phone;
+  }
+
+  async function signedInInFrame(levels, label) {
+    const phone = await linkedPhone();
+    const out = await signInInFrame(chain(levels), true);
+    assert.equal(out.state, 'ok', `${label}: ${out.text}\nphone-sim: ${phone.output()}`);
+    // The RP (expectedTopOrigin) accepted a response made in a frame of the top page.
+    assert.match(out.text, new RegExp(`verified as alice in a frame of ${url(HOSTS[2]).slice(0, -1).replace(/[.]/g, '\\.')}$`));
+    assert.equal((await phone.exited).code, 0, phone.output());
+  }
+
+  it('a cross-origin frame with the permission signs in with the parent-domain RP ID; the RP checks crossOrigin and topOrigin', async () => {
+    await signedInInFrame([{ host: HOSTS[0], allow: ALLOW }], 'one level');
+  });
+
+  it('a frame nested two levels deep, each container delegating, signs in (Firefox: the walk up the frames)', async () => {
+    await signedInInFrame([{ host: HOSTS[1], allow: ALLOW }, { host: HOSTS[0], allow: ALLOW }], 'two levels');
+  });
+
+  // Refused before any overlay: with no overlay there is no one to answer, so the page's
+  // outcome comes only from the extension's (or the browser's) refusal.
+  const POLICY = /NotAllowedError: The 'publickey-credentials-get' feature is not enabled in this document/;
+
+  it('a frame nested two levels deep that some container does not delegate to gets NotAllowedError, with no overlay', async () => {
+    const cases = {
+      'the middle frame holds it without allow': [{ host: HOSTS[1], allow: ALLOW }, { host: HOSTS[0] }],
+      'the top page holds the middle frame without allow': [{ host: HOSTS[1] }, { host: HOSTS[0], allow: ALLOW }],
+      "the middle frame's allow names another origin": [{ host: HOSTS[1], allow: ALLOW }, { host: HOSTS[0], allow: `publickey-credentials-get ${url(HOSTS[2]).slice(0, -1)}` }],
+    };
+    const seen = {};
+    for (const [label, levels] of Object.entries(cases)) {
+      const out = await signInInFrame(chain(levels), false);
+      seen[label] = [out.error, POLICY.test(out.text) || out.text];
+    }
+    assert.deepEqual(seen, Object.fromEntries(Object.keys(cases).map((k) => [k, ['NotAllowedError', true]])));
+  });
+
+  it("the top page's Permissions-Policy header publickey-credentials-get=(): as the browser reads it", async () => {
+    const policy = 'publickey-credentials-get=()';
+    // The page itself.
+    await ctx.d.navigate(url(HOSTS[0], `/?rpid=example.test&permissions-policy=${encodeURIComponent(policy)}`));
+    await ctx.d.evaluate(WATCH_OVERLAY);
+    const seq = await click('signin');
+    if (name === 'chromium') {
+      // Chromium reports the header's policy to the extension: refused as Chromium refuses.
+      const out = await outcome(seq);
+      assert.deepEqual([out.error, await ctx.d.evaluate('window.__overlaySeen')], ['NotAllowedError', false], out.text);
+      const framed = await signInInFrame(chain([{ host: HOSTS[0], allow: ALLOW }], policy), false);
+      assert.match(framed.text, POLICY);
+    } else {
+      // Firefox does not read the header (only the allow attribute), and no extension can see
+      // it: the request is served as Firefox itself serves it.
+      await waitFor('the overlay', async () => overlayDrawn(await ctx.d.screenshot()), { timeout: 15000, interval: 150 });
+      await ctx.d.key('Escape');
+      assert.equal((await outcome(seq)).error, 'NotAllowedError');
+    }
+  });
 }
