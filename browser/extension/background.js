@@ -63,7 +63,9 @@ class Ceremony {
     byTab.set(this.tabId, this);
     this.connectHost();
     if (this.host) {
-      this.host.postMessage({ type: TO_HOST.PHONES, id: this.id });
+      // The host checks the RP ID with its public suffix list first (`co.uk` from
+      // login.example.co.uk): a refusal ends the request before the overlay opens.
+      this.host.postMessage({ type: TO_HOST.PHONES, id: this.id, origin: this.origin, rpId: this.rpId });
       await new Promise((resolve) => {
         const wait = setTimeout(resolve, 3000);
         this.onPhones = () => { clearTimeout(wait); resolve(undefined); };
@@ -145,6 +147,7 @@ class Ceremony {
   // keepOverlay: show the error to the person until they close it.
   fail(err, keepOverlay) {
     if (this.done) return;
+    this.onPhones?.(); // not waiting for the phones any longer
     if (this.host && this.running) {
       try { this.host.postMessage({ type: TO_HOST.CANCEL, id: this.id }); } catch { /* gone */ }
     }
@@ -184,23 +187,49 @@ function reject(port, name, message) {
 const POLICY_DENIED = (kind) => `The 'publickey-credentials-${kind}' feature is not enabled in this document. Permissions Policy may be used to delegate Web Authentication capabilities to cross-origin child frames.`;
 const framePolicies = new Map(); // nonce -> {tabId, resolve}
 
-/** Where the browser cannot report a frame's permissions policy (Firefox): asks the top
- * frame's content script which iframe element holds the requesting frame (the frame
- * announces itself to its parent with a nonce) and what its `allow` attribute delegates.
- * true / false, or null when there is no answer (then the browser's own implementation
- * decides). Only for a frame whose parent is the top-level page. */
-function askTopFrame(port, s, kind, origin) {
+/** How many frames up {@link askParents} walks before it gives up (then the browser's own
+ * implementation decides). */
+const MAX_FRAME_DEPTH = 8;
+
+/** Asks the content script of a frame's parent, which `announce(nonce)` makes the frame post
+ * the nonce to, which iframe element holds that frame and what its `allow` attribute says:
+ * `{allow, src, parentOrigin, frameId}` (the parent's origin and frame ID from the browser),
+ * or null when no answer comes within 2 s. */
+function askParent(tabId, announce) {
   const nonce = randomToken();
   return new Promise((resolve) => {
     const done = (v) => { framePolicies.delete(nonce); clearTimeout(timer); resolve(v); };
     const timer = setTimeout(() => done(null), 2000);
-    framePolicies.set(nonce, {
-      tabId: s.tab.id,
-      resolve: (answer) => done(allowAttributeAllows(answer.allow, `publickey-credentials-${kind}`,
-        { childOrigin: origin, srcOrigin: originOf({ url: answer.src }), parentOrigin: answer.parentOrigin })),
-    });
-    try { port.postMessage({ type: CEREMONY.ANNOUNCE, nonce }); } catch { done(null); }
+    framePolicies.set(nonce, { tabId, resolve: done });
+    try { announce(nonce); } catch { done(null); }
   });
+}
+
+/** Where the browser cannot report a frame's permissions policy (Firefox): walks up from the
+ * requesting frame to the top-level page, asking at each step the parent's content script for
+ * the `allow` attribute of the iframe element that holds the frame below (the frame announces
+ * itself to its parent with a nonce), and applies the Permissions Policy rules: the feature is
+ * enabled in the frame only if every container on the way delegates it to the document it
+ * holds. true / false, or null when a step has no answer or the frames go deeper than
+ * {@link MAX_FRAME_DEPTH} (then the browser's own implementation decides). */
+async function askParents(port, s, kind, origin) {
+  const feature = `publickey-credentials-${kind}`;
+  let childOrigin = origin;
+  let announce = (nonce) => port.postMessage({ type: CEREMONY.ANNOUNCE, nonce });
+  for (let depth = 0; depth < MAX_FRAME_DEPTH; depth++) {
+    const answer = await askParent(s.tab.id, announce);
+    if (!answer) return null;
+    const srcOrigin = originOf({ url: answer.src });
+    if (!allowAttributeAllows(answer.allow, feature, { childOrigin, srcOrigin, parentOrigin: answer.parentOrigin })) return false;
+    if (answer.frameId === 0) return true;
+    // The parent is a frame itself: its own container must delegate the feature to it.
+    const { frameId } = answer;
+    childOrigin = answer.parentOrigin;
+    announce = (nonce) => {
+      Promise.resolve(api.tabs.sendMessage(s.tab.id, { type: RUNTIME.ANNOUNCE, nonce }, { frameId })).catch(() => {});
+    };
+  }
+  return null;
 }
 
 // signalUnknownCredential reports, to the host one at a time (each starts a host process), at
@@ -251,10 +280,12 @@ api.runtime.onMessage.addListener((m, sender) => {
 });
 
 api.runtime.onMessage.addListener((m, sender) => {
-  if (m?.type !== RUNTIME.FRAME_POLICY || sender.id !== api.runtime.id || sender.frameId !== 0) return;
+  if (m?.type !== RUNTIME.FRAME_POLICY || sender.id !== api.runtime.id || typeof sender.frameId !== 'number') return;
   const pending = framePolicies.get(m.nonce);
   if (!pending || pending.tabId !== sender.tab?.id) return;
-  pending.resolve({ allow: typeof m.allow === 'string' ? m.allow : null, src: String(m.src ?? ''), parentOrigin: originOf(sender) });
+  const parentOrigin = originOf(sender);
+  if (!parentOrigin) return;
+  pending.resolve({ allow: typeof m.allow === 'string' ? m.allow : null, src: String(m.src ?? ''), parentOrigin, frameId: sender.frameId });
 });
 
 function onCeremonyPort(port) {
@@ -269,17 +300,20 @@ function onCeremonyPort(port) {
     if (problem) return reject(port, 'TypeError', problem);
     const origin = originOf(s);
     if (!origin || !secureOrigin(origin)) return reject(port, 'SecurityError', 'This page is not a secure context.');
+    // The browser's word on this document's permissions policy (Chromium: the page's own
+    // Permissions-Policy header included), for a top-level page too.
+    if (msg.policyAllows === false) return reject(port, 'NotAllowedError', POLICY_DENIED(msg.kind));
     let topOrigin = null;
     if (msg.crossOrigin) {
       let allows = msg.policyAllows;
-      if (allows !== true && allows !== false && msg.parentIsTop === true) {
-        allows = await askTopFrame(port, s, msg.kind, origin);
+      if (allows !== true) {
+        allows = await askParents(port, s, msg.kind, origin);
         if (gone) return;
       }
       if (allows === false) return reject(port, 'NotAllowedError', POLICY_DENIED(msg.kind));
       if (allows !== true) {
-        // No one can tell us the frame's permissions policy (a deeper frame in Firefox): the
-        // browser's own implementation, which enforces the policy, decides.
+        // No one can tell us the frame's permissions policy (no answer from a parent, or
+        // frames too deep): the browser's own implementation, which enforces the policy, decides.
         try { port.postMessage({ type: CEREMONY.FALLTHROUGH }); } catch { /* gone */ }
         return;
       }

@@ -134,7 +134,6 @@ import { CEREMONY, DOM_EVENT, KIND, MAX_REQUEST_CHARS, PAGE, PORT, RUNTIME } fro
       // Transient activation (a click moments ago), which create() in a cross-origin frame
       // needs; null where the browser cannot say.
       activated: navigator.userActivation ? navigator.userActivation.isActive : null,
-      parentIsTop: (() => { try { return window.parent !== window && window.parent === window.top; } catch { return false; } })(),
     });
   }
 
@@ -161,21 +160,25 @@ import { CEREMONY, DOM_EVENT, KIND, MAX_REQUEST_CHARS, PAGE, PORT, RUNTIME } fro
     }
   });
 
-  // In the top frame: a child frame announcing itself (see CEREMONY.ANNOUNCE) is matched to its
-  // iframe element, whose allow attribute the background reads to decide the frame's
+  // In every frame: a child frame announcing itself (see CEREMONY.ANNOUNCE) is matched to its
+  // iframe element, whose allow attribute the background reads to decide the child's
   // permissions policy.
-  if (window === window.top) {
-    window.addEventListener('message', (e) => {
-      const nonce = e.data?.hybridBridgeFrame;
-      if (typeof nonce !== 'string' || !/^[0-9a-f]{32}$/.test(nonce)) return;
-      const el = [.../** @type {NodeListOf<HTMLIFrameElement>} */ (document.querySelectorAll('iframe, frame'))].find((f) => f.contentWindow === e.source);
-      if (!el) return;
-      api.runtime.sendMessage({ type: RUNTIME.FRAME_POLICY, nonce, allow: el.getAttribute('allow'), src: el.src }).catch(() => {});
-    });
-  }
+  const NONCE = /^[0-9a-f]{32}$/;
+  window.addEventListener('message', (e) => {
+    const nonce = e.data?.hybridBridgeFrame;
+    if (typeof nonce !== 'string' || !NONCE.test(nonce)) return;
+    const el = [.../** @type {NodeListOf<HTMLIFrameElement>} */ (document.querySelectorAll('iframe, frame'))].find((f) => f.contentWindow === e.source);
+    if (!el) return;
+    api.runtime.sendMessage({ type: RUNTIME.FRAME_POLICY, nonce, allow: el.getAttribute('allow'), src: el.src }).catch(() => {});
+  });
 
-  // An error the overlay keeps on screen is closed from the overlay (via the background).
   api.runtime.onMessage.addListener((m, sender) => {
-    if (sender.id === api.runtime.id && m?.type === RUNTIME.CLOSE_OVERLAY) removeOverlay();
+    if (sender.id !== api.runtime.id) return;
+    // An error the overlay keeps on screen is closed from the overlay (via the background).
+    if (m?.type === RUNTIME.CLOSE_OVERLAY) removeOverlay();
+    // The background walks up the frames: this frame announces itself to its parent.
+    if (m?.type === RUNTIME.ANNOUNCE && typeof m.nonce === 'string' && NONCE.test(m.nonce) && window.parent !== window) {
+      window.parent.postMessage({ hybridBridgeFrame: m.nonce }, '*');
+    }
   });
 })();

@@ -136,20 +136,26 @@ export function allowAttributeAllows(allow, feature, { childOrigin, srcOrigin, p
 
 /** `PublicKeyCredential.getClientCapabilities()` with the extension active: the browser's own
  * answer (`browserAnswer`; null or undefined when it has none), with what the phone path
- * provides end to end set true — `hybridTransport`, and the extensions the native host carries
- * to the phone and back (`credProps`, `prf`). Nothing is lowered: a key the browser says true
- * stays true, and every key the phone path does not provide (`extension:largeBlob`,
- * `passkeyPlatformAuthenticator`, `conditionalGet` …) keeps the browser's answer. A plain
- * record of booleans, keys in ascending order as WebAuthn returns them. page.js gets this
- * function's own text (tools/build.mjs), so it uses nothing else from this module.
+ * provides end to end set true — `hybridTransport`, the extensions the native host carries to
+ * the phone and back (`credProps`, `prf`), and `signalUnknownCredential`, which the extension
+ * acts on in every browser (the linked phone that holds the passkey is noted). Every key the
+ * phone path does not provide (`extension:largeBlob`, `passkeyPlatformAuthenticator`,
+ * `conditionalGet`, `signalAllAcceptedCredentials`, `signalCurrentUserDetails` …) keeps the
+ * browser's answer, so a key the browser says true stays true, with one exception:
+ * `relatedOrigins` is false, because the extension refuses an RP ID that is not the page's
+ * host or a parent domain of it before the browser sees the request (related origins'
+ * `/.well-known/webauthn` is not fetched). A plain record of booleans, keys in ascending order
+ * as WebAuthn returns them. page.js gets this function's own text (tools/build.mjs), so it
+ * uses nothing else from this module.
  * @param {unknown} browserAnswer @returns {Record<string, boolean>} */
 export function clientCapabilities(browserAnswer) {
-  const phonePath = ['hybridTransport', 'extension:credProps', 'extension:prf'];
+  const phonePath = ['hybridTransport', 'extension:credProps', 'extension:prf', 'signalUnknownCredential'];
   const all = {};
   if (browserAnswer && typeof browserAnswer === 'object') {
     for (const [k, v] of Object.entries(browserAnswer)) if (typeof v === 'boolean') all[k] = v;
   }
   for (const k of phonePath) all[k] = true;
+  all.relatedOrigins = false;
   /** @type {Record<string, boolean>} */
   const out = {};
   for (const k of Object.keys(all).sort()) out[k] = all[k];

@@ -70,8 +70,11 @@ export const CEREMONY = Object.freeze({
 
 /** One-off runtime messages (`type`), outside the ports. */
 export const RUNTIME = Object.freeze({
-  /** top frame's content script → background: the `allow` attribute of a frame's element. */
+  /** a parent frame's content script → background: the `allow` attribute of a frame's element. */
   FRAME_POLICY: 'hybrid-bridge:frame-policy',
+  /** background → a frame's content script (`frameId`): post `nonce` to your parent, so its
+   * content script reports the iframe element that holds you (a frame walk up in Firefox). */
+  ANNOUNCE: 'hybrid-bridge:announce',
   /** background → the requesting frame's content script: the overlay asked to close. */
   CLOSE_OVERLAY: 'hybrid-bridge:close-overlay',
   /** content script → background: the page signalled a credential unknown (`rpId`,

@@ -1,10 +1,13 @@
 // A local relying party for the browser tests (and for trying the extension by hand):
 // @simplewebauthn/server makes the options and VERIFIES every response; the page uses
 // @simplewebauthn/browser, served as-is from node_modules (no bundler). Listens on 127.0.0.1
-// only; the page is opened as http://localhost:<port> (a secure context). In-memory state.
+// only; the page is opened as http://localhost:<port> (a secure context), or, given a TLS key
+// and certificate, as https://<name>:<port> for each of `names` (test host names a browser
+// resolves to 127.0.0.1 by its own rules). In-memory state.
 //
 //   node rp/server.mjs [--port N]     prints "rp listening on http://localhost:N"
 import { createServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { readFile } from 'node:fs/promises';
 import { dirname, extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,13 +22,14 @@ const here = dirname(fileURLToPath(import.meta.url));
 const LIB = join(here, '..', 'node_modules', '@simplewebauthn', 'browser', 'esm');
 const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css' };
 
-export function startRp({ port = 0 } = {}) {
+/** @param {{port?: number, tls?: {key: string, cert: string}, names?: string[]}} [opts] */
+export function startRp({ port = 0, tls, names = ['localhost', '127.0.0.1'] } = {}) {
   const users = new Map(); // name -> {id, credentials: [{id, publicKey, counter, transports}]}
   const challenges = new Map(); // challenge -> {kind, rpID, user}
   let origins = [];
 
   async function api(path, body) {
-    const rpID = typeof body.rpId === 'string' && body.rpId ? body.rpId : 'localhost';
+    const rpID = typeof body.rpId === 'string' && body.rpId ? body.rpId : names[0];
     if (path === '/api/register/options') {
       const name = String(body.username || 'alice');
       let user = users.get(name);
@@ -103,7 +107,7 @@ export function startRp({ port = 0 } = {}) {
     return null;
   }
 
-  const server = createServer(async (req, res) => {
+  const handler = async (req, res) => {
     const url = new URL(req.url, 'http://localhost');
     try {
       if (req.method === 'POST' && url.pathname.startsWith('/api/')) {
@@ -126,18 +130,22 @@ export function startRp({ port = 0 } = {}) {
       // A top-level sandboxed document (opaque origin), unless it is framed by a page that
       // sandboxes it itself.
       if (url.pathname === '/sandboxed.html' && url.searchParams.has('csp')) headers['content-security-policy'] = 'sandbox allow-scripts';
+      // The page's own Permissions-Policy header, as a site would send it.
+      if (url.searchParams.has('permissions-policy')) headers['permissions-policy'] = url.searchParams.get('permissions-policy');
       res.writeHead(200, headers).end(body);
     } catch (e) {
       const status = e.code === 'ENOENT' ? 404 : 400;
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ error: e.message }));
     }
-  });
+  };
+  const server = tls ? createTlsServer({ key: tls.key, cert: tls.cert }, handler) : createServer(handler);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, '127.0.0.1', () => {
       const p = server.address().port;
-      origins = [`http://localhost:${p}`, `http://127.0.0.1:${p}`];
-      resolve({ port: p, url: `http://localhost:${p}`, users, close: () => new Promise((r) => server.close(r)) });
+      const scheme = tls ? 'https' : 'http';
+      origins = names.map((n) => `${scheme}://${n}:${p}`);
+      resolve({ port: p, url: origins[0], users, close: () => new Promise((r) => server.close(r)) });
     });
   });
 }

@@ -33,7 +33,12 @@ function fakeHost() {
     sent: [], onMessage: events(), onDisconnect: events(),
     postMessage(m) {
       this.sent.push(m);
-      if (m.type === TO_HOST.PHONES) queueMicrotask(() => port.onMessage.fire({ type: FROM_HOST.PHONES, id: m.id, phones: [] }));
+      // The real host refuses a public suffix by its list; this one knows co.uk only.
+      if (m.type === TO_HOST.PHONES && m.rpId === 'co.uk') {
+        queueMicrotask(() => port.onMessage.fire({ type: FROM_HOST.ERROR, id: m.id, name: 'SecurityError', code: 'rp_id_mismatch', message: 'RP ID "co.uk" is a public suffix' }));
+      } else if (m.type === TO_HOST.PHONES) {
+        queueMicrotask(() => port.onMessage.fire({ type: FROM_HOST.PHONES, id: m.id, phones: [] }));
+      }
     },
     disconnect() {},
   };
@@ -42,6 +47,7 @@ function fakeHost() {
 }
 
 const onConnect = events();
+const tabMessages = []; // what the background sent with tabs.sendMessage
 globalThis.chrome = /** @type {any} */ ({
   runtime: {
     id: 'ext', lastError: null,
@@ -49,7 +55,7 @@ globalThis.chrome = /** @type {any} */ ({
     onConnect, onMessage: events(),
     connectNative: fakeHost,
   },
-  tabs: { sendMessage: async () => {} },
+  tabs: { sendMessage: async (...args) => { tabMessages.push(args); } },
 });
 await import('../extension/background.js');
 
@@ -215,7 +221,7 @@ function pageScript(pkc) {
   return context;
 }
 
-const PHONE_CAPABILITIES = { 'extension:credProps': true, 'extension:prf': true, hybridTransport: true };
+const PHONE_CAPABILITIES = { 'extension:credProps': true, 'extension:prf': true, hybridTransport: true, relatedOrigins: false, signalUnknownCredential: true };
 const plain = (r) => JSON.parse(JSON.stringify(r));
 
 test('the page gets getClientCapabilities as a static method when the browser has none', async () => {
@@ -314,4 +320,84 @@ test('the page\'s signals go to the browser\'s own methods, with the checked dic
   Object.defineProperty(pkc, 'signalUnknownCredential', { value: () => Promise.reject(new DOMException('x', 'NotAllowedError')), configurable: true, writable: true });
   pageScript(pkc);
   assert.deepEqual(await outcome(pkc.signalUnknownCredential(SIGNAL_CALLS.signalUnknownCredential)), ['NotAllowedError', 'DOMException']);
+});
+
+test('an RP ID the host refuses (a public suffix by its list) ends the request before the overlay', async () => {
+  const hosts = hostPorts.length;
+  const port = await begin('https://login.example.co.uk/', 'get', { challenge: 'AAECAwQFBgcICQoLDA0ODw', rpId: 'co.uk', timeout: 600000 });
+  await settle();
+  // (A close-overlay for an overlay never opened is harmless: the content script has none.)
+  assert.deepEqual(port.sent.filter((m) => m.type !== CEREMONY.CLOSE_OVERLAY).map((m) => [m.type, m.name]), [[CEREMONY.ERROR, 'SecurityError']]);
+  assert.ok(!port.sent.some((m) => m.type === CEREMONY.OVERLAY), 'no overlay');
+  assert.match(port.sent.at(-1).message, /public suffix/);
+  const phones = hostPorts[hosts].sent.find((m) => m.type === TO_HOST.PHONES);
+  assert.deepEqual([phones.origin, phones.rpId], ['https://login.example.co.uk', 'co.uk'], 'the host is asked about this origin and RP ID');
+  assert.deepEqual([...live.values()], [], 'no timer left');
+  // A registrable parent domain there gets the overlay.
+  const ok = await begin('https://login.example.co.uk/', 'get', { challenge: 'AAECAwQFBgcICQoLDA0ODw', rpId: 'example.co.uk' });
+  await settle();
+  assert.deepEqual(ok.sent.map((m) => m.type), [CEREMONY.OVERLAY]);
+  ok.onMessage.fire({ type: CEREMONY.CANCEL });
+});
+
+/** A ceremony port from a cross-origin frame (`frameId` 7) whose browser cannot say its
+ * permissions policy (Firefox), in a tab whose top page is `top`. */
+async function framePort(url, top, tabId) {
+  const port = {
+    name: PORT.CEREMONY,
+    sender: { id: 'ext', tab: { id: tabId, url: top }, frameId: 7, url },
+    sent: [], onMessage: events(), onDisconnect: events(),
+    postMessage(m) { this.sent.push(m); },
+    disconnect() {},
+  };
+  onConnect.fire(port);
+  port.onMessage.fire({ type: CEREMONY.BEGIN, kind: 'get', options: { challenge: 'AAECAwQFBgcICQoLDA0ODw', rpId: 'example.test' },
+    crossOrigin: true, policyAllows: null, activated: true });
+  await settle();
+  return port;
+}
+
+/** A parent frame's content script answering a nonce: the iframe element's allow and src. */
+function parentAnswers(nonce, { tabId, frameId, origin, allow, src }) {
+  globalThis.chrome.runtime.onMessage.fire({ type: RUNTIME.FRAME_POLICY, nonce, allow, src },
+    { id: 'ext', tab: { id: tabId }, frameId, url: `${origin}/page`, origin });
+}
+
+test('Firefox frames: the background walks up the parents; every container must delegate', async () => {
+  const leaf = 'https://login.example.test';
+  const middle = 'https://login.example.co.uk';
+  const top = 'https://frames.example.net';
+  const ALLOW = 'publickey-credentials-get';
+  for (const [label, outerAllow, innerAllow, expected] of [
+    ['both delegate', ALLOW, ALLOW, [CEREMONY.OVERLAY]],
+    ['the outer container does not', null, ALLOW, [CEREMONY.ERROR]],
+    ['the inner container names another origin', ALLOW, `${ALLOW} ${top}`, [CEREMONY.ERROR]],
+  ]) {
+    tabMessages.length = 0;
+    const tabId = 500 + nextTab++;
+    const port = await framePort(`${leaf}/`, `${top}/`, tabId);
+    // The frame is asked to announce itself to its parent; the parent (frame 3) answers.
+    const first = port.sent.find((m) => m.type === CEREMONY.ANNOUNCE);
+    assert.ok(first, label);
+    parentAnswers(first.nonce, { tabId, frameId: 3, origin: middle, allow: innerAllow, src: `${leaf}/` });
+    await settle();
+    if (innerAllow === ALLOW) {
+      // The parent is a frame itself: it is asked, by its frame ID, to announce itself too.
+      assert.equal(tabMessages.length, 1, label);
+      const [tab, msg, opts] = tabMessages[0];
+      assert.deepEqual([tab, msg.type, opts], [tabId, RUNTIME.ANNOUNCE, { frameId: 3 }], label);
+      assert.notEqual(msg.nonce, first.nonce, 'a fresh nonce for each step');
+      // An answer from another tab is not taken.
+      parentAnswers(msg.nonce, { tabId: tabId + 1, frameId: 0, origin: top, allow: ALLOW, src: `${middle}/` });
+      parentAnswers(msg.nonce, { tabId, frameId: 0, origin: top, allow: outerAllow, src: `${middle}/` });
+    } else {
+      assert.equal(tabMessages.length, 0, 'a refusal ends the walk');
+    }
+    await settle();
+    await settle();
+    assert.deepEqual(port.sent.filter((m) => m.type !== CEREMONY.ANNOUNCE).map((m) => m.type), expected, label);
+    if (expected[0] === CEREMONY.ERROR) assert.match(port.sent.at(-1).message, /publickey-credentials-get' feature is not enabled/, label);
+    port.onMessage.fire({ type: CEREMONY.CANCEL });
+  }
+  assert.deepEqual([...live.values()], [], 'no timer left');
 });

@@ -1,4 +1,7 @@
-// End-to-end in Firefox ESR (WebDriver BiDi): see lib/scenarios.mjs.
+// End-to-end in Firefox ESR (WebDriver BiDi): see lib/scenarios.mjs, lib/rplibs.mjs and lib/rpid.mjs.
+import { rpLibScenarios } from './lib/rplibs.mjs';
 import { browserSuite } from './lib/scenarios.mjs';
+import { rpidSuite } from './lib/rpid.mjs';
 
-browserSuite('firefox');
+browserSuite('firefox', rpLibScenarios);
+rpidSuite('firefox');

@@ -66,28 +66,36 @@ test('a busy relay\'s wait is shown in whole seconds, rounded up', () => {
   assert.equal(busyText(Number.NaN), 'The relay is busy; trying again in 1 s…');
 });
 
-test('client capabilities: the phone path adds hybridTransport, credProps and prf to what the browser says', () => {
-  const phone = { 'extension:credProps': true, 'extension:prf': true, hybridTransport: true };
+test('client capabilities: the phone path adds hybridTransport, credProps, prf and signalUnknownCredential; relatedOrigins is false', () => {
+  const phone = { 'extension:credProps': true, 'extension:prf': true, hybridTransport: true, relatedOrigins: false, signalUnknownCredential: true };
   // A browser without getClientCapabilities (or whose answer failed): only what the phone path provides.
   assert.deepEqual(clientCapabilities(undefined), phone);
   assert.deepEqual(clientCapabilities(null), phone);
-  // Firefox on Linux: no hybrid; keys the phone path does not provide keep the browser's answer.
+  // Firefox on Linux: no hybrid, no signals; keys the phone path does not provide keep the browser's answer.
   const firefox = {
     conditionalCreate: false, conditionalGet: true, hybridTransport: false, passkeyPlatformAuthenticator: false,
     userVerifyingPlatformAuthenticator: false, 'extension:prf': false, 'extension:largeBlob': false,
+    signalAllAcceptedCredentials: false, signalCurrentUserDetails: false, signalUnknownCredential: false,
   };
   const merged = clientCapabilities(firefox);
   assert.deepEqual(merged, { ...firefox, ...phone });
   assert.equal(merged['extension:largeBlob'], false, 'largeBlob does not reach the phone: never raised');
   assert.equal(merged.passkeyPlatformAuthenticator, false, 'the phone is no platform authenticator');
+  assert.equal(merged.signalUnknownCredential, true, 'the extension acts on it: the linked phone that holds the passkey is noted');
+  assert.equal(merged.signalAllAcceptedCredentials, false, 'the extension only checks it: never raised');
+  assert.equal(merged.signalCurrentUserDetails, false, 'the extension only checks it: never raised');
   assert.deepEqual(firefox.hybridTransport, false, 'the browser\'s record is left as it was');
-  // What the browser says true stays true, including keys unknown here.
-  const chromium = { hybridTransport: true, 'extension:largeBlob': true, relatedOrigins: true, somethingNew: true };
+  // What the browser says true stays true, including keys unknown here, but relatedOrigins:
+  // the extension refuses an RP ID outside the page's domain before the browser sees it.
+  const chromium = { hybridTransport: true, 'extension:largeBlob': true, relatedOrigins: true, somethingNew: true,
+    signalAllAcceptedCredentials: true, signalCurrentUserDetails: true, signalUnknownCredential: true };
   assert.deepEqual(clientCapabilities(chromium), { ...chromium, ...phone });
+  assert.equal(clientCapabilities(chromium).relatedOrigins, false);
+  assert.equal(clientCapabilities(chromium).signalCurrentUserDetails, true, 'Chromium\'s own method gets the signal');
   // A plain record with its keys in ascending order, booleans only.
   const r = clientCapabilities({ zeta: true, alpha: false, odd: 'yes', hybridTransport: 0 });
   assert.equal(Object.getPrototypeOf(r), Object.prototype);
-  assert.deepEqual(Object.keys(r), ['alpha', 'extension:credProps', 'extension:prf', 'hybridTransport', 'zeta']);
+  assert.deepEqual(Object.keys(r), ['alpha', 'extension:credProps', 'extension:prf', 'hybridTransport', 'relatedOrigins', 'signalUnknownCredential', 'zeta']);
   // The MAIN-world script gets the function's own text (tools/build.mjs): it needs nothing
   // from the module around it.
   const alone = vm.runInNewContext(`(${clientCapabilities})`);
@@ -268,7 +276,7 @@ test('content scripts: the import of messages.js becomes constants inside a bloc
   const withLib = classicScript("import { clientCapabilities } from './lib.js';\n(() => clientCapabilities(null))();\n");
   assert.ok(withLib.startsWith('{\n  const clientCapabilities = function clientCapabilities('), withLib);
   assert.ok(!withLib.includes('import'), withLib);
-  assert.deepEqual(Object.keys(vm.runInNewContext(withLib)), ['extension:credProps', 'extension:prf', 'hybridTransport']);
+  assert.deepEqual(Object.keys(vm.runInNewContext(withLib)), ['extension:credProps', 'extension:prf', 'hybridTransport', 'relatedOrigins', 'signalUnknownCredential']);
   assert.throws(() => classicScript("import { NOPE } from './lib.js';\n"), /lib.js does not export NOPE as a function/);
 });
 

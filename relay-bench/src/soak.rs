@@ -3,9 +3,8 @@
 //! `/cable/contact`), a share abandoned mid-way ([`Mode::Abandon`]) and a share from phones
 //! that never read ([`Mode::NeverRead`]), while the relay child process is sampled every
 //! `--sample-every` (each sample the mean of reads every 100 ms over it): RSS, open
-//! descriptors, threads (the relay exposes no task count, so
-//! threads stand in for it) and its `/metrics` gauges (tunnels open and paired, registration
-//! sockets). The order: a priming burst, an idle window (the baseline), the soak (its first
+//! descriptors, threads and its `/metrics` gauges (tunnels open and paired, registration
+//! sockets, the runtime's live tasks). The order: a priming burst, an idle window (the baseline), the soak (its first
 //! `--warmup-percent` left out of the band), another idle window. The samples go to a CSV,
 //! the plot to an SVG, and [`report::conclude`] fails the run naming each series that did
 //! not come back to its idle baseline or (RSS, threads, registrations) strayed more than
@@ -86,24 +85,26 @@ pub(crate) struct SoakArgs {
 const JEMALLOC_DECAY: Duration = Duration::from_secs(10);
 
 /// The series sampled, in CSV column order.
-const SERIES: [&str; 6] = [
+const SERIES: [&str; 7] = [
     "rss_kib",
     "fds",
     "threads",
     "tunnels_open",
     "tunnels_paired",
     "registrations",
+    "tasks",
 ];
 
 /// The series that count what the ceremonies in flight hold: they follow the rate, so only
 /// their return to idle is required ([`report::judge`]).
-const IN_FLIGHT: [&str; 3] = ["fds", "tunnels_open", "tunnels_paired"];
+const IN_FLIGHT: [&str; 4] = ["fds", "tunnels_open", "tunnels_paired", "tasks"];
 
 /// The `/metrics` gauges sampled, in [`SERIES`] order after the `/proc` ones.
-const GAUGES: [&str; 3] = [
+const GAUGES: [&str; 4] = [
     "tunnel_server_tunnels_open",
     "tunnel_server_tunnels_paired",
     "tunnel_server_registrations_connected",
+    "tunnel_server_tasks",
 ];
 
 /// The shares of the mix, %.

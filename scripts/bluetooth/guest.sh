@@ -6,6 +6,10 @@
 # every result. Prints one PASS/FAIL line per check; exits 1 if any failed.
 #
 #   guest.sh BIN_DIR [BENCH_ROUNDS]
+#
+# The checks read `CHECK && pass "…" || fail "…"`: pass only prints, so fail runs only when
+# the check failed (SC2015); the predicates given to waitfor are called through "$@" (SC2317).
+# shellcheck disable=SC2015,SC2317
 set -uo pipefail
 bin=$1
 bench=${2:-1}
@@ -51,7 +55,7 @@ for try in 1 2 3; do
   btvirt=$!
   waitfor 10 two_controllers && break
   echo "btvirt try $try: the controllers did not come up"
-  kill $btvirt; wait $btvirt 2>/dev/null
+  kill "$btvirt"; wait "$btvirt" 2>/dev/null
   waitfor 5 test ! -e /sys/class/bluetooth/hci0
 done
 two_controllers || { echo "FAIL setup: no virtual controllers"; hciconfig; exit 1; }
@@ -77,7 +81,7 @@ start_relay() {
   waitfor 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$relay_port"
 }
 stop_relay() { [ -n "$relay" ] && kill "$relay" && wait "$relay" 2>/dev/null; relay=; }
-tunnel=(--tunnel-override ws://127.0.0.1:$relay_port)
+tunnel=(--tunnel-override "ws://127.0.0.1:$relay_port")
 # Global flags go before the command, the command's own after it.
 bridge_global=(--links-file links.json --events json)
 # Emulated controllers under TCG take seconds to set up an LE connection.
@@ -173,7 +177,7 @@ rm -f qr.txt
 timeout 60 hybrid-bridge "${bridge_global[@]}" register "${bridge_conn[@]}" --rp-id example.com --user-name scan \
   --qr-file qr.txt > /dev/null 2>&1 &
 b=$!
-waitfor 60 test -s qr.txt; kill $b 2>/dev/null; wait $b 2>/dev/null
+waitfor 60 test -s qr.txt; kill "$b" 2>/dev/null; wait "$b" 2>/dev/null
 timeout 60 phone-sim --store phone.json scan --bluez --adapter hci0 "${tunnel[@]}" --timeout 40s --qr-file qr.txt \
   --advert-extra 0102 > scan.phone 2>&1 &
 ph=$!
@@ -196,12 +200,12 @@ sys.exit(0 if ok else 1)' && test -s scan.html; then
 else
   fail "scan --report" "$(tail -3 scan.out; head -c 600 scan.json)"
 fi
-kill $ph 2>/dev/null; wait $ph 2>/dev/null
+kill "$ph" 2>/dev/null; wait "$ph" 2>/dev/null
 
 echo "== section 3: the CTAP 2.3 BLE channel ($(up) s)"
 ceremony fallback register auto --ble-channel refuse &&
   [ "$(used_channel fallback)" = relay ] && grep -q '"event":"channel_fallback"' fallback.events &&
-  pass "a refused PSM falls back to the relay" || { [ $failed = 1 ] || fail "fallback" "$(cat fallback.events | tail -3)"; }
+  pass "a refused PSM falls back to the relay" || { [ $failed = 1 ] || fail "fallback" "$(tail -3 fallback.events)"; }
 stop_relay
 ceremony register-ble register ble && [ "$(used_channel register-ble)" = ble ] &&
   pass "register over the BLE channel with no relay running, verified by python-fido2" ||
@@ -223,12 +227,12 @@ echo "== benchmark: $bench rounds each, same run ($(up) s)"
 : > bench.txt
 for i in $(seq 1 "$bench"); do
   start_relay
-  if ceremony bench-relay-$i sign-in relay; then
-    echo "relay ceremony_ms=$(grep "bench-relay-$i:" timings.txt | awk '{print $2}') advert_to_ctap_ms=$(advert_to_ctap bench-relay-$i)" >> bench.txt
+  if ceremony "bench-relay-$i" sign-in relay; then
+    echo "relay ceremony_ms=$(grep "bench-relay-$i:" timings.txt | awk '{print $2}') advert_to_ctap_ms=$(advert_to_ctap "bench-relay-$i")" >> bench.txt
   fi
   stop_relay
-  if ceremony bench-ble-$i sign-in ble; then
-    echo "ble ceremony_ms=$(grep "bench-ble-$i:" timings.txt | awk '{print $2}') advert_to_ctap_ms=$(advert_to_ctap bench-ble-$i)" >> bench.txt
+  if ceremony "bench-ble-$i" sign-in ble; then
+    echo "ble ceremony_ms=$(grep "bench-ble-$i:" timings.txt | awk '{print $2}') advert_to_ctap_ms=$(advert_to_ctap "bench-ble-$i")" >> bench.txt
   fi
 done
 sed 's/^/bench: /' bench.txt
@@ -249,7 +253,7 @@ btmgmt --index 1 power off > /dev/null
 btmgmt --index 1 power on > /dev/null
 [ "$(doctor_status adapter --adapter hci7)" = fail ] &&
   pass "doctor: a named controller that is missing" || fail "doctor missing" "$(doctor_status adapter --adapter hci7)"
-kill $btvirt; wait $btvirt 2>/dev/null
+kill "$btvirt"; wait "$btvirt" 2>/dev/null
 waitfor 10 test ! -e /sys/class/bluetooth/hci0
 [ "$(doctor_status adapter)" = fail ] &&
   pass "doctor: no controller at all" || fail "doctor no controller" "$(doctor_status adapter)"

@@ -106,7 +106,7 @@ if [ "$qr_codes" = 4 ]; then
 else
   fail "$qr_codes QR codes for four requests"
 fi
-stage done
+stage 'done'
 [ "$fails" -gt 0 ] && { echo "--- key.log"; tail -40 key.log; echo "--- phone.log"; tail -20 phone.log; }
 echo "browser suite: $fails failed"
 exit "$fails"

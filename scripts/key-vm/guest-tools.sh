@@ -171,7 +171,7 @@ python3 "$here/hid_errors.py" >hid.log 2>&1
 cat hid.log
 fails=$((fails + $(grep -c '^FAIL' hid.log)))
 
-stage done
+stage 'done'
 if dmesg | grep -q 'Output queue is full'; then
   echo "    the kernel's uhid queue (32 reports) overflowed $(dmesg | grep -c 'Output queue is full') times"
 fi

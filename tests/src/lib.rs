@@ -4,4 +4,5 @@
 
 pub mod key;
 pub mod rp;
+pub mod rp_http;
 pub mod tap;

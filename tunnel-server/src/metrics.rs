@@ -1,5 +1,6 @@
 //! Counters the relay keeps and their Prometheus text rendering (exposition format 0.0.4) for
-//! `GET /metrics`: tunnels open and paired (gauges read from the table), ceremonies completed,
+//! `GET /metrics`: tunnels open and paired (gauges read from the table), the runtime's live
+//! tasks, ceremonies completed,
 //! closes by reason, bytes and messages relayed, rejected requests by reason, the time to pair
 //! and tunnel lifetime histograms, and the build info. Names follow Prometheus' conventions
 //! (the unit last, then `_total` for counters); the crate README lists them. Counters and
@@ -204,6 +205,9 @@ pub(crate) struct Gauges {
     pub(crate) tunnels_paired: usize,
     pub(crate) contacts: usize,
     pub(crate) registrations_connected: usize,
+    /// Tasks alive in the relay's tokio runtime (its own, and one per tunnel, registration
+    /// socket or connection being served), when it runs in one.
+    pub(crate) tasks: Option<usize>,
 }
 
 impl Metrics {
@@ -282,6 +286,14 @@ impl Metrics {
             "Registration sockets connected.",
             &one(g.registrations_connected as u64),
         );
+        if let Some(tasks) = g.tasks {
+            metric(
+                "tunnel_server_tasks",
+                "gauge",
+                "Tasks alive in the relay's runtime: its own, and one per tunnel, registration socket or connection being served.",
+                &one(tasks as u64),
+            );
+        }
         metric(
             "tunnel_server_connections_total",
             "counter",
@@ -363,8 +375,10 @@ mod tests {
             tunnels_paired: 1,
             contacts: 0,
             registrations_connected: 0,
+            tasks: Some(7),
         });
         assert!(text.contains("tunnel_server_tunnels_open 3\n"));
+        assert!(text.contains("# TYPE tunnel_server_tasks gauge\ntunnel_server_tasks 7\n"));
         assert!(text.contains("tunnel_server_rejected_total{reason=\"conflict\"} 1\n"));
         assert!(text.contains("tunnel_server_closes_total{reason=\"idle\"} 1\n"));
         assert!(text.contains("tunnel_server_relayed_bytes_total 10\n"));

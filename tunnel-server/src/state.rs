@@ -141,6 +141,9 @@ impl Shared {
             tunnels_paired: s.table.paired(),
             contacts: s.contacts.len(),
             registrations_connected: s.contacts.connected(),
+            tasks: tokio::runtime::Handle::try_current()
+                .ok()
+                .map(|h| h.metrics().num_alive_tasks()),
         }
     }
 }

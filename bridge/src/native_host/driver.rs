@@ -128,6 +128,14 @@ fn remember(links: &LinkStore, phone: &str, rp_id: &str, json: &Value) {
         tracing::warn!("cannot remember the passkey on the link of {phone:?}: {e}");
     }
 }
+/// Whether a page of `origin` may use `rp_id`, as a ceremony checks it (a secure origin; the
+/// host or a parent domain of it that is no public suffix): `SecurityError` when not.
+pub fn check_rp(origin: &str, rp_id: &str) -> Result<(), DomError> {
+    webauthn::origin_host(origin)
+        .map_err(|e| DomError::new(DomName::SecurityError, "insecure_origin", e.to_string()))?;
+    webauthn::check_rp_id(rp_id, origin)
+        .map_err(|e| DomError::new(DomName::SecurityError, "rp_id_mismatch", e.to_string()))
+}
 
 /// A page's `signalUnknownCredential`: checks the origin and RP ID as a ceremony does, then
 /// records the report on the linked phone that made or used that passkey through this
@@ -136,10 +144,7 @@ pub fn unknown_credential(
     req: &UnknownCredentialRequest,
     links: &LinkStore,
 ) -> Result<Option<String>, DomError> {
-    webauthn::origin_host(&req.origin)
-        .map_err(|e| DomError::new(DomName::SecurityError, "insecure_origin", e.to_string()))?;
-    webauthn::check_rp_id(&req.rp_id, &req.origin)
-        .map_err(|e| DomError::new(DomName::SecurityError, "rp_id_mismatch", e.to_string()))?;
+    check_rp(&req.origin, &req.rp_id)?;
     let id = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(&req.credential_id)
         .map_err(|_| DomError::bad_request("\"credentialId\" must be base64url without padding"))?;

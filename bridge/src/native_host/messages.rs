@@ -53,13 +53,25 @@ pub enum Request {
         /// The request to cancel.
         id: Option<String>,
     },
-    /// List the linked phones.
+    /// List the linked phones; with `rp`, only once its RP ID passes the checks a ceremony
+    /// makes (so a refused RP ID is refused before the overlay opens).
     Phones {
         /// Echoed in the reply.
         id: Option<String>,
+        /// The page's origin and the RP ID its request names.
+        rp: Option<RpCheck>,
     },
     /// A page called `PublicKeyCredential.signalUnknownCredential` (WebAuthn L3).
     UnknownCredential(UnknownCredentialRequest),
+}
+
+/// An origin and an RP ID to check before the linked phones are listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpCheck {
+    /// The page's origin as the browser reported it to the extension.
+    pub origin: String,
+    /// The RP ID the page's request names.
+    pub rp_id: String,
 }
 
 /// A site's report that it does not know a credential (`signalUnknownCredential`), with the
@@ -103,6 +115,14 @@ struct CeremonyJson {
     phone: Option<String>,
     #[serde(default, rename = "topOrigin")]
     top_origin: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PhonesJson {
+    #[serde(default)]
+    origin: Option<String>,
+    #[serde(default, rename = "rpId")]
+    rp_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -177,7 +197,23 @@ impl Request {
                     .map_err(|e| bad(e.to_string()))?
                     .id,
             }),
-            "phones" => Ok(Self::Phones { id }),
+            "phones" => {
+                let p: PhonesJson = serde_json::from_value(v.clone()).map_err(|e| {
+                    bad(format!(
+                        "a phones message takes \"origin\" and \"rpId\" as strings: {e}"
+                    ))
+                })?;
+                let rp = match (p.origin, p.rp_id) {
+                    (Some(origin), Some(rp_id)) => Some(RpCheck { origin, rp_id }),
+                    (None, None) => None,
+                    _ => {
+                        return Err(bad("a phones message takes \"origin\" and \"rpId\" together, \
+                                        or neither"
+                            .into()))
+                    }
+                };
+                Ok(Self::Phones { id, rp })
+            }
             "unknown-credential" => {
                 let u: UnknownCredentialJson = serde_json::from_value(v.clone()).map_err(|e| {
                     bad(format!(
@@ -282,6 +318,40 @@ pub fn event(id: &str, e: &Event) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phones_takes_an_origin_and_rp_id_to_check_together_or_neither() {
+        assert_eq!(
+            Request::parse(br#"{"type":"phones","id":"p"}"#).unwrap(),
+            Request::Phones {
+                id: Some("p".into()),
+                rp: None
+            }
+        );
+        assert_eq!(
+            Request::parse(
+                br#"{"type":"phones","id":"p","origin":"https://login.example.co.uk","rpId":"co.uk"}"#
+            )
+            .unwrap(),
+            Request::Phones {
+                id: Some("p".into()),
+                rp: Some(RpCheck { origin: "https://login.example.co.uk".into(), rp_id: "co.uk".into() })
+            }
+        );
+        for half in [
+            br#"{"type":"phones","id":"p","rpId":"example.com"}"#.as_slice(),
+            br#"{"type":"phones","id":"p","origin":"https://example.com"}"#,
+            br#"{"type":"phones","id":"p","origin":7,"rpId":"example.com"}"#,
+        ] {
+            let e = Request::parse(half).unwrap_err();
+            assert_eq!(e.id.as_deref(), Some("p"));
+            assert!(
+                e.message.contains("\"origin\" and \"rpId\""),
+                "{}",
+                e.message
+            );
+        }
+    }
 
     #[test]
     fn parses_requests_and_keeps_the_id_of_bad_ones() {

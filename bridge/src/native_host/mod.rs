@@ -133,10 +133,18 @@ pub async fn serve(
                 tracing::warn!("bad message from the extension: {}", b.message);
                 messages::error(b.id.as_deref(), &DomError::bad_request(b.message))
             }
-            Incoming::Request(Request::Phones { id }) => match config.links.list() {
-                Ok(list) => messages::phones(id.as_deref(), &list),
-                Err(e) => messages::error(id.as_deref(), &DomError::from_bridge(&e)),
-            },
+            Incoming::Request(Request::Phones { id, rp }) => {
+                match rp
+                    .as_ref()
+                    .map_or(Ok(()), |rp| driver::check_rp(&rp.origin, &rp.rp_id))
+                {
+                    Err(e) => messages::error(id.as_deref(), &e),
+                    Ok(()) => match config.links.list() {
+                        Ok(list) => messages::phones(id.as_deref(), &list),
+                        Err(e) => messages::error(id.as_deref(), &DomError::from_bridge(&e)),
+                    },
+                }
+            }
             Incoming::Request(Request::UnknownCredential(req)) => {
                 match driver::unknown_credential(&req, &config.links) {
                     Ok(phone) => {

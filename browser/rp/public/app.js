@@ -36,6 +36,9 @@ async function run(label, fn) {
   }
 }
 
+// ?rpid=… fills in the RP ID (a frame's, which the test cannot type into).
+const params = new URLSearchParams(location.search);
+if (params.has('rpid')) $('rpid').value = params.get('rpid');
 const rpId = () => $('rpid').value.trim() || undefined;
 const username = () => $('username').value.trim();
 

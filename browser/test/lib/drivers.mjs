@@ -59,8 +59,9 @@ const CHROMIUM_KEYS = {
 };
 
 /** Debian's Chromium, headless, driven through the DevTools protocol. Without `extensionDir`,
- * only the extensions the system installed; `env` goes to the browser and the hosts it starts. */
-export async function launchChromium({ extensionDir, userDataDir, log, env }) {
+ * only the extensions the system installed; `env` goes to the browser and the hosts it starts;
+ * `args` are added to its command line. */
+export async function launchChromium({ extensionDir, userDataDir, log, env, args: extraArgs = [] }) {
   // --disable-default-apps also turns off every external extension provider but policy
   // (ExternalProviderImpl::CreateExternalProviders returns before them), so it goes only with
   // --load-extension: there it keeps a system-installed copy of the extension out of the run;
@@ -71,7 +72,7 @@ export async function launchChromium({ extensionDir, userDataDir, log, env }) {
     '--no-default-browser-check', '--disable-features=Translate,MediaRouter',
     `--user-data-dir=${userDataDir}`, '--remote-debugging-port=0', '--remote-allow-origins=*',
     ...(extensionDir ? ['--disable-default-apps', `--load-extension=${extensionDir}`] : []),
-    '--window-size=900,760', 'about:blank',
+    '--window-size=900,760', ...extraArgs, 'about:blank',
   ];
   const proc = child('/usr/bin/chromium', args, { log, env });
   const portFile = join(userDataDir, 'DevToolsActivePort');
@@ -180,8 +181,9 @@ const FIREFOX_PREFS = {
 
 /** Firefox ESR, headless, driven through WebDriver BiDi. `home` is HOME for the browser (the
  * native host manifest is read from HOME/.mozilla/native-messaging-hosts). Without
- * `extensionDir`, only what the system installs (policies); `prefs` are added to the profile. */
-export async function launchFirefox({ extensionDir, profileDir, home, log, env = {}, prefs = {} }) {
+ * `extensionDir`, only what the system installs (policies); `prefs` are added to the profile;
+ * `capabilities` go to the BiDi session (`acceptInsecureCerts` for a test certificate). */
+export async function launchFirefox({ extensionDir, profileDir, home, log, env = {}, prefs = {}, capabilities = {} }) {
   mkdirSync(profileDir, { recursive: true });
   writeFileSync(join(profileDir, 'user.js'), Object.entries({ ...FIREFOX_PREFS, ...prefs })
     .map(([k, v]) => `user_pref(${JSON.stringify(k)}, ${JSON.stringify(v)});`).join('\n') + '\n');
@@ -192,7 +194,7 @@ export async function launchFirefox({ extensionDir, profileDir, home, log, env =
   await waitFor('Firefox\'s WebDriver BiDi', () => /WebDriver BiDi listening/.test(proc.output()), { timeout: 40000 });
   const bidi = new Rpc(`ws://127.0.0.1:${port}/session`);
   await bidi.open;
-  await bidi.send('session.new', { capabilities: {} });
+  await bidi.send('session.new', { capabilities: { alwaysMatch: capabilities } });
   if (extensionDir) await bidi.send('webExtension.install', { extensionData: { type: 'path', path: extensionDir } });
   const tree = await bidi.send('browsingContext.getTree', {});
   const context = tree.contexts[0].context;

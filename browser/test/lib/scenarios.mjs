@@ -19,7 +19,7 @@ const SHOTS = join(BROWSER_DIR, process.env.HB_SCREENSHOTS ? 'screenshots' : 'te
 const STATUS = `(() => { const s = document.querySelector('#status');
   return { state: s.dataset.state, seq: Number(s.dataset.seq || 0), error: s.dataset.errorName, user: s.dataset.user, text: s.textContent }; })()`;
 // The overlay's host element as the page sees it (it can find it, but not into it).
-const OVERLAY_HOST = `[...document.documentElement.querySelectorAll('body > div')].find((e) => e.style.zIndex === '2147483647')`;
+export const OVERLAY_HOST = `[...document.documentElement.querySelectorAll('body > div')].find((e) => e.style.zIndex === '2147483647')`;
 
 /** Saves a screenshot for the README, cropped to the overlay's dialog and a margin of page. */
 function saveShot(file, png) {
@@ -33,19 +33,23 @@ function saveShot(file, png) {
 }
 
 /** Is the overlay drawn? Its backdrop darkens the page's white corner. */
-function overlayDrawn(png) {
+export function overlayDrawn(png) {
   const img = PNG.sync.read(png);
   const i = ((img.height - 4) * img.width + 4) * 4;
   return img.data[i] < 200 && img.data[i + 1] < 200;
 }
 
-export function browserSuite(name) {
-  describe(`${name}: extension + native host + phone-sim`, () => suite(name));
+/** The scenarios in one browser; each of `more` then adds its own with the same browser,
+ * stack and context ({d, stack, failed}), after these. */
+export function browserSuite(name, ...more) {
+  describe(`${name}: extension + native host + phone-sim`, () => {
+    const ctx = {};
+    suite(name, ctx);
+    for (const add of more) add(ctx);
+  });
 }
 
-function suite(name) {
-  const ctx = {};
-
+function suite(name, ctx) {
   async function status(d) {
     return d.evaluate(STATUS);
   }

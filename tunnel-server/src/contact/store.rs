@@ -8,9 +8,11 @@
 //! A `*`/`+` line without a `!` comes from a store without confirmations: it is restored as
 //! unconfirmed but with the full expiry (the registry's `Status::Restored`). A relay that
 //! does not know `!` lines skips them (with a warning each) and keeps the IDs. It is replayed and compacted
-//! at startup. Writes go to the page cache without fsync: a crash can lose the last
-//! confirmations, whose phones then get 410 and register again. The file is created readable
-//! by its owner only (0600).
+//! at startup. Confirmations go to the page cache without fsync: a crash can lose the last
+//! ones, whose phones then get 410 and register again. A revocation is synced to the disk
+//! before the call returns (they are rare, one per forgotten phone): a lost `-` line would
+//! bring a revoked contact ID back at the next start. The file is created readable by its
+//! owner only (0600).
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -136,10 +138,17 @@ impl ContactStore {
         self.write(&text);
     }
 
-    /// Records a revoked contact ID.
+    /// Records a revoked contact ID, synced to the disk.
     pub(crate) fn record_revoke(&mut self, key: &Key) {
         self.legacy.remove(key);
         self.append('-', key);
+        if let Err(e) = self.file.sync_data() {
+            tracing::warn!(
+                path = %self.path.display(),
+                error = %e,
+                "cannot sync the contact store; a crash before the system writes it back would restore this revoked contact ID"
+            );
+        }
     }
 
     /// Whether `key` is a live legacy contact ID (minted before registration secrets).
@@ -163,7 +172,8 @@ impl ContactStore {
 }
 
 /// The store as every connection task shares it: none without `--contact-store`, else the
-/// open file behind a lock (each write is a short blocking append to the page cache). Callers
+/// open file behind a lock (each write is a short blocking append to the page cache; a
+/// revocation also waits for the disk). Callers
 /// write while they hold the state lock, so the file records a contact ID's confirmation and
 /// revocation in the order the registry made them: a revocation written before a racing
 /// confirmation would bring the revoked ID back at the next start.

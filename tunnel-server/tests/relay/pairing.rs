@@ -27,6 +27,35 @@ async fn pairs_and_relays_both_ways_with_headers() {
 }
 
 #[tokio::test]
+async fn the_task_gauge_counts_a_ceremony_and_comes_back_to_idle() {
+    let server = start(config()).await;
+    let mut idle = u64::MAX;
+    for _ in 0..3 {
+        idle = idle.min(
+            try_metric(&server, "tunnel_server_tasks")
+                .await
+                .expect("served"),
+        );
+    }
+    let t = tunnel(2);
+    let mut phone = ok(&server, &new_path(t)).await;
+    let mut desktop = ok(&server, &connect_path(t)).await;
+    send(&mut desktop, b"x").await;
+    assert_eq!(recv(&mut phone).await, b"x");
+    let busy = try_metric(&server, "tunnel_server_tasks")
+        .await
+        .expect("served");
+    assert!(
+        busy > idle,
+        "a paired tunnel holds a task: {busy} against {idle} idle"
+    );
+    desktop.close(None).await.unwrap();
+    assert_eq!(closed(&mut phone).await, CloseCode::Normal);
+    await_metric(&server, "tunnel_server_tunnels_open", 0).await;
+    await_metric(&server, "tunnel_server_tasks", idle).await;
+}
+
+#[tokio::test]
 async fn lower_case_paths_pair() {
     let server = start(config()).await;
     let t = tunnel(0xab);

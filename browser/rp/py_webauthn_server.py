@@ -1,0 +1,261 @@
+"""A relying party for the browser tests written with py_webauthn (PyPI `webauthn`).
+
+It speaks the JSON API of rp/server.mjs (POST /api/register/options, /api/register/verify,
+/api/auth/options, /api/auth/verify) and verifies every response strictly: the expected
+origins (http://localhost:PORT and http://127.0.0.1:PORT), the RP ID the options named, a
+challenge this server issued and has not seen answered, user verification required. Every
+registration asks for a discoverable credential (`residentKey: "required"`) with
+`userVerification: "required"`. The request bodies may also carry:
+
+  attestation  "direct" or "none" (the default); with --attestation-ca, a packed x5c
+               statement must chain to that CA (PEM, read when a registration is verified)
+  decoys       a number (at most 16) of random credential IDs added to excludeCredentials
+               (register) or allowCredentials (sign in), beside the user's own
+  exclude      true: excludeCredentials names the user's credentials
+
+GET /api/users answers {name: [credential ID, ...]}; GET / is an empty page to run scripts in.
+Listens on 127.0.0.1 only and prints "rp listening on http://localhost:PORT".
+
+    python py_webauthn_server.py [--port N] [--attestation-ca FILE]
+"""
+
+import argparse
+import base64
+import json
+import os
+import secrets
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from webauthn import (
+    base64url_to_bytes,
+    generate_authentication_options,
+    generate_registration_options,
+    options_to_json,
+    verify_authentication_response,
+    verify_registration_response,
+)
+from webauthn.helpers.structs import (
+    AttestationConveyancePreference,
+    AttestationFormat,
+    AuthenticatorSelectionCriteria,
+    PublicKeyCredentialDescriptor,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+MAX_BODY = 1 << 20
+PAGE = b"<!doctype html><html><head><meta charset=utf-8><title>py_webauthn RP</title></head><body></body></html>"
+
+
+class RequestError(Exception):
+    """A request this RP refuses; the message goes back to the page as {"error": ...}."""
+
+
+def decoys(body):
+    """How many random credential IDs to add (at most 16)."""
+    return max(0, min(16, int(body.get("decoys") or 0)))
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class RelyingParty:
+    """In-memory users, credentials and outstanding challenges."""
+
+    def __init__(self, attestation_ca):
+        self.attestation_ca = attestation_ca
+        self.origins = []
+        self.users = {}  # name -> {"id": bytes, "credentials": [{"id", "public_key", "sign_count"}]}
+        self.challenges = {}  # base64url challenge -> {"kind", "rp_id", "name"}
+        self.lock = threading.Lock()
+
+    def user(self, name):
+        return self.users.setdefault(name, {"id": secrets.token_bytes(16), "credentials": []})
+
+    def take_challenge(self, response, kind):
+        try:
+            client_data = json.loads(base64url_to_bytes(response["response"]["clientDataJSON"]))
+            challenge = client_data["challenge"]
+        except (KeyError, TypeError, ValueError) as e:
+            raise RequestError(f"the response has no readable clientDataJSON challenge ({e})") from e
+        pending = self.challenges.pop(challenge, None) if isinstance(challenge, str) else None
+        if not pending or pending["kind"] != kind:
+            raise RequestError("unknown challenge: ask for new options, then answer them once")
+        return challenge, pending
+
+    def register_options(self, body):
+        rp_id = body.get("rpId") or "localhost"
+        name = str(body.get("username") or "alice")
+        user = self.user(name)
+        exclude = [c["id"] for c in user["credentials"]] if body.get("exclude") else []
+        exclude += [secrets.token_bytes(32) for _ in range(decoys(body))]
+        attestation = (
+            AttestationConveyancePreference.DIRECT
+            if body.get("attestation") == "direct"
+            else AttestationConveyancePreference.NONE
+        )
+        options = generate_registration_options(
+            rp_id=rp_id,
+            rp_name="hybrid-bridge test RP (py_webauthn)",
+            user_name=name,
+            user_id=user["id"],
+            user_display_name=name,
+            timeout=int(body.get("timeout") or 60000),
+            attestation=attestation,
+            authenticator_selection=AuthenticatorSelectionCriteria(
+                resident_key=ResidentKeyRequirement.REQUIRED,
+                user_verification=UserVerificationRequirement.REQUIRED,
+            ),
+            exclude_credentials=[PublicKeyCredentialDescriptor(id=i) for i in exclude],
+        )
+        self.challenges[b64url(options.challenge)] = {"kind": "create", "rp_id": rp_id, "name": name}
+        return json.loads(options_to_json(options))
+
+    def register_verify(self, body):
+        response = body.get("response")
+        challenge, pending = self.take_challenge(response, "create")
+        roots = {}
+        if self.attestation_ca and os.path.exists(self.attestation_ca):
+            with open(self.attestation_ca, "rb") as f:
+                roots = {AttestationFormat.PACKED: [f.read()]}
+        v = verify_registration_response(
+            credential=response,
+            expected_challenge=base64url_to_bytes(challenge),
+            expected_rp_id=pending["rp_id"],
+            expected_origin=self.origins,
+            require_user_presence=True,
+            require_user_verification=True,
+            pem_root_certs_bytes_by_fmt=roots,
+        )
+        self.user(pending["name"])["credentials"].append(
+            {"id": v.credential_id, "public_key": v.credential_public_key, "sign_count": v.sign_count}
+        )
+        return {
+            "verified": True,
+            "credentialId": b64url(v.credential_id),
+            "user": pending["name"],
+            "fmt": AttestationFormat(v.fmt).value,
+            "attestationRoots": len(roots.get(AttestationFormat.PACKED, [])),
+            "userVerified": v.user_verified,
+        }
+
+    def auth_options(self, body):
+        rp_id = body.get("rpId") or "localhost"
+        allow = []
+        if body.get("username"):
+            name = str(body["username"])
+            if name not in self.users:
+                raise RequestError(f"no user {name}: register first")
+            allow = [c["id"] for c in self.users[name]["credentials"]]
+        allow += [secrets.token_bytes(32) for _ in range(decoys(body))]
+        options = generate_authentication_options(
+            rp_id=rp_id,
+            timeout=int(body.get("timeout") or 60000),
+            allow_credentials=[PublicKeyCredentialDescriptor(id=i) for i in allow],
+            user_verification=UserVerificationRequirement.REQUIRED,
+        )
+        self.challenges[b64url(options.challenge)] = {"kind": "get", "rp_id": rp_id, "name": None}
+        return json.loads(options_to_json(options))
+
+    def auth_verify(self, body):
+        response = body.get("response")
+        challenge, pending = self.take_challenge(response, "get")
+        raw_id = base64url_to_bytes(str(response.get("rawId") or response.get("id") or ""))
+        found = None
+        for name, user in self.users.items():
+            for c in user["credentials"]:
+                if c["id"] == raw_id:
+                    found = (name, user, c)
+        if not found:
+            raise RequestError("unknown credential: register it first")
+        name, user, cred = found
+        handle = response["response"].get("userHandle")
+        if handle and base64url_to_bytes(handle) != user["id"]:
+            raise RequestError("the userHandle is not the credential's user")
+        v = verify_authentication_response(
+            credential=response,
+            expected_challenge=base64url_to_bytes(challenge),
+            expected_rp_id=pending["rp_id"],
+            expected_origin=self.origins,
+            credential_public_key=cred["public_key"],
+            credential_current_sign_count=cred["sign_count"],
+            require_user_verification=True,
+        )
+        cred["sign_count"] = v.new_sign_count
+        return {"verified": True, "user": name, "userHandle": handle, "userVerified": v.user_verified}
+
+    def api(self, path, body):
+        routes = {
+            "/api/register/options": self.register_options,
+            "/api/register/verify": self.register_verify,
+            "/api/auth/options": self.auth_options,
+            "/api/auth/verify": self.auth_verify,
+        }
+        if path not in routes:
+            return None
+        if not isinstance(body, dict):
+            raise RequestError("the request body must be a JSON object")
+        with self.lock:
+            return routes[path](body)
+
+
+def handler(rp):
+    class Handler(BaseHTTPRequestHandler):
+        timeout = 30
+
+        def log_message(self, fmt, *args):
+            sys.stderr.write("rp: " + (fmt % args) + "\n")
+
+        def send(self, status, body, ctype="application/json"):
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("content-type", ctype)
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            if self.path == "/":
+                self.send(200, PAGE, "text/html; charset=utf-8")
+            elif self.path == "/api/users":
+                with rp.lock:
+                    users = {n: [b64url(c["id"]) for c in u["credentials"]] for n, u in rp.users.items()}
+                self.send(200, users)
+            else:
+                self.send(404, {"error": "not found"})
+
+        def do_POST(self):
+            try:
+                length = int(self.headers.get("content-length") or 0)
+                if length < 0 or length > MAX_BODY:
+                    raise RequestError("body too large")
+                out = rp.api(self.path, json.loads(self.rfile.read(length) or b"{}"))
+            except Exception as e:  # everything a request can raise goes back as a 400
+                self.send(400, {"error": f"{type(e).__name__}: {e}"})
+                return
+            if out is None:
+                self.send(404, {"error": "not found"})
+            else:
+                self.send(200, out)
+
+    return Handler
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, default=8766)
+    ap.add_argument("--attestation-ca", help="PEM CA that packed x5c attestation must chain to")
+    args = ap.parse_args()
+    rp = RelyingParty(args.attestation_ca)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler(rp))
+    port = server.server_address[1]
+    rp.origins = [f"http://localhost:{port}", f"http://127.0.0.1:{port}"]
+    print(f"rp listening on http://localhost:{port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,424 @@
+//! A relying party over HTTP written with `webauthn-rs-core`, for the browser tests
+//! (`browser/test/lib/rplibs.mjs`; the `rp-server` binary is a thin shell over [`serve`]). It
+//! owns the JSON API of `browser/rp/server.mjs` as that module describes it — POST
+//! `/api/register/options`, `/api/register/verify`, `/api/auth/options`, `/api/auth/verify`,
+//! GET `/api/users` and an empty page at `/` — and verifies strictly: the two origins of its
+//! own port (`http://localhost:PORT`, `http://127.0.0.1:PORT`, no subdomains, no other
+//! ports), the RP ID the options named, a challenge it issued and has not seen answered, user
+//! verification required, a discoverable credential required on registration. Requests may
+//! carry `attestation: "direct"` (the statement must then chain to the CA file given, for
+//! phone-sim's AAGUID), `decoys: N` (random credential IDs added to `excludeCredentials` or
+//! `allowCredentials`) and `exclude: true` (the user's credentials in `excludeCredentials`).
+//! State is in memory; every request body is bounded and every connection has a deadline.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use webauthn_rs_core::proto::{
+    AttestationCaList, AttestationCaListBuilder, AttestationConveyancePreference,
+    AuthenticationState, Credential, CredentialID, PublicKeyCredential,
+    RegisterPublicKeyCredential, RegistrationState, UserVerificationPolicy,
+};
+use webauthn_rs_core::WebauthnCore;
+
+/// The largest request body read.
+const MAX_BODY: usize = 1 << 20;
+/// How long one connection may take, from its first byte to its last.
+const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
+/// The empty page the tests run their scripts in.
+const PAGE: &str = "<!doctype html><html><head><meta charset=utf-8><title>webauthn-rs RP</title></head><body></body></html>";
+
+/// What the server trusts.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// A PEM CA that `attestation: "direct"` registrations must chain to (read when such a
+    /// registration is verified, so it may be written after the server starts).
+    pub attestation_ca: Option<PathBuf>,
+}
+
+struct User {
+    id: Vec<u8>,
+    credentials: Vec<Credential>,
+}
+
+struct PendingRegistration {
+    state: RegistrationState,
+    rp_id: String,
+    name: String,
+    direct: bool,
+}
+
+struct PendingAuthentication {
+    state: AuthenticationState,
+    rp_id: String,
+}
+
+/// The relying party's state, behind one lock (requests are few and quick).
+struct Rp {
+    config: Config,
+    origins: Vec<url::Url>,
+    users: HashMap<String, User>,
+    registrations: HashMap<String, PendingRegistration>,
+    authentications: HashMap<String, PendingAuthentication>,
+}
+
+fn b64(data: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(data)
+}
+
+fn bytes(data: &impl AsRef<[u8]>) -> &[u8] {
+    data.as_ref()
+}
+
+fn random_id() -> CredentialID {
+    rand::random::<[u8; 32]>().to_vec()
+}
+
+fn text<'a>(body: &'a Value, key: &str) -> Option<&'a str> {
+    body.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+fn decoys(body: &Value) -> usize {
+    body.get("decoys")
+        .and_then(Value::as_u64)
+        .map_or(0, |n| n.min(16) as usize)
+}
+
+/// The challenge the response's `clientDataJSON` answers.
+fn challenge_of(response: &Value) -> Result<String> {
+    let cdj = response
+        .pointer("/response/clientDataJSON")
+        .and_then(Value::as_str)
+        .context("the response has no clientDataJSON: send the credential's toJSON()")?;
+    let raw = URL_SAFE_NO_PAD
+        .decode(cdj.trim_end_matches('='))
+        .context("clientDataJSON is not base64url")?;
+    let cd: Value = serde_json::from_slice(&raw).context("clientDataJSON is not JSON")?;
+    cd.get("challenge")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .context("clientDataJSON has no challenge")
+}
+
+/// The attestation CA list trusting `pem` for phone-sim's AAGUID.
+fn trusting(pem: &[u8]) -> Result<AttestationCaList> {
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let a = &phone_sim::AAGUID;
+    let aaguid = serde_json::from_value(Value::String(format!(
+        "{}-{}-{}-{}-{}",
+        hex(&a[..4]),
+        hex(&a[4..6]),
+        hex(&a[6..8]),
+        hex(&a[8..10]),
+        hex(&a[10..])
+    )))?;
+    let mut b = AttestationCaListBuilder::new();
+    b.insert_device_pem(pem, aaguid, "phone-sim".into(), Default::default())
+        .map_err(|e| anyhow!("the attestation CA does not parse: {e:?}"))?;
+    Ok(b.build())
+}
+
+impl Rp {
+    fn core(&self, rp_id: &str) -> WebauthnCore {
+        WebauthnCore::new_unsafe_experts_only(
+            "hybrid-bridge test RP (webauthn-rs)",
+            rp_id,
+            self.origins.clone(),
+            Duration::from_secs(120),
+            Some(false),
+            Some(false),
+        )
+    }
+
+    fn register_options(&mut self, body: &Value) -> Result<Value> {
+        let rp_id = text(body, "rpId").unwrap_or("localhost").to_owned();
+        let name = text(body, "username").unwrap_or("alice").to_owned();
+        let user = self.users.entry(name.clone()).or_insert_with(|| User {
+            id: rand::random::<[u8; 16]>().to_vec(),
+            credentials: Vec::new(),
+        });
+        let mut exclude: Vec<CredentialID> = if body.get("exclude") == Some(&Value::Bool(true)) {
+            user.credentials.iter().map(|c| c.cred_id.clone()).collect()
+        } else {
+            Vec::new()
+        };
+        exclude.extend((0..decoys(body)).map(|_| random_id()));
+        let direct = text(body, "attestation") == Some("direct");
+        let user_id = user.id.clone();
+        let core = self.core(&rp_id);
+        let builder = core
+            .new_challenge_register_builder(&user_id, &name, &name)
+            .map_err(|e| anyhow!("register builder: {e:?}"))?
+            .user_verification_policy(UserVerificationPolicy::Required)
+            .require_resident_key(true)
+            .exclude_credentials(Some(exclude))
+            .attestation(if direct {
+                AttestationConveyancePreference::Direct
+            } else {
+                AttestationConveyancePreference::None
+            });
+        let (ccr, state) = core
+            .generate_challenge_register(builder)
+            .map_err(|e| anyhow!("register challenge: {e:?}"))?;
+        let options = serde_json::to_value(&ccr)?["publicKey"].take();
+        let challenge = options["challenge"]
+            .as_str()
+            .context("webauthn-rs gave options without a challenge")?;
+        self.registrations.insert(
+            challenge.to_owned(),
+            PendingRegistration {
+                state,
+                rp_id,
+                name,
+                direct,
+            },
+        );
+        Ok(options)
+    }
+
+    fn register_verify(&mut self, body: &Value) -> Result<Value> {
+        let response = body.get("response").context("no response")?;
+        let pending = self
+            .registrations
+            .remove(&challenge_of(response)?)
+            .context("unknown challenge: ask for new options, then answer them once")?;
+        let cas = match (&self.config.attestation_ca, pending.direct) {
+            (Some(path), true) if path.exists() => Some(trusting(&std::fs::read(path)?)?),
+            _ => None,
+        };
+        let reg: RegisterPublicKeyCredential = serde_json::from_value(response.clone())
+            .context("the response is not a RegistrationResponseJSON")?;
+        let cred = self
+            .core(&pending.rp_id)
+            .register_credential(&reg, &pending.state, cas.as_ref())
+            .map_err(|e| anyhow!("webauthn-rs rejected the registration: {e:?}"))?;
+        let out = json!({
+            "verified": true,
+            "credentialId": b64(cred.cred_id.as_ref()),
+            "user": pending.name,
+            "fmt": serde_json::to_value(&cred.attestation_format)?,
+            "attestationRoots": usize::from(cas.is_some()),
+            "userVerified": cred.user_verified,
+        });
+        if let Some(user) = self.users.get_mut(&pending.name) {
+            user.credentials.push(cred);
+        }
+        Ok(out)
+    }
+
+    fn auth_options(&mut self, body: &Value) -> Result<Value> {
+        let rp_id = text(body, "rpId").unwrap_or("localhost").to_owned();
+        let creds = match text(body, "username") {
+            Some(name) => self
+                .users
+                .get(name)
+                .with_context(|| format!("no user {name}: register first"))?
+                .credentials
+                .clone(),
+            None => Vec::new(),
+        };
+        let core = self.core(&rp_id);
+        let builder = core
+            .new_challenge_authenticate_builder(creds, Some(UserVerificationPolicy::Required))
+            .map_err(|e| anyhow!("authenticate builder: {e:?}"))?;
+        let (rcr, state) = core
+            .generate_challenge_authenticate(builder)
+            .map_err(|e| anyhow!("authenticate challenge: {e:?}"))?;
+        let mut options = serde_json::to_value(&rcr)?["publicKey"].take();
+        // IDs of no credential: the state allows only the user's own.
+        if let Some(allow) = options
+            .get_mut("allowCredentials")
+            .and_then(Value::as_array_mut)
+        {
+            for _ in 0..decoys(body) {
+                allow.push(json!({"type": "public-key", "id": b64(random_id().as_ref())}));
+            }
+        }
+        let challenge = options["challenge"]
+            .as_str()
+            .context("webauthn-rs gave options without a challenge")?;
+        self.authentications
+            .insert(challenge.to_owned(), PendingAuthentication { state, rp_id });
+        Ok(options)
+    }
+
+    fn auth_verify(&mut self, body: &Value) -> Result<Value> {
+        let response = body.get("response").context("no response")?;
+        let mut pending = self
+            .authentications
+            .remove(&challenge_of(response)?)
+            .context("unknown challenge: ask for new options, then answer them once")?;
+        let cred: PublicKeyCredential = serde_json::from_value(response.clone())
+            .context("the response is not an AuthenticationResponseJSON")?;
+        let core = self.core(&pending.rp_id);
+        let Some((name, user)) = self.users.iter_mut().find(|(_, u)| {
+            u.credentials
+                .iter()
+                .any(|c| bytes(&c.cred_id) == bytes(&cred.raw_id))
+        }) else {
+            bail!("unknown credential: register it first");
+        };
+        let handle = response
+            .pointer("/response/userHandle")
+            .and_then(Value::as_str);
+        if let Some(h) = handle {
+            if URL_SAFE_NO_PAD.decode(h).ok().as_deref() != Some(&user.id[..]) {
+                bail!("the userHandle is not the credential's user");
+            }
+        }
+        // A discoverable sign-in learns the user from the credential.
+        pending
+            .state
+            .set_allowed_credentials(user.credentials.clone());
+        let result = core
+            .authenticate_credential(&cred, &pending.state)
+            .map_err(|e| anyhow!("webauthn-rs rejected the assertion: {e:?}"))?;
+        for c in &mut user.credentials {
+            if c.cred_id == *result.cred_id() {
+                c.counter = result.counter();
+            }
+        }
+        Ok(json!({
+            "verified": true,
+            "user": name,
+            "userHandle": handle,
+            "userVerified": result.user_verified(),
+        }))
+    }
+
+    fn users(&self) -> Value {
+        Value::Object(
+            self.users
+                .iter()
+                .map(|(n, u)| {
+                    let ids = u.credentials.iter().map(|c| b64(c.cred_id.as_ref()));
+                    (n.clone(), ids.map(Value::String).collect())
+                })
+                .collect(),
+        )
+    }
+}
+
+fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+async fn handle(rp: Arc<Mutex<Rp>>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    const JSON: &str = "application/json";
+    let path = req.uri().path().to_owned();
+    if req.method() == Method::GET {
+        return match path.as_str() {
+            "/" => reply(StatusCode::OK, "text/html; charset=utf-8", PAGE.into()),
+            "/api/users" => {
+                let users = rp.lock().map(|r| r.users()).unwrap_or(Value::Null);
+                reply(StatusCode::OK, JSON, users.to_string())
+            }
+            _ => reply(
+                StatusCode::NOT_FOUND,
+                JSON,
+                r#"{"error":"not found"}"#.into(),
+            ),
+        };
+    }
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            let msg =
+                json!({"error": format!("the body could not be read ({e}): send at most 1 MiB")});
+            return reply(StatusCode::BAD_REQUEST, JSON, msg.to_string());
+        }
+    };
+    let outcome = serde_json::from_slice::<Value>(&body)
+        .context("the body is not JSON")
+        .and_then(|body| {
+            if !body.is_object() {
+                bail!("the body must be a JSON object");
+            }
+            let mut rp = rp
+                .lock()
+                .map_err(|_| anyhow!("the RP's state is poisoned"))?;
+            match path.as_str() {
+                "/api/register/options" => rp.register_options(&body).map(Some),
+                "/api/register/verify" => rp.register_verify(&body).map(Some),
+                "/api/auth/options" => rp.auth_options(&body).map(Some),
+                "/api/auth/verify" => rp.auth_verify(&body).map(Some),
+                _ => Ok(None),
+            }
+        });
+    match outcome {
+        Ok(Some(v)) => reply(StatusCode::OK, JSON, v.to_string()),
+        Ok(None) => reply(
+            StatusCode::NOT_FOUND,
+            JSON,
+            r#"{"error":"not found"}"#.into(),
+        ),
+        Err(e) => reply(
+            StatusCode::BAD_REQUEST,
+            JSON,
+            json!({"error": format!("{e:#}")}).to_string(),
+        ),
+    }
+}
+
+/// Serves the relying party on `listener` (bound to loopback by the caller) until the task is
+/// dropped; its origins are `http://localhost:PORT` and `http://127.0.0.1:PORT`.
+pub async fn serve(listener: TcpListener, config: Config) -> Result<()> {
+    let port = listener.local_addr()?.port();
+    let origins = [
+        format!("http://localhost:{port}"),
+        format!("http://127.0.0.1:{port}"),
+    ]
+    .iter()
+    .map(|o| url::Url::parse(o))
+    .collect::<Result<Vec<_>, _>>()?;
+    let rp = Arc::new(Mutex::new(Rp {
+        config,
+        origins,
+        users: HashMap::new(),
+        registrations: HashMap::new(),
+        authentications: HashMap::new(),
+    }));
+    loop {
+        let (tcp, _) = match listener.accept().await {
+            Ok(a) => a,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let rp = rp.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let rp = rp.clone();
+                async move { Ok::<_, Infallible>(handle(rp, req).await) }
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(CONNECTION_DEADLINE);
+            let conn = builder.serve_connection(TokioIo::new(tcp), service);
+            // A connection that outlives its deadline is dropped, whatever it was doing.
+            let _ = tokio::time::timeout(CONNECTION_DEADLINE, conn).await;
+        });
+    }
+}
