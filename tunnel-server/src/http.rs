@@ -6,8 +6,8 @@
 //! the tunnel or contact slot, and answers 101 (leaving the relay task that takes over the
 //! upgraded socket) or a status: 400 malformed, 403 origin or a resume without the phone's
 //! registration secret, 404 unknown, 405 wrong method, 409 duplicate, 410 gone contact, 429
-//! too many registrations, 503 full or shutting down (a draining relay still lets a waiting
-//! tunnel be joined).
+//! too many registrations, 503 full or shutting down (with `Retry-After: 1`; a draining relay
+//! still lets a waiting tunnel be joined).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -105,6 +105,10 @@ pub(crate) fn handle(
         let mut resp = plain(StatusCode::SERVICE_UNAVAILABLE, SHUTTING_DOWN);
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        // A restarting relay (or the next pod behind the proxy) takes new tunnels within
+        // seconds; the bridge and phone-sim wait at least this long before trying again.
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return resp;
     }
     let endpoint = match socket {

@@ -139,7 +139,13 @@ async fn draining_relay_lets_a_waiting_tunnel_be_joined_and_refuses_anything_new
     assert_eq!(closed(&mut reg).await, CloseCode::Away);
 
     let at = |path: &str| format!("ws://{addr}{path}");
-    assert_eq!(status(open_url(&at(&new_path(tunnel(2))), &[]).await), 503);
+    match open_url(&at(&new_path(tunnel(2))), &[]).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 503);
+            assert_eq!(resp.headers()["Retry-After"], "1", "clients wait this long");
+        }
+        other => panic!("a new tunnel while draining: {:?}", other.map(|o| o.1)),
+    }
     assert_eq!(status(open_url(&at("/cable/register"), &[]).await), 503);
     let payload = [("X-caBLE-Client-Payload", "A1")];
     assert_eq!(status(open_url(&at(&contact), &payload).await), 503);
