@@ -5,9 +5,10 @@
 # browser extension's tests, the security key's window under Xvfb, and the security key under
 # a real kernel in QEMU (scripts/key-vm).
 # Installs the Debian packages those need when they are missing (dbus, python3-dbusmock, nginx,
-# xvfb, xdotool, imagemagick, python3-gi, gir1.2-gtk-4.0, chromium, firefox-esr; QEMU, a
-# kernel, fido2-tools, python3-fido2, openssh-client); run as root or install them yourself
-# first. Extra arguments go to `cargo test`.
+# xvfb, xdotool, imagemagick, python3-gi, gir1.2-gtk-4.0, chromium, firefox-esr, golang-go,
+# golang-github-duo-labs-webauthn-dev; QEMU, a kernel, fido2-tools, python3-fido2,
+# openssh-client); run as root or install them yourself first. Extra arguments go to
+# `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,9 @@ command -v import >/dev/null 2>&1 || need+=(imagemagick)
 # The browser extension's end-to-end tests (browser/README.md) drive Debian's browsers.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v firefox-esr >/dev/null 2>&1 || need+=(firefox-esr)
+# Their Go relying party (browser/rp/go_webauthn) builds offline from Debian's Go library.
+command -v go >/dev/null 2>&1 || need+=(golang-go)
+[ -d /usr/share/gocode/src/github.com/duo-labs/webauthn ] || need+=(golang-github-duo-labs-webauthn-dev)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing test dependencies: ${need[*]}" >&2

@@ -1,10 +1,12 @@
 // The same browser, extension, native host, relay and phone-sim against relying parties written
 // with other WebAuthn libraries than the test RP's @simplewebauthn/server: py_webauthn
-// (rp/py_webauthn_server.py, in a venv made here from rp/requirements-py_webauthn.txt) and
-// webauthn-rs (the `rp-server` binary of the tests crate). Each speaks rp/server.mjs's JSON
-// API and verifies strictly (origin, RP ID, its own challenge, user verification required);
-// the page calls navigator.credentials itself with the browser's parse*OptionsFromJSON and
-// toJSON(), so nothing between the library's options and its verifier is a JavaScript library.
+// (rp/py_webauthn_server.py, in a venv made here from rp/requirements-py_webauthn.txt),
+// webauthn-rs (the `rp-server` binary of the tests crate) and Go's duo-labs/webauthn
+// (rp/go_webauthn, built here from Debian's golang-github-duo-labs-webauthn-dev). Each speaks
+// rp/server.mjs's JSON API and verifies strictly (origin, RP ID, its own challenge, user
+// verification required); the page calls navigator.credentials itself with the browser's
+// parse*OptionsFromJSON and toJSON(), so nothing between the library's options and its
+// verifier is a JavaScript library.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { spawnSync } from 'node:child_process';
@@ -52,11 +54,41 @@ function webauthnRsServer() {
   return bin;
 }
 
+const GO_SOURCE = join(BROWSER_DIR, 'rp', 'go_webauthn');
+const GO_LIBRARY = '/usr/share/gocode/src/github.com/duo-labs/webauthn';
+
+/** The duo-labs/webauthn relying party, built (or built again when main.go changed) offline in
+ * GOPATH mode from the Go library Debian installs under /usr/share/gocode. */
+function goWebauthnServer() {
+  const dir = join(TARGET, 'go-webauthn-rp');
+  const bin = join(dir, 'go_webauthn');
+  const stamp = join(dir, '.source-sha256');
+  const want = createHash('sha256').update(readFileSync(join(GO_SOURCE, 'main.go'))).digest('hex');
+  if (existsSync(bin) && existsSync(stamp) && readFileSync(stamp, 'utf8') === want) return bin;
+  if (!existsSync(GO_LIBRARY)) {
+    throw new Error(`${GO_LIBRARY} is missing: apt-get install golang-go golang-github-duo-labs-webauthn-dev `
+      + '(scripts/test.sh does as root) for the Go relying party');
+  }
+  mkdirSync(dir, { recursive: true });
+  rmSync(stamp, { force: true });
+  const r = spawnSync('go', ['build', '-o', bin, '.'], {
+    cwd: GO_SOURCE, encoding: 'utf8', timeout: 600000,
+    env: { ...process.env, GO111MODULE: 'off', GOPATH: '/usr/share/gocode', GOFLAGS: '', GOCACHE: join(dir, 'cache') },
+  });
+  if (r.status !== 0) {
+    throw new Error(`go build of ${GO_SOURCE} failed: ${r.stderr || r.error?.message}; `
+      + 'golang-go and golang-github-duo-labs-webauthn-dev are needed for the Go relying party');
+  }
+  writeFileSync(stamp, want);
+  return bin;
+}
+
 /** The relying parties: each a command that prints "rp listening on URL" and takes
  * `--port 0 --attestation-ca FILE`. */
 export const RP_LIBS = {
   py_webauthn: () => [join(pyWebauthnVenv(), 'bin', 'python'), [join(BROWSER_DIR, 'rp', 'py_webauthn_server.py')]],
   'webauthn-rs': () => [webauthnRsServer(), []],
+  'go-webauthn': () => [goWebauthnServer(), []],
 };
 
 /** Starts one RP server; `users()` is its GET /api/users. */
@@ -90,7 +122,7 @@ const CEREMONY = `async (kind, body) => {
 /** The scenarios against each RP library, in the browser of `ctx` (lib/scenarios.mjs's
  * context: {d, stack}), each library's server on its own port (so its own origin). */
 export function rpLibScenarios(ctx) {
-  describe('relying parties written with py_webauthn and webauthn-rs', () => {
+  describe('relying parties written with py_webauthn, webauthn-rs and duo-labs/webauthn (Go)', () => {
     /** Starts a ceremony in the page, picks the QR code in the overlay (keyboard in Chromium,
      * mouse in Firefox), hands a screenshot of it to phone-sim; the page's result. */
     async function ceremony(kind, body, label, phoneArgs = []) {
