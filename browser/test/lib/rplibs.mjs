@@ -54,13 +54,21 @@ function webauthnRsServer() {
   return bin;
 }
 
-const GO_SOURCE = join(BROWSER_DIR, 'rp', 'go_webauthn');
-const GO_LIBRARY = '/usr/share/gocode/src/github.com/duo-labs/webauthn';
+export const GO_SOURCE = join(BROWSER_DIR, 'rp', 'go_webauthn');
+export const GO_LIBRARY = '/usr/share/gocode/src/github.com/duo-labs/webauthn';
+
+/** The environment for `go` on the Go RP: GOPATH mode over Debian's /usr/share/gocode (no
+ * module proxy), the build cache under `dir`. */
+export function goEnv(dir) {
+  return { ...process.env, GO111MODULE: 'off', GOPATH: '/usr/share/gocode', GOFLAGS: '', GOCACHE: join(dir, 'cache') };
+}
 
 /** The duo-labs/webauthn relying party, built (or built again when main.go changed) offline in
  * GOPATH mode from the Go library Debian installs under /usr/share/gocode. */
+export const GO_DIR = join(TARGET, 'go-webauthn-rp');
+
 function goWebauthnServer() {
-  const dir = join(TARGET, 'go-webauthn-rp');
+  const dir = GO_DIR;
   const bin = join(dir, 'go_webauthn');
   const stamp = join(dir, '.source-sha256');
   const want = createHash('sha256').update(readFileSync(join(GO_SOURCE, 'main.go'))).digest('hex');
@@ -73,7 +81,7 @@ function goWebauthnServer() {
   rmSync(stamp, { force: true });
   const r = spawnSync('go', ['build', '-o', bin, '.'], {
     cwd: GO_SOURCE, encoding: 'utf8', timeout: 600000,
-    env: { ...process.env, GO111MODULE: 'off', GOPATH: '/usr/share/gocode', GOFLAGS: '', GOCACHE: join(dir, 'cache') },
+    env: goEnv(dir),
   });
   if (r.status !== 0) {
     throw new Error(`go build of ${GO_SOURCE} failed: ${r.stderr || r.error?.message}; `

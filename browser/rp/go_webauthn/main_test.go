@@ -1,0 +1,202 @@
+// Tests of the Go relying party without a browser: bad requests are 400s with a message, a
+// challenge is answered once, a foreign origin is refused, and the x5c chain check accepts the
+// run's CA and nothing else.
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func newRP() *relyingParty {
+	return &relyingParty{
+		origins:    []string{"http://localhost:1234", "http://127.0.0.1:1234"},
+		users:      map[string]*user{},
+		challenges: map[string]pending{},
+	}
+}
+
+// post sends body to path and returns the status and the decoded JSON answer.
+func post(t *testing.T, rp *relyingParty, path, body string) (int, map[string]interface{}) {
+	t.Helper()
+	w := httptest.NewRecorder()
+	rp.ServeHTTP(w, httptest.NewRequest(http.MethodPost, path, strings.NewReader(body)))
+	var out map[string]interface{}
+	if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
+		t.Fatalf("%s %q: the answer is not a JSON object: %q", path, body, w.Body.String())
+	}
+	return w.Code, out
+}
+
+// answer is a credential JSON whose clientDataJSON names challenge and origin and whose
+// attestation object is not CBOR.
+func answer(challenge, origin, kind string) string {
+	cd, _ := json.Marshal(map[string]string{"type": kind, "challenge": challenge, "origin": origin})
+	cred, _ := json.Marshal(map[string]interface{}{
+		"id": "AAAA", "rawId": "AAAA", "type": "public-key",
+		"response": map[string]string{
+			"clientDataJSON":    base64.RawURLEncoding.EncodeToString(cd),
+			"attestationObject": "AAAA", "authenticatorData": "AAAA", "signature": "AAAA",
+		},
+	})
+	return `{"response":` + string(cred) + `}`
+}
+
+func TestBadRequestsAre400sWithAMessage(t *testing.T) {
+	rp := newRP()
+	cases := []struct{ path, body string }{
+		{"/api/register/options", "[]"},
+		{"/api/register/options", "null"},
+		{"/api/register/options", "{"},
+		{"/api/register/verify", "{}"},
+		{"/api/register/verify", `{"response":[1]}`},
+		{"/api/register/verify", `{"response":{"response":{"clientDataJSON":"!!"}}}`},
+		{"/api/register/verify", `{"response":{"response":{"clientDataJSON":"e30"}}}`},
+		{"/api/auth/verify", `{"response":{"response":{"clientDataJSON":"bnVsbA"}}}`},
+		{"/api/auth/options", `{"username":"nobody"}`},
+		{"/api/auth/options", `{"rpId":"%zz"}`},
+	}
+	for _, c := range cases {
+		code, out := post(t, rp, c.path, c.body)
+		msg, _ := out["error"].(string)
+		if code != http.StatusBadRequest || msg == "" {
+			t.Errorf("%s %s: got %d %v, want a 400 with an error message", c.path, c.body, code, out)
+		}
+	}
+}
+
+func TestOptionsAreBase64urlWithTheRequiredSettings(t *testing.T) {
+	rp := newRP()
+	code, out := post(t, rp, "/api/register/options", `{"username":"alice","decoys":40,"attestation":"direct"}`)
+	if code != http.StatusOK {
+		t.Fatalf("register options: %d %v", code, out)
+	}
+	sel := out["authenticatorSelection"].(map[string]interface{})
+	if sel["residentKey"] != "required" || sel["userVerification"] != "required" || out["attestation"] != "direct" {
+		t.Errorf("authenticatorSelection %v attestation %v: want residentKey and UV required, direct", sel, out["attestation"])
+	}
+	ids := []string{out["challenge"].(string), out["user"].(map[string]interface{})["id"].(string)}
+	exclude := out["excludeCredentials"].([]interface{})
+	if len(exclude) != 16 {
+		t.Errorf("%d decoys, want at most 16", len(exclude))
+	}
+	for _, d := range exclude {
+		ids = append(ids, d.(map[string]interface{})["id"].(string))
+	}
+	for _, id := range ids {
+		if _, err := base64.RawURLEncoding.DecodeString(id); err != nil {
+			t.Errorf("%q is not unpadded base64url: %v", id, err)
+		}
+	}
+}
+
+func TestAChallengeIsAnsweredOnceAndOnlyFromThisRPsOrigins(t *testing.T) {
+	rp := newRP()
+	_, opts := post(t, rp, "/api/register/options", `{}`)
+	challenge := opts["challenge"].(string)
+	code, out := post(t, rp, "/api/register/verify", answer(challenge, "http://localhost:1234", "webauthn.create"))
+	if code != http.StatusBadRequest || strings.Contains(out["error"].(string), "unknown challenge") {
+		t.Fatalf("first answer: %d %v, want a 400 from the library (the attestation is not CBOR)", code, out)
+	}
+	code, out = post(t, rp, "/api/register/verify", answer(challenge, "http://localhost:1234", "webauthn.create"))
+	if code != http.StatusBadRequest || !strings.Contains(out["error"].(string), "unknown challenge") {
+		t.Errorf("second answer: %d %v, want unknown challenge", code, out)
+	}
+
+	_, opts = post(t, rp, "/api/register/options", `{}`)
+	code, out = post(t, rp, "/api/register/verify", answer(opts["challenge"].(string), "http://localhost:9999", "webauthn.create"))
+	if code != http.StatusBadRequest || !strings.Contains(out["error"].(string), "is not this RP's") {
+		t.Errorf("another port's origin: %d %v, want refused", code, out)
+	}
+
+	_, opts = post(t, rp, "/api/register/options", `{}`)
+	code, out = post(t, rp, "/api/auth/verify", answer(opts["challenge"].(string), "http://localhost:1234", "webauthn.get"))
+	if code != http.StatusBadRequest || !strings.Contains(out["error"].(string), "unknown challenge") {
+		t.Errorf("a registration challenge answered as a sign-in: %d %v, want unknown challenge", code, out)
+	}
+}
+
+// cert makes a certificate for key, signed by parent/parentKey (self-signed when parent is nil).
+func cert(t *testing.T, cn string, isCA bool, key, parentKey *ecdsa.PrivateKey, parent *x509.Certificate) *x509.Certificate {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{Country: []string{"US"}, Organization: []string{"test"}, CommonName: cn},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  isCA,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestTheX5cChainMustLeadToTheCAFile(t *testing.T) {
+	key := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	caKey, otherKey, leafKey := key(), key(), key()
+	ca := cert(t, "run CA", true, caKey, nil, nil)
+	other := cert(t, "another run's CA", true, otherKey, nil, nil)
+	leaf := cert(t, "attestation", false, leafKey, caKey, ca)
+	dir := t.TempDir()
+	write := func(name string, c *x509.Certificate) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	runCA, otherCA := write("ca.pem", ca), write("other.pem", other)
+	garbage := filepath.Join(dir, "garbage.pem")
+	if err := os.WriteFile(garbage, []byte("not a PEM"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := verifyChain([]interface{}{leaf.Raw}, runCA); err != nil {
+		t.Errorf("the leaf under the run's CA: %v", err)
+	}
+	for name, c := range map[string]struct {
+		x5c  []interface{}
+		file string
+	}{
+		"another run's CA": {[]interface{}{leaf.Raw}, otherCA},
+		"an empty x5c":     {[]interface{}{}, runCA},
+		"x5c not bytes":    {[]interface{}{"text"}, runCA},
+		"x5c not a cert":   {[]interface{}{[]byte{1, 2, 3}}, runCA},
+		"no PEM in file":   {[]interface{}{leaf.Raw}, garbage},
+		"a missing file":   {[]interface{}{leaf.Raw}, filepath.Join(dir, "missing.pem")},
+	} {
+		if err := verifyChain(c.x5c, c.file); err == nil {
+			t.Errorf("%s: accepted, want refused", name)
+		}
+	}
+}
