@@ -965,14 +965,25 @@ async fn run_cell(cell: Cell, seed: u64) -> Row {
     let mut got = got(&result);
     let answer = Answer::of(&result);
     // The stack (phone sockets included) goes before the relay is checked; the proxies
-    // stay, so that a blackholed connection stays open and the relay must end it itself.
+    // stay, so that a blackholed connection stays open and the relay must end it itself
+    // (a restart cell has none, and closes them before its next ceremony).
     drop(stack);
     if let Some(restarted) = restarted {
         let next = match restarted {
             Ok(seen) => {
                 got.push_str("; ");
                 got.push_str(&seen);
-                next_ceremony(dir.path(), relay_addr, &rp, linked.as_ref()).await
+                // The first stack's sockets leave the relay before the next ceremony, those
+                // the proxies still hold included: a phone's registration that a proxy hands
+                // on late would replace the next phone's and take its wake-up.
+                drop(desktop);
+                drop(phone);
+                match relay_clean(relay_addr).await {
+                    Ok(_) => next_ceremony(dir.path(), relay_addr, &rp, linked.as_ref()).await,
+                    Err(left) => Err(format!(
+                        "the first ceremony's sockets stayed on the relay: {left}"
+                    )),
+                }
             }
             Err(e) => Err(e),
         };
