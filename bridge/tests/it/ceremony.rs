@@ -274,34 +274,35 @@ fn contacts(env: &Env) -> usize {
         .count()
 }
 
+/// A linked sign-in to example.com through `env`'s relay with `config`, bounded at 30 s.
+async fn linked_sign_in(
+    env: &Env,
+    config: &bridge::BridgeConfig,
+    rec: &Recorder,
+) -> Result<bridge::CtapOutcome, BridgeError> {
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        bridge::linked_transaction(
+            PHONE_NAME,
+            &get_assertion("example.com"),
+            config,
+            &mut env.scanner(),
+            rec,
+        ),
+    )
+    .await
+    .expect("within 30 s")
+}
+
 #[tokio::test]
 async fn a_linked_sign_in_tries_a_busy_relay_again_until_it_serves() {
     let env = linked_env().await;
     env.relay_busy_for(2);
     let rec = Recorder::default();
-    let out = tokio::time::timeout(
-        Duration::from_secs(30),
-        bridge::linked_transaction(
-            PHONE_NAME,
-            &get_assertion("example.com"),
-            &env.config,
-            &mut env.scanner(),
-            &rec,
-        ),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let out = linked_sign_in(&env, &env.config, &rec).await.unwrap();
     assert!(!out.response.is_empty());
     assert_eq!(contacts(&env), 3, "two busy answers, then the phone");
-    let waits: Vec<Duration> = rec
-        .events()
-        .iter()
-        .filter_map(|e| match e {
-            Event::RelayBusy { retry_in_ms } => Some(Duration::from_millis(*retry_in_ms)),
-            _ => None,
-        })
-        .collect();
+    let waits = busy_waits(&rec);
     assert_eq!(waits.len(), 2, "{:?}", rec.events());
     assert!(waits[0] < waits[1], "the wait grows: {waits:?}");
 }
@@ -313,19 +314,7 @@ async fn a_relay_that_stays_busy_fails_the_linked_sign_in_within_its_timeout() {
     let mut config = env.config.clone();
     config.timeouts.advert = Duration::from_secs(2);
     let rec = Recorder::default();
-    let err = tokio::time::timeout(
-        Duration::from_secs(30),
-        bridge::linked_transaction(
-            PHONE_NAME,
-            &get_assertion("example.com"),
-            &config,
-            &mut env.scanner(),
-            &rec,
-        ),
-    )
-    .await
-    .unwrap()
-    .unwrap_err();
+    let err = linked_sign_in(&env, &config, &rec).await.unwrap_err();
     let tries = contacts(&env);
     assert!(tries > 2, "tried again before giving up: {tries}");
     assert_eq!(err.exit_code(), 5, "a relay error: {err}");
@@ -345,19 +334,7 @@ async fn a_linked_sign_in_tries_a_draining_relay_again_until_it_serves() {
     let env = linked_env().await;
     env.relay_draining_for(2, None);
     let rec = Recorder::default();
-    let out = tokio::time::timeout(
-        Duration::from_secs(30),
-        bridge::linked_transaction(
-            PHONE_NAME,
-            &get_assertion("example.com"),
-            &env.config,
-            &mut env.scanner(),
-            &rec,
-        ),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let out = linked_sign_in(&env, &env.config, &rec).await.unwrap();
     assert!(!out.response.is_empty());
     assert_eq!(contacts(&env), 3, "two 503 answers, then the phone");
     assert_eq!(busy_waits(&rec).len(), 2, "{:?}", rec.events());
@@ -368,19 +345,7 @@ async fn a_draining_relay_s_retry_after_sets_the_wait() {
     let env = linked_env().await;
     env.relay_draining_for(1, Some("1"));
     let rec = Recorder::default();
-    let out = tokio::time::timeout(
-        Duration::from_secs(30),
-        bridge::linked_transaction(
-            PHONE_NAME,
-            &get_assertion("example.com"),
-            &env.config,
-            &mut env.scanner(),
-            &rec,
-        ),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let out = linked_sign_in(&env, &env.config, &rec).await.unwrap();
     assert!(!out.response.is_empty());
     assert_eq!(
         busy_waits(&rec),
@@ -395,19 +360,9 @@ async fn a_relay_that_keeps_draining_fails_the_linked_sign_in_within_its_timeout
     env.relay_draining_for(u32::MAX, None);
     let mut config = env.config.clone();
     config.timeouts.advert = Duration::from_secs(2);
-    let err = tokio::time::timeout(
-        Duration::from_secs(30),
-        bridge::linked_transaction(
-            PHONE_NAME,
-            &get_assertion("example.com"),
-            &config,
-            &mut env.scanner(),
-            &Recorder::default(),
-        ),
-    )
-    .await
-    .unwrap()
-    .unwrap_err();
+    let err = linked_sign_in(&env, &config, &Recorder::default())
+        .await
+        .unwrap_err();
     let tries = contacts(&env);
     assert!(tries > 2, "tried again before giving up: {tries}");
     assert_eq!(err.exit_code(), 5, "a relay error: {err}");

@@ -9,12 +9,12 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PNG } from 'pngjs';
 import { startRp } from '../../rp/server.mjs';
 import { launchChromium, launchFirefox } from './drivers.mjs';
-import { BROWSER_DIR, qrText, startStack, waitFor } from './stack.mjs';
+import { overlayDrawn, scanOverlayQr } from './scenarios.mjs';
+import { BROWSER_DIR, startStack, waitFor } from './stack.mjs';
 
 /** The page's own host, a host under a two-label public suffix, and another site for frames. */
 const HOSTS = ['login.example.test', 'login.example.co.uk', 'frames.example.net'];
@@ -41,13 +41,6 @@ function testCertificate(dir) {
   const spki = createHash('sha256')
     .update(new X509Certificate(tls.cert).publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
   return { tls, spki };
-}
-
-/** Is the overlay drawn? Its backdrop darkens the page's white corner. */
-function overlayDrawn(png) {
-  const img = PNG.sync.read(png);
-  const i = ((img.height - 4) * img.width + 4) * 4;
-  return img.data[i] < 200 && img.data[i + 1] < 200;
 }
 
 export function rpidSuite(name) {
@@ -77,17 +70,8 @@ function suite(name) {
   }
 
   /** The QR code, chosen in the overlay, read from a screenshot, handed to phone-sim. */
-  async function phoneScansQr(label) {
-    await waitFor('the overlay', async () => overlayDrawn(await ctx.d.screenshot()), { timeout: 15000, interval: 150 });
-    if (ctx.d.name === 'chromium') await ctx.d.key('Enter');
-    else await ctx.d.clickOverlay('#use-qr');
-    const png = await waitFor('the QR code in a screenshot', async () => {
-      const shot = await ctx.d.screenshot();
-      return qrText(shot) ? shot : null;
-    }, { timeout: 15000, interval: 150 });
-    const file = join(ctx.stack.dir, `${name}-rpid-${label}.png`);
-    writeFileSync(file, png);
-    return ctx.stack.scan(file);
+  function phoneScansQr(label) {
+    return scanOverlayQr(ctx, `${name}-rpid-${label}.png`);
   }
 
   before(async () => {

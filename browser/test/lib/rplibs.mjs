@@ -13,8 +13,8 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { OVERLAY_HOST, overlayDrawn } from './scenarios.mjs';
-import { BROWSER_DIR, child, qrText, REPO, waitFor } from './stack.mjs';
+import { OVERLAY_HOST, scanOverlayQr } from './scenarios.mjs';
+import { BROWSER_DIR, child, REPO, waitFor } from './stack.mjs';
 
 const TARGET = process.env.CARGO_TARGET_DIR || join(REPO, 'target');
 const REQUIREMENTS = join(BROWSER_DIR, 'rp', 'requirements-py_webauthn.txt');
@@ -135,16 +135,7 @@ export function rpLibScenarios(ctx) {
      * mouse in Firefox), hands a screenshot of it to phone-sim; the page's result. */
     async function ceremony(kind, body, label, phoneArgs = []) {
       await ctx.d.evaluate(`(window.__rplib = (${CEREMONY})(${JSON.stringify(kind)}, ${JSON.stringify(body)}), true)`);
-      await waitFor('the overlay', async () => overlayDrawn(await ctx.d.screenshot()), { timeout: 15000, interval: 150 });
-      if (ctx.d.name === 'chromium') await ctx.d.key('Enter');
-      else await ctx.d.clickOverlay('#use-qr');
-      const png = await waitFor('the QR code in a screenshot', async () => {
-        const shot = await ctx.d.screenshot();
-        return qrText(shot) ? shot : null;
-      }, { timeout: 15000, interval: 150 });
-      const file = join(ctx.stack.dir, `${ctx.d.name}-${label}.png`);
-      writeFileSync(file, png);
-      const phone = ctx.stack.scan(file, phoneArgs);
+      const phone = await scanOverlayQr(ctx, `${ctx.d.name}-${label}.png`, phoneArgs);
       const out = await ctx.d.evaluate('window.__rplib');
       return { out, phone };
     }

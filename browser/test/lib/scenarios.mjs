@@ -39,6 +39,22 @@ export function overlayDrawn(png) {
   return img.data[i] < 200 && img.data[i + 1] < 200;
 }
 
+/** The person chooses the QR code in the overlay (the keyboard in Chromium, the mouse in
+ * Firefox); a screenshot of it, saved as `file` in the stack's folder, goes to phone-sim, whose
+ * result is returned. `ctx` is the suite's context ({d, stack}). */
+export async function scanOverlayQr(ctx, file, phoneArgs = []) {
+  await waitFor('the overlay', async () => overlayDrawn(await ctx.d.screenshot()), { timeout: 15000, interval: 150 });
+  if (ctx.d.name === 'chromium') await ctx.d.key('Enter');
+  else await ctx.d.clickOverlay('#use-qr');
+  const png = await waitFor('the QR code in a screenshot', async () => {
+    const shot = await ctx.d.screenshot();
+    return qrText(shot) ? shot : null;
+  }, { timeout: 15000, interval: 150 });
+  const path = join(ctx.stack.dir, file);
+  writeFileSync(path, png);
+  return ctx.stack.scan(path, phoneArgs);
+}
+
 /** The scenarios in one browser; each of `more` then adds its own with the same browser,
  * stack and context ({d, stack, failed}), after these. */
 export function browserSuite(name, ...more) {
