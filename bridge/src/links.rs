@@ -111,7 +111,7 @@ impl StoredLink {
     ) -> Result<(ContactId, [u8; 8], LinkSecret, PublicKey), BridgeError> {
         let bad = |what: &str| {
             BridgeError::Usage(format!(
-                "the stored link {:?} has a corrupt {what}; `bridge phones forget {:?}` and link it again",
+                "the stored link {:?} has a corrupt {what}; `hybrid-bridge phones forget {:?}` and link it again",
                 self.name, self.name
             ))
         };
@@ -282,6 +282,27 @@ impl LinkStore {
         Ok(Some(name))
     }
 
+    /// The person dealt with the reports on the phone named `phone`: removes those of the site
+    /// `rp_id`, or all of them when `None`. Returns how many went; an unknown phone is an error.
+    pub fn dismiss_reports(&self, phone: &str, rp_id: Option<&str>) -> Result<usize, BridgeError> {
+        let mut lock = self.lock_file()?;
+        let locked = self.lock(&mut lock)?;
+        let mut f = self.read()?;
+        let link = f
+            .links
+            .iter_mut()
+            .find(|l| l.name == phone)
+            .ok_or_else(|| BridgeError::UnknownPhone(phone.to_string()))?;
+        let before = link.reported_unknown.len();
+        link.reported_unknown
+            .retain(|r| rp_id.is_some_and(|id| r.rp_id != id));
+        let gone = before - link.reported_unknown.len();
+        if gone > 0 {
+            self.write(&locked, &f)?;
+        }
+        Ok(gone)
+    }
+
     /// The file's lock file (created, with the file's directory, if need be).
     fn lock_file(&self) -> Result<fsutil::LockFile, BridgeError> {
         fsutil::LockFile::open(&self.path)
@@ -408,6 +429,48 @@ mod tests {
         let again = store.get("Tablet").unwrap();
         assert_eq!(again.credentials.len(), 1);
         assert_eq!(again.reported_unknown.len(), 1);
+    }
+
+    #[test]
+    fn dismissing_reports_removes_one_sites_or_all_and_only_on_that_phone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LinkStore::new(dir.path().join("links.json"));
+        store.store(link("Pixel", 1)).unwrap();
+        store.store(link("Tablet", 2)).unwrap();
+        for (phone, rp_id, id) in [
+            ("Pixel", "example.com", b"a"),
+            ("Pixel", "example.org", b"b"),
+            ("Pixel", "example.com", b"c"),
+            ("Tablet", "example.com", b"d"),
+        ] {
+            let key = credential_key(rp_id, id);
+            store.remember_credential(phone, key.clone()).unwrap();
+            store.report_unknown(rp_id, &key, 9).unwrap();
+        }
+        let sites = |phone: &str| -> Vec<String> {
+            let l = store.get(phone).unwrap();
+            l.reported_unknown.into_iter().map(|r| r.rp_id).collect()
+        };
+        assert_eq!(
+            store.dismiss_reports("Pixel", Some("example.net")).unwrap(),
+            0
+        );
+        assert_eq!(
+            store.dismiss_reports("Pixel", Some("example.com")).unwrap(),
+            2
+        );
+        assert_eq!(sites("Pixel"), ["example.org"]);
+        assert_eq!(sites("Tablet"), ["example.com"]);
+        assert_eq!(store.dismiss_reports("Tablet", None).unwrap(), 1);
+        assert!(sites("Tablet").is_empty());
+        assert_eq!(sites("Pixel"), ["example.org"]);
+        assert!(matches!(
+            store.dismiss_reports("Nobody", None),
+            Err(BridgeError::UnknownPhone(_))
+        ));
+        // Read back from the file by a fresh store.
+        let again = LinkStore::new(store.path());
+        assert_eq!(again.get("Pixel").unwrap().reported_unknown.len(), 1);
     }
 
     #[test]

@@ -772,6 +772,41 @@ async fn a_passkey_reported_unknown_is_recorded_on_the_linked_phone_that_holds_i
             "{text}"
         );
     }
+
+    // Once dealt with on the phone, `phones dismiss` clears them: another site's name
+    // clears nothing, the site's own clears both.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(binary())
+            .arg("--links-file")
+            .arg(env.links.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (_, said) = cli(&["phones", "dismiss", PHONE_NAME, "--site", "example.org"]);
+    assert!(
+        said.starts_with("dismissed 0 reports from example.org"),
+        "{said}"
+    );
+    assert_eq!(cli(&["phones", "list"]).0.lines().count(), 3);
+    let (_, said) = cli(&["phones", "dismiss", PHONE_NAME, "--site", "example.com"]);
+    assert!(
+        said.starts_with("dismissed 2 reports from example.com"),
+        "{said}"
+    );
+    let (text, _) = cli(&["phones", "list"]);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(env
+        .links
+        .get(PHONE_NAME)
+        .unwrap()
+        .reported_unknown
+        .is_empty());
 }
 
 #[tokio::test]

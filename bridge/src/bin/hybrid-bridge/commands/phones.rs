@@ -1,6 +1,6 @@
 //! `hybrid-bridge phones`: the phones linked during earlier ceremonies — list them (name,
 //! relay, when linked; peer-chosen text escaped for the terminal; under a phone, each site
-//! that reported one of its passkeys unknown) or forget one.
+//! that reported one of its passkeys unknown), dismiss those reports, or forget a phone.
 
 use bridge::sanitize::for_terminal;
 use bridge::BridgeError;
@@ -12,7 +12,7 @@ use crate::flags::Settings;
 /// `hybrid-bridge phones`.
 #[derive(Debug, Args)]
 pub(crate) struct PhonesArgs {
-    /// list or forget.
+    /// list, dismiss or forget.
     #[command(subcommand)]
     pub(crate) action: PhonesAction,
 }
@@ -22,6 +22,14 @@ pub(crate) struct PhonesArgs {
 pub(crate) enum PhonesAction {
     /// Show the linked phones, and under each the sites that reported one of its passkeys unknown.
     List,
+    /// Clear the reports of passkeys a site no longer accepts, once you dealt with them on the phone.
+    Dismiss {
+        /// The phone's name, as `hybrid-bridge phones list` shows it.
+        name: String,
+        /// Only this site's reports (its RP ID, as listed); without it, all of them.
+        #[arg(long, value_name = "RP_ID")]
+        site: Option<String>,
+    },
     /// Delete a linked phone.
     Forget {
         /// Its name, as `hybrid-bridge phones list` shows it.
@@ -30,7 +38,7 @@ pub(crate) enum PhonesAction {
 }
 
 impl PhonesArgs {
-    /// Lists (one line a phone on stdout) or forgets.
+    /// Lists (one line a phone on stdout), dismisses reports or forgets.
     pub(crate) fn run(&self, s: &Settings) -> Result<(), BridgeError> {
         let store = s.links()?;
         match &self.action {
@@ -53,6 +61,21 @@ impl PhonesArgs {
                             human_date(r.at)
                         );
                     }
+                }
+                Ok(())
+            }
+            PhonesAction::Dismiss { name, site } => {
+                let n = store.dismiss_reports(name, site.as_deref())?;
+                if !s.quiet {
+                    let what = match site {
+                        Some(site) => format!(" from {}", for_terminal(site)),
+                        None => String::new(),
+                    };
+                    eprintln!(
+                        "dismissed {n} report{}{what} on {}",
+                        if n == 1 { "" } else { "s" },
+                        for_terminal(name)
+                    );
                 }
                 Ok(())
             }
