@@ -10,8 +10,8 @@ use hybrid_protocol::contact::{
 };
 use hybrid_protocol::linking::ClientPayload;
 use hybrid_protocol::tunnel::{ContactId, RoutingId, TunnelId, TunnelPath};
-use rand_core::OsRng;
-use tunnel_client::{Route, Tunnel};
+use rand_core::{OsRng, RngCore as _};
+use tunnel_client::{jitter, Backoff, Route, Tunnel};
 
 use super::channels::Channels;
 use super::{header, Phone};
@@ -32,6 +32,7 @@ impl Phone {
     ) -> Result<Vec<Result<Outcome, PhoneError>>, PhoneError> {
         let mut results = Vec::new();
         let mut failures = 0u32;
+        let mut backoff = Backoff::new();
         loop {
             if max_sessions.is_some_and(|m| results.len() >= m) {
                 return Ok(results);
@@ -39,15 +40,20 @@ impl Phone {
             let mut reg = match self.register().await {
                 Ok((ws, _)) => {
                     failures = 0;
+                    backoff = Backoff::new();
                     ws
                 }
-                Err(e @ PhoneError::Relay { .. }) if !e.is_local() && failures < 5 => {
+                Err(e) => {
                     failures += 1;
-                    tracing::warn!("{e}; retrying");
-                    tokio::time::sleep(Duration::from_millis(250 << failures)).await;
+                    let Some(wait) =
+                        register_retry(&e, failures, &mut backoff, jitter(OsRng.next_u32()))
+                    else {
+                        return Err(e);
+                    };
+                    tracing::warn!("{e}; trying again in {} ms", wait.as_millis());
+                    tokio::time::sleep(wait).await;
                     continue;
                 }
-                Err(e) => return Err(e),
             };
             loop {
                 if max_sessions.is_some_and(|m| results.len() >= m) {
@@ -246,6 +252,31 @@ impl WakeUp {
     }
 }
 
+/// How many failures in a row of a relay that does not ask to be tried again later a phone
+/// holding its contact registration takes before it gives up.
+pub(crate) const MAX_REGISTER_FAILURES: u32 = 5;
+
+/// Whether, and after what wait, a phone holding its contact registration registers again
+/// after `error`, its `failures`-th in a row: a relay that asks to be tried again later (503,
+/// close 1013: [`tunnel_client::RelayError::is_busy`]) for as long as it asks, since a phone
+/// keeps its registration; any other failure of the relay up to [`MAX_REGISTER_FAILURES`]
+/// times; a failure of the phone's own settings never. The wait is the next `backoff` step, at
+/// least the relay's `Retry-After`. Pure: the jitter is passed in.
+pub(crate) fn register_retry(
+    error: &PhoneError,
+    failures: u32,
+    backoff: &mut Backoff,
+    jitter: f64,
+) -> Option<Duration> {
+    let PhoneError::Relay { error: relay, .. } = error else {
+        return None;
+    };
+    if error.is_local() || (!relay.is_busy() && failures > MAX_REGISTER_FAILURES) {
+        return None;
+    }
+    backoff.next_wait(Duration::MAX, jitter, relay.retry_after())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,5 +304,52 @@ mod tests {
             br#"{"tunnel_id":"00","routing_id":"000000","client_payload":"a0"}"#
         )
         .is_err());
+    }
+
+    fn refused(status: u16, retry_after: Option<Duration>) -> PhoneError {
+        PhoneError::Relay {
+            context: "registering for a contact ID",
+            error: tunnel_client::RelayError::Refused {
+                url: "ws://127.0.0.1:9/cable/register".into(),
+                status,
+                said: None,
+                retry_after,
+            },
+        }
+    }
+
+    #[test]
+    fn a_busy_relay_is_tried_again_for_as_long_as_it_asks_other_failures_five_times() {
+        let mut b = Backoff::new();
+        // Busy: past the failure limit, each wait at least the relay's Retry-After.
+        for n in 1..=3 * MAX_REGISTER_FAILURES {
+            let wait = register_retry(&refused(503, Some(Duration::from_secs(2))), n, &mut b, 0.0);
+            assert!(
+                wait.is_some_and(|w| w >= Duration::from_secs(2)),
+                "{n}: {wait:?}"
+            );
+        }
+        let closed = PhoneError::Relay {
+            context: "registering for a contact ID",
+            error: tunnel_client::RelayError::ClosedByRelay {
+                code: 1013,
+                reason: String::new(),
+            },
+        };
+        assert!(register_retry(&closed, 99, &mut Backoff::new(), 0.5).is_some());
+        // Another failure of the relay: up to the limit, then the phone gives up.
+        let mut b = Backoff::new();
+        let down = refused(502, None);
+        for n in 1..=MAX_REGISTER_FAILURES {
+            assert!(register_retry(&down, n, &mut b, 0.5).is_some(), "{n}");
+        }
+        assert_eq!(
+            register_retry(&down, MAX_REGISTER_FAILURES + 1, &mut b, 0.5),
+            None
+        );
+        // Not the relay's doing: never.
+        for e in [PhoneError::ContactGone, PhoneError::Config("bad".into())] {
+            assert_eq!(register_retry(&e, 1, &mut Backoff::new(), 0.5), None, "{e}");
+        }
     }
 }
