@@ -9,7 +9,8 @@
 //! carry `attestation: "direct"` (the statement must then chain to the CA file given, for
 //! phone-sim's AAGUID), `decoys: N` (random credential IDs added to `excludeCredentials` or
 //! `allowCredentials`), `exclude: true` (the user's credentials in `excludeCredentials`) and
-//! `hints` (set with webauthn-rs's own builders). Sign-in options without a username leave
+//! `hints` and `extensions: {credProps: true}` (both set with webauthn-rs's own builders;
+//! other extension inputs, such as `prf`, this version of the library cannot express). Sign-in options without a username leave
 //! `allowCredentials` empty: a discoverable sign-in, verified as webauthn-rs's discoverable
 //! authentication does it (the user from the response's user handle, then that user's
 //! credentials given to the state). POST `/api/credentials/delete` `{"credentialId": ID}`
@@ -35,8 +36,8 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use webauthn_rs_core::proto::{
     AttestationCaList, AttestationCaListBuilder, AttestationConveyancePreference,
-    AuthenticationState, Credential, CredentialID, PublicKeyCredential,
-    PublicKeyCredentialHints, RegisterPublicKeyCredential, RegistrationState,
+    AuthenticationState, Credential, CredentialID, PublicKeyCredential, PublicKeyCredentialHints,
+    RegisterPublicKeyCredential, RegistrationState, RequestRegistrationExtensions,
     UserVerificationPolicy,
 };
 use webauthn_rs_core::WebauthnCore;
@@ -178,6 +179,7 @@ impl Rp {
         };
         exclude.extend((0..decoys(body)).map(|_| random_id()));
         let direct = text(body, "attestation") == Some("direct");
+        let cred_props = body.pointer("/extensions/credProps") == Some(&Value::Bool(true));
         let user_id = user.id.clone();
         let core = self.core(&rp_id);
         let builder = core
@@ -187,6 +189,13 @@ impl Rp {
             .require_resident_key(true)
             .exclude_credentials(Some(exclude))
             .hints(hints(body)?)
+            .extensions(cred_props.then_some(RequestRegistrationExtensions {
+                cred_protect: None,
+                uvm: None,
+                cred_props: Some(true),
+                min_pin_length: None,
+                hmac_create_secret: None,
+            }))
             .attestation(if direct {
                 AttestationConveyancePreference::Direct
             } else {
