@@ -497,3 +497,65 @@ pub async fn serve(listener: TcpListener, config: Config) -> Result<()> {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rp() -> Rp {
+        Rp {
+            config: Config::default(),
+            origins: vec![url::Url::parse("http://localhost:1234").expect("a URL")],
+            users: HashMap::new(),
+            registrations: HashMap::new(),
+            authentications: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn hints_reach_the_options_and_an_unknown_one_is_refused() {
+        let mut rp = rp();
+        let reg = rp
+            .register_options(&json!({"username": "alice", "hints": ["security-key"]}))
+            .expect("register options");
+        assert_eq!(reg["hints"], json!(["security-key"]));
+        let auth = rp
+            .auth_options(&json!({"hints": ["hybrid", "client-device"]}))
+            .expect("auth options");
+        assert_eq!(auth["hints"], json!(["hybrid", "client-device"]));
+        assert_eq!(auth["allowCredentials"], json!([]));
+        let challenge = auth["challenge"].as_str().expect("a challenge");
+        assert!(rp.authentications[challenge].discoverable);
+        for bad in [json!({"hints": "hybrid"}), json!({"hints": ["nfc"]})] {
+            let e = rp.auth_options(&bad).expect_err("refused");
+            assert!(format!("{e:#}").starts_with("hints must be"), "{e:#}");
+        }
+    }
+
+    #[test]
+    fn credprops_is_asked_with_the_librarys_own_extension_input() {
+        let mut rp = rp();
+        let with = rp
+            .register_options(&json!({"extensions": {"credProps": true, "prf": {}}}))
+            .expect("register options");
+        assert_eq!(with["extensions"], json!({"credProps": true}));
+        let without = rp.register_options(&json!({})).expect("register options");
+        assert_eq!(without.get("extensions"), None);
+    }
+
+    #[test]
+    fn deleting_needs_a_known_base64url_credential_id() {
+        let mut rp = rp();
+        rp.register_options(&json!({"username": "alice"}))
+            .expect("register options");
+        for (body, want) in [
+            (json!({}), "credentialId must be"),
+            (json!({"credentialId": 7}), "credentialId must be"),
+            (json!({"credentialId": "!!"}), "credentialId must be"),
+            (json!({"credentialId": "AAAA"}), "unknown credential"),
+        ] {
+            let e = rp.delete_credential(&body).expect_err("refused");
+            assert!(format!("{e:#}").starts_with(want), "{body}: {e:#}");
+        }
+    }
+}
