@@ -12,6 +12,14 @@ registration asks for a discoverable credential (`residentKey: "required"`) with
   decoys       a number (at most 16) of random credential IDs added to excludeCredentials
                (register) or allowCredentials (sign in), beside the user's own
   exclude      true: excludeCredentials names the user's credentials
+  hints        a list of WebAuthn hints ("security-key", "client-device", "hybrid"): py_webauthn
+               puts them in registration options (its `hints=`); sign-in options, which it
+               makes without hints, get them added to their JSON here
+
+Sign-in options without a username leave allowCredentials empty (a discoverable sign-in): the
+answer must then carry a userHandle, which finds the user, and the credential must be one of
+that user's. POST /api/credentials/delete {"credentialId": ID} forgets a credential (the site
+removed the passkey); signing in with it is then "unknown credential", a 400.
 
 GET /api/users answers {name: [credential ID, ...]}; GET / is an empty page to run scripts in.
 Listens on 127.0.0.1 only and prints "rp listening on http://localhost:PORT".
@@ -41,6 +49,7 @@ from webauthn.helpers.structs import (
     AttestationFormat,
     AuthenticatorSelectionCriteria,
     PublicKeyCredentialDescriptor,
+    PublicKeyCredentialHint,
     ResidentKeyRequirement,
     UserVerificationRequirement,
 )
@@ -56,6 +65,17 @@ class RequestError(Exception):
 def decoys(body):
     """How many random credential IDs to add (at most 16)."""
     return max(0, min(16, int(body.get("decoys") or 0)))
+
+
+def hints(body):
+    """The body's hints (strings), checked against the ones WebAuthn defines."""
+    given = body.get("hints") or []
+    if not isinstance(given, list):
+        raise RequestError("hints must be a list of strings")
+    try:
+        return [PublicKeyCredentialHint(h) for h in given]
+    except ValueError as e:
+        raise RequestError(f"{e}: use security-key, client-device or hybrid") from e
 
 
 def b64url(data: bytes) -> str:
@@ -110,6 +130,7 @@ class RelyingParty:
                 user_verification=UserVerificationRequirement.REQUIRED,
             ),
             exclude_credentials=[PublicKeyCredentialDescriptor(id=i) for i in exclude],
+            hints=hints(body) or None,
         )
         self.challenges[b64url(options.challenge)] = {"kind": "create", "rp_id": rp_id, "name": name}
         return json.loads(options_to_json(options))
@@ -157,24 +178,48 @@ class RelyingParty:
             allow_credentials=[PublicKeyCredentialDescriptor(id=i) for i in allow],
             user_verification=UserVerificationRequirement.REQUIRED,
         )
-        self.challenges[b64url(options.challenge)] = {"kind": "get", "rp_id": rp_id, "name": None}
-        return json.loads(options_to_json(options))
+        self.challenges[b64url(options.challenge)] = {
+            "kind": "get",
+            "rp_id": rp_id,
+            "name": None,
+            "discoverable": not body.get("username"),
+        }
+        out = json.loads(options_to_json(options))
+        wanted = hints(body)
+        if wanted:
+            out["hints"] = [h.value for h in wanted]
+        return out
 
     def auth_verify(self, body):
         response = body.get("response")
         challenge, pending = self.take_challenge(response, "get")
         raw_id = base64url_to_bytes(str(response.get("rawId") or response.get("id") or ""))
-        found = None
-        for name, user in self.users.items():
-            for c in user["credentials"]:
-                if c["id"] == raw_id:
-                    found = (name, user, c)
-        if not found:
-            raise RequestError("unknown credential: register it first")
-        name, user, cred = found
         handle = response["response"].get("userHandle")
-        if handle and base64url_to_bytes(handle) != user["id"]:
-            raise RequestError("the userHandle is not the credential's user")
+        found = None
+        if pending.get("discoverable"):
+            # The account comes from the user handle, then the credential from that account.
+            if not isinstance(handle, str) or not handle:
+                raise RequestError("a discoverable sign-in needs the response's userHandle: sign in with a passkey")
+            user_id = base64url_to_bytes(handle)
+            for name, user in self.users.items():
+                if user["id"] == user_id:
+                    found = (name, user, next((c for c in user["credentials"] if c["id"] == raw_id), None))
+            if not found:
+                raise RequestError("unknown user handle: no account here has this user ID")
+            if found[2] is None:
+                raise RequestError(f"unknown credential for {found[0]}: the site removed this passkey, sign in with another")
+            found_by = "userHandle"
+        else:
+            for name, user in self.users.items():
+                for c in user["credentials"]:
+                    if c["id"] == raw_id:
+                        found = (name, user, c)
+            if not found:
+                raise RequestError("unknown credential: register it first")
+            found_by = "credentialId"
+            if handle and base64url_to_bytes(handle) != found[1]["id"]:
+                raise RequestError("the userHandle is not the credential's user")
+        name, user, cred = found
         v = verify_authentication_response(
             credential=response,
             expected_challenge=base64url_to_bytes(challenge),
@@ -185,7 +230,30 @@ class RelyingParty:
             require_user_verification=True,
         )
         cred["sign_count"] = v.new_sign_count
-        return {"verified": True, "user": name, "userHandle": handle, "userVerified": v.user_verified}
+        return {
+            "verified": True,
+            "user": name,
+            "userHandle": handle,
+            "userVerified": v.user_verified,
+            "foundBy": found_by,
+        }
+
+    def delete_credential(self, body):
+        given = body.get("credentialId")
+        if not isinstance(given, str) or not given:
+            raise RequestError("credentialId must be a base64url credential ID")
+        raw_id = base64url_to_bytes(given)
+        for name, user in self.users.items():
+            kept = [c for c in user["credentials"] if c["id"] != raw_id]
+            if len(kept) != len(user["credentials"]):
+                user["credentials"] = kept
+                return {
+                    "deleted": True,
+                    "user": name,
+                    "userId": b64url(user["id"]),
+                    "remaining": [b64url(c["id"]) for c in kept],
+                }
+        raise RequestError("unknown credential: nothing to delete")
 
     def api(self, path, body):
         routes = {
@@ -193,6 +261,7 @@ class RelyingParty:
             "/api/register/verify": self.register_verify,
             "/api/auth/options": self.auth_options,
             "/api/auth/verify": self.auth_verify,
+            "/api/credentials/delete": self.delete_credential,
         }
         if path not in routes:
             return None

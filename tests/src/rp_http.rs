@@ -8,8 +8,15 @@
 //! verification required, a discoverable credential required on registration. Requests may
 //! carry `attestation: "direct"` (the statement must then chain to the CA file given, for
 //! phone-sim's AAGUID), `decoys: N` (random credential IDs added to `excludeCredentials` or
-//! `allowCredentials`) and `exclude: true` (the user's credentials in `excludeCredentials`).
-//! State is in memory; every request body is bounded and every connection has a deadline.
+//! `allowCredentials`), `exclude: true` (the user's credentials in `excludeCredentials`) and
+//! `hints` and `extensions: {credProps: true}` (both set with webauthn-rs's own builders;
+//! other extension inputs, such as `prf`, this version of the library cannot express). Sign-in options without a username leave
+//! `allowCredentials` empty: a discoverable sign-in, verified as webauthn-rs's discoverable
+//! authentication does it (the user from the response's user handle, then that user's
+//! credentials given to the state). POST `/api/credentials/delete` `{"credentialId": ID}`
+//! forgets a credential (the site removed the passkey); a sign-in with it is then "unknown
+//! credential", a 400. State is in memory; every request body is bounded and every
+//! connection has a deadline.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -29,8 +36,9 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use webauthn_rs_core::proto::{
     AttestationCaList, AttestationCaListBuilder, AttestationConveyancePreference,
-    AuthenticationState, Credential, CredentialID, PublicKeyCredential,
-    RegisterPublicKeyCredential, RegistrationState, UserVerificationPolicy,
+    AuthenticationState, Credential, CredentialID, PublicKeyCredential, PublicKeyCredentialHints,
+    RegisterPublicKeyCredential, RegistrationState, RequestRegistrationExtensions,
+    UserVerificationPolicy,
 };
 use webauthn_rs_core::WebauthnCore;
 
@@ -64,6 +72,8 @@ struct PendingRegistration {
 struct PendingAuthentication {
     state: AuthenticationState,
     rp_id: String,
+    /// Options with an empty `allowCredentials`: the user comes from the user handle.
+    discoverable: bool,
 }
 
 /// The relying party's state, behind one lock (requests are few and quick).
@@ -97,6 +107,16 @@ fn decoys(body: &Value) -> usize {
     body.get("decoys")
         .and_then(Value::as_u64)
         .map_or(0, |n| n.min(16) as usize)
+}
+
+/// The body's `hints`, as webauthn-rs's type (an unknown hint is refused).
+fn hints(body: &Value) -> Result<Option<Vec<PublicKeyCredentialHints>>> {
+    match body.get("hints") {
+        None | Some(Value::Null) => Ok(None),
+        Some(h) => serde_json::from_value(h.clone())
+            .map(Some)
+            .context("hints must be a list of security-key, client-device or hybrid"),
+    }
 }
 
 /// The challenge the response's `clientDataJSON` answers.
@@ -159,6 +179,7 @@ impl Rp {
         };
         exclude.extend((0..decoys(body)).map(|_| random_id()));
         let direct = text(body, "attestation") == Some("direct");
+        let cred_props = body.pointer("/extensions/credProps") == Some(&Value::Bool(true));
         let user_id = user.id.clone();
         let core = self.core(&rp_id);
         let builder = core
@@ -167,6 +188,14 @@ impl Rp {
             .user_verification_policy(UserVerificationPolicy::Required)
             .require_resident_key(true)
             .exclude_credentials(Some(exclude))
+            .hints(hints(body)?)
+            .extensions(cred_props.then_some(RequestRegistrationExtensions {
+                cred_protect: None,
+                uvm: None,
+                cred_props: Some(true),
+                min_pin_length: None,
+                hmac_create_secret: None,
+            }))
             .attestation(if direct {
                 AttestationConveyancePreference::Direct
             } else {
@@ -233,9 +262,11 @@ impl Rp {
             None => Vec::new(),
         };
         let core = self.core(&rp_id);
+        let discoverable = creds.is_empty();
         let builder = core
             .new_challenge_authenticate_builder(creds, Some(UserVerificationPolicy::Required))
-            .map_err(|e| anyhow!("authenticate builder: {e:?}"))?;
+            .map_err(|e| anyhow!("authenticate builder: {e:?}"))?
+            .hints(hints(body)?);
         let (rcr, state) = core
             .generate_challenge_authenticate(builder)
             .map_err(|e| anyhow!("authenticate challenge: {e:?}"))?;
@@ -252,8 +283,14 @@ impl Rp {
         let challenge = options["challenge"]
             .as_str()
             .context("webauthn-rs gave options without a challenge")?;
-        self.authentications
-            .insert(challenge.to_owned(), PendingAuthentication { state, rp_id });
+        self.authentications.insert(
+            challenge.to_owned(),
+            PendingAuthentication {
+                state,
+                rp_id,
+                discoverable,
+            },
+        );
         Ok(options)
     }
 
@@ -266,22 +303,38 @@ impl Rp {
         let cred: PublicKeyCredential = serde_json::from_value(response.clone())
             .context("the response is not an AuthenticationResponseJSON")?;
         let core = self.core(&pending.rp_id);
-        let Some((name, user)) = self.users.iter_mut().find(|(_, u)| {
-            u.credentials
-                .iter()
-                .any(|c| bytes(&c.cred_id) == bytes(&cred.raw_id))
-        }) else {
-            bail!("unknown credential: register it first");
-        };
         let handle = response
             .pointer("/response/userHandle")
             .and_then(Value::as_str);
-        if let Some(h) = handle {
-            if URL_SAFE_NO_PAD.decode(h).ok().as_deref() != Some(&user.id[..]) {
-                bail!("the userHandle is not the credential's user");
+        let owns = |u: &User| {
+            u.credentials
+                .iter()
+                .any(|c| bytes(&c.cred_id) == bytes(&cred.raw_id))
+        };
+        let (name, user, found_by) = if pending.discoverable {
+            // As webauthn-rs's discoverable authentication: the user from the user handle,
+            // then that user's credentials.
+            let Some(user_id) = cred.get_user_unique_id() else {
+                bail!("a discoverable sign-in needs the response's userHandle: sign in with a passkey");
+            };
+            let Some((name, user)) = self.users.iter_mut().find(|(_, u)| u.id == user_id) else {
+                bail!("unknown user handle: no account here has this user ID");
+            };
+            if !owns(user) {
+                bail!("unknown credential for {name}: the site removed this passkey, sign in with another");
             }
-        }
-        // A discoverable sign-in learns the user from the credential.
+            (name, user, "userHandle")
+        } else {
+            let Some((name, user)) = self.users.iter_mut().find(|(_, u)| owns(u)) else {
+                bail!("unknown credential: register it first");
+            };
+            if let Some(h) = handle {
+                if URL_SAFE_NO_PAD.decode(h).ok().as_deref() != Some(&user.id[..]) {
+                    bail!("the userHandle is not the credential's user");
+                }
+            }
+            (name, user, "credentialId")
+        };
         pending
             .state
             .set_allowed_credentials(user.credentials.clone());
@@ -298,7 +351,28 @@ impl Rp {
             "user": name,
             "userHandle": handle,
             "userVerified": result.user_verified(),
+            "foundBy": found_by,
         }))
+    }
+
+    fn delete_credential(&mut self, body: &Value) -> Result<Value> {
+        let id = text(body, "credentialId")
+            .and_then(|s| URL_SAFE_NO_PAD.decode(s).ok())
+            .context("credentialId must be a base64url credential ID")?;
+        for (name, user) in &mut self.users {
+            let before = user.credentials.len();
+            user.credentials.retain(|c| bytes(&c.cred_id) != &id[..]);
+            if user.credentials.len() != before {
+                let remaining = user.credentials.iter().map(|c| b64(c.cred_id.as_ref()));
+                return Ok(json!({
+                    "deleted": true,
+                    "user": name,
+                    "userId": b64(&user.id),
+                    "remaining": remaining.collect::<Vec<_>>(),
+                }));
+            }
+        }
+        bail!("unknown credential: nothing to delete")
     }
 
     fn users(&self) -> Value {
@@ -362,6 +436,7 @@ async fn handle(rp: Arc<Mutex<Rp>>, req: Request<Incoming>) -> Response<Full<Byt
                 "/api/register/verify" => rp.register_verify(&body).map(Some),
                 "/api/auth/options" => rp.auth_options(&body).map(Some),
                 "/api/auth/verify" => rp.auth_verify(&body).map(Some),
+                "/api/credentials/delete" => rp.delete_credential(&body).map(Some),
                 _ => Ok(None),
             }
         });
@@ -420,5 +495,67 @@ pub async fn serve(listener: TcpListener, config: Config) -> Result<()> {
             // A connection that outlives its deadline is dropped, whatever it was doing.
             let _ = tokio::time::timeout(CONNECTION_DEADLINE, conn).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rp() -> Rp {
+        Rp {
+            config: Config::default(),
+            origins: vec![url::Url::parse("http://localhost:1234").expect("a URL")],
+            users: HashMap::new(),
+            registrations: HashMap::new(),
+            authentications: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn hints_reach_the_options_and_an_unknown_one_is_refused() {
+        let mut rp = rp();
+        let reg = rp
+            .register_options(&json!({"username": "alice", "hints": ["security-key"]}))
+            .expect("register options");
+        assert_eq!(reg["hints"], json!(["security-key"]));
+        let auth = rp
+            .auth_options(&json!({"hints": ["hybrid", "client-device"]}))
+            .expect("auth options");
+        assert_eq!(auth["hints"], json!(["hybrid", "client-device"]));
+        assert_eq!(auth["allowCredentials"], json!([]));
+        let challenge = auth["challenge"].as_str().expect("a challenge");
+        assert!(rp.authentications[challenge].discoverable);
+        for bad in [json!({"hints": "hybrid"}), json!({"hints": ["nfc"]})] {
+            let e = rp.auth_options(&bad).expect_err("refused");
+            assert!(format!("{e:#}").starts_with("hints must be"), "{e:#}");
+        }
+    }
+
+    #[test]
+    fn credprops_is_asked_with_the_librarys_own_extension_input() {
+        let mut rp = rp();
+        let with = rp
+            .register_options(&json!({"extensions": {"credProps": true, "prf": {}}}))
+            .expect("register options");
+        assert_eq!(with["extensions"], json!({"credProps": true}));
+        let without = rp.register_options(&json!({})).expect("register options");
+        assert_eq!(without.get("extensions"), None);
+    }
+
+    #[test]
+    fn deleting_needs_a_known_base64url_credential_id() {
+        let mut rp = rp();
+        rp.register_options(&json!({"username": "alice"}))
+            .expect("register options");
+        for (body, want) in [
+            (json!({}), "credentialId must be"),
+            (json!({"credentialId": 7}), "credentialId must be"),
+            (json!({"credentialId": "!!"}), "credentialId must be"),
+            (json!({"credentialId": "AAAA"}), "unknown credential"),
+        ] {
+            let e = rp.delete_credential(&body).expect_err("refused");
+            assert!(format!("{e:#}").starts_with(want), "{body}: {e:#}");
+        }
     }
 }

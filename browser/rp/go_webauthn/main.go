@@ -13,6 +13,17 @@
 //	decoys       a number (at most 16) of random credential IDs added to excludeCredentials
 //	             (register) or allowCredentials (sign in), beside the user's own
 //	exclude      true: excludeCredentials names the user's credentials
+//	extensions   a JSON object of extension inputs (byte strings as base64url) that the
+//	             library puts in the options as they are (WithExtensions,
+//	             WithAssertionExtensions)
+//	hints        a list of WebAuthn hints; this version of the library has no hints field,
+//	             so they are added to the options' JSON here
+//
+// Sign-in options without a username leave allowCredentials empty (a discoverable sign-in): the
+// answer is then verified with the library's ValidateDiscoverableLogin, which finds the user
+// from the userHandle, and the credential must be one of that user's. POST
+// /api/credentials/delete {"credentialId": ID} forgets a credential (the site removed the
+// passkey); signing in with it is then "unknown credential", a 400.
 //
 // The library checks the packed statement's signature and certificate fields but not where its
 // chain leads, so this server verifies the x5c chain to the CA itself with crypto/x509. The
@@ -95,10 +106,11 @@ func (u *user) WebAuthnCredentials() []webauthn.Credential { return u.credential
 
 // pending is an issued challenge that has not been answered.
 type pending struct {
-	kind    string // "create" or "get"
-	rpID    string
-	name    string
-	session webauthn.SessionData
+	kind         string // "create" or "get"
+	rpID         string
+	name         string
+	discoverable bool // sign-in options with an empty allowCredentials
+	session      webauthn.SessionData
 }
 
 // relyingParty holds in-memory users, credentials and outstanding challenges.
@@ -141,6 +153,37 @@ func (b body) num(key string, fallback int) int {
 func (b body) flag(key string) bool {
 	v, _ := b[key].(bool)
 	return v
+}
+
+// extensions is the body's "extensions" object, or nil.
+func (b body) extensions() (protocol.AuthenticationExtensions, error) {
+	v, ok := b["extensions"]
+	if !ok || v == nil {
+		return nil, nil
+	}
+	m, ok := v.(map[string]interface{})
+	if !ok {
+		return nil, refuse("extensions must be a JSON object of extension inputs")
+	}
+	return protocol.AuthenticationExtensions(m), nil
+}
+
+// hints is the body's "hints", each one WebAuthn defines.
+func (b body) hints() ([]interface{}, error) {
+	v, ok := b["hints"]
+	if !ok || v == nil {
+		return nil, nil
+	}
+	list, ok := v.([]interface{})
+	if !ok {
+		return nil, refuse("hints must be a list of strings")
+	}
+	for _, h := range list {
+		if h != "security-key" && h != "client-device" && h != "hybrid" {
+			return nil, refuse("unknown hint %v: use security-key, client-device or hybrid", h)
+		}
+	}
+	return list, nil
 }
 
 // decoys is how many random credential IDs to add (at most 16).
@@ -241,11 +284,20 @@ func (rp *relyingParty) registerOptions(b body) (interface{}, error) {
 	if b.str("attestation", "none") == "direct" {
 		attestation = protocol.PreferDirectAttestation
 	}
+	extensions, err := b.extensions()
+	if err != nil {
+		return nil, err
+	}
+	hints, err := b.hints()
+	if err != nil {
+		return nil, err
+	}
 	w, err := rp.wa(rpID, rp.origins[0])
 	if err != nil {
 		return nil, err
 	}
 	creation, session, err := w.BeginRegistration(u,
+		webauthn.WithExtensions(extensions),
 		webauthn.WithAuthenticatorSelection(protocol.AuthenticatorSelection{UserVerification: protocol.VerificationRequired}),
 		webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementRequired),
 		webauthn.WithConveyancePreference(attestation),
@@ -258,6 +310,9 @@ func (rp *relyingParty) registerOptions(b body) (interface{}, error) {
 	out, err := optionsJSON(creation.Response, "excludeCredentials")
 	if err != nil {
 		return nil, err
+	}
+	if hints != nil {
+		out["hints"] = hints
 	}
 	rp.challenges[session.Challenge] = pending{kind: "create", rpID: rpID, name: name, session: *session}
 	return out, nil
@@ -420,6 +475,14 @@ func (rp *relyingParty) authOptions(b body) (interface{}, error) {
 	for i := 0; i < b.decoys(); i++ {
 		allow = append(allow, randomBytes(32))
 	}
+	extensions, err := b.extensions()
+	if err != nil {
+		return nil, err
+	}
+	hints, err := b.hints()
+	if err != nil {
+		return nil, err
+	}
 	w, err := rp.wa(rpID, rp.origins[0])
 	if err != nil {
 		return nil, err
@@ -427,6 +490,7 @@ func (rp *relyingParty) authOptions(b body) (interface{}, error) {
 	// BeginDiscoverableLogin leaves the user open (found from the credential when verifying);
 	// the options still name the allowed credentials.
 	assertion, session, err := w.BeginDiscoverableLogin(
+		webauthn.WithAssertionExtensions(extensions),
 		webauthn.WithAllowedCredentials(descriptors(allow)),
 		webauthn.WithUserVerification(protocol.VerificationRequired),
 		func(o *protocol.PublicKeyCredentialRequestOptions) { o.Timeout = b.num("timeout", 60000) },
@@ -438,9 +502,12 @@ func (rp *relyingParty) authOptions(b body) (interface{}, error) {
 	if err != nil {
 		return nil, err
 	}
+	if hints != nil {
+		out["hints"] = hints
+	}
 	// Only the user's own credentials can verify; the decoys are in the options alone.
 	session.AllowedCredentialIDs = own
-	rp.challenges[session.Challenge] = pending{kind: "get", rpID: rpID, name: name, session: *session}
+	rp.challenges[session.Challenge] = pending{kind: "get", rpID: rpID, name: name, discoverable: len(allow) == 0, session: *session}
 	return out, nil
 }
 
@@ -454,27 +521,52 @@ func (rp *relyingParty) authVerify(response json.RawMessage) (interface{}, error
 		return nil, libraryError("the sign-in response does not parse", err)
 	}
 	var owner *user
-	var index int
-	for _, name := range rp.order {
-		for i, c := range rp.users[name].credentials {
-			if bytes.Equal(c.ID, parsed.RawID) {
+	index := -1
+	foundBy := "credentialId"
+	if p.discoverable {
+		// The account comes from the user handle, then the credential from that account.
+		foundBy = "userHandle"
+		if len(parsed.Response.UserHandle) == 0 {
+			return nil, refuse("a discoverable sign-in needs the response's userHandle: sign in with a passkey")
+		}
+		owner = rp.byUserID(parsed.Response.UserHandle)
+		if owner == nil {
+			return nil, refuse("unknown user handle: no account here has this user ID")
+		}
+		index = owner.credential(parsed.RawID)
+		if index < 0 {
+			return nil, refuse("unknown credential for %s: the site removed this passkey, sign in with another", owner.name)
+		}
+	} else {
+		for _, name := range rp.order {
+			if i := rp.users[name].credential(parsed.RawID); i >= 0 {
 				owner, index = rp.users[name], i
 			}
 		}
-	}
-	if owner == nil {
-		return nil, refuse("unknown credential: register it first")
-	}
-	if p.name != "" && p.name != owner.name {
-		return nil, refuse("the credential is not %s's: sign in with one of theirs", p.name)
+		if owner == nil {
+			return nil, refuse("unknown credential: register it first")
+		}
+		if p.name != "" && p.name != owner.name {
+			return nil, refuse("the credential is not %s's: sign in with one of theirs", p.name)
+		}
 	}
 	w, err := rp.wa(p.rpID, origin)
 	if err != nil {
 		return nil, err
 	}
 	session := p.session
-	session.UserID = owner.id
-	cred, err := w.ValidateLogin(owner, session, parsed)
+	var cred *webauthn.Credential
+	if p.discoverable {
+		cred, err = w.ValidateDiscoverableLogin(func(rawID, userHandle []byte) (webauthn.User, error) {
+			if u := rp.byUserID(userHandle); u != nil {
+				return u, nil
+			}
+			return nil, refuse("unknown user handle")
+		}, session, parsed)
+	} else {
+		session.UserID = owner.id
+		cred, err = w.ValidateLogin(owner, session, parsed)
+	}
 	if err != nil {
 		return nil, libraryError("the sign-in does not verify", err)
 	}
@@ -491,7 +583,49 @@ func (rp *relyingParty) authVerify(response json.RawMessage) (interface{}, error
 		"user":         owner.name,
 		"userHandle":   handle,
 		"userVerified": parsed.Response.AuthenticatorData.Flags.UserVerified(),
+		"foundBy":      foundBy,
 	}, nil
+}
+
+// credential is the index of the user's credential with this ID, or -1.
+func (u *user) credential(id []byte) int {
+	for i, c := range u.credentials {
+		if bytes.Equal(c.ID, id) {
+			return i
+		}
+	}
+	return -1
+}
+
+// byUserID is the user whose user handle is id, or nil.
+func (rp *relyingParty) byUserID(id []byte) *user {
+	for _, name := range rp.order {
+		if u := rp.users[name]; bytes.Equal(u.id, id) {
+			return u
+		}
+	}
+	return nil
+}
+
+// deleteCredential forgets the credential named in the body (the site removed the passkey).
+func (rp *relyingParty) deleteCredential(b body) (interface{}, error) {
+	given, _ := b["credentialId"].(string)
+	id, err := base64.RawURLEncoding.DecodeString(given)
+	if given == "" || err != nil {
+		return nil, refuse("credentialId must be a base64url credential ID")
+	}
+	for _, name := range rp.order {
+		u := rp.users[name]
+		if i := u.credential(id); i >= 0 {
+			u.credentials = append(u.credentials[:i:i], u.credentials[i+1:]...)
+			remaining := []string{}
+			for _, c := range u.credentials {
+				remaining = append(remaining, b64url(c.ID))
+			}
+			return map[string]interface{}{"deleted": true, "user": name, "userId": b64url(u.id), "remaining": remaining}, nil
+		}
+	}
+	return nil, refuse("unknown credential: nothing to delete")
 }
 
 // api answers one POST; found is false for a path that is not the API's.
@@ -518,6 +652,8 @@ func (rp *relyingParty) api(path string, raw []byte) (out interface{}, found boo
 		out, err = rp.registerOptions(b)
 	case "/api/auth/options":
 		out, err = rp.authOptions(b)
+	case "/api/credentials/delete":
+		out, err = rp.deleteCredential(b)
 	case "/api/register/verify", "/api/auth/verify":
 		var r json.RawMessage
 		if r, err = response(); err == nil {

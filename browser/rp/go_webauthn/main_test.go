@@ -1,6 +1,7 @@
 // Tests of the Go relying party without a browser: bad requests are 400s with a message, a
-// challenge is answered once, a foreign origin is refused, and the x5c chain check accepts the
-// run's CA and nothing else.
+// challenge is answered once, a foreign origin is refused, the x5c chain check accepts the
+// run's CA and nothing else, hints and extension inputs reach the options, and a deleted
+// credential is gone.
 package main
 
 import (
@@ -20,6 +21,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/duo-labs/webauthn/webauthn"
 )
 
 func newRP() *relyingParty {
@@ -69,6 +72,16 @@ func TestBadRequestsAre400sWithAMessage(t *testing.T) {
 		{"/api/auth/verify", `{"response":{"response":{"clientDataJSON":"bnVsbA"}}}`},
 		{"/api/auth/options", `{"username":"nobody"}`},
 		{"/api/auth/options", `{"rpId":"%zz"}`},
+		{"/api/auth/options", `{"hints":"hybrid"}`},
+		{"/api/auth/options", `{"hints":["hybrid","nfc"]}`},
+		{"/api/register/options", `{"hints":[1]}`},
+		{"/api/register/options", `{"extensions":[]}`},
+		{"/api/auth/options", `{"extensions":"prf"}`},
+		{"/api/credentials/delete", `{}`},
+		{"/api/credentials/delete", `{"credentialId":7}`},
+		{"/api/credentials/delete", `{"credentialId":"!!"}`},
+		{"/api/credentials/delete", `{"credentialId":"AAAA"}`},
+		{"/api/credentials/delete", `[]`},
 	}
 	for _, c := range cases {
 		code, out := post(t, rp, c.path, c.body)
@@ -198,5 +211,56 @@ func TestTheX5cChainMustLeadToTheCAFile(t *testing.T) {
 		if err := verifyChain(c.x5c, c.file); err == nil {
 			t.Errorf("%s: accepted, want refused", name)
 		}
+	}
+}
+
+func TestHintsAndExtensionInputsReachTheOptions(t *testing.T) {
+	rp := newRP()
+	code, out := post(t, rp, "/api/register/options", `{"hints":["security-key"],"extensions":{"prf":{"eval":{"first":"AQID"}},"credProps":true}}`)
+	if code != http.StatusOK {
+		t.Fatalf("register options: %d %v", code, out)
+	}
+	got, _ := json.Marshal([]interface{}{out["hints"], out["extensions"]})
+	if want := `[["security-key"],{"credProps":true,"prf":{"eval":{"first":"AQID"}}}]`; string(got) != want {
+		t.Errorf("register options' hints and extensions: %s, want %s", got, want)
+	}
+	code, out = post(t, rp, "/api/auth/options", `{"hints":["hybrid","client-device"],"extensions":{"prf":{"eval":{"first":"AQID"}}}}`)
+	if code != http.StatusOK {
+		t.Fatalf("auth options: %d %v", code, out)
+	}
+	got, _ = json.Marshal([]interface{}{out["hints"], out["extensions"], out["allowCredentials"]})
+	if want := `[["hybrid","client-device"],{"prf":{"eval":{"first":"AQID"}}},[]]`; string(got) != want {
+		t.Errorf("auth options' hints, extensions and allowCredentials: %s, want %s", got, want)
+	}
+	p := rp.challenges[out["challenge"].(string)]
+	if !p.discoverable || p.session.UserID != nil {
+		t.Errorf("options without a username: discoverable %v, session user %v; want a discoverable session", p.discoverable, p.session.UserID)
+	}
+	_, out = post(t, rp, "/api/register/options", `{}`)
+	if _, ok := out["hints"]; ok {
+		t.Errorf("options without hints carry %v", out["hints"])
+	}
+}
+
+func TestADeletedCredentialIsGone(t *testing.T) {
+	rp := newRP()
+	u := rp.user("alice")
+	u.credentials = []webauthn.Credential{{ID: []byte{1, 2, 3}}, {ID: []byte{4, 5, 6}}}
+	code, out := post(t, rp, "/api/credentials/delete", `{"credentialId":"AQID"}`)
+	got, _ := json.Marshal(out)
+	want, _ := json.Marshal(map[string]interface{}{"deleted": true, "user": "alice", "userId": b64url(u.id), "remaining": []string{"BAUG"}})
+	if code != http.StatusOK || string(got) != string(want) {
+		t.Fatalf("delete: %d %s, want 200 %s", code, got, want)
+	}
+	if len(u.credentials) != 1 || u.credential([]byte{4, 5, 6}) != 0 || u.credential([]byte{1, 2, 3}) != -1 {
+		t.Errorf("alice's credentials after the delete: %v", u.credentials)
+	}
+	code, out = post(t, rp, "/api/credentials/delete", `{"credentialId":"AQID"}`)
+	if code != http.StatusBadRequest || !strings.Contains(out["error"].(string), "unknown credential") {
+		t.Errorf("deleting it again: %d %v, want a 400 unknown credential", code, out)
+	}
+	_, out = post(t, rp, "/api/auth/options", `{"username":"alice"}`)
+	if allow := out["allowCredentials"].([]interface{}); len(allow) != 1 || allow[0].(map[string]interface{})["id"] != "BAUG" {
+		t.Errorf("sign-in options after the delete name %v, want only BAUG", allow)
 	}
 }
