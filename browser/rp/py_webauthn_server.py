@@ -58,6 +58,10 @@ MAX_BODY = 1 << 20
 PAGE = b"<!doctype html><html><head><meta charset=utf-8><title>py_webauthn RP</title></head><body></body></html>"
 
 
+# The request members that are text when present; another type is a 400, not a default.
+TEXT_MEMBERS = ("rpId", "username", "attestation", "credentialId")
+
+
 class RequestError(Exception):
     """A request this RP refuses; the message goes back to the page as {"error": ...}."""
 
@@ -267,6 +271,9 @@ class RelyingParty:
             return None
         if not isinstance(body, dict):
             raise RequestError("the request body must be a JSON object")
+        for key in TEXT_MEMBERS:
+            if key in body and not isinstance(body[key], str):
+                raise RequestError(f"{key} must be a string")
         with self.lock:
             return routes[path](body)
 

@@ -97,6 +97,9 @@ fn random_id() -> CredentialID {
     rand::random::<[u8; 32]>().to_vec()
 }
 
+/// The request members that are text when present; another type is a 400, not a default.
+const TEXT_MEMBERS: [&str; 4] = ["rpId", "username", "attestation", "credentialId"];
+
 fn text<'a>(body: &'a Value, key: &str) -> Option<&'a str> {
     body.get(key)
         .and_then(Value::as_str)
@@ -427,6 +430,12 @@ async fn handle(rp: Arc<Mutex<Rp>>, req: Request<Incoming>) -> Response<Full<Byt
         .and_then(|body| {
             if !body.is_object() {
                 bail!("the body must be a JSON object");
+            }
+            if let Some(key) = TEXT_MEMBERS
+                .iter()
+                .find(|k| body.get(**k).is_some_and(|v| !v.is_string()))
+            {
+                bail!("{key} must be a string");
             }
             let mut rp = rp
                 .lock()

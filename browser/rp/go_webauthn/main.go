@@ -628,6 +628,10 @@ func (rp *relyingParty) deleteCredential(b body) (interface{}, error) {
 	return nil, refuse("unknown credential: nothing to delete")
 }
 
+// textMembers are the request members that are text when present; another type is a 400,
+// not a default.
+var textMembers = []string{"rpId", "username", "attestation", "credentialId"}
+
 // api answers one POST; found is false for a path that is not the API's.
 func (rp *relyingParty) api(path string, raw []byte) (out interface{}, found bool, err error) {
 	var b body
@@ -635,6 +639,13 @@ func (rp *relyingParty) api(path string, raw []byte) (out interface{}, found boo
 		b = body{}
 	} else if err := json.Unmarshal(raw, &b); err != nil || b == nil {
 		return nil, true, refuse("the request body must be a JSON object")
+	}
+	for _, key := range textMembers {
+		if v, ok := b[key]; ok {
+			if _, isText := v.(string); !isText {
+				return nil, true, refuse("%s must be a string", key)
+			}
+		}
 	}
 	response := func() (json.RawMessage, error) {
 		var r struct {

@@ -102,7 +102,7 @@ export const RP_LIBS = {
 };
 
 /** Starts one RP server; `users()` is its GET /api/users. */
-async function startLibRp(lib, dir, ca) {
+export async function startLibRp(lib, dir, ca) {
   const [cmd, args] = RP_LIBS[lib]();
   const c = child(cmd, [...args, '--port', '0', '--attestation-ca', ca], { log: join(dir, `rp-${lib}.log`) });
   const url = await waitFor(`the ${lib} relying party`, () => c.output().match(/rp listening on (http:\/\/localhost:\d+)/)?.[1]
