@@ -75,7 +75,11 @@ function startProxy(tls) {
       res.writeHead(r.statusCode ?? 502, r.headers);
       r.pipe(res);
     });
-    up.on('error', (e) => res.writeHead(502, { 'content-type': 'application/json' }).end(JSON.stringify({ error: `the RP is unreachable: ${e.message}` })));
+    up.on('error', (e) => {
+      if (res.headersSent) res.destroy();
+      else res.writeHead(502, { 'content-type': 'application/json' }).end(JSON.stringify({ error: `the RP is unreachable: ${e.message}` }));
+    });
+    req.on('error', () => up.destroy());
     req.pipe(up);
   });
   return new Promise((resolve, reject) => {
@@ -155,9 +159,9 @@ export function rpLibSiteScenarios(ctx) {
           const reg = await atTopLevel('create', 'register');
           assert.equal(reg.options.rp.id, RP_ID);
           assert.deepEqual({ verified: reg.verdict.verified, user: reg.verdict.user, uv: reg.verdict.userVerified }, { verified: true, user: 'alice', uv: true });
-          rp.credentialId = reg.verdict.credentialId;
           const signin = await atTopLevel('get', 'signin');
           assert.equal(signin.options.rpId, RP_ID);
+          assert.deepEqual(signin.options.allowCredentials.map((c) => c.id), [reg.verdict.credentialId]);
           assert.deepEqual(signin.verdict, { verified: true, user: 'alice', userHandle: signin.verdict.userHandle, userVerified: true,
             crossOrigin: false, topOrigin: null });
         });
