@@ -2,8 +2,12 @@
 
 It speaks the JSON API of rp/server.mjs (POST /api/register/options, /api/register/verify,
 /api/auth/options, /api/auth/verify) and verifies every response strictly: the expected
-origins (http://localhost:PORT and http://127.0.0.1:PORT), the RP ID the options named, a
-challenge this server issued and has not seen answered, user verification required. Every
+origins (http://localhost:PORT and http://127.0.0.1:PORT, or those given with --origin), the
+RP ID the options named (--rp-id when they name none), a challenge this server issued and has
+not seen answered, user verification required. py_webauthn reads clientDataJSON's
+crossOrigin but checks nothing with it and does not know topOrigin, so this server checks
+them itself: a response made in a cross-origin frame (crossOrigin true) is refused unless its
+topOrigin is one given with --top-origin, and a sign-in's verdict reports both. Every
 registration asks for a discoverable credential (`residentKey: "required"`) with
 `userVerification: "required"`. The request bodies may also carry:
 
@@ -24,7 +28,8 @@ removed the passkey); signing in with it is then "unknown credential", a 400.
 GET /api/users answers {name: [credential ID, ...]}; GET / is an empty page to run scripts in.
 Listens on 127.0.0.1 only and prints "rp listening on http://localhost:PORT".
 
-    python py_webauthn_server.py [--port N] [--attestation-ca FILE]
+    python py_webauthn_server.py [--port N] [--attestation-ca FILE] [--rp-id ID]
+        [--origin ORIGIN ...] [--top-origin ORIGIN ...]
 """
 
 import argparse
@@ -89,9 +94,11 @@ def b64url(data: bytes) -> str:
 class RelyingParty:
     """In-memory users, credentials and outstanding challenges."""
 
-    def __init__(self, attestation_ca):
+    def __init__(self, attestation_ca, rp_id="localhost", top_origins=()):
         self.attestation_ca = attestation_ca
+        self.rp_id = rp_id
         self.origins = []
+        self.top_origins = list(top_origins)
         self.users = {}  # name -> {"id": bytes, "credentials": [{"id", "public_key", "sign_count"}]}
         self.challenges = {}  # base64url challenge -> {"kind", "rp_id", "name"}
         self.lock = threading.Lock()
@@ -108,10 +115,25 @@ class RelyingParty:
         pending = self.challenges.pop(challenge, None) if isinstance(challenge, str) else None
         if not pending or pending["kind"] != kind:
             raise RequestError("unknown challenge: ask for new options, then answer them once")
-        return challenge, pending
+        return challenge, pending, self.frame(client_data)
+
+    def frame(self, client_data):
+        """(crossOrigin, topOrigin) of a response, once its top-level page is one this RP accepts."""
+        cross = client_data.get("crossOrigin", False)
+        top = client_data.get("topOrigin")
+        if not isinstance(cross, bool) or (top is not None and not isinstance(top, str)):
+            raise RequestError("clientDataJSON's crossOrigin must be a boolean and its topOrigin a string")
+        if not cross:
+            return False, None
+        if top not in self.top_origins:
+            raise RequestError(
+                f"the response was made in a frame of {json.dumps(top)}, a top-level page this RP does not accept "
+                f"(accepted: {self.top_origins}): start the RP with --top-origin for that site"
+            )
+        return True, top
 
     def register_options(self, body):
-        rp_id = body.get("rpId") or "localhost"
+        rp_id = body.get("rpId") or self.rp_id
         name = str(body.get("username") or "alice")
         user = self.user(name)
         exclude = [c["id"] for c in user["credentials"]] if body.get("exclude") else []
@@ -141,7 +163,7 @@ class RelyingParty:
 
     def register_verify(self, body):
         response = body.get("response")
-        challenge, pending = self.take_challenge(response, "create")
+        challenge, pending, _ = self.take_challenge(response, "create")
         roots = {}
         if self.attestation_ca and os.path.exists(self.attestation_ca):
             with open(self.attestation_ca, "rb") as f:
@@ -168,7 +190,7 @@ class RelyingParty:
         }
 
     def auth_options(self, body):
-        rp_id = body.get("rpId") or "localhost"
+        rp_id = body.get("rpId") or self.rp_id
         allow = []
         if body.get("username"):
             name = str(body["username"])
@@ -196,7 +218,7 @@ class RelyingParty:
 
     def auth_verify(self, body):
         response = body.get("response")
-        challenge, pending = self.take_challenge(response, "get")
+        challenge, pending, (cross, top) = self.take_challenge(response, "get")
         raw_id = base64url_to_bytes(str(response.get("rawId") or response.get("id") or ""))
         handle = response["response"].get("userHandle")
         found = None
@@ -240,6 +262,8 @@ class RelyingParty:
             "userHandle": handle,
             "userVerified": v.user_verified,
             "foundBy": found_by,
+            "crossOrigin": cross,
+            "topOrigin": top,
         }
 
     def delete_credential(self, body):
@@ -324,11 +348,19 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=8766)
     ap.add_argument("--attestation-ca", help="PEM CA that packed x5c attestation must chain to")
+    ap.add_argument("--rp-id", default="localhost", help="the RP ID of options whose request names none")
+    ap.add_argument("--origin", action="append", default=[], help="an origin responses may come from (repeatable)")
+    ap.add_argument(
+        "--top-origin",
+        action="append",
+        default=[],
+        help="a top-level origin whose cross-origin frames may answer (repeatable)",
+    )
     args = ap.parse_args()
-    rp = RelyingParty(args.attestation_ca)
+    rp = RelyingParty(args.attestation_ca, args.rp_id, args.top_origin)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler(rp))
     port = server.server_address[1]
-    rp.origins = [f"http://localhost:{port}", f"http://127.0.0.1:{port}"]
+    rp.origins = args.origin or [f"http://localhost:{port}", f"http://127.0.0.1:{port}"]
     print(f"rp listening on http://localhost:{port}", flush=True)
     server.serve_forever()
 

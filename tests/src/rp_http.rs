@@ -3,9 +3,14 @@
 //! owns the JSON API of `browser/rp/server.mjs` as that module describes it — POST
 //! `/api/register/options`, `/api/register/verify`, `/api/auth/options`, `/api/auth/verify`,
 //! GET `/api/users` and an empty page at `/` — and verifies strictly: the two origins of its
-//! own port (`http://localhost:PORT`, `http://127.0.0.1:PORT`, no subdomains, no other
-//! ports), the RP ID the options named, a challenge it issued and has not seen answered, user
-//! verification required, a discoverable credential required on registration. Requests may
+//! own port (`http://localhost:PORT`, `http://127.0.0.1:PORT`) or the origins it is given, no
+//! subdomains, no other ports; the RP ID the options named ([`Config::rp_id`] when they name
+//! none), a challenge it issued and has not seen answered, user verification required, a
+//! discoverable credential required on registration. webauthn-rs-core refuses a registration
+//! made in a cross-origin frame (`CredentialCrossOrigin`: `new_unsafe_experts_only` sets no
+//! way to allow one), reads no `topOrigin` and lets a sign-in's `crossOrigin` pass, so this
+//! server checks the frame itself: a response with `crossOrigin: true` is refused unless its
+//! `topOrigin` is one of [`Config::top_origins`], and a sign-in's verdict reports both. Requests may
 //! carry `attestation: "direct"` (the statement must then chain to the CA file given, for
 //! phone-sim's AAGUID), `decoys: N` (random credential IDs added to `excludeCredentials` or
 //! `allowCredentials`), `exclude: true` (the user's credentials in `excludeCredentials`) and
@@ -55,6 +60,13 @@ pub struct Config {
     /// A PEM CA that `attestation: "direct"` registrations must chain to (read when such a
     /// registration is verified, so it may be written after the server starts).
     pub attestation_ca: Option<PathBuf>,
+    /// The RP ID of options whose request names none (`localhost` when empty).
+    pub rp_id: String,
+    /// The origins responses may come from; empty: `http://localhost:PORT` and
+    /// `http://127.0.0.1:PORT` of the listener's port.
+    pub origins: Vec<url::Url>,
+    /// The top-level origins whose cross-origin frames may answer (`topOrigin`).
+    pub top_origins: Vec<String>,
 }
 
 struct User {
@@ -122,8 +134,8 @@ fn hints(body: &Value) -> Result<Option<Vec<PublicKeyCredentialHints>>> {
     }
 }
 
-/// The challenge the response's `clientDataJSON` answers.
-fn challenge_of(response: &Value) -> Result<String> {
+/// The response's `clientDataJSON`, parsed.
+fn client_data(response: &Value) -> Result<Value> {
     let cdj = response
         .pointer("/response/clientDataJSON")
         .and_then(Value::as_str)
@@ -132,10 +144,45 @@ fn challenge_of(response: &Value) -> Result<String> {
         .decode(cdj.trim_end_matches('='))
         .context("clientDataJSON is not base64url")?;
     let cd: Value = serde_json::from_slice(&raw).context("clientDataJSON is not JSON")?;
-    cd.get("challenge")
+    if !cd.is_object() {
+        bail!("clientDataJSON is not a JSON object");
+    }
+    Ok(cd)
+}
+
+/// The challenge the response's `clientDataJSON` answers.
+fn challenge_of(response: &Value) -> Result<String> {
+    client_data(response)?
+        .get("challenge")
         .and_then(Value::as_str)
         .map(str::to_owned)
         .context("clientDataJSON has no challenge")
+}
+
+/// Where a response was made: `Some(topOrigin)` in a cross-origin frame of a top-level page in
+/// `accepted`, `None` at the top level; an error for a frame of any other page.
+fn frame_of(response: &Value, accepted: &[String]) -> Result<Option<String>> {
+    let cd = client_data(response)?;
+    let cross = match cd.get("crossOrigin") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => bail!("clientDataJSON's crossOrigin must be a boolean"),
+    };
+    if !cross {
+        return Ok(None);
+    }
+    let top = match cd.get("topOrigin") {
+        Some(Value::String(t)) => t.clone(),
+        None | Some(Value::Null) => String::new(),
+        Some(_) => bail!("clientDataJSON's topOrigin must be a string"),
+    };
+    if !accepted.contains(&top) {
+        bail!(
+            "the response was made in a frame of {top:?}, a top-level page this RP does not accept \
+             (accepted: {accepted:?}): start the RP with --top-origin for that site"
+        );
+    }
+    Ok(Some(top))
 }
 
 /// The attestation CA list trusting `pem` for phone-sim's AAGUID.
@@ -169,7 +216,7 @@ impl Rp {
     }
 
     fn register_options(&mut self, body: &Value) -> Result<Value> {
-        let rp_id = text(body, "rpId").unwrap_or("localhost").to_owned();
+        let rp_id = text(body, "rpId").unwrap_or(&self.config.rp_id).to_owned();
         let name = text(body, "username").unwrap_or("alice").to_owned();
         let user = self.users.entry(name.clone()).or_insert_with(|| User {
             id: rand::random::<[u8; 16]>().to_vec(),
@@ -229,6 +276,7 @@ impl Rp {
             .registrations
             .remove(&challenge_of(response)?)
             .context("unknown challenge: ask for new options, then answer them once")?;
+        frame_of(response, &self.config.top_origins)?;
         let cas = match (&self.config.attestation_ca, pending.direct) {
             (Some(path), true) if path.exists() => Some(trusting(&std::fs::read(path)?)?),
             _ => None,
@@ -254,7 +302,7 @@ impl Rp {
     }
 
     fn auth_options(&mut self, body: &Value) -> Result<Value> {
-        let rp_id = text(body, "rpId").unwrap_or("localhost").to_owned();
+        let rp_id = text(body, "rpId").unwrap_or(&self.config.rp_id).to_owned();
         let creds = match text(body, "username") {
             Some(name) => self
                 .users
@@ -303,6 +351,7 @@ impl Rp {
             .authentications
             .remove(&challenge_of(response)?)
             .context("unknown challenge: ask for new options, then answer them once")?;
+        let top_origin = frame_of(response, &self.config.top_origins)?;
         let cred: PublicKeyCredential = serde_json::from_value(response.clone())
             .context("the response is not an AuthenticationResponseJSON")?;
         let core = self.core(&pending.rp_id);
@@ -355,6 +404,8 @@ impl Rp {
             "userHandle": handle,
             "userVerified": result.user_verified(),
             "foundBy": found_by,
+            "crossOrigin": top_origin.is_some(),
+            "topOrigin": top_origin,
         }))
     }
 
@@ -465,16 +516,24 @@ async fn handle(rp: Arc<Mutex<Rp>>, req: Request<Incoming>) -> Response<Full<Byt
 }
 
 /// Serves the relying party on `listener` (bound to loopback by the caller) until the task is
-/// dropped; its origins are `http://localhost:PORT` and `http://127.0.0.1:PORT`.
-pub async fn serve(listener: TcpListener, config: Config) -> Result<()> {
+/// dropped; its origins are [`Config::origins`], or `http://localhost:PORT` and
+/// `http://127.0.0.1:PORT` when that is empty.
+pub async fn serve(listener: TcpListener, mut config: Config) -> Result<()> {
     let port = listener.local_addr()?.port();
-    let origins = [
-        format!("http://localhost:{port}"),
-        format!("http://127.0.0.1:{port}"),
-    ]
-    .iter()
-    .map(|o| url::Url::parse(o))
-    .collect::<Result<Vec<_>, _>>()?;
+    if config.rp_id.is_empty() {
+        config.rp_id = "localhost".into();
+    }
+    let origins = if !config.origins.is_empty() {
+        config.origins.clone()
+    } else {
+        [
+            format!("http://localhost:{port}"),
+            format!("http://127.0.0.1:{port}"),
+        ]
+        .iter()
+        .map(|o| url::Url::parse(o))
+        .collect::<Result<Vec<_>, _>>()?
+    };
     let rp = Arc::new(Mutex::new(Rp {
         config,
         origins,
@@ -565,6 +624,42 @@ mod tests {
         ] {
             let e = rp.delete_credential(&body).expect_err("refused");
             assert!(format!("{e:#}").starts_with(want), "{body}: {e:#}");
+        }
+    }
+
+    /// A response whose clientDataJSON is `cd`.
+    fn response(cd: Value) -> Value {
+        json!({"response": {"clientDataJSON": URL_SAFE_NO_PAD.encode(cd.to_string())}})
+    }
+
+    #[test]
+    fn a_cross_origin_frame_answers_only_for_the_top_origins_given() {
+        let accepted = ["https://frames.example.net:1234".to_owned()];
+        let top = |cd: Value| frame_of(&response(cd), &accepted).map_err(|e| format!("{e:#}"));
+        assert_eq!(top(json!({"challenge": "c"})), Ok(None));
+        assert_eq!(top(json!({"crossOrigin": false})), Ok(None));
+        assert_eq!(
+            top(json!({"crossOrigin": true, "topOrigin": "https://frames.example.net:1234"})),
+            Ok(Some(accepted[0].clone()))
+        );
+        for (cd, want) in [
+            (
+                json!({"crossOrigin": true, "topOrigin": "https://login.example.co.uk:1234"}),
+                "does not accept",
+            ),
+            (json!({"crossOrigin": true}), "does not accept"),
+            (json!({"crossOrigin": "true"}), "must be a boolean"),
+            (
+                json!({"crossOrigin": true, "topOrigin": 1}),
+                "must be a string",
+            ),
+            (json!([1]), "not a JSON object"),
+        ] {
+            let got = top(cd.clone());
+            assert!(
+                got.as_ref().is_err_and(|e| e.contains(want)),
+                "{cd}: {got:?}, want an error saying {want:?}"
+            );
         }
     }
 }

@@ -3,8 +3,9 @@
 //
 // It speaks the JSON API of rp/server.mjs (POST /api/register/options, /api/register/verify,
 // /api/auth/options, /api/auth/verify) and verifies every response strictly: the expected
-// origins (http://localhost:PORT and http://127.0.0.1:PORT), the RP ID the options named, a
-// challenge this server issued and has not seen answered, user verification required. Every
+// origins (http://localhost:PORT and http://127.0.0.1:PORT, or those given with --origin), the
+// RP ID the options named (--rp-id when they name none), a challenge this server issued and
+// has not seen answered, user verification required. Every
 // registration asks for a discoverable credential (residentKey "required") with
 // userVerification "required". The request bodies may also carry:
 //
@@ -30,11 +31,15 @@
 // library writes the challenge and the user and credential IDs in options as standard base64;
 // this server rewrites them as base64url, which the browsers' parse*OptionsFromJSON read.
 //
+// The library reads neither crossOrigin nor topOrigin from clientDataJSON, so this server
+// checks them itself: a response made in a cross-origin frame (crossOrigin true) is refused
+// unless its topOrigin is one given with --top-origin, and a sign-in's verdict reports both.
+//
 // GET /api/users answers {name: [credential ID, ...]}; GET / is an empty page to run scripts in.
 // Listens on 127.0.0.1 only and prints "rp listening on http://localhost:PORT". Every request
 // it refuses, and any failure while reading one, is a 400 with {"error": ...}.
 //
-//	go_webauthn [--port N] [--attestation-ca FILE]
+//	go_webauthn [--port N] [--attestation-ca FILE] [--rp-id ID] [--origin ORIGIN ...] [--top-origin ORIGIN ...]
 package main
 
 import (
@@ -51,7 +56,9 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -116,7 +123,9 @@ type pending struct {
 // relyingParty holds in-memory users, credentials and outstanding challenges.
 type relyingParty struct {
 	attestationCA string
+	rpID          string
 	origins       []string
+	topOrigins    []string
 	mu            sync.Mutex
 	users         map[string]*user
 	order         []string
@@ -198,6 +207,14 @@ func (b body) decoys() int {
 	return n
 }
 
+// defaultRPID is the RP ID of options whose request names none.
+func (rp *relyingParty) defaultRPID() string {
+	if rp.rpID == "" {
+		return "localhost"
+	}
+	return rp.rpID
+}
+
 func (rp *relyingParty) wa(rpID, origin string) (*webauthn.WebAuthn, error) {
 	w, err := webauthn.New(&webauthn.Config{
 		RPDisplayName: "hybrid-bridge test RP (go webauthn)",
@@ -268,7 +285,7 @@ func descriptors(ids [][]byte) []protocol.CredentialDescriptor {
 }
 
 func (rp *relyingParty) registerOptions(b body) (interface{}, error) {
-	rpID := b.str("rpId", "localhost")
+	rpID := b.str("rpId", rp.defaultRPID())
 	name := b.str("username", "alice")
 	u := rp.user(name)
 	var exclude [][]byte
@@ -320,20 +337,45 @@ func (rp *relyingParty) registerOptions(b body) (interface{}, error) {
 
 // clientData is the part of clientDataJSON this server reads before the library does.
 type clientData struct {
-	Challenge string `json:"challenge"`
-	Origin    string `json:"origin"`
+	Challenge   string      `json:"challenge"`
+	Origin      string      `json:"origin"`
+	CrossOrigin interface{} `json:"crossOrigin"`
+	TopOrigin   interface{} `json:"topOrigin"`
 }
 
-// takeChallenge removes and returns the outstanding challenge the response answers, and the
-// response's origin once it is one of this server's.
-func (rp *relyingParty) takeChallenge(response json.RawMessage, kind string) (pending, string, error) {
+// frame is the top-level origin of a response made in a cross-origin frame of a page this RP
+// accepts, "" for a response made at the top level; an error for a frame of any other page.
+func (rp *relyingParty) frame(cd clientData) (string, error) {
+	cross, ok := cd.CrossOrigin.(bool)
+	if cd.CrossOrigin != nil && !ok {
+		return "", refuse("clientDataJSON's crossOrigin must be a boolean")
+	}
+	top, ok := cd.TopOrigin.(string)
+	if cd.TopOrigin != nil && !ok {
+		return "", refuse("clientDataJSON's topOrigin must be a string")
+	}
+	if !cross {
+		return "", nil
+	}
+	for _, o := range rp.topOrigins {
+		if top == o {
+			return top, nil
+		}
+	}
+	return "", refuse("the response was made in a frame of %q, a top-level page this RP does not accept (accepted: %v): start the RP with --top-origin for that site", top, rp.topOrigins)
+}
+
+// takeChallenge removes and returns the outstanding challenge the response answers, the
+// response's origin once it is one of this server's, and its top-level origin when it was made
+// in a cross-origin frame of a page this RP accepts.
+func (rp *relyingParty) takeChallenge(response json.RawMessage, kind string) (pending, string, string, error) {
 	var r struct {
 		Response struct {
 			ClientDataJSON string `json:"clientDataJSON"`
 		} `json:"response"`
 	}
 	if err := json.Unmarshal(response, &r); err != nil {
-		return pending{}, "", refuse("the response is not a credential's JSON (%v)", err)
+		return pending{}, "", "", refuse("the response is not a credential's JSON (%v)", err)
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(r.Response.ClientDataJSON)
 	var cd clientData
@@ -341,24 +383,28 @@ func (rp *relyingParty) takeChallenge(response json.RawMessage, kind string) (pe
 		err = json.Unmarshal(raw, &cd)
 	}
 	if err != nil {
-		return pending{}, "", refuse("the response has no readable clientDataJSON (%v)", err)
+		return pending{}, "", "", refuse("the response has no readable clientDataJSON (%v)", err)
 	}
 	if cd.Challenge == "" {
-		return pending{}, "", refuse("the response's clientDataJSON has no challenge")
+		return pending{}, "", "", refuse("the response's clientDataJSON has no challenge")
 	}
 	p, ok := rp.challenges[cd.Challenge]
 	if ok {
 		delete(rp.challenges, cd.Challenge)
 	}
 	if !ok || p.kind != kind {
-		return pending{}, "", refuse("unknown challenge: ask for new options, then answer them once")
+		return pending{}, "", "", refuse("unknown challenge: ask for new options, then answer them once")
 	}
 	for _, o := range rp.origins {
 		if cd.Origin == o {
-			return p, o, nil
+			top, err := rp.frame(cd)
+			if err != nil {
+				return pending{}, "", "", err
+			}
+			return p, o, top, nil
 		}
 	}
-	return pending{}, "", refuse("the origin %q is not this RP's (%v): open the page from this server", cd.Origin, rp.origins)
+	return pending{}, "", "", refuse("the origin %q is not this RP's (%v): open the page from this server", cd.Origin, rp.origins)
 }
 
 // verifyChain checks that the packed statement's x5c chains to the CA in the PEM file.
@@ -417,7 +463,7 @@ func verifyChain(x5c []interface{}, caFile string) error {
 }
 
 func (rp *relyingParty) registerVerify(response json.RawMessage) (interface{}, error) {
-	p, origin, err := rp.takeChallenge(response, "create")
+	p, origin, _, err := rp.takeChallenge(response, "create")
 	if err != nil {
 		return nil, err
 	}
@@ -459,7 +505,7 @@ func (rp *relyingParty) registerVerify(response json.RawMessage) (interface{}, e
 }
 
 func (rp *relyingParty) authOptions(b body) (interface{}, error) {
-	rpID := b.str("rpId", "localhost")
+	rpID := b.str("rpId", rp.defaultRPID())
 	var allow, own [][]byte
 	name := b.str("username", "")
 	if name != "" {
@@ -512,7 +558,7 @@ func (rp *relyingParty) authOptions(b body) (interface{}, error) {
 }
 
 func (rp *relyingParty) authVerify(response json.RawMessage) (interface{}, error) {
-	p, origin, err := rp.takeChallenge(response, "get")
+	p, origin, top, err := rp.takeChallenge(response, "get")
 	if err != nil {
 		return nil, err
 	}
@@ -584,7 +630,31 @@ func (rp *relyingParty) authVerify(response json.RawMessage) (interface{}, error
 		"userHandle":   handle,
 		"userVerified": parsed.Response.AuthenticatorData.Flags.UserVerified(),
 		"foundBy":      foundBy,
+		"crossOrigin":  top != "",
+		"topOrigin":    topOrNull(top),
 	}, nil
+}
+
+func topOrNull(top string) interface{} {
+	if top == "" {
+		return nil
+	}
+	return top
+}
+
+// origins is a repeatable flag of web origins (scheme://host[:port], nothing after).
+type origins []string
+
+func (o *origins) String() string { return strings.Join(*o, ",") }
+
+func (o *origins) Set(v string) error {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q is not an origin: give scheme://host[:port], as clientDataJSON names it", v)
+	}
+	*o = append(*o, strings.TrimSuffix(v, "/"))
+	return nil
 }
 
 // credential is the index of the user's credential with this ID, or -1.
@@ -741,6 +811,10 @@ func (rp *relyingParty) post(w http.ResponseWriter, r *http.Request) {
 func main() {
 	port := flag.Int("port", 8767, "TCP port on 127.0.0.1 (0: any free port)")
 	ca := flag.String("attestation-ca", "", "PEM CA that packed x5c attestation must chain to")
+	rpID := flag.String("rp-id", "localhost", "the RP ID of options whose request names none")
+	var accepted, tops origins
+	flag.Var(&accepted, "origin", "an origin responses may come from (repeatable; none: this port's http://localhost and http://127.0.0.1)")
+	flag.Var(&tops, "top-origin", "a top-level origin whose cross-origin frames may answer (repeatable)")
 	flag.Parse()
 	log.SetFlags(0)
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", *port))
@@ -751,9 +825,14 @@ func main() {
 	p := ln.Addr().(*net.TCPAddr).Port
 	rp := &relyingParty{
 		attestationCA: *ca,
-		origins:       []string{fmt.Sprintf("http://localhost:%d", p), fmt.Sprintf("http://127.0.0.1:%d", p)},
+		rpID:          *rpID,
+		origins:       accepted,
+		topOrigins:    tops,
 		users:         map[string]*user{},
 		challenges:    map[string]pending{},
+	}
+	if len(rp.origins) == 0 {
+		rp.origins = []string{fmt.Sprintf("http://localhost:%d", p), fmt.Sprintf("http://127.0.0.1:%d", p)}
 	}
 	fmt.Printf("rp listening on http://localhost:%d\n", p)
 	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 30 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}

@@ -1,5 +1,6 @@
 // Tests of the Go relying party without a browser: bad requests are 400s with a message, a
-// challenge is answered once, a foreign origin is refused, the x5c chain check accepts the
+// challenge is answered once, a foreign origin is refused, a cross-origin frame answers only for
+// the top-level origins given, --origin takes origins only, the x5c chain check accepts the
 // run's CA and nothing else, hints and extension inputs reach the options, and a deleted
 // credential is gone.
 package main
@@ -48,7 +49,12 @@ func post(t *testing.T, rp *relyingParty, path, body string) (int, map[string]in
 // answer is a credential JSON whose clientDataJSON names challenge and origin and whose
 // attestation object is not CBOR.
 func answer(challenge, origin, kind string) string {
-	cd, _ := json.Marshal(map[string]string{"type": kind, "challenge": challenge, "origin": origin})
+	return answerWith(map[string]interface{}{"type": kind, "challenge": challenge, "origin": origin})
+}
+
+// answerWith is answer with the clientDataJSON members given.
+func answerWith(clientData map[string]interface{}) string {
+	cd, _ := json.Marshal(clientData)
 	cred, _ := json.Marshal(map[string]interface{}{
 		"id": "AAAA", "rawId": "AAAA", "type": "public-key",
 		"response": map[string]string{
@@ -262,5 +268,72 @@ func TestADeletedCredentialIsGone(t *testing.T) {
 	_, out = post(t, rp, "/api/auth/options", `{"username":"alice"}`)
 	if allow := out["allowCredentials"].([]interface{}); len(allow) != 1 || allow[0].(map[string]interface{})["id"] != "BAUG" {
 		t.Errorf("sign-in options after the delete name %v, want only BAUG", allow)
+	}
+}
+
+func TestACrossOriginFrameAnswersOnlyForTheTopOriginsGiven(t *testing.T) {
+	rp := newRP()
+	rp.rpID = "example.test"
+	rp.origins = []string{"https://login.example.test:1234"}
+	rp.topOrigins = []string{"https://frames.example.net:1234"}
+	code, opts := post(t, rp, "/api/auth/options", `{}`)
+	if code != http.StatusOK || opts["rpId"] != "example.test" {
+		t.Fatalf("sign-in options: %d %v, want rpId example.test from --rp-id", code, opts)
+	}
+	_, reg := post(t, rp, "/api/register/options", `{}`)
+	if id := reg["rp"].(map[string]interface{})["id"]; id != "example.test" {
+		t.Errorf("registration options name rp.id %v, want example.test from --rp-id", id)
+	}
+	frame := func(extra map[string]interface{}) (int, string) {
+		_, opts := post(t, rp, "/api/auth/options", `{}`)
+		cd := map[string]interface{}{"type": "webauthn.get", "challenge": opts["challenge"], "origin": "https://login.example.test:1234"}
+		for k, v := range extra {
+			cd[k] = v
+		}
+		code, out := post(t, rp, "/api/auth/verify", answerWith(cd))
+		msg, _ := out["error"].(string)
+		return code, msg
+	}
+	for name, c := range map[string]struct {
+		clientData map[string]interface{}
+		want       string
+	}{
+		"a frame of another site":    {map[string]interface{}{"crossOrigin": true, "topOrigin": "https://login.example.co.uk:1234"}, "does not accept"},
+		"a frame of another port":    {map[string]interface{}{"crossOrigin": true, "topOrigin": "https://frames.example.net:9999"}, "does not accept"},
+		"a frame naming no top":      {map[string]interface{}{"crossOrigin": true}, "does not accept"},
+		"crossOrigin not a boolean":  {map[string]interface{}{"crossOrigin": "true", "topOrigin": "https://frames.example.net:1234"}, "must be a boolean"},
+		"topOrigin not a string":     {map[string]interface{}{"crossOrigin": true, "topOrigin": 1}, "must be a string"},
+		"the page's own origin only": {map[string]interface{}{"origin": "https://frames.example.net:1234", "crossOrigin": true, "topOrigin": "https://frames.example.net:1234"}, "is not this RP's"},
+	} {
+		if code, msg := frame(c.clientData); code != http.StatusBadRequest || !strings.Contains(msg, c.want) {
+			t.Errorf("%s: %d %q, want a 400 saying %q", name, code, msg, c.want)
+		}
+	}
+	// An accepted frame, and the top level, get past the frame check to the library (which
+	// refuses this response's bytes).
+	for name, extra := range map[string]map[string]interface{}{
+		"a frame of an accepted top": {"crossOrigin": true, "topOrigin": "https://frames.example.net:1234"},
+		"the top level":              {"crossOrigin": false},
+	} {
+		if code, msg := frame(extra); code != http.StatusBadRequest || !strings.Contains(msg, "does not parse") {
+			t.Errorf("%s: %d %q, want the library's refusal of the response's bytes", name, code, msg)
+		}
+	}
+}
+
+func TestTheOriginFlagsTakeOriginsOnly(t *testing.T) {
+	var o origins
+	for _, v := range []string{"https://login.example.test:8443", "http://localhost:1234/"} {
+		if err := o.Set(v); err != nil {
+			t.Errorf("%q: %v", v, err)
+		}
+	}
+	if o.String() != "https://login.example.test:8443,http://localhost:1234" {
+		t.Errorf("origins %q", o.String())
+	}
+	for _, v := range []string{"login.example.test", "https://login.example.test/path", "ftp://login.example.test", "https://u@login.example.test", "https://x?q", "https://"} {
+		if err := o.Set(v); err == nil {
+			t.Errorf("%q: accepted, want refused", v)
+		}
 	}
 }

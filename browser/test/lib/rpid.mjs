@@ -43,12 +43,18 @@ function testCertificate(dir) {
   return { tls, spki };
 }
 
-export function rpidSuite(name) {
-  describe(`${name}: RP IDs, frames and capabilities as sites use them`, () => suite(name));
+/** The scenarios in one browser; each of `more` then adds its own with the same browser,
+ * stack and context ({d, stack, failed, tls, hosts}: the run's certificate and the test host
+ * names the browser resolves), after these. */
+export function rpidSuite(name, ...more) {
+  describe(`${name}: RP IDs, frames and capabilities as sites use them`, () => {
+    const ctx = {};
+    suite(name, ctx);
+    for (const add of more) add(ctx);
+  });
 }
 
-function suite(name) {
-  const ctx = {};
+function suite(name, ctx) {
   const status = () => ctx.d.evaluate(STATUS);
   const url = (host, path = '/') => `https://${host}:${ctx.rp.port}${path}`;
 
@@ -78,6 +84,7 @@ function suite(name) {
     ctx.stack = await startStack(`${name}-rpid`);
     const tmp = ctx.stack.dir;
     const { tls, spki } = testCertificate(tmp);
+    Object.assign(ctx, { tls, hosts: HOSTS });
     ctx.rp = await startRp({ tls, names: HOSTS });
     if (name === 'chromium') {
       const userDataDir = mkdtempSync(join(tmp, 'ud-'));

@@ -15,6 +15,17 @@ struct Args {
     /// A PEM CA that `attestation: "direct"` registrations must chain to.
     #[arg(long)]
     attestation_ca: Option<PathBuf>,
+    /// The RP ID of options whose request names none.
+    #[arg(long, default_value = "localhost")]
+    rp_id: String,
+    /// An origin responses may come from, as `https://host:port` (repeatable; none: this
+    /// port's `http://localhost` and `http://127.0.0.1`).
+    #[arg(long = "origin", value_name = "ORIGIN")]
+    origins: Vec<url::Url>,
+    /// A top-level origin whose cross-origin frames may answer (repeatable; none: no frame of
+    /// another site may).
+    #[arg(long = "top-origin", value_name = "ORIGIN")]
+    top_origins: Vec<String>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -34,6 +45,9 @@ async fn main() -> Result<()> {
     );
     let config = hybrid_tests::rp_http::Config {
         attestation_ca: args.attestation_ca,
+        rp_id: args.rp_id,
+        origins: args.origins,
+        top_origins: args.top_origins,
     };
     hybrid_tests::rp_http::serve(listener, config).await
 }
