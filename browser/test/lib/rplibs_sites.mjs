@@ -163,7 +163,7 @@ export function rpLibSiteScenarios(ctx) {
           assert.equal(signin.options.rpId, RP_ID);
           assert.deepEqual(signin.options.allowCredentials.map((c) => c.id), [reg.verdict.credentialId]);
           assert.deepEqual(signin.verdict, { verified: true, user: 'alice', userHandle: signin.verdict.userHandle, userVerified: true,
-            crossOrigin: false, topOrigin: null });
+            foundBy: 'credentialId', crossOrigin: false, topOrigin: null });
         });
 
         it(`${lib}: a sign-in in a cross-origin frame of frames.example.net, delegated by allow, verified with crossOrigin and the topOrigin the RP accepts`, async () => {
@@ -171,7 +171,7 @@ export function rpLibSiteScenarios(ctx) {
           assert.equal(out.error, undefined, `${out.error}: ${out.message}\nphone-sim: ${phone.output()}`);
           assert.equal(out.options.rpId, RP_ID);
           assert.deepEqual({ ...out.verdict, userHandle: undefined }, { verified: true, user: 'alice', userHandle: undefined, userVerified: true,
-            crossOrigin: true, topOrigin: origin(rp.hosts.frames) });
+            foundBy: 'credentialId', crossOrigin: true, topOrigin: origin(rp.hosts.frames) });
         });
 
         it(`${lib}: the same frame on a top page the RP was not told to accept (login.example.co.uk): the RP answers 400 naming that top origin`, async () => {
