@@ -1,7 +1,9 @@
-// End-to-end in Debian's Chromium (DevTools protocol): see lib/scenarios.mjs, lib/rplibs.mjs and lib/rpid.mjs.
+// End-to-end in Debian's Chromium (DevTools protocol): see lib/scenarios.mjs, lib/rplibs.mjs, lib/rpid.mjs and lib/related.mjs.
 import { rpLibScenarios } from './lib/rplibs.mjs';
 import { browserSuite } from './lib/scenarios.mjs';
+import { relatedSuite } from './lib/related.mjs';
 import { rpidSuite } from './lib/rpid.mjs';
 
 browserSuite('chromium', rpLibScenarios);
 rpidSuite('chromium');
+relatedSuite('chromium');
