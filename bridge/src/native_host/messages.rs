@@ -224,7 +224,7 @@ impl Request {
                     (None, None) if p.related_origins.is_none() => None,
                     _ => {
                         return Err(bad("a phones message takes \"origin\" and \"rpId\" together, \
-                                        or neither"
+                                        or neither (and \"relatedOrigins\" only with both)"
                             .into()))
                     }
                 };
@@ -354,10 +354,26 @@ mod tests {
                 rp: Some(RpCheck { origin: "https://login.example.co.uk".into(), rp_id: "co.uk".into(), related_origins: None })
             }
         );
+        assert_eq!(
+            Request::parse(
+                br#"{"type":"phones","origin":"https://shop.example.net","rpId":"example.test","relatedOrigins":["https://shop.example.net"]}"#
+            )
+            .unwrap(),
+            Request::Phones {
+                id: None,
+                rp: Some(RpCheck {
+                    origin: "https://shop.example.net".into(),
+                    rp_id: "example.test".into(),
+                    related_origins: Some(vec!["https://shop.example.net".into()])
+                })
+            }
+        );
         for half in [
             br#"{"type":"phones","id":"p","rpId":"example.com"}"#.as_slice(),
             br#"{"type":"phones","id":"p","origin":"https://example.com"}"#,
             br#"{"type":"phones","id":"p","origin":7,"rpId":"example.com"}"#,
+            br#"{"type":"phones","id":"p","relatedOrigins":["https://example.com"]}"#,
+            br#"{"type":"phones","id":"p","origin":"https://a.example","rpId":"b.example","relatedOrigins":"https://a.example"}"#,
         ] {
             let e = Request::parse(half).unwrap_err();
             assert_eq!(e.id.as_deref(), Some("p"));
