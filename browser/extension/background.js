@@ -13,7 +13,7 @@
 // A page's signalUnknownCredential goes to the host, one at a time, which notes it on the
 // linked phone that holds that passkey; the overlay then says so for that site.
 // See PROTOCOL.md for the messages (named in messages.js).
-import { MAX_WELL_KNOWN_BYTES, allowAttributeAllows, checkRpId, errorText, firstChoice, optionsProblem, originOf, prfProblem, progressFields, relatedCandidate, relatedOrigins, rpIdOf, secureOrigin } from './lib.js';
+import { MAX_WELL_KNOWN_BYTES, allowAttributeAllows, checkRpId, errorText, firstChoice, optionsProblem, originOf, prfProblem, progressFields, relatedCandidate, relatedOrigins, relatedRefusal, rpIdOf, secureOrigin } from './lib.js';
 import { CEREMONY, CHOICE, FROM_HOST, KIND, OVERLAY, PORT, RUNTIME, TO_HOST } from './messages.js';
 
 const api = globalThis.browser ?? globalThis.chrome;
@@ -195,11 +195,10 @@ const WELL_KNOWN_TIMEOUT_MS = 10000;
  * no referrer, no redirect, nothing cached) and checks it for a page of `origin`:
  * what {@link relatedOrigins} returns. Any network failure is an `{ error }`. */
 async function fetchRelatedOrigins(rpId, origin) {
-  const where = `https://${rpId}/.well-known/webauthn`;
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), WELL_KNOWN_TIMEOUT_MS);
   try {
-    const r = await fetch(where, { credentials: 'omit', referrerPolicy: 'no-referrer', redirect: 'error', cache: 'no-store', signal: ctl.signal });
+    const r = await fetch(`https://${rpId}/.well-known/webauthn`, { credentials: 'omit', referrerPolicy: 'no-referrer', redirect: 'error', cache: 'no-store', signal: ctl.signal });
     let body = '';
     if (r.body) {
       const reader = r.body.getReader();
@@ -220,7 +219,7 @@ async function fetchRelatedOrigins(rpId, origin) {
     }
     return relatedOrigins({ status: r.status, redirected: r.redirected, contentType: r.headers.get('content-type'), body }, origin, rpId);
   } catch (e) {
-    return { error: `The relying party ID "${rpId}" is not a registrable domain suffix of, nor equal to, the current domain, and ${where} could not be fetched (${e?.name === 'AbortError' ? 'no answer in time' : 'a network error or a redirect'}).` };
+    return { error: relatedRefusal(rpId, origin, `could not be fetched (${e?.name === 'AbortError' ? 'no answer in time' : 'a network error or a redirect'})`) };
   } finally {
     clearTimeout(timer);
   }

@@ -56,6 +56,14 @@ export function relatedCandidate(rpId, origin) {
 /** The largest `/.well-known/webauthn` read, in bytes; a longer one is refused. */
 export const MAX_WELL_KNOWN_BYTES = 64 * 1024;
 
+/** The SecurityError's message for a related-origin RP ID whose well-known does not vouch for
+ * a page of `origin`: {@link checkRpId}'s, with `why` the well-known fails.
+ * @param {string} rpId @param {string} origin @param {string} why @returns {string} */
+export function relatedRefusal(rpId, origin, why) {
+  const host = new URL(origin).hostname;
+  return `The relying party ID "${rpId}" is not a registrable domain suffix of, nor equal to, the current domain (${host}), and https://${rpId}/.well-known/webauthn ${why}.`;
+}
+
 /** The related origins document (WebAuthn L3 §5.11) as fetched — `status`, whether the fetch
  * was `redirected`, the `contentType` header and the `body` text — checked for a page of
  * `origin`: `{ origins }`, the document's `origins` up to and including the first that is
@@ -69,8 +77,7 @@ export const MAX_WELL_KNOWN_BYTES = 64 * 1024;
  * @param {string} origin @param {string} rpId
  * @returns {{origins: string[], error?: undefined} | {error: string, origins?: undefined}} */
 export function relatedOrigins(doc, origin, rpId) {
-  const where = `https://${rpId}/.well-known/webauthn`;
-  const fail = (why) => ({ error: `The relying party ID "${rpId}" is not a registrable domain suffix of, nor equal to, the current domain, and ${where} ${why}.` });
+  const fail = (why) => ({ error: relatedRefusal(rpId, origin, why) });
   if (doc.redirected) return fail('redirects (it must be served directly)');
   if (doc.status !== 200) return fail(`answers HTTP ${doc.status}`);
   const type = String(doc.contentType ?? '').split(';')[0].trim().toLowerCase();

@@ -316,7 +316,7 @@ test('related origins: the well-known is a 200 application/json object whose ori
   };
   const seen = Object.fromEntries(Object.entries(refused).map(([k, d]) => {
     const r = relatedOrigins(d, shop, 'example.test');
-    return [k, !r.origins && /^The relying party ID "example\.test" is not .* https:\/\/example\.test\/\.well-known\/webauthn /.test(r.error ?? '')];
+    return [k, !r.origins && /^The relying party ID "example\.test" is not .* the current domain \(shop\.example\.net\), and https:\/\/example\.test\/\.well-known\/webauthn /.test(r.error ?? '')];
   }));
   assert.deepEqual(seen, Object.fromEntries(Object.keys(refused).map((k) => [k, true])));
 });
