@@ -6,10 +6,14 @@
 // progress events (the QR code among them) go only to the overlay, and the result or error
 // goes back to the page. Every request is checked (origin, options, RP ID, prf inputs,
 // permissions policy) before a ceremony or its timer exists, so refused requests leave nothing behind.
+// An RP ID that is not the page's host nor a parent of it is allowed when the RP's
+// `https://<rpId>/.well-known/webauthn` lists the page's origin (related origins): the
+// background fetches that document for the one request and sends its list to the host, whose
+// public suffix list makes the final check.
 // A page's signalUnknownCredential goes to the host, one at a time, which notes it on the
 // linked phone that holds that passkey; the overlay then says so for that site.
 // See PROTOCOL.md for the messages (named in messages.js).
-import { allowAttributeAllows, checkRpId, errorText, firstChoice, optionsProblem, originOf, prfProblem, progressFields, rpIdOf, secureOrigin } from './lib.js';
+import { MAX_WELL_KNOWN_BYTES, allowAttributeAllows, checkRpId, errorText, firstChoice, optionsProblem, originOf, prfProblem, progressFields, relatedCandidate, relatedOrigins, relatedRefusal, rpIdOf, secureOrigin } from './lib.js';
 import { CEREMONY, CHOICE, FROM_HOST, KIND, OVERLAY, PORT, RUNTIME, TO_HOST } from './messages.js';
 
 const api = globalThis.browser ?? globalThis.chrome;
@@ -29,7 +33,7 @@ const randomToken = () => Array.from(crypto.getRandomValues(new Uint8Array(16)),
 
 class Ceremony {
   /** A checked request; its timer starts with {@link Ceremony#start}. */
-  constructor(port, msg, origin, rpId, topOrigin = null) {
+  constructor(port, msg, origin, rpId, topOrigin = null, related = null) {
     this.page = port; // the content script's port
     this.tabId = port.sender.tab.id;
     this.frameId = port.sender.frameId ?? 0;
@@ -38,6 +42,7 @@ class Ceremony {
     this.origin = origin;
     this.rpId = rpId;
     this.topOrigin = topOrigin; // set only for a cross-origin frame
+    this.related = related; // the well-known's origins, for a related-origin RP ID
     this.id = randomToken();
     this.host = null;
     this.overlay = null;
@@ -65,7 +70,9 @@ class Ceremony {
     if (this.host) {
       // The host checks the RP ID with its public suffix list first (`co.uk` from
       // login.example.co.uk): a refusal ends the request before the overlay opens.
-      this.host.postMessage({ type: TO_HOST.PHONES, id: this.id, origin: this.origin, rpId: this.rpId });
+      const phones = { type: TO_HOST.PHONES, id: this.id, origin: this.origin, rpId: this.rpId };
+      if (this.related) phones.relatedOrigins = this.related;
+      this.host.postMessage(phones);
       await new Promise((resolve) => {
         const wait = setTimeout(resolve, 3000);
         this.onPhones = () => { clearTimeout(wait); resolve(undefined); };
@@ -135,6 +142,7 @@ class Ceremony {
     this.running = true;
     const request = { type: this.kind, id: this.id, origin: this.origin, options: this.options, phone };
     if (this.topOrigin) request.topOrigin = this.topOrigin;
+    if (this.related) request.relatedOrigins = this.related;
     this.host.postMessage(request);
     this.toOverlay({ type: OVERLAY.STARTED, phone: phone && this.phones.find((p) => p.id === phone).name });
   }
@@ -177,6 +185,43 @@ class Ceremony {
       try { overlay?.disconnect(); } catch { /* gone */ }
       this.toPage({ type: CEREMONY.CLOSE_OVERLAY });
     }
+  }
+}
+
+/** How long the background waits for a `/.well-known/webauthn`. */
+const WELL_KNOWN_TIMEOUT_MS = 10000;
+
+/** Fetches `https://<rpId>/.well-known/webauthn` as WebAuthn L3 §5.11 says (no credentials,
+ * no referrer, no redirect, nothing cached) and checks it for a page of `origin`:
+ * what {@link relatedOrigins} returns. Any network failure is an `{ error }`. */
+async function fetchRelatedOrigins(rpId, origin) {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), WELL_KNOWN_TIMEOUT_MS);
+  try {
+    const r = await fetch(`https://${rpId}/.well-known/webauthn`, { credentials: 'omit', referrerPolicy: 'no-referrer', redirect: 'error', cache: 'no-store', signal: ctl.signal });
+    let body = '';
+    if (r.body) {
+      const reader = r.body.getReader();
+      const decoder = new TextDecoder();
+      let bytes = 0;
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        bytes += value.byteLength;
+        if (bytes > MAX_WELL_KNOWN_BYTES) {
+          ctl.abort();
+          body = 'x'.repeat(MAX_WELL_KNOWN_BYTES + 1);
+          break;
+        }
+        body += decoder.decode(value, { stream: true });
+      }
+      if (bytes <= MAX_WELL_KNOWN_BYTES) body += decoder.decode();
+    }
+    return relatedOrigins({ status: r.status, redirected: r.redirected, contentType: r.headers.get('content-type'), body }, origin, rpId);
+  } catch (e) {
+    return { error: relatedRefusal(rpId, origin, `could not be fetched (${e?.name === 'AbortError' ? 'no answer in time' : 'a network error or a redirect'})`) };
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -326,13 +371,20 @@ function onCeremonyPort(port) {
       }
     }
     const rpId = rpIdOf(msg.kind, msg.options, origin);
-    const bad = checkRpId(rpId, origin);
+    let bad = checkRpId(rpId, origin);
+    let related = null;
+    if (bad && relatedCandidate(rpId, origin)) {
+      const r = await fetchRelatedOrigins(/** @type {string} */ (rpId).toLowerCase(), origin);
+      if (gone) return;
+      if (r.origins) related = r.origins;
+      bad = r.error ?? null;
+    }
     if (bad) return reject(port, 'SecurityError', bad);
     const prf = prfProblem(msg.kind, msg.options);
     if (prf) return reject(port, prf.name, prf.message);
     if (gone) return;
     if (byTab.has(s.tab.id)) return reject(port, 'NotAllowedError', 'A request is already pending.');
-    ceremony = new Ceremony(port, msg, origin, /** @type {string} */ (rpId), topOrigin);
+    ceremony = new Ceremony(port, msg, origin, /** @type {string} */ (rpId), topOrigin, related);
     ceremony.start();
   }
   port.onMessage.addListener((msg) => {

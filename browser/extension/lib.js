@@ -38,6 +38,64 @@ export function checkRpId(rpId, origin) {
   return `The relying party ID "${rpId}" is not a registrable domain suffix of, nor equal to, the current domain (${host}).`;
 }
 
+/** Whether `rpId`, refused by {@link checkRpId} for a page of `origin`, may still be a related
+ * origin RP ID (WebAuthn L3 §5.11) whose `https://<rpId>/.well-known/webauthn` the background
+ * fetches: a domain name of two labels or more, on a page whose host is a domain name. The
+ * native host refuses a public suffix with its public suffix list.
+ * @param {unknown} rpId @param {string} origin @returns {boolean} */
+export function relatedCandidate(rpId, origin) {
+  if (typeof rpId !== 'string' || !rpId.includes('.') || rpId.startsWith('.') || rpId.endsWith('.')) return false;
+  if (isIp(new URL(origin).hostname) || isIp(rpId) || /^[\d.]+$/.test(rpId)) return false;
+  try {
+    return new URL(`https://${rpId}/`).hostname === rpId.toLowerCase();
+  } catch {
+    return false;
+  }
+}
+
+/** The largest `/.well-known/webauthn` read, in bytes; a longer one is refused. */
+export const MAX_WELL_KNOWN_BYTES = 64 * 1024;
+
+/** The SecurityError's message for a related-origin RP ID whose well-known does not vouch for
+ * a page of `origin`: {@link checkRpId}'s, with `why` the well-known fails.
+ * @param {string} rpId @param {string} origin @param {string} why @returns {string} */
+export function relatedRefusal(rpId, origin, why) {
+  const host = new URL(origin).hostname;
+  return `The relying party ID "${rpId}" is not a registrable domain suffix of, nor equal to, the current domain (${host}), and https://${rpId}/.well-known/webauthn ${why}.`;
+}
+
+/** The related origins document (WebAuthn L3 §5.11) as fetched — `status`, whether the fetch
+ * was `redirected`, the `contentType` header and the `body` text — checked for a page of
+ * `origin`: `{ origins }`, the document's `origins` up to and including the first that is
+ * this origin, or `{ error }`, the SecurityError's message. The document must be a 200
+ * response with no redirect, of type `application/json`, holding a JSON object whose
+ * `origins` is an array of strings; an entry that is no URL is skipped, as browsers skip it.
+ * How many sites the list names before this origin (at most 5 registrable-domain labels,
+ * this origin's among them) needs the Public Suffix List: the native host counts them over
+ * the returned list.
+ * @param {{status: number, redirected?: boolean, contentType?: string | null, body: string}} doc
+ * @param {string} origin @param {string} rpId
+ * @returns {{origins: string[], error?: undefined} | {error: string, origins?: undefined}} */
+export function relatedOrigins(doc, origin, rpId) {
+  const fail = (why) => ({ error: relatedRefusal(rpId, origin, why) });
+  if (doc.redirected) return fail('redirects (it must be served directly)');
+  if (doc.status !== 200) return fail(`answers HTTP ${doc.status}`);
+  const type = String(doc.contentType ?? '').split(';')[0].trim().toLowerCase();
+  if (type !== 'application/json') return fail(`is not application/json (${type || 'no type'})`);
+  if (doc.body.length > MAX_WELL_KNOWN_BYTES) return fail(`is larger than ${MAX_WELL_KNOWN_BYTES} bytes`);
+  let json;
+  try { json = JSON.parse(doc.body); } catch { return fail('is not JSON'); }
+  if (!json || typeof json !== 'object' || Array.isArray(json)) return fail('is not a JSON object');
+  const list = json.origins;
+  if (!Array.isArray(list)) return fail('has no "origins" array');
+  if (!list.every((o) => typeof o === 'string')) return fail('has an "origins" entry that is not a string');
+  const at = list.findIndex((o) => {
+    try { return new URL(o).origin === origin; } catch { return false; }
+  });
+  if (at < 0) return fail(`does not list this page's origin (${origin})`);
+  return { origins: list.slice(0, at + 1) };
+}
+
 /** The RP ID a request names, read in the one place the native host reads it too
  * (PROTOCOL.md): `rp.id` for create, `rpId` for get, else the origin's host. Options with
  * a `publicKey` member are refused before this is asked (see {@link optionsProblem}).
@@ -135,27 +193,25 @@ export function allowAttributeAllows(allow, feature, { childOrigin, srcOrigin, p
 }
 
 /** `PublicKeyCredential.getClientCapabilities()` with the extension active: the browser's own
- * answer (`browserAnswer`; null or undefined when it has none), with what the phone path
+ * answer (`browserAnswer`; null or undefined when it has none), with what the extension
  * provides end to end set true — `hybridTransport`, the extensions the native host carries to
- * the phone and back (`credProps`, `prf`), and `signalUnknownCredential`, which the extension
- * acts on in every browser (the linked phone that holds the passkey is noted). Every key the
+ * the phone and back (`credProps`, `prf`), `relatedOrigins`, and `signalUnknownCredential`,
+ * which the extension acts on in every browser (the linked phone that holds the passkey is noted). Every key the
  * phone path does not provide (`extension:largeBlob`, `passkeyPlatformAuthenticator`,
  * `conditionalGet`, `signalAllAcceptedCredentials`, `signalCurrentUserDetails` …) keeps the
- * browser's answer, so a key the browser says true stays true, with one exception:
- * `relatedOrigins` is false, because the extension refuses an RP ID that is not the page's
- * host or a parent domain of it before the browser sees the request (related origins'
- * `/.well-known/webauthn` is not fetched). A plain record of booleans, keys in ascending order
+ * browser's answer, so a key the browser says true stays true. `relatedOrigins` is true: the
+ * extension fetches and checks the RP's `/.well-known/webauthn` itself in every browser (see
+ * {@link relatedOrigins}). A plain record of booleans, keys in ascending order
  * as WebAuthn returns them. page.js gets this function's own text (tools/build.mjs), so it
  * uses nothing else from this module.
  * @param {unknown} browserAnswer @returns {Record<string, boolean>} */
 export function clientCapabilities(browserAnswer) {
-  const phonePath = ['hybridTransport', 'extension:credProps', 'extension:prf', 'signalUnknownCredential'];
+  const provided = ['hybridTransport', 'extension:credProps', 'extension:prf', 'relatedOrigins', 'signalUnknownCredential'];
   const all = {};
   if (browserAnswer && typeof browserAnswer === 'object') {
     for (const [k, v] of Object.entries(browserAnswer)) if (typeof v === 'boolean') all[k] = v;
   }
-  for (const k of phonePath) all[k] = true;
-  all.relatedOrigins = false;
+  for (const k of provided) all[k] = true;
   /** @type {Record<string, boolean>} */
   const out = {};
   for (const k of Object.keys(all).sort()) out[k] = all[k];

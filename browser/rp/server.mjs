@@ -3,7 +3,8 @@
 // @simplewebauthn/browser, served as-is from node_modules (no bundler). Listens on 127.0.0.1
 // only; the page is opened as http://localhost:<port> (a secure context), or, given a TLS key
 // and certificate, as https://<name>:<port> for each of `names` (test host names a browser
-// resolves to 127.0.0.1 by its own rules). In-memory state.
+// resolves to 127.0.0.1 by its own rules). In-memory state. `/.well-known/webauthn` (WebAuthn
+// related origins) answers what `setWellKnown` last set, else 404.
 //
 //   node rp/server.mjs [--port N]     prints "rp listening on http://localhost:N"
 import { createServer } from 'node:http';
@@ -27,6 +28,8 @@ export function startRp({ port = 0, tls, names = ['localhost', '127.0.0.1'] } = 
   const users = new Map(); // name -> {id, credentials: [{id, publicKey, counter, transports}]}
   const challenges = new Map(); // challenge -> {kind, rpID, user}
   let origins = [];
+  /** @type {{status: number, type?: string, body?: string, location?: string} | null} */
+  let wellKnown = null;
 
   async function api(path, body) {
     const rpID = typeof body.rpId === 'string' && body.rpId ? body.rpId : names[0];
@@ -121,6 +124,14 @@ export function startRp({ port = 0, tls, names = ['localhost', '127.0.0.1'] } = 
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(out));
         return;
       }
+      if (url.pathname === '/.well-known/webauthn') {
+        const w = wellKnown ?? { status: 404, type: 'application/json', body: '{}' };
+        const headers = {};
+        if (w.type) headers['content-type'] = w.type;
+        if (w.location) headers.location = w.location;
+        res.writeHead(w.status, headers).end(w.body ?? '');
+        return;
+      }
       let file;
       if (url.pathname.startsWith('/lib/')) file = normalize(join(LIB, url.pathname.slice(5)));
       else file = normalize(join(here, 'public', url.pathname === '/' ? 'index.html' : url.pathname));
@@ -145,7 +156,11 @@ export function startRp({ port = 0, tls, names = ['localhost', '127.0.0.1'] } = 
       const p = server.address().port;
       const scheme = tls ? 'https' : 'http';
       origins = names.map((n) => `${scheme}://${n}:${p}`);
-      resolve({ port: p, url: origins[0], users, close: () => new Promise((r) => server.close(r)) });
+      resolve({
+        port: p, url: origins[0], users, close: () => new Promise((r) => server.close(r)),
+        /** What `/.well-known/webauthn` answers from now on (null: 404). */
+        setWellKnown: (w) => { wellKnown = w; },
+      });
     });
   });
 }

@@ -46,6 +46,19 @@ function fakeHost() {
   return port;
 }
 
+/** `fetch` as the background sees it: the related origins documents of `wellKnown` (URL →
+ * `[status, content type, body]`, or 'redirect' for a redirect, which `redirect: 'error'`
+ * turns into a TypeError); anything else is a network error. Remembers every call. */
+const wellKnown = new Map();
+const fetched = [];
+globalThis.fetch = /** @type {any} */ (async (url, init) => {
+  fetched.push([String(url), init]);
+  const doc = wellKnown.get(String(url));
+  if (!doc || doc === 'redirect') throw new TypeError('Failed to fetch');
+  const [status, type, body] = doc;
+  return new Response(body, { status, headers: type ? { 'content-type': type } : {} });
+});
+
 const onConnect = events();
 const tabMessages = []; // what the background sent with tabs.sendMessage
 globalThis.chrome = /** @type {any} */ ({
@@ -127,6 +140,60 @@ test('the RP ID of a create is rp.id (an rpId beside it is not read)', async () 
   });
   assert.deepEqual(refused.sent.map((m) => [m.type, m.name]), [[CEREMONY.ERROR, 'SecurityError']]);
   assert.deepEqual([...live.values()], []);
+});
+
+test('a related-origin RP ID: the well-known is fetched once, without credentials or referrer; its list goes to the host', async () => {
+  const shop = 'https://shop.b.example:8443';
+  wellKnown.set('https://a.example/.well-known/webauthn',
+    [200, 'application/json; charset=utf-8', JSON.stringify({ origins: ['https://a.example', shop, 'https://later.example'] })]);
+  fetched.length = 0;
+  const hosts = hostPorts.length;
+  const port = await begin(`${shop}/`, 'get', { challenge: 'AAECAwQFBgcICQoLDA0ODw', rpId: 'A.example', timeout: 600000 });
+  await settle();
+  assert.deepEqual(port.sent.map((m) => m.type), [CEREMONY.OVERLAY]);
+  assert.deepEqual(fetched.map(([url, init]) => [url, init.credentials, init.referrerPolicy, init.redirect, init.cache]),
+    [['https://a.example/.well-known/webauthn', 'omit', 'no-referrer', 'error', 'no-store']]);
+  const phones = hostPorts[hosts].sent[0];
+  assert.deepEqual([phones.type, phones.origin, phones.rpId, phones.relatedOrigins],
+    [TO_HOST.PHONES, shop, 'A.example', ['https://a.example', shop]]);
+  port.onMessage.fire({ type: CEREMONY.ABORT });
+  assert.deepEqual([...live.values()], []);
+  wellKnown.clear();
+});
+
+test('a related-origin RP ID whose well-known does not vouch for the page is SecurityError, with no host and no timer', async () => {
+  const shop = 'https://shop.b.example';
+  const url = 'https://a.example/.well-known/webauthn';
+  const cases = {
+    'not listed': [200, 'application/json', JSON.stringify({ origins: ['https://a.example', 'https://shop.b.example:8443'] })],
+    missing: [404, 'application/json', '{}'],
+    'a redirect': 'redirect',
+    'not JSON': [200, 'application/json', '<html>'],
+    'not application/json': [200, 'text/html', JSON.stringify({ origins: [shop] })],
+    'origins not an array': [200, 'application/json', JSON.stringify({ origins: shop })],
+    'too large': [200, 'application/json', JSON.stringify({ origins: [shop], pad: 'x'.repeat(70000) })],
+  };
+  const hosts = hostPorts.length;
+  const seen = {};
+  for (const [label, doc] of Object.entries(cases)) {
+    wellKnown.set(url, doc);
+    const port = await begin(`${shop}/`, 'create', {
+      rp: { id: 'a.example', name: 'A' }, user: { id: 'dXNlcg', name: 'alice' }, challenge: 'AAECAwQFBgcICQoLDA0ODw',
+    });
+    await settle();
+    seen[label] = port.sent.map((m) => [m.type, m.name]);
+  }
+  assert.deepEqual(seen, Object.fromEntries(Object.keys(cases).map((k) => [k, [[CEREMONY.ERROR, 'SecurityError']]])));
+  assert.equal(hostPorts.length, hosts, 'no native host was started');
+  assert.deepEqual([...live.values()], []);
+  // A one-label RP ID or an IP address is refused without a fetch.
+  fetched.length = 0;
+  for (const rpId of ['example', '127.0.0.1']) {
+    const port = await begin(`${shop}/`, 'get', { challenge: 'AAECAwQFBgcICQoLDA0ODw', rpId });
+    assert.deepEqual(port.sent.map((m) => [m.type, m.name]), [[CEREMONY.ERROR, 'SecurityError']]);
+  }
+  assert.deepEqual(fetched, []);
+  wellKnown.clear();
 });
 
 /** Runs the built content script in a fake top-level window; returns what it sends. */
@@ -221,7 +288,7 @@ function pageScript(pkc) {
   return context;
 }
 
-const PHONE_CAPABILITIES = { 'extension:credProps': true, 'extension:prf': true, hybridTransport: true, relatedOrigins: false, signalUnknownCredential: true };
+const PHONE_CAPABILITIES = { 'extension:credProps': true, 'extension:prf': true, hybridTransport: true, relatedOrigins: true, signalUnknownCredential: true };
 const plain = (r) => JSON.parse(JSON.stringify(r));
 
 test('the page gets getClientCapabilities as a static method when the browser has none', async () => {

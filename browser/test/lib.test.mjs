@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import vm from 'node:vm';
-import { allowAttributeAllows, busyText, checkRpId, clientCapabilities, errorText, firstChoice, originOf, prfProblem, progressFields, secureOrigin, signalOptions } from '../extension/lib.js';
+import { allowAttributeAllows, busyText, checkRpId, clientCapabilities, errorText, firstChoice, MAX_WELL_KNOWN_BYTES, originOf, prfProblem, progressFields, relatedCandidate, relatedOrigins, secureOrigin, signalOptions } from '../extension/lib.js';
 import { build, CHROMIUM_ID, CHROMIUM_KEY, classicScript, FIREFOX_ID } from '../tools/build.mjs';
 
 test('the origin comes from the sender: sender.origin, else the origin of sender.url; opaque is refused', () => {
@@ -66,8 +66,8 @@ test('a busy relay\'s wait is shown in whole seconds, rounded up', () => {
   assert.equal(busyText(Number.NaN), 'The relay is busy; trying again in 1 s…');
 });
 
-test('client capabilities: the phone path adds hybridTransport, credProps, prf and signalUnknownCredential; relatedOrigins is false', () => {
-  const phone = { 'extension:credProps': true, 'extension:prf': true, hybridTransport: true, relatedOrigins: false, signalUnknownCredential: true };
+test('client capabilities: the extension adds hybridTransport, credProps, prf, relatedOrigins and signalUnknownCredential', () => {
+  const phone = { 'extension:credProps': true, 'extension:prf': true, hybridTransport: true, relatedOrigins: true, signalUnknownCredential: true };
   // A browser without getClientCapabilities (or whose answer failed): only what the phone path provides.
   assert.deepEqual(clientCapabilities(undefined), phone);
   assert.deepEqual(clientCapabilities(null), phone);
@@ -85,12 +85,12 @@ test('client capabilities: the phone path adds hybridTransport, credProps, prf a
   assert.equal(merged.signalAllAcceptedCredentials, false, 'the extension only checks it: never raised');
   assert.equal(merged.signalCurrentUserDetails, false, 'the extension only checks it: never raised');
   assert.deepEqual(firefox.hybridTransport, false, 'the browser\'s record is left as it was');
-  // What the browser says true stays true, including keys unknown here, but relatedOrigins:
-  // the extension refuses an RP ID outside the page's domain before the browser sees it.
+  assert.equal(merged.relatedOrigins, true, 'the extension fetches and checks the well-known in every browser');
+  // What the browser says true stays true, including keys unknown here.
   const chromium = { hybridTransport: true, 'extension:largeBlob': true, relatedOrigins: true, somethingNew: true,
     signalAllAcceptedCredentials: true, signalCurrentUserDetails: true, signalUnknownCredential: true };
   assert.deepEqual(clientCapabilities(chromium), { ...chromium, ...phone });
-  assert.equal(clientCapabilities(chromium).relatedOrigins, false);
+  assert.equal(clientCapabilities(chromium).relatedOrigins, true);
   assert.equal(clientCapabilities(chromium).signalCurrentUserDetails, true, 'Chromium\'s own method gets the signal');
   // A plain record with its keys in ascending order, booleans only.
   const r = clientCapabilities({ zeta: true, alpha: false, odd: 'yes', hybridTransport: 0 });
@@ -278,6 +278,47 @@ test('content scripts: the import of messages.js becomes constants inside a bloc
   assert.ok(!withLib.includes('import'), withLib);
   assert.deepEqual(Object.keys(vm.runInNewContext(withLib)), ['extension:credProps', 'extension:prf', 'hybridTransport', 'relatedOrigins', 'signalUnknownCredential']);
   assert.throws(() => classicScript("import { NOPE } from './lib.js';\n"), /lib.js does not export NOPE as a function/);
+});
+
+test('related origins: which RP IDs outside the page\'s domain are worth a fetch of their well-known', () => {
+  const shop = 'https://shop.example.net:8443';
+  assert.deepEqual(['example.test', 'Login.Example.co.uk', 'xn--bcher-kva.example'].map((r) => relatedCandidate(r, shop)), [true, true, true]);
+  assert.deepEqual(['example', '', '.example.test', 'example.test.', '127.0.0.1', '[::1]', 'a b.test', 'a/b.test', 'a:1.test', 7, null]
+    .map((r) => relatedCandidate(r, shop)), Array(11).fill(false));
+  // A page on an IP address uses no RP ID at all.
+  assert.equal(relatedCandidate('example.test', 'https://127.0.0.1:8443'), false);
+});
+
+test('related origins: the well-known is a 200 application/json object whose origins, strings, list the page (WebAuthn L3 §5.11)', () => {
+  const shop = 'https://shop.example.net:8443';
+  const doc = (body, more = {}) => ({ status: 200, contentType: 'application/json', body: typeof body === 'string' ? body : JSON.stringify(body), ...more });
+  // The list up to the page's origin goes to the host, which counts its sites.
+  assert.deepEqual(relatedOrigins(doc({ origins: ['https://example.test', `${shop}/`, 'https://later.example'] }), shop, 'example.test'),
+    { origins: ['https://example.test', `${shop}/`] });
+  // Entries that are no URL are skipped; a charset parameter is fine.
+  assert.deepEqual(relatedOrigins(doc({ origins: ['not a url', shop] }, { contentType: 'Application/JSON; charset=utf-8' }), shop, 'example.test'),
+    { origins: ['not a url', shop] });
+  const refused = {
+    'another port': doc({ origins: ['https://shop.example.net'] }),
+    'another scheme': doc({ origins: ['http://shop.example.net:8443'] }),
+    'empty list': doc({ origins: [] }),
+    404: doc({ origins: [shop] }, { status: 404 }),
+    redirected: doc({ origins: [shop] }, { redirected: true }),
+    'text/html': doc({ origins: [shop] }, { contentType: 'text/html' }),
+    'no type': doc({ origins: [shop] }, { contentType: null }),
+    'not JSON': doc('{"origins": ['),
+    'an array': doc([shop]),
+    null: doc('null'),
+    'origins a string': doc({ origins: shop }),
+    'no origins': doc({ origin: [shop] }),
+    'a number among the origins': doc({ origins: [7, shop] }),
+    'too large': doc(`{"origins": ["${shop}"], "pad": "${'x'.repeat(MAX_WELL_KNOWN_BYTES)}"}`),
+  };
+  const seen = Object.fromEntries(Object.entries(refused).map(([k, d]) => {
+    const r = relatedOrigins(d, shop, 'example.test');
+    return [k, !r.origins && /^The relying party ID "example\.test" is not .* the current domain \(shop\.example\.net\), and https:\/\/example\.test\/\.well-known\/webauthn /.test(r.error ?? '')];
+  }));
+  assert.deepEqual(seen, Object.fromEntries(Object.keys(refused).map((k) => [k, true])));
 });
 
 test('signal options: WebIDL conversion, unpadded base64url IDs, then the RP ID (WebAuthn L3 §5.1.10)', () => {

@@ -25,7 +25,7 @@ use crate::error::BridgeError;
 use crate::links::{self, LinkStore};
 use crate::progress::Progress;
 use crate::scanner::{AdvertFileScanner, Scanner};
-use crate::webauthn::{self, AuthenticationOptions, RegistrationOptions};
+use crate::webauthn::{self, AuthenticationOptions, RegistrationOptions, RpScope};
 
 use super::dom::{DomError, DomName};
 use super::messages::{CeremonyKind, CeremonyRequest, UnknownCredentialRequest};
@@ -72,8 +72,7 @@ pub fn check_origin(req: &CeremonyRequest) -> Result<String, DomError> {
         Some(Value::String(s)) => s.clone(),
         Some(_) => return Err(DomError::bad_request("the RP ID must be a string")),
     };
-    webauthn::check_rp_id(&rp_id, origin)
-        .map_err(|e| DomError::new(DomName::SecurityError, "rp_id_mismatch", e.to_string()))?;
+    check_rp_in(origin, &rp_id, scope(req.related_origins.as_deref()))?;
     Ok(rp_id)
 }
 
@@ -131,9 +130,21 @@ fn remember(links: &LinkStore, phone: &str, rp_id: &str, json: &Value) {
 /// Whether a page of `origin` may use `rp_id`, as a ceremony checks it (a secure origin; the
 /// host or a parent domain of it that is no public suffix): `SecurityError` when not.
 pub fn check_rp(origin: &str, rp_id: &str) -> Result<(), DomError> {
+    check_rp_in(origin, rp_id, RpScope::Parent)
+}
+
+/// The scope a request's RP ID is checked in: related origins when the extension sent the
+/// list it fetched, else the host and its parents.
+pub fn scope(related_origins: Option<&[String]>) -> RpScope<'_> {
+    related_origins.map_or(RpScope::Parent, RpScope::Related)
+}
+
+/// [`check_rp`] in `scope`: with [`RpScope::Related`], an RP ID that is no public suffix and
+/// lists the origin among its related origins passes too.
+pub fn check_rp_in(origin: &str, rp_id: &str, scope: RpScope<'_>) -> Result<(), DomError> {
     webauthn::origin_host(origin)
         .map_err(|e| DomError::new(DomName::SecurityError, "insecure_origin", e.to_string()))?;
-    webauthn::check_rp_id(rp_id, origin)
+    webauthn::check_rp_scope(rp_id, origin, scope)
         .map_err(|e| DomError::new(DomName::SecurityError, "rp_id_mismatch", e.to_string()))
 }
 
@@ -165,6 +176,7 @@ async fn ceremony(
     let options = req.options.to_string();
     let origin = Some(req.origin.as_str());
     let top = cross_origin_top(req).map_err(dom)?;
+    let rp_scope = scope(req.related_origins.as_deref());
     let mut config = host.bridge.clone();
     if let Some(phone) = &req.phone {
         // Fail on an unknown phone before touching Bluetooth.
@@ -173,7 +185,7 @@ async fn ceremony(
     }
     let json = match req.kind {
         CeremonyKind::Create => {
-            let o = RegistrationOptions::from_json(&options, origin).map_err(dom)?;
+            let o = RegistrationOptions::from_json_in(&options, origin, rp_scope).map_err(dom)?;
             let client_data = client_data("webauthn.create", &o.challenge, &o.origin, top)?;
             let request = CtapRequest {
                 command: Command::MakeCredential,
@@ -186,7 +198,7 @@ async fn ceremony(
             .map(|j| (j, phone))
         }
         CeremonyKind::Get => {
-            let o = AuthenticationOptions::from_json(&options, origin).map_err(dom)?;
+            let o = AuthenticationOptions::from_json_in(&options, origin, rp_scope).map_err(dom)?;
             let client_data = client_data("webauthn.get", &o.challenge, &o.origin, top)?;
             let request = CtapRequest {
                 command: Command::GetAssertion,

@@ -41,6 +41,11 @@ pub struct CeremonyRequest {
     /// The top-level page's origin when the request comes from a frame (as the browser
     /// reported it); `None` or equal to `origin` for a top-level page.
     pub top_origin: Option<String>,
+    /// The `origins` of `https://<rpId>/.well-known/webauthn` when the RP ID is not the
+    /// origin's host nor a parent of it: the extension fetched and checked that document
+    /// (it alone reaches this host, over native messaging), and the host checks the RP ID
+    /// against this list (WebAuthn L3 §5.11). `None`: the RP ID must be the host or a parent.
+    pub related_origins: Option<Vec<String>>,
 }
 
 /// A request from the extension.
@@ -72,6 +77,8 @@ pub struct RpCheck {
     pub origin: String,
     /// The RP ID the page's request names.
     pub rp_id: String,
+    /// As [`CeremonyRequest::related_origins`].
+    pub related_origins: Option<Vec<String>>,
 }
 
 /// A site's report that it does not know a credential (`signalUnknownCredential`), with the
@@ -115,6 +122,8 @@ struct CeremonyJson {
     phone: Option<String>,
     #[serde(default, rename = "topOrigin")]
     top_origin: Option<String>,
+    #[serde(default, rename = "relatedOrigins")]
+    related_origins: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -123,6 +132,8 @@ struct PhonesJson {
     origin: Option<String>,
     #[serde(default, rename = "rpId")]
     rp_id: Option<String>,
+    #[serde(default, rename = "relatedOrigins")]
+    related_origins: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -187,6 +198,7 @@ impl Request {
                 options: c.options,
                 phone: c.phone,
                 top_origin: c.top_origin,
+                related_origins: c.related_origins,
             }))
         };
         match ty.as_str() {
@@ -200,15 +212,19 @@ impl Request {
             "phones" => {
                 let p: PhonesJson = serde_json::from_value(v.clone()).map_err(|e| {
                     bad(format!(
-                        "a phones message takes \"origin\" and \"rpId\" as strings: {e}"
+                        "a phones message takes \"origin\" and \"rpId\" as strings (and \"relatedOrigins\" as an array of strings): {e}"
                     ))
                 })?;
                 let rp = match (p.origin, p.rp_id) {
-                    (Some(origin), Some(rp_id)) => Some(RpCheck { origin, rp_id }),
-                    (None, None) => None,
+                    (Some(origin), Some(rp_id)) => Some(RpCheck {
+                        origin,
+                        rp_id,
+                        related_origins: p.related_origins,
+                    }),
+                    (None, None) if p.related_origins.is_none() => None,
                     _ => {
                         return Err(bad("a phones message takes \"origin\" and \"rpId\" together, \
-                                        or neither"
+                                        or neither (and \"relatedOrigins\" only with both)"
                             .into()))
                     }
                 };
@@ -335,13 +351,29 @@ mod tests {
             .unwrap(),
             Request::Phones {
                 id: Some("p".into()),
-                rp: Some(RpCheck { origin: "https://login.example.co.uk".into(), rp_id: "co.uk".into() })
+                rp: Some(RpCheck { origin: "https://login.example.co.uk".into(), rp_id: "co.uk".into(), related_origins: None })
+            }
+        );
+        assert_eq!(
+            Request::parse(
+                br#"{"type":"phones","origin":"https://shop.example.net","rpId":"example.test","relatedOrigins":["https://shop.example.net"]}"#
+            )
+            .unwrap(),
+            Request::Phones {
+                id: None,
+                rp: Some(RpCheck {
+                    origin: "https://shop.example.net".into(),
+                    rp_id: "example.test".into(),
+                    related_origins: Some(vec!["https://shop.example.net".into()])
+                })
             }
         );
         for half in [
             br#"{"type":"phones","id":"p","rpId":"example.com"}"#.as_slice(),
             br#"{"type":"phones","id":"p","origin":"https://example.com"}"#,
             br#"{"type":"phones","id":"p","origin":7,"rpId":"example.com"}"#,
+            br#"{"type":"phones","id":"p","relatedOrigins":["https://example.com"]}"#,
+            br#"{"type":"phones","id":"p","origin":"https://a.example","rpId":"b.example","relatedOrigins":"https://a.example"}"#,
         ] {
             let e = Request::parse(half).unwrap_err();
             assert_eq!(e.id.as_deref(), Some("p"));

@@ -134,10 +134,13 @@ pub async fn serve(
                 messages::error(b.id.as_deref(), &DomError::bad_request(b.message))
             }
             Incoming::Request(Request::Phones { id, rp }) => {
-                match rp
-                    .as_ref()
-                    .map_or(Ok(()), |rp| driver::check_rp(&rp.origin, &rp.rp_id))
-                {
+                match rp.as_ref().map_or(Ok(()), |rp| {
+                    driver::check_rp_in(
+                        &rp.origin,
+                        &rp.rp_id,
+                        driver::scope(rp.related_origins.as_deref()),
+                    )
+                }) {
                     Err(e) => messages::error(id.as_deref(), &e),
                     Ok(()) => match config.links.list() {
                         Ok(list) => messages::phones(id.as_deref(), &list),

@@ -15,7 +15,7 @@ use sha2::{Digest as _, Sha256};
 use crate::error::BridgeError;
 
 use super::client_data::client_data_json;
-use super::origin::{check_rp_id, resolve_origin};
+use super::origin::{check_rp_scope, resolve_origin, RpScope};
 
 /// WebAuthn-level PRF inputs: `first` and an optional `second` (hashed before sending).
 pub type PrfEval = (Vec<u8>, Option<Vec<u8>>);
@@ -289,6 +289,15 @@ impl RegistrationOptions {
     /// From `PublicKeyCredentialCreationOptionsJSON` (or `{"publicKey": …}`). `origin`
     /// defaults to `https://<rp.id>`.
     pub fn from_json(json: &str, origin: Option<&str>) -> Result<Self, BridgeError> {
+        Self::from_json_in(json, origin, RpScope::Parent)
+    }
+
+    /// [`Self::from_json`], with the RP ID checked against the origin as `scope` says.
+    pub fn from_json_in(
+        json: &str,
+        origin: Option<&str>,
+        scope: RpScope<'_>,
+    ) -> Result<Self, BridgeError> {
         let c: CreationJson = serde_json::from_value(unwrap_public_key(json)?).map_err(|e| {
             BridgeError::Usage(format!("not a PublicKeyCredentialCreationOptionsJSON: {e}"))
         })?;
@@ -340,13 +349,18 @@ impl RegistrationOptions {
                 Some(p) => Some(prf_eval(p.eval)?),
             },
         };
-        o.validate()?;
+        o.validate_in(scope)?;
         Ok(o)
     }
 
     /// Checks the RP ID against the origin and the required fields.
     pub fn validate(&self) -> Result<(), BridgeError> {
-        check_rp_id(&self.rp_id, &self.origin)?;
+        self.validate_in(RpScope::Parent)
+    }
+
+    /// [`Self::validate`], with the RP ID checked as `scope` says.
+    pub fn validate_in(&self, scope: RpScope<'_>) -> Result<(), BridgeError> {
+        check_rp_scope(&self.rp_id, &self.origin, scope)?;
         if self.challenge.len() < 16 {
             return Err(BridgeError::Usage(format!(
                 "the challenge is {} bytes; WebAuthn needs at least 16 random bytes",
@@ -403,6 +417,15 @@ impl AuthenticationOptions {
     /// From `PublicKeyCredentialRequestOptionsJSON` (or `{"publicKey": …}`); `rpId` or
     /// `origin` must be given.
     pub fn from_json(json: &str, origin: Option<&str>) -> Result<Self, BridgeError> {
+        Self::from_json_in(json, origin, RpScope::Parent)
+    }
+
+    /// [`Self::from_json`], with the RP ID checked against the origin as `scope` says.
+    pub fn from_json_in(
+        json: &str,
+        origin: Option<&str>,
+        scope: RpScope<'_>,
+    ) -> Result<Self, BridgeError> {
         let r: RequestJson = serde_json::from_value(unwrap_public_key(json)?).map_err(|e| {
             BridgeError::Usage(format!("not a PublicKeyCredentialRequestOptionsJSON: {e}"))
         })?;
@@ -424,13 +447,18 @@ impl AuthenticationOptions {
             user_verification: r.user_verification.unwrap_or_default(),
             prf,
         };
-        o.validate()?;
+        o.validate_in(scope)?;
         Ok(o)
     }
 
     /// Checks the RP ID against the origin and the challenge length.
     pub fn validate(&self) -> Result<(), BridgeError> {
-        check_rp_id(&self.rp_id, &self.origin)?;
+        self.validate_in(RpScope::Parent)
+    }
+
+    /// [`Self::validate`], with the RP ID checked as `scope` says.
+    pub fn validate_in(&self, scope: RpScope<'_>) -> Result<(), BridgeError> {
+        check_rp_scope(&self.rp_id, &self.origin, scope)?;
         if self.challenge.len() < 16 {
             return Err(BridgeError::Usage(format!(
                 "the challenge is {} bytes; WebAuthn needs at least 16 random bytes",

@@ -6,7 +6,10 @@
 //! ID may be used from an origin when it equals the origin's host, or is a parent domain of
 //! it that is not a public suffix by the Public Suffix List (the `psl` crate, which compiles
 //! the list in: `co.nz` and `github.io` are refused, `alice.github.io` is registrable). As in
-//! browsers, an origin whose host is an IP address cannot use WebAuthn.
+//! browsers, an origin whose host is an IP address cannot use WebAuthn. An RP ID that is not
+//! the host or a parent of it may still be used when the RP lists the origin as related
+//! (WebAuthn L3 §5.11): [`check_related_rp_id`] runs that check over the `origins` of the
+//! RP's `/.well-known/webauthn`, which the browser extension fetched.
 
 use url::{Host, Url};
 
@@ -143,6 +146,93 @@ pub fn check_rp_id(rp_id: &str, origin: &str) -> Result<(), BridgeError> {
     Ok(())
 }
 
+/// How many distinct registrable-domain labels ("eTLD+1 labels") of a related-origins list a
+/// browser reads before it gives up on finding the caller (WebAuthn L3 §5.11.1, the
+/// minimum every browser supports; Chromium's value).
+pub const MAX_RELATED_ORIGIN_LABELS: usize = 5;
+
+/// How an RP ID is to be checked against the page's origin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RpScope<'a> {
+    /// The RP ID must be the origin's host or a parent domain of it ([`check_rp_id`]).
+    Parent,
+    /// The RP ID may also be any registrable domain whose `/.well-known/webauthn` lists the
+    /// origin: these are that document's `origins`, as fetched ([`check_related_rp_id`]).
+    Related(&'a [String]),
+}
+
+/// [`check_rp_id`], or for [`RpScope::Related`] [`check_related_rp_id`].
+pub fn check_rp_scope(rp_id: &str, origin: &str, scope: RpScope<'_>) -> Result<(), BridgeError> {
+    match scope {
+        RpScope::Parent => check_rp_id(rp_id, origin),
+        RpScope::Related(origins) => check_related_rp_id(rp_id, origin, origins),
+    }
+}
+
+/// Whether `rp_id` may be used from `origin` given `origins`, the list of the RP's
+/// `https://<rp_id>/.well-known/webauthn`: when [`check_rp_id`] allows it; else when the RP
+/// ID is a registrable domain (a domain name, not an IP address nor a public suffix) and the
+/// origin is found in `origins` by WebAuthn L3 §5.11.1: entries that are no URL or have no
+/// registrable domain are skipped, and once [`MAX_RELATED_ORIGIN_LABELS`] distinct labels
+/// have been seen, entries with a further label are skipped.
+pub fn check_related_rp_id(
+    rp_id: &str,
+    origin: &str,
+    origins: &[String],
+) -> Result<(), BridgeError> {
+    let parent = check_rp_id(rp_id, origin);
+    if parent.is_ok() {
+        return parent;
+    }
+    let url = parse_origin(origin)?;
+    if !matches!(url.host(), Some(Host::Domain(_))) {
+        // An IP address as the page's host: the parent check's message says why.
+        return parent;
+    }
+    let rp = match Host::parse(rp_id) {
+        Ok(Host::Domain(d)) => d,
+        _ => return parent,
+    };
+    if psl::suffix(rp.as_bytes()).is_none_or(|s| s.as_bytes() == rp.as_bytes()) {
+        return Err(BridgeError::Usage(format!(
+            "RP ID {rp_id:?} is a public suffix (by the Public Suffix List), which no site \
+             may claim, related origins or not; use the site's registrable domain"
+        )));
+    }
+    let caller = url.origin().ascii_serialization();
+    let mut labels: Vec<String> = Vec::new();
+    for item in origins {
+        let Ok(u) = Url::parse(item) else { continue };
+        let Some(Host::Domain(d)) = u.host() else {
+            continue;
+        };
+        let Some(domain) = psl::domain(d.as_bytes()) else {
+            continue;
+        };
+        let Some(label) = domain.as_bytes().split(|&b| b == b'.').next() else {
+            continue;
+        };
+        let label = String::from_utf8_lossy(label).into_owned();
+        if label.is_empty() {
+            continue;
+        }
+        let seen = labels.contains(&label);
+        if !seen && labels.len() >= MAX_RELATED_ORIGIN_LABELS {
+            continue;
+        }
+        if u.origin().ascii_serialization() == caller {
+            return Ok(());
+        }
+        if !seen {
+            labels.push(label);
+        }
+    }
+    Err(BridgeError::Usage(format!(
+        "origin {caller:?} is not among the first {MAX_RELATED_ORIGIN_LABELS} sites that \
+         https://{rp}/.well-known/webauthn lists for RP ID {rp_id:?}; the RP must list it there"
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,5 +329,111 @@ mod tests {
             resolve_origin(Some("https://[::1]:443"), Some("Example.com")).unwrap(),
             ("https://[::1]".to_string(), "example.com".to_string())
         );
+    }
+
+    fn list(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_related_rp_id_is_allowed_for_an_origin_its_well_known_lists() {
+        let origins = list(&["https://example.test", "https://shop.example.net:8443/"]);
+        let shop = "https://shop.example.net:8443";
+        assert!(check_related_rp_id("example.test", shop, &origins).is_ok());
+        assert!(check_rp_scope("EXAMPLE.test", shop, RpScope::Related(&origins)).is_ok());
+        // The parent check alone refuses it.
+        assert!(check_rp_scope("example.test", shop, RpScope::Parent).is_err());
+        // Another port, scheme or host is another origin.
+        for other in ["https://shop.example.net", "https://www.example.net:8443"] {
+            let e = check_related_rp_id("example.test", other, &origins).unwrap_err();
+            assert!(e.to_string().contains("must list it"), "{other}: {e}");
+        }
+        // A parent domain needs no list.
+        assert!(check_related_rp_id("example.net", shop, &[]).is_ok());
+    }
+
+    #[test]
+    fn a_related_rp_id_that_is_a_public_suffix_or_no_domain_is_refused_whatever_the_list() {
+        let shop = "https://shop.example.net";
+        let origins = list(&[shop]);
+        for rp in ["co.uk", "github.io", "test", "com"] {
+            let e = check_related_rp_id(rp, shop, &origins).unwrap_err();
+            assert!(e.to_string().contains("public suffix"), "{rp}: {e}");
+        }
+        for rp in ["127.0.0.1", "[::1]", "", "bad host"] {
+            assert!(check_related_rp_id(rp, shop, &origins).is_err(), "{rp}");
+        }
+        // A page on an IP address, or an insecure one, uses no RP ID at all.
+        assert!(check_related_rp_id(
+            "example.test",
+            "https://127.0.0.1",
+            &list(&["https://127.0.0.1"])
+        )
+        .is_err());
+        assert!(check_related_rp_id(
+            "example.test",
+            "http://shop.example.net",
+            &list(&["http://shop.example.net"])
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn related_origins_count_five_labels_the_callers_among_them() {
+        let me = "https://shop.example.net";
+        // Four labels, then the caller's, the fifth: found.
+        let five = list(&[
+            "https://a.com",
+            "https://b.com",
+            "https://www.c.co.uk",
+            "https://d.org",
+            me,
+        ]);
+        assert!(check_related_rp_id("example.test", me, &five).is_ok());
+        // Five labels before it: the caller's label would be a sixth, skipped.
+        let six = list(&[
+            "https://a.com",
+            "https://b.com",
+            "https://c.co.uk",
+            "https://d.org",
+            "https://e.com",
+            me,
+        ]);
+        let e = check_related_rp_id("example.test", me, &six).unwrap_err();
+        assert!(e.to_string().contains("first 5 sites"), "{e}");
+        // A label already seen does not count again: a.com and a.org are one label, as are
+        // example.net and example.org; the caller's label may be among the five.
+        let same = list(&[
+            "https://a.com",
+            "https://a.org",
+            "https://b.com",
+            "https://c.com",
+            "https://d.com",
+            "https://www.example.org",
+            "https://f.com",
+            me,
+        ]);
+        assert!(check_related_rp_id("example.test", me, &same).is_ok());
+        // Entries that are no URL, or have no registrable domain, are skipped and not counted.
+        let skipped = list(&[
+            "not a url",
+            "https://127.0.0.1",
+            "https://co.uk",
+            "https://a.com",
+            "https://b.com",
+            "https://c.com",
+            "https://d.com",
+            "https://e.com",
+            me,
+        ]);
+        assert!(check_related_rp_id("example.test", me, &skipped).is_err());
+        let skipped = list(&[
+            "not a url",
+            "https://127.0.0.1",
+            "https://co.uk",
+            "https://a.com",
+            me,
+        ]);
+        assert!(check_related_rp_id("example.test", me, &skipped).is_ok());
     }
 }

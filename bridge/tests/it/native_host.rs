@@ -434,6 +434,101 @@ async fn rp_id_not_matching_the_origin_is_security_error_before_any_qr_code() {
 }
 
 #[tokio::test]
+async fn a_related_origin_request_passes_only_with_a_list_naming_the_origin_and_a_registrable_rp_id(
+) {
+    let mut host = Host::idle();
+    let shop = "https://shop.example.net:8443";
+    let listed = json!(["https://example.test", shop]);
+    let related = |mut req: Value, origins: &Value| {
+        req["relatedOrigins"] = origins.clone();
+        req
+    };
+    let refused = [
+        // Not flagged related: the RP ID must be the host or a parent of it.
+        get("r1", shop, "example.test", None),
+        // Flagged related, but the list does not name this origin (another port).
+        related(
+            get("r2", "https://shop.example.net", "example.test", None),
+            &listed,
+        ),
+        related(create("r3", shop, "example.test"), &json!([])),
+        // A public suffix is refused whatever the list says.
+        related(get("r4", shop, "co.uk", None), &json!([shop])),
+        related(create("r5", shop, "test"), &json!([shop])),
+        related(get("r6", shop, "github.io", None), &json!([shop])),
+        // An IP address as the RP ID, and a page that is not a secure context.
+        related(get("r7", shop, "127.0.0.1", None), &json!([shop])),
+        related(
+            get("r8", "http://shop.example.net", "example.test", None),
+            &json!(["http://shop.example.net"]),
+        ),
+        // More than five sites before the origin.
+        related(
+            get("r9", shop, "example.test", None),
+            &json!([
+                "https://a.com",
+                "https://b.com",
+                "https://c.com",
+                "https://d.com",
+                "https://e.com",
+                shop
+            ]),
+        ),
+    ];
+    for req in refused {
+        let id = req["id"].clone();
+        host.send(req).await;
+        let m = host.recv().await;
+        assert_eq!(m["type"], "error", "{id}: {m}");
+        assert_eq!(m["name"], "SecurityError", "{id}: {m}");
+        assert_eq!(m["id"], id);
+    }
+    // A list that is not an array of strings is no request the host reads.
+    host.send(related(
+        get("r10", shop, "example.test", None),
+        &json!("https://shop.example.net:8443"),
+    ))
+    .await;
+    let m = host.recv().await;
+    assert_eq!(
+        (m["type"].as_str(), m["id"].as_str()),
+        (Some("error"), Some("r10")),
+        "{m}"
+    );
+    assert_ne!(m["name"], "SecurityError", "{m}");
+    // The phones check before the overlay: the same rules.
+    host.send(json!({"type": "phones", "id": "p1", "origin": shop, "rpId": "example.test", "relatedOrigins": listed}))
+        .await;
+    let m = host.recv().await;
+    assert_eq!(
+        (m["type"].as_str(), m["id"].as_str()),
+        (Some("phones"), Some("p1")),
+        "{m}"
+    );
+    for (id, rp, origins) in [
+        ("p2", "co.uk", json!([shop])),
+        ("p3", "example.test", json!(["https://example.test"])),
+    ] {
+        host.send(json!({"type": "phones", "id": id, "origin": shop, "rpId": rp, "relatedOrigins": origins}))
+            .await;
+        let m = host.recv().await;
+        assert_error(&m, "SecurityError", "rp_id_mismatch");
+        assert_eq!(m["id"], id);
+    }
+    // Listed, with a registrable RP ID: the ceremony gets as far as the QR code.
+    host.send(related(create("ok", shop, "example.test"), &listed))
+        .await;
+    let m = host.recv().await;
+    assert_eq!(
+        (m["type"].as_str(), m["event"].as_str()),
+        (Some("event"), Some("qr")),
+        "{m}"
+    );
+    host.close_stdin();
+    assert!(host.exit().await.success());
+}
+
+#[tokio::test]
 async fn cancel_ends_the_ceremony_with_not_allowed_error_promptly() {
     let mut host = Host::idle();
     host.send(create("c1", "https://example.com", "example.com"))
@@ -1063,6 +1158,7 @@ async fn the_sites_timeout_is_clamped_and_ends_the_ceremony() {
             options: json!({"challenge": "AAECAwQFBgcICQoLDA0ODw", "timeout": timeout_ms}),
             phone: None,
             top_origin: None,
+            related_origins: None,
         };
         let started = tokio::time::Instant::now();
         let e = driver::run(&req, &config, &bridge::Silent)

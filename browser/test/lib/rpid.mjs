@@ -4,7 +4,8 @@
 // network.dns.localDomains: no /etc/hosts), with a certificate made for the run that the
 // browser is told to accept (Chromium: its key's SPKI hash; Firefox: the BiDi session's
 // acceptInsecureCerts). The same extension, native host, relay and phone-sim as
-// scenarios.mjs, in a browser of their own.
+// scenarios.mjs, in a browser of their own. related.mjs opens its own browser the same way
+// (startOnTestHosts).
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { spawnSync } from 'node:child_process';
@@ -19,28 +20,71 @@ import { BROWSER_DIR, startStack, waitFor } from './stack.mjs';
 /** The page's own host, a host under a two-label public suffix, and another site for frames. */
 const HOSTS = ['login.example.test', 'login.example.co.uk', 'frames.example.net'];
 
-const STATUS = `(() => { const s = document.querySelector('#status');
+export const STATUS = `(() => { const s = document.querySelector('#status');
   return { state: s.dataset.state, seq: Number(s.dataset.seq || 0), error: s.dataset.errorName, user: s.dataset.user, text: s.textContent }; })()`;
-const OVERLAY_HOST = `[...document.documentElement.querySelectorAll('body > div')].find((e) => e.style.zIndex === '2147483647')`;
+export const OVERLAY_HOST = `[...document.documentElement.querySelectorAll('body > div')].find((e) => e.style.zIndex === '2147483647')`;
 // Notes in the page whether the overlay's host element was ever added (it may come and go
 // between two looks).
-const WATCH_OVERLAY = `(window.__overlaySeen = false, new MutationObserver((list) => {
+export const WATCH_OVERLAY = `(window.__overlaySeen = false, new MutationObserver((list) => {
   if (list.some((m) => [...m.addedNodes].some((n) => n.style?.zIndex === '2147483647'))) window.__overlaySeen = true;
 }).observe(document.body, { childList: true }), true)`;
 
-/** A key and a self-signed certificate for every test host, made with openssl for this run,
- * and the base64 SHA-256 of its public key (what Chromium's SPKI allow list takes). */
-function testCertificate(dir) {
+/** A key and a self-signed certificate for every one of `hosts`, made with openssl for this
+ * run, and the base64 SHA-256 of its public key (what Chromium's SPKI allow list takes). */
+function testCertificate(dir, hosts) {
   const key = join(dir, 'tls-key.pem');
   const cert = join(dir, 'tls-cert.pem');
   const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-days', '2', '-subj', '/CN=hybrid-bridge test RP', '-addext', `subjectAltName=${HOSTS.map((h) => `DNS:${h}`).join(',')}`,
+    '-days', '2', '-subj', '/CN=hybrid-bridge test RP', '-addext', `subjectAltName=${hosts.map((h) => `DNS:${h}`).join(',')}`,
     '-keyout', key, '-out', cert], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`openssl could not make the test certificate (apt-get install openssl): ${r.stderr}`);
   const tls = { key: readFileSync(key, 'utf8'), cert: readFileSync(cert, 'utf8') };
   const spki = createHash('sha256')
     .update(new X509Certificate(tls.cert).publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
   return { tls, spki };
+}
+
+/** The stack (`stack`), the test RP over https for each of `hosts` (`rp`) and `name`'s browser
+ * (`d`) resolving them to 127.0.0.1, with a certificate for them it accepts. With
+ * `defaultPortHost`, https to that host on the default port (443) reaches the RP too
+ * (Chromium: a host-resolver rule with a port; Firefox: network.socket.forcePort, which
+ * sends every connection to 443 there). */
+export async function startOnTestHosts(name, label, hosts, { defaultPortHost } = {}) {
+  const ctx = {};
+  ctx.stack = await startStack(`${name}-${label}`);
+  try {
+    await launchOnTestHosts(ctx, name, hosts, defaultPortHost);
+  } catch (e) {
+    await ctx.d?.close();
+    await ctx.rp?.close();
+    await ctx.stack.stop({ keep: true });
+    throw e;
+  }
+  return ctx;
+}
+
+async function launchOnTestHosts(ctx, name, hosts, defaultPortHost) {
+  const tmp = ctx.stack.dir;
+  const { tls, spki } = testCertificate(tmp, hosts);
+  ctx.tls = tls;
+  ctx.rp = await startRp({ tls, names: hosts });
+  if (name === 'chromium') {
+    const userDataDir = mkdtempSync(join(tmp, 'ud-'));
+    ctx.where = { chromiumUserDataDir: userDataDir };
+    ctx.stack.install(ctx.where);
+    const rules = hosts.map((h) => `MAP ${h} 127.0.0.1`);
+    if (defaultPortHost) rules.unshift(`MAP ${defaultPortHost}:443 127.0.0.1:${ctx.rp.port}`);
+    ctx.d = await launchChromium({ extensionDir: join(BROWSER_DIR, 'dist', 'chromium'), userDataDir, log: join(tmp, 'browser.log'),
+      args: [`--host-resolver-rules=${rules.join(', ')}`, `--ignore-certificate-errors-spki-list=${spki}`] });
+  } else {
+    const home = mkdtempSync(join(tmp, 'home-'));
+    ctx.where = { firefoxHome: home };
+    ctx.stack.install(ctx.where);
+    const prefs = { 'network.dns.localDomains': hosts.join(',') };
+    if (defaultPortHost) prefs['network.socket.forcePort'] = `443=${ctx.rp.port}`;
+    ctx.d = await launchFirefox({ extensionDir: join(BROWSER_DIR, 'dist', 'firefox'), profileDir: join(tmp, 'profile'), home,
+      log: join(tmp, 'browser.log'), prefs, capabilities: { acceptInsecureCerts: true } });
+  }
 }
 
 /** The scenarios in one browser; each of `more` then adds its own with the same browser,
@@ -81,24 +125,8 @@ function suite(name, ctx) {
   }
 
   before(async () => {
-    ctx.stack = await startStack(`${name}-rpid`);
-    const tmp = ctx.stack.dir;
-    const { tls, spki } = testCertificate(tmp);
-    Object.assign(ctx, { tls, hosts: HOSTS });
-    ctx.rp = await startRp({ tls, names: HOSTS });
-    if (name === 'chromium') {
-      const userDataDir = mkdtempSync(join(tmp, 'ud-'));
-      ctx.where = { chromiumUserDataDir: userDataDir };
-      ctx.stack.install(ctx.where);
-      ctx.d = await launchChromium({ extensionDir: join(BROWSER_DIR, 'dist', 'chromium'), userDataDir, log: join(tmp, 'browser.log'),
-        args: [`--host-resolver-rules=${HOSTS.map((h) => `MAP ${h} 127.0.0.1`).join(', ')}`, `--ignore-certificate-errors-spki-list=${spki}`] });
-    } else {
-      const home = mkdtempSync(join(tmp, 'home-'));
-      ctx.where = { firefoxHome: home };
-      ctx.stack.install(ctx.where);
-      ctx.d = await launchFirefox({ extensionDir: join(BROWSER_DIR, 'dist', 'firefox'), profileDir: join(tmp, 'profile'), home,
-        log: join(tmp, 'browser.log'), prefs: { 'network.dns.localDomains': HOSTS.join(',') }, capabilities: { acceptInsecureCerts: true } });
-    }
+    Object.assign(ctx, await startOnTestHosts(name, 'rpid', HOSTS));
+    ctx.hosts = HOSTS;
     await ctx.d.navigate(url(HOSTS[0]));
   });
 
@@ -169,14 +197,14 @@ function suite(name, ctx) {
     assert.equal((await outcome(seq)).error, 'NotAllowedError');
   });
 
-  it('getClientCapabilities: signals as the extension serves them in this browser, relatedOrigins false', async () => {
+  it('getClientCapabilities: signals as the extension serves them in this browser, relatedOrigins true', async () => {
     const caps = JSON.parse(await ctx.d.evaluate('PublicKeyCredential.getClientCapabilities().then((c) => JSON.stringify(c))'));
     const signals = ['hybridTransport', 'relatedOrigins', 'signalAllAcceptedCredentials', 'signalCurrentUserDetails', 'signalUnknownCredential'];
     const got = Object.fromEntries(signals.map((k) => [k, caps[k]]));
     // Chromium has all three signals of its own (the extension hands them on); Firefox has
     // none: the extension acts on signalUnknownCredential only (the linked phone is noted).
     const chromium = name === 'chromium';
-    assert.deepEqual(got, { hybridTransport: true, relatedOrigins: false, signalAllAcceptedCredentials: chromium,
+    assert.deepEqual(got, { hybridTransport: true, relatedOrigins: true, signalAllAcceptedCredentials: chromium,
       signalCurrentUserDetails: chromium, signalUnknownCredential: true }, JSON.stringify(caps));
   });
 
