@@ -233,22 +233,16 @@ impl LinkStore {
     /// [`credential_key`]): it moves to the end of the list, and the least recently used
     /// beyond [`MAX_CREDENTIALS`] is dropped. An unknown phone is an error.
     pub fn remember_credential(&self, phone: &str, key: String) -> Result<(), BridgeError> {
-        let mut lock = self.lock_file()?;
-        let locked = self.lock(&mut lock)?;
-        let mut f = self.read()?;
-        let link = f
-            .links
-            .iter_mut()
-            .find(|l| l.name == phone)
-            .ok_or_else(|| BridgeError::UnknownPhone(phone.to_string()))?;
-        if link.credentials.last() == Some(&key) {
-            return Ok(());
-        }
-        link.credentials.retain(|k| *k != key);
-        link.credentials.push(key);
-        let extra = link.credentials.len().saturating_sub(MAX_CREDENTIALS);
-        link.credentials.drain(..extra);
-        self.write(&locked, &f)
+        self.change_link(phone, |link| {
+            if link.credentials.last() == Some(&key) {
+                return ((), false);
+            }
+            link.credentials.retain(|k| *k != key);
+            link.credentials.push(key);
+            let extra = link.credentials.len().saturating_sub(MAX_CREDENTIALS);
+            link.credentials.drain(..extra);
+            ((), true)
+        })
     }
 
     /// A site reported the passkey `key` (a [`credential_key`] of its RP ID `rp_id`) unknown:
@@ -285,6 +279,22 @@ impl LinkStore {
     /// The person dealt with the reports on the phone named `phone`: removes those of the site
     /// `rp_id`, or all of them when `None`. Returns how many went; an unknown phone is an error.
     pub fn dismiss_reports(&self, phone: &str, rp_id: Option<&str>) -> Result<usize, BridgeError> {
+        self.change_link(phone, |link| {
+            let before = link.reported_unknown.len();
+            link.reported_unknown
+                .retain(|r| rp_id.is_some_and(|id| r.rp_id != id));
+            let gone = before - link.reported_unknown.len();
+            (gone, gone > 0)
+        })
+    }
+
+    /// Runs `change` on the link named `phone` under the file's lock, and writes the file when
+    /// it says it changed something (`(result, changed)`); an unknown phone is an error.
+    fn change_link<T>(
+        &self,
+        phone: &str,
+        change: impl FnOnce(&mut StoredLink) -> (T, bool),
+    ) -> Result<T, BridgeError> {
         let mut lock = self.lock_file()?;
         let locked = self.lock(&mut lock)?;
         let mut f = self.read()?;
@@ -293,14 +303,11 @@ impl LinkStore {
             .iter_mut()
             .find(|l| l.name == phone)
             .ok_or_else(|| BridgeError::UnknownPhone(phone.to_string()))?;
-        let before = link.reported_unknown.len();
-        link.reported_unknown
-            .retain(|r| rp_id.is_some_and(|id| r.rp_id != id));
-        let gone = before - link.reported_unknown.len();
-        if gone > 0 {
+        let (out, changed) = change(link);
+        if changed {
             self.write(&locked, &f)?;
         }
-        Ok(gone)
+        Ok(out)
     }
 
     /// The file's lock file (created, with the file's directory, if need be).

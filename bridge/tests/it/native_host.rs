@@ -156,6 +156,19 @@ fn assert_error(m: &Value, name: &str, code: &str) {
     assert!(!m["message"].as_str().unwrap_or("").is_empty(), "{m}");
 }
 
+/// The host's next message is the QR code event (the request passed every check), and the
+/// host then ends cleanly at the end of its input.
+async fn assert_reaches_the_qr_code(mut host: Host) {
+    let m = host.recv().await;
+    assert_eq!(
+        (m["type"].as_str(), m["event"].as_str()),
+        (Some("event"), Some("qr")),
+        "{m}"
+    );
+    host.close_stdin();
+    assert!(host.exit().await.success());
+}
+
 fn creation_options(rp_id: &str) -> Value {
     json!({
         "rp": {"id": rp_id, "name": "Example"},
@@ -423,14 +436,7 @@ async fn rp_id_not_matching_the_origin_is_security_error_before_any_qr_code() {
     // A parent domain of the origin's host is fine: this one gets as far as the QR code.
     host.send(get("ok", "https://login.example.com", "example.com", None))
         .await;
-    let m = host.recv().await;
-    assert_eq!(
-        (m["type"].as_str(), m["event"].as_str()),
-        (Some("event"), Some("qr")),
-        "{m}"
-    );
-    host.close_stdin();
-    assert!(host.exit().await.success());
+    assert_reaches_the_qr_code(host).await;
 }
 
 #[tokio::test]
@@ -518,14 +524,7 @@ async fn a_related_origin_request_passes_only_with_a_list_naming_the_origin_and_
     // Listed, with a registrable RP ID: the ceremony gets as far as the QR code.
     host.send(related(create("ok", shop, "example.test"), &listed))
         .await;
-    let m = host.recv().await;
-    assert_eq!(
-        (m["type"].as_str(), m["event"].as_str()),
-        (Some("event"), Some("qr")),
-        "{m}"
-    );
-    host.close_stdin();
-    assert!(host.exit().await.success());
+    assert_reaches_the_qr_code(host).await;
 }
 
 #[tokio::test]

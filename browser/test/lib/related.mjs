@@ -5,9 +5,9 @@
 // sites with the Public Suffix List, and the RP verifies origin and RP ID; every document
 // that does not vouch for the shop is SecurityError before any overlay.
 import assert from 'node:assert/strict';
-import { after, afterEach, before, describe, it } from 'node:test';
-import { scanOverlayQr } from './scenarios.mjs';
-import { OVERLAY_HOST, STATUS, WATCH_OVERLAY, startOnTestHosts } from './rpid.mjs';
+import { before, describe, it } from 'node:test';
+import { closeAfter, OVERLAY_HOST, pageControls, scanOverlayQr } from './scenarios.mjs';
+import { WATCH_OVERLAY, startOnTestHosts } from './rpid.mjs';
 import { waitFor } from './stack.mjs';
 
 const SHOP = 'shop.example.net';
@@ -19,37 +19,16 @@ export function relatedSuite(name) {
 
 function suite(name) {
   const ctx = {};
-  const status = () => ctx.d.evaluate(STATUS);
+  const { click, outcome } = pageControls(ctx);
   const shop = () => `https://${SHOP}:${ctx.rp.port}`;
   const json = (doc) => ({ status: 200, type: 'application/json', body: JSON.stringify(doc) });
-
-  async function click(id) {
-    const seq = (await status()).seq;
-    await ctx.d.evaluate(`(document.querySelector('#${id}').click(), true)`);
-    return seq + 1;
-  }
-
-  function outcome(seq, timeout = 40000) {
-    return waitFor(`the page's outcome #${seq}`, async () => {
-      const s = await status();
-      return s.seq === seq && s.state !== 'pending' ? s : null;
-    }, { timeout });
-  }
 
   before(async () => {
     Object.assign(ctx, await startOnTestHosts(name, 'related', [SHOP, RP_ID], { defaultPortHost: RP_ID }));
     await ctx.d.navigate(`${shop()}/?rpid=${RP_ID}`);
   });
 
-  afterEach((t) => {
-    if (t.passed === false) ctx.failed = true;
-  });
-
-  after(async () => {
-    await ctx.d?.close();
-    await ctx.rp?.close();
-    await ctx.stack?.stop({ keep: ctx.failed });
-  });
+  closeAfter(ctx);
 
   it('a shop on another site registers and signs in with the RP ID its well-known lists it for, verified by the RP', async () => {
     ctx.rp.setWellKnown(json({ origins: [`https://${RP_ID}`, shop()] }));

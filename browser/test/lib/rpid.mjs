@@ -7,22 +7,19 @@
 // scenarios.mjs, in a browser of their own. related.mjs opens its own browser the same way
 // (startOnTestHosts).
 import assert from 'node:assert/strict';
-import { after, afterEach, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startRp } from '../../rp/server.mjs';
 import { launchChromium, launchFirefox } from './drivers.mjs';
-import { overlayDrawn, scanOverlayQr } from './scenarios.mjs';
+import { closeAfter, OVERLAY_HOST, overlayDrawn, pageControls, pickPhoneInFrame, scanOverlayQr } from './scenarios.mjs';
 import { BROWSER_DIR, startStack, waitFor } from './stack.mjs';
 
 /** The page's own host, a host under a two-label public suffix, and another site for frames. */
 const HOSTS = ['login.example.test', 'login.example.co.uk', 'frames.example.net'];
 
-export const STATUS = `(() => { const s = document.querySelector('#status');
-  return { state: s.dataset.state, seq: Number(s.dataset.seq || 0), error: s.dataset.errorName, user: s.dataset.user, text: s.textContent }; })()`;
-export const OVERLAY_HOST = `[...document.documentElement.querySelectorAll('body > div')].find((e) => e.style.zIndex === '2147483647')`;
 // Notes in the page whether the overlay's host element was ever added (it may come and go
 // between two looks).
 export const WATCH_OVERLAY = `(window.__overlaySeen = false, new MutationObserver((list) => {
@@ -99,21 +96,8 @@ export function rpidSuite(name, ...more) {
 }
 
 function suite(name, ctx) {
-  const status = () => ctx.d.evaluate(STATUS);
+  const { click, outcome } = pageControls(ctx);
   const url = (host, path = '/') => `https://${host}:${ctx.rp.port}${path}`;
-
-  async function click(id) {
-    const seq = (await status()).seq;
-    await ctx.d.evaluate(`(document.querySelector('#${id}').click(), true)`);
-    return seq + 1;
-  }
-
-  function outcome(seq, timeout = 40000) {
-    return waitFor(`the page's outcome #${seq}`, async () => {
-      const s = await status();
-      return s.seq === seq && s.state !== 'pending' ? s : null;
-    }, { timeout });
-  }
 
   async function setRpId(rpId) {
     await ctx.d.evaluate(`(document.querySelector('#rpid').value = ${JSON.stringify(rpId)}, true)`);
@@ -130,15 +114,7 @@ function suite(name, ctx) {
     await ctx.d.navigate(url(HOSTS[0]));
   });
 
-  afterEach((t) => {
-    if (t.passed === false) ctx.failed = true;
-  });
-
-  after(async () => {
-    await ctx.d?.close();
-    await ctx.rp?.close();
-    await ctx.stack?.stop({ keep: ctx.failed });
-  });
+  closeAfter(ctx);
 
   it('a parent domain as RP ID: rp.id example.test on login.example.test registers and signs in, verified by the RP', async () => {
     assert.deepEqual(await ctx.d.evaluate('[location.origin, isSecureContext]'), [url(HOSTS[0]).slice(0, -1), true]);
@@ -235,10 +211,7 @@ function suite(name, ctx) {
       });
     })(), true)`);
     if (person) {
-      await waitFor('the overlay in the frame', async () => {
-        try { return await ctx.d.overlayEval(`!!document.querySelector('button.phone')`); } catch { return false; }
-      }, { timeout: 15000, interval: 150 });
-      await ctx.d.overlayEval(`(document.querySelector('button.phone').click(), true)`);
+      await pickPhoneInFrame(ctx);
     }
     return waitFor('the frame\'s outcome', () => ctx.d.evaluate('window.__outcome'), { timeout: 40000 });
   }

@@ -17,7 +17,7 @@ import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:https';
 import { join } from 'node:path';
 import { RP_LIBS } from './rplibs.mjs';
-import { OVERLAY_HOST, scanOverlayQr } from './scenarios.mjs';
+import { OVERLAY_HOST, pickPhoneInFrame, scanOverlayQr } from './scenarios.mjs';
 import { child, waitFor } from './stack.mjs';
 
 const RP_ID = 'example.test';
@@ -144,10 +144,7 @@ export function rpLibSiteScenarios(ctx) {
               if (e.data?.outcome) window.__outcome = e.data.outcome;
             });
           })(), true)`);
-          await waitFor('the overlay in the frame', async () => {
-            try { return await ctx.d.overlayEval(`!!document.querySelector('button.phone')`); } catch { return false; }
-          }, { timeout: 15000, interval: 150 });
-          await ctx.d.overlayEval(`(document.querySelector('button.phone').click(), true)`);
+          await pickPhoneInFrame(ctx);
           const out = await waitFor('the frame\'s outcome', () => ctx.d.evaluate('window.__outcome'), { timeout: 40000 });
           assert.equal((await phone.exited).code, 0, phone.output());
           return { out, phone };

@@ -16,7 +16,7 @@ import { binaries, BROWSER_DIR, PACKAGE_LAUNCHER, qrText, sleep, startStack, wai
 // (for the README) with HB_SCREENSHOTS=1 (`npm run screenshots`).
 const SHOTS = join(BROWSER_DIR, process.env.HB_SCREENSHOTS ? 'screenshots' : 'test-output');
 
-const STATUS = `(() => { const s = document.querySelector('#status');
+export const STATUS = `(() => { const s = document.querySelector('#status');
   return { state: s.dataset.state, seq: Number(s.dataset.seq || 0), error: s.dataset.errorName, user: s.dataset.user, text: s.textContent }; })()`;
 // The overlay's host element as the page sees it (it can find it, but not into it).
 export const OVERLAY_HOST = `[...document.documentElement.querySelectorAll('body > div')].find((e) => e.style.zIndex === '2147483647')`;
@@ -55,6 +55,47 @@ export async function scanOverlayQr(ctx, file, phoneArgs = []) {
   return ctx.stack.scan(path, phoneArgs);
 }
 
+
+/** The test page's buttons in `ctx.d`: `click(id)` presses one and returns the status seq its
+ * outcome will carry; `outcome(seq)` waits for that outcome (the page's #status). */
+export function pageControls(ctx) {
+  const status = () => ctx.d.evaluate(STATUS);
+  async function click(id) {
+    const seq = (await status()).seq;
+    await ctx.d.evaluate(`(document.querySelector('#${id}').click(), true)`);
+    return seq + 1;
+  }
+  function outcome(seq, timeout = 40000) {
+    return waitFor(`the page's outcome #${seq}`, async () => {
+      const s = await status();
+      return s.seq === seq && s.state !== 'pending' ? s : null;
+    }, { timeout });
+  }
+  return { click, outcome };
+}
+
+/** After the suite of `ctx`: closes its browser, RP and stack, keeping the stack's directory
+ * when a test failed. */
+export function closeAfter(ctx) {
+  afterEach((t) => {
+    if (t.passed === false) ctx.failed = true;
+  });
+
+  after(async () => {
+    await ctx.d?.close();
+    await ctx.rp?.close();
+    await ctx.stack?.stop({ keep: ctx.failed });
+  });
+}
+
+/** The person picks the linked phone in the overlay a cross-origin frame opened. */
+export async function pickPhoneInFrame(ctx) {
+  await waitFor('the overlay in the frame', async () => {
+    try { return await ctx.d.overlayEval(`!!document.querySelector('button.phone')`); } catch { return false; }
+  }, { timeout: 15000, interval: 150 });
+  await ctx.d.overlayEval(`(document.querySelector('button.phone').click(), true)`);
+}
+
 /** The scenarios in one browser; each of `more` then adds its own with the same browser,
  * stack and context ({d, stack, failed}), after these. */
 export function browserSuite(name, ...more) {
@@ -66,23 +107,7 @@ export function browserSuite(name, ...more) {
 }
 
 function suite(name, ctx) {
-  async function status(d) {
-    return d.evaluate(STATUS);
-  }
-
-  /** Clicks a page button; returns the status seq the outcome will carry. */
-  async function click(id) {
-    const seq = (await status(ctx.d)).seq;
-    await ctx.d.evaluate(`(document.querySelector('#${id}').click(), true)`);
-    return seq + 1;
-  }
-
-  async function outcome(seq, timeout = 40000) {
-    return waitFor(`the page's outcome #${seq}`, async () => {
-      const s = await status(ctx.d);
-      return s.seq === seq && s.state !== 'pending' ? s : null;
-    }, { timeout });
-  }
+  const { click, outcome } = pageControls(ctx);
 
   /** The person's part in the overlay. Chromium: the keyboard only (focus starts on the
    * first choice; Tab moves, Enter activates, Escape cancels). Firefox: the mouse. */
@@ -170,15 +195,7 @@ function suite(name, ctx) {
     await ctx.d.navigate(ctx.rp.url);
   });
 
-  afterEach((t) => {
-    if (t.passed === false) ctx.failed = true;
-  });
-
-  after(async () => {
-    await ctx.d?.close();
-    await ctx.rp?.close();
-    await ctx.stack?.stop({ keep: ctx.failed });
-  });
+  closeAfter(ctx);
 
   it('register: QR code read from a screenshot of the overlay, phone-sim, the RP verifies', async () => {
     const seq = await click('register');
@@ -701,10 +718,7 @@ function suite(name, ctx) {
           });
         })(), true)`);
         // The overlay opens inside the frame; the person picks the linked phone there.
-        await waitFor('the overlay in the frame', async () => {
-          try { return await ctx.d.overlayEval(`!!document.querySelector('button.phone')`); } catch { return false; }
-        }, { timeout: 15000, interval: 150 });
-        await ctx.d.overlayEval(`(document.querySelector('button.phone').click(), true)`);
+        await pickPhoneInFrame(ctx);
         const out = await waitFor('the frame\'s outcome', () => ctx.d.evaluate('window.__outcome'), { timeout: 40000 });
         assert.equal(out.state, 'ok', `${out.text}\nphone-sim: ${phone.output()}`);
         // The RP (expectedTopOrigin) accepted a response made in a frame of this very page.
