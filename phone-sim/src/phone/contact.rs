@@ -259,9 +259,10 @@ pub(crate) const MAX_REGISTER_FAILURES: u32 = 5;
 /// Whether, and after what wait, a phone holding its contact registration registers again
 /// after `error`, its `failures`-th in a row: a relay that asks to be tried again later (503,
 /// close 1013: [`tunnel_client::RelayError::is_busy`]) for as long as it asks, since a phone
-/// keeps its registration; any other failure of the relay up to [`MAX_REGISTER_FAILURES`]
-/// times; a failure of the phone's own settings never. The wait is the next `backoff` step, at
-/// least the relay's `Retry-After`. Pure: the jitter is passed in.
+/// keeps its registration, after the next `backoff` step and at least the relay's
+/// `Retry-After`; any other failure of the relay up to [`MAX_REGISTER_FAILURES`] times, 0.5,
+/// 1, 2, 4 and 8 s after it (a relay that restarts has about 15 s to come back); a failure of
+/// the phone's own settings never. Pure: the jitter is passed in.
 pub(crate) fn register_retry(
     error: &PhoneError,
     failures: u32,
@@ -271,10 +272,15 @@ pub(crate) fn register_retry(
     let PhoneError::Relay { error: relay, .. } = error else {
         return None;
     };
-    if error.is_local() || (!relay.is_busy() && failures > MAX_REGISTER_FAILURES) {
+    if error.is_local() {
         return None;
     }
-    backoff.next_wait(Duration::MAX, jitter, relay.retry_after())
+    if relay.is_busy() {
+        return backoff.next_wait(Duration::MAX, jitter, relay.retry_after());
+    }
+    (1..=MAX_REGISTER_FAILURES)
+        .contains(&failures)
+        .then(|| Duration::from_millis(250 << failures))
 }
 
 #[cfg(test)]
@@ -340,9 +346,14 @@ mod tests {
         // Another failure of the relay: up to the limit, then the phone gives up.
         let mut b = Backoff::new();
         let down = refused(502, None);
-        for n in 1..=MAX_REGISTER_FAILURES {
-            assert!(register_retry(&down, n, &mut b, 0.5).is_some(), "{n}");
-        }
+        let waits: Vec<_> = (1..=MAX_REGISTER_FAILURES)
+            .map(|n| register_retry(&down, n, &mut b, 0.5).map(|w| w.as_millis()))
+            .collect();
+        assert_eq!(
+            waits,
+            [500, 1000, 2000, 4000, 8000].map(Some),
+            "a restarting relay has 15.5 s"
+        );
         assert_eq!(
             register_retry(&down, MAX_REGISTER_FAILURES + 1, &mut b, 0.5),
             None
