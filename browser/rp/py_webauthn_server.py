@@ -7,7 +7,7 @@ RP ID the options named (--rp-id when they name none), a challenge this server i
 not seen answered, user verification required. py_webauthn reads clientDataJSON's
 crossOrigin but checks nothing with it and does not know topOrigin, so this server checks
 them itself: a response made in a cross-origin frame (crossOrigin true) is refused unless its
-topOrigin is one given with --top-origin, and a sign-in's verdict reports both. Every
+topOrigin is one given with --top-origin, and every verdict reports both. Every
 registration asks for a discoverable credential (`residentKey: "required"`) with
 `userVerification: "required"`. The request bodies may also carry:
 
@@ -163,7 +163,7 @@ class RelyingParty:
 
     def register_verify(self, body):
         response = body.get("response")
-        challenge, pending, _ = self.take_challenge(response, "create")
+        challenge, pending, (cross, top) = self.take_challenge(response, "create")
         roots = {}
         if self.attestation_ca and os.path.exists(self.attestation_ca):
             with open(self.attestation_ca, "rb") as f:
@@ -187,6 +187,8 @@ class RelyingParty:
             "fmt": AttestationFormat(v.fmt).value,
             "attestationRoots": len(roots.get(AttestationFormat.PACKED, [])),
             "userVerified": v.user_verified,
+            "crossOrigin": cross,
+            "topOrigin": top,
         }
 
     def auth_options(self, body):

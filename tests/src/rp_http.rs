@@ -10,7 +10,8 @@
 //! made in a cross-origin frame (`CredentialCrossOrigin`: `new_unsafe_experts_only` sets no
 //! way to allow one), reads no `topOrigin` and lets a sign-in's `crossOrigin` pass, so this
 //! server checks the frame itself: a response with `crossOrigin: true` is refused unless its
-//! `topOrigin` is one of [`Config::top_origins`], and a sign-in's verdict reports both. Requests may
+//! `topOrigin` is one of [`Config::top_origins`], every verdict reports both, and a registration
+//! webauthn-rs refuses for its frame is a 400 saying to register at the top level. Requests may
 //! carry `attestation: "direct"` (the statement must then chain to the CA file given, for
 //! phone-sim's AAGUID), `decoys: N` (random credential IDs added to `excludeCredentials` or
 //! `allowCredentials`), `exclude: true` (the user's credentials in `excludeCredentials`) and
@@ -39,6 +40,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
+use webauthn_rs_core::error::WebauthnError;
 use webauthn_rs_core::proto::{
     AttestationCaList, AttestationCaListBuilder, AttestationConveyancePreference,
     AuthenticationState, Credential, CredentialID, PublicKeyCredential, PublicKeyCredentialHints,
@@ -185,6 +187,19 @@ fn frame_of(response: &Value, accepted: &[String]) -> Result<Option<String>> {
     Ok(Some(top))
 }
 
+/// What webauthn-rs-core's refusal of a registration means, and for a registration made in a
+/// cross-origin frame, what the site does instead.
+fn registration_refused(e: WebauthnError) -> anyhow::Error {
+    match e {
+        WebauthnError::CredentialCrossOrigin => anyhow!(
+            "webauthn-rs refuses a registration made in a cross-origin frame \
+             (CredentialCrossOrigin): register at the top level of the site, then sign in from \
+             the frame"
+        ),
+        e => anyhow!("webauthn-rs rejected the registration: {e:?}"),
+    }
+}
+
 /// The attestation CA list trusting `pem` for phone-sim's AAGUID.
 fn trusting(pem: &[u8]) -> Result<AttestationCaList> {
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
@@ -276,7 +291,7 @@ impl Rp {
             .registrations
             .remove(&challenge_of(response)?)
             .context("unknown challenge: ask for new options, then answer them once")?;
-        frame_of(response, &self.config.top_origins)?;
+        let top_origin = frame_of(response, &self.config.top_origins)?;
         let cas = match (&self.config.attestation_ca, pending.direct) {
             (Some(path), true) if path.exists() => Some(trusting(&std::fs::read(path)?)?),
             _ => None,
@@ -286,7 +301,7 @@ impl Rp {
         let cred = self
             .core(&pending.rp_id)
             .register_credential(&reg, &pending.state, cas.as_ref())
-            .map_err(|e| anyhow!("webauthn-rs rejected the registration: {e:?}"))?;
+            .map_err(registration_refused)?;
         let out = json!({
             "verified": true,
             "credentialId": b64(cred.cred_id.as_ref()),
@@ -294,6 +309,8 @@ impl Rp {
             "fmt": serde_json::to_value(&cred.attestation_format)?,
             "attestationRoots": usize::from(cas.is_some()),
             "userVerified": cred.user_verified,
+            "crossOrigin": top_origin.is_some(),
+            "topOrigin": top_origin,
         });
         if let Some(user) = self.users.get_mut(&pending.name) {
             user.credentials.push(cred);
@@ -661,5 +678,23 @@ mod tests {
                 "{cd}: {got:?}, want an error saying {want:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_registration_refused_for_its_frame_says_to_register_at_the_top_level() {
+        let e = format!(
+            "{:#}",
+            registration_refused(WebauthnError::CredentialCrossOrigin)
+        );
+        assert!(
+            e.contains("cross-origin frame (CredentialCrossOrigin)"),
+            "{e}"
+        );
+        assert!(e.contains("register at the top level of the site"), "{e}");
+        let other = format!("{:#}", registration_refused(WebauthnError::UserNotVerified));
+        assert_eq!(
+            other,
+            "webauthn-rs rejected the registration: UserNotVerified"
+        );
     }
 }

@@ -33,7 +33,7 @@
 //
 // The library reads neither crossOrigin nor topOrigin from clientDataJSON, so this server
 // checks them itself: a response made in a cross-origin frame (crossOrigin true) is refused
-// unless its topOrigin is one given with --top-origin, and a sign-in's verdict reports both.
+// unless its topOrigin is one given with --top-origin, and every verdict reports both.
 //
 // GET /api/users answers {name: [credential ID, ...]}; GET / is an empty page to run scripts in.
 // Listens on 127.0.0.1 only and prints "rp listening on http://localhost:PORT". Every request
@@ -463,7 +463,7 @@ func verifyChain(x5c []interface{}, caFile string) error {
 }
 
 func (rp *relyingParty) registerVerify(response json.RawMessage) (interface{}, error) {
-	p, origin, _, err := rp.takeChallenge(response, "create")
+	p, origin, top, err := rp.takeChallenge(response, "create")
 	if err != nil {
 		return nil, err
 	}
@@ -501,6 +501,8 @@ func (rp *relyingParty) registerVerify(response json.RawMessage) (interface{}, e
 		"fmt":              att.Format,
 		"attestationRoots": roots,
 		"userVerified":     att.AuthData.Flags.UserVerified(),
+		"crossOrigin":      top != "",
+		"topOrigin":        topOrNull(top),
 	}, nil
 }
 

@@ -1,8 +1,8 @@
 // Tests of the Go relying party without a browser: bad requests are 400s with a message, a
-// challenge is answered once, a foreign origin is refused, a cross-origin frame answers only for
-// the top-level origins given, --origin takes origins only, the x5c chain check accepts the
-// run's CA and nothing else, hints and extension inputs reach the options, and a deleted
-// credential is gone.
+// challenge is answered once, a foreign origin is refused, a cross-origin frame answers (a
+// sign-in or a registration) only for the top-level origins given, --origin takes origins
+// only, the x5c chain check accepts the run's CA and nothing else, hints and extension inputs
+// reach the options, and a deleted credential is gone.
 package main
 
 import (
@@ -284,39 +284,46 @@ func TestACrossOriginFrameAnswersOnlyForTheTopOriginsGiven(t *testing.T) {
 	if id := reg["rp"].(map[string]interface{})["id"]; id != "example.test" {
 		t.Errorf("registration options name rp.id %v, want example.test from --rp-id", id)
 	}
-	frame := func(extra map[string]interface{}) (int, string) {
-		_, opts := post(t, rp, "/api/auth/options", `{}`)
-		cd := map[string]interface{}{"type": "webauthn.get", "challenge": opts["challenge"], "origin": "https://login.example.test:1234"}
-		for k, v := range extra {
-			cd[k] = v
+	// The same frame check for a sign-in and a registration.
+	for _, kind := range []string{"get", "create"} {
+		api, typ := "/api/auth", "webauthn.get"
+		if kind == "create" {
+			api, typ = "/api/register", "webauthn.create"
 		}
-		code, out := post(t, rp, "/api/auth/verify", answerWith(cd))
-		msg, _ := out["error"].(string)
-		return code, msg
-	}
-	for name, c := range map[string]struct {
-		clientData map[string]interface{}
-		want       string
-	}{
-		"a frame of another site":    {map[string]interface{}{"crossOrigin": true, "topOrigin": "https://login.example.co.uk:1234"}, "does not accept"},
-		"a frame of another port":    {map[string]interface{}{"crossOrigin": true, "topOrigin": "https://frames.example.net:9999"}, "does not accept"},
-		"a frame naming no top":      {map[string]interface{}{"crossOrigin": true}, "does not accept"},
-		"crossOrigin not a boolean":  {map[string]interface{}{"crossOrigin": "true", "topOrigin": "https://frames.example.net:1234"}, "must be a boolean"},
-		"topOrigin not a string":     {map[string]interface{}{"crossOrigin": true, "topOrigin": 1}, "must be a string"},
-		"the page's own origin only": {map[string]interface{}{"origin": "https://frames.example.net:1234", "crossOrigin": true, "topOrigin": "https://frames.example.net:1234"}, "is not this RP's"},
-	} {
-		if code, msg := frame(c.clientData); code != http.StatusBadRequest || !strings.Contains(msg, c.want) {
-			t.Errorf("%s: %d %q, want a 400 saying %q", name, code, msg, c.want)
+		frame := func(extra map[string]interface{}) (int, string) {
+			_, opts := post(t, rp, api+"/options", `{}`)
+			cd := map[string]interface{}{"type": typ, "challenge": opts["challenge"], "origin": "https://login.example.test:1234"}
+			for k, v := range extra {
+				cd[k] = v
+			}
+			code, out := post(t, rp, api+"/verify", answerWith(cd))
+			msg, _ := out["error"].(string)
+			return code, msg
 		}
-	}
-	// An accepted frame, and the top level, get past the frame check to the library (which
-	// refuses this response's bytes).
-	for name, extra := range map[string]map[string]interface{}{
-		"a frame of an accepted top": {"crossOrigin": true, "topOrigin": "https://frames.example.net:1234"},
-		"the top level":              {"crossOrigin": false},
-	} {
-		if code, msg := frame(extra); code != http.StatusBadRequest || !strings.Contains(msg, "does not parse") {
-			t.Errorf("%s: %d %q, want the library's refusal of the response's bytes", name, code, msg)
+		for name, c := range map[string]struct {
+			clientData map[string]interface{}
+			want       string
+		}{
+			"a frame of another site":    {map[string]interface{}{"crossOrigin": true, "topOrigin": "https://login.example.co.uk:1234"}, "does not accept"},
+			"a frame of another port":    {map[string]interface{}{"crossOrigin": true, "topOrigin": "https://frames.example.net:9999"}, "does not accept"},
+			"a frame naming no top":      {map[string]interface{}{"crossOrigin": true}, "does not accept"},
+			"crossOrigin not a boolean":  {map[string]interface{}{"crossOrigin": "true", "topOrigin": "https://frames.example.net:1234"}, "must be a boolean"},
+			"topOrigin not a string":     {map[string]interface{}{"crossOrigin": true, "topOrigin": 1}, "must be a string"},
+			"the page's own origin only": {map[string]interface{}{"origin": "https://frames.example.net:1234", "crossOrigin": true, "topOrigin": "https://frames.example.net:1234"}, "is not this RP's"},
+		} {
+			if code, msg := frame(c.clientData); code != http.StatusBadRequest || !strings.Contains(msg, c.want) {
+				t.Errorf("%s, %s: %d %q, want a 400 saying %q", kind, name, code, msg, c.want)
+			}
+		}
+		// An accepted frame, and the top level, get past the frame check to the library (which
+		// refuses this response's bytes).
+		for name, extra := range map[string]map[string]interface{}{
+			"a frame of an accepted top": {"crossOrigin": true, "topOrigin": "https://frames.example.net:1234"},
+			"the top level":              {"crossOrigin": false},
+		} {
+			if code, msg := frame(extra); code != http.StatusBadRequest || !strings.Contains(msg, "does not parse") {
+				t.Errorf("%s, %s: %d %q, want the library's refusal of the response's bytes", kind, name, code, msg)
+			}
 		}
 	}
 }

@@ -240,7 +240,7 @@ export function rpLibScenarios(ctx) {
             attestation: out.options.attestation, excluded: out.options.excludeCredentials.length },
           { rk: 'required', uv: 'required', attestation: 'direct', excluded: 2 });
           assert.deepEqual({ ...out.verdict, credentialId: undefined }, { verified: true, credentialId: undefined, user: 'alice',
-            fmt: 'packed', attestationRoots: 1, userVerified: true });
+            fmt: 'packed', attestationRoots: 1, userVerified: true, crossOrigin: false, topOrigin: null });
           assert.equal(out.verdict.credentialId, out.id);
           // The library's own extension inputs are in its options; the page added the others.
           assert.deepEqual(Object.keys(out.options.extensions ?? {}).filter((k) => k in extensions).sort(), LIBRARY_EXTENSIONS[lib]);

@@ -9,7 +9,7 @@
 // another site holding the RP in an iframe, and the RP's page for that iframe, which runs a
 // ceremony when the top page asks. The libraries read crossOrigin and topOrigin differently
 // (browser/README.md, "Relying parties"); each server checks topOrigin itself and names both in
-// a sign-in's verdict. These run in lib/rpid.mjs's browser, which resolves the test host names
+// every verdict. These run in lib/rpid.mjs's browser, which resolves the test host names
 // and accepts the certificate.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -155,7 +155,8 @@ export function rpLibSiteScenarios(ctx) {
           assert.deepEqual(await ctx.d.evaluate('[location.origin, isSecureContext]'), [origin(rp.hosts.login), true]);
           const reg = await atTopLevel('create', 'register');
           assert.equal(reg.options.rp.id, RP_ID);
-          assert.deepEqual({ verified: reg.verdict.verified, user: reg.verdict.user, uv: reg.verdict.userVerified }, { verified: true, user: 'alice', uv: true });
+          assert.deepEqual({ verified: reg.verdict.verified, user: reg.verdict.user, uv: reg.verdict.userVerified, crossOrigin: reg.verdict.crossOrigin, topOrigin: reg.verdict.topOrigin },
+            { verified: true, user: 'alice', uv: true, crossOrigin: false, topOrigin: null });
           const signin = await atTopLevel('get', 'signin');
           assert.equal(signin.options.rpId, RP_ID);
           assert.deepEqual(signin.options.allowCredentials.map((c) => c.id), [reg.verdict.credentialId]);
