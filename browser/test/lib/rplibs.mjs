@@ -15,7 +15,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { OVERLAY_HOST, overlayDrawn, scanOverlayQr } from './scenarios.mjs';
+import { closeErrorOverlay, OVERLAY_HOST, overlayDrawn, scanOverlayQr } from './scenarios.mjs';
 import { BROWSER_DIR, child, qrText, REPO, waitFor } from './stack.mjs';
 
 const TARGET = process.env.CARGO_TARGET_DIR || join(REPO, 'target');
@@ -209,10 +209,7 @@ export function rpLibScenarios(ctx) {
     }
 
     async function overlayGone(close) {
-      if (close) {
-        if (ctx.d.name === 'chromium') await ctx.d.key('Enter'); // focus is on "Close"
-        else await ctx.d.clickOverlay('#cancel');
-      }
+      if (close) await closeErrorOverlay(ctx.d);
       await waitFor('the overlay to close', async () => !(await ctx.d.evaluate(`!!${OVERLAY_HOST}`)), { timeout: 10000 });
     }
 
